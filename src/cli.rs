@@ -1,0 +1,149 @@
+//! The command line: `run`, `check` and `token`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::mint::{MintSpec, mint};
+use crate::config::Config;
+use crate::run::{ProcessOptions, build};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cdn-node",
+    version,
+    about = "Caching CDN edge node for token-protected video"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node.
+    Run {
+        /// The configuration file.
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        /// Run in the background (Pingora daemon mode).
+        #[arg(short, long)]
+        daemon: bool,
+        /// Take over the listeners of a running node (graceful upgrade).
+        #[arg(short, long)]
+        upgrade: bool,
+    },
+    /// Validate a configuration file: lists every problem, exits 1 if any.
+    Check {
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+    },
+    /// Mint a token for testing, printed on stdout.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// HMAC secret file (HS*) or PEM private key (RS*, PS*, ES*, EdDSA).
+    #[arg(long)]
+    pub key_file: PathBuf,
+    /// Algorithm: HS256/384/512, RS256/384/512, PS256/384/512, ES256/384, EdDSA.
+    #[arg(long, default_value = "HS256")]
+    pub alg: String,
+    /// Key id put in the header.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Subject (`sub`).
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// Lifetime in seconds (`exp` = now + ttl).
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// Issuer (`iss`).
+    #[arg(long)]
+    pub iss: Option<String>,
+    /// Audience (`aud`).
+    #[arg(long)]
+    pub aud: Option<String>,
+    /// Extra claim NAME=VALUE (VALUE parsed as JSON when it is JSON); repeatable.
+    #[arg(long = "claim")]
+    pub claims: Vec<String>,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load(conf: &Path) -> Result<Config, ExitCode> {
+    Config::load(conf).map_err(|problems| {
+        eprintln!(
+            "{}: {} problem{}:",
+            conf.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        for p in &problems {
+            eprintln!("  {p}");
+        }
+        ExitCode::FAILURE
+    })
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check { conf } => match load(&conf) {
+            Ok(_) => {
+                println!("{}: ok", conf.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run {
+            conf,
+            daemon,
+            upgrade,
+        } => {
+            init_tracing();
+            let config = match load(&conf) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let server = build(config, ProcessOptions { daemon, upgrade });
+            server.run_forever()
+        }
+        Command::Token(args) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let spec = MintSpec {
+                key_file: args.key_file,
+                algorithm: args.alg,
+                kid: args.kid,
+                subject: args.sub,
+                ttl_seconds: args.ttl,
+                issuer: args.iss,
+                audience: args.aud,
+                extra_claims: args.claims,
+                now_unix: now,
+            };
+            match mint(&spec) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cdn-node token: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

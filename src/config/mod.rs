@@ -1,0 +1,222 @@
+//! Configuration: one YAML file, read into strict sections, validated as a
+//! whole so that every problem is reported at once, then turned into the
+//! node's internal settings and Pingora's `ServerConf`.
+
+mod problem;
+pub mod secret;
+pub mod sections;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use pingora::server::configuration::ServerConf;
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+pub use problem::Problem;
+use sections::{AdminSection, ListenersSection, LogSection, OriginSection, ServerSection};
+
+use crate::auth::Verifier;
+use crate::auth::settings::AuthSettings;
+use crate::origin::settings::OriginConfig;
+
+const SECTIONS: &[&str] = &["server", "listeners", "admin", "origin", "auth", "log"];
+
+/// Everything the node runs on, validated and with secrets loaded.
+pub struct Config {
+    pub path: PathBuf,
+    pub server: ServerSection,
+    pub http_listeners: Vec<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    pub origin: OriginConfig,
+    pub auth: Verifier,
+    pub log: LogSection,
+}
+
+impl Config {
+    /// Reads and validates `path`, reading secrets from the process
+    /// environment where the file says so.
+    pub fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Problem::new(
+                "(file)",
+                format!(
+                    "{} cannot be read ({e}): give the path of the YAML configuration, e.g. -c conf/cdn-node.yaml",
+                    path.display()
+                ),
+            )]
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let env = |name: &str| std::env::var(name).ok();
+        Self::from_yaml(&text, path, &base_dir, &env)
+    }
+
+    /// Validates YAML text; `base_dir` resolves relative file paths and `env`
+    /// answers environment look-ups.
+    pub fn from_yaml(
+        text: &str,
+        path: &Path,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<Problem>> {
+        let root: Value = serde_yaml::from_str(text).map_err(|e| {
+            vec![Problem::new(
+                "(file)",
+                format!("is not valid YAML ({e}): fix the syntax at the position given"),
+            )]
+        })?;
+        let Value::Mapping(map) = root else {
+            return Err(vec![Problem::new(
+                "(file)",
+                "the top level must be a mapping of sections: server, listeners, admin, origin, auth, log",
+            )]);
+        };
+        let mut problems = Vec::new();
+        for key in map.keys() {
+            let name = key.as_str().unwrap_or("");
+            if !SECTIONS.contains(&name) {
+                problems.push(Problem::new(
+                    serde_yaml::to_string(key)
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                    format!("unknown section: expected one of {}", SECTIONS.join(", ")),
+                ));
+            }
+        }
+        let get = |name: &str| map.get(name).cloned();
+        let server: Option<ServerSection> = section(
+            &get("server"),
+            "server",
+            Some(ServerSection::default),
+            &mut problems,
+        );
+        let listeners: Option<ListenersSection> =
+            section(&get("listeners"), "listeners", None, &mut problems);
+        let admin: Option<AdminSection> = section(&get("admin"), "admin", None, &mut problems);
+        let origin: Option<OriginSection> = section(&get("origin"), "origin", None, &mut problems);
+        let auth: Option<AuthSettings> = section(&get("auth"), "auth", None, &mut problems);
+        let log: Option<LogSection> =
+            section(&get("log"), "log", Some(LogSection::default), &mut problems);
+
+        if let Some(s) = &server
+            && (s.threads == 0 || s.threads > 256)
+        {
+            problems.push(Problem::new(
+                "server.threads",
+                format!("{} is out of range: use 1 to 256 worker threads", s.threads),
+            ));
+        }
+        let http_listeners = listeners.as_ref().map(|l| {
+            if l.http.is_empty() {
+                problems.push(Problem::new(
+                    "listeners.http",
+                    "is empty: give at least one IP:PORT, e.g. [\"0.0.0.0:8080\"]",
+                ));
+            }
+            l.http
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| socket_addr(&format!("listeners.http[{i}]"), a, &mut problems))
+                .collect::<Vec<_>>()
+        });
+        let admin_listen = admin
+            .as_ref()
+            .and_then(|a| socket_addr("admin.listen", &a.listen, &mut problems));
+        if let (Some(a), Some(h)) = (admin_listen, &http_listeners)
+            && h.contains(&a)
+        {
+            problems.push(Problem::new(
+                "admin.listen",
+                format!("{a} is also a client listener: give the admin listener its own port"),
+            ));
+        }
+        let origin =
+            origin.and_then(|o| OriginConfig::from_section(&o, base_dir, env, &mut problems));
+        let auth = auth.and_then(|a| match Verifier::from_settings(&a, base_dir) {
+            Ok(v) => Some(v),
+            Err(mut p) => {
+                problems.append(&mut p);
+                None
+            }
+        });
+        match (server, http_listeners, admin_listen, origin, auth, log) {
+            (
+                Some(server),
+                Some(http_listeners),
+                Some(admin_listen),
+                Some(origin),
+                Some(auth),
+                Some(log),
+            ) if problems.is_empty() => Ok(Config {
+                path: path.to_path_buf(),
+                server,
+                http_listeners,
+                admin_listen,
+                origin,
+                auth,
+                log,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Pingora's own settings derived from ours.
+    pub fn server_conf(&self, daemon: bool) -> ServerConf {
+        let s = &self.server;
+        ServerConf {
+            threads: s.threads,
+            pid_file: s.pid_file.clone(),
+            upgrade_sock: s.upgrade_sock.clone(),
+            error_log: s.error_log.clone(),
+            grace_period_seconds: s.grace_period_seconds,
+            graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
+            daemon,
+            ..ServerConf::default()
+        }
+    }
+}
+
+/// Deserializes one section, reporting a missing required section or a
+/// shape error under the section's name. `default` stands in for an absent
+/// optional section.
+fn section<T: DeserializeOwned>(
+    value: &Option<Value>,
+    name: &str,
+    default: Option<fn() -> T>,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match (value, default) {
+        (None | Some(Value::Null), Some(make)) => Some(make()),
+        (None | Some(Value::Null), None) => {
+            problems.push(Problem::new(
+                name,
+                "missing: this section is required (see conf/cdn-node.yaml for an example)",
+            ));
+            None
+        }
+        (Some(v), _) => match serde_yaml::from_value::<T>(v.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(Problem::new(name, format!("{e}")));
+                None
+            }
+        },
+    }
+}
+
+fn socket_addr(key: &str, value: &str, problems: &mut Vec<Problem>) -> Option<SocketAddr> {
+    match value.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            problems.push(Problem::new(
+                key,
+                format!("{value:?} is not IP:PORT: write e.g. 0.0.0.0:8080 or [::]:8080"),
+            ));
+            None
+        }
+    }
+}

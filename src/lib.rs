@@ -1,0 +1,15 @@
+//! cdn-node: a caching CDN edge node for token-protected video, built on
+//! Pingora. See the README for how a request moves through the node.
+
+pub mod access_log;
+pub mod admin;
+pub mod auth;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod origin;
+pub mod proxy;
+pub mod refusal;
+pub mod request;
+pub mod run;
