@@ -1,0 +1,315 @@
+//! Finding the token in a request: query parameters, headers and cookies.
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
+
+use crate::auth::cookie::cookie_values;
+use crate::auth::reject::Reject;
+use crate::auth::settings::TokenSource;
+
+/// Which kind of source a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Query,
+    Header,
+    Cookie,
+}
+
+/// A token found in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found<'a> {
+    pub token: &'a str,
+    pub kind: SourceKind,
+    /// Index into the `sources` slice of the first source that carried it.
+    pub source_index: usize,
+}
+
+/// Looks at every source. `query` holds percent-decoded `(name, value)` pairs. Empty values
+/// count as absent. Two different non-empty values anywhere (two sources, a repeated
+/// parameter, two cookies) give `Err(Reject::Conflict)`; the same value twice is fine. A
+/// token that is not valid text gives `Err(Reject::Malformed)`.
+pub fn find_token<'a>(
+    sources: &[TokenSource],
+    query: &'a [(String, String)],
+    headers: &'a HeaderMap,
+) -> Result<Option<Found<'a>>, Reject> {
+    let mut found: Option<Found<'a>> = None;
+    let mut offer = |token: &'a str, kind: SourceKind, source_index: usize| match &found {
+        _ if token.is_empty() => Ok(()),
+        None => {
+            found = Some(Found {
+                token,
+                kind,
+                source_index,
+            });
+            Ok(())
+        }
+        Some(first) if first.token == token => Ok(()),
+        Some(_) => Err(Reject::Conflict),
+    };
+    for (index, source) in sources.iter().enumerate() {
+        match source {
+            TokenSource::Query(name) => {
+                for (_, value) in query.iter().filter(|(key, _)| key == name) {
+                    offer(value, SourceKind::Query, index)?;
+                }
+            }
+            TokenSource::Header(name) => {
+                let bearer = name.eq_ignore_ascii_case(AUTHORIZATION.as_str());
+                for value in headers.get_all(name.as_str()) {
+                    let text = value.to_str().map_err(|_| Reject::Malformed)?;
+                    let token = if bearer {
+                        bearer_token(text)
+                    } else {
+                        Some(text.trim())
+                    };
+                    if let Some(token) = token {
+                        offer(token, SourceKind::Header, index)?;
+                    }
+                }
+            }
+            TokenSource::Cookie(name) => {
+                for value in headers.get_all(COOKIE) {
+                    for token in cookie_values(value.as_bytes(), name) {
+                        offer(
+                            token.map_err(|()| Reject::Malformed)?,
+                            SourceKind::Cookie,
+                            index,
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The token of `Bearer <token>` (scheme in any casing); `None` for other schemes.
+fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// True when query parameter `name` (percent-decoded) carries tokens, so the caller can drop
+/// it before building the cache key or the origin request.
+pub fn is_token_param(sources: &[TokenSource], name: &str) -> bool {
+    sources
+        .iter()
+        .any(|s| matches!(s, TokenSource::Query(q) if q == name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::settings::default_token_sources;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).expect("test header name");
+            let value = HeaderValue::from_bytes(value).expect("test header value");
+            map.append(name, value);
+        }
+        map
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    type Want = Result<Option<(&'static str, SourceKind)>, Reject>;
+    type Case = (&'static str, Vec<(String, String)>, HeaderMap, Want);
+
+    #[test]
+    fn extraction_table() {
+        use SourceKind::*;
+        let cases: Vec<Case> = vec![
+            ("nothing", query(&[]), headers(&[]), Ok(None)),
+            (
+                "query jwt",
+                query(&[("jwt", "t1")]),
+                headers(&[]),
+                Ok(Some(("t1", Query))),
+            ),
+            (
+                "query token",
+                query(&[("token", "t1")]),
+                headers(&[]),
+                Ok(Some(("t1", Query))),
+            ),
+            (
+                "query other names",
+                query(&[("JWT", "t1"), ("t", "x")]),
+                headers(&[]),
+                Ok(None),
+            ),
+            (
+                "bearer",
+                query(&[]),
+                headers(&[("authorization", b"Bearer t1")]),
+                Ok(Some(("t1", Header))),
+            ),
+            (
+                "bearer lower",
+                query(&[]),
+                headers(&[("authorization", b"bearer t1")]),
+                Ok(Some(("t1", Header))),
+            ),
+            (
+                "bearer upper",
+                query(&[]),
+                headers(&[("Authorization", b"BEARER   t1 ")]),
+                Ok(Some(("t1", Header))),
+            ),
+            (
+                "basic ignored",
+                query(&[]),
+                headers(&[("authorization", b"Basic dXNlcjpwdw==")]),
+                Ok(None),
+            ),
+            (
+                "bearer without token",
+                query(&[]),
+                headers(&[("authorization", b"Bearer")]),
+                Ok(None),
+            ),
+            (
+                "bearer non-ascii",
+                query(&[]),
+                headers(&[("authorization", b"Bearer \xfft")]),
+                Err(Reject::Malformed),
+            ),
+            (
+                "cookie alone",
+                query(&[]),
+                headers(&[("cookie", b"jwt=t1")]),
+                Ok(Some(("t1", Cookie))),
+            ),
+            (
+                "cookie among others",
+                query(&[]),
+                headers(&[("cookie", b"a=1; jwt=t1; b=2")]),
+                Ok(Some(("t1", Cookie))),
+            ),
+            (
+                "cookie quoted",
+                query(&[]),
+                headers(&[("cookie", b"a=1; jwt=\"t1\"")]),
+                Ok(Some(("t1", Cookie))),
+            ),
+            (
+                "two cookie headers",
+                query(&[]),
+                headers(&[("cookie", b"a=1"), ("cookie", b"jwt=t1")]),
+                Ok(Some(("t1", Cookie))),
+            ),
+            (
+                "cookie name is exact",
+                query(&[]),
+                headers(&[("cookie", b"JWT=t1; myjwt=t2")]),
+                Ok(None),
+            ),
+            (
+                "empty query value",
+                query(&[("jwt", "")]),
+                headers(&[("cookie", b"jwt=t1")]),
+                Ok(Some(("t1", Cookie))),
+            ),
+            (
+                "query wins order",
+                query(&[("jwt", "t1")]),
+                headers(&[("authorization", b"Bearer t1"), ("cookie", b"jwt=t1")]),
+                Ok(Some(("t1", Query))),
+            ),
+            (
+                "repeated param same",
+                query(&[("jwt", "t1"), ("jwt", "t1")]),
+                headers(&[]),
+                Ok(Some(("t1", Query))),
+            ),
+            (
+                "repeated param differs",
+                query(&[("jwt", "t1"), ("jwt", "t2")]),
+                headers(&[]),
+                Err(Reject::Conflict),
+            ),
+            (
+                "jwt vs token",
+                query(&[("jwt", "t1"), ("token", "t2")]),
+                headers(&[]),
+                Err(Reject::Conflict),
+            ),
+            (
+                "query vs header",
+                query(&[("jwt", "t1")]),
+                headers(&[("authorization", b"Bearer t2")]),
+                Err(Reject::Conflict),
+            ),
+            (
+                "header vs cookie",
+                query(&[]),
+                headers(&[("authorization", b"Bearer t1"), ("cookie", b"jwt=t2")]),
+                Err(Reject::Conflict),
+            ),
+            (
+                "two cookies differ",
+                query(&[]),
+                headers(&[("cookie", b"jwt=t1"), ("cookie", b"jwt=t2")]),
+                Err(Reject::Conflict),
+            ),
+            (
+                "two bearer headers differ",
+                query(&[]),
+                headers(&[
+                    ("authorization", b"Bearer t1"),
+                    ("authorization", b"Bearer t2"),
+                ]),
+                Err(Reject::Conflict),
+            ),
+        ];
+        let sources = default_token_sources();
+        for (name, query, headers, want) in cases {
+            let got = find_token(&sources, &query, &headers).map(|f| f.map(|f| (f.token, f.kind)));
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn custom_header_is_raw() {
+        let sources = vec![TokenSource::Header("x-edge-token".into())];
+        let map = headers(&[("X-Edge-Token", b" t1 ")]);
+        let found = find_token(&sources, &[], &map).expect("ok").expect("found");
+        assert_eq!(
+            (found.token, found.kind, found.source_index),
+            ("t1", SourceKind::Header, 0)
+        );
+    }
+
+    #[test]
+    fn unusable_header_name_finds_nothing() {
+        // Configuration refuses such names; lookup must still not panic on one.
+        let sources = vec![TokenSource::Header("bad header".into())];
+        let map = headers(&[("authorization", b"Bearer t1")]);
+        assert_eq!(find_token(&sources, &[], &map), Ok(None));
+    }
+
+    #[test]
+    fn token_params() {
+        let sources = default_token_sources();
+        let cases = [
+            ("jwt", true),
+            ("token", true),
+            ("JWT", false),
+            ("authorization", false),
+            ("a", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(is_token_param(&sources, name), want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Token (JWT) verification: configuration, key loading, extraction from requests, checks.
+//!
+//! Start-up: [`AuthSettings`] -> [`Verifier::from_settings`] (every key loaded, every problem
+//! reported). Per request: [`extract::find_token`] -> [`Verifier::verify`] -> [`Claims`] or a
+//! [`Reject`] whose [`Reject::reason`] labels metrics.
+//!
+//! jsonwebtoken checks the framing and the signature with the key's pinned algorithm; this
+//! module checks the rest itself: size, `crit`, `kid` selection among configured keys only,
+//! and the claims (`exp`, `nbf`, `iss`, `aud`) against the caller's clock.
+
+pub mod algorithm;
+mod claims;
+mod cookie;
+pub mod extract;
+mod header;
+mod jwks;
+mod key;
+mod keys;
+pub mod mint;
+mod pem;
+mod public;
+pub mod redact;
+mod reject;
+mod secret;
+pub mod settings;
+mod sources;
+mod verifier;
+
+#[cfg(test)]
+mod config_tests;
+#[cfg(test)]
+mod rfc7515_tests;
+#[cfg(test)]
+mod test_keys;
+#[cfg(test)]
+mod verify_tests;
+
+pub use claims::Claims;
+pub use extract::{Found, SourceKind, find_token, is_token_param};
+pub use mint::{MintSpec, mint};
+pub use redact::{REDACTED, redact_query};
+pub use reject::Reject;
+pub use settings::{AuthSettings, KeySettings, TokenSource};
+pub use verifier::Verifier;

@@ -1,0 +1,310 @@
+//! The `auth:` section of the configuration file, as written.
+//!
+//! Parsing only checks shape (`deny_unknown_fields`); values are checked, and keys loaded, by
+//! [`crate::auth::Verifier::from_settings`], which reports every problem at once.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Problem;
+
+/// Default `leeway_seconds`: clock skew allowed on `exp` and `nbf`.
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 5;
+/// Largest accepted `leeway_seconds`.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+/// Default `max_token_bytes`: longer tokens are refused before any parsing.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+/// Largest accepted `max_token_bytes`.
+pub const MAX_MAX_TOKEN_BYTES: usize = 65536;
+/// Default `require_exp`.
+pub const DEFAULT_REQUIRE_EXP: bool = true;
+/// Shortest HMAC secret accepted, in bytes.
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+/// Where a request may carry its token. Written `{query: jwt}`, `{header: authorization}` or
+/// `{cookie: jwt}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SourceEntry", into = "SourceEntry")]
+pub enum TokenSource {
+    /// A query parameter, by exact (case-sensitive) name.
+    Query(String),
+    /// A header, by case-insensitive name. `authorization` takes `Bearer <token>`; any other
+    /// header carries the raw token.
+    Header(String),
+    /// A cookie, by exact name.
+    Cookie(String),
+}
+
+/// The written form of a [`TokenSource`]: a one-entry map, whatever the YAML front end does
+/// with enums.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cookie: Option<String>,
+}
+
+impl TryFrom<SourceEntry> for TokenSource {
+    type Error = &'static str;
+
+    fn try_from(entry: SourceEntry) -> Result<Self, Self::Error> {
+        match (entry.query, entry.header, entry.cookie) {
+            (Some(name), None, None) => Ok(TokenSource::Query(name)),
+            (None, Some(name), None) => Ok(TokenSource::Header(name)),
+            (None, None, Some(name)) => Ok(TokenSource::Cookie(name)),
+            _ => Err("a token source names exactly one of query, header, cookie"),
+        }
+    }
+}
+
+impl From<TokenSource> for SourceEntry {
+    fn from(source: TokenSource) -> Self {
+        match source {
+            TokenSource::Query(name) => SourceEntry {
+                query: Some(name),
+                ..SourceEntry::default()
+            },
+            TokenSource::Header(name) => SourceEntry {
+                header: Some(name),
+                ..SourceEntry::default()
+            },
+            TokenSource::Cookie(name) => SourceEntry {
+                cookie: Some(name),
+                ..SourceEntry::default()
+            },
+        }
+    }
+}
+
+/// The default token sources, tried in this order.
+pub fn default_token_sources() -> Vec<TokenSource> {
+    vec![
+        TokenSource::Query("jwt".to_owned()),
+        TokenSource::Query("token".to_owned()),
+        TokenSource::Header("authorization".to_owned()),
+        TokenSource::Cookie("jwt".to_owned()),
+    ]
+}
+
+/// One entry of `auth.keys`: exactly one of `secret_file`, `secret_env`, `public_key_file`,
+/// `jwks_file`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// Selects this key when a token's header names it. Never a path or URL.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The one algorithm this key accepts. Required except for `jwks_file`, where it applies
+    /// to every JWK that has no `alg`.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// File holding the HMAC secret (trailing newlines are not part of it).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Name of the environment variable holding the HMAC secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// PEM public key (RSA, EC or Ed25519).
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// JWKS file; each JWK gives one key with its own `kid`.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+}
+
+/// The `auth:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(default = "default_token_sources")]
+    pub token_sources: Vec<TokenSource>,
+    #[serde(default)]
+    pub keys: Vec<KeySettings>,
+    /// When set, `iss` is required and must equal it.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// When set, `aud` is required and must be or contain it.
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default = "default_require_exp")]
+    pub require_exp: bool,
+    #[serde(default = "default_leeway_seconds")]
+    pub leeway_seconds: u64,
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// Canonical path prefixes that need no token; each starts with `/`.
+    #[serde(default)]
+    pub public_prefixes: Vec<String>,
+}
+
+fn default_require_exp() -> bool {
+    DEFAULT_REQUIRE_EXP
+}
+
+fn default_leeway_seconds() -> u64 {
+    DEFAULT_LEEWAY_SECONDS
+}
+
+fn default_max_token_bytes() -> usize {
+    DEFAULT_MAX_TOKEN_BYTES
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            token_sources: default_token_sources(),
+            keys: Vec::new(),
+            issuer: None,
+            audience: None,
+            require_exp: DEFAULT_REQUIRE_EXP,
+            leeway_seconds: DEFAULT_LEEWAY_SECONDS,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            public_prefixes: Vec::new(),
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Parses the value of the `auth:` key. On failure, names the entry at fault
+    /// (`auth.keys[1]`) for every entry that does not parse, not just the first.
+    pub fn from_yaml(value: serde_yaml::Value) -> Result<AuthSettings, Vec<Problem>> {
+        match serde_yaml::from_value::<AuthSettings>(value.clone()) {
+            Ok(settings) => Ok(settings),
+            Err(whole) => Err(locate_problems(&value, &whole)),
+        }
+    }
+}
+
+/// Re-parses the list entries one by one to point at the bad ones.
+fn locate_problems(value: &serde_yaml::Value, whole: &serde_yaml::Error) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(keys) = value.get("keys").and_then(|v| v.as_sequence()) {
+        for (i, entry) in keys.iter().enumerate() {
+            if let Err(e) = serde_yaml::from_value::<KeySettings>(entry.clone()) {
+                problems.push(Problem::new(
+                    format!("auth.keys[{i}]"),
+                    format!(
+                        "{e}: a key takes kid, algorithm and one of secret_file, secret_env, \
+                         public_key_file, jwks_file"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(sources) = value.get("token_sources").and_then(|v| v.as_sequence()) {
+        for (i, entry) in sources.iter().enumerate() {
+            if let Err(e) = serde_yaml::from_value::<TokenSource>(entry.clone()) {
+                problems.push(Problem::new(
+                    format!("auth.token_sources[{i}]"),
+                    format!("{e}: write one of `query: NAME`, `header: NAME`, `cookie: NAME`"),
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        problems.push(Problem::new(
+            "auth",
+            format!(
+                "{whole}: the section takes token_sources, keys, issuer, audience, require_exp, \
+                 leeway_seconds, max_token_bytes, public_prefixes"
+            ),
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AuthSettings, Vec<Problem>> {
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| vec![Problem::new("test", e.to_string())])?;
+        AuthSettings::from_yaml(value)
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let s = parse("keys: [{algorithm: HS256, secret_env: S}]").expect("parses");
+        assert_eq!(s.token_sources, default_token_sources());
+        assert_eq!(s.leeway_seconds, DEFAULT_LEEWAY_SECONDS);
+        assert_eq!(s.max_token_bytes, DEFAULT_MAX_TOKEN_BYTES);
+        assert!(s.require_exp);
+        assert_eq!(s.issuer, None);
+    }
+
+    #[test]
+    fn full_section_parses() {
+        let text = r#"
+token_sources:
+  - query: jwt
+  - header: authorization
+  - cookie: jwt
+keys:
+  - kid: "k1"
+    algorithm: HS256
+    secret_file: secret.txt
+  - algorithm: RS256
+    public_key_file: rsa.pem
+  - jwks_file: keys.json
+issuer: "https://learn.example"
+audience: "cdn-node"
+require_exp: false
+leeway_seconds: 10
+max_token_bytes: 4096
+public_prefixes: ["/public/"]
+"#;
+        let s = parse(text).expect("parses");
+        assert_eq!(
+            s.token_sources,
+            vec![
+                TokenSource::Query("jwt".into()),
+                TokenSource::Header("authorization".into()),
+                TokenSource::Cookie("jwt".into()),
+            ]
+        );
+        assert_eq!(s.keys.len(), 3);
+        assert_eq!(s.keys[0].kid.as_deref(), Some("k1"));
+        assert_eq!(s.keys[2].jwks_file, Some(PathBuf::from("keys.json")));
+        assert!(!s.require_exp);
+        assert_eq!(s.public_prefixes, vec!["/public/".to_owned()]);
+    }
+
+    #[test]
+    fn shape_problems_name_the_entry() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "keys: [{algorithm: HS256, secret_env: S}, {algorithm: HS256, secert_file: x}]",
+                "auth.keys[1]",
+                "secert_file",
+            ),
+            (
+                "token_sources: [{query: jwt}, {form: jwt}]",
+                "auth.token_sources[1]",
+                "form",
+            ),
+            (
+                "token_sources: [{query: jwt, cookie: jwt}]",
+                "auth.token_sources[0]",
+                "exactly one",
+            ),
+            ("leway_seconds: 3", "auth", "leway_seconds"),
+            ("leeway_seconds: soon", "auth", "leeway_seconds"),
+        ];
+        for (text, key, needle) in cases {
+            let problems = parse(text).expect_err(text);
+            assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+            assert_eq!(problems[0].key, *key, "{text}");
+            assert!(
+                problems[0].message.contains(needle),
+                "{text}: {}",
+                problems[0]
+            );
+        }
+    }
+}
