@@ -1,0 +1,3 @@
+//! Caching: the key an object is stored under. The disk store builds on it.
+
+pub mod key;
