@@ -1,0 +1,354 @@
+//! The validated origin: an S3 endpoint, a bucket and how to sign for it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::sections::{Addressing, CredentialSource, OriginSection};
+use crate::config::{Problem, secret};
+use crate::origin::sigv4::Credentials;
+
+/// Environment variables read when `origin.credentials.from` is `env`.
+pub const ENV_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const ENV_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const ENV_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
+
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    pub tls: bool,
+    /// Host name or IP literal of the endpoint (without bucket).
+    pub endpoint_host: String,
+    pub port: u16,
+    pub bucket: String,
+    pub region: String,
+    pub addressing: Addressing,
+    /// `None`: unsigned requests (public bucket).
+    pub credentials: Option<Credentials>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub resolve_interval: Duration,
+    pub forward_query: BTreeSet<String>,
+}
+
+impl OriginConfig {
+    /// The host name requests are sent for (and TLS SNI): the bucket is part
+    /// of it with virtual-hosted addressing.
+    pub fn request_host(&self) -> String {
+        match self.addressing {
+            Addressing::Path => self.endpoint_host.clone(),
+            Addressing::Virtual => format!("{}.{}", self.bucket, self.endpoint_host),
+        }
+    }
+
+    /// The `Host` header value: the port is included unless it is the
+    /// scheme's default.
+    pub fn host_header(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        let host = self.request_host();
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// The request path at S3 for a canonical client path.
+    pub fn object_uri(&self, canonical_path: &str) -> String {
+        match self.addressing {
+            Addressing::Path => format!("/{}{}", self.bucket, canonical_path),
+            Addressing::Virtual => canonical_path.to_string(),
+        }
+    }
+
+    pub fn forwards_query(&self, name: &str) -> bool {
+        self.forward_query.contains(name)
+    }
+
+    pub fn from_section(
+        section: &OriginSection,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        problems: &mut Vec<Problem>,
+    ) -> Option<OriginConfig> {
+        let before = problems.len();
+        let endpoint = parse_endpoint(&section.endpoint);
+        if let Err(msg) = &endpoint {
+            problems.push(Problem::new("origin.endpoint", msg.clone()));
+        }
+        if !valid_bucket(&section.bucket) {
+            problems.push(Problem::new(
+                "origin.bucket",
+                format!(
+                    "{:?} is not a valid S3 bucket name: use 3-63 lowercase letters, digits, '-' or '.'",
+                    section.bucket
+                ),
+            ));
+        }
+        if section.region.is_empty()
+            || !section
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            problems.push(Problem::new(
+                "origin.region",
+                format!(
+                    "{:?} is not a region name: use the bucket's region, e.g. us-east-1",
+                    section.region
+                ),
+            ));
+        }
+        for (key, value, max) in [
+            (
+                "origin.connect_timeout_ms",
+                section.connect_timeout_ms,
+                60_000,
+            ),
+            ("origin.read_timeout_ms", section.read_timeout_ms, 600_000),
+            (
+                "origin.resolve_interval_seconds",
+                section.resolve_interval_seconds,
+                86_400,
+            ),
+        ] {
+            if value == 0 || value > max {
+                problems.push(Problem::new(
+                    key,
+                    format!("{value} is out of range: use a value from 1 to {max}"),
+                ));
+            }
+        }
+        for (i, name) in section.forward_query.iter().enumerate() {
+            let lower = name.to_ascii_lowercase();
+            if name.is_empty() || lower.starts_with("response-") || lower.starts_with("x-amz-") {
+                problems.push(Problem::new(
+                    format!("origin.forward_query[{i}]"),
+                    format!(
+                        "{name:?} cannot be forwarded: S3 response overrides and signature parameters are always dropped; remove it"
+                    ),
+                ));
+            }
+        }
+        let credentials = load_credentials(section, base_dir, env, problems);
+        if problems.len() > before {
+            return None;
+        }
+        let (tls, endpoint_host, port) = endpoint.ok()?;
+        Some(OriginConfig {
+            tls,
+            endpoint_host,
+            port,
+            bucket: section.bucket.clone(),
+            region: section.region.clone(),
+            addressing: section.addressing,
+            credentials: credentials?,
+            connect_timeout: Duration::from_millis(section.connect_timeout_ms),
+            read_timeout: Duration::from_millis(section.read_timeout_ms),
+            resolve_interval: Duration::from_secs(section.resolve_interval_seconds),
+            forward_query: section.forward_query.iter().cloned().collect(),
+        })
+    }
+}
+
+/// `Some(None)`: unsigned by choice; `None`: a problem was reported.
+fn load_credentials(
+    section: &OriginSection,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<Option<Credentials>> {
+    let c = &section.credentials;
+    match c.from {
+        CredentialSource::None => Some(None),
+        CredentialSource::Env => {
+            let id = secret::from_env("origin.credentials.from", ENV_ACCESS_KEY_ID, env, problems);
+            let key = secret::from_env(
+                "origin.credentials.from",
+                ENV_SECRET_ACCESS_KEY,
+                env,
+                problems,
+            );
+            let token = env(ENV_SESSION_TOKEN).filter(|t| !t.is_empty());
+            Some(Some(Credentials {
+                access_key_id: id?,
+                secret_access_key: key?,
+                session_token: token,
+            }))
+        }
+        CredentialSource::Files => {
+            let mut need = |key: &str, path: &Option<String>| match path {
+                Some(p) => secret::from_file(key, p, base_dir, problems),
+                None => {
+                    problems.push(Problem::new(
+                        key,
+                        "missing: with `from: files` give the path of the file holding this secret",
+                    ));
+                    None
+                }
+            };
+            let id = need(
+                "origin.credentials.access_key_id_file",
+                &c.access_key_id_file,
+            );
+            let key = need(
+                "origin.credentials.secret_access_key_file",
+                &c.secret_access_key_file,
+            );
+            let token = match &c.session_token_file {
+                Some(p) => Some(secret::from_file(
+                    "origin.credentials.session_token_file",
+                    p,
+                    base_dir,
+                    problems,
+                )?),
+                None => None,
+            };
+            Some(Some(Credentials {
+                access_key_id: id?,
+                secret_access_key: key?,
+                session_token: token,
+            }))
+        }
+    }
+}
+
+/// `http://host[:port]` or `https://host[:port]` -> (tls, host, port).
+pub fn parse_endpoint(endpoint: &str) -> Result<(bool, String, u16), String> {
+    let fix = "use http://HOST[:PORT] or https://HOST[:PORT] with no path, e.g. https://s3.eu-west-1.amazonaws.com";
+    let (tls, rest) = if let Some(r) = endpoint.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = endpoint.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "{endpoint:?} has no http:// or https:// scheme: {fix}"
+        ));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(format!("{endpoint:?} is not a bare host and port: {fix}"));
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{endpoint:?} has an unclosed IPv6 bracket: {fix}"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse::<u16>().ok(),
+            None if after.is_empty() => Some(default_port),
+            None => None,
+        };
+        (h.to_string(), port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse::<u16>().ok()),
+            None => (rest.to_string(), Some(default_port)),
+        }
+    };
+    let port = port
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{endpoint:?} has an invalid port: {fix}"))?;
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b))
+    {
+        return Err(format!("{endpoint:?} has an invalid host: {fix}"));
+    }
+    Ok((tls, host, port))
+}
+
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(['-', '.'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Endpoint = (bool, &'static str, u16);
+    const ENDPOINTS: &[(&str, Option<Endpoint>)] = &[
+        ("http://127.0.0.1:9000", Some((false, "127.0.0.1", 9000))),
+        (
+            "https://s3.eu-west-1.amazonaws.com",
+            Some((true, "s3.eu-west-1.amazonaws.com", 443)),
+        ),
+        (
+            "https://s3.example.org/",
+            Some((true, "s3.example.org", 443)),
+        ),
+        ("http://minio", Some((false, "minio", 80))),
+        ("http://[::1]:9000", Some((false, "::1", 9000))),
+        ("http://[::1]", Some((false, "::1", 80))),
+        ("ftp://host", None),
+        ("127.0.0.1:9000", None),
+        ("http://host:0", None),
+        ("http://host:99999", None),
+        ("http://host/bucket", None),
+        ("http://user@host", None),
+        ("http://", None),
+        ("http://host:abc", None),
+        ("http://ho st", None),
+    ];
+
+    #[test]
+    fn endpoints() {
+        for (input, want) in ENDPOINTS {
+            let got = parse_endpoint(input).ok();
+            let want = want.map(|(t, h, p)| (t, h.to_string(), p));
+            assert_eq!(got, want, "endpoint {input}");
+        }
+    }
+
+    const BUCKETS: &[(&str, bool)] = &[
+        ("videos", true),
+        ("my.videos-2", true),
+        ("ab", false),
+        ("Videos", false),
+        ("-videos", false),
+        ("videos.", false),
+        ("vid_eos", false),
+    ];
+
+    #[test]
+    fn buckets() {
+        for (name, ok) in BUCKETS {
+            assert_eq!(valid_bucket(name), *ok, "bucket {name}");
+        }
+    }
+
+    #[test]
+    fn host_header_and_uri() {
+        let mut o = OriginConfig {
+            tls: false,
+            endpoint_host: "127.0.0.1".into(),
+            port: 9000,
+            bucket: "videos".into(),
+            region: "us-east-1".into(),
+            addressing: Addressing::Path,
+            credentials: None,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            resolve_interval: Duration::from_secs(1),
+            forward_query: BTreeSet::new(),
+        };
+        assert_eq!(o.host_header(), "127.0.0.1:9000");
+        assert_eq!(o.object_uri("/a/b.mp4"), "/videos/a/b.mp4");
+        o.addressing = Addressing::Virtual;
+        o.endpoint_host = "s3.example.org".into();
+        o.tls = true;
+        o.port = 443;
+        assert_eq!(o.host_header(), "videos.s3.example.org");
+        assert_eq!(o.object_uri("/a/b.mp4"), "/a/b.mp4");
+    }
+}
