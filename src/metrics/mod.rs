@@ -1,0 +1,151 @@
+//! Prometheus metrics: one registry owned by the node, served on the admin
+//! listener. Names live in [`names`].
+
+pub mod names;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub response_bytes: IntCounter,
+    pub auth_rejections: IntCounterVec,
+    pub request_rejections: IntCounterVec,
+    pub origin_requests: IntCounterVec,
+    pub origin_duration: Histogram,
+    pub origin_bytes: IntCounter,
+    pub origin_errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let requests = counter_vec(
+            names::REQUESTS_TOTAL,
+            "Client requests answered, by status class and cache status.",
+            &["status_class", "cache_status"],
+        );
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                names::REQUEST_DURATION_SECONDS,
+                "Time from request start to the end of the response.",
+            )
+            .buckets(names::REQUEST_BUCKETS.to_vec()),
+            &["cache_status"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("unique metric");
+        let response_bytes = counter(
+            names::RESPONSE_BYTES_TOTAL,
+            "Response body bytes sent to clients.",
+        );
+        let auth_rejections = counter_vec(
+            names::AUTH_REJECTIONS_TOTAL,
+            "Requests refused by the token gate, by reason.",
+            &["reason"],
+        );
+        let request_rejections = counter_vec(
+            names::REQUEST_REJECTIONS_TOTAL,
+            "Requests refused before the token gate, by reason.",
+            &["reason"],
+        );
+        let origin_requests = counter_vec(
+            names::ORIGIN_REQUESTS_TOTAL,
+            "Responses received from the origin, by status class.",
+            &["status_class"],
+        );
+        let origin_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                names::ORIGIN_DURATION_SECONDS,
+                "Time from sending the origin request to its response header.",
+            )
+            .buckets(names::ORIGIN_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(origin_duration.clone()))
+            .expect("unique metric");
+        let origin_bytes = counter(
+            names::ORIGIN_BYTES_TOTAL,
+            "Body bytes received from the origin.",
+        );
+        let origin_errors = counter_vec(
+            names::ORIGIN_ERRORS_TOTAL,
+            "Origin failures, by kind.",
+            &["kind"],
+        );
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                names::BUILD_INFO,
+                "Constant 1, labelled with the node's version.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry
+            .register(Box::new(build_info))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            response_bytes,
+            auth_rejections,
+            request_rejections,
+            origin_requests,
+            origin_duration,
+            origin_bytes,
+            origin_errors,
+        }
+    }
+
+    /// The exposition in Prometheus' text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a failure would be a bug in
+        // a metric definition, and then an empty page is the honest answer.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// `"2xx"` for 204 and so on; `"none"` when no response was sent.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}

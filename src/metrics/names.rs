@@ -1,0 +1,35 @@
+//! Every metric name the node exports, in one place. The README's metrics
+//! table lists the same names; labels are low-cardinality by design (status
+//! class, cache status, reason, kind: never a path, token or subject).
+
+/// Client requests answered, by `status_class` (1xx..5xx) and `cache_status`.
+pub const REQUESTS_TOTAL: &str = "cdn_node_requests_total";
+/// Time from request start to the end of the response, by `cache_status`.
+pub const REQUEST_DURATION_SECONDS: &str = "cdn_node_request_duration_seconds";
+/// Response body bytes sent to clients.
+pub const RESPONSE_BYTES_TOTAL: &str = "cdn_node_response_body_bytes_total";
+/// Requests refused by the token gate, by `reason`.
+pub const AUTH_REJECTIONS_TOTAL: &str = "cdn_node_auth_rejections_total";
+/// Requests refused before the token gate (method, path, query), by `reason`.
+pub const REQUEST_REJECTIONS_TOTAL: &str = "cdn_node_request_rejections_total";
+/// Responses received from the origin, by `status_class`.
+pub const ORIGIN_REQUESTS_TOTAL: &str = "cdn_node_origin_requests_total";
+/// Time from sending the origin request to its response header.
+pub const ORIGIN_DURATION_SECONDS: &str = "cdn_node_origin_response_duration_seconds";
+/// Body bytes received from the origin.
+pub const ORIGIN_BYTES_TOTAL: &str = "cdn_node_origin_body_bytes_total";
+/// Origin failures, by `kind` (connect, timeout, dns, s3_denied, s3_server_error, protocol).
+pub const ORIGIN_ERRORS_TOTAL: &str = "cdn_node_origin_errors_total";
+/// Constant 1, labelled with the node's `version`.
+pub const BUILD_INFO: &str = "cdn_node_build_info";
+
+/// Latency buckets for client responses (seconds): from sub-millisecond
+/// cache hits to long video downloads.
+pub const REQUEST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+/// Latency buckets for the origin's time to response header (seconds).
+pub const ORIGIN_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];

@@ -1,0 +1,109 @@
+//! The gate every request passes before anything else happens: method, path,
+//! query and token. The result is either a refusal or the canonical request
+//! that the cache keys on and S3 is asked for, with the token gone.
+
+use pingora::http::RequestHeader;
+
+use crate::auth::{Reject, Verifier, extract};
+use crate::origin::settings::OriginConfig;
+use crate::refusal::Refusal;
+use crate::request::{path, query};
+
+/// A request let through the gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub head: bool,
+    /// The canonical path: what auth checked, what the cache keys on, what
+    /// S3 is asked for.
+    pub path: String,
+    /// Allowed query parameters in canonical order (no token, no S3
+    /// overrides).
+    pub query: String,
+    pub subject: Option<String>,
+    /// `ok` or `public`.
+    pub auth: &'static str,
+}
+
+/// Why the gate refused: the answer plus the labels it is counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub refusal: Refusal,
+    /// Set when the token gate refused (auth rejection metric).
+    pub auth_reason: Option<&'static str>,
+}
+
+impl Refused {
+    fn request(reason: &'static str) -> Refused {
+        Refused {
+            refusal: Refusal::BadRequest { reason },
+            auth_reason: None,
+        }
+    }
+
+    fn auth(reject: &Reject) -> Refused {
+        let reason = reject.reason();
+        let refusal = match reject {
+            Reject::Conflict => Refusal::BadRequest { reason },
+            _ => Refusal::Unauthorized { reason },
+        };
+        Refused {
+            refusal,
+            auth_reason: Some(reason),
+        }
+    }
+}
+
+pub fn admit(
+    req: &RequestHeader,
+    verifier: &Verifier,
+    origin: &OriginConfig,
+    now_unix: u64,
+) -> Result<Admitted, Refused> {
+    let head = match req.method.as_str() {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            return Err(Refused {
+                refusal: Refusal::MethodNotAllowed,
+                auth_reason: None,
+            });
+        }
+    };
+    if !req.raw_path_is_utf8() {
+        return Err(Refused::request("path_encoding"));
+    }
+    let canonical = path::canonicalize(req.uri.path()).map_err(|e| Refused::request(e.reason()))?;
+    let pairs =
+        query::parse(req.uri.query().unwrap_or("")).map_err(|_| Refused::request("query"))?;
+    let sources = verifier.token_sources();
+    let found =
+        extract::find_token(sources, &pairs, &req.headers).map_err(|e| Refused::auth(&e))?;
+    let (subject, auth) = if verifier.is_public(&canonical) {
+        (None, "public")
+    } else {
+        let Some(found) = found else {
+            return Err(Refused::auth(&Reject::Missing));
+        };
+        let claims = verifier
+            .verify(found.token, now_unix)
+            .map_err(|e| Refused::auth(&e))?;
+        (claims.sub, "ok")
+    };
+    // A path naming a "folder" would be a bucket listing at S3.
+    if canonical.ends_with('/') {
+        return Err(Refused {
+            refusal: Refusal::NotFound,
+            auth_reason: None,
+        });
+    }
+    let query = query::canonical(&pairs, |name| {
+        !extract::is_token_param(sources, name) && origin.forwards_query(name)
+    });
+    Ok(Admitted {
+        head,
+        path: canonical,
+        query,
+        subject,
+        auth,
+    })
+}

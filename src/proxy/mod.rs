@@ -1,0 +1,301 @@
+//! The request path: Pingora's `ProxyHttp` phases, each handing its work to
+//! the module that owns the concern (gate, origin, refusal, metrics, log).
+
+pub mod admit;
+pub mod ctx;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::upstreams::peer::HttpPeer;
+use pingora_proxy::FailToProxy;
+
+use crate::access_log::{AccessLog, Entry, rfc3339};
+use crate::auth::{Verifier, redact_query};
+use crate::metrics::{Metrics, status_class};
+use crate::origin::Origin;
+use crate::origin::response::{self, Verdict};
+use crate::refusal::Refusal;
+use ctx::{CACHE_BYPASS, RequestCtx};
+
+pub struct Edge {
+    pub verifier: Arc<Verifier>,
+    pub origin: Arc<Origin>,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Edge {
+    /// Sends one of our own error answers, unless a response is already
+    /// under way.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        refusal: Refusal,
+    ) -> Result<()> {
+        ctx.refusal = Some(refusal);
+        if session.response_written().is_some() {
+            return Ok(());
+        }
+        let head = session.req_header().method == "HEAD";
+        session
+            .write_response_header(Box::new(refusal.header()), head)
+            .await?;
+        if !head {
+            session
+                .write_response_body(Some(Bytes::from_static(refusal.body().as_bytes())), true)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Edge {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        match admit::admit(
+            session.req_header(),
+            &self.verifier,
+            &self.origin.config,
+            unix_now(),
+        ) {
+            Ok(admitted) => {
+                ctx.auth = admitted.auth;
+                ctx.admitted = Some(admitted);
+                ctx.cache_status = CACHE_BYPASS;
+                Ok(false)
+            }
+            Err(refused) => {
+                if let Some(reason) = refused.auth_reason {
+                    ctx.auth = reason;
+                    self.metrics
+                        .auth_rejections
+                        .with_label_values(&[reason])
+                        .inc();
+                } else if let Refusal::BadRequest { reason } = refused.refusal {
+                    self.metrics
+                        .request_rejections
+                        .with_label_values(&[reason])
+                        .inc();
+                } else if refused.refusal == Refusal::MethodNotAllowed {
+                    self.metrics
+                        .request_rejections
+                        .with_label_values(&["method"])
+                        .inc();
+                }
+                self.refuse(session, ctx, refused.refusal).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        match self.origin.peer() {
+            Some(peer) => Ok(Box::new(peer)),
+            None => {
+                ctx.origin_error = Some("dns");
+                self.metrics.origin_errors.with_label_values(&["dns"]).inc();
+                Error::e_explain(ErrorType::HTTPStatus(502), "no origin address resolved yet")
+            }
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(admitted) = &ctx.admitted else {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "request reached the origin phase unadmitted",
+            );
+        };
+        let req = self
+            .origin
+            .request(
+                admitted.head,
+                &admitted.path,
+                &admitted.query,
+                session.req_header(),
+                SystemTime::now(),
+            )
+            .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
+        *upstream_request = req;
+        ctx.origin_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        ctx.origin_status = Some(status);
+        if let Some(sent) = ctx.origin_sent {
+            let took = sent.elapsed();
+            ctx.origin_duration = Some(took);
+            self.metrics.origin_duration.observe(took.as_secs_f64());
+        }
+        self.metrics
+            .origin_requests
+            .with_label_values(&[status_class(status)])
+            .inc();
+        match response::verdict(status) {
+            Verdict::Pass => {
+                let drop: Vec<_> = upstream_response
+                    .headers
+                    .keys()
+                    .filter(|n| !response::passes_header(n.as_str()))
+                    .cloned()
+                    .collect();
+                for name in drop {
+                    upstream_response.remove_header(&name);
+                }
+            }
+            Verdict::Refuse {
+                refusal,
+                origin_error,
+            } => {
+                if let Some(kind) = origin_error {
+                    ctx.origin_error = Some(kind);
+                    self.metrics.origin_errors.with_label_values(&[kind]).inc();
+                }
+                ctx.refusal = Some(refusal);
+                *upstream_response = refusal.header();
+                ctx.error_body = Some(Vec::new());
+                if session.req_header().method != "HEAD" {
+                    ctx.replacement_body = Some(refusal.body());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(chunk) = body.as_ref() {
+            ctx.origin_bytes += chunk.len() as u64;
+            self.metrics.origin_bytes.inc_by(chunk.len() as u64);
+        }
+        if let Some(captured) = ctx.error_body.as_mut() {
+            if let Some(chunk) = body.take() {
+                let room = response::ERROR_BODY_LIMIT.saturating_sub(captured.len());
+                captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            if end_of_stream {
+                ctx.s3_code = response::error_code(captured);
+                *body = ctx
+                    .replacement_body
+                    .map(|b| Bytes::from_static(b.as_bytes()));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        if e.esource() == &ErrorSource::Upstream && ctx.origin_error.is_none() {
+            let kind = crate::refusal::origin_error_kind(e);
+            ctx.origin_error = Some(kind);
+            self.metrics.origin_errors.with_label_values(&[kind]).inc();
+        }
+        let code = match Refusal::from_proxy_error(e) {
+            Some(refusal) => {
+                if let Err(err) = self.refuse(session, ctx, refusal).await {
+                    tracing::debug!(error = %err, "could not send the error answer");
+                }
+                refusal.status()
+            }
+            None => 0,
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let bytes = session.as_downstream().body_bytes_sent() as u64;
+        let elapsed = ctx.started.elapsed();
+        let m = &self.metrics;
+        m.requests
+            .with_label_values(&[status_class(status), ctx.cache_status])
+            .inc();
+        m.request_duration
+            .with_label_values(&[ctx.cache_status])
+            .observe(elapsed.as_secs_f64());
+        m.response_bytes.inc_by(bytes);
+        if let Some(e) = e {
+            tracing::debug!(error = %e, "request ended with an error");
+        }
+        let req = session.req_header();
+        let raw = String::from_utf8_lossy(req.raw_path());
+        let target = match raw.split_once('?') {
+            Some((path, query)) => format!(
+                "{path}?{}",
+                redact_query(self.verifier.token_sources(), query)
+            ),
+            None => raw.into_owned(),
+        };
+        let client = session
+            .client_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let sub = ctx.admitted.as_ref().and_then(|a| a.subject.as_deref());
+        self.access_log.write(&Entry {
+            time: rfc3339(SystemTime::now()),
+            client,
+            method: req.method.as_str(),
+            path: &target,
+            status,
+            bytes,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            cache: ctx.cache_status,
+            origin_status: ctx.origin_status,
+            origin_ms: ctx.origin_duration.map(|d| d.as_secs_f64() * 1000.0),
+            origin_error: ctx.origin_error,
+            s3_code: ctx.s3_code.as_deref(),
+            auth: ctx.auth,
+            sub,
+        });
+    }
+}

@@ -1,0 +1,74 @@
+//! Assembles the node from a validated configuration: the proxy service on
+//! the client listeners, the admin service, and the origin resolver, all
+//! under one Pingora server.
+
+use std::sync::Arc;
+
+use pingora::server::Server;
+use pingora::server::configuration::Opt;
+use pingora::services::background::GenBackgroundService;
+use pingora::services::listening::Service;
+
+use crate::access_log::AccessLog;
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::origin::Origin;
+use crate::proxy::Edge;
+
+/// Pingora's process options that stay available on `cdn-node run`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessOptions {
+    pub daemon: bool,
+    pub upgrade: bool,
+}
+
+/// Builds the server with all its services, ready to run.
+pub fn build(config: Config, opts: ProcessOptions) -> Server {
+    let server_conf = config.server_conf(opts.daemon);
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf);
+    server.bootstrap();
+
+    let origin = Arc::new(Origin::new(config.origin));
+    // Resolve once now, so the first request has an address; a failure here
+    // is not fatal: the background refresh keeps trying and /readyz says so.
+    if let Err(e) = origin.resolver.resolve_blocking() {
+        tracing::warn!(error = %e, "origin not resolved at start-up; retrying in the background");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let verifier = Arc::new(config.auth);
+
+    let edge = Edge {
+        verifier,
+        origin: origin.clone(),
+        metrics: metrics.clone(),
+        access_log: AccessLog::new(config.log.access_stdout),
+    };
+    let mut proxy =
+        pingora_proxy::http_proxy_service_with_name(&server.configuration, edge, "cdn-node");
+    for addr in &config.http_listeners {
+        proxy.add_tcp(&addr.to_string());
+    }
+
+    let resolver = origin.resolver.clone();
+    let admin = Admin {
+        metrics,
+        ready: Box::new(move || resolver.is_ready()),
+    };
+    let mut admin_service = Service::new("cdn-node admin".to_string(), admin);
+    admin_service.add_tcp(&config.admin_listen.to_string());
+
+    let refresh = GenBackgroundService::new("origin resolver".to_string(), origin.resolver.clone());
+
+    server.add_service(proxy);
+    server.add_service(admin_service);
+    server.add_service(refresh);
+    server
+}
