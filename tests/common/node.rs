@@ -1,0 +1,195 @@
+//! The real `cdn-node` binary, started on fresh ports with a configuration
+//! written for the test.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::s3::{ACCESS_KEY, BUCKET, SECRET_KEY};
+use super::{eventually, free_port};
+
+/// The HMAC secret of the test key `main` (HS256).
+pub const HMAC_SECRET: &str = "test-hmac-secret-that-is-long-enough-0123";
+pub const ISSUER: &str = "https://learn.example";
+pub const AUDIENCE: &str = "cdn-node";
+
+#[derive(Clone)]
+pub struct Options {
+    pub origin_port: u16,
+    pub access_key: String,
+    pub secret_key: String,
+    pub forward_query: Vec<String>,
+    pub public_prefixes: Vec<String>,
+    pub read_timeout_ms: u64,
+    /// Extra lines appended under `auth.keys` (indented YAML list items).
+    pub extra_keys: String,
+}
+
+impl Options {
+    pub fn new(origin_port: u16) -> Options {
+        Options {
+            origin_port,
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+            forward_query: Vec::new(),
+            public_prefixes: Vec::new(),
+            read_timeout_ms: 5_000,
+            extra_keys: String::new(),
+        }
+    }
+}
+
+pub struct Node {
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn yaml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl Node {
+    pub fn config_yaml(opts: &Options, http: u16, admin: u16, dir: &std::path::Path) -> String {
+        format!(
+            r#"server:
+  threads: 2
+  pid_file: {dir}/cdn-node.pid
+  upgrade_sock: {dir}/upgrade.sock
+listeners:
+  http: ["127.0.0.1:{http}"]
+admin:
+  listen: "127.0.0.1:{admin}"
+origin:
+  endpoint: "http://127.0.0.1:{origin}"
+  bucket: {bucket}
+  region: us-east-1
+  credentials:
+    from: env
+  connect_timeout_ms: 1000
+  read_timeout_ms: {read_timeout}
+  forward_query: {forward}
+auth:
+  keys:
+    - kid: main
+      algorithm: HS256
+      secret_file: hmac.key
+{extra_keys}  issuer: "{issuer}"
+  audience: "{audience}"
+  leeway_seconds: 5
+  public_prefixes: {public}
+"#,
+            dir = dir.display(),
+            origin = opts.origin_port,
+            bucket = BUCKET,
+            read_timeout = opts.read_timeout_ms,
+            forward = yaml_list(&opts.forward_query),
+            public = yaml_list(&opts.public_prefixes),
+            extra_keys = opts.extra_keys,
+            issuer = ISSUER,
+            audience = AUDIENCE,
+        )
+    }
+
+    pub async fn start(opts: Options) -> Node {
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("hmac.key"), HMAC_SECRET).expect("key file");
+            let (http, admin) = (free_port(), free_port());
+            let conf = dir.path().join("cdn-node.yaml");
+            std::fs::write(&conf, Self::config_yaml(&opts, http, admin, dir.path())).expect("conf");
+            let stdout = std::fs::File::create(dir.path().join("access.log")).expect("log");
+            let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("log");
+            let child = Command::new(env!("CARGO_BIN_EXE_cdn-node"))
+                .args(["run", "-c"])
+                .arg(&conf)
+                .env("AWS_ACCESS_KEY_ID", &opts.access_key)
+                .env("AWS_SECRET_ACCESS_KEY", &opts.secret_key)
+                .env_remove("AWS_SESSION_TOKEN")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .expect("spawn cdn-node");
+            let mut node = Node {
+                http: SocketAddr::from(([127, 0, 0, 1], http)),
+                admin: SocketAddr::from(([127, 0, 0, 1], admin)),
+                dir,
+                child,
+            };
+            if node.wait_ready().await {
+                return node;
+            }
+            last_err = node.stderr();
+        }
+        panic!("cdn-node did not start:\n{last_err}");
+    }
+
+    /// Waits until `/readyz` answers 200 and the client port accepts;
+    /// false when the process exited (a port was taken).
+    async fn wait_ready(&mut self) -> bool {
+        let (admin, http) = (self.admin, self.http);
+        let child = &mut self.child;
+        let mut exited = false;
+        let ready = eventually("cdn-node to be ready", Duration::from_secs(30), || {
+            if child.try_wait().ok().flatten().is_some() {
+                exited = true;
+            }
+            let gone = exited;
+            async move {
+                if gone {
+                    return Some(false);
+                }
+                let status = super::http::get_status(admin, "/readyz").await?;
+                if status != 200 {
+                    return None;
+                }
+                tokio::net::TcpStream::connect(http)
+                    .await
+                    .ok()
+                    .map(|_| true)
+            }
+        })
+        .await;
+        ready && !exited
+    }
+
+    pub fn url(&self, target: &str) -> String {
+        format!("http://{}{}", self.http, target)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn access_log_path(&self) -> PathBuf {
+        self.dir.path().join("access.log")
+    }
+
+    /// The access log lines written so far, parsed.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.access_log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (status, _, body) = super::http::raw(self.admin, "GET", "/metrics", &[]).await;
+        assert_eq!(status, 200);
+        String::from_utf8(body).expect("utf-8 exposition")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
