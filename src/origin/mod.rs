@@ -53,14 +53,15 @@ impl Origin {
     }
 
     /// Builds the whole request to S3 for a canonical path and query: a fresh
-    /// header, not an edited copy of the client's, so nothing the client sent
-    /// leaks through unless listed in [`FORWARDED_HEADERS`].
+    /// header, not an edited copy of `prepared` (the request as Pingora would
+    /// send it), so nothing the client sent leaks through unless listed in
+    /// [`FORWARDED_HEADERS`].
     pub fn request(
         &self,
         head: bool,
         canonical_path: &str,
         canonical_query: &str,
-        client: &RequestHeader,
+        prepared: &RequestHeader,
         now: SystemTime,
     ) -> Result<RequestHeader, String> {
         let method = if head { "HEAD" } else { "GET" };
@@ -76,7 +77,7 @@ impl Origin {
         req.insert_header("host", &host)
             .map_err(|e| format!("origin host header: {e}"))?;
         for name in FORWARDED_HEADERS {
-            for value in client.headers.get_all(*name) {
+            for value in prepared.headers.get_all(*name) {
                 req.append_header(*name, value.clone())
                     .map_err(|e| format!("origin header {name}: {e}"))?;
             }

@@ -124,7 +124,7 @@ impl ProxyHttp for Edge {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -134,13 +134,16 @@ impl ProxyHttp for Edge {
                 "request reached the origin phase unadmitted",
             );
         };
+        // Built from the header Pingora prepared, not the client's: on a
+        // cacheable miss Pingora has already dropped Range and conditionals
+        // and added its own revalidation conditionals there.
         let req = self
             .origin
             .request(
                 admitted.head,
                 &admitted.path,
                 &admitted.query,
-                session.req_header(),
+                upstream_request,
                 SystemTime::now(),
             )
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
