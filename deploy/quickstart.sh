@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Runs cdn-node on this machine in front of a local S3 server (s3s-fs) that
+# holds one sample video, and prints the commands to fetch it with a token.
+#
+# Usage: deploy/quickstart.sh [start]   install what is missing, build, (re)start
+#        deploy/quickstart.sh stop      stop the node and the S3 server
+#
+# Everything it makes lives in .run/ at the top of the repository: the S3
+# server's files, random credentials and the HMAC secret (mode 600), the
+# node's configuration, pid files and logs. Running it again stops the
+# previous pair and starts afresh with new secrets.
+#
+# Ports: 8080 (clients), 9091 (admin) and 9000 (S3) when free, otherwise
+# free ports chosen by the system. All listen on 127.0.0.1 only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CALLER_DIR=$PWD
+cd "$ROOT"
+
+RUN="$ROOT/.run"
+SAMPLE="$ROOT/deploy/sample/lecture-01.mp4"
+BUCKET=videos
+KEY=courses/101/lecture-01.mp4
+REGION=us-east-1
+S3_READY_SECONDS=30
+NODE_READY_SECONDS=60
+STOP_SECONDS=10
+
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in
+    *":$CARGO_BIN:"*) ;;
+    *) export PATH="$CARGO_BIN:$PATH" ;;
+esac
+
+say() { printf 'quickstart: %s\n' "$*"; }
+die() {
+    printf 'quickstart: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- stopping -------------------------------------------------------------
+
+# Stops the process named in a pid file, if it is still the program we
+# started (a recycled pid is left alone): SIGNAL first, SIGKILL after
+# STOP_SECONDS.
+stop_pidfile() {
+    local pidfile=$1 comm=$2 signal=$3
+    [[ -f "$pidfile" ]] || return 0
+    local pid
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    rm -f "$pidfile"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+    # Just after a start the process may still be env or setsid, about to exec.
+    case "$(cat "/proc/$pid/comm" 2>/dev/null || true)" in
+        "$comm" | env | setsid) ;;
+        *) return 0 ;;
+    esac
+    kill "-$signal" "$pid" 2>/dev/null || return 0
+    local deadline=$((SECONDS + STOP_SECONDS))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            say "$comm (pid $pid) did not stop within ${STOP_SECONDS}s: killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    say "stopped $comm (pid $pid)"
+}
+
+stop_all() {
+    # Pingora exits at once on SIGINT (SIGTERM would wait out a grace period).
+    stop_pidfile "$RUN/cdn-node.pid" cdn-node INT
+    stop_pidfile "$RUN/s3s-fs.pid" s3s-fs TERM
+}
+
+case "${1:-start}" in
+    start) ;;
+    stop)
+        stop_all
+        exit 0
+        ;;
+    -h | --help | help)
+        sed -n '2,14s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *) die "unknown command '$1' (expected start or stop)" ;;
+esac
+
+# --- starting -------------------------------------------------------------
+
+# Until the very end, any exit (an error, Ctrl-C) stops what was started here.
+started_ok=0
+on_exit() {
+    local rc=$?
+    if [[ $started_ok -eq 0 ]]; then
+        stop_all >/dev/null 2>&1 || true
+        [[ $rc -eq 0 ]] && rc=1
+        say "failed; nothing is left running. Logs are in .run/" >&2
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+show_log() {
+    local file=$1
+    [[ -s "$file" ]] || return 0
+    printf -- '--- last lines of %s ---\n' "${file#"$ROOT"/}" >&2
+    tail -n 20 "$file" >&2
+}
+
+bash "$ROOT/deploy/setup.sh" build s3
+
+stop_all
+
+say "building cdn-node (release; the first build takes several minutes)"
+cargo build --release --locked --bin cdn-node
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+NODE="$TARGET_DIR/release/cdn-node"
+[[ -x "$NODE" ]] || die "$NODE was not built"
+
+# A fresh runtime folder: the S3 data, secrets and logs of the previous run go.
+mkdir -p "$RUN"
+chmod 700 "$RUN"
+rm -rf "$RUN/s3" "$RUN"/*.log "$RUN"/*.yaml "$RUN"/*.sock "$RUN"/lecture-01.mp4 \
+    "$RUN"/s3-access-key-id "$RUN"/s3-secret-access-key "$RUN"/hmac-secret "$RUN"/env
+mkdir -p "$RUN/s3/$BUCKET"
+
+# Random S3 credentials and a 64-character (256-bit) HMAC secret, in files
+# only this user can read. No trailing newline: the files hold the exact bytes.
+(
+    umask 077
+    python3 - "$RUN" <<'EOF'
+import secrets, string, sys
+run = sys.argv[1]
+upper = string.ascii_uppercase + string.digits
+alnum = string.ascii_letters + string.digits
+values = {
+    "s3-access-key-id": "AKQS" + "".join(secrets.choice(upper) for _ in range(16)),
+    "s3-secret-access-key": "".join(secrets.choice(alnum) for _ in range(40)),
+    "hmac-secret": secrets.token_hex(32),
+}
+for name, value in values.items():
+    with open(f"{run}/{name}", "w") as f:
+        f.write(value)
+EOF
+)
+chmod 600 "$RUN/s3-access-key-id" "$RUN/s3-secret-access-key" "$RUN/hmac-secret"
+S3_ACCESS_KEY=$(cat "$RUN/s3-access-key-id")
+S3_SECRET_KEY=$(cat "$RUN/s3-secret-access-key")
+HMAC_SECRET=$(cat "$RUN/hmac-secret")
+
+# The preferred ports when free, else ports the system hands out. The sockets
+# stay open until all three are chosen, so the three differ.
+read -r HTTP_PORT ADMIN_PORT S3_PORT < <(python3 - 8080 9091 9000 <<'EOF'
+import socket, sys
+held, ports = [], []
+for want in map(int, sys.argv[1:]):
+    s = socket.socket()
+    # As the servers do: a port whose old connections linger in TIME_WAIT
+    # (after a restart) is free.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", want))
+    except OSError:
+        s.bind(("127.0.0.1", 0))
+    held.append(s)
+    ports.append(s.getsockname()[1])
+print(*ports)
+EOF
+)
+[[ -n "${S3_PORT:-}" ]] || die "could not choose ports"
+
+UPGRADE_SOCK="$RUN/upgrade.sock"
+# A Unix socket path must fit in 108 bytes.
+if ((${#UPGRADE_SOCK} > 100)); then
+    UPGRADE_SOCK="${TMPDIR:-/tmp}/cdn-node-quickstart-$(id -u).sock"
+fi
+case "$RUN" in
+    *'"'* | *\\*) die "the repository path must not contain '\"' or '\\': $ROOT" ;;
+esac
+
+cat >"$RUN/cdn-node.yaml" <<EOF
+# Written by deploy/quickstart.sh: cdn-node in front of a local s3s-fs.
+# The secrets come from the environment (see .run/env); none is in this file.
+server:
+  threads: 2
+  pid_file: "$RUN/pingora.pid"
+  upgrade_sock: "$UPGRADE_SOCK"
+
+listeners:
+  http:
+    - "127.0.0.1:$HTTP_PORT"
+
+admin:
+  listen: "127.0.0.1:$ADMIN_PORT"
+
+origin:
+  endpoint: "http://127.0.0.1:$S3_PORT"
+  bucket: $BUCKET
+  region: $REGION
+  addressing: path
+  credentials:
+    from: env
+  connect_timeout_ms: 2000
+  read_timeout_ms: 15000
+  forward_query: []
+
+auth:
+  token_sources:
+    - query: jwt
+    - query: token
+    - header: authorization
+    - cookie: jwt
+  keys:
+    - kid: main
+      algorithm: HS256
+      secret_env: CDN_NODE_HMAC_SECRET
+  require_exp: true
+  leeway_seconds: 5
+  public_prefixes: []
+
+log:
+  access_stdout: true
+EOF
+
+(
+    umask 077
+    cat >"$RUN/env" <<EOF
+# The node's secrets, for running cdn-node by hand: set -a; . .run/env; set +a
+AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY
+AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
+CDN_NODE_HMAC_SECRET=$HMAC_SECRET
+EOF
+)
+
+node_env=(
+    "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
+    "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
+    "CDN_NODE_HMAC_SECRET=$HMAC_SECRET"
+)
+env "${node_env[@]}" "$NODE" check -c "$RUN/cdn-node.yaml" >/dev/null ||
+    die "cdn-node check refused .run/cdn-node.yaml (problems listed above)"
+
+# Polls until CHECK succeeds, the process dies, or the deadline passes.
+wait_for() {
+    local what=$1 pid=$2 seconds=$3 log=$4
+    shift 4
+    local deadline=$((SECONDS + seconds))
+    until "$@"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_log "$log"
+            die "$what exited during start-up"
+        fi
+        if ((SECONDS >= deadline)); then
+            show_log "$log"
+            die "$what was not ready within ${seconds}s"
+        fi
+        sleep 0.2
+    done
+}
+
+# Any HTTP answer (an unsigned request gets 403) means the server is up.
+s3_answers() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$S3_PORT/" || true)
+    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]]
+}
+
+node_ready() {
+    curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz"
+}
+
+say "starting s3s-fs on 127.0.0.1:$S3_PORT (bucket '$BUCKET' in .run/s3)"
+setsid s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
+    --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$RUN/s3" \
+    </dev/null >"$RUN/s3s-fs.log" 2>&1 &
+echo $! >"$RUN/s3s-fs.pid"
+wait_for s3s-fs "$(cat "$RUN/s3s-fs.pid")" "$S3_READY_SECONDS" "$RUN/s3s-fs.log" s3_answers
+
+# Upload the sample with a SigV4-signed PUT, as a real bucket would be filled.
+say "uploading the sample to s3://$BUCKET/$KEY"
+payload_sha=$(sha256sum "$SAMPLE" | cut -d' ' -f1)
+put_code=$(curl -sS -o "$RUN/s3-put.log" -w '%{http_code}' --max-time 30 \
+    --aws-sigv4 "aws:amz:$REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+    -H "x-amz-content-sha256: $payload_sha" -H "Content-Type: video/mp4" \
+    -T "$SAMPLE" "http://127.0.0.1:$S3_PORT/$BUCKET/$KEY") || put_code=000
+if [[ "$put_code" != 200 ]]; then
+    show_log "$RUN/s3-put.log"
+    die "uploading the sample failed (HTTP $put_code)"
+fi
+rm -f "$RUN/s3-put.log"
+
+say "starting cdn-node (clients 127.0.0.1:$HTTP_PORT, admin 127.0.0.1:$ADMIN_PORT)"
+env "${node_env[@]}" setsid "$NODE" run -c "$RUN/cdn-node.yaml" \
+    </dev/null >"$RUN/access.log" 2>"$RUN/cdn-node.log" &
+echo $! >"$RUN/cdn-node.pid"
+wait_for cdn-node "$(cat "$RUN/cdn-node.pid")" "$NODE_READY_SECONDS" "$RUN/cdn-node.log" node_ready
+
+TOKEN=$("$NODE" token --key-file "$RUN/hmac-secret" --alg HS256 --kid main --sub alice --ttl 3600)
+[[ -n "$TOKEN" ]] || die "cdn-node token printed nothing"
+
+# Check the path a reader is about to try: with the token the bytes of the
+# sample, without it 401.
+URL="http://127.0.0.1:$HTTP_PORT/$KEY"
+code=$(curl -s -o "$RUN/lecture-01.mp4" -w '%{http_code}' --max-time 30 "$URL?jwt=$TOKEN" || true)
+if [[ "$code" != 200 ]] || ! cmp -s "$RUN/lecture-01.mp4" "$SAMPLE"; then
+    show_log "$RUN/cdn-node.log"
+    die "self-check failed: GET with the token answered $code$([[ $code == 200 ]] && echo ', with bytes that differ from the sample')"
+fi
+rm -f "$RUN/lecture-01.mp4"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL" || true)
+if [[ "$code" != 401 ]]; then
+    show_log "$RUN/cdn-node.log"
+    die "self-check failed: GET without a token answered $code, not 401"
+fi
+
+# Paths in the instructions: relative when run from the top of the repository.
+here() {
+    if [[ "$CALLER_DIR" == "$ROOT" ]]; then
+        printf '%s' "${1#"$ROOT"/}"
+    else
+        printf '%s' "$1"
+    fi
+}
+
+started_ok=1
+cat <<EOF
+
+cdn-node is running (self-check passed: the video with a token, 401 without).
+
+Fetch the video with a token valid for 1 hour, and compare it with the sample:
+  curl -o lecture-01.mp4 "$URL?jwt=$TOKEN"
+  cmp lecture-01.mp4 "$(here "$SAMPLE")" && echo identical
+
+Without a token (expect 401):
+  curl -i "$URL"
+
+A byte range, as video players ask for (expect 206):
+  curl -s -o /dev/null -w '%{http_code} %{size_download}\n' -r 0-1023 "$URL?jwt=$TOKEN"
+
+Metrics and readiness:
+  curl http://127.0.0.1:$ADMIN_PORT/metrics
+  curl http://127.0.0.1:$ADMIN_PORT/readyz
+
+A new token:   $(here "$NODE") token --key-file $(here "$RUN/hmac-secret") --alg HS256 --kid main --sub alice --ttl 3600
+Logs:          $(here "$RUN/access.log") (one JSON line per request), $(here "$RUN/cdn-node.log"), $(here "$RUN/s3s-fs.log")
+Configuration: $(here "$RUN/cdn-node.yaml") (its secrets: $(here "$RUN/env"))
+Stop:          $(here "$ROOT/deploy/quickstart.sh") stop
+EOF
