@@ -1,3 +1,5 @@
-//! Caching: the key an object is stored under. The disk store builds on it.
+//! Caching: the key an object is stored under and the disk cache's eviction
+//! manager. The disk store builds on them.
 
+pub mod eviction;
 pub mod key;
