@@ -1,0 +1,3 @@
+//! Tests of the disk store, by concern.
+
+mod support;
