@@ -15,7 +15,7 @@ mod error;
 mod files;
 mod fill;
 pub mod format;
-mod hit;
+pub(crate) mod hit;
 mod index;
 mod layout;
 mod miss;

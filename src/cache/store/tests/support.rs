@@ -49,3 +49,66 @@ pub fn meta(len: Option<u64>) -> CacheMeta {
 pub fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
+
+use pingora_cache::storage::{HitHandler, MissFinishType, Storage};
+
+/// Reads a hit to its end; fails on the first error.
+pub async fn read_all(hit: &mut HitHandler) -> pingora_error::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = hit.read_body().await? {
+        assert!(chunk.len() as u64 <= crate::cache::store::hit::CHUNK);
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Stores `data` under `path` in chunks of `chunk` bytes; returns the entry id
+/// and the weight reported by `finish`.
+pub async fn store_object(
+    store: &'static DiskStore,
+    path: &str,
+    data: &[u8],
+    chunk: usize,
+) -> (u64, usize) {
+    let mut miss = store
+        .get_miss_handler(&key(path), &meta(Some(data.len() as u64)), &span())
+        .await
+        .expect("miss handler");
+    let id = miss.entry_id().expect("entry id").get();
+    for part in data.chunks(chunk.max(1)) {
+        miss.write_body(bytes::Bytes::copy_from_slice(part), false)
+            .await
+            .expect("write");
+    }
+    miss.write_body(bytes::Bytes::new(), true)
+        .await
+        .expect("eof");
+    match miss.finish().await.expect("finish") {
+        MissFinishType::Created(w) => (id, w),
+        MissFinishType::Appended(..) => panic!("unexpected append"),
+    }
+}
+
+/// Looks `path` up and reads the whole body.
+pub async fn fetch(store: &'static DiskStore, path: &str) -> Option<Vec<u8>> {
+    let (_, mut hit) = store.lookup(&key(path), &span()).await.expect("lookup")?;
+    Some(read_all(&mut hit).await.expect("read"))
+}
+
+/// Names of the files under `dir`, recursively, relative to it.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
