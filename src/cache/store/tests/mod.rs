@@ -2,4 +2,5 @@
 
 mod complete;
 mod format;
+mod partial;
 mod support;
