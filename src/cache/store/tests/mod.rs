@@ -4,3 +4,5 @@ mod complete;
 mod format;
 mod partial;
 mod support;
+mod purge;
+mod seek;
