@@ -17,15 +17,24 @@ async fn exact_purge_of_an_old_fill_spares_the_new_one() {
     let (old, _) = store_object(store, "/v/a.mp4", b"old", 1).await;
     let (new, _) = store_object(store, "/v/a.mp4", b"new", 1).await;
     let ev = PurgeType::Eviction;
-    let outcome = store.purge(PurgeTarget::Exact(&exact("/v/a.mp4", old)), ev, &span()).await;
+    let outcome = store
+        .purge(PurgeTarget::Exact(&exact("/v/a.mp4", old)), ev, &span())
+        .await;
     assert_eq!(outcome.unwrap(), PurgeOutcome::NotFound);
     assert_eq!(fetch(store, "/v/a.mp4").await.unwrap(), b"new");
     // A key-only identity matches no entry of this store.
     let key_only = CacheEntryKey::key_only(key("/v/a.mp4").to_compact());
-    let outcome = store.purge(PurgeTarget::Exact(&key_only), ev, &span()).await;
+    let outcome = store
+        .purge(PurgeTarget::Exact(&key_only), ev, &span())
+        .await;
     assert_eq!(outcome.unwrap(), PurgeOutcome::NotFound);
-    let outcome = store.purge(PurgeTarget::Exact(&exact("/v/a.mp4", new)), ev, &span()).await;
-    assert_eq!(outcome.unwrap(), PurgeOutcome::Purged(Some(CacheEntryId::new(new))));
+    let outcome = store
+        .purge(PurgeTarget::Exact(&exact("/v/a.mp4", new)), ev, &span())
+        .await;
+    assert_eq!(
+        outcome.unwrap(),
+        PurgeOutcome::Purged(Some(CacheEntryId::new(new)))
+    );
     assert!(fetch(store, "/v/a.mp4").await.is_none());
     assert!(files_under(dir.path()).is_empty());
     assert_eq!(store.stats().objects_stored, 0);
@@ -42,11 +51,22 @@ async fn active_purge_reports_the_id_and_stops_fills() {
         .unwrap();
     let compact = key("/v/a.mp4").to_compact();
     let inv = PurgeType::Invalidation;
-    let outcome = store.purge(PurgeTarget::Active(&compact), inv, &span()).await;
-    assert_eq!(outcome.unwrap(), PurgeOutcome::Purged(Some(CacheEntryId::new(id))));
+    let outcome = store
+        .purge(PurgeTarget::Active(&compact), inv, &span())
+        .await;
+    assert_eq!(
+        outcome.unwrap(),
+        PurgeOutcome::Purged(Some(CacheEntryId::new(id)))
+    );
     // The fill started before the purge is neither offered nor committed,
     // but its own reader still gets its body.
-    assert!(store.lookup(&key("/v/a.mp4"), &span()).await.unwrap().is_none());
+    assert!(
+        store
+            .lookup(&key("/v/a.mp4"), &span())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let (_, mut own) = store
         .lookup_streaming_write(&key("/v/a.mp4"), miss.streaming_write_tag(), &span())
         .await
@@ -57,7 +77,9 @@ async fn active_purge_reports_the_id_and_stops_fills() {
     miss.finish().await.unwrap();
     assert!(fetch(store, "/v/a.mp4").await.is_none());
     assert!(files_under(dir.path()).is_empty());
-    let outcome = store.purge(PurgeTarget::Active(&compact), inv, &span()).await;
+    let outcome = store
+        .purge(PurgeTarget::Active(&compact), inv, &span())
+        .await;
     assert_eq!(outcome.unwrap(), PurgeOutcome::NotFound);
 }
 
@@ -73,7 +95,11 @@ async fn purge_prefix_removes_matching_objects_even_after_restart() {
     removed.sort();
     assert_eq!(removed.len(), 2);
     assert!(removed.iter().all(|k| k.entry_id().is_some()));
-    assert!(removed.iter().any(|k| *k.key() == key("/courses/101/a.mp4").to_compact()));
+    assert!(
+        removed
+            .iter()
+            .any(|k| *k.key() == key("/courses/101/a.mp4").to_compact())
+    );
     assert!(fetch(reopened, "/courses/101/a.mp4").await.is_none());
     assert_eq!(fetch(reopened, "/courses/1010/c.mp4").await.unwrap(), b"c");
     assert_eq!(reopened.entries().len(), 1);
@@ -102,8 +128,18 @@ async fn update_meta_rewrites_the_header_only() {
         .response_header_mut()
         .insert_header("etag", "\"v2\"")
         .unwrap();
-    assert!(store.update_meta(&key("/v/a.mp4"), &refreshed, &span()).await.unwrap());
-    assert!(!store.update_meta(&key("/missing"), &refreshed, &span()).await.unwrap());
+    assert!(
+        store
+            .update_meta(&key("/v/a.mp4"), &refreshed, &span())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_meta(&key("/missing"), &refreshed, &span())
+            .await
+            .unwrap()
+    );
 
     for s in [store, open(dir.path())] {
         let (m, mut hit) = s.lookup(&key("/v/a.mp4"), &span()).await.unwrap().unwrap();

@@ -9,7 +9,11 @@ async fn seek_spans_are_end_exclusive_and_reset() {
     let store = open(dir.path());
     let data = body(200_000);
     store_object(store, "/v/r.mp4", &data, 65_536).await;
-    let (_, mut hit) = store.lookup(&key("/v/r.mp4"), &span()).await.unwrap().unwrap();
+    let (_, mut hit) = store
+        .lookup(&key("/v/r.mp4"), &span())
+        .await
+        .unwrap()
+        .unwrap();
 
     hit.seek(10, Some(20)).unwrap();
     assert_eq!(read_all(&mut hit).await.unwrap(), &data[10..20]);
