@@ -204,7 +204,7 @@ impl Index {
                     self.sub_totals(old);
                 }
                 self.add_totals(&c);
-                old.map(|o| Arc::unwrap_or_clone(o))
+                old.map(Arc::unwrap_or_clone)
             }
         }
     }

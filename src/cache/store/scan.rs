@@ -207,6 +207,15 @@ fn validate(
     Ok(Complete::from_header(*name_key, header, bytes.len() as u64))
 }
 
+/// The files of one object found in a shard.
+#[derive(Default)]
+struct Stem {
+    /// Name of the meta file.
+    meta: Option<String>,
+    /// The body file: present, with its size if `stat` worked.
+    body: Option<Option<u64>>,
+}
+
 fn scan_shard(first: u8, dir: &PathBuf) -> ShardScan {
     let mut out = ShardScan::default();
     let entries = match fs::read_dir(dir) {
@@ -216,9 +225,7 @@ fn scan_shard(first: u8, dir: &PathBuf) -> ShardScan {
             return out;
         }
     };
-    // (key, id) -> (meta file name, body size)
-    let mut stems: HashMap<(HashBinary, u64), (Option<String>, Option<Option<u64>>)> =
-        HashMap::new();
+    let mut stems: HashMap<(HashBinary, u64), Stem> = HashMap::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let parsed = name
@@ -233,11 +240,11 @@ fn scan_shard(first: u8, dir: &PathBuf) -> ShardScan {
         };
         let slot = stems.entry((key, id)).or_default();
         match kind {
-            FileKind::Meta => slot.0 = name.to_str().map(str::to_owned),
-            FileKind::Body => slot.1 = Some(entry.metadata().ok().map(|m| m.len())),
+            FileKind::Meta => slot.meta = name.to_str().map(str::to_owned),
+            FileKind::Body => slot.body = Some(entry.metadata().ok().map(|m| m.len())),
         }
     }
-    for ((key, id), (meta, body)) in stems {
+    for ((key, id), Stem { meta, body }) in stems {
         out.max_id = out.max_id.max(id);
         let rejected = match &meta {
             None => Some(Reject::Mismatch("body without meta file")),
