@@ -3,3 +3,4 @@
 
 pub mod eviction;
 pub mod key;
+pub mod store;

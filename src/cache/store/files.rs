@@ -1,0 +1,113 @@
+//! Blocking file operations (run them on `spawn_blocking`): creating a fill's
+//! temp file, committing a fill, rewriting a header, deleting an object.
+
+use super::format;
+use super::layout::{FileKind, Layout, fsync_dir, remove_quietly};
+use pingora_cache::key::HashBinary;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+
+/// Creates `tmp/<id>.body` holding the body preamble, open for reading and
+/// writing.
+pub fn create_fill_file(layout: &Layout, id: u64, key: &HashBinary) -> io::Result<File> {
+    let path = layout.tmp_file(id, FileKind::Body);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    if let Err(e) = file.write_all_at(&format::encode_body_preamble(id, key), 0) {
+        let _ = remove_quietly(&path);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+/// Writes `bytes` to a new file at `path` and fsyncs it.
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Makes fill `id` a complete object: fsync the body, write and fsync the
+/// meta file, rename the body then the meta into place (the meta rename is
+/// the commit point) and fsync the directory. On error nothing of the fill
+/// is left behind.
+pub fn commit_fill(
+    layout: &Layout,
+    id: u64,
+    key: &HashBinary,
+    body: &File,
+    meta: &[u8],
+) -> io::Result<()> {
+    let tmp_body = layout.tmp_file(id, FileKind::Body);
+    let tmp_meta = layout.tmp_file(id, FileKind::Meta);
+    let obj_body = layout.object_file(key, id, FileKind::Body);
+    let obj_meta = layout.object_file(key, id, FileKind::Meta);
+    let result = (|| {
+        body.sync_all()?;
+        write_synced(&tmp_meta, meta)?;
+        fs::create_dir_all(layout.shard(key[0]))?;
+        fs::rename(&tmp_body, &obj_body)?;
+        fs::rename(&tmp_meta, &obj_meta)?;
+        fsync_dir(&layout.shard(key[0]))
+    })();
+    if result.is_err() {
+        let _ = remove_quietly(&obj_meta);
+        let _ = remove_quietly(&obj_body);
+        let _ = remove_quietly(&tmp_meta);
+        let _ = remove_quietly(&tmp_body);
+    }
+    result
+}
+
+/// Replaces the meta file of object `id` atomically: a new file written and
+/// fsynced under `tmp/<write_id>.meta`, renamed over the old one, directory
+/// fsynced. The body is not touched.
+pub fn replace_meta(
+    layout: &Layout,
+    write_id: u64,
+    key: &HashBinary,
+    id: u64,
+    meta: &[u8],
+) -> io::Result<()> {
+    let tmp_meta = layout.tmp_file(write_id, FileKind::Meta);
+    let result = (|| {
+        write_synced(&tmp_meta, meta)?;
+        fs::rename(&tmp_meta, layout.object_file(key, id, FileKind::Meta))?;
+        fsync_dir(&layout.shard(key[0]))
+    })();
+    if result.is_err() {
+        let _ = remove_quietly(&tmp_meta);
+    }
+    result
+}
+
+/// Deletes both files of an object: the meta first, so a crash in between
+/// leaves an orphan body (removed at the next open), never a meta without
+/// its body being served.
+pub fn remove_object(layout: &Layout, key: &HashBinary, id: u64) -> io::Result<()> {
+    remove_quietly(&layout.object_file(key, id, FileKind::Meta))?;
+    remove_quietly(&layout.object_file(key, id, FileKind::Body))?;
+    fsync_dir(&layout.shard(key[0]))
+}
+
+/// Opens the body of a complete object and checks it belongs to entry `id`
+/// and holds `body_len` bytes.
+pub fn open_body(layout: &Layout, key: &HashBinary, id: u64, body_len: u64) -> io::Result<File> {
+    let file = File::open(layout.object_file(key, id, FileKind::Body))?;
+    let len = file.metadata()?.len();
+    if len != format::BODY_PREAMBLE_LEN + body_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("body file is {len} bytes, expected preamble + {body_len}"),
+        ));
+    }
+    let mut preamble = [0u8; format::BODY_PREAMBLE_LEN as usize];
+    file.read_exact_at(&mut preamble, 0)?;
+    format::check_body_preamble(&preamble, id, key)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(file)
+}

@@ -1,0 +1,213 @@
+//! The reader side: a hit handler over a complete object or a fill in
+//! progress. Reads go through positional reads on `spawn_blocking`, at most
+//! `CHUNK` bytes at a time, so a reader holds one chunk whatever the object
+//! size. A reader of a fill waits on the fill's watch channel for more bytes
+//! and returns an error (never a clean end) when the fill fails.
+
+use super::error::{pingora_err, pingora_io};
+use super::fill::FillState;
+use super::format::BODY_PREAMBLE_LEN;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_cache::CacheKey;
+use pingora_cache::eviction::CacheEntryId;
+use pingora_cache::storage::{HandleHit, Storage};
+use pingora_cache::trace::SpanHandle;
+use pingora_error::Result;
+use std::any::Any;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Largest chunk one `read_body` returns.
+pub const CHUNK: u64 = 64 * 1024;
+
+/// Where the body length comes from.
+enum Source {
+    /// A committed object of this many body bytes.
+    Complete { len: u64 },
+    /// A fill in progress.
+    Fill {
+        state: watch::Receiver<FillState>,
+        content_length: Option<u64>,
+    },
+}
+
+/// Hit handler of the disk store.
+pub struct DiskHit {
+    file: Arc<File>,
+    source: Source,
+    /// Next body offset to read.
+    pos: u64,
+    /// End of the current span (exclusive), if any.
+    end: Option<u64>,
+    id: u64,
+    weight: usize,
+}
+
+impl DiskHit {
+    pub fn complete(file: Arc<File>, len: u64, id: u64, weight: usize) -> Self {
+        DiskHit {
+            file,
+            source: Source::Complete { len },
+            pos: 0,
+            end: None,
+            id,
+            weight,
+        }
+    }
+
+    pub fn fill(
+        file: Arc<File>,
+        state: watch::Receiver<FillState>,
+        content_length: Option<u64>,
+        id: u64,
+    ) -> Self {
+        DiskHit {
+            file,
+            source: Source::Fill {
+                state,
+                content_length,
+            },
+            pos: 0,
+            end: None,
+            id,
+            weight: 0,
+        }
+    }
+
+    /// Bytes readable now and the final length if known.
+    fn progress(&mut self) -> Result<(u64, Option<u64>)> {
+        match &mut self.source {
+            Source::Complete { len } => Ok((*len, Some(*len))),
+            Source::Fill { state, .. } => match *state.borrow_and_update() {
+                FillState::Writing(n) => Ok((n, None)),
+                FillState::Done(n) => Ok((n, Some(n))),
+                FillState::Failed => Err(pingora_err("cache store: the fill being read failed")),
+            },
+        }
+    }
+
+    async fn read_chunk(&self, offset: u64, len: u64) -> Result<Bytes> {
+        let file = self.file.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact_at(&mut buf, BODY_PREAMBLE_LEN + offset)?;
+            Ok::<_, std::io::Error>(Bytes::from(buf))
+        })
+        .await;
+        match res {
+            Ok(Ok(b)) => Ok(b),
+            Ok(Err(e)) => Err(pingora_io("cache store: body read failed", e)),
+            Err(e) => Err(pingora_err(format!("cache store: read task failed: {e}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl HandleHit for DiskHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            let (available, total) = self.progress()?;
+            let stop = match (self.end, total) {
+                (Some(e), Some(t)) => e.min(t),
+                (Some(e), None) => e,
+                (None, Some(t)) => t,
+                (None, None) => u64::MAX,
+            };
+            if self.pos >= stop {
+                return Ok(None);
+            }
+            let readable = available.min(stop);
+            if self.pos < readable {
+                let len = (readable - self.pos).min(CHUNK);
+                let bytes = self.read_chunk(self.pos, len).await?;
+                self.pos += len;
+                return Ok(Some(bytes));
+            }
+            // Wait for the writer; no polling.
+            match &mut self.source {
+                Source::Fill { state, .. } => {
+                    if state.changed().await.is_err() {
+                        // The writer is gone: only a finished body may end cleanly.
+                        if !matches!(*state.borrow(), FillState::Done(_)) {
+                            return Err(pingora_err(
+                                "cache store: the fill being read ended without completing",
+                            ));
+                        }
+                    }
+                }
+                Source::Complete { .. } => {
+                    return Err(pingora_err("cache store: read past the end of the body"));
+                }
+            }
+        }
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        let start = start as u64;
+        let end = end.map(|e| e as u64);
+        let known_len = match &self.source {
+            Source::Complete { len } => Some(*len),
+            Source::Fill {
+                state,
+                content_length,
+            } => match *state.borrow() {
+                FillState::Done(n) => Some(n),
+                FillState::Failed => {
+                    return Err(pingora_err("cache store: the fill being read failed"));
+                }
+                FillState::Writing(_) => *content_length,
+            },
+        };
+        if let Some(len) = known_len
+            && start >= len
+        {
+            return Err(pingora_err(format!(
+                "cache store: seek start {start} out of range (length {len})"
+            )));
+        }
+        if end.is_some_and(|e| e < start) {
+            return Err(pingora_err(format!(
+                "cache store: seek end before start ({start}..{end:?})"
+            )));
+        }
+        self.pos = start;
+        self.end = end;
+        Ok(())
+    }
+
+    fn should_count_access(&self) -> bool {
+        matches!(self.source, Source::Complete { .. })
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.weight
+    }
+
+    fn entry_id(&self) -> Option<CacheEntryId> {
+        Some(CacheEntryId::new(self.id))
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}

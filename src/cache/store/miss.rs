@@ -1,0 +1,280 @@
+//! The writer side: starting a fill (`get_miss_handler`), appending body
+//! chunks to its temp file, committing it, and cleaning up when it fails.
+
+use super::error::{pingora_err, pingora_io};
+use super::fill::{Fill, FillStart};
+use super::format::{self, ObjectHeader};
+use super::index::{Complete, InstallError, StoredMeta};
+use super::layout::{FileKind, remove_quietly};
+use super::{DiskStore, files, space};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_cache::CacheMeta;
+use pingora_cache::eviction::CacheEntryId;
+use pingora_cache::key::{CacheHashKey, CacheKey};
+use pingora_cache::storage::{HandleMiss, MissFinishType};
+use pingora_error::Result;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The Content-Length a response header promises, if it is a plain number.
+pub fn content_length(meta: &CacheMeta) -> Option<u64> {
+    meta.headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl DiskStore {
+    /// Starts a fill: refuses when the object is too large or the disk too
+    /// full, else creates the temp file and makes the fill visible to lookups.
+    pub(super) async fn start_fill(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+    ) -> Result<DiskMiss> {
+        let content_length = content_length(meta);
+        if let Some(cl) = content_length
+            && cl > self.config.max_object_size
+        {
+            self.counters.refused_fills.fetch_add(1, Ordering::Relaxed);
+            return Err(pingora_err(format!(
+                "cache store: Content-Length {cl} exceeds max_object_size {}",
+                self.config.max_object_size
+            )));
+        }
+        let (internal, header) = meta.serialize()?;
+        let id = self.new_id();
+        let hash = key.combined_bin();
+        let layout = self.layout.clone();
+        let min_free = self.config.min_free_bytes;
+        let created = tokio::task::spawn_blocking(move || {
+            if min_free > 0
+                && let Some(free) = space::available_bytes(layout.root())?
+                && free < min_free
+            {
+                return Ok(Err(free));
+            }
+            files::create_fill_file(&layout, id, &hash).map(Ok)
+        })
+        .await
+        .map_err(|e| pingora_err(format!("cache store: fill task failed: {e}")))?;
+        let file = match created {
+            Ok(Ok(file)) => file,
+            Ok(Err(free)) => {
+                self.counters.refused_fills.fetch_add(1, Ordering::Relaxed);
+                return Err(pingora_err(format!(
+                    "cache store: {free} bytes free, below min_free_bytes {min_free}"
+                )));
+            }
+            Err(e) => {
+                self.count_write_error();
+                return Err(pingora_io("cache store: cannot create temp file", e));
+            }
+        };
+        let fill = Arc::new(Fill::new(
+            FillStart {
+                id,
+                key: hash,
+                compact: key.to_compact(),
+                primary: key.primary_key().to_vec(),
+                meta: Arc::new(StoredMeta { internal, header }),
+                fresh_until: meta.fresh_until(),
+                content_length,
+            },
+            Arc::new(file),
+        ));
+        self.lock_index().add_fill(fill.clone());
+        Ok(DiskMiss {
+            store: self,
+            tag: id.to_be_bytes(),
+            fill,
+            written: 0,
+            body_ended: false,
+            ended: false,
+        })
+    }
+
+    /// Forgets a failed fill: readers get errors, the temp file goes.
+    fn abort_fill(&self, fill: &Fill, reason: &str) {
+        fill.fail();
+        self.lock_index().remove_fill(&fill.key, fill.id);
+        self.counters.aborted_fills.fetch_add(1, Ordering::Relaxed);
+        // Unlinking one file is quick enough to do in place (Drop is sync).
+        if let Err(e) = remove_quietly(&self.layout.tmp_file(fill.id, FileKind::Body)) {
+            tracing::warn!(error = %e, id = fill.id, "cache store: could not remove temp file");
+        }
+        tracing::debug!(id = fill.id, reason, "cache store: fill aborted");
+    }
+
+    /// Commits a fill whose body is complete; returns the object's weight.
+    async fn commit(&'static self, fill: Arc<Fill>, body_len: u64) -> Result<u64> {
+        let header = ObjectHeader {
+            entry_id: fill.id,
+            body_len,
+            fresh_until: fill.fresh_until,
+            primary_bin: fill.compact.primary,
+            variance: fill.compact.variance.as_deref().copied(),
+            user_tag: fill.compact.user_tag.to_string(),
+            primary: fill.primary.clone(),
+            meta_internal: fill.meta.internal.clone(),
+            meta_header: fill.meta.header.clone(),
+        };
+        let meta_bytes = match format::encode_meta(&header) {
+            Ok(b) => b,
+            Err(e) => {
+                self.abort_fill(&fill, "header too large");
+                return Err(pingora_err(format!(
+                    "cache store: cannot encode header: {e}"
+                )));
+            }
+        };
+        let weight = body_len.saturating_add(meta_bytes.len() as u64);
+        if fill.is_doomed() {
+            // Purged while filling: readers got their body, nothing is kept.
+            self.lock_index().remove_fill(&fill.key, fill.id);
+            let _ = remove_quietly(&self.layout.tmp_file(fill.id, FileKind::Body));
+            return Ok(weight);
+        }
+        let layout = self.layout.clone();
+        let f = fill.clone();
+        let meta_len = meta_bytes.len() as u64;
+        let res = tokio::task::spawn_blocking(move || {
+            files::commit_fill(&layout, f.id, &f.key, &f.file, &meta_bytes)
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.count_write_error();
+                self.abort_fill(&fill, "commit failed");
+                return Err(pingora_io("cache store: commit failed", e));
+            }
+            Err(e) => {
+                self.abort_fill(&fill, "commit task failed");
+                return Err(pingora_err(format!("cache store: commit task failed: {e}")));
+            }
+        }
+        let complete = Arc::new(Complete::from_header(fill.key, header, meta_len));
+        let installed = self.lock_index().install(&fill, complete);
+        match installed {
+            Ok(Some(old)) if old.id != fill.id => {
+                self.delete_objects(vec![(old.key, old.id)]).await
+            }
+            Ok(_) => {}
+            Err(InstallError::Doomed) => self.delete_objects(vec![(fill.key, fill.id)]).await,
+        }
+        Ok(weight)
+    }
+}
+
+/// The miss handler of one fill.
+pub struct DiskMiss {
+    store: &'static DiskStore,
+    fill: Arc<Fill>,
+    tag: [u8; 8],
+    written: u64,
+    /// The last body byte has been written.
+    body_ended: bool,
+    /// Committed or aborted: nothing more to do, not even in `Drop`.
+    ended: bool,
+}
+
+impl DiskMiss {
+    fn abort(&mut self, reason: &'static str) -> Box<pingora_error::Error> {
+        if !self.ended {
+            self.ended = true;
+            self.store.abort_fill(&self.fill, reason);
+        }
+        pingora_err(format!("cache store: fill aborted: {reason}"))
+    }
+
+    /// The body is over: check it against the promised length.
+    fn end_body(&mut self) -> Result<()> {
+        if let Some(cl) = self.fill.content_length
+            && cl != self.written
+        {
+            return Err(self.abort("body shorter than Content-Length"));
+        }
+        self.body_ended = true;
+        self.fill.done(self.written);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HandleMiss for DiskMiss {
+    async fn write_body(&mut self, data: Bytes, eof: bool) -> Result<()> {
+        if self.ended || self.body_ended && !data.is_empty() {
+            return Err(pingora_err("cache store: write after the fill ended"));
+        }
+        let new_len = self.written.saturating_add(data.len() as u64);
+        if new_len > self.store.config.max_object_size {
+            return Err(self.abort("body grew past max_object_size"));
+        }
+        if self.fill.content_length.is_some_and(|cl| new_len > cl) {
+            return Err(self.abort("body longer than Content-Length"));
+        }
+        if !data.is_empty() {
+            let file = self.fill.file.clone();
+            let offset = format::BODY_PREAMBLE_LEN + self.written;
+            let res = tokio::task::spawn_blocking(move || file.write_all_at(&data, offset)).await;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.store.count_write_error();
+                    self.abort("write error");
+                    return Err(pingora_io("cache store: body write failed", e));
+                }
+                Err(_) => return Err(self.abort("write task failed")),
+            }
+            self.written = new_len;
+            self.fill.advance(new_len);
+        }
+        if eof && !self.body_ended {
+            self.end_body()?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<MissFinishType> {
+        if self.ended {
+            return Err(pingora_err("cache store: finish after the fill ended"));
+        }
+        if !self.body_ended {
+            self.end_body()?;
+        }
+        self.ended = true;
+        // A task of its own: cancelling `finish` must not stop a commit
+        // halfway (files renamed but not indexed).
+        let commit = tokio::spawn(self.store.commit(self.fill.clone(), self.written));
+        let weight = commit
+            .await
+            .map_err(|e| pingora_err(format!("cache store: commit task failed: {e}")))??;
+        Ok(MissFinishType::Created(
+            usize::try_from(weight).unwrap_or(usize::MAX),
+        ))
+    }
+
+    fn streaming_write_tag(&self) -> Option<&[u8]> {
+        Some(&self.tag)
+    }
+
+    fn entry_id(&self) -> Option<CacheEntryId> {
+        Some(CacheEntryId::new(self.fill.id))
+    }
+}
+
+impl Drop for DiskMiss {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.store
+                .abort_fill(&self.fill, "miss handler dropped without finish");
+        }
+    }
+}

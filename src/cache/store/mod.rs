@@ -1,0 +1,181 @@
+//! `DiskStore`: the disk cache storage engine behind Pingora's cache.
+//!
+//! One object is two files, a small meta file (magic, version, key, body
+//! length, serialized `CacheMeta`, checksum) and a body file; see
+//! `FORMAT.md`. Fills stream into `tmp/` and become visible as complete
+//! objects only after both files are fsynced and renamed into place; readers
+//! can follow a fill while it is written (streaming partial writes).
+//!
+//! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
+//! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
+//! `miss` (writer), `hit` (reader), `storage` (the Pingora trait),
+//! `scan` (start-up), `space` (free space).
+
+mod error;
+mod files;
+mod fill;
+pub mod format;
+pub(crate) mod hit;
+mod index;
+mod layout;
+mod miss;
+mod scan;
+mod space;
+mod storage;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+
+use index::Index;
+use layout::Layout;
+use pingora_cache::CacheEntryKey;
+use pingora_cache::eviction::CacheEntryId;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+/// Where the store lives and its bounds.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Directory of the store (created if missing).
+    pub dir: PathBuf,
+    /// Largest body admitted, in bytes.
+    pub max_object_size: u64,
+    /// New fills are refused while the filesystem has less free space.
+    pub min_free_bytes: u64,
+}
+
+/// A snapshot of the store's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Weight of the complete objects (body plus meta file bytes).
+    pub bytes_stored: u64,
+    /// Number of complete objects.
+    pub objects_stored: u64,
+    /// Fills being written now.
+    pub fills_in_progress: u64,
+    /// Disk write, fsync or rename failures (monotonic).
+    pub write_errors: u64,
+    /// Fills that ended without a committed object: dropped handler, write
+    /// error, short or oversized body (monotonic).
+    pub aborted_fills: u64,
+    /// Fills refused at start: too large or too little free space (monotonic).
+    pub refused_fills: u64,
+    /// Files discarded by `open`: other format version, failed validation,
+    /// orphans and superseded duplicates (not temp files).
+    pub discarded_files: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    write_errors: AtomicU64,
+    aborted_fills: AtomicU64,
+    refused_fills: AtomicU64,
+    discarded_files: AtomicU64,
+}
+
+/// The disk cache store. Leak it (`Box::leak`) to get the `&'static` that
+/// `Storage` needs.
+pub struct DiskStore {
+    config: StoreConfig,
+    layout: Layout,
+    index: Mutex<Index>,
+    next_id: AtomicU64,
+    counters: Counters,
+    /// Serializes header rewrites (`update_meta`).
+    meta_lock: tokio::sync::Mutex<()>,
+}
+
+impl DiskStore {
+    /// Opens (creating) the store: scans `dir`, deletes temp files of fills
+    /// that never finished, discards files of another format version or that
+    /// fail validation (logged, never a panic), and builds the index.
+    pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
+        scan::open(config)
+    }
+
+    /// Every complete object: its identified eviction key, weight (body plus
+    /// meta file bytes) and `fresh_until`, to seed the eviction manager after
+    /// a restart (`admit`).
+    pub fn entries(&self) -> Vec<(CacheEntryKey, usize, SystemTime)> {
+        self.lock_index()
+            .entries()
+            .into_iter()
+            .map(|c| {
+                (
+                    CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id)),
+                    usize::try_from(c.weight()).unwrap_or(usize::MAX),
+                    c.fresh_until,
+                )
+            })
+            .collect()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let (bytes_stored, objects_stored, fills_in_progress) = {
+            let index = self.lock_index();
+            (index.bytes(), index.objects(), index.fills())
+        };
+        StoreStats {
+            bytes_stored,
+            objects_stored,
+            fills_in_progress,
+            write_errors: self.counters.write_errors.load(Ordering::Relaxed),
+            aborted_fills: self.counters.aborted_fills.load(Ordering::Relaxed),
+            refused_fills: self.counters.refused_fills.load(Ordering::Relaxed),
+            discarded_files: self.counters.discarded_files.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Removes every complete object whose primary key (the text of
+    /// `CacheKey::primary_key_str`) starts with `prefix`, and keeps fills in
+    /// progress for such keys from being committed. Returns the identified
+    /// keys removed, for the eviction manager (`remove`); its length is the
+    /// count.
+    pub async fn purge_prefix(&'static self, prefix: &str) -> Vec<CacheEntryKey> {
+        let removed = self.lock_index().drain_prefix(prefix.as_bytes());
+        let keys = removed
+            .iter()
+            .map(|c| CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id)))
+            .collect();
+        let targets: Vec<_> = removed.iter().map(|c| (c.key, c.id)).collect();
+        self.delete_objects(targets).await;
+        keys
+    }
+
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
+        // A panic while holding the lock cannot leave the index half-updated
+        // in a way that matters more than losing the cache: keep serving.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn count_write_error(&self) {
+        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Deletes the files of committed objects (already out of the index).
+    async fn delete_objects(&'static self, targets: Vec<(pingora_cache::key::HashBinary, u64)>) {
+        if targets.is_empty() {
+            return;
+        }
+        let layout = self.layout.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            for (key, id) in targets {
+                if let Err(e) = files::remove_object(&layout, &key, id) {
+                    tracing::warn!(error = %e, id, "cache store: could not delete object files");
+                }
+            }
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "cache store: delete task failed");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Refusals and write errors.
+
+use super::support::*;
+use pingora_cache::key::CacheHashKey;
+use pingora_cache::storage::Storage;
+
+#[tokio::test]
+async fn content_length_over_max_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.max_object_size = 1000;
+    let store = open_with(config);
+    let res = store
+        .get_miss_handler(&key("/big"), &meta(Some(1001)), &span())
+        .await;
+    assert!(res.is_err());
+    assert!(
+        store
+            .get_miss_handler(&key("/ok"), &meta(Some(1000)), &span())
+            .await
+            .is_ok()
+    );
+    assert_eq!(store.stats().refused_fills, 1);
+}
+
+#[tokio::test]
+async fn low_free_space_refuses_new_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.min_free_bytes = u64::MAX;
+    let store = open_with(config);
+    let res = store
+        .get_miss_handler(&key("/x"), &meta(Some(1)), &span())
+        .await;
+    if cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+        assert!(res.is_err());
+        assert_eq!(store.stats().refused_fills, 1);
+        assert!(files_under(dir.path()).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn commit_failure_is_an_error_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Make the key's shard directory impossible to create.
+    let shard = format!("{:02x}", key("/x").combined_bin()[0]);
+    std::fs::write(dir.path().join("objects").join(shard), b"not a directory").unwrap();
+    let mut miss = store
+        .get_miss_handler(&key("/x"), &meta(Some(3)), &span())
+        .await
+        .unwrap();
+    miss.write_body("abc".into(), true).await.unwrap();
+    assert!(miss.finish().await.is_err());
+    let stats = store.stats();
+    assert_eq!(stats.write_errors, 1);
+    assert_eq!(stats.aborted_fills, 1);
+    assert_eq!(stats.objects_stored, 0);
+    assert_eq!(stats.fills_in_progress, 0);
+    assert!(files_under(&dir.path().join("tmp")).is_empty());
+    assert!(store.lookup(&key("/x"), &span()).await.unwrap().is_none());
+}

@@ -1,0 +1,10 @@
+//! Tests of the disk store, by concern.
+
+mod bounds;
+mod complete;
+mod format;
+mod partial;
+mod purge;
+mod recovery;
+mod seek;
+mod support;

@@ -1,0 +1,114 @@
+//! Helpers shared by the store tests.
+
+use crate::cache::store::{DiskStore, StoreConfig};
+use pingora_cache::CacheMeta;
+use pingora_cache::key::CacheKey;
+use pingora_cache::trace::{Span, SpanHandle};
+use pingora_http::ResponseHeader;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+pub fn span() -> SpanHandle {
+    Span::inactive().handle()
+}
+
+pub fn config(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        dir: dir.to_path_buf(),
+        max_object_size: 1 << 30,
+        min_free_bytes: 0,
+    }
+}
+
+pub fn open(dir: &Path) -> &'static DiskStore {
+    Box::leak(Box::new(DiskStore::open(config(dir)).expect("open store")))
+}
+
+pub fn open_with(config: StoreConfig) -> &'static DiskStore {
+    Box::leak(Box::new(DiskStore::open(config).expect("open store")))
+}
+
+pub fn key(path: &str) -> CacheKey {
+    CacheKey::new(path, "")
+}
+
+/// A 200 meta, fresh for an hour, with `Content-Length: len` when given.
+pub fn meta(len: Option<u64>) -> CacheMeta {
+    let mut header = ResponseHeader::build(200, None).unwrap();
+    header.append_header("content-type", "video/mp4").unwrap();
+    if let Some(len) = len {
+        header
+            .append_header("content-length", len.to_string())
+            .unwrap();
+    }
+    let now = SystemTime::now();
+    CacheMeta::new(now + Duration::from_secs(3600), now, 0, 0, header)
+}
+
+/// `len` bytes of a recognisable pattern.
+pub fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+use pingora_cache::storage::{HitHandler, MissFinishType, Storage};
+
+/// Reads a hit to its end; fails on the first error.
+pub async fn read_all(hit: &mut HitHandler) -> pingora_error::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = hit.read_body().await? {
+        assert!(chunk.len() as u64 <= crate::cache::store::hit::CHUNK);
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Stores `data` under `path` in chunks of `chunk` bytes; returns the entry id
+/// and the weight reported by `finish`.
+pub async fn store_object(
+    store: &'static DiskStore,
+    path: &str,
+    data: &[u8],
+    chunk: usize,
+) -> (u64, usize) {
+    let mut miss = store
+        .get_miss_handler(&key(path), &meta(Some(data.len() as u64)), &span())
+        .await
+        .expect("miss handler");
+    let id = miss.entry_id().expect("entry id").get();
+    for part in data.chunks(chunk.max(1)) {
+        miss.write_body(bytes::Bytes::copy_from_slice(part), false)
+            .await
+            .expect("write");
+    }
+    miss.write_body(bytes::Bytes::new(), true)
+        .await
+        .expect("eof");
+    match miss.finish().await.expect("finish") {
+        MissFinishType::Created(w) => (id, w),
+        MissFinishType::Appended(..) => panic!("unexpected append"),
+    }
+}
+
+/// Looks `path` up and reads the whole body.
+pub async fn fetch(store: &'static DiskStore, path: &str) -> Option<Vec<u8>> {
+    let (_, mut hit) = store.lookup(&key(path), &span()).await.expect("lookup")?;
+    Some(read_all(&mut hit).await.expect("read"))
+}
+
+/// Names of the files under `dir`, recursively, relative to it.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
