@@ -14,13 +14,24 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
 pub use problem::Problem;
-use sections::{AdminSection, ListenersSection, LogSection, OriginSection, ServerSection};
+use sections::{
+    AdminSection, CacheSection, ListenersSection, LogSection, OriginSection, ServerSection,
+};
 
 use crate::auth::Verifier;
 use crate::auth::settings::AuthSettings;
+use crate::cache::settings::CacheConfig;
 use crate::origin::settings::OriginConfig;
 
-const SECTIONS: &[&str] = &["server", "listeners", "admin", "origin", "auth", "log"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "listeners",
+    "admin",
+    "origin",
+    "auth",
+    "cache",
+    "log",
+];
 
 /// Everything the node runs on, validated and with secrets loaded.
 pub struct Config {
@@ -28,7 +39,11 @@ pub struct Config {
     pub server: ServerSection,
     pub http_listeners: Vec<SocketAddr>,
     pub admin_listen: SocketAddr,
+    /// The bearer token `/purge` requires; purging is off without one.
+    pub admin_token: Option<String>,
     pub origin: OriginConfig,
+    /// `None`: no caching, every request goes to the origin.
+    pub cache: Option<CacheConfig>,
     pub auth: Verifier,
     pub log: LogSection,
 }
@@ -99,6 +114,8 @@ impl Config {
         let admin: Option<AdminSection> = section(&get("admin"), "admin", None, &mut problems);
         let origin: Option<OriginSection> = section(&get("origin"), "origin", None, &mut problems);
         let auth: Option<AuthSettings> = section(&get("auth"), "auth", None, &mut problems);
+        let cache: Option<Option<CacheSection>> =
+            section(&get("cache"), "cache", Some(|| None), &mut problems);
         let log: Option<LogSection> =
             section(&get("log"), "log", Some(LogSection::default), &mut problems);
 
@@ -134,8 +151,13 @@ impl Config {
                 format!("{a} is also a client listener: give the admin listener its own port"),
             ));
         }
+        let admin_token = admin
+            .as_ref()
+            .and_then(|a| admin_token(a, base_dir, env, &mut problems));
         let origin =
             origin.and_then(|o| OriginConfig::from_section(&o, base_dir, env, &mut problems));
+        let cache =
+            cache.map(|c| c.and_then(|c| CacheConfig::from_section(&c, base_dir, &mut problems)));
         let auth = auth.and_then(|a| match Verifier::from_settings(&a, base_dir) {
             Ok(v) => Some(v),
             Err(mut p) => {
@@ -143,20 +165,31 @@ impl Config {
                 None
             }
         });
-        match (server, http_listeners, admin_listen, origin, auth, log) {
+        match (
+            server,
+            http_listeners,
+            admin_listen,
+            origin,
+            auth,
+            cache,
+            log,
+        ) {
             (
                 Some(server),
                 Some(http_listeners),
                 Some(admin_listen),
                 Some(origin),
                 Some(auth),
+                Some(cache),
                 Some(log),
             ) if problems.is_empty() => Ok(Config {
                 path: path.to_path_buf(),
                 server,
                 http_listeners,
                 admin_listen,
+                admin_token,
                 origin,
+                cache,
                 auth,
                 log,
             }),
@@ -207,6 +240,41 @@ fn section<T: DeserializeOwned>(
         },
     }
 }
+
+/// The admin token from `admin.token_file` or `admin.token_env`; `None`
+/// when neither is set (purge disabled) or on a reported problem.
+fn admin_token(
+    admin: &AdminSection,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let token = match (&admin.token_file, &admin.token_env) {
+        (Some(_), Some(_)) => {
+            problems.push(Problem::new(
+                "admin.token_file",
+                "both token_file and token_env are set: keep one",
+            ));
+            return None;
+        }
+        (Some(file), None) => secret::from_file("admin.token_file", file, base_dir, problems)?,
+        (None, Some(var)) => secret::from_env("admin.token_env", var, env, problems)?,
+        (None, None) => return None,
+    };
+    if token.len() < MIN_ADMIN_TOKEN_BYTES {
+        problems.push(Problem::new(
+            if admin.token_file.is_some() { "admin.token_file" } else { "admin.token_env" },
+            format!(
+                "the token is shorter than {MIN_ADMIN_TOKEN_BYTES} bytes: use a long random value, e.g. `openssl rand -hex 32`"
+            ),
+        ));
+        return None;
+    }
+    Some(token)
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
 fn socket_addr(key: &str, value: &str, problems: &mut Vec<Problem>) -> Option<SocketAddr> {
     match value.parse::<SocketAddr>() {

@@ -61,11 +61,18 @@ pub struct ListenersSection {
     pub http: Vec<String>,
 }
 
-/// The operators' listener: `/metrics`, `/healthz`, `/readyz`.
+/// The operators' listener: `/metrics`, `/healthz`, `/readyz`, and
+/// `/purge` when an admin token is configured.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
     pub listen: String,
+    /// File holding the bearer token that `/purge` requires.
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// Environment variable holding that token (instead of a file).
+    #[serde(default)]
+    pub token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -158,4 +165,148 @@ impl Default for LogSection {
 
 fn default_true() -> bool {
     true
+}
+
+pub const DEFAULT_CACHE_MAX_SIZE: &str = "10GiB";
+pub const DEFAULT_MAX_OBJECT_SIZE: &str = "8GiB";
+pub const DEFAULT_MIN_FREE_SPACE: &str = "1GiB";
+pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
+pub const DEFAULT_NOT_FOUND_TTL_SECONDS: u64 = 10;
+pub const DEFAULT_STALE_WHILE_REVALIDATE_SECONDS: u64 = 60;
+pub const DEFAULT_STALE_IF_ERROR_SECONDS: u64 = 300;
+pub const DEFAULT_LOCK_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_CACHE_STATUS_HEADER: &str = "X-Cache";
+
+/// The disk cache. Sizes are bytes, or a number with a unit: `512MiB`,
+/// `10GiB`, `2TB`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Folder of the cache; created when missing.
+    pub dir: String,
+    #[serde(default = "default_cache_max_size")]
+    pub max_size: ByteSize,
+    #[serde(default = "default_max_object_size")]
+    pub max_object_size: ByteSize,
+    #[serde(default = "default_min_free_space")]
+    pub min_free_space: ByteSize,
+    #[serde(default = "default_ttl_seconds")]
+    pub default_ttl_seconds: u64,
+    #[serde(default)]
+    pub override_ttl_seconds: Option<u64>,
+    #[serde(default = "default_not_found_ttl_seconds")]
+    pub not_found_ttl_seconds: u64,
+    #[serde(default = "default_swr_seconds")]
+    pub stale_while_revalidate_seconds: u64,
+    #[serde(default = "default_sie_seconds")]
+    pub stale_if_error_seconds: u64,
+    #[serde(default = "default_lock_timeout_seconds")]
+    pub lock_timeout_seconds: u64,
+    #[serde(default = "default_cache_status_header")]
+    pub status_header: String,
+}
+
+fn default_cache_max_size() -> ByteSize {
+    ByteSize::parse(DEFAULT_CACHE_MAX_SIZE).unwrap_or(ByteSize(0))
+}
+fn default_max_object_size() -> ByteSize {
+    ByteSize::parse(DEFAULT_MAX_OBJECT_SIZE).unwrap_or(ByteSize(0))
+}
+fn default_min_free_space() -> ByteSize {
+    ByteSize::parse(DEFAULT_MIN_FREE_SPACE).unwrap_or(ByteSize(0))
+}
+fn default_ttl_seconds() -> u64 {
+    DEFAULT_TTL_SECONDS
+}
+fn default_not_found_ttl_seconds() -> u64 {
+    DEFAULT_NOT_FOUND_TTL_SECONDS
+}
+fn default_swr_seconds() -> u64 {
+    DEFAULT_STALE_WHILE_REVALIDATE_SECONDS
+}
+fn default_sie_seconds() -> u64 {
+    DEFAULT_STALE_IF_ERROR_SECONDS
+}
+fn default_lock_timeout_seconds() -> u64 {
+    DEFAULT_LOCK_TIMEOUT_SECONDS
+}
+fn default_cache_status_header() -> String {
+    DEFAULT_CACHE_STATUS_HEADER.to_string()
+}
+
+/// A size in bytes, written as a number or a string with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// `1234`, `64KiB`, `512MiB`, `10GiB`, `2TiB`, `1KB` (powers of 1000),
+    /// with an optional space before the unit.
+    pub fn parse(text: &str) -> Option<ByteSize> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits.parse().ok()?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            _ => return None,
+        };
+        n.checked_mul(mult).map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => ByteSize::parse(&t).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{t:?} is not a size: write bytes or a number with KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
+                ))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZES: &[(&str, Option<u64>)] = &[
+        ("0", Some(0)),
+        ("1234", Some(1234)),
+        ("64KiB", Some(65_536)),
+        ("512 MiB", Some(512 << 20)),
+        ("10GiB", Some(10 << 30)),
+        ("2TiB", Some(2 << 40)),
+        ("1KB", Some(1_000)),
+        ("3GB", Some(3_000_000_000)),
+        ("10gib", None),
+        ("GiB", None),
+        ("-1", None),
+        ("1.5GiB", None),
+        ("99999999999TiB", None),
+    ];
+
+    #[test]
+    fn sizes() {
+        for (text, want) in SIZES {
+            assert_eq!(ByteSize::parse(text).map(|b| b.0), *want, "{text}");
+        }
+    }
 }

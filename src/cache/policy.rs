@@ -1,0 +1,234 @@
+//! What the node stores and for how long: the origin's `Cache-Control` and
+//! `Expires` when it sends them, configured defaults when it does not (S3
+//! rarely sends any), an optional override, a short life for 404s, and
+//! never anything personal or failed.
+
+use std::time::{Duration, SystemTime};
+
+use pingora_cache::cache_control::CacheControl;
+use pingora_http::ResponseHeader;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub default_ttl: Duration,
+    /// When set, replaces whatever the origin says about freshness.
+    pub override_ttl: Option<Duration>,
+    pub not_found_ttl: Duration,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Store {
+        fresh_until: SystemTime,
+        stale_while_revalidate_sec: u32,
+        stale_if_error_sec: u32,
+    },
+    /// Not stored; the reason is for logs.
+    Skip(&'static str),
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+impl Policy {
+    pub fn decide(&self, resp: &ResponseHeader, now: SystemTime) -> Decision {
+        let status = resp.status.as_u16();
+        if status != 200 && status != 404 {
+            return Decision::Skip("status");
+        }
+        if resp.headers.contains_key("set-cookie") {
+            return Decision::Skip("set_cookie");
+        }
+        let cc = CacheControl::from_resp_headers(resp);
+        let stale = |d: Option<u32>, default: Duration| d.unwrap_or(secs(default));
+        let (swr, sie) = match &cc {
+            Some(cc) => (
+                stale(
+                    cc.stale_while_revalidate().ok().flatten(),
+                    self.stale_while_revalidate,
+                ),
+                stale(cc.stale_if_error().ok().flatten(), self.stale_if_error),
+            ),
+            None => (secs(self.stale_while_revalidate), secs(self.stale_if_error)),
+        };
+        let store = |ttl: Duration| {
+            if ttl.is_zero() && status == 404 {
+                return Decision::Skip("not_found_ttl_zero");
+            }
+            Decision::Store {
+                fresh_until: now + ttl,
+                stale_while_revalidate_sec: swr,
+                stale_if_error_sec: sie,
+            }
+        };
+        if status == 404 {
+            return store(self.not_found_ttl);
+        }
+        if let Some(ttl) = self.override_ttl {
+            return store(ttl);
+        }
+        if let Some(cc) = &cc {
+            if cc.no_store() {
+                return Decision::Skip("no_store");
+            }
+            if cc.private() {
+                return Decision::Skip("private");
+            }
+            if cc.no_cache() {
+                // Stored, but revalidated before every use.
+                return store(Duration::ZERO);
+            }
+            let max_age = cc
+                .s_maxage()
+                .ok()
+                .flatten()
+                .or_else(|| cc.max_age().ok().flatten());
+            if let Some(age) = max_age {
+                return store(Duration::from_secs(u64::from(age)));
+            }
+        }
+        if let Some(expires) = resp.headers.get("expires") {
+            // An invalid Expires means "already expired" (RFC 9111 5.3).
+            let ttl = expires
+                .to_str()
+                .ok()
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .and_then(|t| t.duration_since(now).ok())
+                .unwrap_or(Duration::ZERO);
+            return store(ttl);
+        }
+        store(self.default_ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn policy() -> Policy {
+        Policy {
+            default_ttl: Duration::from_secs(3600),
+            override_ttl: None,
+            not_found_ttl: Duration::from_secs(10),
+            stale_while_revalidate: Duration::from_secs(60),
+            stale_if_error: Duration::from_secs(300),
+        }
+    }
+
+    /// (status, headers, expected fresh seconds or skip reason, swr, sie)
+    type Case = (
+        u16,
+        &'static [(&'static str, &'static str)],
+        Result<u64, &'static str>,
+        u32,
+        u32,
+    );
+
+    const CASES: &[Case] = &[
+        (200, &[], Ok(3600), 60, 300),
+        (200, &[("cache-control", "max-age=120")], Ok(120), 60, 300),
+        (
+            200,
+            &[("cache-control", "max-age=120, s-maxage=30")],
+            Ok(30),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[(
+                "cache-control",
+                "max-age=5, stale-while-revalidate=7, stale-if-error=9",
+            )],
+            Ok(5),
+            7,
+            9,
+        ),
+        (200, &[("cache-control", "no-cache")], Ok(0), 60, 300),
+        (200, &[("cache-control", "no-store")], Err("no_store"), 0, 0),
+        (
+            200,
+            &[("cache-control", "private, max-age=60")],
+            Err("private"),
+            0,
+            0,
+        ),
+        (
+            200,
+            &[("expires", "Thu, 01 Jan 1970 00:20:00 GMT")],
+            Ok(1200 - 1000),
+            60,
+            300,
+        ),
+        (200, &[("expires", "garbage")], Ok(0), 60, 300),
+        (200, &[("set-cookie", "a=b")], Err("set_cookie"), 0, 0),
+        (404, &[], Ok(10), 60, 300),
+        (404, &[("cache-control", "max-age=9999")], Ok(10), 60, 300),
+        (206, &[], Err("status"), 0, 0),
+        (301, &[], Err("status"), 0, 0),
+        (401, &[], Err("status"), 0, 0),
+        (403, &[], Err("status"), 0, 0),
+        (500, &[("cache-control", "max-age=60")], Err("status"), 0, 0),
+        (503, &[], Err("status"), 0, 0),
+    ];
+
+    #[test]
+    fn decisions() {
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        for (status, headers, want, swr, sie) in CASES {
+            let mut resp = ResponseHeader::build(*status, None).unwrap();
+            for (n, v) in *headers {
+                resp.insert_header(*n, *v).unwrap();
+            }
+            let got = policy().decide(&resp, now);
+            let want = match want {
+                Ok(fresh) => Decision::Store {
+                    fresh_until: now + Duration::from_secs(*fresh),
+                    stale_while_revalidate_sec: *swr,
+                    stale_if_error_sec: *sie,
+                },
+                Err(reason) => Decision::Skip(reason),
+            };
+            assert_eq!(got, want, "{status} {headers:?}");
+        }
+    }
+
+    #[test]
+    fn override_replaces_the_origin_but_not_the_rules() {
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let p = Policy {
+            override_ttl: Some(Duration::from_secs(5)),
+            ..policy()
+        };
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.insert_header("cache-control", "max-age=999").unwrap();
+        assert!(
+            matches!(p.decide(&resp, now), Decision::Store { fresh_until, .. } if fresh_until == now + Duration::from_secs(5))
+        );
+        let mut cookie = ResponseHeader::build(200, None).unwrap();
+        cookie.insert_header("set-cookie", "a=b").unwrap();
+        assert_eq!(p.decide(&cookie, now), Decision::Skip("set_cookie"));
+        let mut not_found = ResponseHeader::build(404, None).unwrap();
+        not_found.insert_header("x", "y").unwrap();
+        assert!(
+            matches!(p.decide(&not_found, now), Decision::Store { fresh_until, .. } if fresh_until == now + Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn zero_not_found_ttl_means_not_stored() {
+        let p = Policy {
+            not_found_ttl: Duration::ZERO,
+            ..policy()
+        };
+        let resp = ResponseHeader::build(404, None).unwrap();
+        assert_eq!(
+            p.decide(&resp, UNIX_EPOCH),
+            Decision::Skip("not_found_ttl_zero")
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! The validated cache settings.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cache::policy::Policy;
+use crate::config::Problem;
+use crate::config::sections::CacheSection;
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub dir: PathBuf,
+    pub max_size: u64,
+    pub max_object_size: u64,
+    pub min_free_space: u64,
+    pub policy: Policy,
+    pub lock_timeout: Duration,
+    /// Response header naming the cache outcome; `None` when disabled
+    /// (configured as an empty string).
+    pub status_header: Option<String>,
+}
+
+/// Longest freshness or stale window accepted, one year.
+const MAX_SECONDS: u64 = 365 * 86_400;
+
+impl CacheConfig {
+    pub fn from_section(
+        section: &CacheSection,
+        base_dir: &Path,
+        problems: &mut Vec<Problem>,
+    ) -> Option<CacheConfig> {
+        let before = problems.len();
+        if section.dir.is_empty() {
+            problems.push(Problem::new(
+                "cache.dir",
+                "is empty: give the folder the cache lives in, e.g. /var/cache/cdn-node",
+            ));
+        }
+        if section.max_size.0 == 0 {
+            problems.push(Problem::new(
+                "cache.max_size",
+                "is 0: give the disk space the cache may use, e.g. 100GiB",
+            ));
+        }
+        if section.max_object_size.0 == 0 || section.max_object_size.0 > section.max_size.0 {
+            problems.push(Problem::new(
+                "cache.max_object_size",
+                format!(
+                    "{} bytes is out of range: use more than 0 and at most cache.max_size ({} bytes)",
+                    section.max_object_size.0, section.max_size.0
+                ),
+            ));
+        }
+        for (key, value) in [
+            (
+                "cache.default_ttl_seconds",
+                Some(section.default_ttl_seconds),
+            ),
+            ("cache.override_ttl_seconds", section.override_ttl_seconds),
+            (
+                "cache.not_found_ttl_seconds",
+                Some(section.not_found_ttl_seconds),
+            ),
+            (
+                "cache.stale_while_revalidate_seconds",
+                Some(section.stale_while_revalidate_seconds),
+            ),
+            (
+                "cache.stale_if_error_seconds",
+                Some(section.stale_if_error_seconds),
+            ),
+        ] {
+            if let Some(v) = value
+                && v > MAX_SECONDS
+            {
+                problems.push(Problem::new(
+                    key,
+                    format!("{v} is more than a year: use at most {MAX_SECONDS}"),
+                ));
+            }
+        }
+        if section.lock_timeout_seconds == 0 || section.lock_timeout_seconds > 600 {
+            problems.push(Problem::new(
+                "cache.lock_timeout_seconds",
+                format!(
+                    "{} is out of range: use 1 to 600 seconds",
+                    section.lock_timeout_seconds
+                ),
+            ));
+        }
+        let header = section.status_header.trim();
+        if !header.is_empty() && http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            problems.push(Problem::new(
+                "cache.status_header",
+                format!("{header:?} is not a header name: use e.g. X-Cache, or \"\" to send none"),
+            ));
+        }
+        if problems.len() > before {
+            return None;
+        }
+        Some(CacheConfig {
+            dir: base_dir.join(&section.dir),
+            max_size: section.max_size.0,
+            max_object_size: section.max_object_size.0,
+            min_free_space: section.min_free_space.0,
+            policy: Policy {
+                default_ttl: Duration::from_secs(section.default_ttl_seconds),
+                override_ttl: section.override_ttl_seconds.map(Duration::from_secs),
+                not_found_ttl: Duration::from_secs(section.not_found_ttl_seconds),
+                stale_while_revalidate: Duration::from_secs(section.stale_while_revalidate_seconds),
+                stale_if_error: Duration::from_secs(section.stale_if_error_seconds),
+            },
+            lock_timeout: Duration::from_secs(section.lock_timeout_seconds),
+            status_header: (!header.is_empty()).then(|| header.to_string()),
+        })
+    }
+}
