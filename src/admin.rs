@@ -1,7 +1,7 @@
 //! The operators' listener: `/metrics` (Prometheus text format), `/healthz`
-//! (the process answers) and `/readyz` (the node can serve: keys loaded and
-//! the origin resolved). It is a separate listener so that it can stay on a
-//! private address.
+//! (the process answers), `/readyz` (the node can serve: origin resolved),
+//! and `POST /purge` (guarded by the admin bearer token). It is a separate
+//! listener so that it can stay on a private address.
 
 use std::sync::Arc;
 
@@ -10,11 +10,16 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::cache::engine::Engine;
 use crate::metrics::Metrics;
+use crate::request::{path, query};
 
 pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub ready: Box<dyn Fn() -> bool + Send + Sync>,
+    pub cache: Option<&'static Engine>,
+    /// The bearer token `/purge` requires; `None` disables purging.
+    pub token: Option<String>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -27,30 +32,122 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
         .unwrap_or_default()
 }
 
+fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
+    reply(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a
+/// guessed token was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What `/purge` was asked to remove.
+#[derive(Debug, PartialEq, Eq)]
+enum PurgeRequest {
+    /// One object: canonical path and canonical query.
+    One(String, String),
+    /// Every object whose key starts with this canonical path prefix.
+    Prefix(String),
+}
+
+fn purge_request(raw_query: &str) -> Result<PurgeRequest, &'static str> {
+    let pairs = query::parse(raw_query).map_err(|_| "bad query encoding\n")?;
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match (get("path"), get("prefix")) {
+        (Some(target), None) => {
+            let (p, q) = target.split_once('?').unwrap_or((target, ""));
+            let p = path::canonicalize(p).map_err(|_| "path is not a valid object path\n")?;
+            let q = query::parse(q).map_err(|_| "bad query in path\n")?;
+            Ok(PurgeRequest::One(p, query::canonical(&q, |_| true)))
+        }
+        (None, Some(prefix)) => {
+            let p = path::canonicalize(prefix).map_err(|_| "prefix is not a valid path\n")?;
+            Ok(PurgeRequest::Prefix(p))
+        }
+        _ => Err("give exactly one of ?path=/object or ?prefix=/folder/\n"),
+    }
+}
+
 impl Admin {
-    pub fn answer(&self, method: &str, path: &str) -> Response<Vec<u8>> {
+    pub async fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        raw_query: &str,
+        authorization: Option<&str>,
+    ) -> Response<Vec<u8>> {
+        if path == "/purge" {
+            return self.purge(method, raw_query, authorization).await;
+        }
         if method != "GET" && method != "HEAD" {
-            return reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain",
-                b"method not allowed\n".to_vec(),
-            );
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
         match path {
-            "/metrics" => reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render(),
-            ),
-            "/healthz" => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            "/readyz" if (self.ready)() => reply(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
-            "/readyz" => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                b"not ready\n".to_vec(),
-            ),
-            _ => reply(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+            "/metrics" => {
+                if let Some(engine) = self.cache {
+                    self.metrics.refresh_cache(&engine.snapshot());
+                }
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.metrics.render(),
+                )
+            }
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if (self.ready)() => text(StatusCode::OK, "ready\n"),
+            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
+    }
+
+    async fn purge(
+        &self,
+        method: &str,
+        raw_query: &str,
+        authorization: Option<&str>,
+    ) -> Response<Vec<u8>> {
+        let (Some(engine), Some(token)) = (self.cache, &self.token) else {
+            return text(
+                StatusCode::NOT_FOUND,
+                "purge is not enabled: configure cache and admin.token_file\n",
+            );
+        };
+        let given = authorization
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same_secret(given.as_bytes(), token.as_bytes()) {
+            let mut r = text(
+                StatusCode::UNAUTHORIZED,
+                "a valid admin token is required\n",
+            );
+            r.headers_mut()
+                .insert("www-authenticate", http::HeaderValue::from_static("Bearer"));
+            return r;
+        }
+        if method != "POST" {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+        }
+        let purged = match purge_request(raw_query) {
+            Ok(PurgeRequest::One(p, q)) => engine.purge_one(&p, &q).await,
+            Ok(PurgeRequest::Prefix(p)) => engine.purge_prefix(&p).await,
+            Err(msg) => return text(StatusCode::BAD_REQUEST, msg),
+        };
+        self.metrics.cache_purged.inc_by(purged as u64);
+        reply(
+            StatusCode::OK,
+            "application/json",
+            format!("{{\"purged\":{purged}}}\n").into_bytes(),
+        )
     }
 }
 
@@ -60,7 +157,15 @@ impl ServeHttp for Admin {
         let req = session.req_header();
         let method = req.method.as_str().to_string();
         let path = req.uri.path().to_string();
-        let mut resp = self.answer(&method, &path);
+        let raw_query = req.uri.query().unwrap_or("").to_string();
+        let authorization = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut resp = self
+            .answer(&method, &path, &raw_query, authorization.as_deref())
+            .await;
         if method == "HEAD" {
             resp.body_mut().clear();
         }
@@ -72,11 +177,13 @@ impl ServeHttp for Admin {
 mod tests {
     use super::*;
 
-    #[test]
-    fn routes() {
+    #[tokio::test]
+    async fn routes() {
         let admin = Admin {
             metrics: Arc::new(Metrics::new()),
             ready: Box::new(|| false),
+            cache: None,
+            token: Some("0123456789abcdef".into()),
         };
         const CASES: &[(&str, &str, u16)] = &[
             ("GET", "/metrics", 200),
@@ -84,19 +191,56 @@ mod tests {
             ("GET", "/readyz", 503),
             ("GET", "/other", 404),
             ("POST", "/metrics", 405),
+            ("POST", "/purge", 404),
         ];
         for (method, path, status) in CASES {
-            assert_eq!(
-                admin.answer(method, path).status().as_u16(),
-                *status,
-                "{method} {path}"
-            );
+            let got = admin.answer(method, path, "", None).await.status().as_u16();
+            assert_eq!(got, *status, "{method} {path}");
         }
-        let body = admin.answer("GET", "/metrics").into_body();
+        let body = admin.answer("GET", "/metrics", "", None).await.into_body();
         assert!(
             String::from_utf8(body)
                 .unwrap()
                 .contains("cdn_node_build_info")
         );
+    }
+
+    #[test]
+    fn purge_requests() {
+        let cases: &[(&str, Result<PurgeRequest, ()>)] = &[
+            (
+                "path=/courses/101/a.mp4",
+                Ok(PurgeRequest::One(
+                    "/courses/101/a.mp4".into(),
+                    String::new(),
+                )),
+            ),
+            (
+                "path=/a%7E.mp4",
+                Ok(PurgeRequest::One("/a~.mp4".into(), String::new())),
+            ),
+            (
+                "path=/a.mp4%3Fb%3D1",
+                Ok(PurgeRequest::One("/a.mp4".into(), "b=1".into())),
+            ),
+            (
+                "prefix=/courses/101/",
+                Ok(PurgeRequest::Prefix("/courses/101/".into())),
+            ),
+            ("path=/a/../b", Err(())),
+            ("prefix=/a&path=/b", Err(())),
+            ("", Err(())),
+        ];
+        for (q, want) in cases {
+            assert_eq!(purge_request(q).map_err(|_| ()), *want, "{q}");
+        }
+    }
+
+    #[test]
+    fn secrets_compare() {
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"abcd"));
+        assert!(!same_secret(b"", b"a"));
     }
 }

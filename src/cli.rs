@@ -115,8 +115,13 @@ pub fn main(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let server = build(config, ProcessOptions { daemon, upgrade });
-            server.run_forever()
+            match build(config, ProcessOptions { daemon, upgrade }) {
+                Ok(server) => server.run_forever(),
+                Err(e) => {
+                    eprintln!("cdn-node: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Token(args) => {
             let now = SystemTime::now()

@@ -11,6 +11,7 @@ use pingora::services::listening::Service;
 
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
+use crate::cache::engine::Engine;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -23,8 +24,9 @@ pub struct ProcessOptions {
     pub upgrade: bool,
 }
 
-/// Builds the server with all its services, ready to run.
-pub fn build(config: Config, opts: ProcessOptions) -> Server {
+/// Builds the server with all its services, ready to run. Fails when the
+/// cache folder cannot be opened.
+pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
     let server_conf = config.server_conf(opts.daemon);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -44,12 +46,17 @@ pub fn build(config: Config, opts: ProcessOptions) -> Server {
     }
     let metrics = Arc::new(Metrics::new());
     let verifier = Arc::new(config.auth);
+    let cache = match config.cache {
+        Some(cache_config) => Some(open_cache(cache_config)?),
+        None => None,
+    };
 
     let edge = Edge {
         verifier,
         origin: origin.clone(),
         metrics: metrics.clone(),
         access_log: AccessLog::new(config.log.access_stdout),
+        cache,
     };
     let mut proxy =
         pingora_proxy::http_proxy_service_with_name(&server.configuration, edge, "cdn-node");
@@ -61,6 +68,8 @@ pub fn build(config: Config, opts: ProcessOptions) -> Server {
     let admin = Admin {
         metrics,
         ready: Box::new(move || resolver.is_ready()),
+        cache,
+        token: config.admin_token,
     };
     let mut admin_service = Service::new("cdn-node admin".to_string(), admin);
     admin_service.add_tcp(&config.admin_listen.to_string());
@@ -70,5 +79,24 @@ pub fn build(config: Config, opts: ProcessOptions) -> Server {
     server.add_service(proxy);
     server.add_service(admin_service);
     server.add_service(refresh);
-    server
+    Ok(server)
+}
+
+/// Opens the disk cache before Pingora starts its runtimes: scanning the
+/// folder and seeding eviction happen once, on a short-lived runtime.
+fn open_cache(config: crate::cache::settings::CacheConfig) -> Result<&'static Engine, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the cache loader: {e}"))?;
+    let started = std::time::Instant::now();
+    let engine = runtime.block_on(Engine::open(config))?;
+    let snap = engine.snapshot();
+    tracing::info!(
+        objects = snap.stored_objects,
+        bytes = snap.stored_bytes,
+        took_ms = started.elapsed().as_millis() as u64,
+        "disk cache opened"
+    );
+    Ok(Box::leak(Box::new(engine)))
 }

@@ -1,6 +1,11 @@
-//! Caching: the key an object is stored under and the disk cache's eviction
-//! manager. The disk store builds on them.
+//! Caching: the key an object is stored under, what is stored for how long,
+//! the disk store, its eviction manager, and how a request's cache outcome is
+//! named.
 
+pub mod engine;
 pub mod eviction;
 pub mod key;
+pub mod policy;
+pub mod settings;
+pub mod status;
 pub mod store;

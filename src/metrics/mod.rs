@@ -3,9 +3,11 @@
 
 pub mod names;
 
+use std::sync::Mutex;
+
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -19,6 +21,35 @@ pub struct Metrics {
     pub origin_duration: Histogram,
     pub origin_bytes: IntCounter,
     pub origin_errors: IntCounterVec,
+    pub cache_lookups: IntCounterVec,
+    pub cache_fill_wait: Histogram,
+    pub cache_purged: IntCounter,
+    cache: CacheFamilies,
+}
+
+/// What the disk cache reports at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheSnapshot {
+    pub stored_bytes: u64,
+    pub stored_objects: u64,
+    pub max_bytes: u64,
+    pub disk_free_bytes: u64,
+    /// Monotonic totals kept by the store and the eviction manager.
+    pub evictions: u64,
+    pub write_errors: u64,
+    pub aborted_fills: u64,
+}
+
+struct CacheFamilies {
+    stored_bytes: IntGauge,
+    stored_objects: IntGauge,
+    max_bytes: IntGauge,
+    disk_free: IntGauge,
+    evictions: IntCounter,
+    write_errors: IntCounter,
+    aborted_fills: IntCounter,
+    /// The totals already added to the counters.
+    last: Mutex<CacheSnapshot>,
 }
 
 impl Metrics {
@@ -94,6 +125,61 @@ impl Metrics {
             "Origin failures, by kind.",
             &["kind"],
         );
+        let cache_lookups = counter_vec(
+            names::CACHE_LOOKUPS_TOTAL,
+            "Cache lookups, by result.",
+            &["result"],
+        );
+        for result in crate::cache::status::LOOKUP_RESULTS {
+            cache_lookups.with_label_values(&[result]);
+        }
+        let cache_fill_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                names::CACHE_FILL_WAIT_SECONDS,
+                "Time a request waited for another request's fill.",
+            )
+            .buckets(names::FILL_WAIT_BUCKETS.to_vec()),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(cache_fill_wait.clone()))
+            .expect("unique metric");
+        let cache_purged = counter(
+            names::CACHE_PURGED_TOTAL,
+            "Objects removed through the admin purge endpoint.",
+        );
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let cache = CacheFamilies {
+            stored_bytes: gauge(
+                names::CACHE_STORED_BYTES,
+                "Bytes of complete objects on disk.",
+            ),
+            stored_objects: gauge(names::CACHE_STORED_OBJECTS, "Complete objects on disk."),
+            max_bytes: gauge(names::CACHE_MAX_BYTES, "The configured cache.max_size."),
+            disk_free: gauge(
+                names::DISK_FREE_BYTES,
+                "Free space of the cache's filesystem.",
+            ),
+            evictions: counter(
+                names::CACHE_EVICTIONS_TOTAL,
+                "Objects evicted to stay under cache.max_size.",
+            ),
+            write_errors: counter(
+                names::CACHE_WRITE_ERRORS_TOTAL,
+                "Disk writes that failed; the client was served uncached.",
+            ),
+            aborted_fills: counter(
+                names::CACHE_ABORTED_FILLS_TOTAL,
+                "Fills that ended before the whole object arrived.",
+            ),
+            last: Mutex::new(CacheSnapshot::default()),
+        };
         let build_info = IntGaugeVec::new(
             Opts::new(
                 names::BUILD_INFO,
@@ -119,6 +205,30 @@ impl Metrics {
             origin_duration,
             origin_bytes,
             origin_errors,
+            cache_lookups,
+            cache_fill_wait,
+            cache_purged,
+            cache,
+        }
+    }
+
+    /// Brings the cache families up to date with a snapshot taken at
+    /// scrape time. Counters move by the growth of the store's totals.
+    pub fn refresh_cache(&self, snap: &CacheSnapshot) {
+        let c = &self.cache;
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        c.stored_bytes.set(as_i64(snap.stored_bytes));
+        c.stored_objects.set(as_i64(snap.stored_objects));
+        c.max_bytes.set(as_i64(snap.max_bytes));
+        c.disk_free.set(as_i64(snap.disk_free_bytes));
+        if let Ok(mut last) = c.last.lock() {
+            c.evictions
+                .inc_by(snap.evictions.saturating_sub(last.evictions));
+            c.write_errors
+                .inc_by(snap.write_errors.saturating_sub(last.write_errors));
+            c.aborted_fills
+                .inc_by(snap.aborted_fills.saturating_sub(last.aborted_fills));
+            *last = *snap;
         }
     }
 

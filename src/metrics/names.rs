@@ -33,3 +33,29 @@ pub const REQUEST_BUCKETS: &[f64] = &[
 pub const ORIGIN_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Cache lookups by `result` (hit, miss, stale, expired, revalidated, bypass).
+pub const CACHE_LOOKUPS_TOTAL: &str = "cdn_node_cache_lookups_total";
+/// Bytes of complete objects on disk.
+pub const CACHE_STORED_BYTES: &str = "cdn_node_cache_stored_bytes";
+/// Complete objects on disk.
+pub const CACHE_STORED_OBJECTS: &str = "cdn_node_cache_stored_objects";
+/// The configured `cache.max_size`.
+pub const CACHE_MAX_BYTES: &str = "cdn_node_cache_max_bytes";
+/// Objects evicted to stay under `cache.max_size`.
+pub const CACHE_EVICTIONS_TOTAL: &str = "cdn_node_cache_evictions_total";
+/// Disk writes that failed (the client was still served, uncached).
+pub const CACHE_WRITE_ERRORS_TOTAL: &str = "cdn_node_cache_write_errors_total";
+/// Fills that ended before the whole object arrived (nothing kept).
+pub const CACHE_ABORTED_FILLS_TOTAL: &str = "cdn_node_cache_aborted_fills_total";
+/// Time a request waited for another request's fill (cache lock).
+pub const CACHE_FILL_WAIT_SECONDS: &str = "cdn_node_cache_fill_wait_seconds";
+/// Free space of the cache's filesystem.
+pub const DISK_FREE_BYTES: &str = "cdn_node_disk_free_bytes";
+/// Objects removed through the admin purge endpoint.
+pub const CACHE_PURGED_TOTAL: &str = "cdn_node_cache_purged_objects_total";
+
+/// Buckets for waiting on a fill (seconds).
+pub const FILL_WAIT_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
+];

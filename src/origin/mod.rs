@@ -58,13 +58,18 @@ impl Origin {
     /// [`FORWARDED_HEADERS`].
     pub fn request(
         &self,
-        head: bool,
         canonical_path: &str,
         canonical_query: &str,
         prepared: &RequestHeader,
         now: SystemTime,
     ) -> Result<RequestHeader, String> {
-        let method = if head { "HEAD" } else { "GET" };
+        // Pingora turns a HEAD miss into a GET when it will cache the
+        // answer: follow the method it prepared.
+        let method = if prepared.method == http::Method::HEAD {
+            "HEAD"
+        } else {
+            "GET"
+        };
         let uri = self.config.object_uri(canonical_path);
         let target = if canonical_query.is_empty() {
             uri.clone()

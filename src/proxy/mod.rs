@@ -2,6 +2,7 @@
 //! the module that owns the concern (gate, origin, refusal, metrics, log).
 
 pub mod admit;
+mod caching;
 pub mod ctx;
 
 use std::sync::Arc;
@@ -14,8 +15,12 @@ use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_proxy::FailToProxy;
 
+use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
+
 use crate::access_log::{AccessLog, Entry, rfc3339};
 use crate::auth::{Verifier, redact_query};
+use crate::cache::engine::Engine;
+use crate::cache::status;
 use crate::metrics::{Metrics, status_class};
 use crate::origin::Origin;
 use crate::origin::response::{self, Verdict};
@@ -27,6 +32,8 @@ pub struct Edge {
     pub origin: Arc<Origin>,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
+    /// `None` when no cache is configured.
+    pub cache: Option<&'static Engine>,
 }
 
 fn unix_now() -> u64 {
@@ -107,6 +114,57 @@ impl ProxyHttp for Edge {
         }
     }
 
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        if let (Some(engine), Some(_)) = (self.cache, &ctx.admitted) {
+            caching::enable(session, engine);
+        }
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
+        match &ctx.admitted {
+            Some(admitted) => Ok(caching::key(admitted)),
+            None => Error::e_explain(
+                ErrorType::InternalError,
+                "cache key of an unadmitted request",
+            ),
+        }
+    }
+
+    fn response_cache_filter(
+        &self,
+        _session: &Session,
+        resp: &ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<RespCacheable> {
+        Ok(match self.cache {
+            Some(engine) => caching::cacheable(engine, resp),
+            None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
+        })
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+        error: Option<&Error>,
+    ) -> bool {
+        caching::serve_stale(error)
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(name) = self.cache.and_then(|e| e.config.status_header.as_ref()) {
+            let label = status::label(&session.cache.phase());
+            resp.insert_header(name.clone(), status::header_value(label))?;
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
@@ -140,7 +198,6 @@ impl ProxyHttp for Edge {
         let req = self
             .origin
             .request(
-                admitted.head,
                 &admitted.path,
                 &admitted.query,
                 upstream_request,
@@ -260,6 +317,15 @@ impl ProxyHttp for Edge {
         let bytes = session.as_downstream().body_bytes_sent() as u64;
         let elapsed = ctx.started.elapsed();
         let m = &self.metrics;
+        if self.cache.is_some() && ctx.admitted.is_some() {
+            ctx.cache_status = status::label(&session.cache.phase());
+            if status::LOOKUP_RESULTS.contains(&ctx.cache_status) {
+                m.cache_lookups.with_label_values(&[ctx.cache_status]).inc();
+            }
+            if let Some(waited) = session.cache.lock_duration() {
+                m.cache_fill_wait.observe(waited.as_secs_f64());
+            }
+        }
         m.requests
             .with_label_values(&[status_class(status), ctx.cache_status])
             .inc();

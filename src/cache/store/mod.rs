@@ -20,7 +20,7 @@ mod index;
 mod layout;
 mod miss;
 mod scan;
-mod space;
+pub mod space;
 mod storage;
 
 #[cfg(test)]

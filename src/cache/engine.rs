@@ -1,0 +1,122 @@
+//! The cache as the node runs it: the disk store, the eviction manager and
+//! the cache lock, opened once at start-up and living for the process
+//! (Pingora's cache traits want `&'static`).
+
+use pingora_cache::eviction::EvictionManager;
+use pingora_cache::key::CacheKey;
+use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_cache::storage::{PurgeOutcome, PurgeTarget, PurgeType, Storage};
+use pingora_cache::trace::Span;
+
+use crate::cache::eviction::Manager;
+use crate::cache::settings::CacheConfig;
+use crate::cache::store::{DiskStore, StoreConfig};
+use crate::metrics::CacheSnapshot;
+
+pub struct Engine {
+    pub store: &'static DiskStore,
+    pub eviction: &'static Manager,
+    pub lock: &'static CacheKeyLockImpl,
+    pub config: CacheConfig,
+}
+
+/// The cache key of a canonical path and query: the same function the
+/// request path uses, so a purge finds what a request stored.
+pub fn cache_key(canonical_path: &str, canonical_query: &str) -> CacheKey {
+    CacheKey::new(
+        crate::cache::key::cache_key(canonical_path, canonical_query),
+        "",
+    )
+}
+
+impl Engine {
+    /// Opens the store (scanning what is on disk) and seeds the eviction
+    /// manager with it, deleting whatever no longer fits `max_size`.
+    pub async fn open(config: CacheConfig) -> Result<Engine, String> {
+        let store = DiskStore::open(StoreConfig {
+            dir: config.dir.clone(),
+            max_object_size: config.max_object_size,
+            min_free_bytes: config.min_free_space,
+        })
+        .map_err(|e| format!("cache.dir {}: {e}", config.dir.display()))?;
+        let store: &'static DiskStore = Box::leak(Box::new(store));
+        let capacity = usize::try_from(config.max_size).unwrap_or(usize::MAX);
+        let eviction: &'static Manager = Box::leak(Box::new(Manager::new(capacity)));
+        let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(config.lock_timeout));
+        let engine = Engine {
+            store,
+            eviction,
+            lock,
+            config,
+        };
+        engine.seed().await;
+        Ok(engine)
+    }
+
+    async fn seed(&self) {
+        let span = Span::inactive();
+        for (entry, size, fresh_until) in self.store.entries() {
+            for evicted in self.eviction.admit(entry, size, fresh_until) {
+                let target = PurgeTarget::Exact(&evicted);
+                if let Err(e) = self
+                    .store
+                    .purge(target, PurgeType::Eviction, &span.handle())
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not evict a cached object at start-up");
+                }
+            }
+        }
+    }
+
+    /// Removes the object stored for one canonical path (and query).
+    pub async fn purge_one(&self, canonical_path: &str, canonical_query: &str) -> usize {
+        let key = cache_key(canonical_path, canonical_query).to_compact();
+        let span = Span::inactive();
+        match self
+            .store
+            .purge(
+                PurgeTarget::Active(&key),
+                PurgeType::Invalidation,
+                &span.handle(),
+            )
+            .await
+        {
+            Ok(PurgeOutcome::Purged(id)) => {
+                self.eviction
+                    .remove(PurgeTarget::Active(&key).removed_entry(id));
+                1
+            }
+            Ok(_) => 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "purge failed");
+                0
+            }
+        }
+    }
+
+    /// Removes every object whose key starts with `prefix`.
+    pub async fn purge_prefix(&self, prefix: &str) -> usize {
+        let removed = self.store.purge_prefix(prefix).await;
+        for entry in &removed {
+            self.eviction.remove(entry.into());
+        }
+        removed.len()
+    }
+
+    pub fn snapshot(&self) -> CacheSnapshot {
+        let stats = self.store.stats();
+        CacheSnapshot {
+            stored_bytes: stats.bytes_stored,
+            stored_objects: stats.objects_stored,
+            max_bytes: self.config.max_size,
+            disk_free_bytes: crate::cache::store::space::available_bytes(&self.config.dir)
+                .ok()
+                .flatten()
+                .unwrap_or(0),
+            evictions: self.eviction.evicted_items() as u64,
+            write_errors: stats.write_errors,
+            aborted_fills: stats.aborted_fills,
+        }
+    }
+}
