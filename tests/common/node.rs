@@ -24,6 +24,15 @@ pub struct Options {
     pub read_timeout_ms: u64,
     /// Extra lines appended under `auth.keys` (indented YAML list items).
     pub extra_keys: String,
+    /// A `cache:` section body (indented by two spaces), or none.
+    pub cache: Option<String>,
+    /// The admin token for `/purge`.
+    pub admin_token: Option<String>,
+}
+
+/// A `cache:` section for a folder, with extra settings appended.
+pub fn cache_section(dir: &std::path::Path, extra: &str) -> String {
+    format!("  dir: {}\n  min_free_space: 0\n{extra}", dir.display())
 }
 
 impl Options {
@@ -36,6 +45,8 @@ impl Options {
             public_prefixes: Vec::new(),
             read_timeout_ms: 5_000,
             extra_keys: String::new(),
+            cache: None,
+            admin_token: None,
         }
     }
 }
@@ -54,7 +65,7 @@ fn yaml_list(items: &[String]) -> String {
 
 impl Node {
     pub fn config_yaml(opts: &Options, http: u16, admin: u16, dir: &std::path::Path) -> String {
-        format!(
+        let mut yaml = format!(
             r#"server:
   threads: 2
   pid_file: {dir}/cdn-node.pid
@@ -91,7 +102,19 @@ auth:
             extra_keys = opts.extra_keys,
             issuer = ISSUER,
             audience = AUDIENCE,
-        )
+        );
+        if let Some(cache) = &opts.cache {
+            yaml.push_str("cache:\n");
+            yaml.push_str(cache);
+            yaml.push('\n');
+        }
+        if opts.admin_token.is_some() {
+            yaml = yaml.replace(
+                &format!("  listen: \"127.0.0.1:{admin}\"\n"),
+                &format!("  listen: \"127.0.0.1:{admin}\"\n  token_file: admin.token\n"),
+            );
+        }
+        yaml
     }
 
     pub async fn start(opts: Options) -> Node {
@@ -99,6 +122,9 @@ auth:
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
             std::fs::write(dir.path().join("hmac.key"), HMAC_SECRET).expect("key file");
+            if let Some(token) = &opts.admin_token {
+                std::fs::write(dir.path().join("admin.token"), token).expect("token file");
+            }
             let (http, admin) = (free_port(), free_port());
             let conf = dir.path().join("cdn-node.yaml");
             std::fs::write(&conf, Self::config_yaml(&opts, http, admin, dir.path())).expect("conf");
@@ -157,6 +183,12 @@ auth:
         })
         .await;
         ready && !exited
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, target: &str) -> String {

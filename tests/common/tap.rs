@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +15,12 @@ pub enum Mode {
     Forward,
     /// Accept and read, never answer (origin read timeout).
     Stall,
+    /// Pass the first `n` response bytes of each connection, then close it
+    /// (an origin that dies mid-body).
+    CutAfter(u64),
+    /// Pass the first `n` response bytes of each connection, then hold the
+    /// rest back until the mode changes (a fill kept in progress).
+    HoldAfter(u64),
 }
 
 #[derive(Default)]
@@ -25,7 +32,7 @@ struct State {
 pub struct Tap {
     pub port: u16,
     state: Arc<Mutex<State>>,
-    mode: Arc<Mutex<Mode>>,
+    mode: watch::Sender<Mode>,
     task: JoinHandle<()>,
 }
 
@@ -34,15 +41,12 @@ impl Tap {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind tap");
         let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(Mutex::new(State::default()));
-        let mode = Arc::new(Mutex::new(Mode::Forward));
-        let (st, md) = (state.clone(), mode.clone());
+        let (mode, mode_rx) = watch::channel(Mode::Forward);
+        let st = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (st, md) = (st.clone(), md.clone());
-                tokio::spawn(async move {
-                    let mode = *md.lock().unwrap();
-                    serve(client, upstream_port, st, mode).await;
-                });
+                let (st, rx) = (st.clone(), mode_rx.clone());
+                tokio::spawn(serve(client, upstream_port, st, rx));
             }
         });
         Tap {
@@ -54,7 +58,7 @@ impl Tap {
     }
 
     pub fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
+        self.mode.send_replace(mode);
     }
 
     /// Every request head seen so far, in order.
@@ -66,7 +70,7 @@ impl Tap {
         self.state.lock().unwrap().heads.len()
     }
 
-    /// Bytes sent by the origin (headers and bodies).
+    /// Bytes sent by the origin (heads and bodies) that the tap passed on.
     pub fn response_bytes(&self) -> u64 {
         self.state.lock().unwrap().response_bytes
     }
@@ -78,8 +82,13 @@ impl Drop for Tap {
     }
 }
 
-async fn serve(mut client: TcpStream, upstream_port: u16, state: Arc<Mutex<State>>, mode: Mode) {
-    if mode == Mode::Stall {
+async fn serve(
+    mut client: TcpStream,
+    upstream_port: u16,
+    state: Arc<Mutex<State>>,
+    mut mode: watch::Receiver<Mode>,
+) {
+    if *mode.borrow() == Mode::Stall {
         let mut sink = [0u8; 4096];
         while let Ok(n) = client.read(&mut sink).await {
             if n == 0 {
@@ -119,16 +128,42 @@ async fn serve(mut client: TcpStream, upstream_port: u16, state: Arc<Mutex<State
         let _ = uw.shutdown().await;
     });
     let mut buf = vec![0u8; 64 * 1024];
-    loop {
+    let mut passed: u64 = 0;
+    'conn: loop {
         let n = match ur.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        state.lock().unwrap().response_bytes += n as u64;
-        if cw.write_all(&buf[..n]).await.is_err() {
-            break;
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            let current = *mode.borrow_and_update();
+            let limit = match current {
+                Mode::CutAfter(l) | Mode::HoldAfter(l) => l,
+                _ => u64::MAX,
+            };
+            let room = usize::try_from(limit.saturating_sub(passed)).unwrap_or(usize::MAX);
+            let now = chunk.len().min(room);
+            if now > 0 {
+                if cw.write_all(&chunk[..now]).await.is_err() {
+                    break 'conn;
+                }
+                passed += now as u64;
+                state.lock().unwrap().response_bytes += now as u64;
+                chunk = &chunk[now..];
+                continue;
+            }
+            match current {
+                // Close mid-body: the node sees fewer bytes than promised.
+                Mode::CutAfter(_) => break 'conn,
+                // Wait for the test to change the mode, or the node to go.
+                _ => {
+                    if mode.changed().await.is_err() {
+                        break 'conn;
+                    }
+                }
+            }
         }
     }
-    let _ = cw.shutdown().await;
+    drop(cw);
     up.abort();
 }

@@ -1,0 +1,324 @@
+//! The disk cache through the real node: hits without origin traffic, one
+//! fetch for many concurrent clients, failed fills never kept, crashes and
+//! restarts, eviction bounds and purge.
+
+mod common;
+
+use std::time::Duration;
+
+use common::http::{header, metric, raw};
+use common::node::{Node, Options, cache_section};
+use common::s3::S3;
+use common::tap::{Mode, Tap};
+use common::token::{good_claims, hs256};
+use common::{bytes, eventually};
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+
+struct World {
+    /// Kept alive for the origin; dropped with the world.
+    _s3: S3,
+    tap: Tap,
+    cache_dir: tempfile::TempDir,
+    node: Node,
+    token: String,
+}
+
+fn options(tap: &Tap, cache_dir: &std::path::Path, extra: &str) -> Options {
+    let mut o = Options::new(tap.port);
+    o.cache = Some(cache_section(cache_dir, extra));
+    o.admin_token = Some(ADMIN_TOKEN.into());
+    o
+}
+
+async fn world(objects: &[(&str, &[u8])], extra: &str) -> World {
+    let s3 = S3::start(objects).await;
+    let tap = Tap::start(s3.port).await;
+    let cache_dir = tempfile::tempdir().unwrap();
+    let node = Node::start(options(&tap, cache_dir.path(), extra)).await;
+    World {
+        _s3: s3,
+        tap,
+        cache_dir,
+        node,
+        token: hs256(&good_claims("alice")),
+    }
+}
+
+impl World {
+    async fn get(&self, path: &str) -> (u16, common::http::Headers, Vec<u8>) {
+        raw(
+            self.node.http,
+            "GET",
+            &format!("{path}?jwt={}", self.token),
+            &[],
+        )
+        .await
+    }
+
+    async fn restart(&mut self) {
+        self.node.kill();
+        self.node = Node::start(options(&self.tap, self.cache_dir.path(), "")).await;
+    }
+
+    async fn purge(&self, query: &str, token: &str) -> (u16, Vec<u8>) {
+        let auth = format!("Bearer {token}");
+        let (status, _, body) = raw(
+            self.node.admin,
+            "POST",
+            &format!("/purge?{query}"),
+            &[("authorization", &auth), ("content-length", "0")],
+        )
+        .await;
+        (status, body)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_request_never_reaches_the_origin() {
+    let body = bytes(3 * 1024 * 1024 + 5, 1);
+    let w = world(&[("v/a.mp4", &body)], "").await;
+    let (status, headers, got) = w.get("/v/a.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+    // Another student, another token: the same cached copy.
+    let other = hs256(&good_claims("bob"));
+    let (status, headers, got) =
+        raw(w.node.http, "GET", &format!("/v/a.mp4?token={other}"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(w.tap.requests(), 1);
+    let m = w.node.metrics().await;
+    assert_eq!(
+        metric(&m, "cdn_node_cache_lookups_total", &[("result", "hit")]),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "cdn_node_cache_lookups_total", &[("result", "miss")]),
+        1.0
+    );
+    assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 1.0);
+    assert!(metric(&m, "cdn_node_cache_stored_bytes", &[]) >= body.len() as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_cold_requests_make_one_origin_fetch() {
+    let body = bytes(4 * 1024 * 1024, 2);
+    let w = world(&[("v/b.mp4", &body)], "").await;
+    let url = w.node.url(&format!("/v/b.mp4?jwt={}", w.token));
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let resp = client.get(url).send().await.expect("request");
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.expect("body"))
+        }));
+    }
+    for t in tasks {
+        let (status, got) = t.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(got[..] == body[..], "a client got different bytes");
+    }
+    assert_eq!(w.tap.requests(), 1, "{:#?}", w.tap.heads());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_dying_mid_body_is_an_error_and_nothing_is_kept() {
+    let body = bytes(2 * 1024 * 1024, 3);
+    let w = world(&[("v/c.mp4", &body)], "").await;
+    w.tap.set_mode(Mode::CutAfter(300 * 1024));
+    let url = w.node.url(&format!("/v/c.mp4?jwt={}", w.token));
+    let outcome = match reqwest::get(&url).await {
+        Ok(resp) => resp.bytes().await.map(|b| b.len()),
+        Err(e) => Err(e),
+    };
+    assert!(
+        outcome.is_err(),
+        "a truncated body looked complete: {outcome:?}"
+    );
+    w.tap.set_mode(Mode::Forward);
+    let (status, headers, got) = w.get("/v/c.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(
+        header(&headers, "x-cache"),
+        Some("MISS"),
+        "the failed fill was kept"
+    );
+    assert_eq!(w.tap.requests(), 2);
+    let m = w.node.metrics().await;
+    assert!(metric(&m, "cdn_node_cache_aborted_fills_total", &[]) >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_fill_never_leaves_a_truncated_object() {
+    let body = bytes(4 * 1024 * 1024, 4);
+    let mut w = world(&[("v/d.mp4", &body)], "").await;
+    w.tap.set_mode(Mode::HoldAfter(1024 * 1024));
+    let url = w.node.url(&format!("/v/d.mp4?jwt={}", w.token));
+    let client = tokio::spawn(async move {
+        if let Ok(resp) = reqwest::get(url).await {
+            let _ = resp.bytes().await;
+        }
+    });
+    eventually("the fill to be under way", Duration::from_secs(10), || {
+        let passed = w.tap.response_bytes();
+        async move { (passed >= 1024 * 1024).then_some(()) }
+    })
+    .await;
+    w.restart().await;
+    client.abort();
+    w.tap.set_mode(Mode::Forward);
+    let (status, headers, got) = w.get("/v/d.mp4").await;
+    assert_eq!(status, 200);
+    assert!(
+        got == body,
+        "after a crash the node served {} bytes",
+        got.len()
+    );
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+    let (_, headers, got) = w.get("/v/d.mp4").await;
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_hits() {
+    let a = bytes(500_000, 5);
+    let b = bytes(70_000, 6);
+    let mut w = world(&[("v/e.mp4", &a), ("v/f.mp4", &b)], "").await;
+    assert_eq!(w.get("/v/e.mp4").await.0, 200);
+    assert_eq!(w.get("/v/f.mp4").await.0, 200);
+    assert_eq!(w.tap.requests(), 2);
+    w.restart().await;
+    for (path, body) in [("/v/e.mp4", &a), ("/v/f.mp4", &b)] {
+        let (status, headers, got) = w.get(path).await;
+        assert_eq!(status, 200);
+        assert!(got == *body);
+        assert_eq!(header(&headers, "x-cache"), Some("HIT"), "{path}");
+    }
+    assert_eq!(w.tap.requests(), 2, "a restart lost the cache");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_keeps_the_store_under_max_size() {
+    let objects: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| (format!("v/{i}.mp4"), bytes(200_000, 10 + i)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = objects
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let max = 1_000_000u64;
+    let w = world(
+        &refs,
+        &format!("  max_size: {max}\n  max_object_size: 500000\n"),
+    )
+    .await;
+    for (key, body) in &objects {
+        let (status, _, got) = w.get(&format!("/{key}")).await;
+        assert_eq!(status, 200);
+        assert!(got == *body);
+        let m = w.node.metrics().await;
+        let stored = metric(&m, "cdn_node_cache_stored_bytes", &[]);
+        assert!(stored <= max as f64, "stored {stored} > max {max}");
+    }
+    let m = w.node.metrics().await;
+    assert!(metric(&m, "cdn_node_cache_evictions_total", &[]) >= 1.0);
+    let on_disk: u64 = walk(w.cache_dir.path());
+    assert!(on_disk <= max + 64 * 1024, "{on_disk} bytes on disk");
+}
+
+fn walk(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_by_url_and_by_prefix() {
+    let x = bytes(1000, 20);
+    let w = world(
+        &[
+            ("courses/101/a.mp4", &x),
+            ("courses/101/b.mp4", &x),
+            ("courses/1011/c.mp4", &x),
+            ("courses/202/d.mp4", &x),
+        ],
+        "",
+    )
+    .await;
+    for p in [
+        "/courses/101/a.mp4",
+        "/courses/101/b.mp4",
+        "/courses/1011/c.mp4",
+        "/courses/202/d.mp4",
+    ] {
+        assert_eq!(w.get(p).await.0, 200);
+    }
+    assert_eq!(
+        w.purge("path=/courses/101/a.mp4", "wrong-token-wrong-token")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        w.purge("path=/courses/101/a.mp4", ADMIN_TOKEN).await,
+        (200, b"{\"purged\":1}\n".to_vec())
+    );
+    assert_eq!(
+        header(&w.get("/courses/101/a.mp4").await.1, "x-cache"),
+        Some("MISS")
+    );
+    assert_eq!(
+        w.purge("prefix=/courses/101/", ADMIN_TOKEN).await,
+        (200, b"{\"purged\":2}\n".to_vec())
+    );
+    assert_eq!(
+        header(&w.get("/courses/101/b.mp4").await.1, "x-cache"),
+        Some("MISS")
+    );
+    assert_eq!(
+        header(&w.get("/courses/1011/c.mp4").await.1, "x-cache"),
+        Some("HIT")
+    );
+    assert_eq!(
+        header(&w.get("/courses/202/d.mp4").await.1, "x-cache"),
+        Some("HIT")
+    );
+    let m = w.node.metrics().await;
+    assert_eq!(metric(&m, "cdn_node_cache_purged_objects_total", &[]), 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_origin_errors_are_never_cached() {
+    let x = bytes(1000, 30);
+    let w = world(&[("v/g.mp4", &x)], "  not_found_ttl_seconds: 60\n").await;
+    // 401 is not cached: the next good request still goes to the origin.
+    assert_eq!(raw(w.node.http, "GET", "/v/g.mp4", &[]).await.0, 401);
+    assert_eq!(w.tap.requests(), 0);
+    // A 404 is kept for not_found_ttl_seconds: one origin request.
+    assert_eq!(w.get("/v/missing.mp4").await.0, 404);
+    assert_eq!(w.get("/v/missing.mp4").await.0, 404);
+    assert_eq!(w.tap.requests(), 1);
+    // A 5xx-like origin failure (origin silent) is not kept.
+    w.tap.set_mode(Mode::CutAfter(0));
+    assert_eq!(w.get("/v/g.mp4").await.0, 502);
+    w.tap.set_mode(Mode::Forward);
+    let (status, headers, got) = w.get("/v/g.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == x);
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+}
