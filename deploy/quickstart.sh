@@ -224,6 +224,12 @@ auth:
   leeway_seconds: 5
   public_prefixes: []
 
+cache:
+  dir: "$RUN/cache"
+  max_size: 1GiB
+  max_object_size: 512MiB
+  min_free_space: 256MiB
+
 log:
   access_stdout: true
 EOF
@@ -339,6 +345,9 @@ Fetch the video with a token valid for 1 hour, and compare it with the sample:
 
 Without a token (expect 401):
   curl -i "$URL"
+
+Served from the node's disk cache since the self-check (expect X-Cache: HIT):
+  curl -s -o /dev/null -D - "$URL?jwt=$TOKEN" | grep -i x-cache
 
 A byte range, as video players ask for (expect 206):
   curl -s -o /dev/null -w '%{http_code} %{size_download}\n' -r 0-1023 "$URL?jwt=$TOKEN"
