@@ -117,6 +117,7 @@ impl Engine {
             evictions: self.eviction.evicted_items() as u64,
             write_errors: stats.write_errors,
             aborted_fills: stats.aborted_fills,
+            refused_fills: stats.refused_fills,
         }
     }
 }

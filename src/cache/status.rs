@@ -15,8 +15,12 @@ pub const NONE: &str = "none";
 /// Every lookup result counted in `cdn_node_cache_lookups_total`.
 pub const LOOKUP_RESULTS: &[&str] = &[HIT, MISS, STALE, EXPIRED, REVALIDATED, BYPASS];
 
-pub fn label(phase: &CachePhase) -> &'static str {
+/// The label of a request's cache outcome. `missed` says the lookup missed:
+/// a miss whose fill was then refused (too large, no room) ends with the
+/// cache disabled, and is still a miss, served uncached.
+pub fn label(phase: &CachePhase, missed: bool) -> &'static str {
     match phase {
+        CachePhase::Disabled(_) if missed => MISS,
         CachePhase::Hit => HIT,
         CachePhase::Miss => MISS,
         CachePhase::Stale | CachePhase::StaleUpdating => STALE,
@@ -63,8 +67,12 @@ mod tests {
             (CachePhase::Disabled(NoCacheReason::NeverEnabled), NONE),
         ];
         for (phase, want) in cases {
-            assert_eq!(label(&phase), want, "{phase:?}");
+            assert_eq!(label(&phase, false), want, "{phase:?}");
         }
+        assert_eq!(
+            label(&CachePhase::Disabled(NoCacheReason::StorageError), true),
+            MISS
+        );
         assert_eq!(header_value(HIT), "HIT");
         assert_eq!(header_value(NONE), "NONE");
     }

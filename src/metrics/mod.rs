@@ -38,6 +38,7 @@ pub struct CacheSnapshot {
     pub evictions: u64,
     pub write_errors: u64,
     pub aborted_fills: u64,
+    pub refused_fills: u64,
 }
 
 struct CacheFamilies {
@@ -48,6 +49,7 @@ struct CacheFamilies {
     evictions: IntCounter,
     write_errors: IntCounter,
     aborted_fills: IntCounter,
+    refused_fills: IntCounter,
     /// The totals already added to the counters.
     last: Mutex<CacheSnapshot>,
 }
@@ -178,6 +180,10 @@ impl Metrics {
                 names::CACHE_ABORTED_FILLS_TOTAL,
                 "Fills that ended before the whole object arrived.",
             ),
+            refused_fills: counter(
+                names::CACHE_REFUSED_FILLS_TOTAL,
+                "Fills refused before they started: too large or too little free space.",
+            ),
             last: Mutex::new(CacheSnapshot::default()),
         };
         let build_info = IntGaugeVec::new(
@@ -228,6 +234,8 @@ impl Metrics {
                 .inc_by(snap.write_errors.saturating_sub(last.write_errors));
             c.aborted_fills
                 .inc_by(snap.aborted_fills.saturating_sub(last.aborted_fills));
+            c.refused_fills
+                .inc_by(snap.refused_fills.saturating_sub(last.refused_fills));
             *last = *snap;
         }
     }

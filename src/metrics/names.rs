@@ -48,6 +48,10 @@ pub const CACHE_EVICTIONS_TOTAL: &str = "cdn_node_cache_evictions_total";
 pub const CACHE_WRITE_ERRORS_TOTAL: &str = "cdn_node_cache_write_errors_total";
 /// Fills that ended before the whole object arrived (nothing kept).
 pub const CACHE_ABORTED_FILLS_TOTAL: &str = "cdn_node_cache_aborted_fills_total";
+/// Fills refused before they started: object over `cache.max_object_size`
+/// or free space under `cache.min_free_space` (the client is served
+/// uncached).
+pub const CACHE_REFUSED_FILLS_TOTAL: &str = "cdn_node_cache_refused_fills_total";
 /// Time a request waited for another request's fill (cache lock).
 pub const CACHE_FILL_WAIT_SECONDS: &str = "cdn_node_cache_fill_wait_seconds";
 /// Free space of the cache's filesystem.

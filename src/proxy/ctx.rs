@@ -18,6 +18,9 @@ pub struct RequestCtx {
     /// `ok`, `public`, or the rejection reason; `-` before the gate ran.
     pub auth: &'static str,
     pub cache_status: &'static str,
+    /// The cache was looked up and missed (stays true when the fill is then
+    /// refused and the cache disabled for this request).
+    pub cache_missed: bool,
     pub origin_sent: Option<Instant>,
     pub origin_status: Option<u16>,
     pub origin_duration: Option<Duration>,
@@ -38,6 +41,7 @@ impl RequestCtx {
             refusal: None,
             auth: "-",
             cache_status: CACHE_NONE,
+            cache_missed: false,
             origin_sent: None,
             origin_status: None,
             origin_duration: None,

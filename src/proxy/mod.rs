@@ -121,6 +121,11 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
+    fn cache_miss(&self, session: &mut Session, ctx: &mut RequestCtx) {
+        ctx.cache_missed = true;
+        session.cache.cache_miss();
+    }
+
     fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
         match &ctx.admitted {
             Some(admitted) => Ok(caching::key(admitted)),
@@ -156,10 +161,10 @@ impl ProxyHttp for Edge {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(name) = self.cache.and_then(|e| e.config.status_header.as_ref()) {
-            let label = status::label(&session.cache.phase());
+            let label = status::label(&session.cache.phase(), ctx.cache_missed);
             resp.insert_header(name.clone(), status::header_value(label))?;
         }
         Ok(())
@@ -318,7 +323,7 @@ impl ProxyHttp for Edge {
         let elapsed = ctx.started.elapsed();
         let m = &self.metrics;
         if self.cache.is_some() && ctx.admitted.is_some() {
-            ctx.cache_status = status::label(&session.cache.phase());
+            ctx.cache_status = status::label(&session.cache.phase(), ctx.cache_missed);
             if status::LOOKUP_RESULTS.contains(&ctx.cache_status) {
                 m.cache_lookups.with_label_values(&[ctx.cache_status]).inc();
             }

@@ -32,7 +32,12 @@ pub struct Options {
 
 /// A `cache:` section for a folder, with extra settings appended.
 pub fn cache_section(dir: &std::path::Path, extra: &str) -> String {
-    format!("  dir: {}\n  min_free_space: 0\n{extra}", dir.display())
+    let free = if extra.contains("min_free_space:") {
+        ""
+    } else {
+        "  min_free_space: 0\n"
+    };
+    format!("  dir: {}\n{free}{extra}", dir.display())
 }
 
 impl Options {

@@ -21,6 +21,10 @@ pub enum Mode {
     /// Pass the first `n` response bytes of each connection, then hold the
     /// rest back until the mode changes (a fill kept in progress).
     HoldAfter(u64),
+    /// Answer every conditional request (`If-None-Match`) with `304 Not
+    /// Modified` as S3 does when the object is unchanged (s3s-fs always
+    /// answers 200); other requests pass through.
+    NotModified,
 }
 
 #[derive(Default)]
@@ -97,6 +101,9 @@ async fn serve(
         }
         return;
     }
+    if *mode.borrow() == Mode::NotModified {
+        return answer_not_modified(client, upstream_port, state).await;
+    }
     let Ok(upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
         return;
     };
@@ -166,4 +173,47 @@ async fn serve(
     }
     drop(cw);
     up.abort();
+}
+
+/// Reads one request head; a conditional one is answered 304 here, any
+/// other is forwarded on a fresh origin connection (one request per
+/// connection in this mode).
+async fn answer_not_modified(mut client: TcpStream, upstream_port: u16, state: Arc<Mutex<State>>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    state.lock().unwrap().heads.push(text.clone());
+    if text.to_ascii_lowercase().contains("\r\nif-none-match:") {
+        let etag = text
+            .lines()
+            .find_map(|l| l.strip_prefix("if-none-match: "))
+            .unwrap_or("\"x\"")
+            .to_string();
+        let resp =
+            format!("HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\nConnection: close\r\n\r\n");
+        let _ = client.write_all(resp.as_bytes()).await;
+        return;
+    }
+    let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
+        return;
+    };
+    // One request per connection: ask the origin to close after answering,
+    // so that the node's next request comes on a new connection and is
+    // inspected again (`connection` is not a signed header).
+    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let mut forwarded = head[..end + 2].to_vec();
+    forwarded.extend_from_slice(b"connection: close\r\n\r\n");
+    forwarded.extend_from_slice(&head[end + 4..]);
+    if upstream.write_all(&forwarded).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
