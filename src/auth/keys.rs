@@ -35,7 +35,17 @@ pub(crate) fn load_keys(
     let mut keys = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let at = format!("auth.keys[{i}]");
-        keys.extend(load_entry(&at, entry, base_dir, env, problems));
+        if entry.issuer.as_deref() == Some("") {
+            problems.push(Problem::new(
+                format!("{at}.issuer"),
+                "is empty: give the `iss` of this key's tokens or remove `issuer`",
+            ));
+        }
+        let mut loaded = load_entry(&at, entry, base_dir, env, problems);
+        for key in &mut loaded {
+            key.issuer = entry.issuer.clone();
+        }
+        keys.extend(loaded);
     }
     check_unique_kids(&keys, problems);
     keys

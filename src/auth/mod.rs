@@ -11,7 +11,9 @@
 pub mod algorithm;
 mod claims;
 mod cookie;
+pub mod denylist;
 pub mod extract;
+mod grant;
 mod header;
 mod jwks;
 mod key;
@@ -21,13 +23,17 @@ mod pem;
 mod public;
 pub mod redact;
 mod reject;
+pub mod scope;
 mod secret;
 pub mod settings;
 mod sources;
+mod verified_cache;
 mod verifier;
 
 #[cfg(test)]
 mod config_tests;
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod rfc7515_tests;
 #[cfg(test)]
@@ -36,9 +42,11 @@ mod test_keys;
 mod verify_tests;
 
 pub use claims::Claims;
+pub use denylist::DenyKind;
 pub use extract::{Found, SourceKind, find_token, is_token_param};
+pub use grant::Grant;
 pub use mint::{MintSpec, mint};
 pub use redact::{REDACTED, redact_query};
 pub use reject::Reject;
 pub use settings::{AuthSettings, KeySettings, TokenSource};
-pub use verifier::Verifier;
+pub use verifier::{RequestFacts, Verifier};

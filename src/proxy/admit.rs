@@ -4,7 +4,7 @@
 
 use pingora::http::RequestHeader;
 
-use crate::auth::{Reject, Verifier, extract};
+use crate::auth::{Reject, RequestFacts, Verifier, extract};
 use crate::origin::settings::OriginConfig;
 use crate::refusal::Refusal;
 use crate::request::{path, query};
@@ -44,6 +44,7 @@ impl Refused {
         let reason = reject.reason();
         let refusal = match reject {
             Reject::Conflict => Refusal::BadRequest { reason },
+            r if r.is_forbidden() => Refusal::Forbidden { reason },
             _ => Refusal::Unauthorized { reason },
         };
         Refused {
@@ -84,10 +85,14 @@ pub fn admit(
         let Some(found) = found else {
             return Err(Refused::auth(&Reject::Missing));
         };
-        let claims = verifier
-            .verify(found.token, now_unix)
+        let facts = RequestFacts {
+            path: &canonical,
+            client: None,
+        };
+        let grant = verifier
+            .authorize(found.token, &facts, now_unix)
             .map_err(|e| Refused::auth(&e))?;
-        (claims.sub, "ok")
+        (grant.claims.sub.clone(), "ok")
     };
     // A path naming a "folder" would be a bucket listing at S3.
     if canonical.ends_with('/') {
