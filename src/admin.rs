@@ -10,11 +10,14 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::auth::Verifier;
 use crate::metrics::Metrics;
 
 pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub ready: Box<dyn Fn() -> bool + Send + Sync>,
+    /// The token policy's routes (`/auth/...`), when set.
+    pub auth: Option<Arc<Verifier>>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -29,6 +32,13 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
 
 impl Admin {
     pub fn answer(&self, method: &str, path: &str) -> Response<Vec<u8>> {
+        if let Some(resp) = self
+            .auth
+            .as_deref()
+            .and_then(|v| crate::auth::admin_routes::answer(v, method, path))
+        {
+            return resp;
+        }
         if method != "GET" && method != "HEAD" {
             return reply(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -77,6 +87,7 @@ mod tests {
         let admin = Admin {
             metrics: Arc::new(Metrics::new()),
             ready: Box::new(|| false),
+            auth: None,
         };
         const CASES: &[(&str, &str, u16)] = &[
             ("GET", "/metrics", 200),

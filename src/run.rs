@@ -46,7 +46,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Server {
     let verifier = Arc::new(config.auth);
 
     let edge = Edge {
-        verifier,
+        verifier: verifier.clone(),
         origin: origin.clone(),
         metrics: metrics.clone(),
         access_log: AccessLog::new(config.log.access_stdout),
@@ -58,9 +58,11 @@ pub fn build(config: Config, opts: ProcessOptions) -> Server {
     }
 
     let resolver = origin.resolver.clone();
+    let keys = verifier.clone();
     let admin = Admin {
-        metrics,
-        ready: Box::new(move || resolver.is_ready()),
+        metrics: metrics.clone(),
+        ready: Box::new(move || resolver.is_ready() && keys.keys_ready()),
+        auth: Some(verifier.clone()),
     };
     let mut admin_service = Service::new("cdn-node admin".to_string(), admin);
     admin_service.add_tcp(&config.admin_listen.to_string());
@@ -70,5 +72,9 @@ pub fn build(config: Config, opts: ProcessOptions) -> Server {
     server.add_service(proxy);
     server.add_service(admin_service);
     server.add_service(refresh);
+    server.add_service(GenBackgroundService::new(
+        "auth reloader".to_string(),
+        Arc::new(crate::auth::reload::AuthReloader { verifier, metrics }),
+    ));
     server
 }

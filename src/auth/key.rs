@@ -6,6 +6,7 @@ use std::fmt;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// A loaded key. `Debug` shows no key material.
+#[derive(Clone)]
 pub(crate) struct VerifyKey {
     pub kid: Option<String>,
     /// The `iss` tokens verified with this key must carry, when it differs from `auth.issuer`.

@@ -8,21 +8,26 @@
 //! module checks the rest itself: size, `crit`, `kid` selection among configured keys only,
 //! and the claims (`exp`, `nbf`, `iss`, `aud`) against the caller's clock.
 
+pub mod admin_routes;
 pub mod algorithm;
 mod claims;
+pub mod client_addr;
 mod cookie;
 pub mod denylist;
 pub mod extract;
 mod grant;
 mod header;
 mod jwks;
+pub mod jwks_url;
 mod key;
+mod key_store;
 mod keys;
 pub mod mint;
 mod pem;
 mod public;
 pub mod redact;
 mod reject;
+pub mod reload;
 pub mod scope;
 mod secret;
 pub mod settings;

@@ -2,17 +2,20 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
 use crate::auth::claims::{ClaimPolicy, Claims};
+use crate::auth::client_addr::ClientAddress;
 use crate::auth::denylist::{DenyKind, Denylist, Reloaded};
 use crate::auth::grant::{Grant, ScopeGrant};
 use crate::auth::header::read_header;
 use crate::auth::key::VerifyKey;
+use crate::auth::key_store::KeyStore;
 use crate::auth::keys::{EnvLookup, load_keys};
 use crate::auth::public::PublicPrefixes;
 use crate::auth::reject::Reject;
@@ -37,7 +40,7 @@ pub struct RequestFacts<'a> {
 /// Verifies tokens against the configured keys and claim policy.
 #[derive(Debug)]
 pub struct Verifier {
-    keys: RwLock<Arc<Vec<VerifyKey>>>,
+    keys: KeyStore,
     policy: ClaimPolicy,
     max_token_bytes: usize,
     public: PublicPrefixes,
@@ -48,6 +51,7 @@ pub struct Verifier {
     cache: VerifiedCache<Grant>,
     /// Moves whenever keys or the denylist change; cached results of another epoch are void.
     epoch: AtomicU64,
+    client_address: ClientAddress,
 }
 
 impl Verifier {
@@ -133,11 +137,13 @@ impl Verifier {
                 Denylist::default()
             }
         };
+        let client_address = ClientAddress::new(&settings.client_address, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Verifier {
-            keys: RwLock::new(Arc::new(keys)),
+            client_address,
+            keys: KeyStore::new(&settings.keys, keys, base_dir.to_path_buf()),
             policy: ClaimPolicy {
                 issuer: settings.issuer.clone(),
                 audience: settings.audience.clone(),
@@ -234,7 +240,7 @@ impl Verifier {
             return Err(Reject::TooLarge);
         }
         let header = read_header(token)?;
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let keys = self.keys.current();
         let candidates = candidates(&keys, header.kid.as_deref(), header.alg)?;
         let mut verified = None;
         for key in candidates {
@@ -260,6 +266,56 @@ impl Verifier {
             },
         };
         Ok(Grant { claims, scope })
+    }
+
+    /// The client's address: the socket peer, or from the trusted-proxy header chain.
+    pub fn client_address(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &http::HeaderMap,
+    ) -> Option<IpAddr> {
+        self.client_address.find(peer, headers)
+    }
+
+    /// True once every key source has loaded (JWKS URLs are fetched after start-up).
+    pub fn keys_ready(&self) -> bool {
+        self.keys.ready()
+    }
+
+    /// Keys in use now.
+    pub fn keys_loaded(&self) -> usize {
+        self.keys.current().len()
+    }
+
+    /// Time since the stalest key source was last loaded or confirmed.
+    pub fn key_set_age(&self) -> Duration {
+        self.keys.age()
+    }
+
+    /// True when some keys come from a JWKS URL, so an unknown `kid` may become known.
+    pub fn has_key_urls(&self) -> bool {
+        self.keys.has_urls()
+    }
+
+    /// Fetches the JWKS URLs again for a token with an unknown `kid` and waits for the
+    /// round (single-flight, rate-limited); true when a round finished.
+    pub async fn fetch_for_unknown_kid(&self) -> bool {
+        self.keys.fetch_for_unknown_kid().await
+    }
+
+    /// Resolves when a request asked for a JWKS fetch (for the reloader).
+    pub async fn key_fetch_wanted(&self) {
+        self.keys.fetch_wanted().await
+    }
+
+    /// Loads what is due (see [`KeyStore::refresh`]); voids cached verifications when the
+    /// keys changed. Returns the result by source.
+    pub async fn refresh_keys(&self, forced: bool) -> Vec<(String, Result<usize, String>)> {
+        let (results, changed) = self.keys.refresh(forced).await;
+        if changed {
+            self.new_epoch();
+        }
+        results
     }
 
     /// Voids every cached verification (keys or the denylist changed).

@@ -33,3 +33,14 @@ pub const REQUEST_BUCKETS: &[f64] = &[
 pub const ORIGIN_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Key-set loads, by `source` (file, url) and `result` (ok, error).
+pub const AUTH_KEY_REFRESHES_TOTAL: &str = "cdn_node_auth_key_refreshes_total";
+/// Seconds since the oldest key source was last loaded or fetched successfully.
+pub const AUTH_KEY_SET_AGE_SECONDS: &str = "cdn_node_auth_key_set_age_seconds";
+/// Verification keys loaded now.
+pub const AUTH_KEYS_LOADED: &str = "cdn_node_auth_keys_loaded";
+/// Denylist file reloads, by `result` (ok, error).
+pub const AUTH_DENYLIST_RELOADS_TOTAL: &str = "cdn_node_auth_denylist_reloads_total";
+/// Entries on the denylist now (file and admin).
+pub const AUTH_DENYLIST_ENTRIES: &str = "cdn_node_auth_denylist_entries";

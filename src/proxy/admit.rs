@@ -2,6 +2,8 @@
 //! query and token. The result is either a refusal or the canonical request
 //! that the cache keys on and S3 is asked for, with the token gone.
 
+use std::net::IpAddr;
+
 use pingora::http::RequestHeader;
 
 use crate::auth::{Reject, RequestFacts, Verifier, extract};
@@ -60,6 +62,41 @@ pub fn admit(
     origin: &OriginConfig,
     now_unix: u64,
 ) -> Result<Admitted, Refused> {
+    admit_from(req, None, verifier, origin, now_unix)
+}
+
+/// [`admit`] for a client at `client` (see [`Verifier::client_address`]); when the token
+/// names a `kid` no key has and keys come from JWKS URLs, waits for one fetch round
+/// (single-flight, rate-limited) and tries once more.
+pub async fn admit_fetching(
+    req: &RequestHeader,
+    client: Option<IpAddr>,
+    verifier: &Verifier,
+    origin: &OriginConfig,
+    now_unix: u64,
+) -> Result<Admitted, Refused> {
+    match admit_from(req, client, verifier, origin, now_unix) {
+        Err(refused)
+            if refused.auth_reason == Some(Reject::UnknownKey.reason())
+                && verifier.has_key_urls() =>
+        {
+            if verifier.fetch_for_unknown_kid().await {
+                admit_from(req, client, verifier, origin, now_unix)
+            } else {
+                Err(refused)
+            }
+        }
+        other => other,
+    }
+}
+
+pub fn admit_from(
+    req: &RequestHeader,
+    client: Option<IpAddr>,
+    verifier: &Verifier,
+    origin: &OriginConfig,
+    now_unix: u64,
+) -> Result<Admitted, Refused> {
     let head = match req.method.as_str() {
         "GET" => false,
         "HEAD" => true,
@@ -87,7 +124,7 @@ pub fn admit(
         };
         let facts = RequestFacts {
             path: &canonical,
-            client: None,
+            client,
         };
         let grant = verifier
             .authorize(found.token, &facts, now_unix)
