@@ -24,6 +24,10 @@ pub struct Options {
     pub read_timeout_ms: u64,
     /// Extra lines appended under `auth.keys` (indented YAML list items).
     pub extra_keys: String,
+    /// Extra lines appended to the `auth:` section (indented two spaces).
+    pub extra_auth: String,
+    /// Files written into the node's folder before it starts (name, contents).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl Options {
@@ -36,6 +40,8 @@ impl Options {
             public_prefixes: Vec::new(),
             read_timeout_ms: 5_000,
             extra_keys: String::new(),
+            extra_auth: String::new(),
+            files: Vec::new(),
         }
     }
 }
@@ -81,7 +87,7 @@ auth:
   audience: "{audience}"
   leeway_seconds: 5
   public_prefixes: {public}
-"#,
+{extra_auth}"#,
             dir = dir.display(),
             origin = opts.origin_port,
             bucket = BUCKET,
@@ -89,6 +95,7 @@ auth:
             forward = yaml_list(&opts.forward_query),
             public = yaml_list(&opts.public_prefixes),
             extra_keys = opts.extra_keys,
+            extra_auth = opts.extra_auth,
             issuer = ISSUER,
             audience = AUDIENCE,
         )
@@ -99,6 +106,9 @@ auth:
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
             std::fs::write(dir.path().join("hmac.key"), HMAC_SECRET).expect("key file");
+            for (name, contents) in &opts.files {
+                std::fs::write(dir.path().join(name), contents).expect("extra file");
+            }
             let (http, admin) = (free_port(), free_port());
             let conf = dir.path().join("cdn-node.yaml");
             std::fs::write(&conf, Self::config_yaml(&opts, http, admin, dir.path())).expect("conf");
