@@ -39,8 +39,6 @@ pub const MIN_JWKS_REFRESH_SECONDS: u64 = 1;
 /// Default `keys[].min_fetch_interval_ms`: at most one fetch of a `jwks_url` per interval,
 /// whatever asks for it (unknown `kid`s included).
 pub const DEFAULT_JWKS_MIN_FETCH_INTERVAL_MS: u64 = 1_000;
-/// Default `replay_cache_entries`: `jti` values remembered when `reject_replayed_jti` is on.
-pub const DEFAULT_REPLAY_CACHE_ENTRIES: usize = 100_000;
 
 /// Where a request may carry its token. Written `{query: jwt}`, `{header: authorization}` or
 /// `{cookie: jwt}`.
@@ -193,12 +191,6 @@ pub struct AuthSettings {
     /// How the client's address is found (socket address, or a trusted-proxy header chain).
     #[serde(default)]
     pub client_address: ClientAddressSettings,
-    /// Refuse a second use of the same `jti` (RFC 9246 one-time tokens).
-    #[serde(default)]
-    pub reject_replayed_jti: bool,
-    /// How many `jti` values the replay cache holds.
-    #[serde(default = "default_replay_cache_entries")]
-    pub replay_cache_entries: usize,
 }
 
 /// `auth.client_address`.
@@ -223,10 +215,6 @@ fn default_allow_unscoped_tokens() -> bool {
 
 fn default_verified_cache_entries() -> usize {
     DEFAULT_VERIFIED_CACHE_ENTRIES
-}
-
-fn default_replay_cache_entries() -> usize {
-    DEFAULT_REPLAY_CACHE_ENTRIES
 }
 
 fn default_require_exp() -> bool {
@@ -258,8 +246,6 @@ impl Default for AuthSettings {
             denylist_file: None,
             verified_cache_entries: DEFAULT_VERIFIED_CACHE_ENTRIES,
             client_address: ClientAddressSettings::default(),
-            reject_replayed_jti: false,
-            replay_cache_entries: DEFAULT_REPLAY_CACHE_ENTRIES,
         }
     }
 }
@@ -309,7 +295,7 @@ fn locate_problems(value: &serde_yaml::Value, whole: &serde_yaml::Error) -> Vec<
                 "{whole}: the section takes token_sources, keys, issuer, audience, require_exp, \
                  leeway_seconds, max_token_bytes, public_prefixes, max_lifetime_seconds, \
                  scope_claim, allow_unscoped_tokens, denylist_file, verified_cache_entries, \
-                 client_address, reject_replayed_jti, replay_cache_entries"
+                 client_address"
             ),
         ));
     }
