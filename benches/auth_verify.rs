@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use cdn_node::auth::settings::{AuthSettings, KeySettings};
-use cdn_node::auth::{MintSpec, Verifier, mint};
+use cdn_node::auth::{MintSpec, RequestFacts, Verifier, mint};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const NOW: u64 = 1_700_000_000;
@@ -77,5 +77,26 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, verify);
+/// The per-request cost of `Verifier::authorize` once the token is in the verified-token
+/// cache (a player fetching segments): cache look-up plus the request checks (exp, denylist,
+/// path scope). Target: <= 1 us.
+fn authorize_cached(c: &mut Criterion) {
+    let mut group = c.benchmark_group("auth_authorize_cached");
+    for (alg, private, public) in [CASES[0], CASES[1]] {
+        let (verifier, token) = setup(alg, private, public);
+        let facts = RequestFacts {
+            path: "/courses/101/hls/seg-00042.ts",
+            client: None,
+        };
+        if let Err(reject) = verifier.authorize(&token, &facts, NOW) {
+            panic!("bench token for {alg} is not authorized: {reject}");
+        }
+        group.bench_function(alg, |b| {
+            b.iter(|| verifier.authorize(std::hint::black_box(&token), &facts, NOW))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, verify, authorize_cached);
 criterion_main!(benches);

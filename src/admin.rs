@@ -1,7 +1,8 @@
 //! The operators' listener: `/metrics` (Prometheus text format), `/healthz`
-//! (the process answers), `/readyz` (the node can serve: origin resolved),
-//! and `POST /purge` (guarded by the admin bearer token). It is a separate
-//! listener so that it can stay on a private address.
+//! (the process answers), `/readyz` (the node can serve: keys loaded and
+//! origin resolved), and, guarded by the admin bearer token, `POST /purge`
+//! and the token denylist under `/auth/`. It is a separate listener so that
+//! it can stay on a private address.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::auth::Verifier;
 use crate::cache::engine::Engine;
 use crate::metrics::Metrics;
 use crate::request::{path, query};
@@ -18,8 +20,10 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub ready: Box<dyn Fn() -> bool + Send + Sync>,
     pub cache: Option<&'static Engine>,
-    /// The bearer token `/purge` requires; `None` disables purging.
+    /// The bearer token `/purge` and `/auth/` require; `None` disables them.
     pub token: Option<String>,
+    /// The token policy's routes (`/auth/...`), when set.
+    pub auth: Option<Arc<Verifier>>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -86,8 +90,18 @@ impl Admin {
         raw_query: &str,
         authorization: Option<&str>,
     ) -> Response<Vec<u8>> {
-        if path == "/purge" {
-            return self.purge(method, raw_query, authorization).await;
+        if path == "/purge" || path.starts_with(crate::auth::admin_routes::PREFIX) {
+            if let Some(refused) = self.unauthorized(authorization) {
+                return refused;
+            }
+            if path == "/purge" {
+                return self.purge(method, raw_query).await;
+            }
+            return self
+                .auth
+                .as_deref()
+                .and_then(|v| crate::auth::admin_routes::answer(v, method, path))
+                .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n"));
         }
         if method != "GET" && method != "HEAD" {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -110,30 +124,34 @@ impl Admin {
         }
     }
 
-    async fn purge(
-        &self,
-        method: &str,
-        raw_query: &str,
-        authorization: Option<&str>,
-    ) -> Response<Vec<u8>> {
-        let (Some(engine), Some(token)) = (self.cache, &self.token) else {
-            return text(
+    /// Checks the admin bearer token of a guarded route: the refusal to
+    /// send, or `None` when the token is right.
+    fn unauthorized(&self, authorization: Option<&str>) -> Option<Response<Vec<u8>>> {
+        let Some(token) = &self.token else {
+            return Some(text(
                 StatusCode::NOT_FOUND,
-                "purge is not enabled: configure cache and admin.token_file\n",
-            );
+                "not enabled: configure admin.token_file or admin.token_env\n",
+            ));
         };
         let given = authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !same_secret(given.as_bytes(), token.as_bytes()) {
-            let mut r = text(
-                StatusCode::UNAUTHORIZED,
-                "a valid admin token is required\n",
-            );
-            r.headers_mut()
-                .insert("www-authenticate", http::HeaderValue::from_static("Bearer"));
-            return r;
+        if same_secret(given.as_bytes(), token.as_bytes()) {
+            return None;
         }
+        let mut r = text(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin token is required\n",
+        );
+        r.headers_mut()
+            .insert("www-authenticate", http::HeaderValue::from_static("Bearer"));
+        Some(r)
+    }
+
+    async fn purge(&self, method: &str, raw_query: &str) -> Response<Vec<u8>> {
+        let Some(engine) = self.cache else {
+            return text(StatusCode::NOT_FOUND, "purge needs a cache section\n");
+        };
         if method != "POST" {
             return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
         }
@@ -184,6 +202,7 @@ mod tests {
             ready: Box::new(|| false),
             cache: None,
             token: Some("0123456789abcdef".into()),
+            auth: None,
         };
         const CASES: &[(&str, &str, u16)] = &[
             ("GET", "/metrics", 200),
@@ -191,7 +210,8 @@ mod tests {
             ("GET", "/readyz", 503),
             ("GET", "/other", 404),
             ("POST", "/metrics", 405),
-            ("POST", "/purge", 404),
+            ("POST", "/purge", 401),
+            ("PUT", "/auth/denylist/jti/x", 401),
         ];
         for (method, path, status) in CASES {
             let got = admin.answer(method, path, "", None).await.status().as_u16();

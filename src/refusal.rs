@@ -14,6 +14,9 @@ pub enum Refusal {
     BadRequest { reason: &'static str },
     /// No valid token; `reason` is the auth rejection label.
     Unauthorized { reason: &'static str },
+    /// A valid token that does not open this request (out of scope, bound to another
+    /// address); `reason` is the auth rejection label.
+    Forbidden { reason: &'static str },
     /// The origin has no such object (or the path names no object).
     NotFound,
     /// The origin refused us or failed; `kind` is the origin error label.
@@ -30,6 +33,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => 405,
             Refusal::BadRequest { .. } => 400,
             Refusal::Unauthorized { .. } => 401,
+            Refusal::Forbidden { .. } => 403,
             Refusal::NotFound => 404,
             Refusal::BadGateway { .. } => 502,
             Refusal::GatewayTimeout => 504,
@@ -42,6 +46,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => "method not allowed\n",
             Refusal::BadRequest { .. } => "bad request\n",
             Refusal::Unauthorized { .. } => "a valid token is required\n",
+            Refusal::Forbidden { .. } => "forbidden\n",
             Refusal::NotFound => "not found\n",
             Refusal::BadGateway { .. } => "bad gateway\n",
             Refusal::GatewayTimeout => "gateway timeout\n",
@@ -126,6 +131,9 @@ mod tests {
             Refusal::MethodNotAllowed,
             Refusal::BadRequest { reason: "path" },
             Refusal::Unauthorized { reason: "expired" },
+            Refusal::Forbidden {
+                reason: "out_of_scope",
+            },
             Refusal::NotFound,
             Refusal::BadGateway { kind: "s3_denied" },
             Refusal::GatewayTimeout,
@@ -140,6 +148,7 @@ mod tests {
             );
             assert_eq!(h.headers.get("cache-control").unwrap(), "no-store");
             assert!(!r.body().contains("expired") && !r.body().contains("s3"));
+            assert!(!r.body().contains("scope"));
         }
         assert_eq!(
             Refusal::Unauthorized { reason: "x" }

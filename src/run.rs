@@ -52,7 +52,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
     };
 
     let edge = Edge {
-        verifier,
+        verifier: verifier.clone(),
         origin: origin.clone(),
         metrics: metrics.clone(),
         access_log: AccessLog::new(config.log.access_stdout),
@@ -65,11 +65,13 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
     }
 
     let resolver = origin.resolver.clone();
+    let keys = verifier.clone();
     let admin = Admin {
-        metrics,
-        ready: Box::new(move || resolver.is_ready()),
+        metrics: metrics.clone(),
+        ready: Box::new(move || resolver.is_ready() && keys.keys_ready()),
         cache,
         token: config.admin_token,
+        auth: Some(verifier.clone()),
     };
     let mut admin_service = Service::new("cdn-node admin".to_string(), admin);
     admin_service.add_tcp(&config.admin_listen.to_string());
@@ -79,6 +81,10 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
     server.add_service(proxy);
     server.add_service(admin_service);
     server.add_service(refresh);
+    server.add_service(GenBackgroundService::new(
+        "auth reloader".to_string(),
+        Arc::new(crate::auth::reload::AuthReloader { verifier, metrics }),
+    ));
     Ok(server)
 }
 

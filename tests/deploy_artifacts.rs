@@ -13,26 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-/// Names the alerts and the dashboard use whose metrics are being added to
-/// the node (cache store, key-set refresh). While they are missing from
-/// src/metrics/names.rs they are reported, not failed; any other unknown
-/// name fails. Delete this list once names.rs has them all (the test prints
-/// when it has).
-const PENDING: &[&str] = &[
-    "cdn_node_cache_lookups_total",
-    "cdn_node_cache_stored_bytes",
-    "cdn_node_cache_stored_objects",
-    "cdn_node_cache_max_bytes",
-    "cdn_node_cache_evictions_total",
-    "cdn_node_cache_write_errors_total",
-    "cdn_node_cache_aborted_fills_total",
-    "cdn_node_cache_fill_wait_seconds",
-    "cdn_node_disk_free_bytes",
-    "cdn_node_keyset_refreshes_total",
-    "cdn_node_keyset_age_seconds",
-    "cdn_node_keys_loaded",
-];
-
 /// Series Prometheus itself adds to every scrape.
 const PROMETHEUS_SERIES: &[&str] = &["up"];
 
@@ -278,21 +258,11 @@ fn is_exported(name: &str, exported: &BTreeSet<String>) -> bool {
     })
 }
 
-fn base_name(name: &str) -> &str {
-    ["_bucket", "_count", "_sum"]
-        .iter()
-        .find_map(|s| name.strip_suffix(s))
-        .filter(|base| PENDING.contains(base))
-        .unwrap_or(name)
-}
-
 /// Checks the names used by `exprs` (labelled by where they come from):
-/// fails on any name that is neither exported nor pending, and returns the
-/// pending ones still missing from names.rs.
-fn check_names(what: &str, exprs: &[(String, String)]) -> BTreeSet<String> {
+/// fails on any name that src/metrics/names.rs does not export.
+fn check_names(what: &str, exprs: &[(String, String)]) {
     let exported = exported_names();
     let mut unknown = Vec::new();
-    let mut pending = BTreeSet::new();
     for (place, expr) in exprs {
         let names = metric_names_in(expr);
         assert!(
@@ -300,12 +270,7 @@ fn check_names(what: &str, exprs: &[(String, String)]) -> BTreeSet<String> {
             "{what}: {place} selects no metric: {expr}"
         );
         for name in names {
-            if is_exported(&name, &exported) {
-                continue;
-            }
-            if PENDING.contains(&base_name(&name)) {
-                pending.insert(base_name(&name).to_string());
-            } else {
+            if !is_exported(&name, &exported) {
                 unknown.push(format!("{place}: {name}"));
             }
         }
@@ -315,15 +280,6 @@ fn check_names(what: &str, exprs: &[(String, String)]) -> BTreeSet<String> {
         "{what} uses metric names that src/metrics/names.rs does not define:\n  {}",
         unknown.join("\n  ")
     );
-    if pending.is_empty() {
-        println!("{what}: every metric name is in src/metrics/names.rs (the PENDING list can go)");
-    } else {
-        println!(
-            "{what}: not yet in src/metrics/names.rs (pending): {}",
-            pending.iter().cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
-    pending
 }
 
 #[test]

@@ -24,27 +24,46 @@ pub(crate) struct ClaimPolicy {
     pub audience: Option<String>,
     pub require_exp: bool,
     pub leeway: u64,
+    /// Longest `exp - iat`, and how far ahead of `now` `exp` may be (plus the leeway).
+    pub max_lifetime: u64,
 }
 
 impl ClaimPolicy {
     /// Types the registered claims and checks them. Time checks use `now`, never a clock.
+    #[cfg(test)]
     pub fn check(&self, all: Map<String, Value>, now: u64) -> Result<Claims, Reject> {
+        self.check_for_issuer(all, now, self.issuer.as_deref())
+    }
+
+    /// [`ClaimPolicy::check`] with the issuer required by the key that verified the token.
+    pub fn check_for_issuer(
+        &self,
+        all: Map<String, Value>,
+        now: u64,
+        issuer: Option<&str>,
+    ) -> Result<Claims, Reject> {
         let exp = numeric_date(&all, "exp")?;
         let nbf = numeric_date(&all, "nbf")?;
         let iat = numeric_date(&all, "iat")?;
         let sub = string_claim(&all, "sub")?;
         let jti = string_claim(&all, "jti")?;
-        match exp {
-            None if self.require_exp => return Err(Reject::MissingClaim("exp")),
-            Some(exp) if now.saturating_sub(self.leeway) > exp => return Err(Reject::Expired),
-            _ => {}
+        if exp.is_none() && self.require_exp {
+            return Err(Reject::MissingClaim("exp"));
         }
-        if let Some(nbf) = nbf
-            && nbf > now.saturating_add(self.leeway)
+        self.check_time(exp, nbf, now)?;
+        if let Some(iat) = iat
+            && iat > now.saturating_add(self.leeway)
         {
             return Err(Reject::NotYetValid);
         }
-        if let Some(issuer) = &self.issuer {
+        if let Some(exp) = exp {
+            let too_long = iat.is_some_and(|iat| exp.saturating_sub(iat) > self.max_lifetime);
+            let too_far = exp > now.saturating_add(self.max_lifetime + self.leeway);
+            if too_long || too_far {
+                return Err(Reject::Lifetime);
+            }
+        }
+        if let Some(issuer) = issuer {
             match all.get("iss") {
                 Some(Value::String(iss)) if iss == issuer => {}
                 _ => return Err(Reject::WrongIssuer),
@@ -63,6 +82,23 @@ impl ClaimPolicy {
             jti,
             all,
         })
+    }
+
+    /// The checks that depend on the clock alone (`exp`, `nbf`), made again on every request
+    /// whose token was verified before. `exp` only ever gets nearer, so a lifetime that
+    /// passed once still passes.
+    pub fn check_time(&self, exp: Option<u64>, nbf: Option<u64>, now: u64) -> Result<(), Reject> {
+        if let Some(exp) = exp
+            && now.saturating_sub(self.leeway) > exp
+        {
+            return Err(Reject::Expired);
+        }
+        if let Some(nbf) = nbf
+            && nbf > now.saturating_add(self.leeway)
+        {
+            return Err(Reject::NotYetValid);
+        }
+        Ok(())
     }
 }
 
@@ -116,6 +152,7 @@ mod tests {
             audience: Some("cdn-node".into()),
             require_exp: true,
             leeway: 5,
+            max_lifetime: 86_400,
         }
     }
 
@@ -140,7 +177,43 @@ mod tests {
                 json!({"exp": NOW - 6}),
                 Err(Reject::Expired),
             ),
-            ("exp u64::MAX", json!({"exp": u64::MAX}), Ok(())),
+            (
+                "exp u64::MAX",
+                json!({"exp": u64::MAX}),
+                Err(Reject::Lifetime),
+            ),
+            (
+                "exp at the lifetime limit",
+                json!({"exp": NOW + 86_400 + 5}),
+                Ok(()),
+            ),
+            (
+                "exp a second beyond",
+                json!({"exp": NOW + 86_400 + 6}),
+                Err(Reject::Lifetime),
+            ),
+            (
+                "exp - iat at the limit",
+                json!({"iat": NOW - 100, "exp": NOW - 100 + 86_400}),
+                Ok(()),
+            ),
+            (
+                "exp - iat too long",
+                json!({"iat": NOW - 100, "exp": NOW - 99 + 86_400}),
+                Err(Reject::Lifetime),
+            ),
+            (
+                "iat far in the past, exp near",
+                json!({"iat": 0, "exp": NOW + 60}),
+                Err(Reject::Lifetime),
+            ),
+            (
+                "iat in the future",
+                json!({"iat": NOW + 6}),
+                Err(Reject::NotYetValid),
+            ),
+            ("iat within leeway", json!({"iat": NOW + 5}), Ok(())),
+            ("iat string", json!({"iat": "now"}), Err(Reject::Malformed)),
             (
                 "exp fractional",
                 json!({"exp": (NOW + 10) as f64 + 0.5}),
@@ -240,6 +313,7 @@ mod tests {
             audience: None,
             require_exp: true,
             leeway: 0,
+            max_lifetime: 86_400,
         };
         let all = with(json!({"iss": 7, "aud": {}}));
         assert!(

@@ -13,27 +13,33 @@ use crate::auth::secret::check_secret;
 /// Loads every JWK of the file. `default_alg` applies to JWKs without `alg`. Returns the keys
 /// that loaded and one message per JWK (or for the file) that did not.
 pub fn read_jwks(path: &Path, default_alg: Option<Algorithm>) -> (Vec<VerifyKey>, Vec<String>) {
-    let shown = path.display();
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) => {
-            return (
-                Vec::new(),
-                vec![format!(
-                    "file {shown} cannot be read ({e}): give the path of a JWKS file"
-                )],
-            );
-        }
-    };
-    let entries = match serde_json::from_str::<Value>(&text) {
+    let shown = format!("file {}", path.display());
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_jwks(&text, &shown, default_alg),
+        Err(e) => (
+            Vec::new(),
+            vec![format!(
+                "{shown} cannot be read ({e}): give the path of a JWKS file"
+            )],
+        ),
+    }
+}
+
+/// Loads every JWK of a JWKS document; `shown` names where it came from in messages.
+pub fn parse_jwks(
+    text: &str,
+    shown: &str,
+    default_alg: Option<Algorithm>,
+) -> (Vec<VerifyKey>, Vec<String>) {
+    let entries = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(mut set)) => match set.remove("keys") {
             Some(Value::Array(entries)) if !entries.is_empty() => entries,
             _ => {
                 return (
                     Vec::new(),
                     vec![format!(
-                        "file {shown} has no `keys` array with at least one JWK: give a JWKS \
-                         file (`{{\"keys\": [...]}}`)"
+                        "{shown} has no `keys` array with at least one JWK: give a JWKS \
+                         document (`{{\"keys\": [...]}}`)"
                     )],
                 );
             }
@@ -42,7 +48,7 @@ pub fn read_jwks(path: &Path, default_alg: Option<Algorithm>) -> (Vec<VerifyKey>
             return (
                 Vec::new(),
                 vec![format!(
-                    "file {shown} is not a JSON object: give a JWKS file (`{{\"keys\": [...]}}`)"
+                    "{shown} is not a JSON object: give a JWKS document (`{{\"keys\": [...]}}`)"
                 )],
             );
         }
@@ -52,7 +58,7 @@ pub fn read_jwks(path: &Path, default_alg: Option<Algorithm>) -> (Vec<VerifyKey>
     for (n, entry) in entries.into_iter().enumerate() {
         match read_jwk(entry, default_alg) {
             Ok(key) => keys.push(key),
-            Err(msg) => problems.push(format!("file {shown}, JWK #{n}: {msg}")),
+            Err(msg) => problems.push(format!("{shown}, JWK #{n}: {msg}")),
         }
     }
     (keys, problems)

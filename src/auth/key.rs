@@ -6,8 +6,11 @@ use std::fmt;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 /// A loaded key. `Debug` shows no key material.
+#[derive(Clone)]
 pub(crate) struct VerifyKey {
     pub kid: Option<String>,
+    /// The `iss` tokens verified with this key must carry, when it differs from `auth.issuer`.
+    pub issuer: Option<String>,
     pub algorithm: Algorithm,
     pub key: DecodingKey,
     pub validation: Validation,
@@ -17,6 +20,7 @@ impl VerifyKey {
     pub fn new(kid: Option<String>, algorithm: Algorithm, key: DecodingKey) -> Self {
         VerifyKey {
             kid,
+            issuer: None,
             algorithm,
             key,
             validation: signature_only(algorithm),
@@ -28,6 +32,7 @@ impl fmt::Debug for VerifyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyKey")
             .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
             .field("algorithm", &self.algorithm)
             .finish_non_exhaustive()
     }

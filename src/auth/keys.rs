@@ -8,10 +8,11 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 
 use crate::auth::algorithm::{self, ALGORITHM_NAMES, is_hmac};
 use crate::auth::jwks::read_jwks;
+use crate::auth::jwks_url::JwksUrl;
 use crate::auth::key::VerifyKey;
 use crate::auth::pem::read_public_key;
 use crate::auth::secret::{check_secret, read_secret_file};
-use crate::auth::settings::KeySettings;
+use crate::auth::settings::{KeySettings, MIN_JWKS_REFRESH_SECONDS};
 use crate::config::Problem;
 
 /// Looks up an environment variable (injected so tests need not touch the process env).
@@ -35,7 +36,17 @@ pub(crate) fn load_keys(
     let mut keys = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let at = format!("auth.keys[{i}]");
-        keys.extend(load_entry(&at, entry, base_dir, env, problems));
+        if entry.issuer.as_deref() == Some("") {
+            problems.push(Problem::new(
+                format!("{at}.issuer"),
+                "is empty: give the `iss` of this key's tokens or remove `issuer`",
+            ));
+        }
+        let mut loaded = load_entry(&at, entry, base_dir, env, problems);
+        for key in &mut loaded {
+            key.issuer = entry.issuer.clone();
+        }
+        keys.extend(loaded);
     }
     check_unique_kids(&keys, problems);
     keys
@@ -54,6 +65,7 @@ fn load_entry(
         ("secret_env", entry.secret_env.is_some()),
         ("public_key_file", entry.public_key_file.is_some()),
         ("jwks_file", entry.jwks_file.is_some()),
+        ("jwks_url", entry.jwks_url.is_some()),
     ]
     .into_iter()
     .filter_map(|(name, present)| present.then_some(name))
@@ -62,7 +74,8 @@ fn load_entry(
         [_] => {}
         [] => problems.push(Problem::new(
             at,
-            "no key material: set one of secret_file, secret_env, public_key_file, jwks_file",
+            "no key material: set one of secret_file, secret_env, public_key_file, jwks_file, \
+             jwks_url",
         )),
         many => problems.push(Problem::new(
             at,
@@ -75,15 +88,14 @@ fn load_entry(
                 format!("{at}.kid"),
                 "is empty: give a name or remove `kid`",
             ));
-        } else if entry.jwks_file.is_some() {
+        } else if entry.jwks_file.is_some() || entry.jwks_url.is_some() {
             problems.push(Problem::new(
                 format!("{at}.kid"),
-                format!(
-                    "\"{kid}\" is given for a jwks_file: each JWK carries its own `kid`; remove it"
-                ),
+                format!("\"{kid}\" is given for a JWKS: each JWK carries its own `kid`; remove it"),
             ));
         }
     }
+    check_url_settings(at, entry, problems);
     let algorithm = match &entry.algorithm {
         Some(name) => match algorithm::parse(name) {
             Some(alg) => Some(alg),
@@ -97,7 +109,7 @@ fn load_entry(
                 return Vec::new();
             }
         },
-        None if entry.jwks_file.is_some() => None,
+        None if entry.jwks_file.is_some() || entry.jwks_url.is_some() => None,
         None => {
             problems.push(Problem::new(
                 format!("{at}.algorithm"),
@@ -107,6 +119,10 @@ fn load_entry(
         }
     };
     if problems.len() != before {
+        return Vec::new();
+    }
+    if entry.jwks_url.is_some() {
+        // Fetched by the reloader once the node runs.
         return Vec::new();
     }
     let resolve = |p: &PathBuf| base_dir.join(p);
@@ -146,6 +162,82 @@ fn load_entry(
             problems.push(problem);
             Vec::new()
         }
+    }
+}
+
+/// `jwks_url` and the settings that only go with it.
+fn check_url_settings(at: &str, entry: &KeySettings, problems: &mut Vec<Problem>) {
+    match &entry.jwks_url {
+        Some(url) => {
+            if let Err(message) = JwksUrl::parse(url) {
+                problems.push(Problem::new(format!("{at}.jwks_url"), message));
+            }
+            if let Some(secs) = entry.refresh_seconds
+                && secs < MIN_JWKS_REFRESH_SECONDS
+            {
+                problems.push(Problem::new(
+                    format!("{at}.refresh_seconds"),
+                    format!("{secs} is too short: give at least {MIN_JWKS_REFRESH_SECONDS}"),
+                ));
+            }
+            if let Some(ms) = entry.min_fetch_interval_ms
+                && ms > 60_000
+            {
+                problems.push(Problem::new(
+                    format!("{at}.min_fetch_interval_ms"),
+                    format!("{ms} is too long: give 0 to 60000"),
+                ));
+            }
+        }
+        None => {
+            for (name, set) in [
+                ("refresh_seconds", entry.refresh_seconds.is_some()),
+                (
+                    "min_fetch_interval_ms",
+                    entry.min_fetch_interval_ms.is_some(),
+                ),
+            ] {
+                if set {
+                    problems.push(Problem::new(
+                        format!("{at}.{name}"),
+                        "only applies to a jwks_url: remove it or add jwks_url",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Loads the file and environment entries again (a file changed, or SIGHUP): all of them
+/// or none, with the problems in one message.
+pub(crate) fn load_keys_quietly(
+    entries: &[KeySettings],
+    base_dir: &Path,
+) -> Result<Vec<VerifyKey>, String> {
+    let mut problems = Vec::new();
+    let mut keys = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let mut loaded = load_entry(
+            &format!("auth.keys[{i}]"),
+            entry,
+            base_dir,
+            &|name| std::env::var_os(name),
+            &mut problems,
+        );
+        for key in &mut loaded {
+            key.issuer = entry.issuer.clone();
+        }
+        keys.extend(loaded);
+    }
+    check_unique_kids(&keys, &mut problems);
+    if problems.is_empty() {
+        Ok(keys)
+    } else {
+        Err(problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "))
     }
 }
 

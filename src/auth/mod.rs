@@ -8,26 +8,37 @@
 //! module checks the rest itself: size, `crit`, `kid` selection among configured keys only,
 //! and the claims (`exp`, `nbf`, `iss`, `aud`) against the caller's clock.
 
+pub mod admin_routes;
 pub mod algorithm;
 mod claims;
+pub mod client_addr;
 mod cookie;
+pub mod denylist;
 pub mod extract;
+mod grant;
 mod header;
 mod jwks;
+pub mod jwks_url;
 mod key;
+mod key_store;
 mod keys;
 pub mod mint;
 mod pem;
 mod public;
 pub mod redact;
 mod reject;
+pub mod reload;
+pub mod scope;
 mod secret;
 pub mod settings;
 mod sources;
+mod verified_cache;
 mod verifier;
 
 #[cfg(test)]
 mod config_tests;
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod rfc7515_tests;
 #[cfg(test)]
@@ -36,9 +47,11 @@ mod test_keys;
 mod verify_tests;
 
 pub use claims::Claims;
+pub use denylist::DenyKind;
 pub use extract::{Found, SourceKind, find_token, is_token_param};
+pub use grant::Grant;
 pub use mint::{MintSpec, mint};
 pub use redact::{REDACTED, redact_query};
 pub use reject::Reject;
 pub use settings::{AuthSettings, KeySettings, TokenSource};
-pub use verifier::Verifier;
+pub use verifier::{RequestFacts, Verifier};

@@ -45,6 +45,30 @@ pub enum Reject {
     /// Two token sources carry different tokens (answer 400).
     #[error("request carries conflicting tokens")]
     Conflict,
+    /// `exp - iat` is longer than `max_lifetime_seconds`, or `exp` is too far ahead.
+    #[error("token lives longer than allowed")]
+    Lifetime,
+    /// A valid token whose scope does not cover the requested path (answer 403).
+    #[error("token does not cover this path")]
+    OutOfScope,
+    /// A valid token without the configured scope claim (answer 403).
+    #[error("token carries no scope")]
+    Unscoped,
+    /// The token's `jti` or `sub` is on the denylist.
+    #[error("token is revoked")]
+    Revoked,
+    /// `cdniip` does not match the client's address (answer 403).
+    #[error("token is bound to another client address")]
+    AddressMismatch,
+    /// The token's `jti` was seen before and one-time use is configured.
+    #[error("token was used before")]
+    Replayed,
+    /// `cdnicrit` names a claim the node does not handle.
+    #[error("token carries unsupported critical claims")]
+    UnknownCritical,
+    /// `cdniuc` does not match the requested URI (answer 403).
+    #[error("token is bound to another URI")]
+    UriMismatch,
 }
 
 impl Reject {
@@ -63,11 +87,28 @@ impl Reject {
             Reject::Crit => "crit",
             Reject::TooLarge => "too_large",
             Reject::Conflict => "conflict",
+            Reject::Lifetime => "lifetime",
+            Reject::OutOfScope => "out_of_scope",
+            Reject::Unscoped => "unscoped",
+            Reject::Revoked => "revoked",
+            Reject::AddressMismatch => "address_mismatch",
+            Reject::Replayed => "replayed",
+            Reject::UnknownCritical => "unknown_critical",
+            Reject::UriMismatch => "uri_mismatch",
         }
     }
 
+    /// True when the token itself is good but does not open this request (answer 403, not
+    /// 401: another token would not help the same client ask for the same thing).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            Reject::OutOfScope | Reject::Unscoped | Reject::AddressMismatch | Reject::UriMismatch
+        )
+    }
+
     /// Every distinct metric label, for pre-registering counters.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 20] = [
         "missing",
         "malformed",
         "bad_signature",
@@ -80,6 +121,14 @@ impl Reject {
         "crit",
         "too_large",
         "conflict",
+        "lifetime",
+        "out_of_scope",
+        "unscoped",
+        "revoked",
+        "address_mismatch",
+        "replayed",
+        "unknown_critical",
+        "uri_mismatch",
     ];
 }
 
@@ -103,6 +152,14 @@ mod tests {
             Reject::Crit,
             Reject::TooLarge,
             Reject::Conflict,
+            Reject::Lifetime,
+            Reject::OutOfScope,
+            Reject::Unscoped,
+            Reject::Revoked,
+            Reject::AddressMismatch,
+            Reject::Replayed,
+            Reject::UnknownCritical,
+            Reject::UriMismatch,
         ];
         for reject in all {
             assert!(Reject::REASONS.contains(&reject.reason()), "{reject:?}");

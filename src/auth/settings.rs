@@ -21,6 +21,24 @@ pub const MAX_MAX_TOKEN_BYTES: usize = 65536;
 pub const DEFAULT_REQUIRE_EXP: bool = true;
 /// Shortest HMAC secret accepted, in bytes.
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+/// Default `max_lifetime_seconds`: the longest `exp - iat` accepted, and how far in the future
+/// `exp` may be.
+pub const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 24 * 3600;
+/// Largest accepted `max_lifetime_seconds` (31 days).
+pub const MAX_MAX_LIFETIME_SECONDS: u64 = 31 * 24 * 3600;
+/// Default `allow_unscoped_tokens`: with `scope_claim` set, a token without it is refused.
+pub const DEFAULT_ALLOW_UNSCOPED_TOKENS: bool = false;
+/// Default `verified_cache_entries`: verified tokens remembered (0 turns the cache off).
+pub const DEFAULT_VERIFIED_CACHE_ENTRIES: usize = 10_000;
+/// Largest accepted `verified_cache_entries`.
+pub const MAX_VERIFIED_CACHE_ENTRIES: usize = 1_000_000;
+/// Default `keys[].refresh_seconds` for a `jwks_url`.
+pub const DEFAULT_JWKS_REFRESH_SECONDS: u64 = 300;
+/// Smallest accepted `keys[].refresh_seconds`.
+pub const MIN_JWKS_REFRESH_SECONDS: u64 = 1;
+/// Default `keys[].min_fetch_interval_ms`: at most one fetch of a `jwks_url` per interval,
+/// whatever asks for it (unknown `kid`s included).
+pub const DEFAULT_JWKS_MIN_FETCH_INTERVAL_MS: u64 = 1_000;
 
 /// Where a request may carry its token. Written `{query: jwt}`, `{header: authorization}` or
 /// `{cookie: jwt}`.
@@ -115,6 +133,19 @@ pub struct KeySettings {
     /// JWKS file; each JWK gives one key with its own `kid`.
     #[serde(default)]
     pub jwks_file: Option<PathBuf>,
+    /// JWKS URL (http or https), fetched at start-up, every `refresh_seconds`, and when a token
+    /// names an unknown `kid`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Tokens verified with this entry's keys must carry this `iss` (instead of `auth.issuer`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// For `jwks_url`: seconds between scheduled fetches.
+    #[serde(default)]
+    pub refresh_seconds: Option<u64>,
+    /// For `jwks_url`: the shortest time between two fetches, in milliseconds.
+    #[serde(default)]
+    pub min_fetch_interval_ms: Option<u64>,
 }
 
 /// The `auth:` section.
@@ -128,7 +159,7 @@ pub struct AuthSettings {
     /// When set, `iss` is required and must equal it.
     #[serde(default)]
     pub issuer: Option<String>,
-    /// When set, `aud` is required and must be or contain it.
+    /// When set, `aud` is required and must be or contain it: the node's CDN identity.
     #[serde(default)]
     pub audience: Option<String>,
     #[serde(default = "default_require_exp")]
@@ -140,6 +171,50 @@ pub struct AuthSettings {
     /// Canonical path prefixes that need no token; each starts with `/`.
     #[serde(default)]
     pub public_prefixes: Vec<String>,
+    /// Longest accepted `exp - iat`; `exp` may also be at most this far in the future.
+    #[serde(default = "default_max_lifetime_seconds")]
+    pub max_lifetime_seconds: u64,
+    /// Claim holding the path patterns a token opens (a string or a list of strings such as
+    /// `/courses/101/*`). Unset: tokens are not scoped.
+    #[serde(default)]
+    pub scope_claim: Option<String>,
+    /// With `scope_claim` set: whether a token without that claim opens every path.
+    #[serde(default = "default_allow_unscoped_tokens")]
+    pub allow_unscoped_tokens: bool,
+    /// File of revoked `jti` and `sub` values (`jti VALUE` / `sub VALUE`, one a line),
+    /// reloaded when it changes.
+    #[serde(default)]
+    pub denylist_file: Option<PathBuf>,
+    /// How many verified tokens are remembered until their `exp` (0: none).
+    #[serde(default = "default_verified_cache_entries")]
+    pub verified_cache_entries: usize,
+    /// How the client's address is found (socket address, or a trusted-proxy header chain).
+    #[serde(default)]
+    pub client_address: ClientAddressSettings,
+}
+
+/// `auth.client_address`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAddressSettings {
+    /// Header carrying the proxy chain (`x-forwarded-for` style, comma-separated).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Addresses or CIDR blocks of proxies whose header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_max_lifetime_seconds() -> u64 {
+    DEFAULT_MAX_LIFETIME_SECONDS
+}
+
+fn default_allow_unscoped_tokens() -> bool {
+    DEFAULT_ALLOW_UNSCOPED_TOKENS
+}
+
+fn default_verified_cache_entries() -> usize {
+    DEFAULT_VERIFIED_CACHE_ENTRIES
 }
 
 fn default_require_exp() -> bool {
@@ -165,6 +240,12 @@ impl Default for AuthSettings {
             leeway_seconds: DEFAULT_LEEWAY_SECONDS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             public_prefixes: Vec::new(),
+            max_lifetime_seconds: DEFAULT_MAX_LIFETIME_SECONDS,
+            scope_claim: None,
+            allow_unscoped_tokens: DEFAULT_ALLOW_UNSCOPED_TOKENS,
+            denylist_file: None,
+            verified_cache_entries: DEFAULT_VERIFIED_CACHE_ENTRIES,
+            client_address: ClientAddressSettings::default(),
         }
     }
 }
@@ -189,8 +270,9 @@ fn locate_problems(value: &serde_yaml::Value, whole: &serde_yaml::Error) -> Vec<
                 problems.push(Problem::new(
                     format!("auth.keys[{i}]"),
                     format!(
-                        "{e}: a key takes kid, algorithm and one of secret_file, secret_env, \
-                         public_key_file, jwks_file"
+                        "{e}: a key takes kid, algorithm, issuer and one of secret_file, \
+                         secret_env, public_key_file, jwks_file, jwks_url (with \
+                         refresh_seconds, min_fetch_interval_ms)"
                     ),
                 ));
             }
@@ -211,7 +293,9 @@ fn locate_problems(value: &serde_yaml::Value, whole: &serde_yaml::Error) -> Vec<
             "auth",
             format!(
                 "{whole}: the section takes token_sources, keys, issuer, audience, require_exp, \
-                 leeway_seconds, max_token_bytes, public_prefixes"
+                 leeway_seconds, max_token_bytes, public_prefixes, max_lifetime_seconds, \
+                 scope_claim, allow_unscoped_tokens, denylist_file, verified_cache_entries, \
+                 client_address"
             ),
         ));
     }

@@ -1,28 +1,57 @@
 //! The verifier built from `auth:` at start-up: keys loaded, policy fixed.
 
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
 use crate::auth::claims::{ClaimPolicy, Claims};
+use crate::auth::client_addr::ClientAddress;
+use crate::auth::denylist::{DenyKind, Denylist, Reloaded};
+use crate::auth::grant::{Grant, ScopeGrant};
 use crate::auth::header::read_header;
 use crate::auth::key::VerifyKey;
+use crate::auth::key_store::KeyStore;
 use crate::auth::keys::{EnvLookup, load_keys};
 use crate::auth::public::PublicPrefixes;
 use crate::auth::reject::Reject;
-use crate::auth::settings::{AuthSettings, MAX_LEEWAY_SECONDS, MAX_MAX_TOKEN_BYTES, TokenSource};
+use crate::auth::scope::Scope;
+use crate::auth::settings::{
+    AuthSettings, MAX_LEEWAY_SECONDS, MAX_MAX_LIFETIME_SECONDS, MAX_MAX_TOKEN_BYTES,
+    MAX_VERIFIED_CACHE_ENTRIES, TokenSource,
+};
 use crate::auth::sources::check_sources;
+use crate::auth::verified_cache::VerifiedCache;
 use crate::config::Problem;
+
+/// What the verifier needs to know about the request a token comes with.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The canonical path (what the cache keys on and S3 is asked for).
+    pub path: &'a str,
+    /// The client's address, as [`crate::auth::client_addr`] found it.
+    pub client: Option<IpAddr>,
+}
 
 /// Verifies tokens against the configured keys and claim policy.
 #[derive(Debug)]
 pub struct Verifier {
-    keys: Vec<VerifyKey>,
+    keys: KeyStore,
     policy: ClaimPolicy,
     max_token_bytes: usize,
     public: PublicPrefixes,
     token_sources: Vec<TokenSource>,
+    scope_claim: Option<String>,
+    allow_unscoped: bool,
+    denylist: Denylist,
+    cache: VerifiedCache<Grant>,
+    /// Moves whenever keys or the denylist change; cached results of another epoch are void.
+    epoch: AtomicU64,
+    client_address: ClientAddress,
 }
 
 impl Verifier {
@@ -74,20 +103,62 @@ impl Verifier {
             ));
         }
         let public = PublicPrefixes::new(&settings.public_prefixes, &mut problems);
+        if settings.max_lifetime_seconds == 0
+            || settings.max_lifetime_seconds > MAX_MAX_LIFETIME_SECONDS
+        {
+            problems.push(Problem::new(
+                "auth.max_lifetime_seconds",
+                format!(
+                    "{} is out of range: give 1 to {MAX_MAX_LIFETIME_SECONDS} (31 days)",
+                    settings.max_lifetime_seconds
+                ),
+            ));
+        }
+        if settings.scope_claim.as_deref() == Some("") {
+            problems.push(Problem::new(
+                "auth.scope_claim",
+                "is empty: name the claim that lists the token's path patterns, or remove it",
+            ));
+        }
+        if settings.verified_cache_entries > MAX_VERIFIED_CACHE_ENTRIES {
+            problems.push(Problem::new(
+                "auth.verified_cache_entries",
+                format!(
+                    "{} is too many: give 0 (off) to {MAX_VERIFIED_CACHE_ENTRIES}",
+                    settings.verified_cache_entries
+                ),
+            ));
+        }
+        let denylist_path = settings.denylist_file.as_ref().map(|p| base_dir.join(p));
+        let denylist = match Denylist::load(denylist_path.as_deref()) {
+            Ok(list) => list,
+            Err(message) => {
+                problems.push(Problem::new("auth.denylist_file", message));
+                Denylist::default()
+            }
+        };
+        let client_address = ClientAddress::new(&settings.client_address, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(Verifier {
-            keys,
+            client_address,
+            keys: KeyStore::new(&settings.keys, keys, base_dir.to_path_buf()),
             policy: ClaimPolicy {
                 issuer: settings.issuer.clone(),
                 audience: settings.audience.clone(),
                 require_exp: settings.require_exp,
                 leeway: settings.leeway_seconds,
+                max_lifetime: settings.max_lifetime_seconds,
             },
             max_token_bytes: settings.max_token_bytes,
             public,
             token_sources: settings.token_sources.clone(),
+            scope_claim: settings.scope_claim.clone(),
+            allow_unscoped: settings.allow_unscoped_tokens,
+            denylist,
+            cache: VerifiedCache::new(settings.verified_cache_entries),
+            epoch: AtomicU64::new(0),
         })
     }
 
@@ -101,59 +172,228 @@ impl Verifier {
         self.public.contains(canonical_path)
     }
 
-    /// Verifies `token` at time `now_unix` (seconds). The size is checked before any parsing;
-    /// the key is chosen by `kid` among configured keys only, or by the header's algorithm
-    /// when there is no `kid`; the algorithm must be the key's pinned one.
+    /// Verifies `token` at time `now_unix` (seconds): signature and claims, nothing that
+    /// depends on a request, no cache. The size is checked before any parsing; the key is
+    /// chosen by `kid` among configured keys only, or by the header's algorithm when there is
+    /// no `kid`; the algorithm must be the key's pinned one.
     pub fn verify(&self, token: &str, now_unix: u64) -> Result<Claims, Reject> {
+        self.verify_grant(token, now_unix).map(|grant| grant.claims)
+    }
+
+    /// Decides whether `token` opens the request: the verified-token cache, or a full
+    /// verification, then every check that depends on the request or the clock (`exp`,
+    /// `nbf`, denylist, path scope).
+    pub fn authorize(
+        &self,
+        token: &str,
+        facts: &RequestFacts<'_>,
+        now_unix: u64,
+    ) -> Result<Arc<Grant>, Reject> {
+        if token.len() > self.max_token_bytes {
+            return Err(Reject::TooLarge);
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let grant = match self.cache.get(token, epoch, now_unix) {
+            Some(grant) => grant,
+            None => {
+                let grant = Arc::new(self.verify_grant(token, now_unix)?);
+                if let Some(exp) = grant.claims.exp {
+                    let until = exp.saturating_add(self.policy.leeway);
+                    self.cache
+                        .insert(token, grant.clone(), until, epoch, now_unix);
+                }
+                grant
+            }
+        };
+        self.check_request(&grant, facts, now_unix)?;
+        Ok(grant)
+    }
+
+    /// The checks made on every request, cached token or not.
+    fn check_request(
+        &self,
+        grant: &Grant,
+        facts: &RequestFacts<'_>,
+        now_unix: u64,
+    ) -> Result<(), Reject> {
+        let claims = &grant.claims;
+        self.policy.check_time(claims.exp, claims.nbf, now_unix)?;
+        if self
+            .denylist
+            .is_revoked(claims.jti.as_deref(), claims.sub.as_deref())
+        {
+            return Err(Reject::Revoked);
+        }
+        match &grant.scope {
+            ScopeGrant::NotConfigured => {}
+            ScopeGrant::Absent if self.allow_unscoped => {}
+            ScopeGrant::Absent => return Err(Reject::Unscoped),
+            ScopeGrant::Patterns(scope) if scope.covers(facts.path) => {}
+            ScopeGrant::Patterns(_) => return Err(Reject::OutOfScope),
+        }
+        Ok(())
+    }
+
+    /// Signature and claims: what the verified-token cache remembers.
+    fn verify_grant(&self, token: &str, now_unix: u64) -> Result<Grant, Reject> {
         if token.len() > self.max_token_bytes {
             return Err(Reject::TooLarge);
         }
         let header = read_header(token)?;
-        let mut candidates = self.candidates(header.kid.as_deref(), header.alg)?;
-        let claims = loop {
-            let Some(key) = candidates.next() else {
-                return Err(Reject::BadSignature);
-            };
+        let keys = self.keys.current();
+        let candidates = candidates(&keys, header.kid.as_deref(), header.alg)?;
+        let mut verified = None;
+        for key in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation) {
-                Ok(data) => break data.claims,
+                Ok(data) => {
+                    verified = Some((data.claims, key));
+                    break;
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
                 Err(e) => return Err(map_error(e.kind())),
             }
+        }
+        let Some((all, key)) = verified else {
+            return Err(Reject::BadSignature);
         };
-        self.policy.check(claims, now_unix)
+        let issuer = key.issuer.as_deref().or(self.policy.issuer.as_deref());
+        let claims = self.policy.check_for_issuer(all, now_unix, issuer)?;
+        let scope = match &self.scope_claim {
+            None => ScopeGrant::NotConfigured,
+            Some(name) => match claims.all.get(name) {
+                None => ScopeGrant::Absent,
+                Some(value) => ScopeGrant::Patterns(Scope::parse(value)?),
+            },
+        };
+        Ok(Grant { claims, scope })
     }
 
-    /// The keys to try, in configuration order.
-    fn candidates<'a>(
-        &'a self,
-        kid: Option<&'a str>,
-        alg: jsonwebtoken::Algorithm,
-    ) -> Result<impl Iterator<Item = &'a VerifyKey>, Reject> {
-        match kid {
-            Some(kid) => {
-                let key = self
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid))
-                    .ok_or(Reject::UnknownKey)?;
-                if key.algorithm != alg {
-                    return Err(Reject::WrongAlgorithm);
-                }
-                Ok(Candidates::One(Some(key)))
+    /// The client's address: the socket peer, or from the trusted-proxy header chain.
+    pub fn client_address(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &http::HeaderMap,
+    ) -> Option<IpAddr> {
+        self.client_address.find(peer, headers)
+    }
+
+    /// True once every key source has loaded (JWKS URLs are fetched after start-up).
+    pub fn keys_ready(&self) -> bool {
+        self.keys.ready()
+    }
+
+    /// Keys in use now.
+    pub fn keys_loaded(&self) -> usize {
+        self.keys.current().len()
+    }
+
+    /// Time since the stalest key source was last loaded or confirmed.
+    pub fn key_set_age(&self) -> Duration {
+        self.keys.age()
+    }
+
+    /// True when some keys come from a JWKS URL, so an unknown `kid` may become known.
+    pub fn has_key_urls(&self) -> bool {
+        self.keys.has_urls()
+    }
+
+    /// Fetches the JWKS URLs again for a token with an unknown `kid` and waits for the
+    /// round (single-flight, rate-limited); true when a round finished.
+    pub async fn fetch_for_unknown_kid(&self) -> bool {
+        self.keys.fetch_for_unknown_kid().await
+    }
+
+    /// Resolves when a request asked for a JWKS fetch (for the reloader).
+    pub async fn key_fetch_wanted(&self) {
+        self.keys.fetch_wanted().await
+    }
+
+    /// Loads what is due (see [`KeyStore::refresh`]); voids cached verifications when the
+    /// keys changed. Returns the result by source.
+    pub async fn refresh_keys(&self, forced: bool) -> Vec<(String, Result<usize, String>)> {
+        let (results, changed) = self.keys.refresh(forced).await;
+        if changed {
+            self.new_epoch();
+        }
+        results
+    }
+
+    /// Voids every cached verification (keys or the denylist changed).
+    fn new_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.cache.clear();
+    }
+
+    /// Reads the denylist file again if it changed.
+    pub fn reload_denylist(&self) -> Reloaded {
+        let result = self.denylist.reload();
+        if result == Reloaded::Changed {
+            self.new_epoch();
+        }
+        result
+    }
+
+    /// Adds (`revoke: true`) or removes an admin denylist entry; true when it changed.
+    pub fn set_denied(&self, kind: DenyKind, value: &str, revoke: bool) -> bool {
+        let changed = if revoke {
+            self.denylist.add(kind, value)
+        } else {
+            self.denylist.remove(kind, value)
+        };
+        if changed {
+            self.new_epoch();
+        }
+        changed
+    }
+
+    /// The denylist, one `KIND VALUE` a line.
+    pub fn denylist_listing(&self) -> String {
+        self.denylist.listing()
+    }
+
+    /// Entries on the denylist.
+    pub fn denylist_len(&self) -> usize {
+        self.denylist.len()
+    }
+}
+
+/// The keys to try, in configuration order: those named by `kid`, or every key pinned to the
+/// header's algorithm when there is no `kid`.
+fn candidates<'a>(
+    keys: &'a [VerifyKey],
+    kid: Option<&'a str>,
+    alg: jsonwebtoken::Algorithm,
+) -> Result<impl Iterator<Item = &'a VerifyKey>, Reject> {
+    match kid {
+        Some(kid) => {
+            let mut named = keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .peekable();
+            if named.peek().is_none() {
+                return Err(Reject::UnknownKey);
             }
-            None => {
-                if !self.keys.iter().any(|k| k.algorithm == alg) {
-                    return Err(Reject::WrongAlgorithm);
-                }
-                Ok(Candidates::Pinned(self.keys.iter(), alg))
+            if !named.any(|k| k.algorithm == alg) {
+                return Err(Reject::WrongAlgorithm);
             }
+            Ok(Candidates::Named(keys.iter(), kid, alg))
+        }
+        None => {
+            if !keys.iter().any(|k| k.algorithm == alg) {
+                return Err(Reject::WrongAlgorithm);
+            }
+            Ok(Candidates::Pinned(keys.iter(), alg))
         }
     }
 }
 
-/// Keys to try: the one named by `kid`, or every key pinned to the header's algorithm.
+/// Keys to try: those named by `kid`, or every key pinned to the header's algorithm.
 enum Candidates<'a> {
-    One(Option<&'a VerifyKey>),
+    Named(
+        std::slice::Iter<'a, VerifyKey>,
+        &'a str,
+        jsonwebtoken::Algorithm,
+    ),
     Pinned(std::slice::Iter<'a, VerifyKey>, jsonwebtoken::Algorithm),
 }
 
@@ -162,7 +402,9 @@ impl<'a> Iterator for Candidates<'a> {
 
     fn next(&mut self) -> Option<&'a VerifyKey> {
         match self {
-            Candidates::One(key) => key.take(),
+            Candidates::Named(keys, kid, alg) => {
+                keys.find(|k| k.kid.as_deref() == Some(*kid) && k.algorithm == *alg)
+            }
             Candidates::Pinned(keys, alg) => keys.find(|k| k.algorithm == *alg),
         }
     }

@@ -300,20 +300,28 @@ fn remote_key_headers_are_ignored() {
 }
 
 #[test]
-fn exp_u64_max_is_valid_without_overflow() {
+fn exp_u64_max_is_refused_as_too_long_lived_without_overflow() {
     let v = full();
     let token = signed(
         Algorithm::HS256,
         Some("hs"),
         &claims(json!({"exp": u64::MAX})),
     );
-    let got = v.verify(&token, NOW).map(|c| c.exp);
-    assert_eq!(got, Ok(Some(u64::MAX)));
-    assert!(v.verify(&token, u64::MAX).is_ok());
+    assert_eq!(v.verify(&token, NOW), Err(Reject::Lifetime));
+    let no_iat = signed(
+        Algorithm::HS256,
+        Some("hs"),
+        &claims(json!({"exp": u64::MAX, "iat": null})),
+    );
+    assert_eq!(v.verify(&no_iat, NOW), Err(Reject::Lifetime));
+    assert!(
+        v.verify(&no_iat, u64::MAX).is_ok(),
+        "now + lifetime saturates"
+    );
     let nbf = signed(
         Algorithm::HS256,
         Some("hs"),
-        &claims(json!({"nbf": u64::MAX, "exp": u64::MAX})),
+        &claims(json!({"nbf": u64::MAX, "exp": u64::MAX, "iat": null})),
     );
     assert_eq!(v.verify(&nbf, NOW), Err(Reject::NotYetValid));
     assert!(

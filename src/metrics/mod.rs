@@ -6,7 +6,7 @@ pub mod names;
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -25,6 +25,7 @@ pub struct Metrics {
     pub cache_fill_wait: Histogram,
     pub cache_purged: IntCounter,
     cache: CacheFamilies,
+    pub auth_policy: AuthPolicyMetrics,
 }
 
 /// What the disk cache reports at scrape time.
@@ -52,6 +53,65 @@ struct CacheFamilies {
     refused_fills: IntCounter,
     /// The totals already added to the counters.
     last: Mutex<CacheSnapshot>,
+}
+
+/// The token policy's metrics: key sets and the denylist.
+pub struct AuthPolicyMetrics {
+    pub key_refreshes: IntCounterVec,
+    pub key_set_age: Gauge,
+    pub keys_loaded: IntGauge,
+    pub denylist_reloads: IntCounterVec,
+    pub denylist_entries: IntGauge,
+}
+
+impl AuthPolicyMetrics {
+    fn register(registry: &Registry) -> AuthPolicyMetrics {
+        fn add<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        }
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            add(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        AuthPolicyMetrics {
+            key_refreshes: counter_vec(
+                names::AUTH_KEY_REFRESHES_TOTAL,
+                "Key-set loads, by source (file, url) and result (ok, error).",
+                &["source", "result"],
+            ),
+            key_set_age: add(
+                registry,
+                Gauge::new(
+                    names::AUTH_KEY_SET_AGE_SECONDS,
+                    "Seconds since the oldest key source was last loaded successfully.",
+                )
+                .expect("valid metric"),
+            ),
+            keys_loaded: add(
+                registry,
+                IntGauge::new(names::AUTH_KEYS_LOADED, "Verification keys loaded now.")
+                    .expect("valid metric"),
+            ),
+            denylist_reloads: counter_vec(
+                names::AUTH_DENYLIST_RELOADS_TOTAL,
+                "Denylist file reloads, by result (ok, error).",
+                &["result"],
+            ),
+            denylist_entries: add(
+                registry,
+                IntGauge::new(
+                    names::AUTH_DENYLIST_ENTRIES,
+                    "Entries on the denylist now (file and admin).",
+                )
+                .expect("valid metric"),
+            ),
+        }
+    }
 }
 
 impl Metrics {
@@ -200,7 +260,12 @@ impl Metrics {
         registry
             .register(Box::new(build_info))
             .expect("unique metric");
+        let auth_policy = AuthPolicyMetrics::register(&registry);
+        for reason in crate::auth::Reject::REASONS {
+            auth_rejections.with_label_values(&[reason]);
+        }
         Metrics {
+            auth_policy,
             registry,
             requests,
             request_duration,

@@ -63,3 +63,13 @@ pub const CACHE_PURGED_TOTAL: &str = "cdn_node_cache_purged_objects_total";
 pub const FILL_WAIT_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
 ];
+/// Key-set loads, by `source` (file, url) and `result` (ok, error).
+pub const AUTH_KEY_REFRESHES_TOTAL: &str = "cdn_node_auth_key_refreshes_total";
+/// Seconds since the oldest key source was last loaded or fetched successfully.
+pub const AUTH_KEY_SET_AGE_SECONDS: &str = "cdn_node_auth_key_set_age_seconds";
+/// Verification keys loaded now.
+pub const AUTH_KEYS_LOADED: &str = "cdn_node_auth_keys_loaded";
+/// Denylist file reloads, by `result` (ok, error).
+pub const AUTH_DENYLIST_RELOADS_TOTAL: &str = "cdn_node_auth_denylist_reloads_total";
+/// Entries on the denylist now (file and admin).
+pub const AUTH_DENYLIST_ENTRIES: &str = "cdn_node_auth_denylist_entries";

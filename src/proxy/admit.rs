@@ -2,9 +2,11 @@
 //! query and token. The result is either a refusal or the canonical request
 //! that the cache keys on and S3 is asked for, with the token gone.
 
+use std::net::IpAddr;
+
 use pingora::http::RequestHeader;
 
-use crate::auth::{Reject, Verifier, extract};
+use crate::auth::{Reject, RequestFacts, Verifier, extract};
 use crate::origin::settings::OriginConfig;
 use crate::refusal::Refusal;
 use crate::request::{path, query};
@@ -44,6 +46,7 @@ impl Refused {
         let reason = reject.reason();
         let refusal = match reject {
             Reject::Conflict => Refusal::BadRequest { reason },
+            r if r.is_forbidden() => Refusal::Forbidden { reason },
             _ => Refusal::Unauthorized { reason },
         };
         Refused {
@@ -55,6 +58,41 @@ impl Refused {
 
 pub fn admit(
     req: &RequestHeader,
+    verifier: &Verifier,
+    origin: &OriginConfig,
+    now_unix: u64,
+) -> Result<Admitted, Refused> {
+    admit_from(req, None, verifier, origin, now_unix)
+}
+
+/// [`admit`] for a client at `client` (see [`Verifier::client_address`]); when the token
+/// names a `kid` no key has and keys come from JWKS URLs, waits for one fetch round
+/// (single-flight, rate-limited) and tries once more.
+pub async fn admit_fetching(
+    req: &RequestHeader,
+    client: Option<IpAddr>,
+    verifier: &Verifier,
+    origin: &OriginConfig,
+    now_unix: u64,
+) -> Result<Admitted, Refused> {
+    match admit_from(req, client, verifier, origin, now_unix) {
+        Err(refused)
+            if refused.auth_reason == Some(Reject::UnknownKey.reason())
+                && verifier.has_key_urls() =>
+        {
+            if verifier.fetch_for_unknown_kid().await {
+                admit_from(req, client, verifier, origin, now_unix)
+            } else {
+                Err(refused)
+            }
+        }
+        other => other,
+    }
+}
+
+pub fn admit_from(
+    req: &RequestHeader,
+    client: Option<IpAddr>,
     verifier: &Verifier,
     origin: &OriginConfig,
     now_unix: u64,
@@ -84,10 +122,14 @@ pub fn admit(
         let Some(found) = found else {
             return Err(Refused::auth(&Reject::Missing));
         };
-        let claims = verifier
-            .verify(found.token, now_unix)
+        let facts = RequestFacts {
+            path: &canonical,
+            client,
+        };
+        let grant = verifier
+            .authorize(found.token, &facts, now_unix)
             .map_err(|e| Refused::auth(&e))?;
-        (claims.sub, "ok")
+        (grant.claims.sub.clone(), "ok")
     };
     // A path naming a "folder" would be a bucket listing at S3.
     if canonical.ends_with('/') {

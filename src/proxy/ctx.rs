@@ -31,6 +31,8 @@ pub struct RequestCtx {
     /// While the origin's error body is replaced by ours: what was captured.
     pub error_body: Option<Vec<u8>>,
     pub replacement_body: Option<&'static str>,
+    /// The client's address (socket peer or trusted-proxy chain), for the access log.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl RequestCtx {
@@ -50,6 +52,7 @@ impl RequestCtx {
             s3_code: None,
             error_body: None,
             replacement_body: None,
+            client: None,
         }
     }
 }

@@ -78,12 +78,22 @@ impl ProxyHttp for Edge {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match admit::admit(
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.client = self
+            .verifier
+            .client_address(peer, &session.req_header().headers);
+        match admit::admit_fetching(
             session.req_header(),
+            ctx.client,
             &self.verifier,
             &self.origin.config,
             unix_now(),
-        ) {
+        )
+        .await
+        {
             Ok(admitted) => {
                 ctx.auth = admitted.auth;
                 ctx.admitted = Some(admitted);
@@ -350,10 +360,12 @@ impl ProxyHttp for Edge {
             ),
             None => raw.into_owned(),
         };
-        let client = session
-            .client_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        // The socket address, unless a trusted proxy named another client.
+        let socket = session.client_addr();
+        let client = match (ctx.client, socket.and_then(|a| a.as_inet())) {
+            (Some(ip), Some(peer)) if ip != peer.ip().to_canonical() => ip.to_string(),
+            _ => socket.map(|a| a.to_string()).unwrap_or_default(),
+        };
         let sub = ctx.admitted.as_ref().and_then(|a| a.subject.as_deref());
         self.access_log.write(&Entry {
             time: rfc3339(SystemTime::now()),

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod jwks;
 pub mod node;
 pub mod s3;
 pub mod tap;

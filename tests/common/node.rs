@@ -24,9 +24,13 @@ pub struct Options {
     pub read_timeout_ms: u64,
     /// Extra lines appended under `auth.keys` (indented YAML list items).
     pub extra_keys: String,
+    /// Extra lines appended to the `auth:` section (indented two spaces).
+    pub extra_auth: String,
+    /// Files written into the node's folder before it starts (name, contents).
+    pub files: Vec<(String, Vec<u8>)>,
     /// A `cache:` section body (indented by two spaces), or none.
     pub cache: Option<String>,
-    /// The admin token for `/purge`.
+    /// The admin token for `/purge` and `/auth/`.
     pub admin_token: Option<String>,
 }
 
@@ -50,6 +54,8 @@ impl Options {
             public_prefixes: Vec::new(),
             read_timeout_ms: 5_000,
             extra_keys: String::new(),
+            extra_auth: String::new(),
+            files: Vec::new(),
             cache: None,
             admin_token: None,
         }
@@ -97,7 +103,7 @@ auth:
   audience: "{audience}"
   leeway_seconds: 5
   public_prefixes: {public}
-"#,
+{extra_auth}"#,
             dir = dir.display(),
             origin = opts.origin_port,
             bucket = BUCKET,
@@ -105,6 +111,7 @@ auth:
             forward = yaml_list(&opts.forward_query),
             public = yaml_list(&opts.public_prefixes),
             extra_keys = opts.extra_keys,
+            extra_auth = opts.extra_auth,
             issuer = ISSUER,
             audience = AUDIENCE,
         );
@@ -129,6 +136,9 @@ auth:
             std::fs::write(dir.path().join("hmac.key"), HMAC_SECRET).expect("key file");
             if let Some(token) = &opts.admin_token {
                 std::fs::write(dir.path().join("admin.token"), token).expect("token file");
+            }
+            for (name, contents) in &opts.files {
+                std::fs::write(dir.path().join(name), contents).expect("extra file");
             }
             let (http, admin) = (free_port(), free_port());
             let conf = dir.path().join("cdn-node.yaml");

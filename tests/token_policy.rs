@@ -1,0 +1,483 @@
+//! The token policy with the real node: path scopes, lifetime, revocation, attack tokens,
+//! JWKS URLs with rotation, and the client address.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::http::{metric, raw};
+use common::jwks::{JwksServer, oct_jwks};
+use common::node::{Node, Options};
+use common::s3::S3;
+use common::token::{good_claims, hs256, sign, unsigned, with_raw_header};
+use common::{bytes, eventually, unix_now};
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+
+const OBJECTS: &[&str] = &[
+    "courses/101/v.mp4",
+    "courses/101/hls/seg-1.ts",
+    "courses/202/v.mp4",
+    "courses/1011/v.mp4",
+];
+
+async fn world(configure: impl FnOnce(&mut Options)) -> (S3, Node) {
+    let body = bytes(2048, 5);
+    let objects: Vec<(&str, &[u8])> = OBJECTS.iter().map(|k| (*k, &body[..])).collect();
+    let s3 = S3::start(&objects).await;
+    let mut opts = Options::new(s3.port);
+    configure(&mut opts);
+    let node = Node::start(opts).await;
+    (s3, node)
+}
+
+async fn status(node: &Node, path: &str, token: &str) -> u16 {
+    raw(node.http, "GET", &format!("{path}?jwt={token}"), &[])
+        .await
+        .0
+}
+
+fn rejections(metrics: &str, reason: &str) -> f64 {
+    metric(
+        metrics,
+        "cdn_node_auth_rejections_total",
+        &[("reason", reason)],
+    )
+}
+
+const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_token_opens_only_its_paths() {
+    let (_s3, node) = world(|o| o.extra_auth = "  scope_claim: paths\n".into()).await;
+    let mut claims = good_claims("alice");
+    claims["paths"] = json!(["/courses/101/*"]);
+    let token = hs256(&claims);
+    let before = node.metrics().await;
+    assert_eq!(status(&node, "/courses/101/v.mp4", &token).await, 200);
+    assert_eq!(
+        status(&node, "/courses/101/hls/seg-1.ts", &token).await,
+        200
+    );
+    for path in ["/courses/202/v.mp4", "/courses/1011/v.mp4"] {
+        let (code, headers, body) =
+            raw(node.http, "GET", &format!("{path}?jwt={token}"), &[]).await;
+        assert_eq!(code, 403, "{path}");
+        assert_eq!(body, b"forbidden\n");
+        assert_eq!(
+            common::http::header(&headers, "cache-control"),
+            Some("no-store")
+        );
+    }
+    // Dot segments cannot walk out of the scope: they are refused before the token.
+    let (code, _, _) = raw(
+        node.http,
+        "GET",
+        &format!("/courses/101/../202/v.mp4?jwt={token}"),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 400);
+    // A token without the claim opens nothing (allow_unscoped_tokens is off by default).
+    assert_eq!(
+        status(&node, "/courses/101/v.mp4", &hs256(&good_claims("bob"))).await,
+        403
+    );
+    let after = node.metrics().await;
+    assert_eq!(
+        rejections(&after, "out_of_scope") - rejections(&before, "out_of_scope"),
+        2.0
+    );
+    assert_eq!(
+        rejections(&after, "unscoped") - rejections(&before, "unscoped"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_tokens_are_refused() {
+    let rsa_pub = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys/rsa2048.pub.pem"),
+    )
+    .expect("fixture");
+    let (_s3, node) = world(|o| {
+        o.files.push(("rsa.pub.pem".into(), rsa_pub.clone()));
+        o.extra_keys =
+            "    - kid: rs\n      algorithm: RS256\n      public_key_file: rsa.pub.pem\n".into();
+    })
+    .await;
+    let now = unix_now();
+    let good = good_claims("alice");
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = good.clone();
+        c[k] = v;
+        c
+    };
+    let hdr = |extra: serde_json::Value| {
+        let mut h = json!({"alg": "HS256", "typ": "JWT", "kid": "main"});
+        if let (Some(h), serde_json::Value::Object(extra)) = (h.as_object_mut(), extra) {
+            h.extend(extra);
+        }
+        h
+    };
+    let mut cases: Vec<(String, String, &str)> = Vec::new();
+    for spelling in ["none", "None", "NONE", "nOnE"] {
+        cases.push((
+            format!("alg {spelling}"),
+            unsigned(spelling, &good),
+            "wrong_algorithm",
+        ));
+    }
+    cases.push((
+        "HS256 signed with the RSA public key".into(),
+        sign(Algorithm::HS256, Some("rs"), &good, &rsa_pub),
+        "wrong_algorithm",
+    ));
+    for kid in [
+        "../../etc/passwd",
+        "/dev/null",
+        "' OR '1'='1",
+        "main; DROP TABLE keys",
+    ] {
+        cases.push((
+            format!("kid {kid}"),
+            with_raw_header(&hdr(json!({"kid": kid})), &good),
+            "unknown_key",
+        ));
+    }
+    cases.push((
+        "crit".into(),
+        with_raw_header(&hdr(json!({"crit": ["exp"]})), &good),
+        "crit",
+    ));
+    cases.push((
+        "aud number".into(),
+        hs256(&with("aud", json!(7))),
+        "wrong_audience",
+    ));
+    cases.push((
+        "aud object".into(),
+        hs256(&with("aud", json!({"a": 1}))),
+        "wrong_audience",
+    ));
+    cases.push((
+        "iss number".into(),
+        hs256(&with("iss", json!(7))),
+        "wrong_issuer",
+    ));
+    cases.push((
+        "iss array".into(),
+        hs256(&with("iss", json!(["x"]))),
+        "wrong_issuer",
+    ));
+    cases.push((
+        "far-future exp".into(),
+        hs256(&with("exp", json!(now + 10 * 365 * 86_400))),
+        "lifetime",
+    ));
+    cases.push((
+        "exp u64::MAX".into(),
+        hs256(&with("exp", json!(u64::MAX))),
+        "lifetime",
+    ));
+    cases.push((
+        "exp - iat over a day".into(),
+        hs256(&with("iat", json!(now - 2 * 86_400))),
+        "lifetime",
+    ));
+    cases.push((
+        "oversized".into(),
+        hs256(&with("pad", json!("x".repeat(9000)))),
+        "too_large",
+    ));
+    let before = node.metrics().await;
+    for (name, token, _) in &cases {
+        let code = status(&node, "/courses/101/v.mp4", token).await;
+        assert_eq!(code, 401, "{name}");
+    }
+    // jku, x5u and an embedded jwk are ignored: the token still verifies with `main`.
+    let ignored = with_raw_header(
+        &hdr(
+            json!({"jku": "http://127.0.0.1:1/jwks", "x5u": "http://127.0.0.1:1/c",
+                    "jwk": {"kty": "oct", "k": "AAAA"}}),
+        ),
+        &good,
+    );
+    assert_eq!(status(&node, "/courses/101/v.mp4", &ignored).await, 200);
+    // And one signed with a key named by jku is not.
+    let attacker = sign(
+        Algorithm::HS256,
+        Some("main"),
+        &good,
+        b"attacker-secret-attacker-secret-0000",
+    );
+    assert_eq!(status(&node, "/courses/101/v.mp4", &attacker).await, 401);
+    // Two token sources with different tokens: 400.
+    let other = hs256(&good_claims("bob"));
+    let (code, _, _) = raw(
+        node.http,
+        "GET",
+        &format!("/courses/101/v.mp4?jwt={}", hs256(&good)),
+        &[("authorization", &format!("Bearer {other}"))],
+    )
+    .await;
+    assert_eq!(code, 400);
+    let after = node.metrics().await;
+    for reason in [
+        "wrong_algorithm",
+        "unknown_key",
+        "lifetime",
+        "crit",
+        "too_large",
+    ] {
+        let want = cases.iter().filter(|c| c.2 == reason).count() as f64;
+        assert_eq!(
+            rejections(&after, reason) - rejections(&before, reason),
+            want,
+            "{reason}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_jti_is_refused_within_a_second() {
+    let (_s3, node) = world(|o| {
+        o.files.push(("deny.txt".into(), b"# none yet\n".to_vec()));
+        o.extra_auth = "  denylist_file: deny.txt\n".into();
+        o.admin_token = Some(ADMIN_TOKEN.into());
+    })
+    .await;
+    let admin_auth = [("authorization", format!("Bearer {ADMIN_TOKEN}"))];
+    let admin_auth: Vec<(&str, &str)> = admin_auth.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let mut claims = good_claims("alice");
+    claims["jti"] = json!("lesson-1");
+    let token = hs256(&claims);
+    assert_eq!(status(&node, "/courses/101/v.mp4", &token).await, 200);
+    assert_eq!(
+        status(&node, "/courses/101/v.mp4", &token).await,
+        200,
+        "cached"
+    );
+
+    // Through the admin listener.
+    let (code, _, _) = raw(node.admin, "PUT", "/auth/denylist/jti/lesson-1", &[]).await;
+    assert_eq!(code, 401, "the denylist needs the admin token");
+    let started = Instant::now();
+    let (code, _, _) = raw(
+        node.admin,
+        "PUT",
+        "/auth/denylist/jti/lesson-1",
+        &admin_auth,
+    )
+    .await;
+    assert_eq!(code, 200);
+    eventually("revocation", Duration::from_secs(1), || {
+        let token = token.clone();
+        let node = &node;
+        async move { (status(node, "/courses/101/v.mp4", &token).await == 401).then_some(()) }
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let (_, _, listing) = raw(node.admin, "GET", "/auth/denylist", &admin_auth).await;
+    assert_eq!(listing, b"jti lesson-1\n");
+    let (code, _, _) = raw(
+        node.admin,
+        "DELETE",
+        "/auth/denylist/jti/lesson-1",
+        &admin_auth,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(status(&node, "/courses/101/v.mp4", &token).await, 200);
+
+    // Through the file, reloaded without a restart.
+    let started = Instant::now();
+    std::fs::write(node.dir.path().join("deny.txt"), "sub alice\n").expect("write");
+    eventually("file revocation", Duration::from_secs(1), || {
+        let token = token.clone();
+        let node = &node;
+        async move { (status(node, "/courses/101/v.mp4", &token).await == 401).then_some(()) }
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let m = node.metrics().await;
+    assert!(rejections(&m, "revoked") >= 2.0);
+    assert_eq!(metric(&m, "cdn_node_auth_denylist_entries", &[]), 1.0);
+}
+
+fn secret(n: usize) -> Vec<u8> {
+    format!("rotating-secret-number-{n:04}-long-enough-for-hs256").into_bytes()
+}
+
+fn jwks_token(n: usize) -> String {
+    sign(
+        Algorithm::HS256,
+        Some(&format!("k{n}")),
+        &good_claims("alice"),
+        &secret(n),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_at_a_jwks_url_while_requests_flow() {
+    let s1 = secret(1);
+    let jwks = JwksServer::start(oct_jwks(&[("k1", &s1)])).await;
+    let url = jwks.url();
+    let (_s3, node) = world(|o| {
+        o.extra_keys = format!(
+            "    - jwks_url: \"{url}\"\n      refresh_seconds: 3600\n      min_fetch_interval_ms: 100\n"
+        );
+    })
+    .await;
+    // Ready means fetched.
+    assert!(jwks.fetches() >= 1);
+    assert_eq!(
+        status(&node, "/courses/101/v.mp4", &jwks_token(1)).await,
+        200
+    );
+
+    // A player keeps fetching with the token of the moment while the issuer rotates:
+    // publish k(n+1) beside k(n), sign with k(n+1), then retire k(n).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let mut players = Vec::new();
+    for _ in 0..2 {
+        let current = stop.clone();
+        let http = node.http;
+        players.push(tokio::spawn(async move {
+            let mut refused = Vec::new();
+            let mut sent = 0;
+            loop {
+                let n = current.load(std::sync::atomic::Ordering::Acquire);
+                if n == 0 {
+                    return (sent, refused);
+                }
+                let (code, _, _) = raw(
+                    http,
+                    "GET",
+                    &format!("/courses/101/v.mp4?jwt={}", jwks_token(n)),
+                    &[],
+                )
+                .await;
+                sent += 1;
+                if code != 200 {
+                    refused.push((n, code));
+                }
+            }
+        }));
+    }
+    for n in 1..6 {
+        let (a, b) = (secret(n), secret(n + 1));
+        let (ka, kb) = (format!("k{n}"), format!("k{}", n + 1));
+        jwks.publish(oct_jwks(&[(&ka, &a), (&kb, &b)]));
+        stop.store(n + 1, std::sync::atomic::Ordering::Release);
+        // The node learns k(n+1) from the first request that names it.
+        let fetched = jwks.fetches();
+        eventually(
+            "a request with the new kid",
+            Duration::from_secs(10),
+            || {
+                let node = &node;
+                async move {
+                    (status(node, "/courses/101/v.mp4", &jwks_token(n + 1)).await == 200)
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+        assert!(jwks.fetches() > fetched, "the new kid was fetched");
+        jwks.publish(oct_jwks(&[(&kb, &b)]));
+    }
+    stop.store(0, std::sync::atomic::Ordering::Release);
+    for p in players {
+        let (sent, refused) = p.await.expect("player");
+        assert!(sent > 0);
+        assert!(refused.is_empty(), "valid requests refused: {refused:?}");
+    }
+    let m = node.metrics().await;
+    assert!(
+        metric(
+            &m,
+            "cdn_node_auth_key_refreshes_total",
+            &[("source", "url"), ("result", "ok")]
+        ) >= 6.0
+    );
+    assert!(metric(&m, "cdn_node_auth_keys_loaded", &[]) >= 2.0);
+    // The HMAC file key and the static one still work.
+    assert_eq!(
+        status(&node, "/courses/101/v.mp4", &hs256(&good_claims("a"))).await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_is_not_ready_until_its_keys_are_fetched_and_keeps_them_when_fetches_fail() {
+    let jwks = JwksServer::start(oct_jwks(&[("k1", &secret(1))])).await;
+    jwks.set_failing(true);
+    let url = jwks.url();
+    let body = bytes(10, 1);
+    let s3 = S3::start(&[("courses/101/v.mp4", &body)]).await;
+    let mut opts = Options::new(s3.port);
+    opts.extra_keys = format!(
+        "    - jwks_url: \"{url}\"\n      refresh_seconds: 1\n      min_fetch_interval_ms: 100\n"
+    );
+    let start = tokio::spawn(Node::start(opts));
+    eventually("failed fetches", Duration::from_secs(20), || {
+        let n = jwks.fetches();
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+    assert!(!start.is_finished(), "ready before any key was fetched");
+    jwks.set_failing(false);
+    let node = tokio::time::timeout(Duration::from_secs(40), start)
+        .await
+        .expect("node ready in time")
+        .expect("node task");
+    assert_eq!(
+        status(&node, "/courses/101/v.mp4", &jwks_token(1)).await,
+        200
+    );
+    // Fetches fail again: the last good keys stay, the failures are counted.
+    jwks.set_failing(true);
+    let errors = eventually("a failed refresh", Duration::from_secs(10), || {
+        let node = &node;
+        async move {
+            let m = node.metrics().await;
+            let e = metric(
+                &m,
+                "cdn_node_auth_key_refreshes_total",
+                &[("source", "url"), ("result", "error")],
+            );
+            (e >= 1.0).then_some(m)
+        }
+    })
+    .await;
+    assert!(metric(&errors, "cdn_node_auth_keys_loaded", &[]) >= 2.0);
+    assert_eq!(
+        status(&node, "/courses/101/v.mp4", &jwks_token(1)).await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_shows_the_client_behind_a_trusted_proxy() {
+    let (_s3, node) = world(|o| {
+        o.extra_auth = "  client_address:\n    header: x-forwarded-for\n    trusted_proxies: [\"127.0.0.1\"]\n".into();
+    })
+    .await;
+    let token = hs256(&good_claims("alice"));
+    let (code, _, _) = raw(
+        node.http,
+        "GET",
+        &format!("/courses/101/v.mp4?jwt={token}"),
+        &[("x-forwarded-for", "6.6.6.6, 198.51.100.9")],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let line = eventually("the access log line", Duration::from_secs(5), || {
+        let log = node.access_log();
+        async move { log.into_iter().last() }
+    })
+    .await;
+    assert_eq!(line["client"], "198.51.100.9");
+}
