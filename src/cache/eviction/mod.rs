@@ -14,8 +14,16 @@
 //! rows of 4-bit counters, conservative update) halved every `10 × width`
 //! increments, so a formerly hot key fades and loses to newly hot ones.
 //!
+//! Main may also use the room the window leaves empty (after start-up
+//! seeding most entries sit in main); new entries take that room back from
+//! main's least valuable end, without a duel, until the window is full.
+//!
 //! Frequency is per logical key ([`CompactCacheKey`]): `admit` and `access`
 //! each count one request. Recency and size are per tracked entry.
+//! Entries are found by a 64-bit fingerprint of the logical key and then
+//! compared in full, so a fingerprint collision (odds about 3 × 10⁻⁸ with a
+//! million keys) never matches the wrong entry: the two keys share one slot,
+//! the later replacing the earlier as a new fill would.
 //!
 //! # Contract with storage
 //!
