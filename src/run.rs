@@ -11,7 +11,7 @@ use pingora::services::listening::Service;
 
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
-use crate::cache::engine::Engine;
+use crate::cache::engine::{Engine, SketchSaver};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -78,6 +78,12 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
 
     let refresh = GenBackgroundService::new("origin resolver".to_string(), origin.resolver.clone());
 
+    if let Some(engine) = cache {
+        server.add_service(GenBackgroundService::new(
+            "eviction state saver".to_string(),
+            Arc::new(SketchSaver(engine)),
+        ));
+    }
     server.add_service(proxy);
     server.add_service(admin_service);
     server.add_service(refresh);

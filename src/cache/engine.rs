@@ -2,6 +2,11 @@
 //! the cache lock, opened once at start-up and living for the process
 //! (Pingora's cache traits want `&'static`).
 
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use pingora_cache::eviction::EvictionManager;
 use pingora_cache::key::CacheKey;
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
@@ -53,7 +58,16 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Where the eviction manager keeps its access-frequency estimates
+    /// between runs (the disk scan stays the truth about what is stored).
+    fn sketch_dir(&self) -> String {
+        self.config.dir.join("eviction").display().to_string()
+    }
+
     async fn seed(&self) {
+        if let Err(e) = self.eviction.load(&self.sketch_dir()).await {
+            tracing::warn!(error = %e, "eviction frequencies not loaded; starting without them");
+        }
         let span = Span::inactive();
         for (entry, size, fresh_until) in self.store.entries() {
             for evicted in self.eviction.admit(entry, size, fresh_until) {
@@ -118,6 +132,37 @@ impl Engine {
             write_errors: stats.write_errors,
             aborted_fills: stats.aborted_fills,
             refused_fills: stats.refused_fills,
+        }
+    }
+}
+
+/// How often the eviction manager's frequency estimates are saved.
+const SKETCH_SAVE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Saves the eviction manager's frequency estimates periodically and at
+/// shutdown, so that a restart keeps knowing which objects are popular.
+pub struct SketchSaver(pub &'static Engine);
+
+#[async_trait]
+impl BackgroundService for SketchSaver {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let engine = self.0;
+        let dir = engine.sketch_dir();
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(error = %e, "cannot create {dir}; eviction frequencies will not be saved");
+            return;
+        }
+        loop {
+            let stopping = tokio::select! {
+                _ = shutdown.changed() => true,
+                _ = tokio::time::sleep(SKETCH_SAVE_INTERVAL) => false,
+            };
+            if let Err(e) = engine.eviction.save(&dir).await {
+                tracing::warn!(error = %e, "saving eviction frequencies failed");
+            }
+            if stopping {
+                return;
+            }
         }
     }
 }
