@@ -451,3 +451,29 @@ async fn stale_is_served_while_revalidating_and_when_the_origin_fails() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_log_lines_never_carry_the_token() {
+    let body = bytes(8 * 1024 * 1024, 50);
+    let w = world(&[("v/m.mp4", &body)], "").await;
+    assert_eq!(w.get("/v/m.mp4").await.0, 200);
+    // A client that goes away mid-body makes Pingora log an error with its
+    // request summary.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(w.node.http).await.unwrap();
+    let req = format!("GET /v/m.mp4?jwt={} HTTP/1.1\r\nHost: x\r\n\r\n", w.token);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut first = [0u8; 1024];
+    let _ = s.read(&mut first).await.unwrap();
+    drop(s);
+    let stderr = eventually("the error log line", Duration::from_secs(10), || {
+        let text = w.node.stderr();
+        async move { text.contains("/v/m.mp4").then_some(text) }
+    })
+    .await;
+    assert!(
+        !stderr.contains(&w.token),
+        "token in the error log:\n{stderr}"
+    );
+    assert!(stderr.contains("jwt=REDACTED"), "{stderr}");
+}

@@ -44,6 +44,19 @@ fn unix_now() -> u64 {
 }
 
 impl Edge {
+    /// The request target with every token value replaced: the only form
+    /// in which a target reaches a log line.
+    fn redacted_target(&self, req: &RequestHeader) -> String {
+        let raw = String::from_utf8_lossy(req.raw_path());
+        match raw.split_once('?') {
+            Some((path, query)) => format!(
+                "{path}?{}",
+                redact_query(self.verifier.token_sources(), query)
+            ),
+            None => raw.into_owned(),
+        }
+    }
+
     /// Sends one of our own error answers, unless a response is already
     /// under way.
     async fn refuse(
@@ -324,6 +337,16 @@ impl ProxyHttp for Edge {
         }
     }
 
+    /// Pingora puts this summary in its own error log lines: without this,
+    /// they would carry the raw target, token included.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        format!(
+            "{} {}",
+            session.req_header().method,
+            self.redacted_target(session.req_header())
+        )
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session
             .response_written()
@@ -352,14 +375,7 @@ impl ProxyHttp for Edge {
             tracing::debug!(error = %e, "request ended with an error");
         }
         let req = session.req_header();
-        let raw = String::from_utf8_lossy(req.raw_path());
-        let target = match raw.split_once('?') {
-            Some((path, query)) => format!(
-                "{path}?{}",
-                redact_query(self.verifier.token_sources(), query)
-            ),
-            None => raw.into_owned(),
-        };
+        let target = self.redacted_target(req);
         // The socket address, unless a trusted proxy named another client.
         let socket = session.client_addr();
         let client = match (ctx.client, socket.and_then(|a| a.as_inet())) {
