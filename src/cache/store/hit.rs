@@ -1,8 +1,11 @@
 //! The reader side: a hit handler over a complete object or a fill in
 //! progress. Reads go through positional reads on `spawn_blocking`, at most
 //! `CHUNK` bytes at a time, so a reader holds one chunk whatever the object
-//! size. A reader of a fill waits on the fill's watch channel for more bytes
-//! and returns an error (never a clean end) when the fill fails.
+//! size. Small complete objects (at most `INLINE_MAX` bytes) are read whole
+//! when the hit is opened, on the calling thread like nginx does: a hand-off
+//! to the blocking pool costs more than reading a few page-cached KiB. A
+//! reader of a fill waits on the fill's watch channel for more bytes and
+//! returns an error (never a clean end) when the fill fails.
 
 use super::error::{pingora_err, pingora_io};
 use super::fill::FillState;
@@ -23,6 +26,9 @@ use tokio::sync::watch;
 /// Largest chunk one `read_body` returns.
 pub const CHUNK: u64 = 64 * 1024;
 
+/// Complete objects up to this size are read whole when the hit opens.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
 /// Where the body length comes from.
 enum Source {
     /// A committed object of this many body bytes.
@@ -38,6 +44,8 @@ enum Source {
 pub struct DiskHit {
     file: Arc<File>,
     source: Source,
+    /// The whole body of a small complete object, read when the hit opened.
+    inline: Option<Bytes>,
     /// Next body offset to read.
     pos: u64,
     /// End of the current span (exclusive), if any.
@@ -51,6 +59,7 @@ impl DiskHit {
         DiskHit {
             file,
             source: Source::Complete { len },
+            inline: None,
             pos: 0,
             end: None,
             id,
@@ -70,11 +79,19 @@ impl DiskHit {
                 state,
                 content_length,
             },
+            inline: None,
             pos: 0,
             end: None,
             id,
             weight: 0,
         }
+    }
+
+    /// A hit over a small complete object whose body is already in memory.
+    pub fn complete_inline(file: Arc<File>, body: Bytes, id: u64, weight: usize) -> Self {
+        let mut hit = DiskHit::complete(file, body.len() as u64, id, weight);
+        hit.inline = Some(body);
+        hit
     }
 
     /// Bytes readable now and the final length if known.
@@ -122,7 +139,10 @@ impl HandleHit for DiskHit {
             let readable = available.min(stop);
             if self.pos < readable {
                 let len = (readable - self.pos).min(CHUNK);
-                let bytes = self.read_chunk(self.pos, len).await?;
+                let bytes = match &self.inline {
+                    Some(body) => body.slice(self.pos as usize..(self.pos + len) as usize),
+                    None => self.read_chunk(self.pos, len).await?,
+                };
                 self.pos += len;
                 return Ok(Some(bytes));
             }
