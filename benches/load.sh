@@ -1,0 +1,497 @@
+#!/usr/bin/env bash
+# Load benchmark: cdn-node against nginx proxy_cache, both serving cache hits
+# on loopback, side by side in one run.
+#
+# Usage: benches/load.sh
+#
+#   DURATION=10      seconds of each 1 KiB and 10 MiB scenario
+#   MEM_DURATION=20  seconds of the large-object memory scenario
+#   QUICK=1          smoke run: 2 s scenarios, a 256 MiB large object
+#   ACCESS_LOG=true  cdn-node's log.access_stdout (true, the shipped default,
+#                    writes one JSON line per request to a file; or false)
+#   KEEP=1           keep the scratch folder's objects and caches afterwards
+#
+# What runs, all on 127.0.0.1 with free ports: s3s-fs (checks SigV4) as
+# cdn-node's origin; cdn-node with its disk cache, verifying an HS256 token on
+# every request; a plain nginx serving the same files; nginx proxy_cache (on
+# disk) in front of it, checking no token. Both caches are warmed, then wrk
+# loads each in turn: 1 KiB hits (wrk -t2 -c50), 10 MiB hits (-c8), and the
+# large object with 200 clients while the servers' memory is sampled.
+#
+# Installs what is missing (wrk, nginx, s3s-fs; as root or with sudo), builds
+# the release binary, works in target/load/ and stops every process it
+# started when it ends, fails or is interrupted.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+HERE="$ROOT/benches/load"
+
+# The command as typed, with the settings given to it.
+COMMAND="benches/load.sh"
+for v in ACCESS_LOG MEM_DURATION DURATION QUICK; do
+    if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
+done
+
+QUICK=${QUICK:-0}
+if [[ "$QUICK" == 1 ]]; then
+    DURATION=${DURATION:-2}
+    MEM_DURATION=${MEM_DURATION:-2}
+    LARGE_MIB=256
+else
+    DURATION=${DURATION:-10}
+    MEM_DURATION=${MEM_DURATION:-20}
+    LARGE_MIB=1024
+fi
+ACCESS_LOG=${ACCESS_LOG:-true}
+KEEP=${KEEP:-0}
+BUCKET=videos
+READY_SECONDS=60
+STOP_SECONDS=10
+
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: DURATION must be a whole number of seconds" >&2; exit 2; }
+[[ "$MEM_DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: MEM_DURATION must be a whole number of seconds" >&2; exit 2; }
+[[ "$ACCESS_LOG" == true || "$ACCESS_LOG" == false ]] || { echo "load: ACCESS_LOG must be true or false" >&2; exit 2; }
+
+
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in
+    *":$CARGO_BIN:"*) ;;
+    *) export PATH="$CARGO_BIN:$PATH" ;;
+esac
+
+say() { printf 'load: %s\n' "$*"; }
+die() {
+    printf 'load: error: %s\n' "$*" >&2
+    exit 1
+}
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average at start: $LOAD_START"
+
+# --- what is needed -------------------------------------------------------
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n DEBIAN_FRONTEND=noninteractive "$@"
+    else
+        die "installing $* needs root: run as root (or install sudo)"
+    fi
+}
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} by hand"
+    export DEBIAN_FRONTEND=noninteractive
+    say "installing ${missing[*]}"
+    if ! as_root apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
+        as_root apt-get -q update >/dev/null
+        as_root apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+bash "$ROOT/deploy/setup.sh" build s3
+
+say "building cdn-node (release)"
+cargo build --release --locked --bin cdn-node
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+NODE="$TARGET_DIR/release/cdn-node"
+[[ -x "$NODE" ]] || die "$NODE was not built"
+
+# --- processes and clean-up -----------------------------------------------
+
+SCRATCH="$TARGET_DIR/load"
+case "$SCRATCH" in
+    *'|'* | *'"'* | *\\* | *' '*) die "the scratch folder path must not contain '|', '\"', '\\' or spaces: $SCRATCH" ;;
+esac
+
+# Every process started here, as "pid signal"; the sampler too.
+STARTED=()
+
+stop_pid() {
+    local pid=$1 signal=$2
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$signal" "$pid" 2>/dev/null || return 0
+    local deadline=$((SECONDS + STOP_SECONDS))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+    local i
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+        # shellcheck disable=SC2086
+        stop_pid ${STARTED[$i]}
+    done
+    STARTED=()
+}
+
+finished=0
+on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_all
+    if [[ "$KEEP" != 1 && -d "$SCRATCH" ]]; then
+        # The objects and caches are large; the logs and results stay.
+        rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache" "$SCRATCH/nginx-cache/cache" "$SCRATCH/check.bin"
+    fi
+    if [[ $finished -eq 0 ]]; then
+        [[ $rc -eq 0 ]] && rc=1
+        say "failed or interrupted; every process it started is stopped. Logs: ${SCRATCH#"$ROOT"/}/" >&2
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME SIGNAL LOG COMMAND...: runs COMMAND in the background, stdout and
+# stderr to LOG; sets STARTED_PID.
+start() {
+    local name=$1 signal=$2 log=$3
+    shift 3
+    "$@" </dev/null >"$log" 2>&1 &
+    STARTED_PID=$!
+    STARTED+=("$STARTED_PID $signal")
+    say "started $name (pid $STARTED_PID)"
+}
+
+show_log() {
+    [[ -s "$1" ]] || return 0
+    printf -- '--- last lines of %s ---\n' "${1#"$ROOT"/}" >&2
+    tail -n 20 "$1" >&2
+}
+
+# wait_until WHAT PID LOG COMMAND...: polls COMMAND until it succeeds.
+wait_until() {
+    local what=$1 pid=$2 log=$3
+    shift 3
+    local deadline=$((SECONDS + READY_SECONDS))
+    until "$@" >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            show_log "$log"
+            die "$what exited during start-up"
+        fi
+        if ((SECONDS >= deadline)); then
+            show_log "$log"
+            die "$what was not ready within ${READY_SECONDS}s"
+        fi
+        sleep 0.2
+    done
+}
+
+answers() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)
+    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]]
+}
+
+# render TEMPLATE OUT NAME=VALUE...: fills @NAME@ placeholders.
+render() {
+    local template=$1 out=$2
+    shift 2
+    local args=() kv
+    for kv in "$@"; do
+        args+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
+    done
+    sed "${args[@]}" "$template" >"$out"
+    if grep -q '@[A-Z_]*@' "$out"; then
+        die "unfilled placeholder in $out: $(grep -o '@[A-Z_]*@' "$out" | head -1)"
+    fi
+}
+
+# --- scratch folder, objects and secrets ----------------------------------
+
+rm -rf "$SCRATCH"
+mkdir -p "$SCRATCH"
+chmod 700 "$SCRATCH"
+OBJECTS="$SCRATCH/objects"
+mkdir -p "$OBJECTS/$BUCKET/bench"
+
+if ((LARGE_MIB >= 1024)); then
+    LARGE_LABEL="$((LARGE_MIB / 1024)) GiB"
+    LARGE_NAME="$((LARGE_MIB / 1024))g.bin"
+else
+    LARGE_LABEL="$LARGE_MIB MiB"
+    LARGE_NAME="${LARGE_MIB}m.bin"
+fi
+SMALL=bench/1k.bin
+MEDIUM=bench/10m.bin
+LARGE="bench/$LARGE_NAME"
+
+say "writing the test objects (1 KiB, 10 MiB, $LARGE_LABEL of random bytes)"
+head -c 1024 /dev/urandom >"$OBJECTS/$BUCKET/$SMALL"
+head -c $((10 * 1024 * 1024)) /dev/urandom >"$OBJECTS/$BUCKET/$MEDIUM"
+dd if=/dev/urandom of="$OBJECTS/$BUCKET/$LARGE" bs=1M count="$LARGE_MIB" status=none
+
+# Random S3 credentials and HMAC secret, in files only this user can read.
+(
+    umask 077
+    head -c 32 /dev/urandom | sha256sum | cut -c1-20 | tr a-f A-F | sed 's/^/AKLB/' | tr -d '\n' >"$SCRATCH/s3-access-key-id"
+    head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/s3-secret-access-key"
+    head -c 32 /dev/urandom | sha256sum | cut -c1-64 | tr -d '\n' >"$SCRATCH/hmac-secret"
+)
+
+read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT < <(python3 - <<'EOF'
+import socket
+held = []
+for _ in range(5):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    held.append(s)
+print(*(s.getsockname()[1] for s in held))
+EOF
+)
+[[ -n "${NGINX_PORT:-}" ]] || die "could not choose ports"
+
+# Caches large enough for every object twice over.
+CACHE_MIB=$((2 * (LARGE_MIB + 64)))
+
+# --- the origins and the two caches ---------------------------------------
+
+S3_ACCESS_KEY=$(cat "$SCRATCH/s3-access-key-id")
+S3_SECRET_KEY=$(cat "$SCRATCH/s3-secret-access-key")
+
+start s3s-fs TERM "$SCRATCH/s3s-fs.log" \
+    s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
+    --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$OBJECTS"
+S3_PID=$STARTED_PID
+wait_until s3s-fs "$S3_PID" "$SCRATCH/s3s-fs.log" answers "http://127.0.0.1:$S3_PORT/"
+
+mkdir -p "$SCRATCH/node"
+UPGRADE_SOCK="$SCRATCH/node/upgrade.sock"
+if ((${#UPGRADE_SOCK} > 100)); then
+    UPGRADE_SOCK="$(mktemp -u "${TMPDIR:-/tmp}/cdn-node-load.XXXXXX").sock"
+fi
+render "$HERE/cdn-node.yaml.in" "$SCRATCH/node/cdn-node.yaml" \
+    PREFIX="$SCRATCH/node" UPGRADE_SOCK="$UPGRADE_SOCK" PORT="$NODE_PORT" \
+    ADMIN_PORT="$ADMIN_PORT" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
+    MAX_SIZE="${CACHE_MIB}MiB" MAX_OBJECT_SIZE="${CACHE_MIB}MiB" ACCESS_LOG="$ACCESS_LOG"
+node_env=(
+    "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
+    "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
+    "CDN_NODE_HMAC_SECRET=$(cat "$SCRATCH/hmac-secret")"
+)
+env "${node_env[@]}" "$NODE" check -c "$SCRATCH/node/cdn-node.yaml" >/dev/null ||
+    die "cdn-node check refused the generated configuration"
+# stdout is the access log; stderr the node's own log.
+env "${node_env[@]}" "$NODE" run -c "$SCRATCH/node/cdn-node.yaml" \
+    </dev/null >"$SCRATCH/node/access.log" 2>"$SCRATCH/node/cdn-node.log" &
+NODE_PID=$!
+STARTED+=("$NODE_PID INT")
+say "started cdn-node (pid $NODE_PID)"
+wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" \
+    curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz"
+wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" answers "http://127.0.0.1:$NODE_PORT/"
+
+start_nginx() {
+    local name=$1 template=$2 prefix=$3
+    shift 3
+    mkdir -p "$prefix/tmp" "$prefix/logs"
+    local user="# (not started as root: workers keep this user)"
+    if [[ $(id -u) -eq 0 ]]; then
+        user="user $(id -un) $(id -gn);"
+    fi
+    render "$template" "$prefix/nginx.conf" PREFIX="$prefix" USER_DIRECTIVE="$user" "$@"
+    "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;' ||
+        die "nginx refused $prefix/nginx.conf"
+    start "$name" TERM "$prefix/stderr.log" \
+        "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;'
+}
+
+start_nginx "nginx origin" "$HERE/nginx-origin.conf.in" "$SCRATCH/nginx-origin" \
+    PORT="$ORIGIN_PORT" ROOT="$OBJECTS/$BUCKET"
+ORIGIN_PID=$STARTED_PID
+wait_until "nginx origin" "$ORIGIN_PID" "$SCRATCH/nginx-origin/error.log" \
+    answers "http://127.0.0.1:$ORIGIN_PORT/"
+
+start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cache" \
+    PORT="$NGINX_PORT" ORIGIN_PORT="$ORIGIN_PORT" MAX_SIZE="${CACHE_MIB}m"
+NGINX_PID=$STARTED_PID
+wait_until "nginx proxy_cache" "$NGINX_PID" "$SCRATCH/nginx-cache/error.log" \
+    answers "http://127.0.0.1:$NGINX_PORT/"
+
+TOKEN=$("$NODE" token --key-file "$SCRATCH/hmac-secret" --alg HS256 --kid bench --sub load --ttl 86400)
+[[ -n "$TOKEN" ]] || die "cdn-node token printed nothing"
+
+node_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NODE_PORT" "$1" "$TOKEN"; }
+# nginx gets the same request line, token included; it ignores it.
+nginx_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NGINX_PORT" "$1" "$TOKEN"; }
+
+# --- warming --------------------------------------------------------------
+
+# warm NAME URL HEADER FILE: one request fills the cache; the next must be a
+# hit, carrying the exact bytes of FILE.
+warm() {
+    local name=$1 url=$2 header=$3 file=$4
+    local code status="" i
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 600 "$url") || code=000
+    [[ "$code" == 200 ]] || die "$name: the first GET of ${file##*/} answered $code"
+    # A fill becomes a hit once its body is on disk: allow it a moment.
+    for ((i = 0; i < 50; i++)); do
+        if curl -sS --max-time 600 -D "$SCRATCH/check.head" "$url" | cmp -s - "$file"; then
+            status=$(tr -d '\r' <"$SCRATCH/check.head" | awk -v h="$header:" \
+                'tolower($1) == tolower(h) { print $2 }')
+            [[ "$status" == HIT ]] && break
+        else
+            die "$name: the second GET of ${file##*/} did not return its bytes"
+        fi
+        sleep 0.2
+    done
+    [[ "$status" == HIT ]] || die "$name: ${file##*/} is not served as a hit ($header: ${status:-none})"
+    say "$name: ${file##*/} cached ($header: HIT, bytes identical)"
+}
+
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NODE_PORT/$SMALL") || code=000
+[[ "$code" == 401 ]] || die "cdn-node answered $code without a token, not 401"
+for key in "$SMALL" "$MEDIUM" "$LARGE"; do
+    warm cdn-node "$(node_url "$key")" X-Cache "$OBJECTS/$BUCKET/$key"
+    warm nginx "$(nginx_url "$key")" X-Cache-Status "$OBJECTS/$BUCKET/$key"
+done
+rm -f "$SCRATCH/check.head"
+
+# --- measuring ------------------------------------------------------------
+
+RESULTS="$SCRATCH/results.txt"
+: >"$RESULTS"
+CLK_TCK=$(getconf CLK_TCK)
+
+nginx_workers() { pgrep -P "$NGINX_PID" -f 'worker process' | tr '\n' ' ' || true; }
+
+# CPU seconds (user + system) used so far by the given processes.
+cpu_seconds() {
+    local ticks=0 pid stat fields
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # After "pid (comm) ": state is field 3, utime 14, stime 15.
+        read -r -a fields <<<"${stat##*) }"
+        ticks=$((ticks + fields[11] + fields[12]))
+    done
+    awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }'
+}
+
+rss_kib() {
+    local total=0 pid kib
+    for pid in "$@"; do
+        kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || kib=0
+        total=$((total + ${kib:-0}))
+    done
+    echo "$total"
+}
+
+# measure SCENARIO SERVER URL WRK_ARGS... : one wrk run, its figures and the
+# server's CPU time appended to RESULTS; with MEMORY=1 the server's RSS is
+# sampled throughout.
+measure() {
+    local scenario=$1 server=$2 url=$3
+    shift 3
+    local pids sampler="" peak_file="$SCRATCH/$scenario-$server.rss" extra=""
+    if [[ "$server" == node ]]; then pids=$NODE_PID; else pids=$(nginx_workers); fi
+    # shellcheck disable=SC2086
+    kill -0 $pids 2>/dev/null || die "$server is not running"
+    if [[ "${MEMORY:-0}" == 1 ]]; then
+        # shellcheck disable=SC2086
+        extra="idle_kib=$(rss_kib $pids)"
+        # shellcheck disable=SC2086
+        bash "$HERE/rss-peak.sh" "$peak_file" $pids &
+        sampler=$!
+        STARTED+=("$sampler TERM")
+    fi
+    local cpu_before cpu_after log="$SCRATCH/wrk-$scenario-$server.txt"
+    # shellcheck disable=SC2086
+    cpu_before=$(cpu_seconds $pids)
+    wrk "$@" --latency -s "$HERE/wrk-result.lua" "$url" >"$log" 2>&1 ||
+        { cat "$log" >&2; die "wrk failed against $server"; }
+    # shellcheck disable=SC2086
+    cpu_after=$(cpu_seconds $pids)
+    if [[ -n "$sampler" ]]; then
+        stop_pid "$sampler" TERM
+        unset 'STARTED[${#STARTED[@]}-1]'
+        extra="$extra peak_kib=$(cat "$peak_file")"
+    fi
+    local line
+    line=$(grep '^wrk-result ' "$log") || { cat "$log" >&2; die "wrk printed no result against $server"; }
+    echo "scenario=$scenario server=$server ${line#wrk-result } $extra" \
+        "cpu_s=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.2f", b - a }')" >>"$RESULTS"
+    # shellcheck disable=SC2086
+    kill -0 $pids 2>/dev/null || die "$server exited during the run (see ${SCRATCH#"$ROOT"/}/)"
+    printf '  %-18s %s\n' "$([[ $server == node ]] && echo cdn-node || echo 'nginx proxy_cache')" \
+        "$(python3 "$HERE/summary.py" run "$RESULTS" "$scenario" "$server")"
+}
+
+scenario() {
+    local scenario=$1 key=$2 title=$3
+    shift 3
+    say "$title: wrk $* --latency"
+    measure "$scenario" nginx "$(nginx_url "$key")" "$@"
+    measure "$scenario" node "$(node_url "$key")" "$@"
+    python3 "$HERE/summary.py" pair "$RESULTS" "$scenario"
+}
+
+SMALL_ARGS=(-t2 -c50 "-d${DURATION}s")
+MEDIUM_ARGS=(-t2 -c8 "-d${DURATION}s")
+LARGE_ARGS=(-t2 -c200 "-d${MEM_DURATION}s" --timeout "$((MEM_DURATION + 10))s")
+
+echo
+scenario small "$SMALL" "1 KiB hits" "${SMALL_ARGS[@]}"
+echo
+scenario medium "$MEDIUM" "10 MiB hits" "${MEDIUM_ARGS[@]}"
+echo
+MEMORY=1 scenario large "$LARGE" "$LARGE_LABEL hits, 200 clients, memory sampled every 200 ms" "${LARGE_ARGS[@]}"
+
+# --- summary --------------------------------------------------------------
+
+# The node promises tokens never reach its logs: check its own log too.
+leaks=$(grep -c -F "$TOKEN" "$SCRATCH/node/cdn-node.log" || true)
+if [[ "$leaks" != 0 ]]; then
+    say "WARNING: $leaks lines of cdn-node's error log (stderr) hold the full token," \
+        "e.g. \"$(grep -F "$TOKEN" "$SCRATCH/node/cdn-node.log" | sed 's/\x1b\[[0-9;]*m//g' | head -1 |
+            sed -E 's/.*(Fail[^,]*|ERROR[^:]*).*(GET [^ ]*jwt=.{10}).*/\1 ... \2/')...\""
+fi
+leaks=$(grep -c -F "$TOKEN" "$SCRATCH/node/access.log" || true)
+[[ "$leaks" == 0 ]] || say "WARNING: $leaks lines of cdn-node's access log hold the full token"
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average at end: $LOAD_END"
+
+export BENCH_NPROC BENCH_CPU BENCH_KERNEL BENCH_DATE BENCH_LOAD_START BENCH_LOAD_END \
+    BENCH_COMMAND BENCH_NODE_VERSION BENCH_NGINX_VERSION BENCH_WRK_VERSION BENCH_ACCESS_LOG \
+    BENCH_SMALL_ARGS BENCH_MEDIUM_ARGS BENCH_LARGE_ARGS BENCH_LARGE_LABEL
+BENCH_NPROC=$(nproc)
+BENCH_CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+BENCH_KERNEL=$(uname -sr)
+BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+BENCH_LOAD_START=$LOAD_START
+BENCH_LOAD_END=$LOAD_END
+BENCH_COMMAND=$COMMAND
+BENCH_NODE_VERSION=$("$NODE" --version | awk '{ print $NF }')
+if commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
+    BENCH_NODE_VERSION="$BENCH_NODE_VERSION ($commit)"
+fi
+BENCH_NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')
+BENCH_WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $1, $2 }')
+BENCH_ACCESS_LOG=$ACCESS_LOG
+BENCH_SMALL_ARGS="wrk ${SMALL_ARGS[*]}"
+BENCH_MEDIUM_ARGS="wrk ${MEDIUM_ARGS[*]}"
+BENCH_LARGE_ARGS="wrk ${LARGE_ARGS[*]}"
+BENCH_LARGE_LABEL=$LARGE_LABEL
+
+echo
+echo "## Summary (paste into BENCHMARKS.md)"
+echo
+python3 "$HERE/summary.py" table "$RESULTS"
+finished=1
