@@ -87,6 +87,8 @@ fn authorize_cached(c: &mut Criterion) {
         let facts = RequestFacts {
             path: "/courses/101/hls/seg-00042.ts",
             client: None,
+            host: None,
+            query: "",
         };
         if let Err(reject) = verifier.authorize(&token, &facts, NOW) {
             panic!("bench token for {alg} is not authorized: {reject}");

@@ -9,15 +9,15 @@ use http::{HeaderMap, HeaderName};
 use crate::auth::settings::ClientAddressSettings;
 use crate::config::Problem;
 
-/// An address block, `10.0.0.0/8` or a single address.
+/// An address block, `10.0.0.0/8` or a single address (also `cdniip`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Cidr {
+pub(crate) struct Cidr {
     net: IpAddr,
     bits: u8,
 }
 
 impl Cidr {
-    fn parse(text: &str) -> Option<Cidr> {
+    pub(crate) fn parse(text: &str) -> Option<Cidr> {
         let (addr, bits) = match text.split_once('/') {
             Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
             None => (text, None),
@@ -28,7 +28,7 @@ impl Cidr {
         (bits <= max).then_some(Cidr { net, bits })
     }
 
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);

@@ -2,6 +2,7 @@
 //! verification (the path scope) so that cached tokens are checked against each request
 //! without parsing again.
 
+use crate::auth::cdni::Cdni;
 use crate::auth::claims::Claims;
 use crate::auth::scope::Scope;
 
@@ -11,6 +12,8 @@ use crate::auth::scope::Scope;
 pub struct Grant {
     pub claims: Claims,
     pub(crate) scope: ScopeGrant,
+    /// The RFC 9246 claims (`cdniip`, `cdniuc`, renewal).
+    pub(crate) cdni: Cdni,
 }
 
 /// The token's path scope, as configured.

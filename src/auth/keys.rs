@@ -256,7 +256,7 @@ fn hmac_only(at: &str, algorithm: Algorithm, field: &str) -> Result<(), Problem>
     }
 }
 
-fn secret_from_env(name: &str, env: EnvLookup<'_>) -> Result<Vec<u8>, String> {
+pub(crate) fn secret_from_env(name: &str, env: EnvLookup<'_>) -> Result<Vec<u8>, String> {
     if name.is_empty() {
         return Err("is empty: name the environment variable that holds the secret".to_owned());
     }

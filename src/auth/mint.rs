@@ -1,7 +1,7 @@
 //! Minting tokens for `cdn-node token`, a test and operations aid. Never used on the
 //! request path.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jsonwebtoken::{AlgorithmFamily, EncodingKey, Header};
 use serde_json::{Map, Value};
@@ -67,7 +67,15 @@ pub fn mint(spec: &MintSpec) -> Result<String, String> {
 }
 
 fn signing_key(spec: &MintSpec, alg: jsonwebtoken::Algorithm) -> Result<EncodingKey, String> {
-    let path = &spec.key_file;
+    read_signing_key(&spec.key_file, alg)
+}
+
+/// The key that signs for `alg`: an HMAC secret file (HS*) or a PEM private key (PKCS#8 for
+/// EC and Ed25519). Errors name the file and the fix, never key material.
+pub(crate) fn read_signing_key(
+    path: &Path,
+    alg: jsonwebtoken::Algorithm,
+) -> Result<EncodingKey, String> {
     if alg.family() == AlgorithmFamily::Hmac {
         return read_secret_file(path).map(|secret| EncodingKey::from_secret(&secret));
     }

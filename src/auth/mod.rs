@@ -6,10 +6,14 @@
 //!
 //! jsonwebtoken checks the framing and the signature with the key's pinned algorithm; this
 //! module checks the rest itself: size, `crit`, `kid` selection among configured keys only,
-//! and the claims (`exp`, `nbf`, `iss`, `aud`) against the caller's clock.
+//! and the claims (`exp`, `nbf`, `iss`, `aud`) against the caller's clock, plus the RFC 9246
+//! (CDNI URI Signing) claims: `cdniv`, `cdnicrit`, `cdniip`, `cdniuc`, `jti` replay and
+//! signed token renewal (`cdniets`, `cdnistt`, `cdnistd`); see `cdni.rs`, `replay.rs` and
+//! `renewal.rs`.
 
 pub mod admin_routes;
 pub mod algorithm;
+mod cdni;
 mod claims;
 pub mod client_addr;
 mod cookie;
@@ -28,6 +32,8 @@ mod public;
 pub mod redact;
 mod reject;
 pub mod reload;
+mod renewal;
+mod replay;
 pub mod scope;
 mod secret;
 pub mod settings;
@@ -35,6 +41,8 @@ mod sources;
 mod verified_cache;
 mod verifier;
 
+#[cfg(test)]
+mod cdni_tests;
 #[cfg(test)]
 mod config_tests;
 #[cfg(test)]
@@ -53,5 +61,6 @@ pub use grant::Grant;
 pub use mint::{MintSpec, mint};
 pub use redact::{REDACTED, redact_query};
 pub use reject::Reject;
+pub use renewal::Renewed;
 pub use settings::{AuthSettings, KeySettings, TokenSource};
 pub use verifier::{RequestFacts, Verifier};

@@ -27,6 +27,8 @@ fn on(path: &str) -> RequestFacts<'_> {
     RequestFacts {
         path,
         client: Some(IpAddr::from([192, 0, 2, 1])),
+        host: Some("cdn.example"),
+        query: "",
     }
 }
 

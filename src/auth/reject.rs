@@ -69,6 +69,13 @@ pub enum Reject {
     /// `cdniuc` does not match the requested URI (answer 403).
     #[error("token is bound to another URI")]
     UriMismatch,
+    /// `cdniv` is not 1 (metric reason `malformed`).
+    #[error("token claim set version is not supported")]
+    UnsupportedVersion,
+    /// `cdniuc` holds a container type other than `hash` or `regex` (metric reason
+    /// `malformed`).
+    #[error("token URI container type is not supported")]
+    UnsupportedUriContainer,
 }
 
 impl Reject {
@@ -76,7 +83,10 @@ impl Reject {
     pub fn reason(&self) -> &'static str {
         match self {
             Reject::Missing => "missing",
-            Reject::Malformed | Reject::MissingClaim(_) => "malformed",
+            Reject::Malformed
+            | Reject::MissingClaim(_)
+            | Reject::UnsupportedVersion
+            | Reject::UnsupportedUriContainer => "malformed",
             Reject::BadSignature => "bad_signature",
             Reject::WrongAlgorithm => "wrong_algorithm",
             Reject::Expired => "expired",
@@ -160,6 +170,8 @@ mod tests {
             Reject::Replayed,
             Reject::UnknownCritical,
             Reject::UriMismatch,
+            Reject::UnsupportedVersion,
+            Reject::UnsupportedUriContainer,
         ];
         for reject in all {
             assert!(Reject::REASONS.contains(&reject.reason()), "{reject:?}");

@@ -32,6 +32,14 @@ pub const DEFAULT_ALLOW_UNSCOPED_TOKENS: bool = false;
 pub const DEFAULT_VERIFIED_CACHE_ENTRIES: usize = 10_000;
 /// Largest accepted `verified_cache_entries`.
 pub const MAX_VERIFIED_CACHE_ENTRIES: usize = 1_000_000;
+/// Default `replay_cache_entries`: `jti` values remembered when `replay_protection` is on.
+pub const DEFAULT_REPLAY_CACHE_ENTRIES: usize = 100_000;
+/// Largest accepted `replay_cache_entries`.
+pub const MAX_REPLAY_CACHE_ENTRIES: usize = 10_000_000;
+/// Default `renewal_header`: the response header carrying a renewed token (`cdnistt` 2).
+pub const DEFAULT_RENEWAL_HEADER: &str = "x-cdni-token";
+/// Default `uri_scheme`: the scheme of the URI `cdniuc` is checked against.
+pub const DEFAULT_URI_SCHEME: &str = "http";
 /// Default `keys[].refresh_seconds` for a `jwks_url`.
 pub const DEFAULT_JWKS_REFRESH_SECONDS: u64 = 300;
 /// Smallest accepted `keys[].refresh_seconds`.
@@ -191,6 +199,45 @@ pub struct AuthSettings {
     /// How the client's address is found (socket address, or a trusted-proxy header chain).
     #[serde(default)]
     pub client_address: ClientAddressSettings,
+    /// One-time tokens (RFC 9246 `jti`): a token whose `jti` was seen before is refused, and
+    /// tokens without `jti` are refused.
+    #[serde(default)]
+    pub replay_protection: bool,
+    /// With `replay_protection`: how many `jti` values are remembered (each until its `exp`).
+    #[serde(default = "default_replay_cache_entries")]
+    pub replay_cache_entries: usize,
+    /// Signs renewed tokens (RFC 9246 `cdniets`/`cdnistt`). Unset: such tokens are accepted
+    /// but not renewed.
+    #[serde(default)]
+    pub renewal_key: Option<RenewalKeySettings>,
+    /// Response header carrying a renewed token when the token asks for `cdnistt` 2.
+    #[serde(default = "default_renewal_header")]
+    pub renewal_header: String,
+    /// Scheme of the URI that `cdniuc` is matched against: `http` (the node's listeners), or
+    /// `https` when a TLS terminator in front of the node is what clients see.
+    #[serde(default = "default_uri_scheme")]
+    pub uri_scheme: String,
+}
+
+/// `auth.renewal_key`: the key renewed tokens are signed with. Its `kid` must name a key of
+/// `auth.keys` that verifies what it signs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalKeySettings {
+    /// Put in the renewed token's header; names the verification key in `auth.keys`.
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// HMAC secret file (HS256/384/512).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding the HMAC secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// PEM private key (PKCS#8 for EC and Ed25519) for RS*, PS*, ES*, EdDSA.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
 }
 
 /// `auth.client_address`.
@@ -215,6 +262,18 @@ fn default_allow_unscoped_tokens() -> bool {
 
 fn default_verified_cache_entries() -> usize {
     DEFAULT_VERIFIED_CACHE_ENTRIES
+}
+
+fn default_replay_cache_entries() -> usize {
+    DEFAULT_REPLAY_CACHE_ENTRIES
+}
+
+fn default_renewal_header() -> String {
+    DEFAULT_RENEWAL_HEADER.to_owned()
+}
+
+fn default_uri_scheme() -> String {
+    DEFAULT_URI_SCHEME.to_owned()
 }
 
 fn default_require_exp() -> bool {
@@ -246,6 +305,11 @@ impl Default for AuthSettings {
             denylist_file: None,
             verified_cache_entries: DEFAULT_VERIFIED_CACHE_ENTRIES,
             client_address: ClientAddressSettings::default(),
+            replay_protection: false,
+            replay_cache_entries: DEFAULT_REPLAY_CACHE_ENTRIES,
+            renewal_key: None,
+            renewal_header: DEFAULT_RENEWAL_HEADER.to_owned(),
+            uri_scheme: DEFAULT_URI_SCHEME.to_owned(),
         }
     }
 }
@@ -295,7 +359,8 @@ fn locate_problems(value: &serde_yaml::Value, whole: &serde_yaml::Error) -> Vec<
                 "{whole}: the section takes token_sources, keys, issuer, audience, require_exp, \
                  leeway_seconds, max_token_bytes, public_prefixes, max_lifetime_seconds, \
                  scope_claim, allow_unscoped_tokens, denylist_file, verified_cache_entries, \
-                 client_address"
+                 client_address, replay_protection, replay_cache_entries, renewal_key, \
+                 renewal_header, uri_scheme"
             ),
         ));
     }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use http::HeaderName;
 use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
+use crate::auth::cdni::{Cdni, CdniPolicy, Transport, cookie_path, request_uri};
 use crate::auth::claims::{ClaimPolicy, Claims};
 use crate::auth::client_addr::ClientAddress;
 use crate::auth::denylist::{DenyKind, Denylist, Reloaded};
@@ -19,10 +21,12 @@ use crate::auth::key_store::KeyStore;
 use crate::auth::keys::{EnvLookup, load_keys};
 use crate::auth::public::PublicPrefixes;
 use crate::auth::reject::Reject;
+use crate::auth::renewal::{RenewalKey, Renewed, set_cookie};
+use crate::auth::replay::ReplayCache;
 use crate::auth::scope::Scope;
 use crate::auth::settings::{
     AuthSettings, MAX_LEEWAY_SECONDS, MAX_MAX_LIFETIME_SECONDS, MAX_MAX_TOKEN_BYTES,
-    MAX_VERIFIED_CACHE_ENTRIES, TokenSource,
+    MAX_REPLAY_CACHE_ENTRIES, MAX_VERIFIED_CACHE_ENTRIES, TokenSource,
 };
 use crate::auth::sources::check_sources;
 use crate::auth::verified_cache::VerifiedCache;
@@ -35,6 +39,10 @@ pub struct RequestFacts<'a> {
     pub path: &'a str,
     /// The client's address, as [`crate::auth::client_addr`] found it.
     pub client: Option<IpAddr>,
+    /// The `Host` header (or the target's authority), for `cdniuc`.
+    pub host: Option<&'a str>,
+    /// The canonical query (the parameters passed to S3, never a token), for `cdniuc`.
+    pub query: &'a str,
 }
 
 /// Verifies tokens against the configured keys and claim policy.
@@ -52,6 +60,13 @@ pub struct Verifier {
     /// Moves whenever keys or the denylist change; cached results of another epoch are void.
     epoch: AtomicU64,
     client_address: ClientAddress,
+    /// `auth.replay_protection`: every `jti` let through, until its token expires.
+    replay: Option<ReplayCache>,
+    renewal_key: Option<RenewalKey>,
+    renewal_header: HeaderName,
+    /// The cookie renewed tokens are set in (`cdnistt` 1): the first `cookie:` source.
+    renewal_cookie: Option<String>,
+    uri_scheme: String,
 }
 
 impl Verifier {
@@ -138,6 +153,44 @@ impl Verifier {
             }
         };
         let client_address = ClientAddress::new(&settings.client_address, &mut problems);
+        if settings.replay_cache_entries == 0
+            || settings.replay_cache_entries > MAX_REPLAY_CACHE_ENTRIES
+        {
+            problems.push(Problem::new(
+                "auth.replay_cache_entries",
+                format!(
+                    "{} is out of range: give 1 to {MAX_REPLAY_CACHE_ENTRIES}",
+                    settings.replay_cache_entries
+                ),
+            ));
+        }
+        let renewal_header = match HeaderName::from_bytes(settings.renewal_header.as_bytes()) {
+            Ok(name) if name != http::header::SET_COOKIE => name,
+            _ => {
+                problems.push(Problem::new(
+                    "auth.renewal_header",
+                    format!(
+                        "\"{}\" is not a usable response header name: write one such as \
+                         x-cdni-token",
+                        settings.renewal_header
+                    ),
+                ));
+                HeaderName::from_static("x-cdni-token")
+            }
+        };
+        if !matches!(settings.uri_scheme.as_str(), "http" | "https") {
+            problems.push(Problem::new(
+                "auth.uri_scheme",
+                format!(
+                    "\"{}\" is not a scheme clients use here: write http or https",
+                    settings.uri_scheme
+                ),
+            ));
+        }
+        let has_key_urls = settings.keys.iter().any(|k| k.jwks_url.is_some());
+        let renewal_key = settings.renewal_key.as_ref().and_then(|renewal| {
+            RenewalKey::load(renewal, base_dir, env, &keys, has_key_urls, &mut problems)
+        });
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -159,6 +212,16 @@ impl Verifier {
             denylist,
             cache: VerifiedCache::new(settings.verified_cache_entries),
             epoch: AtomicU64::new(0),
+            replay: settings
+                .replay_protection
+                .then(|| ReplayCache::new(settings.replay_cache_entries)),
+            renewal_key,
+            renewal_header,
+            renewal_cookie: settings.token_sources.iter().find_map(|s| match s {
+                TokenSource::Cookie(name) => Some(name.clone()),
+                _ => None,
+            }),
+            uri_scheme: settings.uri_scheme.clone(),
         })
     }
 
@@ -182,7 +245,8 @@ impl Verifier {
 
     /// Decides whether `token` opens the request: the verified-token cache, or a full
     /// verification, then every check that depends on the request or the clock (`exp`,
-    /// `nbf`, denylist, path scope).
+    /// `nbf`, denylist, path scope, `cdniip`, `cdniuc`), and last the replay cache, so that
+    /// only a token that opens the request is used up.
     pub fn authorize(
         &self,
         token: &str,
@@ -206,7 +270,58 @@ impl Verifier {
             }
         };
         self.check_request(&grant, facts, now_unix)?;
+        if let Some(replay) = &self.replay {
+            let Some(jti) = grant.claims.jti.as_deref() else {
+                return Err(Reject::MissingClaim("jti"));
+            };
+            let until = grant
+                .claims
+                .exp
+                .map_or(u64::MAX, |exp| exp.saturating_add(self.policy.leeway));
+            if !replay.first_use(jti, until, now_unix) {
+                return Err(Reject::Replayed);
+            }
+        }
         Ok(grant)
+    }
+
+    /// The renewed token to hand back for a request `grant` opened, when the token asks for
+    /// renewal (`cdniets`, `cdnistt`) and a renewal key is configured.
+    pub fn renewal(
+        &self,
+        grant: &Grant,
+        facts: &RequestFacts<'_>,
+        now_unix: u64,
+    ) -> Option<Renewed> {
+        let ask = grant.cdni.renewal?;
+        let key = self.renewal_key.as_ref()?;
+        let cookie = match ask.transport {
+            Transport::Cookie => Some(self.renewal_cookie.as_deref()?),
+            Transport::Header => None,
+        };
+        let token = match key.renew(&grant.claims.all, ask.ets, now_unix, self.replay.is_some()) {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not sign a renewed token");
+                return None;
+            }
+        };
+        Some(match cookie {
+            Some(name) => Renewed {
+                name: http::header::SET_COOKIE,
+                value: set_cookie(
+                    name,
+                    &token,
+                    &cookie_path(facts.path, ask.depth),
+                    ask.ets,
+                    self.uri_scheme == "https",
+                ),
+            },
+            None => Renewed {
+                name: self.renewal_header.clone(),
+                value: token,
+            },
+        })
     }
 
     /// The checks made on every request, cached token or not.
@@ -231,7 +346,9 @@ impl Verifier {
             ScopeGrant::Patterns(scope) if scope.covers(facts.path) => {}
             ScopeGrant::Patterns(_) => return Err(Reject::OutOfScope),
         }
-        Ok(())
+        grant.cdni.check(facts.client, || {
+            request_uri(&self.uri_scheme, facts.host, facts.path, facts.query)
+        })
     }
 
     /// Signature and claims: what the verified-token cache remembers.
@@ -265,7 +382,21 @@ impl Verifier {
                 Some(value) => ScopeGrant::Patterns(Scope::parse(value)?),
             },
         };
-        Ok(Grant { claims, scope })
+        let cdni = Cdni::read(
+            &claims.all,
+            &CdniPolicy {
+                scope_claim: self.scope_claim.as_deref(),
+                renews: self.renewal_key.is_some(),
+                checks_issuer: issuer.is_some(),
+                checks_audience: self.policy.audience.is_some(),
+                max_lifetime: self.policy.max_lifetime,
+            },
+        )?;
+        Ok(Grant {
+            claims,
+            scope,
+            cdni,
+        })
     }
 
     /// The client's address: the socket peer, or from the trusted-proxy header chain.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use pingora::http::RequestHeader;
 
-use crate::auth::{Reject, RequestFacts, Verifier, extract};
+use crate::auth::{Reject, Renewed, RequestFacts, Verifier, extract};
 use crate::origin::settings::OriginConfig;
 use crate::refusal::Refusal;
 use crate::request::{path, query};
@@ -24,6 +24,8 @@ pub struct Admitted {
     pub subject: Option<String>,
     /// `ok` or `public`.
     pub auth: &'static str,
+    /// A renewed token (RFC 9246 `cdniets`), added to the response by `response_filter`.
+    pub renewal: Option<Renewed>,
 }
 
 /// Why the gate refused: the answer plus the labels it is counted under.
@@ -116,20 +118,31 @@ pub fn admit_from(
     let sources = verifier.token_sources();
     let found =
         extract::find_token(sources, &pairs, &req.headers).map_err(|e| Refused::auth(&e))?;
-    let (subject, auth) = if verifier.is_public(&canonical) {
-        (None, "public")
+    let query = query::canonical(&pairs, |name| {
+        !extract::is_token_param(sources, name) && origin.forwards_query(name)
+    });
+    let (subject, auth, renewal) = if verifier.is_public(&canonical) {
+        (None, "public", None)
     } else {
         let Some(found) = found else {
             return Err(Refused::auth(&Reject::Missing));
         };
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()));
         let facts = RequestFacts {
             path: &canonical,
             client,
+            host,
+            query: &query,
         };
         let grant = verifier
             .authorize(found.token, &facts, now_unix)
             .map_err(|e| Refused::auth(&e))?;
-        (grant.claims.sub.clone(), "ok")
+        let renewal = verifier.renewal(&grant, &facts, now_unix);
+        (grant.claims.sub.clone(), "ok", renewal)
     };
     // A path naming a "folder" would be a bucket listing at S3.
     if canonical.ends_with('/') {
@@ -138,14 +151,12 @@ pub fn admit_from(
             auth_reason: None,
         });
     }
-    let query = query::canonical(&pairs, |name| {
-        !extract::is_token_param(sources, name) && origin.forwards_query(name)
-    });
     Ok(Admitted {
         head,
         path: canonical,
         query,
         subject,
         auth,
+        renewal,
     })
 }

@@ -190,6 +190,9 @@ impl ProxyHttp for Edge {
             let label = status::label(&session.cache.phase(), ctx.cache_missed);
             resp.insert_header(name.clone(), status::header_value(label))?;
         }
+        if let Some(renewed) = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref()) {
+            resp.append_header(renewed.name.clone(), renewed.value.as_str())?;
+        }
         Ok(())
     }
 
