@@ -13,7 +13,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
-use pingora_proxy::FailToProxy;
+use pingora_proxy::{FailToProxy, RangeType};
 
 use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
 
@@ -141,6 +141,15 @@ impl ProxyHttp for Edge {
             Some(engine) => caching::cacheable(engine, resp),
             None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
         })
+    }
+
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> RangeType {
+        crate::range::apply(session.req_header(), resp)
     }
 
     fn should_serve_stale(
