@@ -14,3 +14,4 @@ pub mod range;
 pub mod refusal;
 pub mod request;
 pub mod run;
+pub mod slice;

@@ -59,3 +59,17 @@ pub const CACHE_PURGED_TOTAL: &str = "cdn_node_cache_purged_objects_total";
 pub const FILL_WAIT_BUCKETS: &[f64] = &[
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
 ];
+
+/// Range requests sent to the origin for slices.
+pub const ORIGIN_RANGE_REQUESTS_TOTAL: &str = "cdn_node_origin_range_requests_total";
+/// HEAD requests sent to the origin to learn an object's size and version.
+pub const ORIGIN_HEAD_REQUESTS_TOTAL: &str = "cdn_node_origin_head_requests_total";
+/// Slices fetched from the origin and stored, by `trigger` (request, read_ahead).
+pub const SLICES_FETCHED_TOTAL: &str = "cdn_node_slices_fetched_total";
+/// Slices a client response read from disk without waiting for a fetch.
+pub const SLICES_SERVED_FROM_DISK_TOTAL: &str = "cdn_node_slices_served_from_disk_total";
+/// Read-ahead slices by `outcome`: `used` (a later request read them) or
+/// `wasted` (their object changed, or they were forgotten, before any use).
+pub const SLICE_READ_AHEAD_TOTAL: &str = "cdn_node_slice_read_ahead_total";
+/// Sliced objects found changed at the origin (ETag), whose slices were dropped.
+pub const SLICE_VERSION_CHANGES_TOTAL: &str = "cdn_node_slice_version_changes_total";

@@ -28,6 +28,8 @@ pub struct RequestCtx {
     /// While the origin's error body is replaced by ours: what was captured.
     pub error_body: Option<Vec<u8>>,
     pub replacement_body: Option<&'static str>,
+    /// Set when the slice path answered: its cache label.
+    pub slice_status: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -46,6 +48,7 @@ impl RequestCtx {
             s3_code: None,
             error_body: None,
             replacement_body: None,
+            slice_status: None,
         }
     }
 }

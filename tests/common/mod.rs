@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod node;
+pub mod ranges;
 pub mod s3;
 pub mod tap;
 pub mod token;
