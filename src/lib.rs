@@ -10,6 +10,8 @@ pub mod config;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
+pub mod range;
 pub mod refusal;
 pub mod request;
 pub mod run;
+pub mod slice;

@@ -23,6 +23,8 @@ pub struct Engine {
     pub eviction: &'static Manager,
     pub lock: &'static CacheKeyLockImpl,
     pub config: CacheConfig,
+    /// Slice caching of large objects, when enabled.
+    pub slicer: Option<crate::slice::Slicer>,
 }
 
 /// The cache key of a canonical path and query: the same function the
@@ -48,11 +50,13 @@ impl Engine {
         let capacity = usize::try_from(config.max_size).unwrap_or(usize::MAX);
         let eviction: &'static Manager = Box::leak(Box::new(Manager::new(capacity)));
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(config.lock_timeout));
+        let slicer = config.slicing.map(crate::slice::Slicer::new);
         let engine = Engine {
             store,
             eviction,
             lock,
             config,
+            slicer,
         };
         engine.seed().await;
         Ok(engine)
@@ -83,8 +87,17 @@ impl Engine {
         }
     }
 
-    /// Removes the object stored for one canonical path (and query).
+    /// Removes the object stored for one canonical path (and query), with
+    /// its slices and record when it is sliced.
     pub async fn purge_one(&self, canonical_path: &str, canonical_query: &str) -> usize {
+        let primary = crate::cache::key::cache_key(canonical_path, canonical_query);
+        let sliced = self
+            .purge_prefix(&crate::slice::keys::family(&primary))
+            .await;
+        sliced + self.purge_whole(canonical_path, canonical_query).await
+    }
+
+    async fn purge_whole(&self, canonical_path: &str, canonical_query: &str) -> usize {
         let key = cache_key(canonical_path, canonical_query).to_compact();
         let span = Span::inactive();
         match self

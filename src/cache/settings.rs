@@ -18,7 +18,26 @@ pub struct CacheConfig {
     /// Response header naming the cache outcome; `None` when disabled
     /// (configured as an empty string).
     pub status_header: Option<String>,
+    /// Slice caching of large objects; `None` when disabled.
+    pub slicing: Option<SliceConfig>,
 }
+
+/// How large objects are cut into slices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SliceConfig {
+    /// Objects with more bytes than this are sliced.
+    pub threshold: u64,
+    /// Bytes per slice (the last one may be shorter).
+    pub size: u64,
+    /// Slices fetched ahead in the background after a request.
+    pub read_ahead: u32,
+}
+
+/// Bounds of `cache.slice_size`.
+pub const MIN_SLICE_SIZE: u64 = 64 * 1024;
+pub const MAX_SLICE_SIZE: u64 = 64 * 1024 * 1024;
+/// Bound of `cache.read_ahead_slices`.
+pub const MAX_READ_AHEAD: u32 = 16;
 
 /// Longest freshness or stale window accepted, one year.
 const MAX_SECONDS: u64 = 365 * 86_400;
@@ -95,6 +114,23 @@ impl CacheConfig {
                 format!("{header:?} is not a header name: use e.g. X-Cache, or \"\" to send none"),
             ));
         }
+        let slice_size = section.slice_size.0;
+        if !(MIN_SLICE_SIZE..=MAX_SLICE_SIZE).contains(&slice_size) {
+            problems.push(Problem::new(
+                "cache.slice_size",
+                format!("{slice_size} bytes is out of range: use 64KiB to 64MiB"),
+            ));
+        }
+        let threshold = section.slice_threshold.0;
+        if section.read_ahead_slices > MAX_READ_AHEAD {
+            problems.push(Problem::new(
+                "cache.read_ahead_slices",
+                format!(
+                    "{} is out of range: use 0 to {MAX_READ_AHEAD}",
+                    section.read_ahead_slices
+                ),
+            ));
+        }
         if problems.len() > before {
             return None;
         }
@@ -112,6 +148,12 @@ impl CacheConfig {
             },
             lock_timeout: Duration::from_secs(section.lock_timeout_seconds),
             status_header: (!header.is_empty()).then(|| header.to_string()),
+            slicing: (threshold != 0).then_some(SliceConfig {
+                threshold,
+                // A slice is one stored object: never above the object bound.
+                size: slice_size.min(section.max_object_size.0),
+                read_ahead: section.read_ahead_slices,
+            }),
         })
     }
 }

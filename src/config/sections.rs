@@ -170,6 +170,9 @@ fn default_true() -> bool {
 pub const DEFAULT_CACHE_MAX_SIZE: &str = "10GiB";
 pub const DEFAULT_MAX_OBJECT_SIZE: &str = "8GiB";
 pub const DEFAULT_MIN_FREE_SPACE: &str = "1GiB";
+pub const DEFAULT_SLICE_THRESHOLD: &str = "64MiB";
+pub const DEFAULT_SLICE_SIZE: &str = "4MiB";
+pub const DEFAULT_READ_AHEAD_SLICES: u32 = 2;
 pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
 pub const DEFAULT_NOT_FOUND_TTL_SECONDS: u64 = 10;
 pub const DEFAULT_STALE_WHILE_REVALIDATE_SECONDS: u64 = 60;
@@ -204,6 +207,14 @@ pub struct CacheSection {
     pub lock_timeout_seconds: u64,
     #[serde(default = "default_cache_status_header")]
     pub status_header: String,
+    /// Objects larger than this are fetched and stored in slices; 0 never slices.
+    #[serde(default = "default_slice_threshold")]
+    pub slice_threshold: ByteSize,
+    #[serde(default = "default_slice_size")]
+    pub slice_size: ByteSize,
+    /// Slices fetched ahead of a range request, in the background.
+    #[serde(default = "default_read_ahead_slices")]
+    pub read_ahead_slices: u32,
 }
 
 fn default_cache_max_size() -> ByteSize {
@@ -229,6 +240,15 @@ fn default_sie_seconds() -> u64 {
 }
 fn default_lock_timeout_seconds() -> u64 {
     DEFAULT_LOCK_TIMEOUT_SECONDS
+}
+fn default_slice_threshold() -> ByteSize {
+    ByteSize::parse(DEFAULT_SLICE_THRESHOLD).unwrap_or(ByteSize(0))
+}
+fn default_slice_size() -> ByteSize {
+    ByteSize::parse(DEFAULT_SLICE_SIZE).unwrap_or(ByteSize(0))
+}
+fn default_read_ahead_slices() -> u32 {
+    DEFAULT_READ_AHEAD_SLICES
 }
 fn default_cache_status_header() -> String {
     DEFAULT_CACHE_STATUS_HEADER.to_string()

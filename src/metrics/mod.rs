@@ -24,8 +24,21 @@ pub struct Metrics {
     pub cache_lookups: IntCounterVec,
     pub cache_fill_wait: Histogram,
     pub cache_purged: IntCounter,
+    pub slices: SliceMetrics,
     cache: CacheFamilies,
     pub auth_policy: AuthPolicyMetrics,
+}
+
+/// Slice caching of large objects.
+pub struct SliceMetrics {
+    pub origin_range_requests: IntCounter,
+    pub origin_head_requests: IntCounter,
+    /// By `trigger`: `request` or `read_ahead`.
+    pub fetched: IntCounterVec,
+    pub served_from_disk: IntCounter,
+    /// By `outcome`: `used` or `wasted`.
+    pub read_ahead: IntCounterVec,
+    pub version_changes: IntCounter,
 }
 
 /// What the disk cache reports at scrape time.
@@ -210,6 +223,40 @@ impl Metrics {
             names::CACHE_PURGED_TOTAL,
             "Objects removed through the admin purge endpoint.",
         );
+        let slices = SliceMetrics {
+            origin_range_requests: counter(
+                names::ORIGIN_RANGE_REQUESTS_TOTAL,
+                "Range requests sent to the origin for slices.",
+            ),
+            origin_head_requests: counter(
+                names::ORIGIN_HEAD_REQUESTS_TOTAL,
+                "HEAD requests sent to the origin for an object's size and version.",
+            ),
+            fetched: counter_vec(
+                names::SLICES_FETCHED_TOTAL,
+                "Slices fetched from the origin and stored, by trigger.",
+                &["trigger"],
+            ),
+            served_from_disk: counter(
+                names::SLICES_SERVED_FROM_DISK_TOTAL,
+                "Slices a response read from disk without waiting for a fetch.",
+            ),
+            read_ahead: counter_vec(
+                names::SLICE_READ_AHEAD_TOTAL,
+                "Read-ahead slices, by outcome (used, wasted).",
+                &["outcome"],
+            ),
+            version_changes: counter(
+                names::SLICE_VERSION_CHANGES_TOTAL,
+                "Sliced objects found changed at the origin; their slices were dropped.",
+            ),
+        };
+        for trigger in ["request", "read_ahead"] {
+            slices.fetched.with_label_values(&[trigger]);
+        }
+        for outcome in ["used", "wasted"] {
+            slices.read_ahead.with_label_values(&[outcome]);
+        }
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
             registry
@@ -279,6 +326,7 @@ impl Metrics {
             cache_lookups,
             cache_fill_wait,
             cache_purged,
+            slices,
             cache,
         }
     }

@@ -73,3 +73,17 @@ pub const AUTH_KEYS_LOADED: &str = "cdn_node_auth_keys_loaded";
 pub const AUTH_DENYLIST_RELOADS_TOTAL: &str = "cdn_node_auth_denylist_reloads_total";
 /// Entries on the denylist now (file and admin).
 pub const AUTH_DENYLIST_ENTRIES: &str = "cdn_node_auth_denylist_entries";
+
+/// Range requests sent to the origin for slices.
+pub const ORIGIN_RANGE_REQUESTS_TOTAL: &str = "cdn_node_origin_range_requests_total";
+/// HEAD requests sent to the origin to learn an object's size and version.
+pub const ORIGIN_HEAD_REQUESTS_TOTAL: &str = "cdn_node_origin_head_requests_total";
+/// Slices fetched from the origin and stored, by `trigger` (request, read_ahead).
+pub const SLICES_FETCHED_TOTAL: &str = "cdn_node_slices_fetched_total";
+/// Slices a client response read from disk without waiting for a fetch.
+pub const SLICES_SERVED_FROM_DISK_TOTAL: &str = "cdn_node_slices_served_from_disk_total";
+/// Read-ahead slices by `outcome`: `used` (a later request read them) or
+/// `wasted` (their object changed, or they were forgotten, before any use).
+pub const SLICE_READ_AHEAD_TOTAL: &str = "cdn_node_slice_read_ahead_total";
+/// Sliced objects found changed at the origin (ETag), whose slices were dropped.
+pub const SLICE_VERSION_CHANGES_TOTAL: &str = "cdn_node_slice_version_changes_total";

@@ -33,6 +33,8 @@ pub struct RequestCtx {
     pub replacement_body: Option<&'static str>,
     /// The client's address (socket peer or trusted-proxy chain), for the access log.
     pub client: Option<std::net::IpAddr>,
+    /// Set when the slice path answered: its cache label.
+    pub slice_status: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -53,6 +55,7 @@ impl RequestCtx {
             error_body: None,
             replacement_body: None,
             client: None,
+            slice_status: None,
         }
     }
 }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
-use pingora_proxy::FailToProxy;
+use pingora_proxy::{FailToProxy, RangeType};
 
 use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
 
@@ -109,8 +109,26 @@ impl ProxyHttp for Edge {
         {
             Ok(admitted) => {
                 ctx.auth = admitted.auth;
-                ctx.admitted = Some(admitted);
                 ctx.cache_status = CACHE_BYPASS;
+                if let Some(engine) = self.cache {
+                    let (path, query) = (admitted.path.clone(), admitted.query.clone());
+                    ctx.admitted = Some(admitted);
+                    let served = crate::slice::serve(
+                        engine,
+                        &self.origin,
+                        &self.metrics,
+                        session,
+                        &path,
+                        &query,
+                    )
+                    .await?;
+                    if let crate::slice::Served::Done(label) = served {
+                        ctx.slice_status = Some(label);
+                        return Ok(true);
+                    }
+                    return Ok(false);
+                }
+                ctx.admitted = Some(admitted);
                 Ok(false)
             }
             Err(refused) => {
@@ -169,6 +187,15 @@ impl ProxyHttp for Edge {
             Some(engine) => caching::cacheable(engine, resp),
             None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
         })
+    }
+
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> RangeType {
+        crate::range::apply(session.req_header(), resp)
     }
 
     fn should_serve_stale(
@@ -359,7 +386,9 @@ impl ProxyHttp for Edge {
         let elapsed = ctx.started.elapsed();
         let m = &self.metrics;
         if self.cache.is_some() && ctx.admitted.is_some() {
-            ctx.cache_status = status::label(&session.cache.phase(), ctx.cache_missed);
+            ctx.cache_status = ctx
+                .slice_status
+                .unwrap_or_else(|| status::label(&session.cache.phase(), ctx.cache_missed));
             if status::LOOKUP_RESULTS.contains(&ctx.cache_status) {
                 m.cache_lookups.with_label_values(&[ctx.cache_status]).inc();
             }

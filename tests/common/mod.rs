@@ -8,6 +8,7 @@
 pub mod http;
 pub mod jwks;
 pub mod node;
+pub mod ranges;
 pub mod s3;
 pub mod tap;
 pub mod token;

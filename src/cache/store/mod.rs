@@ -146,6 +146,13 @@ impl DiskStore {
         keys
     }
 
+    /// Whether the key has a complete object or a fill in progress, without
+    /// opening anything.
+    pub fn contains(&self, key: &pingora_cache::CacheKey) -> bool {
+        use pingora_cache::key::CacheHashKey;
+        self.lock_index().lookup(&key.combined_bin()).is_some()
+    }
+
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
         // A panic while holding the lock cannot leave the index half-updated
         // in a way that matters more than losing the cache: keep serving.

@@ -1,0 +1,62 @@
+//! Cache keys of a sliced object. Every key starts with the object's own
+//! primary key followed by a space (which no request target contains), so a
+//! purge of the object, or of a prefix, removes its slices and its record.
+//!
+//! Slices of different versions never share a key: the key carries a tag
+//! of the ETag the slice was fetched under.
+
+use pingora_cache::CacheKey;
+
+/// The prefix of every key derived from `primary`.
+pub fn family(primary: &str) -> String {
+    format!("{primary} #")
+}
+
+/// The object's record: size, version and headers, from an origin HEAD.
+pub fn info(primary: &str) -> CacheKey {
+    CacheKey::new(format!("{primary} #info"), "")
+}
+
+/// A short, stable tag of an ETag (FNV-1a 64, hex).
+pub fn version_tag(etag: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in etag.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The prefix of every slice of one version.
+pub fn version_prefix(primary: &str, tag: &str) -> String {
+    format!("{primary} #v={tag}#")
+}
+
+/// Slice `n` of one version.
+pub fn slice(primary: &str, tag: &str, n: u64) -> CacheKey {
+    CacheKey::new(format!("{primary} #v={tag}#s={n}"), "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_an_object_shares_its_family_prefix() {
+        let p = "/v/a.mp4";
+        let tag = version_tag("\"abc\"");
+        for k in [info(p), slice(p, &tag, 0), slice(p, &tag, 12)] {
+            assert!(k.primary_key_str().unwrap().starts_with(&family(p)));
+            assert!(k.primary_key_str().unwrap().starts_with(p));
+        }
+        assert!(
+            slice(p, &tag, 3)
+                .primary_key_str()
+                .unwrap()
+                .starts_with(&version_prefix(p, &tag))
+        );
+        assert_ne!(version_tag("\"abc\""), version_tag("\"abd\""));
+        // Another object whose path extends this one is not in the family.
+        assert!(!"/v/a.mp4x #info".starts_with(&family(p)));
+    }
+}
