@@ -58,11 +58,14 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
         access_log: AccessLog::new(config.log.access_stdout),
         cache,
     };
-    let mut proxy =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, edge, "cdn-node");
+    let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
+    proxy_app.server_options = Some(crate::listeners::server_options());
+    let limited = crate::limits::LimitedApp::new(proxy_app, &config.limits, metrics.clone());
+    let mut proxy = Service::new("cdn-node".to_string(), limited);
     for addr in &config.http_listeners {
         proxy.add_tcp(&addr.to_string());
     }
+    let certs = crate::listeners::add_https(&mut proxy, &config.https_listeners)?;
 
     let resolver = origin.resolver.clone();
     let keys = verifier.clone();
@@ -79,6 +82,15 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
     let refresh = GenBackgroundService::new("origin resolver".to_string(), origin.resolver.clone());
 
     server.add_service(proxy);
+    if !certs.is_empty() {
+        server.add_service(GenBackgroundService::new(
+            "TLS certificate reloader".to_string(),
+            Arc::new(crate::tls::CertReloader {
+                certs,
+                metrics: metrics.clone(),
+            }),
+        ));
+    }
     server.add_service(admin_service);
     server.add_service(refresh);
     server.add_service(GenBackgroundService::new(

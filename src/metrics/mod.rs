@@ -2,6 +2,7 @@
 //! listener. Names live in [`names`].
 
 pub mod names;
+pub mod ops;
 
 use std::sync::Mutex;
 
@@ -26,6 +27,7 @@ pub struct Metrics {
     pub cache_purged: IntCounter,
     cache: CacheFamilies,
     pub auth_policy: AuthPolicyMetrics,
+    pub ops: ops::OpsMetrics,
 }
 
 /// What the disk cache reports at scrape time.
@@ -264,7 +266,9 @@ impl Metrics {
         for reason in crate::auth::Reject::REASONS {
             auth_rejections.with_label_values(&[reason]);
         }
+        let ops = ops::OpsMetrics::register(&registry);
         Metrics {
+            ops,
             auth_policy,
             registry,
             requests,

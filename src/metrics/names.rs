@@ -73,3 +73,14 @@ pub const AUTH_KEYS_LOADED: &str = "cdn_node_auth_keys_loaded";
 pub const AUTH_DENYLIST_RELOADS_TOTAL: &str = "cdn_node_auth_denylist_reloads_total";
 /// Entries on the denylist now (file and admin).
 pub const AUTH_DENYLIST_ENTRIES: &str = "cdn_node_auth_denylist_entries";
+/// Client connections open now (after the TLS handshake).
+pub const CONNECTIONS_OPEN: &str = "cdn_node_connections_open";
+/// Client connections closed at once, by `reason` (max_connections, per_client).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "cdn_node_connections_refused_total";
+/// Client connections closed because a request header was not complete
+/// within `limits.header_timeout_ms`.
+pub const HEADER_TIMEOUTS_TOTAL: &str = "cdn_node_header_timeouts_total";
+/// TLS certificate reloads, by `result` (ok, error).
+pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
+/// Access log file reopenings (SIGUSR1), by `result` (ok, error).
+pub const ACCESS_LOG_REOPENS_TOTAL: &str = "cdn_node_access_log_reopens_total";
