@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod limits;
 pub mod listeners;
+pub mod log_file;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;

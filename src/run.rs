@@ -51,11 +51,25 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
         None => None,
     };
 
+    let mut access_log = AccessLog::new(config.log.access_stdout);
+    if let Some(path) = &config.access_file {
+        let file = crate::log_file::LogFile::open(path)
+            .map_err(|e| format!("log.access_file {} cannot be opened ({e})", path.display()))?;
+        let file = Arc::new(file);
+        access_log = access_log.with_file(file.clone());
+        server.add_service(GenBackgroundService::new(
+            "access log reopener".to_string(),
+            Arc::new(crate::log_file::LogReopener {
+                file,
+                metrics: metrics.clone(),
+            }),
+        ));
+    }
     let edge = Edge {
         verifier: verifier.clone(),
         origin: origin.clone(),
         metrics: metrics.clone(),
-        access_log: AccessLog::new(config.log.access_stdout),
+        access_log,
         cache,
     };
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);

@@ -44,6 +44,9 @@ pub struct Config {
     /// HTTPS listeners, their certificate and key checked.
     pub https_listeners: Vec<crate::tls::HttpsListener>,
     pub limits: crate::limits::Limits,
+    /// `log.access_file`, made absolute (the file is reopened after Pingora
+    /// may have changed the working folder).
+    pub access_file: Option<PathBuf>,
     pub admin_listen: SocketAddr,
     /// The bearer token `/purge` requires; purging is off without one.
     pub admin_token: Option<String>,
@@ -156,6 +159,10 @@ impl Config {
             .as_ref()
             .map(|l| ops::https_listeners(&l.https, base_dir, &mut problems));
         let limits = limits.and_then(|l| ops::limits(&l, &mut problems));
+        let access_file = log
+            .as_ref()
+            .and_then(|l| l.access_file.as_ref())
+            .map(|f| std::path::absolute(base_dir.join(f)).unwrap_or_else(|_| base_dir.join(f)));
         let admin_listen = admin
             .as_ref()
             .and_then(|a| socket_addr("admin.listen", &a.listen, &mut problems));
@@ -204,6 +211,7 @@ impl Config {
                 http_listeners,
                 https_listeners,
                 limits,
+                access_file,
                 admin_listen,
                 admin_token,
                 origin,

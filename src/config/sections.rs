@@ -203,12 +203,16 @@ pub struct LogSection {
     /// Write one JSON line per request to stdout (default true).
     #[serde(default = "default_true")]
     pub access_stdout: bool,
+    /// Also append the lines to this file; reopened on SIGUSR1.
+    #[serde(default)]
+    pub access_file: Option<String>,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             access_stdout: true,
+            access_file: None,
         }
     }
 }
