@@ -25,24 +25,41 @@ pub struct Entry<'a> {
     pub sub: Option<&'a str>,
 }
 
-/// Writes entries to stdout when enabled.
+/// Writes entries to stdout when enabled, and to a file when one is set.
 pub struct AccessLog {
     enabled: bool,
+    file: Option<std::sync::Arc<crate::log_file::LogFile>>,
 }
 
 impl AccessLog {
     pub fn new(enabled: bool) -> AccessLog {
-        AccessLog { enabled }
+        AccessLog {
+            enabled,
+            file: None,
+        }
+    }
+
+    /// Also appends every line to `file` (`log.access_file`).
+    pub fn with_file(mut self, file: std::sync::Arc<crate::log_file::LogFile>) -> AccessLog {
+        self.file = Some(file);
+        self
     }
 
     pub fn write(&self, entry: &Entry<'_>) {
-        if !self.enabled {
+        if !self.enabled && self.file.is_none() {
             return;
         }
         if let Ok(mut line) = serde_json::to_vec(entry) {
             line.push(b'\n');
             // One write of a whole line keeps lines from interleaving.
-            let _ = std::io::stdout().lock().write_all(&line);
+            if self.enabled {
+                let _ = std::io::stdout().lock().write_all(&line);
+            }
+            if let Some(file) = &self.file
+                && let Err(e) = file.write_line(&line)
+            {
+                tracing::warn!(error = %e, "access log line not written to the file");
+            }
         }
     }
 }

@@ -51,18 +51,35 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
         None => None,
     };
 
+    let mut access_log = AccessLog::new(config.log.access_stdout);
+    if let Some(path) = &config.access_file {
+        let file = crate::log_file::LogFile::open(path)
+            .map_err(|e| format!("log.access_file {} cannot be opened ({e})", path.display()))?;
+        let file = Arc::new(file);
+        access_log = access_log.with_file(file.clone());
+        server.add_service(GenBackgroundService::new(
+            "access log reopener".to_string(),
+            Arc::new(crate::log_file::LogReopener {
+                file,
+                metrics: metrics.clone(),
+            }),
+        ));
+    }
     let edge = Edge {
         verifier: verifier.clone(),
         origin: origin.clone(),
         metrics: metrics.clone(),
-        access_log: AccessLog::new(config.log.access_stdout),
+        access_log,
         cache,
     };
-    let mut proxy =
-        pingora_proxy::http_proxy_service_with_name(&server.configuration, edge, "cdn-node");
+    let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
+    proxy_app.server_options = Some(crate::listeners::server_options());
+    let limited = crate::limits::LimitedApp::new(proxy_app, &config.limits, metrics.clone());
+    let mut proxy = Service::new("cdn-node".to_string(), limited);
     for addr in &config.http_listeners {
         proxy.add_tcp(&addr.to_string());
     }
+    let certs = crate::listeners::add_https(&mut proxy, &config.https_listeners)?;
 
     let resolver = origin.resolver.clone();
     let keys = verifier.clone();
@@ -85,6 +102,15 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
         ));
     }
     server.add_service(proxy);
+    if !certs.is_empty() {
+        server.add_service(GenBackgroundService::new(
+            "TLS certificate reloader".to_string(),
+            Arc::new(crate::tls::CertReloader {
+                certs,
+                metrics: metrics.clone(),
+            }),
+        ));
+    }
     server.add_service(admin_service);
     server.add_service(refresh);
     server.add_service(GenBackgroundService::new(

@@ -2,6 +2,7 @@
 //! whole so that every problem is reported at once, then turned into the
 //! node's internal settings and Pingora's `ServerConf`.
 
+mod ops;
 mod problem;
 pub mod secret;
 pub mod sections;
@@ -15,7 +16,8 @@ use serde_yaml::Value;
 
 pub use problem::Problem;
 use sections::{
-    AdminSection, CacheSection, ListenersSection, LogSection, OriginSection, ServerSection,
+    AdminSection, CacheSection, LimitsSection, ListenersSection, LogSection, OriginSection,
+    ServerSection,
 };
 
 use crate::auth::Verifier;
@@ -31,6 +33,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "cache",
     "log",
+    "limits",
 ];
 
 /// Everything the node runs on, validated and with secrets loaded.
@@ -38,6 +41,12 @@ pub struct Config {
     pub path: PathBuf,
     pub server: ServerSection,
     pub http_listeners: Vec<SocketAddr>,
+    /// HTTPS listeners, their certificate and key checked.
+    pub https_listeners: Vec<crate::tls::HttpsListener>,
+    pub limits: crate::limits::Limits,
+    /// `log.access_file`, made absolute (the file is reopened after Pingora
+    /// may have changed the working folder).
+    pub access_file: Option<PathBuf>,
     pub admin_listen: SocketAddr,
     /// The bearer token `/purge` requires; purging is off without one.
     pub admin_token: Option<String>,
@@ -118,6 +127,12 @@ impl Config {
             section(&get("cache"), "cache", Some(|| None), &mut problems);
         let log: Option<LogSection> =
             section(&get("log"), "log", Some(LogSection::default), &mut problems);
+        let limits: Option<LimitsSection> = section(
+            &get("limits"),
+            "limits",
+            Some(LimitsSection::default),
+            &mut problems,
+        );
 
         if let Some(s) = &server
             && (s.threads == 0 || s.threads > 256)
@@ -128,10 +143,10 @@ impl Config {
             ));
         }
         let http_listeners = listeners.as_ref().map(|l| {
-            if l.http.is_empty() {
+            if l.http.is_empty() && l.https.is_empty() {
                 problems.push(Problem::new(
                     "listeners.http",
-                    "is empty: give at least one IP:PORT, e.g. [\"0.0.0.0:8080\"]",
+                    "is empty and there is no listeners.https: give at least one IP:PORT, e.g. [\"0.0.0.0:8080\"]",
                 ));
             }
             l.http
@@ -140,11 +155,19 @@ impl Config {
                 .filter_map(|(i, a)| socket_addr(&format!("listeners.http[{i}]"), a, &mut problems))
                 .collect::<Vec<_>>()
         });
+        let https_listeners = listeners
+            .as_ref()
+            .map(|l| ops::https_listeners(&l.https, base_dir, &mut problems));
+        let limits = limits.and_then(|l| ops::limits(&l, &mut problems));
+        let access_file = log
+            .as_ref()
+            .and_then(|l| l.access_file.as_ref())
+            .map(|f| std::path::absolute(base_dir.join(f)).unwrap_or_else(|_| base_dir.join(f)));
         let admin_listen = admin
             .as_ref()
             .and_then(|a| socket_addr("admin.listen", &a.listen, &mut problems));
         if let (Some(a), Some(h)) = (admin_listen, &http_listeners)
-            && h.contains(&a)
+            && (h.contains(&a) || https_listeners.iter().flatten().any(|l| l.addr == a))
         {
             problems.push(Problem::new(
                 "admin.listen",
@@ -167,7 +190,7 @@ impl Config {
         });
         match (
             server,
-            http_listeners,
+            (http_listeners, https_listeners, limits),
             admin_listen,
             origin,
             auth,
@@ -176,7 +199,7 @@ impl Config {
         ) {
             (
                 Some(server),
-                Some(http_listeners),
+                (Some(http_listeners), Some(https_listeners), Some(limits)),
                 Some(admin_listen),
                 Some(origin),
                 Some(auth),
@@ -186,6 +209,9 @@ impl Config {
                 path: path.to_path_buf(),
                 server,
                 http_listeners,
+                https_listeners,
+                limits,
+                access_file,
                 admin_listen,
                 admin_token,
                 origin,

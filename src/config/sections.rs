@@ -58,7 +58,57 @@ fn default_upgrade_sock() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ListenersSection {
     /// Plain HTTP listen addresses, `IP:PORT`.
+    #[serde(default)]
     pub http: Vec<String>,
+    /// HTTPS listeners (HTTP/2 and HTTP/1.1 by ALPN).
+    #[serde(default)]
+    pub https: Vec<HttpsSection>,
+}
+
+/// One HTTPS listener: address, PEM certificate chain (leaf first) and PEM
+/// private key. Both files are read again when they change, or on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSection {
+    pub listen: String,
+    pub cert_file: String,
+    pub key_file: String,
+}
+
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Limits on client connections (the admin listener has none).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Total time a client has to send a whole request header, from the
+    /// connection's start or the request's first byte.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Client connections open at once, all listeners together.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Client connections open at once from one IP address; none: no limit.
+    #[serde(default)]
+    pub max_connections_per_client: Option<usize>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: None,
+        }
+    }
+}
+
+fn default_header_timeout_ms() -> u64 {
+    DEFAULT_HEADER_TIMEOUT_MS
+}
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
 }
 
 /// The operators' listener: `/metrics`, `/healthz`, `/readyz`, and
@@ -153,12 +203,16 @@ pub struct LogSection {
     /// Write one JSON line per request to stdout (default true).
     #[serde(default = "default_true")]
     pub access_stdout: bool,
+    /// Also append the lines to this file; reopened on SIGUSR1.
+    #[serde(default)]
+    pub access_file: Option<String>,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             access_stdout: true,
+            access_file: None,
         }
     }
 }

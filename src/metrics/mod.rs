@@ -2,6 +2,7 @@
 //! listener. Names live in [`names`].
 
 pub mod names;
+pub mod ops;
 
 use std::sync::Mutex;
 
@@ -27,6 +28,7 @@ pub struct Metrics {
     pub slices: SliceMetrics,
     cache: CacheFamilies,
     pub auth_policy: AuthPolicyMetrics,
+    pub ops: ops::OpsMetrics,
 }
 
 /// Slice caching of large objects.
@@ -311,7 +313,9 @@ impl Metrics {
         for reason in crate::auth::Reject::REASONS {
             auth_rejections.with_label_values(&[reason]);
         }
+        let ops = ops::OpsMetrics::register(&registry);
         Metrics {
+            ops,
             auth_policy,
             registry,
             requests,

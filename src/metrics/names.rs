@@ -87,3 +87,14 @@ pub const SLICES_SERVED_FROM_DISK_TOTAL: &str = "cdn_node_slices_served_from_dis
 pub const SLICE_READ_AHEAD_TOTAL: &str = "cdn_node_slice_read_ahead_total";
 /// Sliced objects found changed at the origin (ETag), whose slices were dropped.
 pub const SLICE_VERSION_CHANGES_TOTAL: &str = "cdn_node_slice_version_changes_total";
+/// Client connections open now (after the TLS handshake).
+pub const CONNECTIONS_OPEN: &str = "cdn_node_connections_open";
+/// Client connections closed at once, by `reason` (max_connections, per_client).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "cdn_node_connections_refused_total";
+/// Client connections closed because a request header was not complete
+/// within `limits.header_timeout_ms`.
+pub const HEADER_TIMEOUTS_TOTAL: &str = "cdn_node_header_timeouts_total";
+/// TLS certificate reloads, by `result` (ok, error).
+pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
+/// Access log file reopenings (SIGUSR1), by `result` (ok, error).
+pub const ACCESS_LOG_REOPENS_TOTAL: &str = "cdn_node_access_log_reopens_total";

@@ -32,6 +32,11 @@ pub struct Options {
     pub cache: Option<String>,
     /// The admin token for `/purge` and `/auth/`.
     pub admin_token: Option<String>,
+    /// An HTTPS listener with these certificate and key files (names in the
+    /// node's folder, written through `files`).
+    pub https: Option<(String, String)>,
+    /// YAML appended at the end (whole sections: `limits:`, `log:`).
+    pub extra_yaml: String,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -58,12 +63,16 @@ impl Options {
             files: Vec::new(),
             cache: None,
             admin_token: None,
+            https: None,
+            extra_yaml: String::new(),
         }
     }
 }
 
 pub struct Node {
     pub http: SocketAddr,
+    /// The HTTPS listener, when `Options::https` asked for one.
+    pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     child: Child,
@@ -76,6 +85,16 @@ fn yaml_list(items: &[String]) -> String {
 
 impl Node {
     pub fn config_yaml(opts: &Options, http: u16, admin: u16, dir: &std::path::Path) -> String {
+        Self::config_yaml_with(opts, http, None, admin, dir)
+    }
+
+    pub fn config_yaml_with(
+        opts: &Options,
+        http: u16,
+        https: Option<u16>,
+        admin: u16,
+        dir: &std::path::Path,
+    ) -> String {
         let mut yaml = format!(
             r#"server:
   threads: 2
@@ -120,6 +139,15 @@ auth:
             yaml.push_str(cache);
             yaml.push('\n');
         }
+        if let (Some((cert, key)), Some(port)) = (&opts.https, https) {
+            yaml = yaml.replace(
+                &format!("  http: [\"127.0.0.1:{http}\"]\n"),
+                &format!(
+                    "  http: [\"127.0.0.1:{http}\"]\n  https:\n    - {{ listen: \"127.0.0.1:{port}\", cert_file: {cert}, key_file: {key} }}\n"
+                ),
+            );
+        }
+        yaml.push_str(&opts.extra_yaml);
         if opts.admin_token.is_some() {
             yaml = yaml.replace(
                 &format!("  listen: \"127.0.0.1:{admin}\"\n"),
@@ -141,8 +169,10 @@ auth:
                 std::fs::write(dir.path().join(name), contents).expect("extra file");
             }
             let (http, admin) = (free_port(), free_port());
+            let https = opts.https.as_ref().map(|_| free_port());
             let conf = dir.path().join("cdn-node.yaml");
-            std::fs::write(&conf, Self::config_yaml(&opts, http, admin, dir.path())).expect("conf");
+            let yaml = Self::config_yaml_with(&opts, http, https, admin, dir.path());
+            std::fs::write(&conf, yaml).expect("conf");
             let stdout = std::fs::File::create(dir.path().join("access.log")).expect("log");
             let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("log");
             let child = Command::new(env!("CARGO_BIN_EXE_cdn-node"))
@@ -159,6 +189,7 @@ auth:
                 .expect("spawn cdn-node");
             let mut node = Node {
                 http: SocketAddr::from(([127, 0, 0, 1], http)),
+                https: https.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
                 admin: SocketAddr::from(([127, 0, 0, 1], admin)),
                 dir,
                 child,
@@ -198,6 +229,16 @@ auth:
         })
         .await;
         ready && !exited
+    }
+
+    /// Sends a signal (`HUP`, `USR1`, ...) to the node.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

@@ -1,0 +1,75 @@
+//! Pingora's `ServerApp` for the client listeners: admits each connection
+//! against the limits (closing it at once when one is reached) and hands it
+//! on, wrapped, to the HTTP proxy application.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+
+use super::Limits;
+use super::stream::Guarded;
+use super::table::ConnectionTable;
+use crate::metrics::Metrics;
+
+pub struct LimitedApp<A> {
+    inner: Arc<A>,
+    table: Arc<ConnectionTable>,
+    header_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl<A> LimitedApp<A> {
+    pub fn new(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        LimitedApp {
+            inner: Arc::new(inner),
+            table: Arc::new(ConnectionTable::new(
+                limits.max_connections,
+                limits.max_connections_per_client,
+                metrics.ops.connections_open.clone(),
+            )),
+            header_timeout: limits.header_timeout,
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let client = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let permit = match self.table.admit(client) {
+            Ok(p) => p,
+            Err(refused) => {
+                self.metrics
+                    .ops
+                    .connections_refused
+                    .with_label_values(&[refused.reason()])
+                    .inc();
+                tracing::debug!(?client, reason = refused.reason(), "connection refused");
+                // Dropping the stream closes the connection.
+                return None;
+            }
+        };
+        let guarded = Guarded::new(
+            stream,
+            permit,
+            self.header_timeout,
+            self.metrics.ops.header_timeouts.clone(),
+        );
+        self.inner.process_new(Box::new(guarded), shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}

@@ -1,0 +1,28 @@
+//! Limits on client connections, applied around Pingora's HTTP application:
+//! how many connections may be open at once (in all, and per client IP),
+//! and a total deadline for each request header. Pingora 0.9.1's own read
+//! timeout restarts on every read, so a client sending one header byte at a
+//! time could otherwise hold a connection for as long as it likes.
+
+mod app;
+mod stream;
+mod table;
+mod watch;
+
+use std::time::Duration;
+
+pub use app::LimitedApp;
+pub use table::{ConnectionTable, Permit, Refused};
+pub use watch::HeaderWatch;
+
+/// How long an HTTP/2 connection with no request in flight is kept: the
+/// same as Pingora's HTTP/1 keep-alive (60 s).
+pub const H2_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The validated `limits` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_client: Option<usize>,
+}

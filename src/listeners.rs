@@ -1,0 +1,42 @@
+//! The client listeners' Pingora settings: HTTP server options and the
+//! HTTPS endpoints with their reloadable certificates.
+
+use std::sync::Arc;
+
+use pingora::apps::{HttpServerOptions, ServerApp};
+use pingora::services::listening::Service;
+
+use crate::tls::{HttpsListener, ReloadingCert, settings};
+
+/// Options for the proxy application: an HTTP/2 connection with nothing in
+/// flight is closed after [`crate::limits::H2_IDLE_TIMEOUT`].
+pub fn server_options() -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.h2_idle_timeout = Some(crate::limits::H2_IDLE_TIMEOUT);
+    options
+}
+
+/// Adds one TLS endpoint per HTTPS listener; returns their certificates for
+/// the reloader. Fails when a pair no longer loads (it was checked moments
+/// ago when the configuration was read).
+pub fn add_https<A: ServerApp + Send + Sync + 'static>(
+    service: &mut Service<A>,
+    listeners: &[HttpsListener],
+) -> Result<Vec<Arc<ReloadingCert>>, String> {
+    let mut certs = Vec::new();
+    for l in listeners {
+        let cert = ReloadingCert::open(&l.cert_file, &l.key_file).map_err(|e| {
+            format!(
+                "HTTPS listener {}: {} / {}: {}",
+                l.addr,
+                l.cert_file.display(),
+                l.key_file.display(),
+                e.message()
+            )
+        })?;
+        let cert = Arc::new(cert);
+        service.add_tls_with_settings(&l.addr.to_string(), None, settings(l, cert.clone()));
+        certs.push(cert);
+    }
+    Ok(certs)
+}

@@ -1,0 +1,74 @@
+//! Metrics of the operational features: connection limits, TLS certificate
+//! reloads, access log reopening.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+use super::names;
+
+pub struct OpsMetrics {
+    pub connections_open: IntGauge,
+    pub connections_refused: IntCounterVec,
+    pub header_timeouts: IntCounter,
+    pub tls_reloads: IntCounterVec,
+    pub access_log_reopens: IntCounterVec,
+}
+
+/// The `reason` values of [`names::CONNECTIONS_REFUSED_TOTAL`].
+pub const REFUSAL_REASONS: &[&str] = &["max_connections", "per_client"];
+
+impl OpsMetrics {
+    pub fn register(registry: &Registry) -> OpsMetrics {
+        fn add<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
+            registry
+                .register(Box::new(m.clone()))
+                .expect("unique metric");
+            m
+        }
+        let counter_vec = |name: &str, help: &str, label: &str, values: &[&str]| {
+            let c = add(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric"),
+            );
+            for v in values {
+                c.with_label_values(&[v]);
+            }
+            c
+        };
+        OpsMetrics {
+            connections_open: add(
+                registry,
+                IntGauge::new(
+                    names::CONNECTIONS_OPEN,
+                    "Client connections open now (after the TLS handshake).",
+                )
+                .expect("valid metric"),
+            ),
+            connections_refused: counter_vec(
+                names::CONNECTIONS_REFUSED_TOTAL,
+                "Client connections closed at once, by reason (max_connections, per_client).",
+                "reason",
+                REFUSAL_REASONS,
+            ),
+            header_timeouts: add(
+                registry,
+                IntCounter::new(
+                    names::HEADER_TIMEOUTS_TOTAL,
+                    "Client connections closed because a request header was not complete in time.",
+                )
+                .expect("valid metric"),
+            ),
+            tls_reloads: counter_vec(
+                names::TLS_CERT_RELOADS_TOTAL,
+                "TLS certificate reloads, by result (ok, error).",
+                "result",
+                &["ok", "error"],
+            ),
+            access_log_reopens: counter_vec(
+                names::ACCESS_LOG_REOPENS_TOTAL,
+                "Access log file reopenings, by result (ok, error).",
+                "result",
+                &["ok", "error"],
+            ),
+        }
+    }
+}

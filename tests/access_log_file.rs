@@ -1,0 +1,96 @@
+//! The access log file and its rotation: `mv` + SIGUSR1, the next request's
+//! line lands in the new file, and no line is lost across the two files.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::eventually;
+use common::http::{metric, raw};
+use common::node::{Node, Options};
+use common::s3::S3;
+use common::token::{good_claims, hs256};
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[tokio::test]
+async fn rotation_with_mv_and_sigusr1_loses_no_line() {
+    let s3 = S3::start(&[("courses/101/a.mp4", b"aaaa".as_slice())]).await;
+    let mut opts = Options::new(s3.port);
+    opts.extra_yaml = "log:\n  access_file: requests.log\n".into();
+    let node = Node::start(opts).await;
+    let log = node.dir.path().join("requests.log");
+    let rotated = node.dir.path().join("requests.log.1");
+    let token = hs256(&good_claims("alice"));
+    let target = |i: usize| format!("/courses/101/a.mp4?n={i}&jwt={token}");
+
+    // Lines are written after the response; wait for each.
+    let mut sent = 0;
+    for _ in 0..5 {
+        assert_eq!(raw(node.http, "GET", &target(sent), &[]).await.0, 200);
+        sent += 1;
+    }
+    eventually("5 lines in the file", Duration::from_secs(10), || {
+        let log = log.clone();
+        async move { (lines(&log).len() == 5).then_some(()) }
+    })
+    .await;
+    // Stdout keeps its lines too.
+    assert_eq!(node.access_log().len(), 5);
+
+    std::fs::rename(&log, &rotated).unwrap();
+    // Requests between the move and the signal go to the moved file.
+    assert_eq!(raw(node.http, "GET", &target(sent), &[]).await.0, 200);
+    sent += 1;
+    node.signal("USR1");
+    eventually("the reopen to be counted", Duration::from_secs(10), || {
+        let node = &node;
+        async move {
+            let text = node.metrics().await;
+            (metric(
+                &text,
+                "cdn_node_access_log_reopens_total",
+                &[("result", "ok")],
+            ) == 1.0)
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(log.exists(), "the new file was not created");
+
+    for _ in 0..3 {
+        assert_eq!(raw(node.http, "GET", &target(sent), &[]).await.0, 200);
+        sent += 1;
+    }
+    eventually(
+        "every line in one of the two files",
+        Duration::from_secs(10),
+        || {
+            let (log, rotated) = (log.clone(), rotated.clone());
+            async move { (lines(&log).len() + lines(&rotated).len() == sent).then_some(()) }
+        },
+    )
+    .await;
+    let new = lines(&log);
+    assert_eq!(
+        new.len(),
+        3,
+        "the lines after the signal go to the new file"
+    );
+    let mut paths: Vec<String> = lines(&rotated)
+        .into_iter()
+        .chain(new)
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), sent, "a line was lost or duplicated");
+    assert!(paths.iter().all(|p| p.contains("jwt=REDACTED")));
+}

@@ -1,0 +1,186 @@
+//! Connection limits through the real node: a slowloris client is cut off
+//! at the header deadline while others are served, and connections over
+//! the per-client and total limits are closed at once and counted.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::eventually;
+use common::http::{metric, raw};
+use common::node::{Node, Options};
+use common::s3::S3;
+use common::token::{good_claims, hs256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const OBJECT: &str = "courses/101/lecture-01.mp4";
+
+async fn node(limits: &str) -> (S3, Node) {
+    let s3 = S3::start(&[(OBJECT, b"video bytes".as_slice())]).await;
+    let mut opts = Options::new(s3.port);
+    opts.extra_yaml = format!("limits:\n{limits}");
+    let node = Node::start(opts).await;
+    (s3, node)
+}
+
+async fn get(node: &Node) -> u16 {
+    let token = hs256(&good_claims("alice"));
+    raw(node.http, "GET", &format!("/{OBJECT}?jwt={token}"), &[])
+        .await
+        .0
+}
+
+async fn gauge_is(node: &Node, name: &str, want: f64) {
+    eventually(
+        &format!("{name} == {want}"),
+        Duration::from_secs(10),
+        || async move { (metric(&node.metrics().await, name, &[]) == want).then_some(()) },
+    )
+    .await
+}
+
+/// Connects from a chosen loopback address (127.0.0.0/8 is all local).
+async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// True when the node closes the connection (EOF or reset) within `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(limit, stream.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn a_slowloris_client_is_cut_off_at_the_header_deadline() {
+    let (_s3, node) = node("  header_timeout_ms: 1000\n").await;
+    let token = hs256(&good_claims("mallory"));
+    let header = format!("GET /{OBJECT}?jwt={token} HTTP/1.1\r\nHost: a\r\nX-Slow: ");
+    let mut slow = TcpStream::connect(node.http).await.unwrap();
+    let started = Instant::now();
+
+    // One byte every 100 ms, never the empty line; at most 10 s of it.
+    let trickle = tokio::spawn(async move {
+        let mut sent = 0usize;
+        let mut bytes = header.into_bytes();
+        bytes.extend(std::iter::repeat_n(b'x', 100));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        for b in bytes.iter().take(100) {
+            tick.tick().await;
+            if slow.write_all(&[*b]).await.is_err() {
+                return (sent, started.elapsed());
+            }
+            sent += 1;
+            let mut buf = [0u8; 64];
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await
+            {
+                return (sent, started.elapsed());
+            }
+        }
+        (sent, started.elapsed())
+    });
+
+    // Other clients are served normally meanwhile.
+    let mut served = 0;
+    while !trickle.is_finished() && served < 20 {
+        assert_eq!(get(&node).await, 200);
+        served += 1;
+    }
+    let (sent, cut_after) = trickle.await.unwrap();
+    assert!(
+        sent < 100,
+        "the slow client was never cut off ({sent} bytes sent)"
+    );
+    assert!(
+        cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(5),
+        "cut off after {cut_after:?}"
+    );
+    assert!(served >= 1);
+    assert_eq!(get(&node).await, 200);
+    let text = node.metrics().await;
+    assert_eq!(metric(&text, "cdn_node_header_timeouts_total", &[]), 1.0);
+    gauge_is(&node, "cdn_node_connections_open", 0.0).await;
+}
+
+#[tokio::test]
+async fn a_slow_second_request_on_a_kept_alive_connection_is_cut_off_too() {
+    let (_s3, node) = node("  header_timeout_ms: 800\n").await;
+    let token = hs256(&good_claims("mallory"));
+    let mut conn = TcpStream::connect(node.http).await.unwrap();
+    let request = format!("GET /{OBJECT}?jwt={token} HTTP/1.1\r\nHost: a\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    // Read the first response whole (the body is 11 bytes).
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"video bytes") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the first response");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // The next request's first bytes, then nothing more.
+    let started = Instant::now();
+    conn.write_all(b"GET /").await.unwrap();
+    assert!(closed_within(&mut conn, Duration::from_secs(5)).await);
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(700),
+        "cut off after {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_over_the_limits_are_closed_and_counted() {
+    let (_s3, node) =
+        node("  header_timeout_ms: 30000\n  max_connections: 3\n  max_connections_per_client: 2\n")
+            .await;
+    gauge_is(&node, "cdn_node_connections_open", 0.0).await;
+
+    let _a1 = connect_from([127, 0, 0, 1], node.http).await;
+    let mut a2 = connect_from([127, 0, 0, 1], node.http).await;
+    gauge_is(&node, "cdn_node_connections_open", 2.0).await;
+
+    // A third connection from the same address: closed at once.
+    let mut a3 = connect_from([127, 0, 0, 1], node.http).await;
+    assert!(closed_within(&mut a3, Duration::from_secs(5)).await);
+
+    // Another client still gets in, up to the total.
+    let mut b1 = connect_from([127, 0, 0, 2], node.http).await;
+    gauge_is(&node, "cdn_node_connections_open", 3.0).await;
+    let mut c1 = connect_from([127, 0, 0, 3], node.http).await;
+    assert!(closed_within(&mut c1, Duration::from_secs(5)).await);
+
+    let text = node.metrics().await;
+    let refused = |reason| {
+        metric(
+            &text,
+            "cdn_node_connections_refused_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(refused("per_client"), 1.0);
+    assert_eq!(refused("max_connections"), 1.0);
+
+    // The admitted connections work, and a freed place is taken again.
+    let token = hs256(&good_claims("alice"));
+    let request =
+        format!("GET /{OBJECT}?jwt={token} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    b1.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    b1.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    a2.shutdown().await.unwrap();
+    drop(a2);
+    gauge_is(&node, "cdn_node_connections_open", 1.0).await;
+    assert_eq!(get(&node).await, 200);
+}
