@@ -7,6 +7,8 @@
 #   DURATION=10      seconds of each 1 KiB and 10 MiB scenario
 #   MEM_DURATION=20  seconds of the large-object memory scenario
 #   QUICK=1          smoke run: 2 s scenarios, a 256 MiB large object
+#   SEEK_REPS=3      cold seeks per offset and server (QUICK: 2)
+#   RANGE_SEED=1     seed of the random ranges (each wrk thread adds its number)
 #   ACCESS_LOG=true  cdn-node's log.access_stdout (true, the shipped default,
 #                    writes one JSON line per request to a file; or false)
 #   KEEP=1           keep the scratch folder's objects and caches afterwards
@@ -16,7 +18,12 @@
 # every request; a plain nginx serving the same files; nginx proxy_cache (on
 # disk) in front of it, checking no token. Both caches are warmed, then wrk
 # loads each in turn: 1 KiB hits (wrk -t2 -c50), 10 MiB hits (-c8), and the
-# large object with 200 clients while the servers' memory is sampled.
+# large object with 200 clients while the servers' memory is sampled. Then
+# two range scenarios on the large object, which cdn-node stores in slices:
+# cold seeks (a 1 MiB range at 0, 10, 50 and 90 % of an object neither cache
+# holds: time to first byte and total, against the time of one 4 MiB slice
+# GET from s3s-fs), and warm random 1 MiB ranges (wrk -t2 -c8) against nginx
+# with the slice module (a second server block of the nginx cache).
 #
 # Installs what is missing (wrk, nginx, s3s-fs; as root or with sudo), builds
 # the release binary, works in target/load/ and stops every process it
@@ -29,7 +36,7 @@ HERE="$ROOT/benches/load"
 
 # The command as typed, with the settings given to it.
 COMMAND="benches/load.sh"
-for v in ACCESS_LOG MEM_DURATION DURATION QUICK; do
+for v in ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION QUICK; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
@@ -37,13 +44,16 @@ QUICK=${QUICK:-0}
 if [[ "$QUICK" == 1 ]]; then
     DURATION=${DURATION:-2}
     MEM_DURATION=${MEM_DURATION:-2}
+    SEEK_REPS=${SEEK_REPS:-2}
     LARGE_MIB=256
 else
     DURATION=${DURATION:-10}
     MEM_DURATION=${MEM_DURATION:-20}
+    SEEK_REPS=${SEEK_REPS:-3}
     LARGE_MIB=1024
 fi
 ACCESS_LOG=${ACCESS_LOG:-true}
+RANGE_SEED=${RANGE_SEED:-1}
 KEEP=${KEEP:-0}
 BUCKET=videos
 READY_SECONDS=60
@@ -51,6 +61,8 @@ STOP_SECONDS=10
 
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: DURATION must be a whole number of seconds" >&2; exit 2; }
 [[ "$MEM_DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: MEM_DURATION must be a whole number of seconds" >&2; exit 2; }
+[[ "$SEEK_REPS" =~ ^[1-9][0-9]*$ ]] || { echo "load: SEEK_REPS must be a whole number" >&2; exit 2; }
+[[ "$RANGE_SEED" =~ ^[0-9]+$ ]] || { echo "load: RANGE_SEED must be a whole number" >&2; exit 2; }
 [[ "$ACCESS_LOG" == true || "$ACCESS_LOG" == false ]] || { echo "load: ACCESS_LOG must be true or false" >&2; exit 2; }
 
 
@@ -147,7 +159,8 @@ on_exit() {
     stop_all
     if [[ "$KEEP" != 1 && -d "$SCRATCH" ]]; then
         # The objects and caches are large; the logs and results stay.
-        rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache" "$SCRATCH/nginx-cache/cache" "$SCRATCH/check.bin"
+        rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache" "$SCRATCH/nginx-cache/cache" \
+            "$SCRATCH/nginx-cache/slice-cache" "$SCRATCH/check.bin" "$SCRATCH/seek.bin" "$SCRATCH/seek.want"
     fi
     if [[ $finished -eq 0 ]]; then
         [[ $rc -eq 0 ]] && rc=1
@@ -238,28 +251,70 @@ head -c 1024 /dev/urandom >"$OBJECTS/$BUCKET/$SMALL"
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$OBJECTS/$BUCKET/$MEDIUM"
 dd if=/dev/urandom of="$OBJECTS/$BUCKET/$LARGE" bs=1M count="$LARGE_MIB" status=none
 
+# The range scenarios want objects neither cache has seen: hard links of the
+# large object under other paths (no extra disk). bench/range/ for the warm
+# random ranges; bench/seek/REP-PCT/ for each cold seek, so every one is cold
+# for both caches whatever a purge or a background fill leaves behind.
+SEEK_PERCENTS=(0 10 50 90)
+RANGE_KEY="bench/range/$LARGE_NAME"
+mkdir -p "$OBJECTS/$BUCKET/bench/range"
+ln "$OBJECTS/$BUCKET/$LARGE" "$OBJECTS/$BUCKET/$RANGE_KEY"
+for ((rep = 1; rep <= SEEK_REPS; rep++)); do
+    for pct in "${SEEK_PERCENTS[@]}"; do
+        mkdir -p "$OBJECTS/$BUCKET/bench/seek/$rep-$pct"
+        ln "$OBJECTS/$BUCKET/$LARGE" "$OBJECTS/$BUCKET/bench/seek/$rep-$pct/$LARGE_NAME"
+    done
+done
+
+# s3s-fs hashes a whole file for its ETag on every GET and HEAD, Range GETs
+# included, unless the object has a stored ETag (as objects PUT through it
+# have, and as S3 always does). Without one, each 4 MiB slice cdn-node fetches
+# of the large object would cost an MD5 of all of it: store the ETags.
+python3 - "$OBJECTS" "$BUCKET" <<'EOF'
+import base64, hashlib, json, os, sys
+root, bucket = sys.argv[1], sys.argv[2]
+b64 = lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
+digests = {}
+for folder, _, files in os.walk(os.path.join(root, bucket)):
+    for name in files:
+        path = os.path.join(folder, name)
+        inode = os.stat(path).st_ino
+        if inode not in digests:
+            h = hashlib.md5()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            digests[inode] = h.hexdigest()
+        key = os.path.relpath(path, os.path.join(root, bucket))
+        with open(os.path.join(root, f".bucket-{b64(bucket)}.object-{b64(key)}.internal.json"), "w") as f:
+            json.dump({"e_tag": digests[inode]}, f)
+EOF
+
 # Random S3 credentials and HMAC secret, in files only this user can read.
 (
     umask 077
     head -c 32 /dev/urandom | sha256sum | cut -c1-20 | tr a-f A-F | sed 's/^/AKLB/' | tr -d '\n' >"$SCRATCH/s3-access-key-id"
     head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/s3-secret-access-key"
     head -c 32 /dev/urandom | sha256sum | cut -c1-64 | tr -d '\n' >"$SCRATCH/hmac-secret"
+    head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/admin-token"
 )
 
-read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT < <(python3 - <<'EOF'
+read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT SLICE_PORT < <(python3 - <<'EOF'
 import socket
 held = []
-for _ in range(5):
+for _ in range(6):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     held.append(s)
 print(*(s.getsockname()[1] for s in held))
 EOF
 )
-[[ -n "${NGINX_PORT:-}" ]] || die "could not choose ports"
+[[ -n "${SLICE_PORT:-}" ]] || die "could not choose ports"
 
-# Caches large enough for every object twice over.
-CACHE_MIB=$((2 * (LARGE_MIB + 64)))
+# Caches large enough for every object three times over: cdn-node holds the
+# large object whole (plain GETs) and in slices (ranges), nginx's slice server
+# has a cache of this size of its own.
+CACHE_MIB=$((3 * (LARGE_MIB + 64)))
 
 # --- the origins and the two caches ---------------------------------------
 
@@ -280,7 +335,8 @@ fi
 render "$HERE/cdn-node.yaml.in" "$SCRATCH/node/cdn-node.yaml" \
     PREFIX="$SCRATCH/node" UPGRADE_SOCK="$UPGRADE_SOCK" PORT="$NODE_PORT" \
     ADMIN_PORT="$ADMIN_PORT" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
-    MAX_SIZE="${CACHE_MIB}MiB" MAX_OBJECT_SIZE="${CACHE_MIB}MiB" ACCESS_LOG="$ACCESS_LOG"
+    MAX_SIZE="${CACHE_MIB}MiB" MAX_OBJECT_SIZE="${CACHE_MIB}MiB" ACCESS_LOG="$ACCESS_LOG" \
+    ADMIN_TOKEN_FILE="$SCRATCH/admin-token"
 node_env=(
     "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
     "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
@@ -320,7 +376,7 @@ wait_until "nginx origin" "$ORIGIN_PID" "$SCRATCH/nginx-origin/error.log" \
     answers "http://127.0.0.1:$ORIGIN_PORT/"
 
 start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cache" \
-    PORT="$NGINX_PORT" ORIGIN_PORT="$ORIGIN_PORT" MAX_SIZE="${CACHE_MIB}m"
+    PORT="$NGINX_PORT" SLICE_PORT="$SLICE_PORT" ORIGIN_PORT="$ORIGIN_PORT" MAX_SIZE="${CACHE_MIB}m"
 NGINX_PID=$STARTED_PID
 wait_until "nginx proxy_cache" "$NGINX_PID" "$SCRATCH/nginx-cache/error.log" \
     answers "http://127.0.0.1:$NGINX_PORT/"
@@ -331,6 +387,7 @@ TOKEN=$("$NODE" token --key-file "$SCRATCH/hmac-secret" --alg HS256 --kid bench 
 node_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NODE_PORT" "$1" "$TOKEN"; }
 # nginx gets the same request line, token included; it ignores it.
 nginx_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NGINX_PORT" "$1" "$TOKEN"; }
+nginx_slice_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$SLICE_PORT" "$1" "$TOKEN"; }
 
 # --- warming --------------------------------------------------------------
 
@@ -372,6 +429,14 @@ CLK_TCK=$(getconf CLK_TCK)
 
 nginx_workers() { pgrep -P "$NGINX_PID" -f 'worker process' | tr '\n' ' ' || true; }
 
+server_label() {
+    case "$1" in
+        node) echo cdn-node ;;
+        nginx-slice) echo 'nginx slice 1m' ;;
+        *) echo 'nginx proxy_cache' ;;
+    esac
+}
+
 # CPU seconds (user + system) used so far by the given processes.
 cpu_seconds() {
     local ticks=0 pid stat fields
@@ -412,9 +477,12 @@ measure() {
         STARTED+=("$sampler TERM")
     fi
     local cpu_before cpu_after log="$SCRATCH/wrk-$scenario-$server.txt"
+    local script_args=()
+    # WRK_SCRIPT_ARGS: words for the script, after the URL and "--".
+    if [[ -n "${WRK_SCRIPT_ARGS:-}" ]]; then read -r -a script_args <<<"-- $WRK_SCRIPT_ARGS"; fi
     # shellcheck disable=SC2086
     cpu_before=$(cpu_seconds $pids)
-    wrk "$@" --latency -s "$HERE/wrk-result.lua" "$url" >"$log" 2>&1 ||
+    wrk "$@" --latency -s "${WRK_SCRIPT:-$HERE/wrk-result.lua}" "$url" "${script_args[@]}" >"$log" 2>&1 ||
         { cat "$log" >&2; die "wrk failed against $server"; }
     # shellcheck disable=SC2086
     cpu_after=$(cpu_seconds $pids)
@@ -429,7 +497,7 @@ measure() {
         "cpu_s=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.2f", b - a }')" >>"$RESULTS"
     # shellcheck disable=SC2086
     kill -0 $pids 2>/dev/null || die "$server exited during the run (see ${SCRATCH#"$ROOT"/}/)"
-    printf '  %-18s %s\n' "$([[ $server == node ]] && echo cdn-node || echo 'nginx proxy_cache')" \
+    printf '  %-18s %s\n' "$(server_label "$server")" \
         "$(python3 "$HERE/summary.py" run "$RESULTS" "$scenario" "$server")"
 }
 
@@ -453,6 +521,178 @@ scenario medium "$MEDIUM" "10 MiB hits" "${MEDIUM_ARGS[@]}"
 echo
 MEMORY=1 scenario large "$LARGE" "$LARGE_LABEL hits, 200 clients, memory sampled every 200 ms" "${LARGE_ARGS[@]}"
 
+# --- ranges of the large object ---------------------------------------------
+
+SLICE_BYTES=$((4 * 1024 * 1024)) # cdn-node's default cache.slice_size
+SEEK_BYTES=$((1024 * 1024))
+LARGE_BYTES=$((LARGE_MIB * 1024 * 1024))
+SEEKS="$SCRATCH/seeks.txt"
+: >"$SEEKS"
+
+# metric_sum NAME: the sum of a counter of cdn-node's /metrics over its labels.
+metric_sum() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" |
+        awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d", s }'
+}
+
+# Waits until cdn-node's slice fetches, read-ahead included, are over: the
+# next measurement must not share the CPUs with the last one's tail.
+node_settle() {
+    local deadline=$((SECONDS + 30)) last="" now="" stable=0 started stored
+    while ((SECONDS < deadline)); do
+        started=$(metric_sum cdn_node_origin_range_requests_total)
+        stored=$(metric_sum cdn_node_slices_fetched_total)
+        now="$started $stored"
+        if [[ "$now" == "$last" ]]; then stable=$((stable + 1)); else stable=0; fi
+        if ((stable >= 3 && started == stored)) || ((stable >= 12)); then return 0; fi
+        last=$now
+        sleep 0.25
+    done
+    say "WARNING: cdn-node's slice fetches did not settle within 30 s (range GETs, slices stored: $now)"
+}
+
+# The file nginx keeps KEY's cached response in (levels=1:2, key $uri).
+nginx_cache_file() {
+    local h
+    h=$(printf '/%s' "$1" | md5sum | cut -c1-32)
+    printf '%s/%s/%s/%s' "$SCRATCH/nginx-cache/cache" "${h:31:1}" "${h:29:2}" "$h"
+}
+
+# Waits until nginx's cache folder stops growing (a fill it goes on with
+# after the client's range is sent), then says how much of KEY it stored
+# and deletes that copy, keeping the disk use of the scenario bounded.
+nginx_settle() {
+    local key=$1 deadline=$((SECONDS + 120)) last="" now stable=0 file size=0
+    while ((SECONDS < deadline)); do
+        now=$(du -sb "$SCRATCH/nginx-cache/cache" | cut -f1)
+        if [[ "$now" == "$last" ]]; then stable=$((stable + 1)); else stable=0; fi
+        ((stable >= 3)) && break
+        last=$now
+        sleep 0.25
+    done
+    ((stable >= 3)) || say "WARNING: nginx's cache folder still grew after 120 s"
+    file=$(nginx_cache_file "$key")
+    if [[ -f "$file" ]]; then
+        size=$(stat -c %s "$file")
+        rm -f "$file"
+    fi
+    NGINX_STORED=$size
+}
+
+purge_node() {
+    local answer
+    answer=$(curl -fsS --max-time 30 -X POST -H "Authorization: Bearer $(cat "$SCRATCH/admin-token")" \
+        "http://127.0.0.1:$ADMIN_PORT/purge?prefix=$1") || die "cdn-node refused POST /purge?prefix=$1"
+    PURGED=$(sed -n 's/.*"purged":\([0-9]*\).*/\1/p' <<<"$answer")
+}
+
+# seek_once SERVER URL FIRST LENGTH PCT REP [CURL_ARGS...]: one timed range
+# GET, checked byte for byte, appended to SEEKS.
+seek_once() {
+    local server=$1 url=$2 first=$3 len=$4 pct=$5 rep=$6
+    shift 6
+    local out code size ttfb total correct=no
+    out=$(curl -sS "$@" --max-time 600 -o "$SCRATCH/seek.bin" \
+        -H "Range: bytes=$first-$((first + len - 1))" \
+        -w '%{http_code} %{size_download} %{time_starttransfer} %{time_total}' "$url") || out="000 0 0 0"
+    read -r code size ttfb total <<<"$out"
+    dd if="$OBJECTS/$BUCKET/$LARGE" of="$SCRATCH/seek.want" bs=1M iflag=skip_bytes,count_bytes \
+        skip="$first" count="$len" status=none
+    if [[ "$code" == 206 ]] && cmp -s "$SCRATCH/seek.bin" "$SCRATCH/seek.want"; then correct=yes; fi
+    SEEK_LINE="server=$server pct=$pct rep=$rep offset=$first length=$len code=$code bytes=$size ttfb_s=$ttfb total_s=$total correct=$correct"
+    printf '  %-18s %2s %% rep %s: %s, %s bytes, TTFB %6.1f ms, total %7.1f ms%s\n' \
+        "$(server_label "$server")" "$pct" "$rep" "$code" "$size" \
+        "$(awk -v t="$ttfb" 'BEGIN { print t * 1000 }')" "$(awk -v t="$total" 'BEGIN { print t * 1000 }')" \
+        "$([[ $correct == yes ]] || echo ', WRONG BYTES OR STATUS')"
+}
+
+echo
+say "cold seeks into $LARGE_LABEL: a 1 MiB range at ${SEEK_PERCENTS[*]} % of an object neither cache holds," \
+    "$SEEK_REPS repetitions (cdn-node purged before each, a new path each time for both)"
+for ((rep = 1; rep <= SEEK_REPS; rep++)); do
+    # The reference: one slice of cdn-node's size straight from its origin
+    # (signed, as the node asks), and from the plain nginx origin.
+    # A cold seek costs cdn-node a HEAD and then the slice: time the HEAD too.
+    key="bench/seek/$rep-0/$LARGE_NAME"
+    s3_signed=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY"
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+    read -r code ttfb total < <(curl -sS -I "${s3_signed[@]}" --max-time 60 -o /dev/null \
+        -w '%{http_code} %{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$S3_PORT/$BUCKET/$key" ||
+        echo "000 0 0")
+    echo "server=s3-head pct=0 rep=$rep code=$code ttfb_s=$ttfb total_s=$total correct=$([[ $code == 200 ]] && echo yes || echo no)" >>"$SEEKS"
+    seek_once s3 "http://127.0.0.1:$S3_PORT/$BUCKET/$key" 0 "$SLICE_BYTES" 0 "$rep" "${s3_signed[@]}"
+    echo "$SEEK_LINE" >>"$SEEKS"
+    seek_once origin "http://127.0.0.1:$ORIGIN_PORT/$key" 0 "$SLICE_BYTES" 0 "$rep"
+    echo "$SEEK_LINE" >>"$SEEKS"
+    for pct in "${SEEK_PERCENTS[@]}"; do
+        key="bench/seek/$rep-$pct/$LARGE_NAME"
+        # 1 MiB aligned, so cdn-node's slice and nginx's file offsets agree.
+        first=$((LARGE_BYTES * pct / 100 / SEEK_BYTES * SEEK_BYTES))
+        seek_once nginx "$(nginx_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
+        nginx_settle "$key"
+        echo "$SEEK_LINE nginx_stored=$NGINX_STORED" >>"$SEEKS"
+        purge_node /bench/seek/
+        seek_once node "$(node_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
+        echo "$SEEK_LINE purged_before=$PURGED" >>"$SEEKS"
+        node_settle
+    done
+done
+purge_node /bench/seek/
+node_settle
+echo
+BENCH_LARGE_BYTES=$LARGE_BYTES BENCH_SLICE_BYTES=$SLICE_BYTES python3 "$HERE/summary.py" seeks "$SEEKS"
+
+# warm_ranges NAME URL: reads the whole object through a cache in 16 MiB
+# ranges, in order; together they must be the object's bytes.
+warm_ranges() {
+    local name=$1 url=$2 chunk=$((16 * 1024 * 1024)) first
+    for ((first = 0; first < LARGE_BYTES; first += chunk)); do
+        curl -fsS --max-time 600 -H "Range: bytes=$first-$((first + chunk - 1))" "$url" || exit 1
+    done | cmp -s - "$OBJECTS/$BUCKET/$LARGE" ||
+        die "$name: $LARGE_LABEL read in 16 MiB ranges did not return the object's bytes"
+}
+
+# probe_hit NAME URL HEADER: a 1 MiB range in the middle must be a hit with
+# the right bytes.
+probe_hit() {
+    local name=$1 url=$2 header=$3 first=$((LARGE_BYTES / 2 + SEEK_BYTES)) status="" i
+    dd if="$OBJECTS/$BUCKET/$LARGE" of="$SCRATCH/seek.want" bs=1M iflag=skip_bytes,count_bytes \
+        skip="$first" count="$SEEK_BYTES" status=none
+    for ((i = 0; i < 50; i++)); do
+        curl -sS --max-time 60 -D "$SCRATCH/check.head" -o "$SCRATCH/seek.bin" \
+            -H "Range: bytes=$first-$((first + SEEK_BYTES - 1))" "$url" || true
+        cmp -s "$SCRATCH/seek.bin" "$SCRATCH/seek.want" || die "$name: a 1 MiB range of the warm object has wrong bytes"
+        status=$(tr -d '\r' <"$SCRATCH/check.head" | awk -v h="$header:" 'tolower($1) == tolower(h) { print $2 }')
+        [[ "$status" == HIT ]] && break
+        sleep 0.2
+    done
+    [[ "$status" == HIT ]] || die "$name: a 1 MiB range of the warm object is not a hit ($header: ${status:-none})"
+}
+
+echo
+say "warming the range object: $LARGE_LABEL read once through each cache in 16 MiB ranges, in order"
+warm_start=$SECONDS
+warm_ranges "nginx slice 1m" "$(nginx_slice_url "$RANGE_KEY")"
+say "nginx slice 1m: warm in $((SECONDS - warm_start)) s"
+probe_hit "nginx slice 1m" "$(nginx_slice_url "$RANGE_KEY")" X-Cache-Status
+warm_start=$SECONDS
+warm_ranges cdn-node "$(node_url "$RANGE_KEY")"
+say "cdn-node: warm in $((SECONDS - warm_start)) s"
+node_settle
+probe_hit cdn-node "$(node_url "$RANGE_KEY")" X-Cache
+rm -f "$SCRATCH/check.head"
+
+RANGE_ARGS=(-t2 -c8 "-d${DURATION}s")
+say "warm random 1 MiB ranges of $LARGE_LABEL: wrk ${RANGE_ARGS[*]} --latency -s random-range.lua (seed $RANGE_SEED)"
+export WRK_SCRIPT="$HERE/random-range.lua" WRK_SCRIPT_ARGS="$LARGE_BYTES $SEEK_BYTES $RANGE_SEED"
+measure ranges nginx-slice "$(nginx_slice_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
+range_gets=$(metric_sum cdn_node_origin_range_requests_total)
+measure ranges node "$(node_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
+range_gets=$(($(metric_sum cdn_node_origin_range_requests_total) - range_gets))
+unset WRK_SCRIPT WRK_SCRIPT_ARGS
+echo "scenario=ranges-origin server=node range_gets=$range_gets" >>"$RESULTS"
+python3 "$HERE/summary.py" pair "$RESULTS" ranges
+
 # --- summary --------------------------------------------------------------
 
 # The node promises tokens never reach its logs: check its own log too.
@@ -470,7 +710,8 @@ say "load average at end: $LOAD_END"
 
 export BENCH_NPROC BENCH_CPU BENCH_KERNEL BENCH_DATE BENCH_LOAD_START BENCH_LOAD_END \
     BENCH_COMMAND BENCH_NODE_VERSION BENCH_NGINX_VERSION BENCH_WRK_VERSION BENCH_ACCESS_LOG \
-    BENCH_SMALL_ARGS BENCH_MEDIUM_ARGS BENCH_LARGE_ARGS BENCH_LARGE_LABEL
+    BENCH_SMALL_ARGS BENCH_MEDIUM_ARGS BENCH_LARGE_ARGS BENCH_LARGE_LABEL BENCH_RANGE_ARGS \
+    BENCH_SEEK_REPS BENCH_LARGE_BYTES BENCH_SLICE_BYTES
 BENCH_NPROC=$(nproc)
 BENCH_CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 BENCH_KERNEL=$(uname -sr)
@@ -489,9 +730,13 @@ BENCH_SMALL_ARGS="wrk ${SMALL_ARGS[*]}"
 BENCH_MEDIUM_ARGS="wrk ${MEDIUM_ARGS[*]}"
 BENCH_LARGE_ARGS="wrk ${LARGE_ARGS[*]}"
 BENCH_LARGE_LABEL=$LARGE_LABEL
+BENCH_RANGE_ARGS="wrk ${RANGE_ARGS[*]}"
+BENCH_SEEK_REPS=$SEEK_REPS
+BENCH_LARGE_BYTES=$LARGE_BYTES
+BENCH_SLICE_BYTES=$SLICE_BYTES
 
 echo
 echo "## Summary (paste into BENCHMARKS.md)"
 echo
-python3 "$HERE/summary.py" table "$RESULTS"
+python3 "$HERE/summary.py" table "$RESULTS" "$SEEKS"
 finished=1

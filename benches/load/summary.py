@@ -3,17 +3,32 @@
 
   summary.py run RESULTS SCENARIO SERVER   one line for one finished run
   summary.py pair RESULTS SCENARIO         the cdn-node / nginx comparison
-  summary.py table RESULTS                 the final markdown summary
+  summary.py seeks SEEKS                   the cold-seek medians and targets
+  summary.py table RESULTS [SEEKS]         the final markdown summary
 
-RESULTS holds one run per line as `key=value` words; the machine facts for
-the table come from BENCH_* environment variables.
+RESULTS holds one run per line as `key=value` words, SEEKS one timed cold
+range GET per line; the machine facts for the table come from BENCH_*
+environment variables.
 """
 
 import os
+import statistics
 import sys
 
-SERVERS = {"nginx": "nginx proxy_cache", "node": "cdn-node"}
+SERVERS = {
+    "nginx": "nginx proxy_cache",
+    "nginx-slice": "nginx slice 1m",
+    "node": "cdn-node",
+    "s3": "s3s-fs (signed GET)",
+    "s3-head": "s3s-fs (signed HEAD)",
+    "origin": "nginx origin (static)",
+}
 MEM_TARGET_MIB = 150
+# Cold seeks: cdn-node's time to first byte at 10, 50 and 90 % may differ by
+# at most this factor, and stay within SLICE_TARGET times one slice GET.
+FLAT_TARGET = 1.5
+SLICE_TARGET = 2.0
+RANGE_TARGET = 1.0
 
 
 def load(path):
@@ -24,6 +39,17 @@ def load(path):
             if "scenario" in words and "server" in words:
                 runs[(words["scenario"], words["server"])] = words
     return runs
+
+
+def words(line):
+    return dict(w.split("=", 1) for w in line.split() if "=" in w)
+
+
+def load_seeks(path):
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [words(line) for line in f if line.strip()]
 
 
 def num(run, key):
@@ -102,6 +128,8 @@ def describe_run(run):
 
 
 def pair_lines(runs, scenario):
+    if scenario == "ranges":
+        return range_lines(runs)
     nginx, node = runs.get((scenario, "nginx")), runs.get((scenario, "node"))
     if not nginx or not node:
         return ["  (incomplete: a run is missing)"]
@@ -134,7 +162,119 @@ def pair_lines(runs, scenario):
     return lines
 
 
-def table(runs):
+def bytes_per_request(run):
+    return num(run, "bytes") / max(num(run, "requests"), 1)
+
+
+def range_lines(runs):
+    nginx, node = runs.get(("ranges", "nginx-slice")), runs.get(("ranges", "node"))
+    if not nginx or not node:
+        return ["  (incomplete: a run is missing)"]
+    r = ratio(req_rate(node), req_rate(nginx))
+    lines = [f"  req/s cdn-node/nginx slice {fmt_ratio(r)} (target >= {RANGE_TARGET:.2f}x: {verdict(r >= RANGE_TARGET)})"]
+    for server in ("nginx-slice", "node"):
+        run = runs[("ranges", server)]
+        lines.append(
+            f"  {SERVERS[server]}: {bytes_per_request(run) / 1024:,.1f} KiB per response (1 MiB body + header), "
+            f"{fmt_count(num(run, 'requests') / max(num(run, 'cpu_s'), 1e-9))} requests per server CPU-second"
+        )
+    gets = runs.get(("ranges-origin", "node"))
+    if gets:
+        lines.append(f"  cdn-node origin Range GETs during its run: {gets.get('range_gets')} (0: every range a hit)")
+    return lines
+
+
+def median(samples, key):
+    values = [float(s[key]) for s in samples if s.get(key)]
+    return statistics.median(values) if values else float("nan")
+
+
+class Seeks:
+    """Medians of the cold-seek samples, per server and offset."""
+
+    def __init__(self, samples):
+        self.samples = samples
+        self.percents = sorted({int(s["pct"]) for s in samples if s.get("server") in ("node", "nginx")})
+        self.reps = max((int(s["rep"]) for s in samples), default=0)
+
+    def of(self, server, pct=None):
+        return [s for s in self.samples if s.get("server") == server and (pct is None or int(s["pct"]) == pct)]
+
+    def ttfb(self, server, pct=None):
+        return median(self.of(server, pct), "ttfb_s")
+
+    def total(self, server, pct=None):
+        return median(self.of(server, pct), "total_s")
+
+    def slice_s(self):
+        return self.total("s3")
+
+    def seek_percents(self):
+        return [p for p in self.percents if p > 0] or self.percents
+
+    def flatness(self):
+        values = [self.ttfb("node", p) for p in self.seek_percents()]
+        return max(values) / min(values) if values and min(values) > 0 else float("nan")
+
+    def worst(self):
+        return max((self.ttfb("node", p) for p in self.seek_percents()), default=float("nan"))
+
+    def into_slice(self, pct):
+        """How far into its slice the seek lands, e.g. " (2 MiB into a 4 MiB slice)":
+        cdn-node's first byte waits for the slice's bytes before it."""
+        size = int(os.environ.get("BENCH_SLICE_BYTES", "0") or 0)
+        offsets = [int(s["offset"]) for s in self.of("node", pct) if s.get("offset")]
+        if not size or not offsets:
+            return ""
+        return f" ({offsets[0] % size / 2**20:g} MiB into a {size / 2**20:g} MiB slice)"
+
+    def wrong(self):
+        return [s for s in self.samples if s.get("correct") != "yes"]
+
+    def nginx_fill(self, pct):
+        stored = [int(s.get("nginx_stored", "0")) for s in self.of("nginx", pct)]
+        length = int(os.environ.get("BENCH_LARGE_BYTES", "0") or 0)
+        if not stored:
+            return ""
+        if length and all(x >= length for x in stored):
+            return "whole object stored after the range"
+        if all(x == 0 for x in stored):
+            return "nothing stored"
+        return "stored " + ", ".join(f"{x / 2**20:.0f} MiB" for x in stored)
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f} ms"
+
+
+def seek_lines(seeks):
+    if not seeks.samples:
+        return ["  (no cold seeks were measured)"]
+    lines = [
+        f"  one 4 MiB slice from the origin: s3s-fs signed GET {ms(seeks.total('s3'))} "
+        f"(TTFB {ms(seeks.ttfb('s3'))}), its HEAD {ms(seeks.total('s3-head'))}, "
+        f"nginx static {ms(seeks.total('origin'))}; medians of {seeks.reps}"
+    ]
+    for p in seeks.percents:
+        fill = seeks.nginx_fill(p)
+        lines.append(
+            f"  {p:2d} %{seeks.into_slice(p)}: cdn-node TTFB {ms(seeks.ttfb('node', p))}, total {ms(seeks.total('node', p))}; "
+            f"nginx proxy_cache TTFB {ms(seeks.ttfb('nginx', p))}, total {ms(seeks.total('nginx', p))}"
+            + (f" ({fill})" if fill else "")
+        )
+    flat, worst, slice_s = seeks.flatness(), seeks.worst(), seeks.slice_s()
+    pcts = "/".join(str(p) for p in seeks.seek_percents())
+    lines.append(
+        f"  cdn-node TTFB across {pcts} %: max/min {fmt_ratio(flat)} (target <= {FLAT_TARGET:.1f}x: {verdict(flat <= FLAT_TARGET)}); "
+        f"slowest {ms(worst)} = {fmt_ratio(ratio(worst, slice_s))} one slice GET "
+        f"(target <= {SLICE_TARGET:.1f}x: {verdict(worst <= SLICE_TARGET * slice_s)})"
+    )
+    for s in seeks.wrong():
+        lines.append(f"  WRONG: {SERVERS.get(s['server'], s['server'])} {s['pct']} % rep {s['rep']}: status {s['code']}, {s['bytes']} bytes, not the object's")
+    return lines
+
+
+def table(runs, seeks=None):
     env = os.environ.get
     titles = {
         "small": f"1 KiB hit, {env('BENCH_SMALL_ARGS', '')}",
@@ -187,6 +327,45 @@ def table(runs):
             fmt_ratio(ratio(byte_rate(node), byte_rate(nginx))), "", "")
         row(t, "server CPU (1 core = 100%)", f"{cpu_share(nginx) * 100:.0f}%", f"{cpu_share(node) * 100:.0f}%", "", "", "")
 
+    nginx, node = runs.get(("ranges", "nginx-slice")), runs.get(("ranges", "node"))
+    if nginx and node:
+        t = f"warm random 1 MiB ranges of {env('BENCH_LARGE_LABEL', '1 GiB')}, {env('BENCH_RANGE_ARGS', '')}; nginx: slice 1m"
+        r = ratio(req_rate(node), req_rate(nginx))
+        row(t, "requests/s", fmt_count(req_rate(nginx)), fmt_count(req_rate(node)), fmt_ratio(r),
+            f">= {RANGE_TARGET:.1f}x", verdict(r >= RANGE_TARGET))
+        row(t, "transfer", fmt_bytes_rate(byte_rate(nginx)), fmt_bytes_rate(byte_rate(node)),
+            fmt_ratio(ratio(byte_rate(node), byte_rate(nginx))), "", "")
+        row(t, "p50 / p99 latency", f"{fmt_ms(num(nginx, 'p50_us'))} / {fmt_ms(num(nginx, 'p99_us'))}",
+            f"{fmt_ms(num(node, 'p50_us'))} / {fmt_ms(num(node, 'p99_us'))}", "", "", "")
+        row(t, "server CPU (1 core = 100%)", f"{cpu_share(nginx) * 100:.0f}%", f"{cpu_share(node) * 100:.0f}%", "", "", "")
+        e_nginx = num(nginx, "requests") / max(num(nginx, "cpu_s"), 1e-9)
+        e_node = num(node, "requests") / max(num(node, "cpu_s"), 1e-9)
+        row(t, "requests per server CPU-second", fmt_count(e_nginx), fmt_count(e_node), fmt_ratio(ratio(e_node, e_nginx)), "", "")
+        gets = runs.get(("ranges-origin", "node"))
+        if gets:
+            row(t, "origin Range GETs during the run", "", gets.get("range_gets", "?"), "", "0", verdict(gets.get("range_gets") == "0"))
+    if seeks and seeks.samples:
+        label = env("BENCH_LARGE_LABEL", "1 GiB")
+        slice_s = seeks.slice_s()
+        for p in seeks.percents:
+            t = f"cold seek to {p} % of {label}{seeks.into_slice(p)}, 1 MiB range, median of {seeks.reps}"
+            ok = seeks.ttfb("node", p) <= SLICE_TARGET * slice_s
+            fill = seeks.nginx_fill(p)
+            row(t, "time to first byte / total",
+                f"{ms(seeks.ttfb('nginx', p))} / {ms(seeks.total('nginx', p))}" + (f" ({fill})" if fill else ""),
+                f"{ms(seeks.ttfb('node', p))} / {ms(seeks.total('node', p))}",
+                fmt_ratio(ratio(seeks.total("node", p), seeks.total("nginx", p))) + " (total)",
+                f"TTFB <= {SLICE_TARGET:.0f}x one slice GET" if p > 0 else "", verdict(ok) if p > 0 else "")
+        flat = seeks.flatness()
+        pcts = "/".join(str(p) for p in seeks.seek_percents())
+        row("cold seeks, cdn-node", f"TTFB max/min across {pcts} %", "", fmt_ratio(flat), "",
+            f"<= {FLAT_TARGET:.1f}x (flat)", verdict(flat <= FLAT_TARGET))
+        row("one 4 MiB slice (cdn-node's slice_size) from the origin, median", "time to first byte / total",
+            f"nginx static: {ms(seeks.ttfb('origin'))} / {ms(seeks.total('origin'))}",
+            f"s3s-fs signed GET: {ms(seeks.ttfb('s3'))} / {ms(slice_s)}", "", "the slice GET time above", "")
+        row("s3s-fs signed HEAD of the object (cdn-node's first step on a cold object), median", "total", "",
+            ms(seeks.total("s3-head")), "", "", "")
+
     bad = [
         f"{scenario}/{server}: {errors(run)}"
         for (scenario, server), run in sorted(runs.items())
@@ -204,19 +383,32 @@ def table(runs):
     ]
     if bad:
         out.append("- failed requests (connect/read/write errors, non-2xx/3xx): " + ", ".join(bad))
+    if seeks and seeks.samples:
+        out.append(
+            "- cold seeks: each on a path neither cache has seen (hard links of one file; cdn-node also purged "
+            "through `POST /purge` before each); the origins read from the page cache. Total = the 1 MiB "
+            "range complete; a TTFB counts the response header, which nginx sends before the body"
+        )
+        wrong = seeks.wrong()
+        if wrong:
+            out.append("- WRONG cold-seek answers (status or bytes): " + ", ".join(
+                f"{s['server']} {s['pct']} % rep {s['rep']} ({s['code']}, {s['bytes']} bytes)" for s in wrong))
     return out
 
 
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
+    if argv[1] == "seeks":
+        print("\n".join(seek_lines(Seeks(load_seeks(argv[2])))))
+        return
     runs = load(argv[2])
     if argv[1] == "run":
         print(describe_run(runs[(argv[3], argv[4])]))
     elif argv[1] == "pair":
         print("\n".join(pair_lines(runs, argv[3])))
     elif argv[1] == "table":
-        print("\n".join(table(runs)))
+        print("\n".join(table(runs, Seeks(load_seeks(argv[3] if len(argv) > 3 else None)))))
     else:
         sys.exit(__doc__)
 
