@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Largest chunk one `read_body` returns.
-pub const CHUNK: u64 = 64 * 1024;
+pub const CHUNK: u64 = 256 * 1024;
 
 /// Complete objects up to this size are read whole when the hit opens.
 pub const INLINE_MAX: u64 = 64 * 1024;
