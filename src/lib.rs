@@ -15,6 +15,7 @@ pub mod origin;
 pub mod proxy;
 pub mod range;
 pub mod refusal;
+pub mod reload_trigger;
 pub mod request;
 pub mod run;
 pub mod slice;

@@ -20,6 +20,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::Problem;
+use crate::reload_trigger::{ReloadTrigger, Wake};
 
 /// How often the files are looked at (one `stat` each).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -252,21 +253,9 @@ impl CertReloader {
 #[async_trait]
 impl BackgroundService for CertReloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangup = signal(SignalKind::hangup()).ok();
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let forced = tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => false,
-                Some(()) = async {
-                    match hangup.as_mut() {
-                        Some(s) => s.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => true,
-            };
+        let mut trigger = ReloadTrigger::new(POLL_INTERVAL, "certificates");
+        while let Some(wake) = trigger.next(&mut shutdown, std::future::pending()).await {
+            let forced = wake == Wake::Hangup;
             self.poll(forced);
         }
     }

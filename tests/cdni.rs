@@ -13,7 +13,7 @@ use common::http::{header, metric, raw};
 use common::node::{Node, Options, cache_section};
 use common::s3::S3;
 use common::token::{good_claims, hs256};
-use common::{bytes, unix_now};
+use common::unix_now;
 use serde_json::{Value, json};
 
 const OBJECTS: &[&str] = &[
@@ -26,13 +26,7 @@ const OBJECTS: &[&str] = &[
 ];
 
 async fn world(configure: impl FnOnce(&mut Options)) -> (S3, Node) {
-    let body = bytes(1024, 9);
-    let objects: Vec<(&str, &[u8])> = OBJECTS.iter().map(|k| (*k, &body[..])).collect();
-    let s3 = S3::start(&objects).await;
-    let mut opts = Options::new(s3.port);
-    configure(&mut opts);
-    let node = Node::start(opts).await;
-    (s3, node)
+    common::node_over(OBJECTS, 1024, 9, configure).await
 }
 
 fn token(extra: Value) -> String {

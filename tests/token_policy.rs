@@ -22,13 +22,7 @@ const OBJECTS: &[&str] = &[
 ];
 
 async fn world(configure: impl FnOnce(&mut Options)) -> (S3, Node) {
-    let body = bytes(2048, 5);
-    let objects: Vec<(&str, &[u8])> = OBJECTS.iter().map(|k| (*k, &body[..])).collect();
-    let s3 = S3::start(&objects).await;
-    let mut opts = Options::new(s3.port);
-    configure(&mut opts);
-    let node = Node::start(opts).await;
-    (s3, node)
+    common::node_over(OBJECTS, 2048, 5, configure).await
 }
 
 async fn status(node: &Node, path: &str, token: &str) -> u16 {

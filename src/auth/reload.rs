@@ -12,6 +12,7 @@ use pingora::services::background::BackgroundService;
 use crate::auth::denylist::Reloaded;
 use crate::auth::verifier::Verifier;
 use crate::metrics::AuthPolicyMetrics;
+use crate::reload_trigger::{ReloadTrigger, Wake};
 
 /// How often files are looked at: a denylist change is effective within this (plus a
 /// read), well inside a second.
@@ -75,31 +76,15 @@ impl AuthReloader {
 #[async_trait]
 impl BackgroundService for AuthReloader {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "no SIGHUP handler; files are still polled");
-                None
+        let mut trigger = ReloadTrigger::new(POLL_INTERVAL, "key files and the denylist");
+        while let Some(wake) = trigger
+            .next(&mut shutdown, self.verifier.key_fetch_wanted())
+            .await
+        {
+            let forced = wake == Wake::Hangup;
+            if forced {
+                tracing::info!("SIGHUP: reloading keys and the denylist");
             }
-        };
-        let mut tick = tokio::time::interval(POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let forced = tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => false,
-                Some(()) = async {
-                    match hangup.as_mut() {
-                        Some(s) => s.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    tracing::info!("SIGHUP: reloading keys and the denylist");
-                    true
-                }
-                () = self.verifier.key_fetch_wanted() => false,
-            };
             self.poll(forced).await;
         }
     }

@@ -62,3 +62,20 @@ pub fn unix_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// s3s-fs holding `keys`, each `len` bytes from `seed`, and a node in front
+/// of it configured by `configure`.
+pub async fn node_over(
+    keys: &[&str],
+    len: usize,
+    seed: u64,
+    configure: impl FnOnce(&mut node::Options),
+) -> (s3::S3, node::Node) {
+    let body = bytes(len, seed);
+    let objects: Vec<(&str, &[u8])> = keys.iter().map(|k| (*k, &body[..])).collect();
+    let s3 = s3::S3::start(&objects).await;
+    let mut opts = node::Options::new(s3.port);
+    configure(&mut opts);
+    let node = node::Node::start(opts).await;
+    (s3, node)
+}
