@@ -86,7 +86,7 @@ fn open_100k(c: &mut Criterion) {
     let mut group = c.benchmark_group("store_index");
     group.sample_size(10);
     group.bench_function("open_100k_objects", |b| {
-        b.iter(|| DiskStore::open(config.clone()).expect("open"))
+        b.iter_with_large_drop(|| DiskStore::open(config.clone()).expect("open"))
     });
     group.finish();
 }

@@ -184,6 +184,14 @@ fn check_prefix(buf: &[u8], kind: u32) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The total length a meta file declares in its first 20 bytes (`None`
+/// while fewer are given), so a reader can stop without a read at EOF.
+pub fn meta_declared_len(prefix: &[u8]) -> Option<usize> {
+    let n = prefix.get(16..20)?;
+    let fields = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
+    Some(META_PREFIX_LEN + fields + CHECKSUM_LEN)
+}
+
 /// Decodes a whole meta file.
 pub fn decode_meta(buf: &[u8]) -> Result<ObjectHeader, DecodeError> {
     check_prefix(buf, KIND_META)?;

@@ -152,17 +152,34 @@ fn clean_tmp(tmp: &Path) -> Result<(u64, u64), StoreError> {
     Ok((removed, max_id))
 }
 
-/// Reads a meta file, refusing anything larger than `MAX_META_LEN`.
+/// Reads a meta file, refusing anything larger than `MAX_META_LEN`. Stops
+/// at the length the file declares: one `read` for a typical header.
 fn read_meta(path: &Path) -> io::Result<Vec<u8>> {
-    let file = fs::File::open(path)?;
-    let mut buf = Vec::with_capacity(4096);
-    file.take(MAX_META_LEN as u64 + 1).read_to_end(&mut buf)?;
-    if buf.len() > MAX_META_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "meta file too large",
-        ));
+    let mut file = fs::File::open(path)?;
+    let mut buf = vec![0u8; 8192];
+    let mut filled = 0;
+    loop {
+        let n = file.read(&mut buf[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+        if let Some(declared) = format::meta_declared_len(&buf[..filled]) {
+            if declared > MAX_META_LEN {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "meta file too large",
+                ));
+            }
+            if filled >= declared {
+                break;
+            }
+            buf.resize(declared.max(buf.len()), 0);
+        } else if filled == buf.len() {
+            break;
+        }
     }
+    buf.truncate(filled);
     Ok(buf)
 }
 

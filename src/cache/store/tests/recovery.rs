@@ -150,3 +150,24 @@ async fn files_land_in_the_shard_of_their_key_hash() {
     let name = meta_path.file_name().unwrap().to_str().unwrap();
     assert!(name.starts_with(&format!("{hash}-")), "{name}");
 }
+
+#[tokio::test]
+async fn large_headers_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut m = meta(Some(2));
+    let long = "x".repeat(40_000);
+    m.response_header_mut()
+        .insert_header("x-long", &long)
+        .unwrap();
+    let mut miss = store
+        .get_miss_handler(&key("/h"), &m, &span())
+        .await
+        .unwrap();
+    miss.write_body("ok".into(), true).await.unwrap();
+    miss.finish().await.unwrap();
+    let reopened = open(dir.path());
+    let (m2, _) = reopened.lookup(&key("/h"), &span()).await.unwrap().unwrap();
+    assert_eq!(m2.headers().get("x-long").unwrap().to_str().unwrap(), long);
+    assert_eq!(reopened.stats().discarded_files, 0);
+}
