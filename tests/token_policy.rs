@@ -475,3 +475,29 @@ async fn the_access_log_shows_the_client_behind_a_trusted_proxy() {
     .await;
     assert_eq!(line["client"], "198.51.100.9");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_file_is_picked_up_without_a_restart() {
+    let (_s3, node) = world(|_| {}).await;
+    let old = hs256(&good_claims("alice"));
+    let new_secret = "the-next-hmac-secret-of-the-platform-0123";
+    let new = common::token::sign(
+        jsonwebtoken::Algorithm::HS256,
+        Some("main"),
+        &good_claims("alice"),
+        new_secret.as_bytes(),
+    );
+    assert_eq!(status(&node, "/courses/101/v.mp4", &old).await, 200);
+    assert_eq!(status(&node, "/courses/101/v.mp4", &new).await, 401);
+    // SIGHUP asks for a reload; it must not stop the node.
+    node.signal("HUP");
+    assert_eq!(status(&node, "/courses/101/v.mp4", &old).await, 200);
+    // The platform rotates the secret in place.
+    std::fs::write(node.dir.path().join("hmac.key"), new_secret).unwrap();
+    eventually("the new key", Duration::from_secs(5), || {
+        let (node, new) = (&node, new.clone());
+        async move { (status(node, "/courses/101/v.mp4", &new).await == 200).then_some(()) }
+    })
+    .await;
+    assert_eq!(status(&node, "/courses/101/v.mp4", &old).await, 401);
+}
