@@ -14,7 +14,6 @@ use crate::request::{path, query};
 /// A request let through the gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
-    pub head: bool,
     /// The canonical path: what auth checked, what the cache keys on, what
     /// S3 is asked for.
     pub path: String,
@@ -99,16 +98,12 @@ pub fn admit_from(
     origin: &OriginConfig,
     now_unix: u64,
 ) -> Result<Admitted, Refused> {
-    let head = match req.method.as_str() {
-        "GET" => false,
-        "HEAD" => true,
-        _ => {
-            return Err(Refused {
-                refusal: Refusal::MethodNotAllowed,
-                auth_reason: None,
-            });
-        }
-    };
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        return Err(Refused {
+            refusal: Refusal::MethodNotAllowed,
+            auth_reason: None,
+        });
+    }
     if !req.raw_path_is_utf8() {
         return Err(Refused::request("path_encoding"));
     }
@@ -152,7 +147,6 @@ pub fn admit_from(
         });
     }
     Ok(Admitted {
-        head,
         path: canonical,
         query,
         subject,
