@@ -6,10 +6,12 @@
 
 mod common;
 
+use common::http::{auth_rejections as rejections, status_with_token as status};
+
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::http::{header, metric, raw};
+use common::http::{header, raw};
 use common::node::{Node, Options, cache_section};
 use common::s3::S3;
 use common::token::{good_claims, hs256};
@@ -35,20 +37,6 @@ fn token(extra: Value) -> String {
         claims.extend(extra);
     }
     hs256(&claims)
-}
-
-async fn status(node: &Node, path: &str, token: &str) -> u16 {
-    raw(node.http, "GET", &format!("{path}?jwt={token}"), &[])
-        .await
-        .0
-}
-
-fn rejections(metrics: &str, reason: &str) -> f64 {
-    metric(
-        metrics,
-        "cdn_node_auth_rejections_total",
-        &[("reason", reason)],
-    )
 }
 
 fn claims_of(token: &str) -> serde_json::Map<String, Value> {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::http::{auth_rejections as rejections, status_with_token as status};
+
 use std::time::{Duration, Instant};
 
 use common::http::{metric, raw};
@@ -23,20 +25,6 @@ const OBJECTS: &[&str] = &[
 
 async fn world(configure: impl FnOnce(&mut Options)) -> (S3, Node) {
     common::node_over(OBJECTS, 2048, 5, configure).await
-}
-
-async fn status(node: &Node, path: &str, token: &str) -> u16 {
-    raw(node.http, "GET", &format!("{path}?jwt={token}"), &[])
-        .await
-        .0
-}
-
-fn rejections(metrics: &str, reason: &str) -> f64 {
-    metric(
-        metrics,
-        "cdn_node_auth_rejections_total",
-        &[("reason", reason)],
-    )
 }
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";

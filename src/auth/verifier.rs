@@ -108,27 +108,21 @@ impl Verifier {
                 ),
             ));
         }
-        if settings.max_token_bytes == 0 || settings.max_token_bytes > MAX_MAX_TOKEN_BYTES {
-            problems.push(Problem::new(
-                "auth.max_token_bytes",
-                format!(
-                    "{} is out of range: give 1 to {MAX_MAX_TOKEN_BYTES}",
-                    settings.max_token_bytes
-                ),
-            ));
-        }
+        check_range(
+            &mut problems,
+            "auth.max_token_bytes",
+            settings.max_token_bytes as u64,
+            MAX_MAX_TOKEN_BYTES as u64,
+            "",
+        );
         let public = PublicPrefixes::new(&settings.public_prefixes, &mut problems);
-        if settings.max_lifetime_seconds == 0
-            || settings.max_lifetime_seconds > MAX_MAX_LIFETIME_SECONDS
-        {
-            problems.push(Problem::new(
-                "auth.max_lifetime_seconds",
-                format!(
-                    "{} is out of range: give 1 to {MAX_MAX_LIFETIME_SECONDS} (31 days)",
-                    settings.max_lifetime_seconds
-                ),
-            ));
-        }
+        check_range(
+            &mut problems,
+            "auth.max_lifetime_seconds",
+            settings.max_lifetime_seconds,
+            MAX_MAX_LIFETIME_SECONDS,
+            " (31 days)",
+        );
         if settings.scope_claim.as_deref() == Some("") {
             problems.push(Problem::new(
                 "auth.scope_claim",
@@ -153,17 +147,13 @@ impl Verifier {
             }
         };
         let client_address = ClientAddress::new(&settings.client_address, &mut problems);
-        if settings.replay_cache_entries == 0
-            || settings.replay_cache_entries > MAX_REPLAY_CACHE_ENTRIES
-        {
-            problems.push(Problem::new(
-                "auth.replay_cache_entries",
-                format!(
-                    "{} is out of range: give 1 to {MAX_REPLAY_CACHE_ENTRIES}",
-                    settings.replay_cache_entries
-                ),
-            ));
-        }
+        check_range(
+            &mut problems,
+            "auth.replay_cache_entries",
+            settings.replay_cache_entries as u64,
+            MAX_REPLAY_CACHE_ENTRIES as u64,
+            "",
+        );
         let renewal_header = match HeaderName::from_bytes(settings.renewal_header.as_bytes()) {
             Ok(name) if name != http::header::SET_COOKIE => name,
             _ => {
@@ -538,6 +528,17 @@ impl<'a> Iterator for Candidates<'a> {
             }
             Candidates::Pinned(keys, alg) => keys.find(|k| k.algorithm == *alg),
         }
+    }
+}
+
+/// Reports `key` unless `value` is from 1 to `max`; `note` follows the
+/// bound in the message (e.g. " (31 days)").
+fn check_range(problems: &mut Vec<Problem>, key: &str, value: u64, max: u64, note: &str) {
+    if value == 0 || value > max {
+        problems.push(Problem::new(
+            key,
+            format!("{value} is out of range: give 1 to {max}{note}"),
+        ));
     }
 }
 

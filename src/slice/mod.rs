@@ -219,8 +219,8 @@ impl From<Box<Error>> for Failure {
 }
 
 impl Request<'_> {
-    /// The fresh record of the object, if stored.
-    async fn record(&self) -> Option<ObjectInfo> {
+    /// The stored record of the object, fresh or not, with its freshness.
+    async fn stored_record(&self) -> Option<(ObjectInfo, bool)> {
         let span = Span::inactive();
         let (meta, _) = self
             .engine
@@ -229,10 +229,14 @@ impl Request<'_> {
             .await
             .ok()
             .flatten()?;
-        if !meta.is_fresh(SystemTime::now()) {
-            return None;
-        }
-        ObjectInfo::from_meta(&meta)
+        let fresh = meta.is_fresh(SystemTime::now());
+        Some((ObjectInfo::from_meta(&meta)?, fresh))
+    }
+
+    /// The fresh record of the object, if stored.
+    async fn record(&self) -> Option<ObjectInfo> {
+        let (info, fresh) = self.stored_record().await?;
+        fresh.then_some(info)
     }
 
     /// HEADs the origin and stores the record; `None` when the answer is not
@@ -279,15 +283,7 @@ impl Request<'_> {
 
     /// The stored record even when it is no longer fresh.
     async fn stale_record(&self) -> Option<ObjectInfo> {
-        let span = Span::inactive();
-        let (meta, _) = self
-            .engine
-            .store
-            .lookup(&keys::info(&self.primary), &span.handle())
-            .await
-            .ok()
-            .flatten()?;
-        ObjectInfo::from_meta(&meta)
+        self.stored_record().await.map(|(info, _)| info)
     }
 
     async fn drop_slices(&self, etag: &str) {
