@@ -1,9 +1,19 @@
 //! One JSON line per request. Tokens never appear: the logged target has
 //! every token parameter's value replaced, and no header is logged.
+//!
+//! Lines are gathered in a buffer and written out when it is full and at
+//! least every flush interval (like nginx's `access_log ... buffer= flush=`),
+//! so that a busy node does not pay a write per request; at shutdown the
+//! buffer is written out and later lines go out one by one.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -26,41 +36,115 @@ pub struct Entry<'a> {
 }
 
 /// Writes entries to stdout when enabled, and to a file when one is set.
+/// Cloning shares the buffer.
+#[derive(Clone)]
 pub struct AccessLog {
-    enabled: bool,
-    file: Option<std::sync::Arc<crate::log_file::LogFile>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    stdout: bool,
+    file: Option<Arc<crate::log_file::LogFile>>,
+    /// Whole lines not written out yet.
+    buffer: Mutex<Vec<u8>>,
+    /// Written out once the buffer holds this many bytes (0: every line).
+    limit: usize,
+    /// Set at shutdown: every line is written at once from then on.
+    unbuffered: AtomicBool,
 }
 
 impl AccessLog {
-    pub fn new(enabled: bool) -> AccessLog {
+    /// `buffer` bytes are gathered before a write (0: a write per line).
+    pub fn new(stdout: bool, buffer: usize) -> AccessLog {
         AccessLog {
-            enabled,
-            file: None,
+            inner: Arc::new(Inner {
+                stdout,
+                file: None,
+                buffer: Mutex::new(Vec::with_capacity(buffer)),
+                limit: buffer,
+                unbuffered: AtomicBool::new(false),
+            }),
         }
     }
 
-    /// Also appends every line to `file` (`log.access_file`).
-    pub fn with_file(mut self, file: std::sync::Arc<crate::log_file::LogFile>) -> AccessLog {
-        self.file = Some(file);
+    /// Also appends every line to `file` (`log.access_file`). Call before
+    /// cloning.
+    pub fn with_file(mut self, file: Arc<crate::log_file::LogFile>) -> AccessLog {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.file = Some(file);
+        }
         self
     }
 
+    fn enabled(&self) -> bool {
+        self.inner.stdout || self.inner.file.is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn write(&self, entry: &Entry<'_>) {
-        if !self.enabled && self.file.is_none() {
+        if !self.enabled() {
             return;
         }
-        if let Ok(mut line) = serde_json::to_vec(entry) {
-            line.push(b'\n');
-            // One write of a whole line keeps lines from interleaving.
-            if self.enabled {
-                let _ = std::io::stdout().lock().write_all(&line);
-            }
-            if let Some(file) = &self.file
-                && let Err(e) = file.write_line(&line)
-            {
-                tracing::warn!(error = %e, "access log line not written to the file");
+        let mut buffer = self.lock();
+        let start = buffer.len();
+        if serde_json::to_writer(&mut *buffer, entry).is_err() {
+            buffer.truncate(start);
+            return;
+        }
+        buffer.push(b'\n');
+        if buffer.len() >= self.inner.limit || self.inner.unbuffered.load(Ordering::Relaxed) {
+            self.write_out(&mut buffer);
+        }
+    }
+
+    /// Writes out the lines gathered so far.
+    pub fn flush(&self) {
+        if self.enabled() {
+            self.write_out(&mut self.lock());
+        }
+    }
+
+    /// Under the buffer's lock, so that lines keep their order. Whole lines
+    /// in one write each, so that they never interleave with other writers.
+    fn write_out(&self, buffer: &mut Vec<u8>) {
+        if buffer.is_empty() {
+            return;
+        }
+        if self.inner.stdout {
+            let _ = std::io::stdout().lock().write_all(buffer);
+        }
+        if let Some(file) = &self.inner.file
+            && let Err(e) = file.write_line(buffer)
+        {
+            tracing::warn!(error = %e, "access log lines not written to the file");
+        }
+        buffer.clear();
+    }
+}
+
+/// Writes the access log's buffer out every `interval`, and at shutdown.
+pub struct Flusher {
+    pub log: AccessLog,
+    pub interval: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for Flusher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => self.log.flush(),
             }
         }
+        // Requests finishing during the graceful shutdown still log.
+        self.log.inner.unbuffered.store(true, Ordering::Relaxed);
+        self.log.flush();
     }
 }
 
@@ -96,7 +180,65 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    fn entry(path: &str) -> Entry<'_> {
+        Entry {
+            time: rfc3339(UNIX_EPOCH),
+            client: "192.0.2.1:1234".into(),
+            method: "GET",
+            path,
+            status: 200,
+            bytes: 1,
+            duration_ms: 0.5,
+            cache: "hit",
+            origin_status: None,
+            origin_ms: None,
+            origin_error: None,
+            s3_code: None,
+            auth: "ok",
+            sub: Some("alice"),
+        }
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    #[test]
+    fn lines_wait_for_a_full_buffer_or_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
+        let log = AccessLog::new(false, 4096).with_file(file);
+        log.write(&entry("/a"));
+        log.write(&entry("/b"));
+        assert!(lines(&path).is_empty(), "written before the buffer filled");
+        log.flush();
+        let paths: Vec<_> = lines(&path).iter().map(|l| l["path"].clone()).collect();
+        assert_eq!(paths, ["/a", "/b"]);
+        // A full buffer goes out by itself, whole lines only.
+        let long = "/x".repeat(1000);
+        for _ in 0..3 {
+            log.write(&entry(&long));
+        }
+        assert_eq!(lines(&path).len(), 2 + 2, "the third line waits");
+        log.flush();
+        assert_eq!(lines(&path).len(), 2 + 3);
+    }
+
+    #[test]
+    fn a_zero_buffer_writes_each_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
+        let log = AccessLog::new(false, 0).with_file(file);
+        log.write(&entry("/a"));
+        assert_eq!(lines(&path).len(), 1);
+    }
 
     const TIMES: &[(u64, &str)] = &[
         (0, "1970-01-01T00:00:00.000Z"),

@@ -36,7 +36,7 @@ impl LogFile {
         &self.path
     }
 
-    /// Appends one whole line (the caller ends it with `\n`).
+    /// Appends whole lines in one write (the caller ends them with `\n`).
     pub fn write_line(&self, line: &[u8]) -> io::Result<()> {
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         file.write_all(line)
@@ -54,6 +54,8 @@ impl LogFile {
 /// Reopens the access log file on SIGUSR1.
 pub struct LogReopener {
     pub file: Arc<LogFile>,
+    /// Its buffered lines go to the file open before the signal.
+    pub log: crate::access_log::AccessLog,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -73,6 +75,7 @@ impl BackgroundService for LogReopener {
                 _ = shutdown.changed() => return,
                 Some(()) = usr1.recv() => {}
             }
+            self.log.flush();
             let file = self.file.path().display();
             let result = match self.file.reopen() {
                 Ok(()) => {

@@ -3,6 +3,7 @@
 //! under one Pingora server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use pingora::server::Server;
 use pingora::server::configuration::Opt;
@@ -51,7 +52,8 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
         None => None,
     };
 
-    let mut access_log = AccessLog::new(config.log.access_stdout);
+    let buffer = usize::try_from(config.log.access_buffer.0).unwrap_or(usize::MAX);
+    let mut access_log = AccessLog::new(config.log.access_stdout, buffer);
     if let Some(path) = &config.access_file {
         let file = crate::log_file::LogFile::open(path)
             .map_err(|e| format!("log.access_file {} cannot be opened ({e})", path.display()))?;
@@ -61,10 +63,18 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
             "access log reopener".to_string(),
             Arc::new(crate::log_file::LogReopener {
                 file,
+                log: access_log.clone(),
                 metrics: metrics.clone(),
             }),
         ));
     }
+    server.add_service(GenBackgroundService::new(
+        "access log flusher".to_string(),
+        Arc::new(crate::access_log::Flusher {
+            log: access_log.clone(),
+            interval: Duration::from_millis(config.log.access_flush_ms),
+        }),
+    ));
     let edge = Edge {
         verifier: verifier.clone(),
         origin: origin.clone(),

@@ -17,7 +17,7 @@ const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
 struct World {
     /// Kept alive for the origin; dropped with the world.
-    _s3: S3,
+    s3: S3,
     tap: Tap,
     cache_dir: tempfile::TempDir,
     node: Node,
@@ -37,7 +37,7 @@ async fn world(objects: &[(&str, &[u8])], extra: &str) -> World {
     let cache_dir = tempfile::tempdir().unwrap();
     let node = Node::start(options(&tap, cache_dir.path(), extra)).await;
     World {
-        _s3: s3,
+        s3,
         tap,
         cache_dir,
         node,
@@ -483,4 +483,56 @@ async fn error_log_lines_never_carry_the_token() {
         "token in the error log:\n{stderr}"
     );
     assert!(stderr.contains("jwt=REDACTED"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_hot_objects_are_served_from_memory_and_never_outlive_their_object() {
+    let first = bytes(3000, 40);
+    let mut w = world(&[("v/small.mp4", &first)], "").await;
+    let memory_hits = |m: &str| metric(m, "cdn_node_cache_memory_hits_total", &[]);
+    // Fill, then a hit read from disk (which keeps a copy), then memory hits.
+    for _ in 0..4 {
+        let (status, _, got) = w.get("/v/small.mp4").await;
+        assert_eq!(status, 200);
+        assert!(got == first);
+    }
+    let m = w.node.metrics().await;
+    assert!(memory_hits(&m) >= 2.0, "memory hits: {}", memory_hits(&m));
+    assert_eq!(metric(&m, "cdn_node_cache_memory_bytes", &[]), 3000.0);
+    assert_eq!(w.tap.requests(), 1);
+    // A range of a memory copy.
+    let (status, _, got) = raw(
+        w.node.http,
+        "GET",
+        &format!("/v/small.mp4?jwt={}", w.token),
+        &[("range", "bytes=100-199")],
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert!(got == first[100..200]);
+
+    // The object changes at the origin and is purged: the copy goes with it.
+    let second = bytes(2000, 41);
+    w.s3.put("v/small.mp4", &second);
+    assert_eq!(
+        w.purge("path=/v/small.mp4", ADMIN_TOKEN).await,
+        (200, b"{\"purged\":1}\n".to_vec())
+    );
+    assert_eq!(
+        metric(&w.node.metrics().await, "cdn_node_cache_memory_bytes", &[]),
+        0.0
+    );
+    for _ in 0..3 {
+        let (status, _, got) = w.get("/v/small.mp4").await;
+        assert_eq!(status, 200);
+        assert!(got == second, "a purged object's copy was served");
+    }
+    assert_eq!(w.tap.requests(), 2);
+
+    // Copies are memory only: after a restart the object is read from disk.
+    w.restart().await;
+    let (status, headers, got) = w.get("/v/small.mp4").await;
+    assert_eq!((status, header(&headers, "x-cache")), (200, Some("HIT")));
+    assert!(got == second);
+    assert_eq!(w.tap.requests(), 2);
 }

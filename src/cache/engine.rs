@@ -44,6 +44,7 @@ impl Engine {
             dir: config.dir.clone(),
             max_object_size: config.max_object_size,
             min_free_bytes: config.min_free_space,
+            memory_bytes: config.memory_size,
         })
         .map_err(|e| format!("cache.dir {}: {e}", config.dir.display()))?;
         let store: &'static DiskStore = Box::leak(Box::new(store));
@@ -145,6 +146,8 @@ impl Engine {
             write_errors: stats.write_errors,
             aborted_fills: stats.aborted_fills,
             refused_fills: stats.refused_fills,
+            memory_bytes: stats.memory_bytes,
+            memory_hits: stats.memory_hits,
         }
     }
 }

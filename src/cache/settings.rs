@@ -13,6 +13,8 @@ pub struct CacheConfig {
     pub max_size: u64,
     pub max_object_size: u64,
     pub min_free_space: u64,
+    /// Memory for copies of small hot bodies (0: none).
+    pub memory_size: u64,
     pub policy: Policy,
     pub lock_timeout: Duration,
     /// Response header naming the cache outcome; `None` when disabled
@@ -38,6 +40,9 @@ pub const MIN_SLICE_SIZE: u64 = 64 * 1024;
 pub const MAX_SLICE_SIZE: u64 = 64 * 1024 * 1024;
 /// Bound of `cache.read_ahead_slices`.
 pub const MAX_READ_AHEAD: u32 = 16;
+
+/// Bound of `cache.memory_size`.
+pub const MAX_MEMORY_SIZE: u64 = 64 << 30;
 
 /// Longest freshness or stale window accepted, one year.
 const MAX_SECONDS: u64 = 365 * 86_400;
@@ -107,6 +112,15 @@ impl CacheConfig {
                 ),
             ));
         }
+        if section.memory_size.0 > MAX_MEMORY_SIZE {
+            problems.push(Problem::new(
+                "cache.memory_size",
+                format!(
+                    "{} bytes is out of range: use 0 (none) to 64GiB",
+                    section.memory_size.0
+                ),
+            ));
+        }
         let header = section.status_header.trim();
         if !header.is_empty() && http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             problems.push(Problem::new(
@@ -139,6 +153,7 @@ impl CacheConfig {
             max_size: section.max_size.0,
             max_object_size: section.max_object_size.0,
             min_free_space: section.min_free_space.0,
+            memory_size: section.memory_size.0,
             policy: Policy {
                 default_ttl: Duration::from_secs(section.default_ttl_seconds),
                 override_ttl: section.override_ttl_seconds.map(Duration::from_secs),

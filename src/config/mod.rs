@@ -159,6 +159,26 @@ impl Config {
             .as_ref()
             .map(|l| ops::https_listeners(&l.https, base_dir, &mut problems));
         let limits = limits.and_then(|l| ops::limits(&l, &mut problems));
+        if let Some(l) = &log {
+            if l.access_buffer.0 > 16 << 20 {
+                problems.push(Problem::new(
+                    "log.access_buffer",
+                    format!(
+                        "{} bytes is out of range: use 0 (a write per line) to 16MiB",
+                        l.access_buffer.0
+                    ),
+                ));
+            }
+            if !(10..=60_000).contains(&l.access_flush_ms) {
+                problems.push(Problem::new(
+                    "log.access_flush_ms",
+                    format!(
+                        "{} is out of range: use 10 to 60000 milliseconds",
+                        l.access_flush_ms
+                    ),
+                ));
+            }
+        }
         let access_file = log
             .as_ref()
             .and_then(|l| l.access_file.as_ref())
@@ -234,6 +254,7 @@ impl Config {
             grace_period_seconds: s.grace_period_seconds,
             graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
             daemon,
+            work_stealing: s.work_stealing,
             ..ServerConf::default()
         }
     }

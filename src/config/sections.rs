@@ -18,6 +18,10 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub struct ServerSection {
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// One shared runtime whose threads steal each other's work, instead of
+    /// one runtime per thread (Pingora's `work_stealing`).
+    #[serde(default)]
+    pub work_stealing: bool,
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
     #[serde(default = "default_upgrade_sock")]
@@ -34,6 +38,7 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             threads: DEFAULT_THREADS,
+            work_stealing: false,
             pid_file: DEFAULT_PID_FILE.to_string(),
             upgrade_sock: DEFAULT_UPGRADE_SOCK.to_string(),
             error_log: None,
@@ -206,6 +211,23 @@ pub struct LogSection {
     /// Also append the lines to this file; reopened on SIGUSR1.
     #[serde(default)]
     pub access_file: Option<String>,
+    /// Lines are gathered up to this many bytes before a write; 0 writes
+    /// each line at once.
+    #[serde(default = "default_access_buffer")]
+    pub access_buffer: ByteSize,
+    /// Gathered lines are written at least this often.
+    #[serde(default = "default_access_flush_ms")]
+    pub access_flush_ms: u64,
+}
+
+pub const DEFAULT_ACCESS_BUFFER: &str = "64KiB";
+pub const DEFAULT_ACCESS_FLUSH_MS: u64 = 1000;
+
+fn default_access_buffer() -> ByteSize {
+    ByteSize::parse(DEFAULT_ACCESS_BUFFER).unwrap_or(ByteSize(0))
+}
+fn default_access_flush_ms() -> u64 {
+    DEFAULT_ACCESS_FLUSH_MS
 }
 
 impl Default for LogSection {
@@ -213,6 +235,8 @@ impl Default for LogSection {
         LogSection {
             access_stdout: true,
             access_file: None,
+            access_buffer: default_access_buffer(),
+            access_flush_ms: DEFAULT_ACCESS_FLUSH_MS,
         }
     }
 }
@@ -224,6 +248,7 @@ fn default_true() -> bool {
 pub const DEFAULT_CACHE_MAX_SIZE: &str = "10GiB";
 pub const DEFAULT_MAX_OBJECT_SIZE: &str = "8GiB";
 pub const DEFAULT_MIN_FREE_SPACE: &str = "1GiB";
+pub const DEFAULT_MEMORY_SIZE: &str = "64MiB";
 pub const DEFAULT_SLICE_THRESHOLD: &str = "64MiB";
 pub const DEFAULT_SLICE_SIZE: &str = "4MiB";
 pub const DEFAULT_READ_AHEAD_SLICES: u32 = 2;
@@ -247,6 +272,9 @@ pub struct CacheSection {
     pub max_object_size: ByteSize,
     #[serde(default = "default_min_free_space")]
     pub min_free_space: ByteSize,
+    /// Memory for copies of small hot bodies; 0 keeps none.
+    #[serde(default = "default_memory_size")]
+    pub memory_size: ByteSize,
     #[serde(default = "default_ttl_seconds")]
     pub default_ttl_seconds: u64,
     #[serde(default)]
@@ -279,6 +307,9 @@ fn default_max_object_size() -> ByteSize {
 }
 fn default_min_free_space() -> ByteSize {
     ByteSize::parse(DEFAULT_MIN_FREE_SPACE).unwrap_or(ByteSize(0))
+}
+fn default_memory_size() -> ByteSize {
+    ByteSize::parse(DEFAULT_MEMORY_SIZE).unwrap_or(ByteSize(0))
 }
 fn default_ttl_seconds() -> u64 {
     DEFAULT_TTL_SECONDS

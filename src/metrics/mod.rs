@@ -55,6 +55,8 @@ pub struct CacheSnapshot {
     pub write_errors: u64,
     pub aborted_fills: u64,
     pub refused_fills: u64,
+    pub memory_bytes: u64,
+    pub memory_hits: u64,
 }
 
 struct CacheFamilies {
@@ -66,6 +68,8 @@ struct CacheFamilies {
     write_errors: IntCounter,
     aborted_fills: IntCounter,
     refused_fills: IntCounter,
+    memory_bytes: IntGauge,
+    memory_hits: IntCounter,
     /// The totals already added to the counters.
     last: Mutex<CacheSnapshot>,
 }
@@ -293,6 +297,14 @@ impl Metrics {
                 names::CACHE_REFUSED_FILLS_TOTAL,
                 "Fills refused before they started: too large or too little free space.",
             ),
+            memory_bytes: gauge(
+                names::CACHE_MEMORY_BYTES,
+                "Bytes of small bodies held in memory.",
+            ),
+            memory_hits: counter(
+                names::CACHE_MEMORY_HITS_TOTAL,
+                "Hits served from the memory copy of a small body.",
+            ),
             last: Mutex::new(CacheSnapshot::default()),
         };
         let build_info = IntGaugeVec::new(
@@ -344,6 +356,7 @@ impl Metrics {
         c.stored_objects.set(as_i64(snap.stored_objects));
         c.max_bytes.set(as_i64(snap.max_bytes));
         c.disk_free.set(as_i64(snap.disk_free_bytes));
+        c.memory_bytes.set(as_i64(snap.memory_bytes));
         if let Ok(mut last) = c.last.lock() {
             c.evictions
                 .inc_by(snap.evictions.saturating_sub(last.evictions));
@@ -353,6 +366,8 @@ impl Metrics {
                 .inc_by(snap.aborted_fills.saturating_sub(last.aborted_fills));
             c.refused_fills
                 .inc_by(snap.refused_fills.saturating_sub(last.refused_fills));
+            c.memory_hits
+                .inc_by(snap.memory_hits.saturating_sub(last.memory_hits));
             *last = *snap;
         }
     }

@@ -40,6 +40,10 @@ pub const CACHE_LOOKUPS_TOTAL: &str = "cdn_node_cache_lookups_total";
 pub const CACHE_STORED_BYTES: &str = "cdn_node_cache_stored_bytes";
 /// Complete objects on disk.
 pub const CACHE_STORED_OBJECTS: &str = "cdn_node_cache_stored_objects";
+/// Bytes of small bodies held in memory (`cache.memory_size`).
+pub const CACHE_MEMORY_BYTES: &str = "cdn_node_cache_memory_bytes";
+/// Hits served from the memory copy of a small body, without a file.
+pub const CACHE_MEMORY_HITS_TOTAL: &str = "cdn_node_cache_memory_hits_total";
 /// The configured `cache.max_size`.
 pub const CACHE_MAX_BYTES: &str = "cdn_node_cache_max_bytes";
 /// Objects evicted to stay under `cache.max_size`.

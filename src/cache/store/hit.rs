@@ -42,7 +42,8 @@ enum Source {
 
 /// Hit handler of the disk store.
 pub struct DiskHit {
-    file: Arc<File>,
+    /// `None` for a body held in memory.
+    file: Option<Arc<File>>,
     source: Source,
     /// The whole body of a small complete object, read when the hit opened.
     inline: Option<Bytes>,
@@ -57,7 +58,7 @@ pub struct DiskHit {
 impl DiskHit {
     pub fn complete(file: Arc<File>, len: u64, id: u64, weight: usize) -> Self {
         DiskHit {
-            file,
+            file: Some(file),
             source: Source::Complete { len },
             inline: None,
             pos: 0,
@@ -74,7 +75,7 @@ impl DiskHit {
         id: u64,
     ) -> Self {
         DiskHit {
-            file,
+            file: Some(file),
             source: Source::Fill {
                 state,
                 content_length,
@@ -88,10 +89,18 @@ impl DiskHit {
     }
 
     /// A hit over a small complete object whose body is already in memory.
-    pub fn complete_inline(file: Arc<File>, body: Bytes, id: u64, weight: usize) -> Self {
-        let mut hit = DiskHit::complete(file, body.len() as u64, id, weight);
-        hit.inline = Some(body);
-        hit
+    pub fn complete_inline(body: Bytes, id: u64, weight: usize) -> Self {
+        DiskHit {
+            file: None,
+            source: Source::Complete {
+                len: body.len() as u64,
+            },
+            inline: Some(body),
+            pos: 0,
+            end: None,
+            id,
+            weight,
+        }
     }
 
     /// Bytes readable now and the final length if known.
@@ -107,7 +116,9 @@ impl DiskHit {
     }
 
     async fn read_chunk(&self, offset: u64, len: u64) -> Result<Bytes> {
-        let file = self.file.clone();
+        let Some(file) = self.file.clone() else {
+            return Err(pingora_err("cache store: no file behind this body"));
+        };
         let res = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; len as usize];
             file.read_exact_at(&mut buf, BODY_PREAMBLE_LEN + offset)?;

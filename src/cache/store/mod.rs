@@ -9,7 +9,8 @@
 //! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `hit` (reader), `storage` (the Pingora trait),
-//! `scan` (start-up), `space` (free space).
+//! `memory` (copies of small hot bodies), `scan` (start-up), `space` (free
+//! space).
 
 mod error;
 mod files;
@@ -18,6 +19,7 @@ pub mod format;
 pub(crate) mod hit;
 mod index;
 mod layout;
+mod memory;
 mod miss;
 mod scan;
 pub mod space;
@@ -30,6 +32,7 @@ pub use error::StoreError;
 
 use index::Index;
 use layout::Layout;
+use memory::MemoryTier;
 use pingora_cache::CacheEntryKey;
 use pingora_cache::eviction::CacheEntryId;
 use std::path::PathBuf;
@@ -46,6 +49,8 @@ pub struct StoreConfig {
     pub max_object_size: u64,
     /// New fills are refused while the filesystem has less free space.
     pub min_free_bytes: u64,
+    /// Bytes of memory for copies of small hot bodies (0: none).
+    pub memory_bytes: u64,
 }
 
 /// A snapshot of the store's figures.
@@ -67,6 +72,11 @@ pub struct StoreStats {
     /// Files discarded by `open`: other format version, failed validation,
     /// orphans and superseded duplicates (not temp files).
     pub discarded_files: u64,
+    /// Bytes and count of the bodies held in memory.
+    pub memory_bytes: u64,
+    pub memory_objects: u64,
+    /// Hits served from memory, without touching a file (monotonic).
+    pub memory_hits: u64,
 }
 
 #[derive(Default)]
@@ -75,6 +85,7 @@ struct Counters {
     aborted_fills: AtomicU64,
     refused_fills: AtomicU64,
     discarded_files: AtomicU64,
+    memory_hits: AtomicU64,
 }
 
 /// The disk cache store. Leak it (`Box::leak`) to get the `&'static` that
@@ -83,6 +94,7 @@ pub struct DiskStore {
     config: StoreConfig,
     layout: Layout,
     index: Mutex<Index>,
+    memory: Mutex<MemoryTier>,
     next_id: AtomicU64,
     counters: Counters,
     /// Serializes header rewrites (`update_meta`).
@@ -119,6 +131,10 @@ impl DiskStore {
             let index = self.lock_index();
             (index.bytes(), index.objects(), index.fills())
         };
+        let (memory_bytes, memory_objects) = {
+            let memory = self.lock_memory();
+            (memory.bytes(), memory.objects())
+        };
         StoreStats {
             bytes_stored,
             objects_stored,
@@ -127,6 +143,9 @@ impl DiskStore {
             aborted_fills: self.counters.aborted_fills.load(Ordering::Relaxed),
             refused_fills: self.counters.refused_fills.load(Ordering::Relaxed),
             discarded_files: self.counters.discarded_files.load(Ordering::Relaxed),
+            memory_bytes,
+            memory_objects,
+            memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
         }
     }
 
@@ -159,6 +178,10 @@ impl DiskStore {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_memory(&self) -> std::sync::MutexGuard<'_, MemoryTier> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn new_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -171,6 +194,12 @@ impl DiskStore {
     async fn delete_objects(&'static self, targets: Vec<(pingora_cache::key::HashBinary, u64)>) {
         if targets.is_empty() {
             return;
+        }
+        {
+            let mut memory = self.lock_memory();
+            for (key, id) in &targets {
+                memory.remove(key, *id);
+            }
         }
         let layout = self.layout.clone();
         let res = tokio::task::spawn_blocking(move || {

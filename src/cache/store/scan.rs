@@ -112,10 +112,12 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
     );
     let counters = Counters::default();
     counters.discarded_files.store(discarded, Ordering::Relaxed);
+    let memory = super::MemoryTier::new(config.memory_bytes);
     Ok(DiskStore {
         config,
         layout,
         index: Mutex::new(index),
+        memory: Mutex::new(memory),
         next_id: AtomicU64::new(next_id),
         counters,
         meta_lock: tokio::sync::Mutex::new(()),

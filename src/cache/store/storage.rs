@@ -21,6 +21,7 @@ use pingora_error::Result;
 use std::any::Any;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 type Hit = Option<(CacheMeta, HitHandler)>;
 
@@ -47,10 +48,18 @@ impl DiskStore {
                 return Ok(None);
             }
         };
+        let (key, id, len) = (c.key, c.id, c.body_len);
+        let weight = usize::try_from(c.weight()).unwrap_or(usize::MAX);
+        if len <= INLINE_MAX
+            && let Some(body) = self.lock_memory().get(&key, id)
+        {
+            self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+            let hit = DiskHit::complete_inline(body, id, weight);
+            return Ok(Some((meta, Box::new(hit))));
+        }
         // Opening (and, for a small object, reading) a page-cached file
         // takes microseconds: done here, without a hand-off to the blocking
         // pool, which would cost more than the work (see `hit`).
-        let (key, id, len) = (c.key, c.id, c.body_len);
         let opened = files::open_body(&self.layout, &key, id, len).and_then(|file| {
             let body = if len <= INLINE_MAX {
                 let mut buf = vec![0u8; len as usize];
@@ -61,10 +70,11 @@ impl DiskStore {
             };
             Ok((file, body))
         });
-        let weight = usize::try_from(c.weight()).unwrap_or(usize::MAX);
         match opened {
-            Ok((file, Some(body))) => {
-                let hit = DiskHit::complete_inline(Arc::new(file), body, c.id, weight);
+            Ok((_file, Some(body))) => {
+                // Read from disk: the next hits take it from memory.
+                self.lock_memory().put(key, id, body.clone());
+                let hit = DiskHit::complete_inline(body, c.id, weight);
                 Ok(Some((meta, Box::new(hit))))
             }
             Ok((file, None)) => {

@@ -17,6 +17,7 @@ pub fn config(dir: &Path) -> StoreConfig {
         dir: dir.to_path_buf(),
         max_object_size: 1 << 30,
         min_free_bytes: 0,
+        memory_bytes: 1 << 20,
     }
 }
 

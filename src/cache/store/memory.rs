@@ -1,0 +1,194 @@
+//! The memory tier: copies of the bodies of small hot objects, so that a hit
+//! on one needs no file open, read or close (what Apache Traffic Server
+//! calls its RAM cache).
+//!
+//! A copy is keyed by the object's key hash *and* entry id. The index alone
+//! decides which object a key has; the tier only supplies the bytes of that
+//! exact object, so a replaced, purged or evicted object can never be served
+//! from here: its id is simply never asked for again. Copies are dropped
+//! eagerly when the store drops the object, and otherwise aged out.
+//!
+//! Bounded by bytes, replaced by CLOCK: a copy read since the hand last
+//! passed it gets a second chance, so the hot set stays while one-off
+//! objects pass through.
+
+use bytes::Bytes;
+use pingora_cache::key::HashBinary;
+use std::collections::{HashMap, VecDeque};
+
+struct Copy {
+    id: u64,
+    body: Bytes,
+    referenced: bool,
+}
+
+/// Copies of small bodies, at most `capacity` bytes of them.
+pub struct MemoryTier {
+    capacity: u64,
+    copies: HashMap<HashBinary, Copy>,
+    /// CLOCK order; may hold keys whose copy is gone or was replaced, which
+    /// the hand skips.
+    clock: VecDeque<(HashBinary, u64)>,
+    bytes: u64,
+}
+
+impl MemoryTier {
+    pub fn new(capacity: u64) -> MemoryTier {
+        MemoryTier {
+            capacity,
+            copies: HashMap::new(),
+            clock: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The body of object `id` of `key`, if held.
+    pub fn get(&mut self, key: &HashBinary, id: u64) -> Option<Bytes> {
+        let copy = self.copies.get_mut(key).filter(|c| c.id == id)?;
+        copy.referenced = true;
+        Some(copy.body.clone())
+    }
+
+    /// Keeps a copy of the body of object `id` of `key`; a body larger than
+    /// a quarter of the capacity is not kept (it would flush too much).
+    pub fn put(&mut self, key: HashBinary, id: u64, body: Bytes) {
+        let len = body.len() as u64;
+        if len > self.capacity / 4 {
+            return;
+        }
+        self.drop_copy(&key);
+        while self.bytes + len > self.capacity {
+            if !self.advance_hand() {
+                break;
+            }
+        }
+        self.bytes += len;
+        self.copies.insert(
+            key,
+            Copy {
+                id,
+                body,
+                referenced: false,
+            },
+        );
+        self.clock.push_back((key, id));
+        // Entries of replaced copies pile up in the clock when the same keys
+        // are put again and again: sweep them out now and then.
+        if self.clock.len() > 2 * self.copies.len() + 64 {
+            let copies = &self.copies;
+            self.clock
+                .retain(|(k, id)| copies.get(k).is_some_and(|c| c.id == *id));
+        }
+    }
+
+    /// Drops the copy of object `id` of `key`, if held.
+    pub fn remove(&mut self, key: &HashBinary, id: u64) {
+        if self.copies.get(key).is_some_and(|c| c.id == id) {
+            self.drop_copy(key);
+        }
+    }
+
+    fn drop_copy(&mut self, key: &HashBinary) {
+        if let Some(old) = self.copies.remove(key) {
+            self.bytes -= old.body.len() as u64;
+        }
+    }
+
+    /// One step of the hand: evicts the copy under it or gives it its second
+    /// chance. False when there is nothing left to evict.
+    fn advance_hand(&mut self) -> bool {
+        let Some((key, id)) = self.clock.pop_front() else {
+            return false;
+        };
+        match self.copies.get_mut(&key) {
+            Some(copy) if copy.id == id && copy.referenced => {
+                copy.referenced = false;
+                self.clock.push_back((key, id));
+            }
+            Some(copy) if copy.id == id => {
+                self.bytes -= copy.body.len() as u64;
+                self.copies.remove(&key);
+            }
+            // A stale clock entry: the copy was removed or replaced.
+            _ => {}
+        }
+        true
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn objects(&self) -> u64 {
+        self.copies.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> HashBinary {
+        [n; 16]
+    }
+
+    fn body(len: usize) -> Bytes {
+        Bytes::from(vec![7u8; len])
+    }
+
+    #[test]
+    fn serves_only_the_id_it_holds() {
+        let mut m = MemoryTier::new(1000);
+        m.put(key(1), 10, body(100));
+        assert_eq!(m.get(&key(1), 10).map(|b| b.len()), Some(100));
+        assert!(m.get(&key(1), 11).is_none(), "another version of the key");
+        assert!(m.get(&key(2), 10).is_none());
+        m.put(key(1), 11, body(50));
+        assert!(m.get(&key(1), 10).is_none(), "replaced");
+        assert_eq!(m.bytes(), 50);
+        m.remove(&key(1), 10);
+        assert_eq!(m.objects(), 1, "only the id named is removed");
+        m.remove(&key(1), 11);
+        assert_eq!((m.bytes(), m.objects()), (0, 0));
+    }
+
+    #[test]
+    fn stays_within_capacity_and_keeps_what_is_read() {
+        let mut m = MemoryTier::new(1000);
+        for n in 0..4 {
+            m.put(key(n), u64::from(n), body(200));
+        }
+        // 0 and 1 are read: the hand passes them over once.
+        assert!(m.get(&key(0), 0).is_some());
+        assert!(m.get(&key(1), 1).is_some());
+        for n in 4..8 {
+            m.put(key(n), u64::from(n), body(200));
+            assert!(m.bytes() <= 1000);
+        }
+        assert!(m.get(&key(0), 0).is_some(), "hot copy kept");
+        assert!(m.get(&key(1), 1).is_some(), "hot copy kept");
+        assert!(m.get(&key(2), 2).is_none(), "cold copy evicted");
+        assert!(m.get(&key(3), 3).is_none(), "cold copy evicted");
+        assert_eq!(m.bytes(), 200 * m.objects());
+    }
+
+    #[test]
+    fn refuses_bodies_too_large_for_it() {
+        let mut m = MemoryTier::new(1000);
+        m.put(key(1), 1, body(251));
+        assert!(m.get(&key(1), 1).is_none());
+        let mut off = MemoryTier::new(0);
+        off.put(key(1), 1, body(1));
+        assert_eq!(off.objects(), 0);
+    }
+
+    #[test]
+    fn repeated_puts_do_not_grow_the_clock_without_bound() {
+        let mut m = MemoryTier::new(1 << 20);
+        for id in 0..10_000 {
+            m.put(key(1), id, body(10));
+        }
+        assert!(m.clock.len() <= 2 * m.copies.len() + 65);
+        assert_eq!(m.bytes(), 10);
+    }
+}
