@@ -1,12 +1,14 @@
 //! The reader side: a hit handler over a complete object or a fill in
-//! progress. Reads go through positional reads on `spawn_blocking`, at most
-//! `CHUNK` bytes at a time, so a reader holds one chunk whatever the object
-//! size. Small complete objects (at most `INLINE_MAX` bytes) are read whole
+//! progress. Reads are positional, at most `CHUNK` bytes at a time, so a
+//! reader holds one chunk whatever the object size: bytes in the page cache
+//! are copied on the calling thread (`cached_read`), the rest on
+//! `spawn_blocking`. Small complete objects (at most `INLINE_MAX` bytes) are read whole
 //! when the hit is opened, on the calling thread like nginx does: a hand-off
 //! to the blocking pool costs more than reading a few page-cached KiB. A
 //! reader of a fill waits on the fill's watch channel for more bytes and
 //! returns an error (never a clean end) when the fill fails.
 
+use super::cached_read::read_cached;
 use super::error::{pingora_err, pingora_io};
 use super::fill::FillState;
 use super::format::BODY_PREAMBLE_LEN;
@@ -119,9 +121,16 @@ impl DiskHit {
         let Some(file) = self.file.clone() else {
             return Err(pingora_err("cache store: no file behind this body"));
         };
+        let start = BODY_PREAMBLE_LEN + offset;
+        let mut buf = vec![0u8; len as usize];
+        // What the page cache holds is copied here, without a hand-off.
+        let cached = read_cached(&file, &mut buf, start)
+            .map_err(|e| pingora_io("cache store: body read failed", e))?;
+        if cached == buf.len() {
+            return Ok(Bytes::from(buf));
+        }
         let res = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; len as usize];
-            file.read_exact_at(&mut buf, BODY_PREAMBLE_LEN + offset)?;
+            file.read_exact_at(&mut buf[cached..], start + cached as u64)?;
             Ok::<_, std::io::Error>(Bytes::from(buf))
         })
         .await;

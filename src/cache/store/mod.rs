@@ -6,12 +6,13 @@
 //! objects only after both files are fsynced and renamed into place; readers
 //! can follow a fill while it is written (streaming partial writes).
 //!
-//! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
+//! Module map: `format` (bytes), `cached_read` (reads that never wait), `layout` (paths), `index` (in-memory
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `hit` (reader), `storage` (the Pingora trait),
 //! `memory` (copies of small hot bodies), `scan` (start-up), `space` (free
 //! space).
 
+mod cached_read;
 mod error;
 mod files;
 mod fill;

@@ -100,3 +100,30 @@ async fn objects_survive_a_restart_with_their_keys() {
     let (id3, _) = store_object(reopened, "/new", b"n", 1).await;
     assert!(id3 > id);
 }
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[tokio::test]
+async fn a_body_no_longer_in_the_page_cache_is_read_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let data = body(700 * 1024 + 3);
+    store_object(store, "/v/cold.mp4", &data, 10_000).await;
+    let objects = dir.path().join("objects");
+    for name in files_under(&objects) {
+        let file = std::fs::File::open(objects.join(name)).unwrap();
+        crate::cache::store::cached_read::drop_from_page_cache(&file);
+    }
+    let (_, mut hit) = store
+        .lookup(&key("/v/cold.mp4"), &span())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), data);
+    // And again, now from the page cache.
+    let (_, mut hit) = store
+        .lookup(&key("/v/cold.mp4"), &span())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_all(&mut hit).await.unwrap(), data);
+}
