@@ -3,17 +3,47 @@
 
 use super::fill::Fill;
 use super::format::ObjectHeader;
+use pingora_cache::CacheMeta;
 use pingora_cache::key::{CompactCacheKey, HashBinary};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 /// A serialized `CacheMeta` (the two halves `CacheMeta::serialize` returns).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StoredMeta {
     pub internal: Vec<u8>,
     pub header: Vec<u8>,
+    /// `header` re-encoded for cheap decoding, made at the first decode
+    /// (`None` inside: it could not be, use `header`).
+    plain: OnceLock<Option<Vec<u8>>>,
 }
+
+impl StoredMeta {
+    pub fn new(internal: Vec<u8>, header: Vec<u8>) -> StoredMeta {
+        StoredMeta {
+            internal,
+            header,
+            plain: OnceLock::new(),
+        }
+    }
+
+    /// The `CacheMeta`, decoded from the uncompressed form of its header.
+    pub fn decode(&self) -> pingora_error::Result<CacheMeta> {
+        let plain = self
+            .plain
+            .get_or_init(|| super::plain_header::reencode(&self.internal, &self.header));
+        CacheMeta::deserialize(&self.internal, plain.as_deref().unwrap_or(&self.header))
+    }
+}
+
+impl PartialEq for StoredMeta {
+    fn eq(&self, other: &Self) -> bool {
+        self.internal == other.internal && self.header == other.header
+    }
+}
+
+impl Eq for StoredMeta {}
 
 /// A committed object.
 #[derive(Debug, Clone)]
@@ -44,10 +74,7 @@ impl Complete {
             body_len: h.body_len,
             meta_len,
             fresh_until: h.fresh_until,
-            meta: Arc::new(StoredMeta {
-                internal: h.meta_internal,
-                header: h.meta_header,
-            }),
+            meta: Arc::new(StoredMeta::new(h.meta_internal, h.meta_header)),
         }
     }
 

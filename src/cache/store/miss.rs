@@ -82,7 +82,7 @@ impl DiskStore {
                 key: hash,
                 compact: key.to_compact(),
                 primary: key.primary_key().to_vec(),
-                meta: Arc::new(StoredMeta { internal, header }),
+                meta: Arc::new(StoredMeta::new(internal, header)),
                 fresh_until: meta.fresh_until(),
                 content_length,
             },

@@ -9,7 +9,8 @@
 //! Module map: `format` (bytes), `cached_read` (reads that never wait), `layout` (paths), `index` (in-memory
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `hit` (reader), `storage` (the Pingora trait),
-//! `memory` (copies of small hot bodies), `scan` (start-up), `space` (free
+//! `memory` (copies of small hot bodies), `plain_header` (cheap meta
+//! decoding), `scan` (start-up), `space` (free
 //! space).
 
 mod cached_read;
@@ -22,6 +23,7 @@ mod index;
 mod layout;
 mod memory;
 mod miss;
+mod plain_header;
 mod scan;
 pub mod space;
 mod storage;

@@ -27,7 +27,7 @@ type Hit = Option<(CacheMeta, HitHandler)>;
 
 impl DiskStore {
     fn hit_from_fill(&self, fill: &Fill) -> Result<Hit> {
-        let meta = CacheMeta::deserialize(&fill.meta.internal, &fill.meta.header)?;
+        let meta = fill.meta.decode()?;
         let hit = DiskHit::fill(
             fill.file.clone(),
             fill.subscribe(),
@@ -40,7 +40,7 @@ impl DiskStore {
     /// A hit on a committed object, or `None` when its files turn out to be
     /// missing or invalid (then it is dropped from the index and the disk).
     async fn hit_from_complete(&'static self, c: Arc<Complete>) -> Result<Hit> {
-        let meta = match CacheMeta::deserialize(&c.meta.internal, &c.meta.header) {
+        let meta = match c.meta.decode() {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, id = c.id, "cache store: undecodable meta, dropping object");
@@ -205,7 +205,7 @@ impl Storage for DiskStore {
             return Ok(false);
         };
         let (internal, header) = meta.serialize()?;
-        let stored = Arc::new(StoredMeta { internal, header });
+        let stored = Arc::new(StoredMeta::new(internal, header));
         let fresh_until = meta.fresh_until();
         let bytes = format::encode_meta(&current.header_with(&stored, fresh_until))
             .map_err(|e| pingora_err(format!("cache store: cannot encode header: {e}")))?;
