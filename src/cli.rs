@@ -116,7 +116,10 @@ pub fn main(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             match build(config, ProcessOptions { daemon, upgrade }) {
-                Ok(server) => server.run_forever(),
+                Ok(node) => {
+                    node.run();
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("cdn-node: {e}");
                     ExitCode::FAILURE

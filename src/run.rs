@@ -25,9 +25,25 @@ pub struct ProcessOptions {
     pub upgrade: bool,
 }
 
+/// The assembled server, ready to run.
+pub struct Node {
+    server: Server,
+    access_log: AccessLog,
+}
+
+impl Node {
+    /// Runs until the server stops (SIGTERM, SIGINT, or after a graceful
+    /// upgrade), then writes out the access log lines still buffered: a fast
+    /// shutdown gives the flusher no turn.
+    pub fn run(self) {
+        self.server.run(pingora::server::RunArgs::default());
+        self.access_log.flush();
+    }
+}
+
 /// Builds the server with all its services, ready to run. Fails when the
 /// cache folder cannot be opened.
-pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
+pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     let server_conf = config.server_conf(opts.daemon);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -79,7 +95,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
         verifier: verifier.clone(),
         origin: origin.clone(),
         metrics: metrics.clone(),
-        access_log,
+        access_log: access_log.clone(),
         cache,
     };
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
@@ -127,7 +143,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Server, String> {
         "auth reloader".to_string(),
         Arc::new(crate::auth::reload::AuthReloader { verifier, metrics }),
     ));
-    Ok(server)
+    Ok(Node { server, access_log })
 }
 
 /// Opens the disk cache before Pingora starts its runtimes: scanning the

@@ -94,3 +94,23 @@ async fn rotation_with_mv_and_sigusr1_loses_no_line() {
     assert_eq!(paths.len(), sent, "a line was lost or duplicated");
     assert!(paths.iter().all(|p| p.contains("jwt=REDACTED")));
 }
+
+#[tokio::test]
+async fn buffered_lines_are_written_at_a_fast_shutdown() {
+    let s3 = S3::start(&[("courses/101/a.mp4", b"aaaa".as_slice())]).await;
+    let mut opts = Options::new(s3.port);
+    // Nothing is flushed by time during the test.
+    opts.extra_yaml = "log:\n  access_file: requests.log\n  access_flush_ms: 60000\n".into();
+    let mut node = Node::start(opts).await;
+    let log = node.dir.path().join("requests.log");
+    let token = hs256(&good_claims("alice"));
+    for i in 0..3 {
+        let target = format!("/courses/101/a.mp4?n={i}&jwt={token}");
+        assert_eq!(raw(node.http, "GET", &target, &[]).await.0, 200);
+    }
+    assert!(lines(&log).is_empty(), "lines were not buffered");
+    node.signal("INT");
+    assert!(node.exited(Duration::from_secs(10)).await.success());
+    assert_eq!(lines(&log).len(), 3);
+    assert_eq!(node.access_log().len(), 3, "stdout lost lines");
+}

@@ -241,6 +241,16 @@ auth:
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// Waits until the process has exited; its exit status.
+    pub async fn exited(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let child = &mut self.child;
+        super::eventually("the node to exit", within, || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        })
+        .await
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
