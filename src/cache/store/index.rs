@@ -5,6 +5,7 @@ use super::fill::Fill;
 use super::format::ObjectHeader;
 use pingora_cache::CacheMeta;
 use pingora_cache::key::{CompactCacheKey, HashBinary};
+use pingora_http::ResponseHeader;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -14,9 +15,8 @@ use std::time::SystemTime;
 pub struct StoredMeta {
     pub internal: Vec<u8>,
     pub header: Vec<u8>,
-    /// `header` re-encoded for cheap decoding, made at the first decode
-    /// (`None` inside: it could not be, use `header`).
-    plain: OnceLock<Option<Vec<u8>>>,
+    /// `header` decoded, kept from the first decode.
+    decoded: OnceLock<ResponseHeader>,
 }
 
 impl StoredMeta {
@@ -24,16 +24,17 @@ impl StoredMeta {
         StoredMeta {
             internal,
             header,
-            plain: OnceLock::new(),
+            decoded: OnceLock::new(),
         }
     }
 
-    /// The `CacheMeta`, decoded from the uncompressed form of its header.
+    /// The `CacheMeta`; its response header is decoded only the first time.
     pub fn decode(&self) -> pingora_error::Result<CacheMeta> {
-        let plain = self
-            .plain
-            .get_or_init(|| super::plain_header::reencode(&self.internal, &self.header));
-        CacheMeta::deserialize(&self.internal, plain.as_deref().unwrap_or(&self.header))
+        let meta = super::plain_header::decode(&self.internal, &self.header, self.decoded.get())?;
+        if self.decoded.get().is_none() {
+            let _ = self.decoded.set(meta.response_header().clone());
+        }
+        Ok(meta)
     }
 }
 

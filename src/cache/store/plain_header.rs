@@ -1,124 +1,123 @@
-//! Stored response headers made cheap to decode on every hit.
+//! Stored response headers decoded once, not on every hit.
 //!
-//! `CacheMeta::serialize` compresses the response header with zstd, and
-//! `CacheMeta::deserialize` decompresses it again on each hit, building
-//! Huffman tables for a few hundred bytes every time. The meta files keep
-//! Pingora's bytes as they are; in memory, the header half is re-encoded once
-//! as a zstd frame of *raw* (stored, uncompressed) blocks, RFC 8878 section
-//! 3.1.1.2: the same header, which the same decoder reads with a copy.
-//! The re-encoding is checked by decoding it back; when anything differs the
-//! original bytes are used.
+//! `CacheMeta::deserialize` decompresses (zstd) and parses the response
+//! header on every hit. The index keeps the header decoded after the first
+//! hit; later hits decode the internal half as usual together with a fixed,
+//! minimal header, and then put a copy of the decoded one in its place. The
+//! internal half (times, stale windows, variance) is always decoded from the
+//! stored bytes, so nothing of the meta but the header is reused. The meta
+//! files keep Pingora's bytes as they are.
+//!
+//! The minimal header is a zstd frame of one raw (stored) block, RFC 8878
+//! section 3.1.1.2: decoding it is a copy.
 
 use pingora_cache::CacheMeta;
+use pingora_error::Result;
+use pingora_http::ResponseHeader;
+use std::sync::LazyLock;
 
 /// zstd frame magic number, little-endian.
 const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Frame header descriptor: 4-byte content size, single segment, no
 /// checksum, no dictionary.
 const DESCRIPTOR: u8 = 0b1010_0000;
-/// Largest block.
-const MAX_BLOCK: usize = 128 * 1024;
 
-/// `data` as one zstd frame of raw blocks.
-fn raw_frame(data: &[u8]) -> Option<Vec<u8>> {
-    let len = u32::try_from(data.len()).ok()?;
-    let mut out = Vec::with_capacity(data.len() + 16);
+/// `data` (a few bytes: one block) as a zstd frame of one raw block.
+fn raw_frame(data: &[u8]) -> Vec<u8> {
+    let len = data.len() as u32;
+    let mut out = Vec::with_capacity(data.len() + 12);
     out.extend_from_slice(&MAGIC);
     out.push(DESCRIPTOR);
     out.extend_from_slice(&len.to_le_bytes());
-    let mut blocks = data.chunks(MAX_BLOCK).peekable();
-    if data.is_empty() {
-        // One empty last block.
-        out.extend_from_slice(&[1, 0, 0]);
-    }
-    while let Some(block) = blocks.next() {
-        let last = u32::from(blocks.peek().is_none());
-        // Block header: last-block bit, type 0 (raw), size; 3 bytes LE.
-        let header = last | ((block.len() as u32) << 3);
-        out.extend_from_slice(&header.to_le_bytes()[..3]);
-        out.extend_from_slice(block);
-    }
-    Some(out)
+    // Block header, 3 bytes LE: last-block bit, type 0 (raw), size.
+    let block = 1 | (len << 3);
+    out.extend_from_slice(&block.to_le_bytes()[..3]);
+    out.extend_from_slice(data);
+    out
 }
 
-/// The header half of a serialized `CacheMeta` re-encoded without
-/// compression, or `None` when it cannot be (then keep the original).
-pub fn reencode(internal: &[u8], header: &[u8]) -> Option<Vec<u8>> {
-    let meta = CacheMeta::deserialize(internal, header).ok()?;
-    let resp = meta.response_header();
-    // The wire form `CacheMeta` compresses: status line, fields, blank line.
-    let mut text = Vec::with_capacity(512);
-    text.extend_from_slice(b"HTTP/1.1 ");
-    text.extend_from_slice(resp.status.as_str().as_bytes());
-    text.push(b' ');
-    text.extend_from_slice(resp.status.canonical_reason().unwrap_or("").as_bytes());
-    text.extend_from_slice(b"\r\n");
-    resp.header_to_h1_wire(&mut text);
-    text.extend_from_slice(b"\r\n");
-    let frame = raw_frame(&text)?;
-    let back = CacheMeta::deserialize(internal, &frame).ok()?;
-    let same = back.response_header().status == resp.status && back.headers() == meta.headers();
-    same.then_some(frame)
+/// The serialized form of a header with no fields, as `CacheMeta` reads it.
+static MINIMAL: LazyLock<Vec<u8>> = LazyLock::new(|| raw_frame(b"HTTP/1.1 200 OK\r\n\r\n"));
+
+/// Decodes a serialized `CacheMeta`; `decoded` is its response header when
+/// already known (from an earlier decode of the same bytes).
+pub fn decode(
+    internal: &[u8],
+    header: &[u8],
+    decoded: Option<&ResponseHeader>,
+) -> Result<CacheMeta> {
+    match decoded {
+        Some(known) => {
+            let mut meta = CacheMeta::deserialize(internal, &MINIMAL)?;
+            *meta.response_header_mut() = known.clone();
+            Ok(meta)
+        }
+        None => CacheMeta::deserialize(internal, header),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pingora_http::ResponseHeader;
     use std::time::{Duration, SystemTime};
 
-    fn serialized(header: ResponseHeader) -> (Vec<u8>, Vec<u8>) {
-        let now = SystemTime::now();
-        CacheMeta::new(now + Duration::from_secs(60), now, 5, 7, header)
-            .serialize()
-            .unwrap()
-    }
-
     #[test]
-    fn decodes_to_the_same_meta() {
+    fn a_known_header_gives_the_same_meta() {
         let cases: Vec<(u16, Vec<(&str, String)>)> = vec![
             (200, vec![]),
             (
                 200,
                 vec![
                     ("content-length", "1024".into()),
-                    ("etag", "\"abc\"".into()),
+                    ("ETag", "\"abc\"".into()),
                     ("x-amz-meta-a", "one".into()),
                     ("x-amz-meta-a", "two".into()),
                 ],
             ),
             (404, vec![("content-type", "application/xml".into())]),
-            (299, vec![("x-long", "v".repeat(100_000))]),
         ];
+        let now = SystemTime::now();
         for (status, fields) in cases {
             let mut h = ResponseHeader::build(status, None).unwrap();
             for (name, value) in &fields {
                 h.append_header(name.to_string(), value.as_str()).unwrap();
             }
-            let (internal, header) = serialized(h);
-            let plain = reencode(&internal, &header).expect("re-encoded");
-            let a = CacheMeta::deserialize(&internal, &header).unwrap();
-            let b = CacheMeta::deserialize(&internal, &plain).unwrap();
-            assert_eq!(a.response_header().status, b.response_header().status);
-            assert_eq!(a.headers(), b.headers(), "status {status}");
-            assert_eq!(a.fresh_until(), b.fresh_until());
-            assert_eq!(a.stale_if_error_sec(), b.stale_if_error_sec());
+            let mut meta = CacheMeta::new(now + Duration::from_secs(60), now, 5, 7, h);
+            meta.set_variance_key([9; 16]);
+            meta.set_epoch_override(now - Duration::from_secs(3));
+            let (internal, header) = meta.serialize().unwrap();
+            let first = decode(&internal, &header, None).unwrap();
+            let again = decode(&internal, &header, Some(first.response_header())).unwrap();
+            assert_eq!(
+                first.response_header().status,
+                again.response_header().status
+            );
+            assert_eq!(first.headers(), again.headers(), "status {status}");
+            assert_eq!(first.serialize().unwrap(), again.serialize().unwrap());
+            assert_eq!(again.variance(), Some([9; 16]));
+            assert_eq!(again.epoch(), now - Duration::from_secs(3));
         }
     }
 
     #[test]
-    fn frames_split_into_blocks() {
-        let data = vec![b'x'; MAX_BLOCK * 2 + 5];
-        let frame = raw_frame(&data).unwrap();
-        // Magic, descriptor, size, three block headers, the data.
-        assert_eq!(frame.len(), 4 + 1 + 4 + 3 * 3 + data.len());
-        assert_eq!(&frame[..4], &MAGIC);
-        let first = u32::from_le_bytes([frame[9], frame[10], frame[11], 0]);
-        assert_eq!((first & 1, first >> 3), (0, MAX_BLOCK as u32));
+    fn the_minimal_header_is_one_raw_block() {
+        let want: &[u8] = &[
+            0x28, 0xb5, 0x2f, 0xfd, // magic
+            0xa0, // descriptor
+            19, 0, 0, 0, // content size
+            0x99, 0, 0, // last, raw, 19 bytes
+        ];
+        assert_eq!(&MINIMAL[..12], want);
+        assert_eq!(&MINIMAL[12..], b"HTTP/1.1 200 OK\r\n\r\n");
+        let meta = CacheMeta::new(SystemTime::now(), SystemTime::now(), 0, 0, {
+            ResponseHeader::build(200, None).unwrap()
+        });
+        let (internal, _) = meta.serialize().unwrap();
+        assert!(CacheMeta::deserialize(&internal, &MINIMAL).is_ok());
     }
 
     #[test]
-    fn garbage_is_left_alone() {
-        assert!(reencode(b"not a meta", b"not a header").is_none());
+    fn garbage_is_an_error() {
+        assert!(decode(b"not a meta", b"not a header", None).is_err());
     }
 }
