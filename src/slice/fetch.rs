@@ -3,11 +3,12 @@
 //! what comes back into the disk store.
 //!
 //! A slice is normally one Range GET. A client seeking into the middle of a
-//! slice nobody has fetched yet gets a split fetch instead: two Range GETs
-//! in parallel, `[slice start, seek)` and `[seek, slice end)`. The second
-//! streams straight to that client as it arrives, so its first byte does
-//! not wait for the bytes before the seek; the store is still written in
-//! order (first part, then the second, whose bytes are held in memory
+//! slice nobody has fetched yet gets a split fetch instead: two Range GETs,
+//! `[seek, slice end)` first and `[slice start, seek)` as soon as the first
+//! is answered, running side by side. The part from the seek on streams
+//! straight to that client as it arrives, so its first byte does not wait
+//! for the bytes before the seek; the store is still written in order (the
+//! part before the seek, then the other, whose bytes are held in memory
 //! meanwhile: at most one slice). The slice is complete in the store only
 //! when both parts arrived whole.
 
@@ -237,34 +238,36 @@ impl Filler {
 }
 
 /// Fetches one slice, writing it into the store: one Range GET, or with
-/// `split` two in parallel (see the module header). `started` is called
-/// once the fill is visible to lookups (readers can follow it from then
-/// on), after every origin answer was checked.
+/// `split` two (see the module header). The part after the split is asked
+/// first and streams to the client as soon as its answer is checked; the
+/// part before it is asked next. `started` is called once the fill is
+/// visible to lookups (readers can follow it from then on), after the
+/// origin answers were checked.
 pub async fn fetch_slice(
     ctx: Ctx<'_>,
     job: &SliceJob,
     split: Option<Split>,
     started: impl FnOnce(),
 ) -> Result<(), FetchError> {
-    let (first_end, second) = match &split {
-        Some(s) if s.at > job.start && s.at < job.end => (s.at, true),
-        _ => (job.end, false),
-    };
-    let (first, second) = if second {
-        let (a, b) = tokio::join!(
-            open_span(ctx, job, job.start, first_end),
-            open_span(ctx, job, first_end, job.end)
-        );
-        match (a, b) {
-            (Err(FetchError::VersionChanged), _) | (_, Err(FetchError::VersionChanged)) => {
-                return Err(FetchError::VersionChanged);
+    let split = split.filter(|s| s.at > job.start && s.at < job.end);
+    let first_end = split.as_ref().map_or(job.end, |s| s.at);
+    let held = match split {
+        Some(Split { client, .. }) => match open_span(ctx, job, first_end, job.end).await {
+            Ok((session, peer)) => Some(stream_second(
+                ctx,
+                session,
+                peer,
+                job.end - first_end,
+                client,
+            )),
+            Err(e) => {
+                let _ = client.send(Err(e.clone()));
+                return Err(e);
             }
-            (Err(e), _) | (_, Err(e)) => return Err(e),
-            (Ok(a), Ok(b)) => (a, Some(b)),
-        }
-    } else {
-        (open_span(ctx, job, job.start, job.end).await?, None)
+        },
+        None => None,
     };
+    let (mut session, peer) = open_span(ctx, job, job.start, first_end).await?;
     let len = job.end - job.start;
     let mut header = job.header.clone();
     let _ = header.insert_header(http::header::CONTENT_LENGTH, len);
@@ -282,19 +285,6 @@ pub async fn fetch_slice(
         len,
     };
     started();
-    // The second part streams on its own task: to the client at once, and
-    // to the store once the first part is written.
-    let held = match (second, split) {
-        (Some((session, peer)), Some(split)) => Some(stream_second(
-            ctx,
-            session,
-            peer,
-            job.end - first_end,
-            split.client,
-        )),
-        _ => None,
-    };
-    let (mut session, peer) = first;
     while let Some(chunk) = next_chunk(&mut session, ctx.metrics).await? {
         fill.write(chunk).await?;
     }

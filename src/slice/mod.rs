@@ -48,7 +48,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::RangeType;
 use tokio::sync::{mpsc, watch};
 
-use crate::cache::engine::{Engine, cache_key};
+use crate::cache::engine::Engine;
 use crate::cache::policy::Decision;
 use crate::cache::settings::SliceConfig;
 use crate::cache::status;
@@ -176,7 +176,9 @@ pub async fn serve(
     if method != http::Method::GET && method != http::Method::HEAD {
         return Ok(Served::Pass);
     }
-    if engine.store.contains(&cache_key(path, query)) {
+    let primary = crate::cache::key::cache_key(path, query);
+    // The same key as `cache::engine::cache_key`, built once.
+    if engine.store.contains(&CacheKey::new(primary.clone(), "")) {
         return Ok(Served::Pass);
     }
     let req = Request {
@@ -186,7 +188,7 @@ pub async fn serve(
         metrics: metrics.clone(),
         path: path.to_string(),
         query: query.to_string(),
-        primary: crate::cache::key::cache_key(path, query),
+        primary,
     };
     for _attempt in 0..2 {
         let (info, known) = match req.record().await {
@@ -273,13 +275,25 @@ fn fetch_failure(n: u64, e: FetchError) -> Failure {
     }
 }
 
+/// The next chunk of a split fetch's second part.
+async fn next_direct(chunks: &mut Chunks, n: u64) -> Result<Bytes, Failure> {
+    match chunks.recv().await {
+        Some(Ok(chunk)) => Ok(chunk),
+        Some(Err(e)) => Err(fetch_failure(n, e)),
+        None => Err(fetch_failure(
+            n,
+            FetchError::Failed("the fetch ended early".into()),
+        )),
+    }
+}
+
 /// Where the bytes of one slice come from.
 enum Reader {
     /// The store: a complete slice, or a fill being written.
     Store(HitHandler),
     /// The second part of a split fetch this request started, from the
-    /// requested offset on, as the origin sends it.
-    Direct(Chunks),
+    /// requested offset on, as the origin sends it (its first chunk taken).
+    Direct(Option<Bytes>, Chunks),
 }
 
 impl Request {
@@ -522,18 +536,12 @@ impl Request {
                         }
                     }
                     // Starts at `from`: split there for this very part.
-                    Reader::Direct(mut chunks) => {
+                    Reader::Direct(mut first, mut chunks) => {
                         let mut left = to - from;
                         while left > 0 {
-                            let mut chunk = match chunks.recv().await {
-                                Some(Ok(chunk)) => chunk,
-                                Some(Err(e)) => return Err(fetch_failure(n, e)),
-                                None => {
-                                    return Err(fetch_failure(
-                                        n,
-                                        FetchError::Failed("the fetch ended early".into()),
-                                    ));
-                                }
+                            let mut chunk = match first.take() {
+                                Some(chunk) => chunk,
+                                None => next_direct(&mut chunks, n).await?,
                             };
                             if chunk.len() as u64 > left {
                                 chunk.truncate(left as usize);
@@ -590,6 +598,11 @@ impl Request {
             let (mut rx, direct) =
                 self.slicer
                     .start(self, info, key.clone(), n, "request", split.take());
+            // Our own split fetch: its first bytes tell the version held.
+            if let Some(mut chunks) = direct {
+                let first = next_direct(&mut chunks, n).await?;
+                return Ok(Reader::Direct(Some(first), chunks));
+            }
             let state = loop {
                 let state = rx.borrow_and_update().clone();
                 if !matches!(state, FetchState::Pending) {
@@ -600,12 +613,7 @@ impl Request {
                 }
             };
             match state {
-                FetchState::Started => {
-                    if let Some(chunks) = direct {
-                        return Ok(Reader::Direct(chunks));
-                    }
-                }
-                FetchState::Pending => {}
+                FetchState::Started | FetchState::Pending => {}
                 FetchState::Failed(e) => return Err(fetch_failure(n, e)),
             }
         }
