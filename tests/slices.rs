@@ -33,6 +33,16 @@ async fn world(objects: &[(&str, &[u8])], read_ahead: u32) -> World {
 
 /// A world whose objects above `threshold` bytes are sliced.
 async fn world_with(objects: &[(&str, &[u8])], read_ahead: u32, threshold: &str) -> World {
+    world_tweaked(objects, read_ahead, threshold, |_| {}).await
+}
+
+/// `world_with`, with the node's options changed by `tweak`.
+async fn world_tweaked(
+    objects: &[(&str, &[u8])],
+    read_ahead: u32,
+    threshold: &str,
+    tweak: impl FnOnce(&mut Options),
+) -> World {
     let s3 = S3::start(objects).await;
     let tap = Tap::start(s3.port).await;
     let cache_dir = tempfile::tempdir().unwrap();
@@ -44,6 +54,7 @@ async fn world_with(objects: &[(&str, &[u8])], read_ahead: u32, threshold: &str)
         ),
     ));
     opts.admin_token = Some(ADMIN_TOKEN.into());
+    tweak(&mut opts);
     let node = Node::start(opts).await;
     World {
         s3,
@@ -585,4 +596,64 @@ async fn a_client_hanging_up_on_a_sliced_response_is_no_error() {
     let stderr = w.node.stderr();
     assert!(!stderr.contains("Fail to"), "{stderr}");
     assert!(!stderr.contains("status: 500"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_request_whose_origin_head_fails_is_answered_as_an_origin_failure() {
+    let object = bytes(4 * S, 706);
+    let w = world_tweaked(&[("v/fail.mp4", &object)], 0, "1", |o| {
+        o.read_timeout_ms = 1000
+    })
+    .await;
+    struct Case {
+        mode: Mode,
+        status: u16,
+        body: &'static [u8],
+        kind: &'static str,
+    }
+    let cases = [
+        // A silent origin: 504 after one read timeout, not a second wait
+        // for a GET after the HEAD.
+        Case {
+            mode: Mode::Stall,
+            status: 504,
+            body: b"gateway timeout\n",
+            kind: "timeout",
+        },
+        // A connection closed without an answer: the ordinary path tries
+        // and answers 502.
+        Case {
+            mode: Mode::CutAfter(0),
+            status: 502,
+            body: b"bad gateway\n",
+            kind: "reset",
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        w.tap.set_mode(c.mode);
+        let path = format!("/v/fail-{i}.mp4");
+        let started = std::time::Instant::now();
+        let (status, _, body) = w.request("GET", &path, &[]).await;
+        assert_eq!(status, c.status, "{:?}", c.mode);
+        assert_eq!(body, c.body, "{:?}", c.mode);
+        if c.mode == Mode::Stall {
+            assert!(
+                started.elapsed() < Duration::from_millis(1900),
+                "waited {:?}",
+                started.elapsed()
+            );
+        }
+        assert_eq!(
+            w.metric("cdn_node_origin_errors_total", &[("kind", c.kind)])
+                .await,
+            1.0,
+            "{:?}",
+            c.mode
+        );
+    }
+    // The origin back: the object is learnt and served.
+    w.tap.set_mode(Mode::Forward);
+    let (status, _, body) = w.request("GET", "/v/fail.mp4", &[]).await;
+    assert_eq!(status, 200);
+    assert!(body == object);
 }
