@@ -12,13 +12,17 @@
 #   ACCESS_LOG=true  cdn-node's log.access_stdout (true, the shipped default,
 #                    writes one JSON line per request to a file; or false)
 #   KEEP=1           keep the scratch folder's objects and caches afterwards
+#   SCENARIOS=small,medium,large,seek,ranges
+#                    the scenarios to run, comma-separated (default: all five);
+#                    e.g. SCENARIOS=seek,ranges for the slice figures only
 #
 # What runs, all on 127.0.0.1 with free ports: s3s-fs (checks SigV4) as
 # cdn-node's origin; cdn-node with its disk cache, verifying an HS256 token on
 # every request; a plain nginx serving the same files; nginx proxy_cache (on
 # disk) in front of it, checking no token. Both caches are warmed, then wrk
 # loads each in turn: 1 KiB hits (wrk -t2 -c50), 10 MiB hits (-c8), and the
-# large object with 200 clients while the servers' memory is sampled. Then
+# large object with 200 clients while the servers' memory is sampled (cdn-node
+# keeps an object above its slice_threshold in slices, plain GETs included). Then
 # two range scenarios on the large object, which cdn-node stores in slices:
 # cold seeks (a 1 MiB range at 0, 10, 50 and 90 % of an object neither cache
 # holds: time to first byte and total, against the time of one 4 MiB slice
@@ -36,7 +40,7 @@ HERE="$ROOT/benches/load"
 
 # The command as typed, with the settings given to it.
 COMMAND="benches/load.sh"
-for v in ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION QUICK; do
+for v in SCENARIOS ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION QUICK; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
@@ -55,6 +59,7 @@ fi
 ACCESS_LOG=${ACCESS_LOG:-true}
 RANGE_SEED=${RANGE_SEED:-1}
 KEEP=${KEEP:-0}
+SCENARIOS=${SCENARIOS:-small,medium,large,seek,ranges}
 BUCKET=videos
 READY_SECONDS=60
 STOP_SECONDS=10
@@ -64,6 +69,15 @@ STOP_SECONDS=10
 [[ "$SEEK_REPS" =~ ^[1-9][0-9]*$ ]] || { echo "load: SEEK_REPS must be a whole number" >&2; exit 2; }
 [[ "$RANGE_SEED" =~ ^[0-9]+$ ]] || { echo "load: RANGE_SEED must be a whole number" >&2; exit 2; }
 [[ "$ACCESS_LOG" == true || "$ACCESS_LOG" == false ]] || { echo "load: ACCESS_LOG must be true or false" >&2; exit 2; }
+IFS=, read -r -a chosen <<<"$SCENARIOS"
+for s in "${chosen[@]}"; do
+    case "$s" in
+        small | medium | large | seek | ranges) ;;
+        *) echo "load: SCENARIOS: unknown scenario '$s' (small, medium, large, seek, ranges)" >&2; exit 2 ;;
+    esac
+done
+# wants SCENARIO: whether SCENARIO was chosen.
+wants() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
@@ -312,8 +326,8 @@ EOF
 [[ -n "${SLICE_PORT:-}" ]] || die "could not choose ports"
 
 # Caches large enough for every object three times over: cdn-node holds the
-# large object whole (plain GETs) and in slices (ranges), nginx's slice server
-# has a cache of this size of its own.
+# large object in slices under two paths (plain GETs and ranges), nginx's
+# slice server has a cache of this size of its own.
 CACHE_MIB=$((3 * (LARGE_MIB + 64)))
 
 # --- the origins and the two caches ---------------------------------------
@@ -415,7 +429,11 @@ warm() {
 
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NODE_PORT/$SMALL") || code=000
 [[ "$code" == 401 ]] || die "cdn-node answered $code without a token, not 401"
-for key in "$SMALL" "$MEDIUM" "$LARGE"; do
+warm_keys=()
+wants small && warm_keys+=("$SMALL")
+wants medium && warm_keys+=("$MEDIUM")
+wants large && warm_keys+=("$LARGE")
+for key in "${warm_keys[@]}"; do
     warm cdn-node "$(node_url "$key")" X-Cache "$OBJECTS/$BUCKET/$key"
     warm nginx "$(nginx_url "$key")" X-Cache-Status "$OBJECTS/$BUCKET/$key"
 done
@@ -514,12 +532,18 @@ SMALL_ARGS=(-t2 -c50 "-d${DURATION}s")
 MEDIUM_ARGS=(-t2 -c8 "-d${DURATION}s")
 LARGE_ARGS=(-t2 -c200 "-d${MEM_DURATION}s" --timeout "$((MEM_DURATION + 10))s")
 
-echo
-scenario small "$SMALL" "1 KiB hits" "${SMALL_ARGS[@]}"
-echo
-scenario medium "$MEDIUM" "10 MiB hits" "${MEDIUM_ARGS[@]}"
-echo
-MEMORY=1 scenario large "$LARGE" "$LARGE_LABEL hits, 200 clients, memory sampled every 200 ms" "${LARGE_ARGS[@]}"
+if wants small; then
+    echo
+    scenario small "$SMALL" "1 KiB hits" "${SMALL_ARGS[@]}"
+fi
+if wants medium; then
+    echo
+    scenario medium "$MEDIUM" "10 MiB hits" "${MEDIUM_ARGS[@]}"
+fi
+if wants large; then
+    echo
+    MEMORY=1 scenario large "$LARGE" "$LARGE_LABEL hits, 200 clients, memory sampled every 200 ms" "${LARGE_ARGS[@]}"
+fi
 
 # --- ranges of the large object ---------------------------------------------
 
@@ -538,17 +562,16 @@ metric_sum() {
 # Waits until cdn-node's slice fetches, read-ahead included, are over: the
 # next measurement must not share the CPUs with the last one's tail.
 node_settle() {
-    local deadline=$((SECONDS + 30)) last="" now="" stable=0 started stored
+    local deadline=$((SECONDS + 30)) last="" now="" stable=0 busy
     while ((SECONDS < deadline)); do
-        started=$(metric_sum cdn_node_origin_range_requests_total)
-        stored=$(metric_sum cdn_node_slices_fetched_total)
-        now="$started $stored"
+        busy=$(metric_sum cdn_node_slice_fetches_in_progress)
+        now="$busy $(metric_sum cdn_node_origin_range_requests_total)"
         if [[ "$now" == "$last" ]]; then stable=$((stable + 1)); else stable=0; fi
-        if ((stable >= 3 && started == stored)) || ((stable >= 12)); then return 0; fi
+        if ((stable >= 3 && busy == 0)); then return 0; fi
         last=$now
         sleep 0.25
     done
-    say "WARNING: cdn-node's slice fetches did not settle within 30 s (range GETs, slices stored: $now)"
+    say "WARNING: cdn-node's slice fetches did not settle within 30 s (fetches under way, range GETs: $now)"
 }
 
 # The file nginx keeps KEY's cached response in (levels=1:2, key $uri).
@@ -606,41 +629,43 @@ seek_once() {
         "$([[ $correct == yes ]] || echo ', WRONG BYTES OR STATUS')"
 }
 
-echo
-say "cold seeks into $LARGE_LABEL: a 1 MiB range at ${SEEK_PERCENTS[*]} % of an object neither cache holds," \
-    "$SEEK_REPS repetitions (cdn-node purged before each, a new path each time for both)"
-for ((rep = 1; rep <= SEEK_REPS; rep++)); do
-    # The reference: one slice of cdn-node's size straight from its origin
-    # (signed, as the node asks), and from the plain nginx origin.
-    # A cold seek costs cdn-node a HEAD and then the slice: time the HEAD too.
-    key="bench/seek/$rep-0/$LARGE_NAME"
-    s3_signed=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY"
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
-    read -r code ttfb total < <(curl -sS -I "${s3_signed[@]}" --max-time 60 -o /dev/null \
-        -w '%{http_code} %{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$S3_PORT/$BUCKET/$key" ||
-        echo "000 0 0")
-    echo "server=s3-head pct=0 rep=$rep code=$code ttfb_s=$ttfb total_s=$total correct=$([[ $code == 200 ]] && echo yes || echo no)" >>"$SEEKS"
-    seek_once s3 "http://127.0.0.1:$S3_PORT/$BUCKET/$key" 0 "$SLICE_BYTES" 0 "$rep" "${s3_signed[@]}"
-    echo "$SEEK_LINE" >>"$SEEKS"
-    seek_once origin "http://127.0.0.1:$ORIGIN_PORT/$key" 0 "$SLICE_BYTES" 0 "$rep"
-    echo "$SEEK_LINE" >>"$SEEKS"
-    for pct in "${SEEK_PERCENTS[@]}"; do
-        key="bench/seek/$rep-$pct/$LARGE_NAME"
-        # 1 MiB aligned, so cdn-node's slice and nginx's file offsets agree.
-        first=$((LARGE_BYTES * pct / 100 / SEEK_BYTES * SEEK_BYTES))
-        seek_once nginx "$(nginx_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
-        nginx_settle "$key"
-        echo "$SEEK_LINE nginx_stored=$NGINX_STORED" >>"$SEEKS"
-        purge_node /bench/seek/
-        seek_once node "$(node_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
-        echo "$SEEK_LINE purged_before=$PURGED" >>"$SEEKS"
-        node_settle
+if wants seek; then
+    echo
+    say "cold seeks into $LARGE_LABEL: a 1 MiB range at ${SEEK_PERCENTS[*]} % of an object neither cache holds," \
+        "$SEEK_REPS repetitions (cdn-node purged before each, a new path each time for both)"
+    for ((rep = 1; rep <= SEEK_REPS; rep++)); do
+        # The reference: one slice of cdn-node's size straight from its origin
+        # (signed, as the node asks), and from the plain nginx origin.
+        # A cold seek costs cdn-node a HEAD and then the slice: time the HEAD too.
+        key="bench/seek/$rep-0/$LARGE_NAME"
+        s3_signed=(--aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY"
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+        read -r code ttfb total < <(curl -sS -I "${s3_signed[@]}" --max-time 60 -o /dev/null \
+            -w '%{http_code} %{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$S3_PORT/$BUCKET/$key" ||
+            echo "000 0 0")
+        echo "server=s3-head pct=0 rep=$rep code=$code ttfb_s=$ttfb total_s=$total correct=$([[ $code == 200 ]] && echo yes || echo no)" >>"$SEEKS"
+        seek_once s3 "http://127.0.0.1:$S3_PORT/$BUCKET/$key" 0 "$SLICE_BYTES" 0 "$rep" "${s3_signed[@]}"
+        echo "$SEEK_LINE" >>"$SEEKS"
+        seek_once origin "http://127.0.0.1:$ORIGIN_PORT/$key" 0 "$SLICE_BYTES" 0 "$rep"
+        echo "$SEEK_LINE" >>"$SEEKS"
+        for pct in "${SEEK_PERCENTS[@]}"; do
+            key="bench/seek/$rep-$pct/$LARGE_NAME"
+            # 1 MiB aligned, so cdn-node's slice and nginx's file offsets agree.
+            first=$((LARGE_BYTES * pct / 100 / SEEK_BYTES * SEEK_BYTES))
+            seek_once nginx "$(nginx_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
+            nginx_settle "$key"
+            echo "$SEEK_LINE nginx_stored=$NGINX_STORED" >>"$SEEKS"
+            purge_node /bench/seek/
+            seek_once node "$(node_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
+            echo "$SEEK_LINE purged_before=$PURGED" >>"$SEEKS"
+            node_settle
+        done
     done
-done
-purge_node /bench/seek/
-node_settle
-echo
-BENCH_LARGE_BYTES=$LARGE_BYTES BENCH_SLICE_BYTES=$SLICE_BYTES python3 "$HERE/summary.py" seeks "$SEEKS"
+    purge_node /bench/seek/
+    node_settle
+    echo
+    BENCH_LARGE_BYTES=$LARGE_BYTES BENCH_SLICE_BYTES=$SLICE_BYTES python3 "$HERE/summary.py" seeks "$SEEKS"
+fi
 
 # warm_ranges NAME URL: reads the whole object through a cache in 16 MiB
 # ranges, in order; together they must be the object's bytes.
@@ -669,29 +694,31 @@ probe_hit() {
     [[ "$status" == HIT ]] || die "$name: a 1 MiB range of the warm object is not a hit ($header: ${status:-none})"
 }
 
-echo
-say "warming the range object: $LARGE_LABEL read once through each cache in 16 MiB ranges, in order"
-warm_start=$SECONDS
-warm_ranges "nginx slice 1m" "$(nginx_slice_url "$RANGE_KEY")"
-say "nginx slice 1m: warm in $((SECONDS - warm_start)) s"
-probe_hit "nginx slice 1m" "$(nginx_slice_url "$RANGE_KEY")" X-Cache-Status
-warm_start=$SECONDS
-warm_ranges cdn-node "$(node_url "$RANGE_KEY")"
-say "cdn-node: warm in $((SECONDS - warm_start)) s"
-node_settle
-probe_hit cdn-node "$(node_url "$RANGE_KEY")" X-Cache
-rm -f "$SCRATCH/check.head"
-
 RANGE_ARGS=(-t2 -c8 "-d${DURATION}s")
-say "warm random 1 MiB ranges of $LARGE_LABEL: wrk ${RANGE_ARGS[*]} --latency -s random-range.lua (seed $RANGE_SEED)"
-export WRK_SCRIPT="$HERE/random-range.lua" WRK_SCRIPT_ARGS="$LARGE_BYTES $SEEK_BYTES $RANGE_SEED"
-measure ranges nginx-slice "$(nginx_slice_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
-range_gets=$(metric_sum cdn_node_origin_range_requests_total)
-measure ranges node "$(node_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
-range_gets=$(($(metric_sum cdn_node_origin_range_requests_total) - range_gets))
-unset WRK_SCRIPT WRK_SCRIPT_ARGS
-echo "scenario=ranges-origin server=node range_gets=$range_gets" >>"$RESULTS"
-python3 "$HERE/summary.py" pair "$RESULTS" ranges
+if wants ranges; then
+    echo
+    say "warming the range object: $LARGE_LABEL read once through each cache in 16 MiB ranges, in order"
+    warm_start=$SECONDS
+    warm_ranges "nginx slice 1m" "$(nginx_slice_url "$RANGE_KEY")"
+    say "nginx slice 1m: warm in $((SECONDS - warm_start)) s"
+    probe_hit "nginx slice 1m" "$(nginx_slice_url "$RANGE_KEY")" X-Cache-Status
+    warm_start=$SECONDS
+    warm_ranges cdn-node "$(node_url "$RANGE_KEY")"
+    say "cdn-node: warm in $((SECONDS - warm_start)) s"
+    node_settle
+    probe_hit cdn-node "$(node_url "$RANGE_KEY")" X-Cache
+    rm -f "$SCRATCH/check.head"
+
+    say "warm random 1 MiB ranges of $LARGE_LABEL: wrk ${RANGE_ARGS[*]} --latency -s random-range.lua (seed $RANGE_SEED)"
+    export WRK_SCRIPT="$HERE/random-range.lua" WRK_SCRIPT_ARGS="$LARGE_BYTES $SEEK_BYTES $RANGE_SEED"
+    measure ranges nginx-slice "$(nginx_slice_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
+    range_gets=$(metric_sum cdn_node_origin_range_requests_total)
+    measure ranges node "$(node_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
+    range_gets=$(($(metric_sum cdn_node_origin_range_requests_total) - range_gets))
+    unset WRK_SCRIPT WRK_SCRIPT_ARGS
+    echo "scenario=ranges-origin server=node range_gets=$range_gets" >>"$RESULTS"
+    python3 "$HERE/summary.py" pair "$RESULTS" ranges
+fi
 
 # --- summary --------------------------------------------------------------
 

@@ -102,6 +102,16 @@ impl Refusal {
     }
 }
 
+/// Whether the error is the client going away (closing or resetting its
+/// connection), as opposed to a failure of ours or of the origin.
+pub fn client_gone(e: &Error) -> bool {
+    e.esource() == &ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+        )
+}
+
 /// The `kind` label of an origin failure (metric and access log).
 pub fn origin_error_kind(e: &Error) -> &'static str {
     match e.etype() {

@@ -41,6 +41,7 @@ pub struct SliceMetrics {
     /// By `outcome`: `used` or `wasted`.
     pub read_ahead: IntCounterVec,
     pub version_changes: IntCounter,
+    pub fetches_in_progress: IntGauge,
 }
 
 /// What the disk cache reports at scrape time.
@@ -256,6 +257,17 @@ impl Metrics {
                 names::SLICE_VERSION_CHANGES_TOTAL,
                 "Sliced objects found changed at the origin; their slices were dropped.",
             ),
+            fetches_in_progress: {
+                let g = IntGauge::new(
+                    names::SLICE_FETCHES_IN_PROGRESS,
+                    "Slice fetches under way now (request and read-ahead).",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
         };
         for trigger in ["request", "read_ahead"] {
             slices.fetched.with_label_values(&[trigger]);

@@ -91,6 +91,8 @@ pub const SLICES_SERVED_FROM_DISK_TOTAL: &str = "cdn_node_slices_served_from_dis
 pub const SLICE_READ_AHEAD_TOTAL: &str = "cdn_node_slice_read_ahead_total";
 /// Sliced objects found changed at the origin (ETag), whose slices were dropped.
 pub const SLICE_VERSION_CHANGES_TOTAL: &str = "cdn_node_slice_version_changes_total";
+/// Slice fetches under way now (request and read-ahead).
+pub const SLICE_FETCHES_IN_PROGRESS: &str = "cdn_node_slice_fetches_in_progress";
 /// Client connections open now (after the TLS handshake).
 pub const CONNECTIONS_OPEN: &str = "cdn_node_connections_open";
 /// Client connections closed at once, by `reason` (max_connections, per_client).

@@ -377,11 +377,19 @@ impl ProxyHttp for Edge {
         )
     }
 
+    /// A client that went away is no error of ours: no error-level line.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        crate::refusal::client_gone(e)
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
+        // What was sent; 499 (as nginx logs it) when the client went away
+        // before any response header.
+        let status = match session.response_written() {
+            Some(r) => r.status.as_u16(),
+            None if e.is_some_and(crate::refusal::client_gone) => 499,
+            None => 0,
+        };
         let bytes = session.as_downstream().body_bytes_sent() as u64;
         let elapsed = ctx.started.elapsed();
         let m = &self.metrics;

@@ -1,19 +1,31 @@
 //! Talking to the origin for sliced objects (HEAD for the record, signed
 //! Range GETs pinned to one ETag with `If-Match` for slices) and writing
 //! what comes back into the disk store.
+//!
+//! A slice is normally one Range GET. A client seeking into the middle of a
+//! slice nobody has fetched yet gets a split fetch instead: two Range GETs,
+//! `[seek, slice end)` first and `[slice start, seek)` as soon as the first
+//! is answered, running side by side. The part from the seek on streams
+//! straight to that client as it arrives, so its first byte does not wait
+//! for the bytes before the seek; the store is still written in order (the
+//! part before the seek, then the other, whose bytes are held in memory
+//! meanwhile: at most one slice). The slice is complete in the store only
+//! when both parts arrived whole.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use pingora::ErrorType;
 use pingora::connectors::http::Connector;
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
-use pingora_cache::storage::{MissFinishType, PurgeTarget, PurgeType, Storage};
+use pingora_cache::storage::{MissFinishType, MissHandler, PurgeTarget, PurgeType, Storage};
 use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::{RequestHeader, ResponseHeader};
+use tokio::sync::mpsc;
 
 use crate::cache::engine::Engine;
 use crate::metrics::{Metrics, status_class};
@@ -24,6 +36,8 @@ use crate::origin::Origin;
 pub enum FetchError {
     /// The origin's object is no longer the version the slice was asked for.
     VersionChanged,
+    /// The origin did not answer in time.
+    TimedOut(String),
     /// Anything else: origin unreachable or failing, short body, disk.
     Failed(String),
 }
@@ -32,7 +46,7 @@ impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FetchError::VersionChanged => f.write_str("the object changed at the origin"),
-            FetchError::Failed(why) => f.write_str(why),
+            FetchError::TimedOut(why) | FetchError::Failed(why) => f.write_str(why),
         }
     }
 }
@@ -40,6 +54,20 @@ impl std::fmt::Display for FetchError {
 fn failed(why: impl Into<String>) -> FetchError {
     FetchError::Failed(why.into())
 }
+
+/// An origin transport error, keeping timeouts apart.
+fn transport(what: &str, e: &pingora::Error) -> FetchError {
+    let why = format!("{what}: {e}");
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            FetchError::TimedOut(why)
+        }
+        _ => FetchError::Failed(why),
+    }
+}
+
+/// Bytes of one response body as the origin sends them, or why they stop.
+pub type Chunks = mpsc::UnboundedReceiver<Result<Bytes, FetchError>>;
 
 /// One request to the origin: the session with its response header read.
 async fn exchange(
@@ -52,17 +80,17 @@ async fn exchange(
     let (mut session, _reused) = connector
         .get_http_session(&peer)
         .await
-        .map_err(|e| failed(format!("origin connect: {e}")))?;
+        .map_err(|e| transport("origin connect", &e))?;
     session.set_read_timeout(Some(origin.config.read_timeout));
     session.set_write_timeout(Some(origin.config.read_timeout));
     session
         .write_request_header(Box::new(req))
         .await
-        .map_err(|e| failed(format!("origin request: {e}")))?;
+        .map_err(|e| transport("origin request", &e))?;
     session
         .read_response_header()
         .await
-        .map_err(|e| failed(format!("origin response: {e}")))?;
+        .map_err(|e| transport("origin response", &e))?;
     let resp = session
         .response_header()
         .cloned()
@@ -107,31 +135,45 @@ pub struct SliceJob {
     pub fresh_until: SystemTime,
 }
 
-/// Fetches one slice with a Range GET pinned by `If-Match`, writing it into
-/// the store. `started` is called once the fill is visible to lookups
-/// (readers can follow it from then on).
-pub async fn fetch_slice(
-    engine: &'static Engine,
-    connector: &Connector,
-    origin: &Origin,
-    metrics: &Metrics,
+/// Where to split a slice fetch, and who gets the second part as it comes.
+pub struct Split {
+    /// Object offset of the second part's first byte, inside the slice.
+    pub at: u64,
+    pub client: mpsc::UnboundedSender<Result<Bytes, FetchError>>,
+}
+
+/// Where the fetch runs.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub engine: &'static Engine,
+    pub connector: &'static Connector,
+    pub origin: &'a Arc<Origin>,
+    pub metrics: &'a Arc<Metrics>,
+}
+
+/// Sends a Range GET for `[from, to)` of the job's object pinned by
+/// `If-Match`, and checks the answer is exactly that span of that version.
+async fn open_span(
+    ctx: Ctx<'_>,
     job: &SliceJob,
-    started: impl FnOnce(),
-) -> Result<(), FetchError> {
+    from: u64,
+    to: u64,
+) -> Result<(HttpSession, HttpPeer), FetchError> {
     let mut prepared =
         RequestHeader::build("GET", b"/", None).map_err(|e| failed(e.to_string()))?;
-    let range = format!("bytes={}-{}", job.start, job.end - 1);
+    let range = format!("bytes={}-{}", from, to - 1);
     prepared
         .insert_header("range", &range)
         .map_err(|e| failed(e.to_string()))?;
     prepared
         .insert_header("if-match", &job.etag)
         .map_err(|e| failed(e.to_string()))?;
-    let req = origin
+    let req = ctx
+        .origin
         .request(&job.path, &job.query, &prepared, SystemTime::now())
         .map_err(failed)?;
-    metrics.slices.origin_range_requests.inc();
-    let (mut session, resp, peer) = exchange(connector, origin, metrics, req).await?;
+    ctx.metrics.slices.origin_range_requests.inc();
+    let (session, resp, peer) = exchange(ctx.connector, ctx.origin, ctx.metrics, req).await?;
     match resp.status.as_u16() {
         206 => {}
         412 => return Err(FetchError::VersionChanged),
@@ -141,7 +183,7 @@ pub async fn fetch_slice(
     if etag != Some(job.etag.as_bytes()) {
         return Err(FetchError::VersionChanged);
     }
-    let want_range = format!("bytes {}-{}/{}", job.start, job.end - 1, job.object_len);
+    let want_range = format!("bytes {}-{}/{}", from, to - 1, job.object_len);
     let got_range = resp
         .headers
         .get(http::header::CONTENT_RANGE)
@@ -157,51 +199,177 @@ pub async fn fetch_slice(
             failed(format!("origin sent {got_range:?} for {want_range}"))
         });
     }
+    Ok((session, peer))
+}
+
+/// The next body chunk of a span, counting origin bytes; `None` at its end.
+async fn next_chunk(
+    session: &mut HttpSession,
+    metrics: &Metrics,
+) -> Result<Option<Bytes>, FetchError> {
+    let chunk = session
+        .read_response_body()
+        .await
+        .map_err(|e| transport("origin body", &e))?;
+    if let Some(c) = &chunk {
+        metrics.origin_bytes.inc_by(c.len() as u64);
+    }
+    Ok(chunk)
+}
+
+/// Writes into the slice's fill, refusing more than the slice holds.
+struct Filler {
+    miss: MissHandler,
+    written: u64,
+    len: u64,
+}
+
+impl Filler {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), FetchError> {
+        self.written += chunk.len() as u64;
+        if self.written > self.len {
+            return Err(failed("origin sent more than the slice"));
+        }
+        self.miss
+            .write_body(chunk, self.written == self.len)
+            .await
+            .map_err(|e| failed(format!("slice store: {e}")))
+    }
+}
+
+/// Fetches one slice, writing it into the store: one Range GET, or with
+/// `split` two (see the module header). The part after the split is asked
+/// first and streams to the client as soon as its answer is checked; the
+/// part before it is asked next. `started` is called once the fill is
+/// visible to lookups (readers can follow it from then on), after the
+/// origin answers were checked.
+pub async fn fetch_slice(
+    ctx: Ctx<'_>,
+    job: &SliceJob,
+    split: Option<Split>,
+    started: impl FnOnce(),
+) -> Result<(), FetchError> {
+    let split = split.filter(|s| s.at > job.start && s.at < job.end);
+    let first_end = split.as_ref().map_or(job.end, |s| s.at);
+    let held = match split {
+        Some(Split { client, .. }) => match open_span(ctx, job, first_end, job.end).await {
+            Ok((session, peer)) => Some(stream_second(
+                ctx,
+                session,
+                peer,
+                job.end - first_end,
+                client,
+            )),
+            Err(e) => {
+                let _ = client.send(Err(e.clone()));
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let (mut session, peer) = open_span(ctx, job, job.start, first_end).await?;
     let len = job.end - job.start;
     let mut header = job.header.clone();
     let _ = header.insert_header(http::header::CONTENT_LENGTH, len);
     let meta = CacheMeta::new(job.fresh_until, SystemTime::now(), 0, 0, header);
     let span = Span::inactive();
-    let mut miss = engine
+    let miss = ctx
+        .engine
         .store
         .get_miss_handler(&job.key, &meta, &span.handle())
         .await
         .map_err(|e| failed(format!("slice store: {e}")))?;
+    let mut fill = Filler {
+        miss,
+        written: 0,
+        len,
+    };
     started();
-    let mut written = 0u64;
-    loop {
-        let chunk: Option<Bytes> = session
-            .read_response_body()
-            .await
-            .map_err(|e| failed(format!("origin body: {e}")))?;
-        let Some(chunk) = chunk else { break };
-        written += chunk.len() as u64;
-        metrics.origin_bytes.inc_by(chunk.len() as u64);
-        if written > len {
-            return Err(failed("origin sent more than the slice"));
-        }
-        miss.write_body(chunk, written == len)
-            .await
-            .map_err(|e| failed(format!("slice store: {e}")))?;
+    while let Some(chunk) = next_chunk(&mut session, ctx.metrics).await? {
+        fill.write(chunk).await?;
     }
-    if written != len {
+    if fill.written != first_end - job.start {
         return Err(failed(format!(
-            "origin sent {written} of {len} slice bytes"
+            "origin sent {} of {} slice bytes",
+            fill.written,
+            first_end - job.start
         )));
     }
+    if session.response_done() {
+        ctx.connector
+            .release_http_session(session, &peer, None)
+            .await;
+    }
+    if let Some(mut held) = held {
+        while let Some(chunk) = held.recv().await {
+            fill.write(chunk?).await?;
+        }
+    }
+    if fill.written != len {
+        return Err(failed(format!(
+            "origin sent {} of {len} slice bytes",
+            fill.written
+        )));
+    }
+    let Filler { miss, .. } = fill;
     let entry_id = miss.entry_id();
     let finished = miss
         .finish()
         .await
         .map_err(|e| failed(format!("slice store: {e}")))?;
-    if session.response_done() {
-        connector.release_http_session(session, &peer, None).await;
-    }
     let size = match finished {
         MissFinishType::Created(size) | MissFinishType::Appended(size, _) => size,
     };
-    admit(engine, &job.key, entry_id, size, job.fresh_until).await;
+    admit(ctx.engine, &job.key, entry_id, size, job.fresh_until).await;
     Ok(())
+}
+
+/// Reads the second part of a split fetch on its own task, passing each
+/// chunk to the client and to the returned receiver (the store's side,
+/// which holds them until the first part is written). A failure reaches
+/// both; a client gone is no failure.
+fn stream_second(
+    ctx: Ctx<'_>,
+    mut session: HttpSession,
+    peer: HttpPeer,
+    len: u64,
+    client: mpsc::UnboundedSender<Result<Bytes, FetchError>>,
+) -> Chunks {
+    let (store, held) = mpsc::unbounded_channel();
+    let (connector, metrics) = (ctx.connector, ctx.metrics.clone());
+    tokio::spawn(async move {
+        let mut got = 0u64;
+        let res = loop {
+            if client.is_closed() && store.is_closed() {
+                return;
+            }
+            match next_chunk(&mut session, &metrics).await {
+                Ok(Some(chunk)) => {
+                    got += chunk.len() as u64;
+                    if got > len {
+                        break Err(failed("origin sent more than the slice"));
+                    }
+                    let _ = client.send(Ok(chunk.clone()));
+                    let _ = store.send(Ok(chunk));
+                }
+                Ok(None) if got == len => break Ok(()),
+                Ok(None) => break Err(failed(format!("origin sent {got} of {len} slice bytes"))),
+                Err(e) => break Err(e),
+            }
+        };
+        match res {
+            Ok(()) => {
+                if session.response_done() {
+                    connector.release_http_session(session, &peer, None).await;
+                }
+            }
+            Err(e) => {
+                let _ = client.send(Err(e.clone()));
+                let _ = store.send(Err(e));
+            }
+        }
+    });
+    held
 }
 
 /// Tells the eviction manager about a new entry and removes what it evicts.
@@ -252,6 +420,3 @@ pub async fn store_record(engine: &'static Engine, key: &CacheKey, meta: &CacheM
         Err(e) => tracing::debug!(error = %e, "could not store an object record"),
     }
 }
-
-/// Shared by the slice fetches of the process.
-pub type SharedConnector = Arc<Connector>;

@@ -32,9 +32,19 @@ pub fn version_prefix(primary: &str, tag: &str) -> String {
     format!("{primary} #v={tag}#")
 }
 
+/// The prefix of the slice keys of one version, for `slice_at`.
+pub fn slice_prefix(primary: &str, tag: &str) -> String {
+    format!("{primary} #v={tag}#s=")
+}
+
+/// Slice `n` under a `slice_prefix`.
+pub fn slice_at(prefix: &str, n: u64) -> CacheKey {
+    CacheKey::new(format!("{prefix}{n}"), "")
+}
+
 /// Slice `n` of one version.
 pub fn slice(primary: &str, tag: &str, n: u64) -> CacheKey {
-    CacheKey::new(format!("{primary} #v={tag}#s={n}"), "")
+    slice_at(&slice_prefix(primary, tag), n)
 }
 
 #[cfg(test)]
@@ -56,6 +66,10 @@ mod tests {
                 .starts_with(&version_prefix(p, &tag))
         );
         assert_ne!(version_tag("\"abc\""), version_tag("\"abd\""));
+        assert_eq!(
+            slice_at(&slice_prefix(p, &tag), 7).primary_key_str(),
+            Some(format!("{p} #v={tag}#s=7").as_str())
+        );
         // Another object whose path extends this one is not in the family.
         assert!(!"/v/a.mp4x #info".starts_with(&family(p)));
     }

@@ -8,10 +8,18 @@
 //! `If-Match`. Slices live in the same store as whole objects (same bounds,
 //! eviction, purge) under keys derived from the object's (`keys`).
 //!
+//! Every cold GET or HEAD (no whole object and no fresh record in the store)
+//! starts with that HEAD, one per object however many requests arrive
+//! together; objects at or below the threshold then go the ordinary way,
+//! and their record spares later requests the HEAD.
+//!
 //! Concurrent requests for one slice share one fetch: the first starts it,
 //! the others wait until its fill is visible and then read it as it is
-//! written. After each slice served, the next `read_ahead` slices are
-//! fetched in the background.
+//! written. A request seeking into the middle of a slice nobody fetches
+//! yet splits the fetch at its offset and gets its bytes straight from the
+//! origin (`fetch`), so its first byte costs the same wherever it lands.
+//! After each slice served, the next `read_ahead` slices are fetched in the
+//! background.
 //!
 //! One version per response: slice keys carry a tag of the ETag, and a slice
 //! fetch that finds another version (412, another ETag or length) drops the
@@ -25,8 +33,8 @@ pub mod info;
 pub mod keys;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::ops::{Range, RangeInclusive};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -38,19 +46,21 @@ use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::ResponseHeader;
 use pingora_proxy::RangeType;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use crate::cache::engine::{Engine, cache_key};
+use crate::cache::engine::Engine;
 use crate::cache::policy::Decision;
 use crate::cache::settings::SliceConfig;
 use crate::cache::status;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
-use fetch::{FetchError, SliceJob};
+use fetch::{Chunks, FetchError, SliceJob, Split};
 use info::ObjectInfo;
 
 /// How many read-ahead slices are remembered to be counted when used.
 const READ_AHEAD_MEMORY: usize = 4096;
+/// How many object records are kept decoded in memory.
+const RECORD_MEMORY: usize = 4096;
 
 #[derive(Debug, Clone)]
 enum FetchState {
@@ -60,11 +70,29 @@ enum FetchState {
     Failed(FetchError),
 }
 
+/// What an origin HEAD taught about an object.
+#[derive(Clone)]
+enum Learned {
+    Object(Arc<ObjectInfo>),
+    /// Not a cacheable object with a length and an ETag, or the HEAD failed:
+    /// the ordinary path answers (errors included).
+    Pass,
+    /// The origin did not answer in time: asking again would only double
+    /// the client's wait.
+    TimedOut(String),
+}
+
 /// Process-wide slice state, living in the `Engine`.
 pub struct Slicer {
     pub config: SliceConfig,
     connector: Connector,
+    /// Slice fetches under way, by slice key.
     inflight: Mutex<HashMap<String, watch::Receiver<FetchState>>>,
+    /// Origin HEADs under way, by the object's primary key.
+    learning: Mutex<HashMap<String, watch::Receiver<Option<Learned>>>>,
+    /// Decoded records, by primary key; the store's copy stays the truth
+    /// (a record is used only while the store still holds one).
+    records: Mutex<HashMap<String, Arc<ObjectInfo>>>,
     read_ahead: Mutex<ReadAhead>,
 }
 
@@ -74,14 +102,15 @@ struct ReadAhead {
     order: VecDeque<String>,
 }
 
-/// One client request for a sliced object.
-struct Request<'a> {
+/// One client request for a possibly sliced object.
+#[derive(Clone)]
+struct Request {
     engine: &'static Engine,
     slicer: &'static Slicer,
-    origin: &'a Arc<Origin>,
-    metrics: &'a Arc<Metrics>,
-    path: &'a str,
-    query: &'a str,
+    origin: Arc<Origin>,
+    metrics: Arc<Metrics>,
+    path: String,
+    query: String,
     primary: String,
 }
 
@@ -93,32 +122,45 @@ pub enum Served {
     Done(&'static str),
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Slicer {
     pub fn new(config: SliceConfig) -> Slicer {
         Slicer {
             config,
             connector: Connector::new(None),
             inflight: Mutex::new(HashMap::new()),
+            learning: Mutex::new(HashMap::new()),
+            records: Mutex::new(HashMap::new()),
             read_ahead: Mutex::new(ReadAhead::default()),
         }
     }
 
-    fn lock_inflight(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Receiver<FetchState>>> {
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    fn remember_record(&self, primary: &str, info: Arc<ObjectInfo>) {
+        let mut records = lock(&self.records);
+        if records.len() >= RECORD_MEMORY && !records.contains_key(primary) {
+            records.clear();
+        }
+        records.insert(primary.to_string(), info);
     }
 
-    fn lock_read_ahead(&self) -> std::sync::MutexGuard<'_, ReadAhead> {
-        self.read_ahead.lock().unwrap_or_else(|p| p.into_inner())
+    fn forget_record(&self, primary: &str) {
+        lock(&self.records).remove(primary);
     }
 }
 
-fn key_text(key: &CacheKey) -> String {
-    key.primary_key_str().unwrap_or_default().to_string()
+fn key_text(key: &CacheKey) -> &str {
+    key.primary_key_str().unwrap_or_default()
 }
 
 /// Answers a GET or HEAD for a sliced object, or says `Pass`.
+///
+/// A whole object in the store goes the ordinary way at once. Otherwise the
+/// object's record says what it is; without a fresh one, an origin HEAD
+/// (one per object however many requests arrive together) learns it. Large
+/// objects are then served from slices, small ones by the ordinary path.
 pub async fn serve(
     engine: &'static Engine,
     origin: &Arc<Origin>,
@@ -134,36 +176,30 @@ pub async fn serve(
     if method != http::Method::GET && method != http::Method::HEAD {
         return Ok(Served::Pass);
     }
+    let primary = crate::cache::key::cache_key(path, query);
+    // The same key as `cache::engine::cache_key`, built once.
+    if engine.store.contains(&CacheKey::new(primary.clone(), "")) {
+        return Ok(Served::Pass);
+    }
     let req = Request {
         engine,
         slicer,
-        origin,
-        metrics,
-        path,
-        query,
-        primary: crate::cache::key::cache_key(path, query),
+        origin: origin.clone(),
+        metrics: metrics.clone(),
+        path: path.to_string(),
+        query: query.to_string(),
+        primary,
     };
     for _attempt in 0..2 {
         let (info, known) = match req.record().await {
             Some(info) => (info, true),
-            None => {
-                // A whole object in the store, or a plain GET of an unknown
-                // object, takes the ordinary path: no HEAD for small files.
-                if engine.store.contains(&cache_key(path, query))
-                    || (method == http::Method::GET
-                        && session
-                            .req_header()
-                            .headers
-                            .get(http::header::RANGE)
-                            .is_none())
-                {
-                    return Ok(Served::Pass);
+            None => match req.learn_shared().await {
+                Learned::Object(info) => (info, false),
+                Learned::Pass => return Ok(Served::Pass),
+                Learned::TimedOut(why) => {
+                    return Err(Error::explain(ErrorType::ReadTimedout, why).into_up());
                 }
-                match req.learn().await {
-                    Some(info) => (info, false),
-                    None => return Ok(Served::Pass),
-                }
-            }
+            },
         };
         let sliced = info.len > slicer.config.threshold;
         if method == http::Method::HEAD {
@@ -173,7 +209,8 @@ pub async fn serve(
             set_status_header(engine, &mut header, label);
             session
                 .write_response_header(Box::new(header), true)
-                .await?;
+                .await
+                .map_err(|e| e.into_down())?;
             return Ok(Served::Done(label));
         }
         if !sliced {
@@ -218,7 +255,57 @@ impl From<Box<Error>> for Failure {
     }
 }
 
-impl Request<'_> {
+/// A write to the client failed: the client went away (logged as such).
+fn client_gone(e: Box<Error>) -> Failure {
+    Failure::Other(e.into_down())
+}
+
+/// A slice that could not be had, as the request's failure.
+fn fetch_failure(n: u64, e: FetchError) -> Failure {
+    match e {
+        FetchError::VersionChanged => Failure::Changed,
+        FetchError::TimedOut(why) => Failure::Other(Error::explain(
+            ErrorType::HTTPStatus(504),
+            format!("slice {n}: {why}"),
+        )),
+        FetchError::Failed(why) => Failure::Other(Error::explain(
+            ErrorType::HTTPStatus(502),
+            format!("slice {n}: {why}"),
+        )),
+    }
+}
+
+/// The next chunk of a split fetch's second part.
+async fn next_direct(chunks: &mut Chunks, n: u64) -> Result<Bytes, Failure> {
+    match chunks.recv().await {
+        Some(Ok(chunk)) => Ok(chunk),
+        Some(Err(e)) => Err(fetch_failure(n, e)),
+        None => Err(fetch_failure(
+            n,
+            FetchError::Failed("the fetch ended early".into()),
+        )),
+    }
+}
+
+/// Where the bytes of one slice come from.
+enum Reader {
+    /// The store: a complete slice, or a fill being written.
+    Store(HitHandler),
+    /// The second part of a split fetch this request started, from the
+    /// requested offset on, as the origin sends it (its first chunk taken).
+    Direct(Option<Bytes>, Chunks),
+}
+
+impl Request {
+    fn fetch_ctx(&self) -> fetch::Ctx<'_> {
+        fetch::Ctx {
+            engine: self.engine,
+            connector: &self.slicer.connector,
+            origin: &self.origin,
+            metrics: &self.metrics,
+        }
+    }
+
     /// The stored record of the object, fresh or not, with its freshness.
     async fn stored_record(&self) -> Option<(ObjectInfo, bool)> {
         let span = Span::inactive();
@@ -233,29 +320,74 @@ impl Request<'_> {
         Some((ObjectInfo::from_meta(&meta)?, fresh))
     }
 
-    /// The fresh record of the object, if stored.
-    async fn record(&self) -> Option<ObjectInfo> {
+    /// The fresh record of the object, if stored: decoded from memory while
+    /// the store still holds it, from the store otherwise.
+    async fn record(&self) -> Option<Arc<ObjectInfo>> {
+        let remembered = lock(&self.slicer.records).get(&self.primary).cloned();
+        if let Some(info) = remembered {
+            if info.fresh_until > SystemTime::now()
+                && self.engine.store.contains(&keys::info(&self.primary))
+            {
+                return Some(info);
+            }
+            self.slicer.forget_record(&self.primary);
+        }
         let (info, fresh) = self.stored_record().await?;
-        fresh.then_some(info)
+        if !fresh {
+            return None;
+        }
+        let info = Arc::new(info);
+        self.slicer.remember_record(&self.primary, info.clone());
+        Some(info)
     }
 
-    /// HEADs the origin and stores the record; `None` when the answer is not
-    /// a cacheable 200 with a length and an ETag (the ordinary path then
-    /// deals with it, errors included).
-    async fn learn(&self) -> Option<ObjectInfo> {
+    /// Learns the object with an origin HEAD, shared by every request for
+    /// it that arrives meanwhile. The HEAD runs on its own task: a client
+    /// going away does not cut it short for the others.
+    async fn learn_shared(&self) -> Learned {
+        let mut rx = {
+            let mut learning = lock(&self.slicer.learning);
+            match learning.get(&self.primary) {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    learning.insert(self.primary.clone(), rx.clone());
+                    let req = self.clone();
+                    tokio::spawn(async move {
+                        let learned = req.learn().await;
+                        lock(&req.slicer.learning).remove(&req.primary);
+                        tx.send_replace(Some(learned));
+                    });
+                    rx
+                }
+            }
+        };
+        loop {
+            if let Some(learned) = rx.borrow_and_update().clone() {
+                return learned;
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone().unwrap_or(Learned::Pass);
+            }
+        }
+    }
+
+    /// HEADs the origin and stores the record.
+    async fn learn(&self) -> Learned {
         let resp = match fetch::head(
             &self.slicer.connector,
-            self.origin,
-            self.metrics,
-            self.path,
-            self.query,
+            &self.origin,
+            &self.metrics,
+            &self.path,
+            &self.query,
         )
         .await
         {
             Ok(resp) => resp,
+            Err(FetchError::TimedOut(why)) => return Learned::TimedOut(why),
             Err(e) => {
                 tracing::debug!(error = %e, "origin HEAD failed");
-                return None;
+                return Learned::Pass;
             }
         };
         let now = SystemTime::now();
@@ -265,12 +397,13 @@ impl Request<'_> {
             stale_if_error_sec,
         } = self.engine.config.policy.decide(&resp, now)
         else {
-            return None;
+            return Learned::Pass;
         };
-        let info = ObjectInfo::from_head(&resp, fresh_until)?;
+        let Some(info) = ObjectInfo::from_head(&resp, fresh_until) else {
+            return Learned::Pass;
+        };
         // A record replaced by another version: its slices are garbage.
-        let stale = self.stale_record().await;
-        if let Some(old) = stale
+        if let Some((old, _)) = self.stored_record().await
             && old.etag != info.etag
         {
             self.metrics.slices.version_changes.inc();
@@ -278,35 +411,33 @@ impl Request<'_> {
         }
         let meta: CacheMeta = info.to_meta(now, stale_while_revalidate_sec, stale_if_error_sec);
         fetch::store_record(self.engine, &keys::info(&self.primary), &meta).await;
-        Some(info)
-    }
-
-    /// The stored record even when it is no longer fresh.
-    async fn stale_record(&self) -> Option<ObjectInfo> {
-        self.stored_record().await.map(|(info, _)| info)
+        let info = Arc::new(info);
+        self.slicer.remember_record(&self.primary, info.clone());
+        Learned::Object(info)
     }
 
     async fn drop_slices(&self, etag: &str) {
         let prefix = keys::version_prefix(&self.primary, &keys::version_tag(etag));
-        self.slicer.forget_read_ahead(&prefix, self.metrics);
+        self.slicer.forget_read_ahead(&prefix, &self.metrics);
         self.engine.purge_prefix(&prefix).await;
     }
 
     /// The object changed: drop its record and all its slices.
     async fn forget(&self) {
         self.metrics.slices.version_changes.inc();
+        self.slicer.forget_record(&self.primary);
         let family = keys::family(&self.primary);
-        self.slicer.forget_read_ahead(&family, self.metrics);
+        self.slicer.forget_read_ahead(&family, &self.metrics);
         self.engine.purge_prefix(&family).await;
     }
 
-    fn job(&self, info: &ObjectInfo, n: u64) -> SliceJob {
+    fn job(&self, info: &ObjectInfo, key: CacheKey, n: u64) -> SliceJob {
         let size = self.slicer.config.size;
         let start = n * size;
         SliceJob {
-            path: self.path.to_string(),
-            query: self.query.to_string(),
-            key: keys::slice(&self.primary, &keys::version_tag(&info.etag), n),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            key,
             start,
             end: (start + size).min(info.len),
             object_len: info.len,
@@ -344,86 +475,134 @@ impl Request<'_> {
             RangeType::Invalid => (Vec::new(), None),
         };
         let size = self.slicer.config.size;
-        let tag = keys::version_tag(&info.etag);
+        let prefix = keys::slice_prefix(&self.primary, &keys::version_tag(&info.etag));
         let all_here = parts.iter().all(|r| {
-            (r.start / size..=(r.end - 1) / size).all(|n| {
-                self.engine
-                    .store
-                    .contains(&keys::slice(&self.primary, &tag, n))
-            })
+            (r.start / size..=(r.end - 1) / size)
+                .all(|n| self.engine.store.contains(&keys::slice_at(&prefix, n)))
         });
         let label = if all_here { status::HIT } else { status::MISS };
         set_status_header(self.engine, &mut header, label);
         // Before anything is sent: the first slice decides whether the
         // version still holds, so a change can start over cleanly.
-        let mut first = match parts.first() {
-            Some(r) => Some(self.slice(info, r.start / size).await?),
-            None => None,
-        };
-        if parts.is_empty() {
+        let Some(first_part) = parts.first() else {
             session
                 .write_response_header(Box::new(header), true)
-                .await?;
+                .await
+                .map_err(client_gone)?;
             return Ok(label);
-        }
+        };
+        let n0 = first_part.start / size;
+        let mut first = Some(
+            self.slice(
+                info,
+                &prefix,
+                n0,
+                Some(first_part.start).filter(|_| !all_here),
+            )
+            .await?,
+        );
         session
             .write_response_header(Box::new(header), false)
-            .await?;
+            .await
+            .map_err(client_gone)?;
         let last_slice = info.slices(size) - 1;
+        let read_ahead = u64::from(self.slicer.config.read_ahead);
         for r in &parts {
             if let Some(m) = &framing {
                 session
                     .write_response_body(Some(m.part_head(r)), false)
-                    .await?;
+                    .await
+                    .map_err(client_gone)?;
             }
             for n in r.start / size..=(r.end - 1) / size {
-                let mut hit = match first.take() {
-                    Some(hit) => hit,
-                    None => self.slice(info, n).await?,
+                let reader = match first.take() {
+                    Some(reader) => reader,
+                    None => self.slice(info, &prefix, n, None).await?,
                 };
-                self.read_ahead(
-                    info,
-                    n + 1..=(n + u64::from(self.slicer.config.read_ahead)).min(last_slice),
-                );
+                if read_ahead > 0 && n < last_slice {
+                    self.read_ahead(info, &prefix, n + 1..=(n + read_ahead).min(last_slice));
+                }
                 let base = n * size;
                 let from = r.start.max(base) - base;
                 let to = r.end.min(base + size) - base;
-                hit.seek(from as usize, Some(to as usize))?;
-                while let Some(chunk) = hit.read_body().await? {
-                    session.write_response_body(Some(chunk), false).await?;
+                match reader {
+                    Reader::Store(mut hit) => {
+                        hit.seek(from as usize, Some(to as usize))?;
+                        while let Some(chunk) = hit.read_body().await? {
+                            session
+                                .write_response_body(Some(chunk), false)
+                                .await
+                                .map_err(client_gone)?;
+                        }
+                    }
+                    // Starts at `from`: split there for this very part.
+                    Reader::Direct(mut first, mut chunks) => {
+                        let mut left = to - from;
+                        while left > 0 {
+                            let mut chunk = match first.take() {
+                                Some(chunk) => chunk,
+                                None => next_direct(&mut chunks, n).await?,
+                            };
+                            if chunk.len() as u64 > left {
+                                chunk.truncate(left as usize);
+                            }
+                            left -= chunk.len() as u64;
+                            session
+                                .write_response_body(Some(chunk), false)
+                                .await
+                                .map_err(client_gone)?;
+                        }
+                    }
                 }
             }
         }
         let tail = framing.as_ref().map(Multipart::tail).unwrap_or_default();
-        session.write_response_body(Some(tail), true).await?;
+        session
+            .write_response_body(Some(tail), true)
+            .await
+            .map_err(client_gone)?;
         Ok(label)
     }
 
     /// A reader of slice `n`: from disk, or following a fetch (ours or one
-    /// already under way).
-    async fn slice(&self, info: &ObjectInfo, n: u64) -> Result<HitHandler, Failure> {
-        let job = self.job(info, n);
-        let text = key_text(&job.key);
+    /// already under way). With `seek` past the slice's start and no fetch
+    /// under way, the fetch is split there and the reader starts at `seek`.
+    async fn slice(
+        &self,
+        info: &ObjectInfo,
+        prefix: &str,
+        n: u64,
+        seek: Option<u64>,
+    ) -> Result<Reader, Failure> {
+        let key = keys::slice_at(prefix, n);
+        let mut split = seek.filter(|&at| at > n * self.slicer.config.size);
         let mut waited = false;
         for _ in 0..3 {
             let span = Span::inactive();
-            if let Some((meta, hit)) = self.engine.store.lookup(&job.key, &span.handle()).await? {
-                self.slicer.used(&text, self.metrics);
+            if let Some((meta, hit)) = self.engine.store.lookup(&key, &span.handle()).await? {
+                self.slicer.used(&key, &self.metrics);
                 if !waited {
                     self.metrics.slices.served_from_disk.inc();
                 }
                 if hit.should_count_access() {
-                    let entry = CacheEntryKey::from_entry_id(job.key.to_compact(), hit.entry_id());
+                    let entry = CacheEntryKey::from_entry_id(key.to_compact(), hit.entry_id());
                     self.engine.eviction.access(
                         &entry,
                         hit.get_eviction_weight(),
                         meta.fresh_until(),
                     );
                 }
-                return Ok(hit);
+                return Ok(Reader::Store(hit));
             }
             waited = true;
-            let mut rx = self.slicer.start(self, self.job(info, n), "request");
+            let (mut rx, direct) =
+                self.slicer
+                    .start(self, info, key.clone(), n, "request", split.take());
+            // Our own split fetch: its first bytes tell the version held.
+            if let Some(mut chunks) = direct {
+                let first = next_direct(&mut chunks, n).await?;
+                return Ok(Reader::Direct(Some(first), chunks));
+            }
             let state = loop {
                 let state = rx.borrow_and_update().clone();
                 if !matches!(state, FetchState::Pending) {
@@ -435,13 +614,7 @@ impl Request<'_> {
             };
             match state {
                 FetchState::Started | FetchState::Pending => {}
-                FetchState::Failed(FetchError::VersionChanged) => return Err(Failure::Changed),
-                FetchState::Failed(FetchError::Failed(why)) => {
-                    return Err(Failure::Other(Error::explain(
-                        ErrorType::HTTPStatus(502),
-                        format!("slice {n}: {why}"),
-                    )));
-                }
+                FetchState::Failed(e) => return Err(fetch_failure(n, e)),
             }
         }
         Err(Failure::Other(Error::explain(
@@ -451,75 +624,88 @@ impl Request<'_> {
     }
 
     /// Starts background fetches of the slices in `next` not yet stored.
-    fn read_ahead(&self, info: &ObjectInfo, next: std::ops::RangeInclusive<u64>) {
+    fn read_ahead(&self, info: &ObjectInfo, prefix: &str, next: RangeInclusive<u64>) {
         for n in next {
-            let job = self.job(info, n);
-            if self.engine.store.contains(&job.key) {
+            let key = keys::slice_at(prefix, n);
+            if self.engine.store.contains(&key) {
                 continue;
             }
-            let text = key_text(&job.key);
-            if self.slicer.lock_inflight().contains_key(&text) {
+            let text = key_text(&key);
+            if lock(&self.slicer.inflight).contains_key(text) {
                 continue;
             }
-            self.slicer.remember_read_ahead(text, self.metrics);
-            let _ = self.slicer.start(self, job, "read_ahead");
+            self.slicer.remember_read_ahead(text, &self.metrics);
+            let _ = self.slicer.start(self, info, key, n, "read_ahead", None);
         }
     }
 }
 
 impl Slicer {
-    /// The fetch of `job`: joins one under way, or spawns it. The fetch runs
-    /// on its own task, so a client going away never cuts a fill short.
+    /// The fetch of slice `n`: joins one under way, or spawns it (split at
+    /// `split` when given: then the second part's bytes come back too).
+    /// The fetch runs on its own task, so a client going away never cuts a
+    /// fill short.
     fn start(
         &'static self,
-        req: &Request<'_>,
-        job: SliceJob,
+        req: &Request,
+        info: &ObjectInfo,
+        key: CacheKey,
+        n: u64,
         trigger: &'static str,
-    ) -> watch::Receiver<FetchState> {
-        let text = key_text(&job.key);
-        let tx = {
-            let mut inflight = self.lock_inflight();
+        split: Option<u64>,
+    ) -> (watch::Receiver<FetchState>, Option<Chunks>) {
+        let text = key_text(&key).to_string();
+        let (tx, rx) = {
+            let mut inflight = lock(&self.inflight);
             if let Some(rx) = inflight.get(&text) {
-                return rx.clone();
+                return (rx.clone(), None);
             }
             let (tx, rx) = watch::channel(FetchState::Pending);
             // Under the map lock: a fetch that finished between the
             // caller's lookup and now left its slice in the store.
-            if req.engine.store.contains(&job.key) {
+            if req.engine.store.contains(&key) {
                 let _ = tx.send(FetchState::Started);
-                return rx;
+                return (rx, None);
             }
             inflight.insert(text.clone(), rx.clone());
             (tx, rx)
         };
-        let (tx, rx) = tx;
-        let (engine, origin, metrics) = (req.engine, req.origin.clone(), req.metrics.clone());
+        let job = req.job(info, key, n);
+        let (split, chunks) = match split {
+            Some(at) => {
+                let (client, chunks) = mpsc::unbounded_channel();
+                (Some(Split { at, client }), Some(chunks))
+            }
+            None => (None, None),
+        };
+        let req = req.clone();
         tokio::spawn(async move {
+            let metrics = &req.metrics;
+            metrics.slices.fetches_in_progress.inc();
             let announce = || {
                 let _ = tx.send(FetchState::Started);
-                self.lock_inflight().remove(&text);
+                lock(&self.inflight).remove(&text);
             };
-            let res =
-                fetch::fetch_slice(engine, &self.connector, &origin, &metrics, &job, announce)
-                    .await;
+            let res = fetch::fetch_slice(req.fetch_ctx(), &job, split, announce).await;
             match res {
                 Ok(()) => {
                     metrics.slices.fetched.with_label_values(&[trigger]).inc();
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "slice fetch failed");
-                    self.lock_inflight().remove(&text);
+                    lock(&self.inflight).remove(&text);
                     tx.send_replace(FetchState::Failed(e));
                 }
             }
+            metrics.slices.fetches_in_progress.dec();
         });
-        rx
+        (rx, chunks)
     }
 
-    fn remember_read_ahead(&self, key: String, metrics: &Metrics) {
-        let mut ra = self.lock_read_ahead();
-        if ra.keys.insert(key.clone()) {
-            ra.order.push_back(key);
+    fn remember_read_ahead(&self, key: &str, metrics: &Metrics) {
+        let mut ra = lock(&self.read_ahead);
+        if ra.keys.insert(key.to_string()) {
+            ra.order.push_back(key.to_string());
         }
         while ra.order.len() > READ_AHEAD_MEMORY {
             if let Some(old) = ra.order.pop_front()
@@ -535,8 +721,12 @@ impl Slicer {
     }
 
     /// A request read slice `key`: if read-ahead brought it, it was used.
-    fn used(&self, key: &str, metrics: &Metrics) {
-        let mut ra = self.lock_read_ahead();
+    fn used(&self, key: &CacheKey, metrics: &Metrics) {
+        let mut ra = lock(&self.read_ahead);
+        if ra.keys.is_empty() {
+            return;
+        }
+        let key = key_text(key);
         if ra.keys.remove(key) {
             ra.order.retain(|k| k != key);
             metrics.slices.read_ahead.with_label_values(&["used"]).inc();
@@ -546,7 +736,7 @@ impl Slicer {
     /// Slices under `prefix` are being dropped: read-ahead ones never used
     /// were wasted.
     fn forget_read_ahead(&self, prefix: &str, metrics: &Metrics) {
-        let mut ra = self.lock_read_ahead();
+        let mut ra = lock(&self.read_ahead);
         let before = ra.keys.len();
         ra.keys.retain(|k| !k.starts_with(prefix));
         let gone = before - ra.keys.len();
