@@ -126,10 +126,14 @@ impl Engine {
     /// Removes every object whose key starts with `prefix`.
     pub async fn purge_prefix(&self, prefix: &str) -> usize {
         let removed = self.store.purge_prefix(prefix).await;
-        for entry in &removed {
+        for (entry, _) in &removed {
             self.eviction.remove(entry.into());
         }
-        removed.len()
+        // Bodies, whole or slices; an object's record is not one.
+        removed
+            .iter()
+            .filter(|(_, primary)| !crate::slice::keys::is_record(primary))
+            .count()
     }
 
     pub fn snapshot(&self) -> CacheSnapshot {

@@ -12,9 +12,17 @@ pub fn family(primary: &str) -> String {
     format!("{primary} #")
 }
 
+/// Ends the key of every record.
+const INFO_SUFFIX: &str = " #info";
+
 /// The object's record: size, version and headers, from an origin HEAD.
 pub fn info(primary: &str) -> CacheKey {
-    CacheKey::new(format!("{primary} #info"), "")
+    CacheKey::new(format!("{primary}{INFO_SUFFIX}"), "")
+}
+
+/// Whether a stored primary key is a record's, not a body's.
+pub fn is_record(primary: &[u8]) -> bool {
+    primary.ends_with(INFO_SUFFIX.as_bytes())
 }
 
 /// A short, stable tag of an ETag (FNV-1a 64, hex).
@@ -72,5 +80,15 @@ mod tests {
         );
         // Another object whose path extends this one is not in the family.
         assert!(!"/v/a.mp4x #info".starts_with(&family(p)));
+    }
+
+    #[test]
+    fn records_are_told_from_bodies() {
+        let p = "/v/a.mp4";
+        let text = |k: CacheKey| k.primary_key_str().unwrap().as_bytes().to_vec();
+        assert!(is_record(&text(info(p))));
+        assert!(!is_record(&text(slice(p, &version_tag("\"x\""), 0))));
+        assert!(!is_record(p.as_bytes()));
+        assert!(!is_record(b"/v/info"));
     }
 }

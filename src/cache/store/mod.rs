@@ -155,13 +155,16 @@ impl DiskStore {
     /// Removes every complete object whose primary key (the text of
     /// `CacheKey::primary_key_str`) starts with `prefix`, and keeps fills in
     /// progress for such keys from being committed. Returns the identified
-    /// keys removed, for the eviction manager (`remove`); its length is the
-    /// count.
-    pub async fn purge_prefix(&'static self, prefix: &str) -> Vec<CacheEntryKey> {
+    /// keys removed, for the eviction manager (`remove`), each with its
+    /// primary key text.
+    pub async fn purge_prefix(&'static self, prefix: &str) -> Vec<(CacheEntryKey, Vec<u8>)> {
         let removed = self.lock_index().drain_prefix(prefix.as_bytes());
         let keys = removed
             .iter()
-            .map(|c| CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id)))
+            .map(|c| {
+                let key = CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id));
+                (key, c.primary.clone())
+            })
             .collect();
         let targets: Vec<_> = removed.iter().map(|c| (c.key, c.id)).collect();
         self.delete_objects(targets).await;

@@ -91,7 +91,15 @@ async fn purge_prefix_removes_matching_objects_even_after_restart() {
     store_object(store, "/courses/101/b.mp4?partNumber=1", b"b", 1).await;
     let (keep, _) = store_object(store, "/courses/1010/c.mp4", b"c", 1).await;
     let reopened = open(dir.path());
-    let mut removed = reopened.purge_prefix("/courses/101/").await;
+    let mut removed: Vec<_> = reopened
+        .purge_prefix("/courses/101/")
+        .await
+        .into_iter()
+        .map(|(k, primary)| {
+            assert!(primary.starts_with(b"/courses/101/"));
+            k
+        })
+        .collect();
     removed.sort();
     assert_eq!(removed.len(), 2);
     assert!(removed.iter().all(|k| k.entry_id().is_some()));
