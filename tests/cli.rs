@@ -117,3 +117,86 @@ fn token_mints_a_token_with_the_requested_claims() {
     let iat = data.claims["iat"].as_u64().unwrap();
     assert_eq!(exp - iat, 600);
 }
+
+/// Settings out of range, each reported under its key with the fix.
+const OUT_OF_RANGE: &[(&str, &str, &str)] = &[
+    (
+        "cache:\n  dir: c\n  slice_size: 1KiB\n",
+        "cache.slice_size",
+        "use 64KiB to 64MiB",
+    ),
+    (
+        "cache:\n  dir: c\n  read_ahead_slices: 99\n",
+        "cache.read_ahead_slices",
+        "use 0 to 16",
+    ),
+    (
+        "cache:\n  dir: c\n  memory_size: 65GiB\n",
+        "cache.memory_size",
+        "use 0 (none) to 64GiB",
+    ),
+    (
+        "cache:\n  dir: c\n  memory_size: lots\n",
+        "cache",
+        "\"lots\" is not a size: write bytes or a number with KiB",
+    ),
+    (
+        "log:\n  access_buffer: 17MiB\n",
+        "log.access_buffer",
+        "use 0 (a write per line) to 16MiB",
+    ),
+    (
+        "log:\n  access_flush_ms: 0\n",
+        "log.access_flush_ms",
+        "use 10 to 60000 milliseconds",
+    ),
+    (
+        "server:\n  work_stealing: sometimes\n",
+        "server.work_stealing",
+        "expected a boolean",
+    ),
+];
+
+#[test]
+fn check_names_the_key_and_the_fix_of_each_setting_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "listeners:\n  http: [\"127.0.0.1:8080\"]\nadmin:\n  listen: \"127.0.0.1:9091\"\n\
+                origin:\n  endpoint: \"http://127.0.0.1:9000\"\n  bucket: videos\n  credentials: { from: env }\n\
+                auth:\n  keys:\n    - algorithm: HS256\n      secret_env: CDN_NODE_HMAC_SECRET\n";
+    for (i, (section, key, fix)) in OUT_OF_RANGE.iter().enumerate() {
+        let conf = dir.path().join(format!("c{i}.yaml"));
+        std::fs::write(&conf, format!("{base}{section}")).unwrap();
+        let out = node()
+            .args(["check", "-c"])
+            .arg(&conf)
+            .env("CDN_NODE_HMAC_SECRET", "0123456789abcdef0123456789abcdef")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{section}: accepted\n{err}");
+        assert!(err.contains(key), "{section}: {key} not named in\n{err}");
+        assert!(
+            err.contains(fix),
+            "{section}: fix {fix:?} not given in\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // The base itself is accepted: each refusal above is the setting's.
+    let conf = dir.path().join("base.yaml");
+    std::fs::write(&conf, base).unwrap();
+    let out = node()
+        .args(["check", "-c"])
+        .arg(&conf)
+        .env("CDN_NODE_HMAC_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

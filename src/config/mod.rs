@@ -281,11 +281,41 @@ fn section<T: DeserializeOwned>(
         (Some(v), _) => match serde_yaml::from_value::<T>(v.clone()) {
             Ok(t) => Some(t),
             Err(e) => {
-                problems.push(Problem::new(name, format!("{e}")));
+                let (key, message) = field_of::<T>(v).unwrap_or_default();
+                let key = if key.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}.{key}")
+                };
+                let message = if message.is_empty() {
+                    e.to_string()
+                } else {
+                    message
+                };
+                problems.push(Problem::new(key, message));
                 None
             }
         },
     }
+}
+
+/// The field a section's shape error is about, and the message without it.
+/// An error from a parsed `Value` carries no path; the same section parsed
+/// from text does (`memory_size: "lots" is not a size...`).
+fn field_of<T: DeserializeOwned>(v: &Value) -> Option<(String, String)> {
+    let text = serde_yaml::to_string(v).ok()?;
+    let e = serde_yaml::from_str::<T>(&text).err()?;
+    let shown = e.to_string();
+    // "path: message at line L column C": keep the path and the message.
+    let (path, rest) = shown.split_once(": ")?;
+    if path.contains(' ') {
+        return None;
+    }
+    let message = match rest.rfind(" at line ") {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    Some((path.to_string(), message.to_string()))
 }
 
 /// The admin token from `admin.token_file` or `admin.token_env`; `None`
