@@ -134,7 +134,8 @@ pub struct Flusher {
 #[async_trait]
 impl BackgroundService for Flusher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(self.interval);
+        let first = tokio::time::Instant::now() + self.interval;
+        let mut tick = tokio::time::interval_at(first, self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
