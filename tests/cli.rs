@@ -151,9 +151,9 @@ const OUT_OF_RANGE: &[(&str, &str, &str)] = &[
         "use 10 to 60000 milliseconds",
     ),
     (
-        "server:\n  work_stealing: sometimes\n",
-        "server.work_stealing",
-        "expected a boolean",
+        "server:\n  threads: many\n",
+        "server.threads",
+        "expected usize",
     ),
 ];
 

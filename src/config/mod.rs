@@ -254,7 +254,6 @@ impl Config {
             grace_period_seconds: s.grace_period_seconds,
             graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
             daemon,
-            work_stealing: s.work_stealing,
             ..ServerConf::default()
         }
     }

@@ -18,10 +18,6 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub struct ServerSection {
     #[serde(default = "default_threads")]
     pub threads: usize,
-    /// One shared runtime whose threads steal each other's work, instead of
-    /// one runtime per thread (Pingora's `work_stealing`).
-    #[serde(default)]
-    pub work_stealing: bool,
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
     #[serde(default = "default_upgrade_sock")]
@@ -38,7 +34,6 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             threads: DEFAULT_THREADS,
-            work_stealing: false,
             pid_file: DEFAULT_PID_FILE.to_string(),
             upgrade_sock: DEFAULT_UPGRADE_SOCK.to_string(),
             error_log: None,
