@@ -48,6 +48,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::RangeType;
 use tokio::sync::{mpsc, watch};
 
+use crate::auth::Renewed;
 use crate::cache::engine::Engine;
 use crate::cache::policy::Decision;
 use crate::cache::settings::SliceConfig;
@@ -161,6 +162,7 @@ fn key_text(key: &CacheKey) -> &str {
 /// object's record says what it is; without a fresh one, an origin HEAD
 /// (one per object however many requests arrive together) learns it. Large
 /// objects are then served from slices, small ones by the ordinary path.
+/// `renewal` is added to every response written here.
 pub async fn serve(
     engine: &'static Engine,
     origin: &Arc<Origin>,
@@ -168,6 +170,7 @@ pub async fn serve(
     session: &mut Session,
     path: &str,
     query: &str,
+    renewal: Option<&Renewed>,
 ) -> Result<Served> {
     let Some(slicer) = engine.slicer.as_ref() else {
         return Ok(Served::Pass);
@@ -207,6 +210,7 @@ pub async fn serve(
             crate::range::apply(session.req_header(), &mut header);
             let label = if known { status::HIT } else { status::MISS };
             set_status_header(engine, &mut header, label);
+            add_renewal(&mut header, renewal);
             session
                 .write_response_header(Box::new(header), true)
                 .await
@@ -216,7 +220,7 @@ pub async fn serve(
         if !sliced {
             return Ok(Served::Pass);
         }
-        match req.respond(session, &info).await {
+        match req.respond(session, &info, renewal).await {
             Ok(label) => return Ok(Served::Done(label)),
             Err(Failure::Changed) if session.response_written().is_none() => {
                 req.forget().await;
@@ -236,6 +240,12 @@ pub async fn serve(
         ErrorType::HTTPStatus(502),
         "the object kept changing at the origin",
     )
+}
+
+fn add_renewal(header: &mut ResponseHeader, renewal: Option<&Renewed>) {
+    if let Some(r) = renewal {
+        let _ = header.append_header(r.name.clone(), r.value.as_str());
+    }
 }
 
 fn set_status_header(engine: &Engine, header: &mut ResponseHeader, label: &'static str) {
@@ -452,6 +462,7 @@ impl Request {
         &self,
         session: &mut Session,
         info: &ObjectInfo,
+        renewal: Option<&Renewed>,
     ) -> Result<&'static str, Failure> {
         let mut header = info.client_header();
         let range = crate::range::apply(session.req_header(), &mut header);
@@ -482,6 +493,7 @@ impl Request {
         });
         let label = if all_here { status::HIT } else { status::MISS };
         set_status_header(self.engine, &mut header, label);
+        add_renewal(&mut header, renewal);
         // Before anything is sent: the first slice decides whether the
         // version still holds, so a change can start over cleanly.
         let Some(first_part) = parts.first() else {
