@@ -590,3 +590,174 @@ async fn small_hot_objects_are_served_from_memory_and_never_outlive_their_object
     assert!(got == second);
     assert_eq!(w.origin_requests(), (2, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_small_object_costs_one_ranged_origin_get() {
+    let body = bytes(3000, 60);
+    let mut w = world(&[("v/p.mp4", &body)], "").await;
+    let (status, headers, got) = w.get("/v/p.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "content-length"), Some("3000"));
+    assert_eq!(header(&headers, "accept-ranges"), Some("bytes"));
+    assert!(header(&headers, "etag").is_some());
+    assert!(header(&headers, "content-range").is_none());
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+    // One origin request in all: the probe GET, which held the object.
+    assert_eq!(w.origin_requests(), (1, 0), "{:#?}", w.tap.heads());
+    assert_eq!(w.probes(), 1, "{:#?}", w.tap.heads());
+    let m = w.node.metrics().await;
+    assert_eq!(metric(&m, "cdn_node_origin_probe_requests_total", &[]), 1.0);
+    assert_eq!(metric(&m, "cdn_node_origin_head_requests_total", &[]), 0.0);
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_origin_requests_total",
+            &[("status_class", "2xx")]
+        ),
+        1.0
+    );
+    // The object and its record.
+    assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 2.0);
+    let (status, headers, got) = w.get("/v/p.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "content-length"), Some("3000"));
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    // A range of it is a hit too.
+    let (status, _, got) = raw(
+        w.node.http,
+        "GET",
+        &format!("/v/p.mp4?jwt={}", w.token),
+        &[("range", "bytes=10-19")],
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert!(got == body[10..20]);
+    assert_eq!(w.origin_requests(), (1, 0));
+    w.restart().await;
+    let (status, headers, got) = w.get("/v/p.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(w.origin_requests(), (1, 0), "a restart lost the object");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_cold_requests_for_a_small_object_make_one_origin_request() {
+    let body = bytes(20_000, 61);
+    let w = world(&[("v/q.mp4", &body)], "").await;
+    // The probe's answer is held until every client is connected.
+    w.tap.set_mode(Mode::HoldAfter(0));
+    let url = w.node.url(&format!("/v/q.mp4?jwt={}", w.token));
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let resp = client.get(url).send().await.expect("request");
+            let status = resp.status().as_u16();
+            let len = resp.content_length();
+            (status, len, resp.bytes().await.expect("body"))
+        }));
+    }
+    eventually(
+        "every client connected and the probe sent",
+        Duration::from_secs(10),
+        || async {
+            let m = w.node.metrics().await;
+            let open = metric(&m, "cdn_node_connections_open", &[]);
+            (open >= 50.0 && w.tap.requests() >= 1).then_some(())
+        },
+    )
+    .await;
+    w.tap.set_mode(Mode::Forward);
+    for t in tasks {
+        let (status, len, got) = t.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(len, Some(body.len() as u64));
+        assert!(got[..] == body[..], "a client got different bytes");
+    }
+    assert_eq!(w.origin_requests(), (1, 0), "{:#?}", w.tap.heads());
+    assert_eq!(w.probes(), 1, "{:#?}", w.tap.heads());
+    let (_, headers, got) = w.get("/v/q.mp4").await;
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(w.origin_requests(), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_around_the_probe_length_empty_and_missing_ones() {
+    const P: usize = 64 * 1024;
+    let exact = bytes(P, 62);
+    let over = bytes(P + 1, 63);
+    let w = world(
+        &[
+            ("v/exact.mp4", &exact),
+            ("v/over.mp4", &over),
+            ("v/empty.mp4", &[]),
+        ],
+        "",
+    )
+    .await;
+    // (path, status, body, origin GETs of the cold request)
+    let cases: [(&str, u16, &[u8], usize); 4] = [
+        // Whole in the probe's answer.
+        ("/v/exact.mp4", 200, &exact, 1),
+        // One byte more: the probe learns it, the ordinary GET fetches it.
+        ("/v/over.mp4", 200, &over, 2),
+        // No byte to probe: the ordinary GET answers.
+        ("/v/empty.mp4", 200, &[], 2),
+        // Nothing there: the ordinary GET answers 404.
+        ("/v/missing.mp4", 404, b"not found\n", 2),
+    ];
+    for (path, status, body, gets) in cases {
+        let before = w.origin_requests().0;
+        let (got_status, headers, got) = w.get(path).await;
+        assert_eq!(got_status, status, "{path}");
+        assert!(got == body, "{path}: {} bytes", got.len());
+        if status == 200 {
+            assert_eq!(
+                header(&headers, "content-length"),
+                Some(&*body.len().to_string()),
+                "{path}"
+            );
+            assert_eq!(header(&headers, "x-cache"), Some("MISS"), "{path}");
+        }
+        assert_eq!(
+            w.origin_requests(),
+            (before + gets, 0),
+            "{path}: {:#?}",
+            w.tap.heads()
+        );
+        // Stored: the next one is a hit.
+        let (got_status, headers, got) = w.get(path).await;
+        assert_eq!(got_status, status, "{path}");
+        assert!(got == body, "{path}");
+        if status == 200 {
+            assert_eq!(header(&headers, "x-cache"), Some("HIT"), "{path}");
+        }
+        assert_eq!(w.origin_requests(), (before + gets, 0), "{path}");
+    }
+    assert_eq!(w.probes(), 4, "{:#?}", w.tap.heads());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_object_the_rules_keep_out_is_answered_from_the_probe_and_not_stored() {
+    let body = bytes(3000, 64);
+    let w = world(&[("v/nostore.mp4", &body)], "").await;
+    w.s3.set_cache_control("v/nostore.mp4", "no-store");
+    for n in 1..=2 {
+        let (status, headers, got) = w.get("/v/nostore.mp4").await;
+        assert_eq!(status, 200);
+        assert!(got == body);
+        assert_eq!(header(&headers, "content-length"), Some("3000"));
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+        assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+        // The probe each time, and nothing more.
+        assert_eq!(w.origin_requests(), (n, 0), "{:#?}", w.tap.heads());
+        assert_eq!(w.probes(), n);
+    }
+    let m = w.node.metrics().await;
+    assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 0.0);
+}

@@ -517,3 +517,43 @@ pub async fn store_record(engine: &'static Engine, key: &CacheKey, meta: &CacheM
         Err(e) => tracing::debug!(error = %e, "could not store an object record"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(content_range: Option<&str>) -> ResponseHeader {
+        let mut resp = ResponseHeader::build(206, None).unwrap();
+        if let Some(v) = content_range {
+            resp.insert_header("content-range", v).unwrap();
+        }
+        resp
+    }
+
+    #[test]
+    fn only_a_span_from_byte_zero_within_the_length_is_taken() {
+        // (Content-Range, the (E, T) taken)
+        type Case = (Option<&'static str>, Option<(u64, u64)>);
+        let cases: &[Case] = &[
+            (Some("bytes 0-2999/3000"), Some((2999, 3000))),
+            (Some("bytes 0-65535/65536"), Some((65535, 65536))),
+            (Some("bytes 0-65535/65537"), Some((65535, 65537))),
+            (Some("bytes 0-0/1"), Some((0, 1))),
+            // Shorter than asked although the object is longer: a span.
+            (Some("bytes 0-99/3000"), Some((99, 3000))),
+            (Some("bytes 1-2999/3000"), None),
+            (Some("bytes 0-2999/*"), None),
+            (Some("bytes */3000"), None),
+            (Some("bytes 0-3000/3000"), None),
+            (Some("bytes 0-2999"), None),
+            (Some("bytes -0-2999/3000"), None),
+            (Some("bytes 0-+2999/3000"), None),
+            (Some("items 0-2999/3000"), None),
+            (Some("garbage"), None),
+            (None, None),
+        ];
+        for (header, want) in cases {
+            assert_eq!(span_from_zero(&answer(*header)), *want, "{header:?}");
+        }
+    }
+}

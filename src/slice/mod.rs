@@ -994,3 +994,33 @@ impl Multipart {
         Bytes::from(format!("\r\n--{}--\r\n", self.boundary))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_get_without_range_or_conditions_is_plain() {
+        let get = |extra: Option<(&str, &str)>| {
+            let mut req = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+            if let Some((n, v)) = extra {
+                req.insert_header(n.to_string(), v).unwrap();
+            }
+            req
+        };
+        assert!(plain_get(&get(None)));
+        assert!(plain_get(&get(Some(("accept", "*/*")))));
+        for name in [
+            "range",
+            "if-range",
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+        ] {
+            assert!(!plain_get(&get(Some((name, "x")))), "{name}");
+        }
+        let head = RequestHeader::build("HEAD", b"/v/a.mp4", None).unwrap();
+        assert!(!plain_get(&head));
+    }
+}
