@@ -56,13 +56,29 @@ impl World {
         .await
     }
 
-    /// Origin requests so far: (GETs, HEADs). The first request for an
-    /// object the node does not hold costs a HEAD (it learns the size, to
-    /// choose between slices and the whole object) before the GET.
+    /// Origin requests so far: (GETs, HEADs). The first plain GET of an
+    /// object the node does not hold is a probe GET of its first 64 KiB
+    /// (`Range: bytes=0-65535`): it learns the size (to choose between
+    /// slices and the whole object) and brings a smaller object whole; a
+    /// larger one then costs the ordinary GET too.
     fn origin_requests(&self) -> (usize, usize) {
         let heads = self.tap.heads();
         let count = |m: &str| heads.iter().filter(|h| h.starts_with(m)).count();
         (count("GET "), count("HEAD "))
+    }
+
+    /// Origin probe GETs so far: the first 64 KiB, not pinned to a version.
+    fn probes(&self) -> usize {
+        self.tap
+            .heads()
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .filter(|h| {
+                h.starts_with("get ")
+                    && h.contains("\r\nrange: bytes=0-65535\r\n")
+                    && !h.contains("\r\nif-match:")
+            })
+            .count()
     }
 
     async fn restart(&mut self) {
@@ -98,7 +114,9 @@ async fn a_second_request_never_reaches_the_origin() {
     assert_eq!(status, 200);
     assert!(got == body);
     assert_eq!(header(&headers, "x-cache"), Some("HIT"));
-    assert_eq!(w.origin_requests(), (1, 1));
+    // The probe GET that learnt the object, and the GET that filled it.
+    assert_eq!(w.origin_requests(), (2, 0));
+    assert_eq!(w.probes(), 1);
     let m = w.node.metrics().await;
     assert_eq!(
         metric(&m, "cdn_node_cache_lookups_total", &[("result", "hit")]),
@@ -133,8 +151,9 @@ async fn fifty_concurrent_cold_requests_make_one_origin_fetch() {
         assert_eq!(status, 200);
         assert!(got[..] == body[..], "a client got different bytes");
     }
-    // One GET, and one HEAD shared by the fifty.
-    assert_eq!(w.origin_requests(), (1, 1), "{:#?}", w.tap.heads());
+    // One probe GET shared by the fifty, and one GET of the whole object.
+    assert_eq!(w.origin_requests(), (2, 0), "{:#?}", w.tap.heads());
+    assert_eq!(w.probes(), 1, "{:#?}", w.tap.heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,8 +185,10 @@ async fn an_origin_dying_mid_body_is_an_error_and_nothing_is_kept() {
         Some("MISS"),
         "the failed fill was kept"
     );
-    // The object's record (from the first HEAD) spares the retry a HEAD.
-    assert_eq!(w.origin_requests(), (2, 1));
+    // The probe, the cut GET, and the retry: the object's record (from the
+    // probe) spares the retry another probe.
+    assert_eq!(w.origin_requests(), (3, 0));
+    assert_eq!(w.probes(), 1);
     let m = w.node.metrics().await;
     assert!(metric(&m, "cdn_node_cache_aborted_fills_total", &[]) >= 1.0);
 }
@@ -211,7 +232,8 @@ async fn a_restart_keeps_the_hits() {
     let mut w = world(&[("v/e.mp4", &a), ("v/f.mp4", &b)], "").await;
     assert_eq!(w.get("/v/e.mp4").await.0, 200);
     assert_eq!(w.get("/v/f.mp4").await.0, 200);
-    assert_eq!(w.origin_requests(), (2, 2));
+    // Both are over 64 KiB: a probe GET and a GET each.
+    assert_eq!(w.origin_requests(), (4, 0));
     w.restart().await;
     for (path, body) in [("/v/e.mp4", &a), ("/v/f.mp4", &b)] {
         let (status, headers, got) = w.get(path).await;
@@ -219,7 +241,7 @@ async fn a_restart_keeps_the_hits() {
         assert!(got == *body);
         assert_eq!(header(&headers, "x-cache"), Some("HIT"), "{path}");
     }
-    assert_eq!(w.origin_requests(), (2, 2), "a restart lost the cache");
+    assert_eq!(w.origin_requests(), (4, 0), "a restart lost the cache");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,10 +357,12 @@ async fn refusals_and_origin_errors_are_never_cached() {
     // 401 is not cached: the next good request still goes to the origin.
     assert_eq!(raw(w.node.http, "GET", "/v/g.mp4", &[]).await.0, 401);
     assert_eq!(w.tap.requests(), 0);
-    // A 404 is kept for not_found_ttl_seconds: one origin request.
+    // A 404 is kept for not_found_ttl_seconds: the probe GET finds
+    // nothing, the ordinary GET answers and stores the 404.
     assert_eq!(w.get("/v/missing.mp4").await.0, 404);
     assert_eq!(w.get("/v/missing.mp4").await.0, 404);
-    assert_eq!(w.origin_requests(), (1, 1));
+    assert_eq!(w.origin_requests(), (2, 0));
+    assert_eq!(w.probes(), 1);
     // A 5xx-like origin failure (origin silent) is not kept.
     w.tap.set_mode(Mode::CutAfter(0));
     assert_eq!(w.get("/v/g.mp4").await.0, 502);
@@ -365,8 +389,10 @@ async fn without_room_on_disk_objects_are_served_uncached() {
         assert!(got == body);
         assert_eq!(header(&headers, "x-cache"), Some("MISS"));
     }
-    // Nothing is stored, not even the object's record: a HEAD each time.
-    assert_eq!(w.origin_requests(), (2, 2));
+    // Nothing is stored, not even the object's record: a probe GET each
+    // time, before the GET.
+    assert_eq!(w.origin_requests(), (4, 0));
+    assert_eq!(w.probes(), 2);
     let m = w.node.metrics().await;
     assert_eq!(metric(&m, "cdn_node_cache_refused_fills_total", &[]), 4.0);
     assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 0.0);
@@ -381,8 +407,9 @@ async fn objects_over_max_object_size_are_served_uncached() {
         assert_eq!(status, 200);
         assert!(got == big);
     }
-    // The record is kept (it is small): one HEAD.
-    assert_eq!(w.origin_requests(), (2, 1));
+    // The record is kept (it is small): one probe GET, then a GET each time.
+    assert_eq!(w.origin_requests(), (3, 0));
+    assert_eq!(w.probes(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,8 +447,10 @@ async fn an_expired_object_is_revalidated_with_a_conditional_request() {
         .into_iter()
         .filter(|h| h.starts_with("GET "))
         .collect();
+    // The probe GET brought the whole object; then the revalidation.
     assert_eq!(heads.len(), 2, "{heads:#?}");
-    assert_eq!(w.origin_requests(), (2, 1));
+    assert_eq!(w.origin_requests(), (2, 0));
+    assert_eq!(w.probes(), 1);
     let conditional = heads[1].to_ascii_lowercase();
     assert!(
         conditional.contains("if-none-match:") || conditional.contains("if-modified-since:"),
@@ -441,7 +470,7 @@ async fn an_expired_object_is_revalidated_with_a_conditional_request() {
     let (_, headers, got) = w.get("/v/k.mp4").await;
     assert!(got == body);
     assert_eq!(header(&headers, "x-cache"), Some("HIT"));
-    assert_eq!(w.origin_requests(), (2, 1));
+    assert_eq!(w.origin_requests(), (2, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -529,7 +558,8 @@ async fn small_hot_objects_are_served_from_memory_and_never_outlive_their_object
         .await
     };
     assert_eq!(metric(&m, "cdn_node_cache_memory_bytes", &[]), 3000.0);
-    assert_eq!(w.origin_requests(), (1, 1));
+    // The probe GET brought it whole.
+    assert_eq!(w.origin_requests(), (1, 0));
     // A range of a memory copy.
     let (status, _, got) = raw(
         w.node.http,
@@ -557,13 +587,186 @@ async fn small_hot_objects_are_served_from_memory_and_never_outlive_their_object
         assert_eq!(status, 200);
         assert!(got == second, "a purged object's copy was served");
     }
-    // The record was purged with the object: a HEAD again.
-    assert_eq!(w.origin_requests(), (2, 2));
+    // The record was purged with the object: a probe GET again, which
+    // brings the new version whole.
+    assert_eq!(w.origin_requests(), (2, 0));
+    assert_eq!(w.probes(), 2);
 
     // Copies are memory only: after a restart the object is read from disk.
     w.restart().await;
     let (status, headers, got) = w.get("/v/small.mp4").await;
     assert_eq!((status, header(&headers, "x-cache")), (200, Some("HIT")));
     assert!(got == second);
-    assert_eq!(w.origin_requests(), (2, 2));
+    assert_eq!(w.origin_requests(), (2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_small_object_costs_one_ranged_origin_get() {
+    let body = bytes(3000, 60);
+    let mut w = world(&[("v/p.mp4", &body)], "").await;
+    let (status, headers, got) = w.get("/v/p.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "content-length"), Some("3000"));
+    assert_eq!(header(&headers, "accept-ranges"), Some("bytes"));
+    assert!(header(&headers, "etag").is_some());
+    assert!(header(&headers, "content-range").is_none());
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+    // One origin request in all: the probe GET, which held the object.
+    assert_eq!(w.origin_requests(), (1, 0), "{:#?}", w.tap.heads());
+    assert_eq!(w.probes(), 1, "{:#?}", w.tap.heads());
+    let m = w.node.metrics().await;
+    assert_eq!(metric(&m, "cdn_node_origin_probe_requests_total", &[]), 1.0);
+    assert_eq!(metric(&m, "cdn_node_origin_head_requests_total", &[]), 0.0);
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_origin_requests_total",
+            &[("status_class", "2xx")]
+        ),
+        1.0
+    );
+    // The object and its record.
+    assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 2.0);
+    let (status, headers, got) = w.get("/v/p.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "content-length"), Some("3000"));
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    // A range of it is a hit too.
+    let (status, _, got) = raw(
+        w.node.http,
+        "GET",
+        &format!("/v/p.mp4?jwt={}", w.token),
+        &[("range", "bytes=10-19")],
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert!(got == body[10..20]);
+    assert_eq!(w.origin_requests(), (1, 0));
+    w.restart().await;
+    let (status, headers, got) = w.get("/v/p.mp4").await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(w.origin_requests(), (1, 0), "a restart lost the object");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_cold_requests_for_a_small_object_make_one_origin_request() {
+    let body = bytes(20_000, 61);
+    let w = world(&[("v/q.mp4", &body)], "").await;
+    // The probe's answer is held until every client is connected.
+    w.tap.set_mode(Mode::HoldAfter(0));
+    let url = w.node.url(&format!("/v/q.mp4?jwt={}", w.token));
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let resp = client.get(url).send().await.expect("request");
+            let status = resp.status().as_u16();
+            let len = resp.content_length();
+            (status, len, resp.bytes().await.expect("body"))
+        }));
+    }
+    eventually(
+        "every client connected and the probe sent",
+        Duration::from_secs(10),
+        || async {
+            let m = w.node.metrics().await;
+            let open = metric(&m, "cdn_node_connections_open", &[]);
+            (open >= 50.0 && w.tap.requests() >= 1).then_some(())
+        },
+    )
+    .await;
+    w.tap.set_mode(Mode::Forward);
+    for t in tasks {
+        let (status, len, got) = t.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(len, Some(body.len() as u64));
+        assert!(got[..] == body[..], "a client got different bytes");
+    }
+    assert_eq!(w.origin_requests(), (1, 0), "{:#?}", w.tap.heads());
+    assert_eq!(w.probes(), 1, "{:#?}", w.tap.heads());
+    let (_, headers, got) = w.get("/v/q.mp4").await;
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(w.origin_requests(), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_around_the_probe_length_empty_and_missing_ones() {
+    const P: usize = 64 * 1024;
+    let exact = bytes(P, 62);
+    let over = bytes(P + 1, 63);
+    let w = world(
+        &[
+            ("v/exact.mp4", &exact),
+            ("v/over.mp4", &over),
+            ("v/empty.mp4", &[]),
+        ],
+        "",
+    )
+    .await;
+    // (path, status, body, origin GETs of the cold request)
+    let cases: [(&str, u16, &[u8], usize); 4] = [
+        // Whole in the probe's answer.
+        ("/v/exact.mp4", 200, &exact, 1),
+        // One byte more: the probe learns it, the ordinary GET fetches it.
+        ("/v/over.mp4", 200, &over, 2),
+        // No byte to probe: the ordinary GET answers.
+        ("/v/empty.mp4", 200, &[], 2),
+        // Nothing there: the ordinary GET answers 404.
+        ("/v/missing.mp4", 404, b"not found\n", 2),
+    ];
+    for (path, status, body, gets) in cases {
+        let before = w.origin_requests().0;
+        let (got_status, headers, got) = w.get(path).await;
+        assert_eq!(got_status, status, "{path}");
+        assert!(got == body, "{path}: {} bytes", got.len());
+        if status == 200 {
+            assert_eq!(
+                header(&headers, "content-length"),
+                Some(&*body.len().to_string()),
+                "{path}"
+            );
+            assert_eq!(header(&headers, "x-cache"), Some("MISS"), "{path}");
+        }
+        assert_eq!(
+            w.origin_requests(),
+            (before + gets, 0),
+            "{path}: {:#?}",
+            w.tap.heads()
+        );
+        // Stored: the next one is a hit.
+        let (got_status, headers, got) = w.get(path).await;
+        assert_eq!(got_status, status, "{path}");
+        assert!(got == body, "{path}");
+        if status == 200 {
+            assert_eq!(header(&headers, "x-cache"), Some("HIT"), "{path}");
+        }
+        assert_eq!(w.origin_requests(), (before + gets, 0), "{path}");
+    }
+    assert_eq!(w.probes(), 4, "{:#?}", w.tap.heads());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_object_the_rules_keep_out_is_answered_from_the_probe_and_not_stored() {
+    let body = bytes(3000, 64);
+    let w = world(&[("v/nostore.mp4", &body)], "").await;
+    w.s3.set_cache_control("v/nostore.mp4", "no-store");
+    for n in 1..=2 {
+        let (status, headers, got) = w.get("/v/nostore.mp4").await;
+        assert_eq!(status, 200);
+        assert!(got == body);
+        assert_eq!(header(&headers, "content-length"), Some("3000"));
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+        assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+        // The probe each time, and nothing more.
+        assert_eq!(w.origin_requests(), (n, 0), "{:#?}", w.tap.heads());
+        assert_eq!(w.probes(), n);
+    }
+    let m = w.node.metrics().await;
+    assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 0.0);
 }

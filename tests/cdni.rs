@@ -260,3 +260,68 @@ async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segm
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_written_by_the_slice_path_carry_the_renewed_token_too() {
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let (_s3, node) = world(|o| {
+        o.extra_auth = "  renewal_key:\n    kid: main\n    algorithm: HS256\n    \
+                        secret_file: hmac.key\n"
+            .into();
+        // Every object here (1024 bytes) is over the threshold: sliced.
+        o.cache = Some(cache_section(
+            cache_dir.path(),
+            "  slice_threshold: 1\n  slice_size: 64KiB\n",
+        ));
+    })
+    .await;
+    let now = unix_now();
+    let renewing = {
+        let mut extra = json!({"cdniets": 600, "cdnistt": 1, "cdnistd": 2});
+        extra["exp"] = json!(now + 20);
+        extra["cdniuc"] = json!("regex:http://[^/]+/courses/101/.*");
+        token(extra)
+    };
+    let renewed = |headers: &common::http::Headers| {
+        header(headers, "set-cookie").is_some_and(|c| c.starts_with("jwt="))
+    };
+    // HEAD learns the object and answers from its record; a range is
+    // answered from slices; a plain cold GET from the probe's bytes.
+    // (method, path, request headers, status)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        u16,
+    );
+    let cases: [Case; 4] = [
+        ("HEAD", "/courses/101/hls/seg-1.ts", &[], 200),
+        ("HEAD", "/courses/101/hls/seg-1.ts", &[], 200),
+        (
+            "GET",
+            "/courses/101/hls/seg-1.ts",
+            &[("range", "bytes=0-9")],
+            206,
+        ),
+        ("GET", "/courses/101/hls/seg-2.ts", &[], 200),
+    ];
+    for (method, path, extra, want) in cases {
+        let (code, headers, _) =
+            raw(node.http, method, &format!("{path}?jwt={renewing}"), extra).await;
+        assert_eq!(code, want, "{method} {path} {extra:?}");
+        assert!(renewed(&headers), "{method} {path} {extra:?}: {headers:?}");
+    }
+    // Nothing stored carries it: another client's answers have no cookie.
+    let plain = token(json!({}));
+    for (method, extra) in [("HEAD", &[][..]), ("GET", &[("range", "bytes=0-9")][..])] {
+        let (_, headers, _) = raw(
+            node.http,
+            method,
+            &format!("/courses/101/hls/seg-1.ts?jwt={plain}"),
+            extra,
+        )
+        .await;
+        assert_eq!(header(&headers, "x-cache"), Some("HIT"), "{method}");
+        assert_eq!(header(&headers, "set-cookie"), None, "{method}");
+    }
+}

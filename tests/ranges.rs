@@ -84,10 +84,16 @@ async fn hundreds_of_random_ranges_on_warm_objects_match_the_source() {
             assert_eq!(header(&answer.1, "x-cache"), Some("HIT"), "{range}");
         }
     }
-    // One GET per object, and the HEAD that learnt it: no more.
+    // Per object, the probe GET of its first 64 KiB, which brings objects
+    // up to that size whole; larger ones, and the empty one (nothing to
+    // probe), cost one ordinary GET more. No more.
+    let want: usize = sizes
+        .iter()
+        .map(|&n| if (1..=64 * 1024).contains(&n) { 1 } else { 2 })
+        .sum();
     assert_eq!(
         w.tap.requests(),
-        2 * objects.len(),
+        want,
         "ranges on hits reached the origin: {:#?}",
         w.tap.heads()
     );
@@ -238,7 +244,7 @@ async fn ranges_during_a_fill_are_served_from_it() {
         &answer,
     );
     assert!(filler.await.unwrap()[..] == object[..]);
-    // The HEAD that learnt the object, and its one fill.
+    // The probe GET that learnt the object, and its one fill.
     assert_eq!(w.tap.requests(), 2, "{:#?}", w.tap.heads());
 }
 

@@ -35,6 +35,7 @@ pub struct Metrics {
 pub struct SliceMetrics {
     pub origin_range_requests: IntCounter,
     pub origin_head_requests: IntCounter,
+    pub origin_probe_requests: IntCounter,
     /// By `trigger`: `request` or `read_ahead`.
     pub fetched: IntCounterVec,
     pub served_from_disk: IntCounter,
@@ -238,6 +239,10 @@ impl Metrics {
             origin_head_requests: counter(
                 names::ORIGIN_HEAD_REQUESTS_TOTAL,
                 "HEAD requests sent to the origin for an object's size and version.",
+            ),
+            origin_probe_requests: counter(
+                names::ORIGIN_PROBE_REQUESTS_TOTAL,
+                "Probe GETs of an object's first bytes sent to the origin to learn it.",
             ),
             fetched: counter_vec(
                 names::SLICES_FETCHED_TOTAL,

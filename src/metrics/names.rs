@@ -82,6 +82,9 @@ pub const AUTH_DENYLIST_ENTRIES: &str = "cdn_node_auth_denylist_entries";
 pub const ORIGIN_RANGE_REQUESTS_TOTAL: &str = "cdn_node_origin_range_requests_total";
 /// HEAD requests sent to the origin to learn an object's size and version.
 pub const ORIGIN_HEAD_REQUESTS_TOTAL: &str = "cdn_node_origin_head_requests_total";
+/// Probe GETs (the first bytes, `Range: bytes=0-65535`) sent to the origin to
+/// learn an object, and to get the whole of a small one, on a plain cold GET.
+pub const ORIGIN_PROBE_REQUESTS_TOTAL: &str = "cdn_node_origin_probe_requests_total";
 /// Slices fetched from the origin and stored, by `trigger` (request, read_ahead).
 pub const SLICES_FETCHED_TOTAL: &str = "cdn_node_slices_fetched_total";
 /// Slices a client response read from disk without waiting for a fetch.

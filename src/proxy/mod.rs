@@ -112,6 +112,7 @@ impl ProxyHttp for Edge {
                 ctx.cache_status = CACHE_BYPASS;
                 if let Some(engine) = self.cache {
                     let (path, query) = (admitted.path.clone(), admitted.query.clone());
+                    let renewal = admitted.renewal.clone();
                     ctx.admitted = Some(admitted);
                     let served = crate::slice::serve(
                         engine,
@@ -120,6 +121,7 @@ impl ProxyHttp for Edge {
                         session,
                         &path,
                         &query,
+                        renewal.as_ref(),
                     )
                     .await?;
                     if let crate::slice::Served::Done(label) = served {

@@ -1,6 +1,6 @@
-//! Talking to the origin for sliced objects (HEAD for the record, signed
-//! Range GETs pinned to one ETag with `If-Match` for slices) and writing
-//! what comes back into the disk store.
+//! Talking to the origin for sliced objects (a probe GET of the first bytes
+//! or a HEAD for the record, signed Range GETs pinned to one ETag with
+//! `If-Match` for slices) and writing what comes back into the disk store.
 //!
 //! A slice is normally one Range GET. A client seeking into the middle of a
 //! slice nobody has fetched yet gets a split fetch instead: two Range GETs,
@@ -119,6 +119,103 @@ pub async fn head(
     // A HEAD answer has no body; the connection is not reused, to be safe.
     drop(session);
     Ok(resp)
+}
+
+/// What a probe GET brought back.
+pub struct Probe {
+    /// The origin's answer.
+    pub resp: ResponseHeader,
+    /// The object's length, when the answer is a 206 starting at byte 0
+    /// (`Content-Range: bytes 0-E/T`).
+    pub total: Option<u64>,
+    /// The whole object, when the answer held all of it (T at most the
+    /// probe's length and exactly T bytes came).
+    pub body: Option<Bytes>,
+}
+
+/// The object length of a `Content-Range: bytes 0-E/T` answer whose span
+/// is `0..=E` with E < T; anything else (another start, `*`, garbage) is
+/// `None`.
+fn span_from_zero(resp: &ResponseHeader) -> Option<(u64, u64)> {
+    let v = resp
+        .headers
+        .get(http::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (span, total) = rest.split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(all_digits(start) && all_digits(end) && all_digits(total)) {
+        return None;
+    }
+    let (start, end, total): (u64, u64, u64) =
+        (start.parse().ok()?, end.parse().ok()?, total.parse().ok()?);
+    (start == 0 && end < total).then_some((end, total))
+}
+
+/// Asks the origin for the object's first `len` bytes with a Range GET (no
+/// `If-Match`: the version is not known yet). When the answer is a 206
+/// holding the whole object, its body is read (at most `len` bytes);
+/// otherwise only the header is kept and the connection dropped.
+pub async fn probe(
+    connector: &Connector,
+    origin: &Origin,
+    metrics: &Metrics,
+    path: &str,
+    query: &str,
+    len: u64,
+) -> Result<Probe, FetchError> {
+    let mut prepared =
+        RequestHeader::build("GET", b"/", None).map_err(|e| failed(e.to_string()))?;
+    prepared
+        .insert_header("range", format!("bytes=0-{}", len - 1))
+        .map_err(|e| failed(e.to_string()))?;
+    let req = origin
+        .request(path, query, &prepared, SystemTime::now())
+        .map_err(failed)?;
+    metrics.slices.origin_probe_requests.inc();
+    let (mut session, resp, peer) = exchange(connector, origin, metrics, req).await?;
+    let span = (resp.status.as_u16() == 206)
+        .then(|| span_from_zero(&resp))
+        .flatten();
+    let Some((end, total)) = span else {
+        // Not a usable answer: its body is not read, nor the connection reused.
+        return Ok(Probe {
+            resp,
+            total: None,
+            body: None,
+        });
+    };
+    if total > len || end + 1 != total {
+        drop(session);
+        return Ok(Probe {
+            resp,
+            total: Some(total),
+            body: None,
+        });
+    }
+    let mut body = Vec::with_capacity(total as usize);
+    while let Some(chunk) = next_chunk(&mut session, metrics).await? {
+        if (body.len() + chunk.len()) as u64 > total {
+            return Err(failed("origin sent more than the probed span"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.len() as u64 != total {
+        return Err(failed(format!(
+            "origin sent {} of {total} probed bytes",
+            body.len()
+        )));
+    }
+    if session.response_done() {
+        connector.release_http_session(session, &peer, None).await;
+    }
+    Ok(Probe {
+        resp,
+        total: Some(total),
+        body: Some(Bytes::from(body)),
+    })
 }
 
 /// What one slice fetch needs to know.
@@ -418,5 +515,45 @@ pub async fn store_record(engine: &'static Engine, key: &CacheKey, meta: &CacheM
             admit(engine, key, entry_id, size, meta.fresh_until()).await;
         }
         Err(e) => tracing::debug!(error = %e, "could not store an object record"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(content_range: Option<&str>) -> ResponseHeader {
+        let mut resp = ResponseHeader::build(206, None).unwrap();
+        if let Some(v) = content_range {
+            resp.insert_header("content-range", v).unwrap();
+        }
+        resp
+    }
+
+    #[test]
+    fn only_a_span_from_byte_zero_within_the_length_is_taken() {
+        // (Content-Range, the (E, T) taken)
+        type Case = (Option<&'static str>, Option<(u64, u64)>);
+        let cases: &[Case] = &[
+            (Some("bytes 0-2999/3000"), Some((2999, 3000))),
+            (Some("bytes 0-65535/65536"), Some((65535, 65536))),
+            (Some("bytes 0-65535/65537"), Some((65535, 65537))),
+            (Some("bytes 0-0/1"), Some((0, 1))),
+            // Shorter than asked although the object is longer: a span.
+            (Some("bytes 0-99/3000"), Some((99, 3000))),
+            (Some("bytes 1-2999/3000"), None),
+            (Some("bytes 0-2999/*"), None),
+            (Some("bytes */3000"), None),
+            (Some("bytes 0-3000/3000"), None),
+            (Some("bytes 0-2999"), None),
+            (Some("bytes -0-2999/3000"), None),
+            (Some("bytes 0-+2999/3000"), None),
+            (Some("items 0-2999/3000"), None),
+            (Some("garbage"), None),
+            (None, None),
+        ];
+        for (header, want) in cases {
+            assert_eq!(span_from_zero(&answer(*header)), *want, "{header:?}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! What the node knows about a large object without its body: length,
 //! version (ETag) and the headers clients get, learnt from an origin HEAD
-//! and stored in the disk store as a body-less record (so it is bounded,
-//! evicted and purged like everything else, and survives restarts).
+//! (or a probe GET's 206, taken as the whole object's 200) and stored in
+//! the disk store as a body-less record (so it is bounded, evicted and
+//! purged like everything else, and survives restarts).
 
 use std::time::SystemTime;
 

@@ -1,17 +1,23 @@
 //! Slice caching of large objects.
 //!
 //! An object larger than `cache.slice_threshold` is never downloaded whole:
-//! the node learns its length and version (ETag) with an origin HEAD, keeps
-//! that as a body-less record in the store, and answers every GET and HEAD
-//! for it itself, reading fixed-size slices from the disk store and fetching
-//! the missing ones with signed Range GETs pinned to the recorded ETag by
-//! `If-Match`. Slices live in the same store as whole objects (same bounds,
-//! eviction, purge) under keys derived from the object's (`keys`).
+//! the node learns its length and version (ETag) with an origin HEAD or
+//! probe GET (below), keeps that as a body-less record in the store, and
+//! answers every GET and HEAD for it itself, reading fixed-size slices from
+//! the disk store and fetching the missing ones with signed Range GETs
+//! pinned to the recorded ETag by `If-Match`. Slices live in the same
+//! store as whole objects (same bounds, eviction, purge) under keys derived
+//! from the object's (`keys`).
 //!
 //! Every cold GET or HEAD (no whole object and no fresh record in the store)
-//! starts with that HEAD, one per object however many requests arrive
-//! together; objects at or below the threshold then go the ordinary way,
-//! and their record spares later requests the HEAD.
+//! starts by asking the origin, once per object however many requests
+//! arrive together. A plain GET (no `Range`, no conditions) sends a probe
+//! GET of the first `PROBE_LEN` bytes rather than the HEAD: its 206 gives
+//! the length and ETag (the record), and an object no longer than that
+//! comes whole in it, so it is stored and answered with that one origin
+//! request. Other requests send the HEAD. Objects at or below the
+//! threshold not brought whole go the ordinary way, and their record
+//! spares later requests the HEAD or probe.
 //!
 //! Concurrent requests for one slice share one fetch: the first starts it,
 //! the others wait until its fill is visible and then read it as it is
@@ -41,21 +47,32 @@ use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::prelude::*;
 use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
-use pingora_cache::storage::{HitHandler, Storage};
+use pingora_cache::storage::{HitHandler, MissFinishType, Storage};
 use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
-use pingora_http::ResponseHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::RangeType;
 use tokio::sync::{mpsc, watch};
 
+use crate::auth::Renewed;
 use crate::cache::engine::Engine;
 use crate::cache::policy::Decision;
 use crate::cache::settings::SliceConfig;
 use crate::cache::status;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
+use crate::origin::response::passes_header;
 use fetch::{Chunks, FetchError, SliceJob, Split};
 use info::ObjectInfo;
+
+/// Headers of a probe's answer that are not the whole object's (its span,
+/// and the connection's own).
+const NOT_OF_THE_WHOLE: &[&str] = &[
+    "content-range",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
 
 /// How many read-ahead slices are remembered to be counted when used.
 const READ_AHEAD_MEMORY: usize = 4096;
@@ -70,10 +87,16 @@ enum FetchState {
     Failed(FetchError),
 }
 
-/// What an origin HEAD taught about an object.
+/// Bytes a probe GET asks for (`Range: bytes=0-65535`): an object up to
+/// this size comes whole in its answer.
+pub const PROBE_LEN: u64 = 64 * 1024;
+
+/// What an origin HEAD or probe GET taught about an object.
 #[derive(Clone)]
 enum Learned {
     Object(Arc<ObjectInfo>),
+    /// A probe GET brought the whole object (stored when the policy allows).
+    Whole(Arc<Whole>),
     /// Not a cacheable object with a length and an ETag, or the HEAD failed:
     /// the ordinary path answers (errors included).
     Pass,
@@ -82,13 +105,20 @@ enum Learned {
     TimedOut(String),
 }
 
+/// An object a probe GET brought whole.
+struct Whole {
+    /// Its 200 header as clients get it (`Content-Length` included).
+    header: ResponseHeader,
+    body: Bytes,
+}
+
 /// Process-wide slice state, living in the `Engine`.
 pub struct Slicer {
     pub config: SliceConfig,
     connector: Connector,
     /// Slice fetches under way, by slice key.
     inflight: Mutex<HashMap<String, watch::Receiver<FetchState>>>,
-    /// Origin HEADs under way, by the object's primary key.
+    /// Origin HEADs and probe GETs under way, by the object's primary key.
     learning: Mutex<HashMap<String, watch::Receiver<Option<Learned>>>>,
     /// Decoded records, by primary key; the store's copy stays the truth
     /// (a record is used only while the store still holds one).
@@ -158,9 +188,12 @@ fn key_text(key: &CacheKey) -> &str {
 /// Answers a GET or HEAD for a sliced object, or says `Pass`.
 ///
 /// A whole object in the store goes the ordinary way at once. Otherwise the
-/// object's record says what it is; without a fresh one, an origin HEAD
-/// (one per object however many requests arrive together) learns it. Large
+/// object's record says what it is; without a fresh one, the origin is
+/// asked (once per object however many requests arrive together): a plain
+/// GET sends a probe GET of the first `PROBE_LEN` bytes, which brings a
+/// small object whole (stored and answered at once), others a HEAD. Large
 /// objects are then served from slices, small ones by the ordinary path.
+/// `renewal` is added to every response written here.
 pub async fn serve(
     engine: &'static Engine,
     origin: &Arc<Origin>,
@@ -168,6 +201,7 @@ pub async fn serve(
     session: &mut Session,
     path: &str,
     query: &str,
+    renewal: Option<&Renewed>,
 ) -> Result<Served> {
     let Some(slicer) = engine.slicer.as_ref() else {
         return Ok(Served::Pass);
@@ -190,11 +224,36 @@ pub async fn serve(
         query: query.to_string(),
         primary,
     };
+    let plain = plain_get(session.req_header());
     for _attempt in 0..2 {
         let (info, known) = match req.record().await {
             Some(info) => (info, true),
-            None => match req.learn_shared().await {
+            None => match req.learn_shared(plain).await {
                 Learned::Object(info) => (info, false),
+                Learned::Whole(whole) => {
+                    // A GET with a range or conditions: the ordinary path
+                    // (from the store when the object was kept).
+                    if method != http::Method::HEAD && !plain {
+                        return Ok(Served::Pass);
+                    }
+                    let mut header = whole.header.clone();
+                    // `Accept-Ranges`, as on every whole object; no range here.
+                    crate::range::apply(session.req_header(), &mut header);
+                    set_status_header(engine, &mut header, status::MISS);
+                    add_renewal(&mut header, renewal);
+                    let head_only = method == http::Method::HEAD;
+                    session
+                        .write_response_header(Box::new(header), head_only)
+                        .await
+                        .map_err(|e| e.into_down())?;
+                    if !head_only {
+                        session
+                            .write_response_body(Some(whole.body.clone()), true)
+                            .await
+                            .map_err(|e| e.into_down())?;
+                    }
+                    return Ok(Served::Done(status::MISS));
+                }
                 Learned::Pass => return Ok(Served::Pass),
                 Learned::TimedOut(why) => {
                     return Err(Error::explain(ErrorType::ReadTimedout, why).into_up());
@@ -207,6 +266,7 @@ pub async fn serve(
             crate::range::apply(session.req_header(), &mut header);
             let label = if known { status::HIT } else { status::MISS };
             set_status_header(engine, &mut header, label);
+            add_renewal(&mut header, renewal);
             session
                 .write_response_header(Box::new(header), true)
                 .await
@@ -216,7 +276,7 @@ pub async fn serve(
         if !sliced {
             return Ok(Served::Pass);
         }
-        match req.respond(session, &info).await {
+        match req.respond(session, &info, renewal).await {
             Ok(label) => return Ok(Served::Done(label)),
             Err(Failure::Changed) if session.response_written().is_none() => {
                 req.forget().await;
@@ -236,6 +296,25 @@ pub async fn serve(
         ErrorType::HTTPStatus(502),
         "the object kept changing at the origin",
     )
+}
+
+/// A GET without `Range` or conditions: the request a probe GET can answer.
+fn plain_get(req: &RequestHeader) -> bool {
+    const NOT_PLAIN: &[http::HeaderName] = &[
+        http::header::RANGE,
+        http::header::IF_RANGE,
+        http::header::IF_MATCH,
+        http::header::IF_NONE_MATCH,
+        http::header::IF_MODIFIED_SINCE,
+        http::header::IF_UNMODIFIED_SINCE,
+    ];
+    req.method == http::Method::GET && !NOT_PLAIN.iter().any(|h| req.headers.contains_key(h))
+}
+
+fn add_renewal(header: &mut ResponseHeader, renewal: Option<&Renewed>) {
+    if let Some(r) = renewal {
+        let _ = header.append_header(r.name.clone(), r.value.as_str());
+    }
 }
 
 fn set_status_header(engine: &Engine, header: &mut ResponseHeader, label: &'static str) {
@@ -341,20 +420,30 @@ impl Request {
         Some(info)
     }
 
-    /// Learns the object with an origin HEAD, shared by every request for
-    /// it that arrives meanwhile. The HEAD runs on its own task: a client
-    /// going away does not cut it short for the others.
-    async fn learn_shared(&self) -> Learned {
+    /// Learns the object with an origin HEAD, or with a probe GET when
+    /// `probe`, shared by every request for it that arrives meanwhile
+    /// (whichever way the first one asked). The origin request runs on its
+    /// own task: a client going away does not cut it short for the others.
+    async fn learn_shared(&self, probe: bool) -> Learned {
         let mut rx = {
             let mut learning = lock(&self.slicer.learning);
             match learning.get(&self.primary) {
                 Some(rx) => rx.clone(),
+                // A probe stored the whole object since this request
+                // looked: it is a hit on the ordinary path.
+                None if self.engine.store.contains(&self.whole_key()) => {
+                    return Learned::Pass;
+                }
                 None => {
                     let (tx, rx) = watch::channel(None);
                     learning.insert(self.primary.clone(), rx.clone());
                     let req = self.clone();
                     tokio::spawn(async move {
-                        let learned = req.learn().await;
+                        let learned = if probe {
+                            req.probe().await
+                        } else {
+                            req.learn().await
+                        };
                         lock(&req.slicer.learning).remove(&req.primary);
                         tx.send_replace(Some(learned));
                     });
@@ -370,6 +459,138 @@ impl Request {
                 return rx.borrow().clone().unwrap_or(Learned::Pass);
             }
         }
+    }
+
+    /// The whole object's key in the store.
+    fn whole_key(&self) -> CacheKey {
+        CacheKey::new(self.primary.clone(), "")
+    }
+
+    /// GETs the object's first `PROBE_LEN` bytes from the origin. A 206
+    /// from byte 0 with an ETag gives the object's length and version: the
+    /// record is stored as after a HEAD, and when the answer holds the whole
+    /// object, that is stored too (before the record, so a request finding
+    /// the record finds the object) and answered. Any other answer: the
+    /// ordinary path asks again and answers.
+    async fn probe(&self) -> Learned {
+        let probe = match fetch::probe(
+            &self.slicer.connector,
+            &self.origin,
+            &self.metrics,
+            &self.path,
+            &self.query,
+            PROBE_LEN,
+        )
+        .await
+        {
+            Ok(probe) => probe,
+            Err(FetchError::TimedOut(why)) => return Learned::TimedOut(why),
+            Err(e) => {
+                tracing::debug!(error = %e, "origin probe GET failed");
+                return Learned::Pass;
+            }
+        };
+        let Some(total) = probe.total else {
+            return Learned::Pass;
+        };
+        if !probe.resp.headers.contains_key(http::header::ETAG) {
+            return Learned::Pass;
+        }
+        // The answer as the whole object's 200, for the policy (which sees
+        // every origin header), and as kept and sent (passing ones only).
+        let mut origin_200 = probe.resp.clone();
+        origin_200.set_status(200).ok();
+        origin_200.remove_header(&http::header::CONTENT_RANGE);
+        let _ = origin_200.insert_header(http::header::CONTENT_LENGTH, total);
+        let mut header = match ResponseHeader::build(200, None) {
+            Ok(h) => h,
+            Err(_) => return Learned::Pass,
+        };
+        for (name, value) in origin_200.headers.iter() {
+            let n = name.as_str();
+            if passes_header(n) && !NOT_OF_THE_WHOLE.contains(&n) {
+                let _ = header.append_header(name.clone(), value.clone());
+            }
+        }
+        let now = SystemTime::now();
+        let decision = self.engine.config.policy.decide(&origin_200, now);
+        let Decision::Store {
+            fresh_until,
+            stale_while_revalidate_sec: swr,
+            stale_if_error_sec: sie,
+        } = decision
+        else {
+            // Not to be kept: a small object is still answered from the
+            // probe's bytes.
+            return match probe.body {
+                Some(body) => Learned::Whole(Arc::new(Whole { header, body })),
+                None => Learned::Pass,
+            };
+        };
+        let Some(info) = ObjectInfo::from_head(&origin_200, fresh_until) else {
+            return Learned::Pass;
+        };
+        if let Some(body) = &probe.body {
+            let meta = CacheMeta::new(fresh_until, now, swr, sie, header.clone());
+            self.store_whole(&meta, body.clone()).await;
+        }
+        let info = self.keep_record(info, now, swr, sie).await;
+        match probe.body {
+            Some(body) => Learned::Whole(Arc::new(Whole { header, body })),
+            None => Learned::Object(info),
+        }
+    }
+
+    /// Stores a whole object the probe brought, as the ordinary path would.
+    async fn store_whole(&self, meta: &CacheMeta, body: Bytes) {
+        let key = self.whole_key();
+        let span = Span::inactive();
+        let mut miss = match self
+            .engine
+            .store
+            .get_miss_handler(&key, meta, &span.handle())
+            .await
+        {
+            Ok(miss) => miss,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not store a probed object");
+                return;
+            }
+        };
+        if let Err(e) = miss.write_body(body, true).await {
+            tracing::debug!(error = %e, "could not store a probed object");
+            return;
+        }
+        let entry_id = miss.entry_id();
+        match miss.finish().await {
+            Ok(MissFinishType::Created(size) | MissFinishType::Appended(size, _)) => {
+                fetch::admit(self.engine, &key, entry_id, size, meta.fresh_until()).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "could not store a probed object"),
+        }
+    }
+
+    /// Stores the object's record, dropping the slices of a version it
+    /// replaces, and keeps it decoded.
+    async fn keep_record(
+        &self,
+        info: ObjectInfo,
+        now: SystemTime,
+        swr: u32,
+        sie: u32,
+    ) -> Arc<ObjectInfo> {
+        // A record replaced by another version: its slices are garbage.
+        if let Some((old, _)) = self.stored_record().await
+            && old.etag != info.etag
+        {
+            self.metrics.slices.version_changes.inc();
+            self.drop_slices(&old.etag).await;
+        }
+        let meta: CacheMeta = info.to_meta(now, swr, sie);
+        fetch::store_record(self.engine, &keys::info(&self.primary), &meta).await;
+        let info = Arc::new(info);
+        self.slicer.remember_record(&self.primary, info.clone());
+        info
     }
 
     /// HEADs the origin and stores the record.
@@ -402,18 +623,10 @@ impl Request {
         let Some(info) = ObjectInfo::from_head(&resp, fresh_until) else {
             return Learned::Pass;
         };
-        // A record replaced by another version: its slices are garbage.
-        if let Some((old, _)) = self.stored_record().await
-            && old.etag != info.etag
-        {
-            self.metrics.slices.version_changes.inc();
-            self.drop_slices(&old.etag).await;
-        }
-        let meta: CacheMeta = info.to_meta(now, stale_while_revalidate_sec, stale_if_error_sec);
-        fetch::store_record(self.engine, &keys::info(&self.primary), &meta).await;
-        let info = Arc::new(info);
-        self.slicer.remember_record(&self.primary, info.clone());
-        Learned::Object(info)
+        Learned::Object(
+            self.keep_record(info, now, stale_while_revalidate_sec, stale_if_error_sec)
+                .await,
+        )
     }
 
     async fn drop_slices(&self, etag: &str) {
@@ -452,6 +665,7 @@ impl Request {
         &self,
         session: &mut Session,
         info: &ObjectInfo,
+        renewal: Option<&Renewed>,
     ) -> Result<&'static str, Failure> {
         let mut header = info.client_header();
         let range = crate::range::apply(session.req_header(), &mut header);
@@ -482,6 +696,7 @@ impl Request {
         });
         let label = if all_here { status::HIT } else { status::MISS };
         set_status_header(self.engine, &mut header, label);
+        add_renewal(&mut header, renewal);
         // Before anything is sent: the first slice decides whether the
         // version still holds, so a change can start over cleanly.
         let Some(first_part) = parts.first() else {
@@ -777,5 +992,35 @@ impl Multipart {
 
     fn tail(&self) -> Bytes {
         Bytes::from(format!("\r\n--{}--\r\n", self.boundary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_get_without_range_or_conditions_is_plain() {
+        let get = |extra: Option<(&str, &str)>| {
+            let mut req = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+            if let Some((n, v)) = extra {
+                req.insert_header(n.to_string(), v).unwrap();
+            }
+            req
+        };
+        assert!(plain_get(&get(None)));
+        assert!(plain_get(&get(Some(("accept", "*/*")))));
+        for name in [
+            "range",
+            "if-range",
+            "if-match",
+            "if-none-match",
+            "if-modified-since",
+            "if-unmodified-since",
+        ] {
+            assert!(!plain_get(&get(Some((name, "x")))), "{name}");
+        }
+        let head = RequestHeader::build("HEAD", b"/v/a.mp4", None).unwrap();
+        assert!(!plain_get(&head));
     }
 }

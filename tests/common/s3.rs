@@ -69,6 +69,20 @@ impl S3 {
         std::fs::write(&path, body).expect("write object");
     }
 
+    /// Gives an object a `Cache-Control` header, written into s3s-fs's
+    /// attribute file for it (as a PUT with `Cache-Control` would).
+    pub fn set_cache_control(&self, key: &str, value: &str) {
+        use base64::Engine as _;
+        let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let path = self.root.path().join(format!(
+            ".bucket-{}.object-{}.metadata.json",
+            encode(BUCKET),
+            encode(key)
+        ));
+        let json = format!("{{\"cache_control\":{value:?}}}");
+        std::fs::write(path, json).expect("write object attributes");
+    }
+
     pub fn object_path(&self, key: &str) -> PathBuf {
         self.root.path().join(BUCKET).join(key)
     }
