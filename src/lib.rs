@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod fast_exit;
 pub mod limits;
 pub mod listeners;
 pub mod log_file;

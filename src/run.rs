@@ -85,6 +85,12 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         ));
     }
     server.add_service(GenBackgroundService::new(
+        "fast exit".to_string(),
+        Arc::new(crate::fast_exit::FastExit {
+            log: access_log.clone(),
+        }),
+    ));
+    server.add_service(GenBackgroundService::new(
         "access log flusher".to_string(),
         Arc::new(crate::access_log::Flusher {
             log: access_log.clone(),
