@@ -54,26 +54,23 @@ struct Inner {
 }
 
 impl AccessLog {
-    /// `buffer` bytes are gathered before a write (0: a write per line).
-    pub fn new(stdout: bool, buffer: usize) -> AccessLog {
+    /// Lines go to stdout when `stdout`, and to `file` (`log.access_file`)
+    /// when given; `buffer` bytes are gathered before a write (0: a write
+    /// per line).
+    pub fn new(
+        stdout: bool,
+        file: Option<Arc<crate::log_file::LogFile>>,
+        buffer: usize,
+    ) -> AccessLog {
         AccessLog {
             inner: Arc::new(Inner {
                 stdout,
-                file: None,
+                file,
                 buffer: Mutex::new(Vec::with_capacity(buffer)),
                 limit: buffer,
                 unbuffered: AtomicBool::new(false),
             }),
         }
-    }
-
-    /// Also appends every line to `file` (`log.access_file`). Call before
-    /// cloning.
-    pub fn with_file(mut self, file: Arc<crate::log_file::LogFile>) -> AccessLog {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.file = Some(file);
-        }
-        self
     }
 
     fn enabled(&self) -> bool {
@@ -214,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
-        let log = AccessLog::new(false, 4096).with_file(file);
+        let log = AccessLog::new(false, Some(file), 4096);
         log.write(&entry("/a"));
         log.write(&entry("/b"));
         assert!(lines(&path).is_empty(), "written before the buffer filled");
@@ -236,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
-        let log = AccessLog::new(false, 0).with_file(file);
+        let log = AccessLog::new(false, Some(file), 0);
         log.write(&entry("/a"));
         assert_eq!(lines(&path).len(), 1);
     }

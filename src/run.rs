@@ -69,12 +69,14 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     };
 
     let buffer = usize::try_from(config.log.access_buffer.0).unwrap_or(usize::MAX);
-    let mut access_log = AccessLog::new(config.log.access_stdout, buffer);
-    if let Some(path) = &config.access_file {
-        let file = crate::log_file::LogFile::open(path)
-            .map_err(|e| format!("log.access_file {} cannot be opened ({e})", path.display()))?;
-        let file = Arc::new(file);
-        access_log = access_log.with_file(file.clone());
+    let file = match &config.access_file {
+        Some(path) => Some(Arc::new(crate::log_file::LogFile::open(path).map_err(
+            |e| format!("log.access_file {} cannot be opened ({e})", path.display()),
+        )?)),
+        None => None,
+    };
+    let access_log = AccessLog::new(config.log.access_stdout, file.clone(), buffer);
+    if let Some(file) = file {
         server.add_service(GenBackgroundService::new(
             "access log reopener".to_string(),
             Arc::new(crate::log_file::LogReopener {

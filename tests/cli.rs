@@ -7,6 +7,19 @@ fn node() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cdn-node"))
 }
 
+/// `cdn-node check -c CONF` with the secrets the test configurations name
+/// in the environment.
+fn check(conf: &std::path::Path) -> std::process::Output {
+    node()
+        .args(["check", "-c"])
+        .arg(conf)
+        .env("CDN_NODE_HMAC_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_lists_every_problem_and_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,13 +66,7 @@ surprise: true
 #[test]
 fn check_accepts_the_shipped_configuration() {
     let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/cdn-node.yaml");
-    let out = node()
-        .args(["check", "-c", conf])
-        .env("CDN_NODE_HMAC_SECRET", "0123456789abcdef0123456789abcdef")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .output()
-        .unwrap();
+    let out = check(std::path::Path::new(conf));
     assert!(
         out.status.success(),
         "{}",
@@ -166,14 +173,7 @@ fn check_names_the_key_and_the_fix_of_each_setting_out_of_range() {
     for (i, (section, key, fix)) in OUT_OF_RANGE.iter().enumerate() {
         let conf = dir.path().join(format!("c{i}.yaml"));
         std::fs::write(&conf, format!("{base}{section}")).unwrap();
-        let out = node()
-            .args(["check", "-c"])
-            .arg(&conf)
-            .env("CDN_NODE_HMAC_SECRET", "0123456789abcdef0123456789abcdef")
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env("AWS_SECRET_ACCESS_KEY", "secret")
-            .output()
-            .unwrap();
+        let out = check(&conf);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{section}: accepted\n{err}");
         assert!(err.contains(key), "{section}: {key} not named in\n{err}");
@@ -186,14 +186,7 @@ fn check_names_the_key_and_the_fix_of_each_setting_out_of_range() {
     // The base itself is accepted: each refusal above is the setting's.
     let conf = dir.path().join("base.yaml");
     std::fs::write(&conf, base).unwrap();
-    let out = node()
-        .args(["check", "-c"])
-        .arg(&conf)
-        .env("CDN_NODE_HMAC_SECRET", "0123456789abcdef0123456789abcdef")
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .output()
-        .unwrap();
+    let out = check(&conf);
     assert!(
         out.status.success(),
         "{}",

@@ -284,18 +284,11 @@ fn section<T: DeserializeOwned>(
         (Some(v), _) => match serde_yaml::from_value::<T>(v.clone()) {
             Ok(t) => Some(t),
             Err(e) => {
-                let (key, message) = field_of::<T>(v).unwrap_or_default();
-                let key = if key.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}.{key}")
+                let problem = match field_of::<T>(v) {
+                    Some((field, message)) => Problem::new(format!("{name}.{field}"), message),
+                    None => Problem::new(name, e.to_string()),
                 };
-                let message = if message.is_empty() {
-                    e.to_string()
-                } else {
-                    message
-                };
-                problems.push(Problem::new(key, message));
+                problems.push(problem);
                 None
             }
         },

@@ -495,26 +495,33 @@ pub async fn admit(
     }
 }
 
-/// Stores the object's record (a body-less entry).
-pub async fn store_record(engine: &'static Engine, key: &CacheKey, meta: &CacheMeta) {
+/// Stores a small entry at once, body and all (an object's record has no
+/// body; a whole object a probe brought has one), and admits it for
+/// eviction. A failure only means it is not kept.
+pub async fn store_entry(
+    engine: &'static Engine,
+    key: &CacheKey,
+    meta: &CacheMeta,
+    body: Option<Bytes>,
+) {
     let span = Span::inactive();
-    let miss = match engine
-        .store
-        .get_miss_handler(key, meta, &span.handle())
-        .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::debug!(error = %e, "could not store an object record");
-            return;
+    let stored = async {
+        let mut miss = engine
+            .store
+            .get_miss_handler(key, meta, &span.handle())
+            .await?;
+        if let Some(body) = body {
+            miss.write_body(body, true).await?;
         }
+        let entry_id = miss.entry_id();
+        let finished = miss.finish().await?;
+        Ok::<_, Box<pingora::Error>>((entry_id, finished))
     };
-    let entry_id = miss.entry_id();
-    match miss.finish().await {
-        Ok(MissFinishType::Created(size) | MissFinishType::Appended(size, _)) => {
+    match stored.await {
+        Ok((entry_id, MissFinishType::Created(size) | MissFinishType::Appended(size, _))) => {
             admit(engine, key, entry_id, size, meta.fresh_until()).await;
         }
-        Err(e) => tracing::debug!(error = %e, "could not store an object record"),
+        Err(e) => tracing::debug!(error = %e, "could not store a cache entry"),
     }
 }
 

@@ -47,7 +47,7 @@ use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::prelude::*;
 use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
-use pingora_cache::storage::{HitHandler, MissFinishType, Storage};
+use pingora_cache::storage::{HitHandler, Storage};
 use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -532,41 +532,12 @@ impl Request {
         };
         if let Some(body) = &probe.body {
             let meta = CacheMeta::new(fresh_until, now, swr, sie, header.clone());
-            self.store_whole(&meta, body.clone()).await;
+            fetch::store_entry(self.engine, &self.whole_key(), &meta, Some(body.clone())).await;
         }
         let info = self.keep_record(info, now, swr, sie).await;
         match probe.body {
             Some(body) => Learned::Whole(Arc::new(Whole { header, body })),
             None => Learned::Object(info),
-        }
-    }
-
-    /// Stores a whole object the probe brought, as the ordinary path would.
-    async fn store_whole(&self, meta: &CacheMeta, body: Bytes) {
-        let key = self.whole_key();
-        let span = Span::inactive();
-        let mut miss = match self
-            .engine
-            .store
-            .get_miss_handler(&key, meta, &span.handle())
-            .await
-        {
-            Ok(miss) => miss,
-            Err(e) => {
-                tracing::debug!(error = %e, "could not store a probed object");
-                return;
-            }
-        };
-        if let Err(e) = miss.write_body(body, true).await {
-            tracing::debug!(error = %e, "could not store a probed object");
-            return;
-        }
-        let entry_id = miss.entry_id();
-        match miss.finish().await {
-            Ok(MissFinishType::Created(size) | MissFinishType::Appended(size, _)) => {
-                fetch::admit(self.engine, &key, entry_id, size, meta.fresh_until()).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "could not store a probed object"),
         }
     }
 
@@ -587,7 +558,7 @@ impl Request {
             self.drop_slices(&old.etag).await;
         }
         let meta: CacheMeta = info.to_meta(now, swr, sie);
-        fetch::store_record(self.engine, &keys::info(&self.primary), &meta).await;
+        fetch::store_entry(self.engine, &keys::info(&self.primary), &meta, None).await;
         let info = Arc::new(info);
         self.slicer.remember_record(&self.primary, info.clone());
         info

@@ -2,8 +2,8 @@
 //! progress. Reads are positional, at most `CHUNK` bytes at a time, so a
 //! reader holds one chunk whatever the object size: bytes in the page cache
 //! are copied on the calling thread (`cached_read`), the rest on
-//! `spawn_blocking`. Small complete objects (at most `INLINE_MAX` bytes) are read whole
-//! when the hit is opened, on the calling thread like nginx does: a hand-off
+//! `spawn_blocking`. Small complete objects (at most `INLINE_MAX` bytes)
+//! are read whole when the hit is opened, on the calling thread like nginx does: a hand-off
 //! to the blocking pool costs more than reading a few page-cached KiB. A
 //! reader of a fill waits on the fill's watch channel for more bytes and
 //! returns an error (never a clean end) when the fill fails.
@@ -58,15 +58,23 @@ pub struct DiskHit {
 }
 
 impl DiskHit {
-    pub fn complete(file: Arc<File>, len: u64, id: u64, weight: usize) -> Self {
+    fn new(file: Option<Arc<File>>, source: Source, inline: Option<Bytes>) -> Self {
         DiskHit {
-            file: Some(file),
-            source: Source::Complete { len },
-            inline: None,
+            file,
+            source,
+            inline,
             pos: 0,
             end: None,
+            id: 0,
+            weight: 0,
+        }
+    }
+
+    pub fn complete(file: Arc<File>, len: u64, id: u64, weight: usize) -> Self {
+        DiskHit {
             id,
             weight,
+            ..DiskHit::new(Some(file), Source::Complete { len }, None)
         }
     }
 
@@ -76,32 +84,23 @@ impl DiskHit {
         content_length: Option<u64>,
         id: u64,
     ) -> Self {
+        let source = Source::Fill {
+            state,
+            content_length,
+        };
         DiskHit {
-            file: Some(file),
-            source: Source::Fill {
-                state,
-                content_length,
-            },
-            inline: None,
-            pos: 0,
-            end: None,
             id,
-            weight: 0,
+            ..DiskHit::new(Some(file), source, None)
         }
     }
 
     /// A hit over a small complete object whose body is already in memory.
     pub fn complete_inline(body: Bytes, id: u64, weight: usize) -> Self {
+        let len = body.len() as u64;
         DiskHit {
-            file: None,
-            source: Source::Complete {
-                len: body.len() as u64,
-            },
-            inline: Some(body),
-            pos: 0,
-            end: None,
             id,
             weight,
+            ..DiskHit::new(None, Source::Complete { len }, Some(body))
         }
     }
 

@@ -30,7 +30,7 @@ impl StoredMeta {
 
     /// The `CacheMeta`; its response header is decoded only the first time.
     pub fn decode(&self) -> pingora_error::Result<CacheMeta> {
-        let meta = super::plain_header::decode(&self.internal, &self.header, self.decoded.get())?;
+        let meta = super::meta_decode::decode(&self.internal, &self.header, self.decoded.get())?;
         if self.decoded.get().is_none() {
             let _ = self.decoded.set(meta.response_header().clone());
         }

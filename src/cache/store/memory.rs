@@ -119,7 +119,8 @@ impl MemoryTier {
         self.bytes
     }
 
-    pub fn objects(&self) -> u64 {
+    #[cfg(test)]
+    fn objects(&self) -> u64 {
         self.copies.len() as u64
     }
 }

@@ -6,12 +6,12 @@
 //! objects only after both files are fsynced and renamed into place; readers
 //! can follow a fill while it is written (streaming partial writes).
 //!
-//! Module map: `format` (bytes), `cached_read` (reads that never wait), `layout` (paths), `index` (in-memory
+//! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
-//! `miss` (writer), `hit` (reader), `storage` (the Pingora trait),
-//! `memory` (copies of small hot bodies), `plain_header` (cheap meta
-//! decoding), `scan` (start-up), `space` (free
-//! space).
+//! `miss` (writer), `hit` (reader), `cached_read` (reads that never wait
+//! for the disk), `memory` (copies of small hot bodies), `meta_decode`
+//! (stored headers decoded once), `storage` (the Pingora trait), `scan`
+//! (start-up), `space` (free space).
 
 mod cached_read;
 mod error;
@@ -22,8 +22,8 @@ pub(crate) mod hit;
 mod index;
 mod layout;
 mod memory;
+mod meta_decode;
 mod miss;
-mod plain_header;
 mod scan;
 pub mod space;
 mod storage;
@@ -75,9 +75,8 @@ pub struct StoreStats {
     /// Files discarded by `open`: other format version, failed validation,
     /// orphans and superseded duplicates (not temp files).
     pub discarded_files: u64,
-    /// Bytes and count of the bodies held in memory.
+    /// Bytes of the bodies held in memory.
     pub memory_bytes: u64,
-    pub memory_objects: u64,
     /// Hits served from memory, without touching a file (monotonic).
     pub memory_hits: u64,
 }
@@ -134,10 +133,7 @@ impl DiskStore {
             let index = self.lock_index();
             (index.bytes(), index.objects(), index.fills())
         };
-        let (memory_bytes, memory_objects) = {
-            let memory = self.lock_memory();
-            (memory.bytes(), memory.objects())
-        };
+        let memory_bytes = self.lock_memory().bytes();
         StoreStats {
             bytes_stored,
             objects_stored,
@@ -147,7 +143,6 @@ impl DiskStore {
             refused_fills: self.counters.refused_fills.load(Ordering::Relaxed),
             discarded_files: self.counters.discarded_files.load(Ordering::Relaxed),
             memory_bytes,
-            memory_objects,
             memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
         }
     }
