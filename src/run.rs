@@ -14,6 +14,7 @@ use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::cache::engine::{Engine, SketchSaver};
 use crate::config::Config;
+use crate::listeners::{HttpSockets, Worker};
 use crate::metrics::Metrics;
 use crate::origin::Origin;
 use crate::proxy::Edge;
@@ -109,11 +110,19 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
     let limited = crate::limits::LimitedApp::new(proxy_app, &config.limits, metrics.clone());
-    let mut proxy = Service::new("cdn-node".to_string(), limited);
-    for addr in &config.http_listeners {
-        proxy.add_tcp(&addr.to_string());
+    if !config.http_listeners.is_empty() {
+        let workers = config.server.threads;
+        let sockets = HttpSockets::bind(&config.http_listeners, workers, opts.upgrade)?;
+        for index in 0..workers {
+            server.add_service(Worker::new(index, limited.clone(), sockets.clone()));
+        }
     }
-    let certs = crate::listeners::add_https(&mut proxy, &config.https_listeners)?;
+    let mut certs = Vec::new();
+    if !config.https_listeners.is_empty() {
+        let mut https = Service::new("cdn-node https".to_string(), limited);
+        certs = crate::listeners::add_https(&mut https, &config.https_listeners)?;
+        server.add_service(https);
+    }
 
     let resolver = origin.resolver.clone();
     let keys = verifier.clone();
@@ -135,7 +144,6 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
             Arc::new(SketchSaver(engine)),
         ));
     }
-    server.add_service(proxy);
     if !certs.is_empty() {
         server.add_service(GenBackgroundService::new(
             "TLS certificate reloader".to_string(),

@@ -22,6 +22,19 @@ pub struct LimitedApp<A> {
     metrics: Arc<Metrics>,
 }
 
+/// Clones share the application and the connection table: the limits hold
+/// across every listener and worker thread.
+impl<A> Clone for LimitedApp<A> {
+    fn clone(&self) -> Self {
+        LimitedApp {
+            inner: self.inner.clone(),
+            table: self.table.clone(),
+            header_timeout: self.header_timeout,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
 impl<A> LimitedApp<A> {
     pub fn new(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         LimitedApp {

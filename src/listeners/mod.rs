@@ -1,5 +1,10 @@
-//! The client listeners' Pingora settings: HTTP server options and the
-//! HTTPS endpoints with their reloadable certificates.
+//! The client listeners: plain HTTP served by one worker service per thread,
+//! HTTPS endpoints with their reloadable certificates, and the HTTP server
+//! options both use.
+
+mod workers;
+
+pub use workers::{HttpSockets, Worker};
 
 use std::sync::Arc;
 
