@@ -70,7 +70,11 @@ fn hit(c: &mut Criterion) {
             MissFinishType::Created(_)
         ));
         // The first hit reads the body into the memory tier.
-        store.lookup(&key, &span).await.expect("lookup").expect("hit");
+        store
+            .lookup(&key, &span)
+            .await
+            .expect("lookup")
+            .expect("hit");
     });
     let memory_hits = store.stats().memory_hits;
 
