@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora_cache::eviction::EvictionManager;
-use pingora_cache::key::CacheKey;
+use pingora_cache::key::{CacheHashKey, CacheKey};
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_cache::storage::{PurgeOutcome, PurgeTarget, PurgeType, Storage};
 use pingora_cache::trace::Span;
@@ -30,10 +30,20 @@ pub struct Engine {
 /// The cache key of a canonical path and query: the same function the
 /// request path uses, so a purge finds what a request stored.
 pub fn cache_key(canonical_path: &str, canonical_query: &str) -> CacheKey {
-    CacheKey::new(
-        crate::cache::key::cache_key(canonical_path, canonical_query),
-        "",
-    )
+    hashed_key(crate::cache::key::cache_key(
+        canonical_path,
+        canonical_query,
+    ))
+}
+
+/// The `CacheKey` of `primary`, its hash computed once here. A plain key
+/// hashes its primary (blake2b) on every ask, and a hit asks several times
+/// (the store's lookup, the compact key for the eviction manager, ...). The
+/// override is that very hash, so every ask answers the same.
+pub fn hashed_key(primary: String) -> CacheKey {
+    let mut key = CacheKey::new(primary, "");
+    key.set_primary_bin_override(key.primary_bin());
+    key
 }
 
 impl Engine {
@@ -184,5 +194,29 @@ impl BackgroundService for SketchSaver {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hashed key is the plain key to everything that asks it.
+    #[test]
+    fn a_hashed_key_hashes_as_a_plain_one() {
+        for primary in ["/v/a.mp4", "/v/a.mp4?partNumber=1", "/", "/v/a.mp4 #info"] {
+            let plain = CacheKey::new(primary, "");
+            let hashed = hashed_key(primary.to_owned());
+            assert_eq!(hashed.primary_bin(), plain.primary_bin(), "{primary}");
+            assert_eq!(hashed.combined_bin(), plain.combined_bin(), "{primary}");
+            assert_eq!(hashed.combined(), plain.combined(), "{primary}");
+            assert_eq!(hashed.to_compact(), plain.to_compact(), "{primary}");
+            assert_eq!(hashed.primary_key(), plain.primary_key(), "{primary}");
+            assert_eq!(hashed.user_tag, plain.user_tag);
+        }
+        assert_eq!(
+            cache_key("/v/a.mp4", "partNumber=1").primary_bin(),
+            CacheKey::new("/v/a.mp4?partNumber=1", "").primary_bin()
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! Slices of different versions never share a key: the key carries a tag
 //! of the ETag the slice was fetched under.
 
+use crate::cache::engine::hashed_key;
 use pingora_cache::CacheKey;
 
 /// The prefix of every key derived from `primary`.
@@ -17,7 +18,7 @@ const INFO_SUFFIX: &str = " #info";
 
 /// The object's record: size, version and headers, from an origin HEAD.
 pub fn info(primary: &str) -> CacheKey {
-    CacheKey::new(format!("{primary}{INFO_SUFFIX}"), "")
+    hashed_key(format!("{primary}{INFO_SUFFIX}"))
 }
 
 /// Whether a stored primary key is a record's, not a body's.
@@ -47,7 +48,7 @@ pub fn slice_prefix(primary: &str, tag: &str) -> String {
 
 /// Slice `n` under a `slice_prefix`.
 pub fn slice_at(prefix: &str, n: u64) -> CacheKey {
-    CacheKey::new(format!("{prefix}{n}"), "")
+    hashed_key(format!("{prefix}{n}"))
 }
 
 /// Slice `n` of one version.

@@ -55,7 +55,7 @@ use pingora_proxy::RangeType;
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::Renewed;
-use crate::cache::engine::Engine;
+use crate::cache::engine::{Engine, hashed_key};
 use crate::cache::policy::Decision;
 use crate::cache::settings::SliceConfig;
 use crate::cache::status;
@@ -212,7 +212,7 @@ pub async fn serve(
     }
     let primary = crate::cache::key::cache_key(path, query);
     // The same key as `cache::engine::cache_key`, built once.
-    if engine.store.contains(&CacheKey::new(primary.clone(), "")) {
+    if engine.store.contains(&hashed_key(primary.clone())) {
         return Ok(Served::Pass);
     }
     let req = Request {
@@ -463,7 +463,7 @@ impl Request {
 
     /// The whole object's key in the store.
     fn whole_key(&self) -> CacheKey {
-        CacheKey::new(self.primary.clone(), "")
+        hashed_key(self.primary.clone())
     }
 
     /// GETs the object's first `PROBE_LEN` bytes from the origin. A 206

@@ -3,11 +3,11 @@
 
 use super::fill::Fill;
 use super::format::ObjectHeader;
+use super::meta_decode::Decoded;
 use pingora_cache::CacheMeta;
 use pingora_cache::key::{CompactCacheKey, HashBinary};
-use pingora_http::ResponseHeader;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A serialized `CacheMeta` (the two halves `CacheMeta::serialize` returns).
@@ -15,8 +15,8 @@ use std::time::SystemTime;
 pub struct StoredMeta {
     pub internal: Vec<u8>,
     pub header: Vec<u8>,
-    /// `header` decoded, kept from the first decode.
-    decoded: OnceLock<ResponseHeader>,
+    /// What the first decode learnt, for the next ones.
+    decoded: Decoded,
 }
 
 impl StoredMeta {
@@ -24,17 +24,13 @@ impl StoredMeta {
         StoredMeta {
             internal,
             header,
-            decoded: OnceLock::new(),
+            decoded: Decoded::default(),
         }
     }
 
-    /// The `CacheMeta`; its response header is decoded only the first time.
+    /// The `CacheMeta`; decoded in full only the first time.
     pub fn decode(&self) -> pingora_error::Result<CacheMeta> {
-        let meta = super::meta_decode::decode(&self.internal, &self.header, self.decoded.get())?;
-        if self.decoded.get().is_none() {
-            let _ = self.decoded.set(meta.response_header().clone());
-        }
-        Ok(meta)
+        self.decoded.decode(&self.internal, &self.header)
     }
 }
 

@@ -171,3 +171,66 @@ async fn update_meta_rewrites_the_header_only() {
     assert_eq!(h.entry_id, id);
     assert_eq!(h.body_len, 10_000);
 }
+
+/// Hits keep what the first decode of a meta learnt; a rewrite must not
+/// leave them serving the old meta.
+#[tokio::test]
+async fn hits_after_a_rewrite_get_the_new_meta() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store_object(store, "/v/a.mp4", &body(1000), 999).await;
+    let serialized = |m: &pingora_cache::CacheMeta| m.serialize().unwrap();
+    let stored = store.lookup(&key("/v/a.mp4"), &span()).await.unwrap();
+    let before = serialized(&stored.unwrap().0);
+    for _ in 0..2 {
+        let (m, _) = store
+            .lookup(&key("/v/a.mp4"), &span())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(serialized(&m), before);
+    }
+
+    // As Pingora revalidates: `updated` moves, so does the freshness.
+    let mut refreshed = meta(Some(1000));
+    refreshed.update_freshness(SystemTime::now() + Duration::from_secs(7200), 30, 60);
+    refreshed
+        .response_header_mut()
+        .insert_header("etag", "\"v2\"")
+        .unwrap();
+    let want = serialized(&refreshed);
+    assert_ne!(want, before);
+    assert!(
+        store
+            .update_meta(&key("/v/a.mp4"), &refreshed, &span())
+            .await
+            .unwrap()
+    );
+    for _ in 0..3 {
+        let (m, _) = store
+            .lookup(&key("/v/a.mp4"), &span())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(serialized(&m), want);
+        assert_eq!(m.updated(), refreshed.updated());
+    }
+
+    // Rewritten again, to a meta hits build from its parts.
+    let again = meta(Some(1000));
+    let want = serialized(&again);
+    assert!(
+        store
+            .update_meta(&key("/v/a.mp4"), &again, &span())
+            .await
+            .unwrap()
+    );
+    for _ in 0..3 {
+        let (m, _) = store
+            .lookup(&key("/v/a.mp4"), &span())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(serialized(&m), want);
+    }
+}
