@@ -399,19 +399,12 @@ impl ProxyHttp for Edge {
             ctx.cache_status = ctx
                 .slice_status
                 .unwrap_or_else(|| status::label(&session.cache.phase(), ctx.cache_missed));
-            if status::LOOKUP_RESULTS.contains(&ctx.cache_status) {
-                m.cache_lookups.with_label_values(&[ctx.cache_status]).inc();
-            }
+            m.count_lookup(ctx.cache_status);
             if let Some(waited) = session.cache.lock_duration() {
                 m.cache_fill_wait.observe(waited.as_secs_f64());
             }
         }
-        m.requests
-            .with_label_values(&[status_class(status), ctx.cache_status])
-            .inc();
-        m.request_duration
-            .with_label_values(&[ctx.cache_status])
-            .observe(elapsed.as_secs_f64());
+        m.count_request(status, ctx.cache_status, elapsed.as_secs_f64());
         m.response_bytes.inc_by(bytes);
         if let Some(e) = e {
             tracing::debug!(error = %e, "request ended with an error");
