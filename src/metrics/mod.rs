@@ -3,6 +3,7 @@
 
 pub mod names;
 pub mod ops;
+mod per_request;
 
 use std::sync::Mutex;
 
@@ -29,6 +30,7 @@ pub struct Metrics {
     cache: CacheFamilies,
     pub auth_policy: AuthPolicyMetrics,
     pub ops: ops::OpsMetrics,
+    per_request: per_request::PerRequest,
 }
 
 /// Slice caching of large objects.
@@ -344,6 +346,7 @@ impl Metrics {
         }
         let ops = ops::OpsMetrics::register(&registry);
         Metrics {
+            per_request: per_request::PerRequest::default(),
             ops,
             auth_policy,
             registry,
@@ -389,6 +392,23 @@ impl Metrics {
         }
     }
 
+    /// One answered request: `requests` by status class and cache status,
+    /// its time in `request_duration` by cache status.
+    pub fn count_request(&self, status: u16, cache_status: &str, seconds: f64) {
+        self.per_request.request(
+            &self.requests,
+            &self.request_duration,
+            status,
+            cache_status,
+            seconds,
+        );
+    }
+
+    /// One cache lookup in `cache_lookups`; `none` (no lookup) counts nothing.
+    pub fn count_lookup(&self, result: &str) {
+        self.per_request.lookup(&self.cache_lookups, result);
+    }
+
     /// The exposition in Prometheus' text format.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -407,12 +427,5 @@ impl Default for Metrics {
 
 /// `"2xx"` for 204 and so on; `"none"` when no response was sent.
 pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
-    }
+    per_request::STATUS_CLASSES[per_request::class_index(status)]
 }

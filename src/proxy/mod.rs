@@ -17,7 +17,7 @@ use pingora_proxy::{FailToProxy, RangeType};
 
 use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
 
-use crate::access_log::{AccessLog, Entry, rfc3339};
+use crate::access_log::{AccessLog, Entry};
 use crate::auth::{Verifier, redact_query};
 use crate::cache::engine::Engine;
 use crate::cache::status;
@@ -399,37 +399,37 @@ impl ProxyHttp for Edge {
             ctx.cache_status = ctx
                 .slice_status
                 .unwrap_or_else(|| status::label(&session.cache.phase(), ctx.cache_missed));
-            if status::LOOKUP_RESULTS.contains(&ctx.cache_status) {
-                m.cache_lookups.with_label_values(&[ctx.cache_status]).inc();
-            }
+            m.count_lookup(ctx.cache_status);
             if let Some(waited) = session.cache.lock_duration() {
                 m.cache_fill_wait.observe(waited.as_secs_f64());
             }
         }
-        m.requests
-            .with_label_values(&[status_class(status), ctx.cache_status])
-            .inc();
-        m.request_duration
-            .with_label_values(&[ctx.cache_status])
-            .observe(elapsed.as_secs_f64());
+        m.count_request(status, ctx.cache_status, elapsed.as_secs_f64());
         m.response_bytes.inc_by(bytes);
         if let Some(e) = e {
             tracing::debug!(error = %e, "request ended with an error");
         }
         let req = session.req_header();
-        let target = self.redacted_target(req);
+        // Redacted as the line is written: no copy of the target is made.
+        let target = String::from_utf8_lossy(req.raw_path());
         // The socket address, unless a trusted proxy named another client.
         let socket = session.client_addr();
-        let client = match (ctx.client, socket.and_then(|a| a.as_inet())) {
-            (Some(ip), Some(peer)) if ip != peer.ip().to_canonical() => ip.to_string(),
-            _ => socket.map(|a| a.to_string()).unwrap_or_default(),
-        };
+        let named;
+        let client: Option<&dyn std::fmt::Display> =
+            match (ctx.client, socket.and_then(|a| a.as_inet())) {
+                (Some(ip), Some(peer)) if ip != peer.ip().to_canonical() => {
+                    named = ip;
+                    Some(&named)
+                }
+                _ => socket.map(|a| a as &dyn std::fmt::Display),
+            };
         let sub = ctx.admitted.as_ref().and_then(|a| a.subject.as_deref());
         self.access_log.write(&Entry {
-            time: rfc3339(SystemTime::now()),
+            time: SystemTime::now(),
             client,
             method: req.method.as_str(),
-            path: &target,
+            target: &target,
+            token_sources: self.verifier.token_sources(),
             status,
             bytes,
             duration_ms: elapsed.as_secs_f64() * 1000.0,
