@@ -35,6 +35,9 @@ pub struct RequestCtx {
     pub client: Option<std::net::IpAddr>,
     /// Set when the slice path answered: its cache label.
     pub slice_status: Option<&'static str>,
+    /// The cache key, built (and hashed) in `request_filter`, until Pingora
+    /// asks for it.
+    pub cache_key: Option<pingora_cache::CacheKey>,
 }
 
 impl RequestCtx {
@@ -56,6 +59,7 @@ impl RequestCtx {
             replacement_body: None,
             client: None,
             slice_status: None,
+            cache_key: None,
         }
     }
 }

@@ -111,23 +111,27 @@ impl ProxyHttp for Edge {
                 ctx.auth = admitted.auth;
                 ctx.cache_status = CACHE_BYPASS;
                 if let Some(engine) = self.cache {
-                    let (path, query) = (admitted.path.clone(), admitted.query.clone());
-                    let renewal = admitted.renewal.clone();
-                    ctx.admitted = Some(admitted);
+                    // Hashed once, for the slicer's look-up and the cache's.
+                    let key = caching::key(&admitted);
                     let served = crate::slice::serve(
                         engine,
                         &self.origin,
                         &self.metrics,
                         session,
-                        &path,
-                        &query,
-                        renewal.as_ref(),
+                        crate::slice::Asked {
+                            key: &key,
+                            path: &admitted.path,
+                            query: &admitted.query,
+                            renewal: admitted.renewal.as_ref(),
+                        },
                     )
-                    .await?;
-                    if let crate::slice::Served::Done(label) = served {
+                    .await;
+                    ctx.admitted = Some(admitted);
+                    if let crate::slice::Served::Done(label) = served? {
                         ctx.slice_status = Some(label);
                         return Ok(true);
                     }
+                    ctx.cache_key = Some(key);
                     return Ok(false);
                 }
                 ctx.admitted = Some(admitted);
@@ -170,6 +174,9 @@ impl ProxyHttp for Edge {
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
+        if let Some(key) = ctx.cache_key.take() {
+            return Ok(key);
+        }
         match &ctx.admitted {
             Some(admitted) => Ok(caching::key(admitted)),
             None => Error::e_explain(

@@ -181,6 +181,17 @@ impl Slicer {
     }
 }
 
+/// The object an admitted request asks for.
+pub struct Asked<'a> {
+    /// Its cache key (`cache::engine::cache_key` of `path` and `query`).
+    pub key: &'a CacheKey,
+    /// The canonical path and query.
+    pub path: &'a str,
+    pub query: &'a str,
+    /// A renewed token for the response.
+    pub renewal: Option<&'a Renewed>,
+}
+
 fn key_text(key: &CacheKey) -> &str {
     key.primary_key_str().unwrap_or_default()
 }
@@ -193,16 +204,20 @@ fn key_text(key: &CacheKey) -> &str {
 /// GET sends a probe GET of the first `PROBE_LEN` bytes, which brings a
 /// small object whole (stored and answered at once), others a HEAD. Large
 /// objects are then served from slices, small ones by the ordinary path.
-/// `renewal` is added to every response written here.
+/// `asked.renewal` is added to every response written here.
 pub async fn serve(
     engine: &'static Engine,
     origin: &Arc<Origin>,
     metrics: &Arc<Metrics>,
     session: &mut Session,
-    path: &str,
-    query: &str,
-    renewal: Option<&Renewed>,
+    asked: Asked<'_>,
 ) -> Result<Served> {
+    let Asked {
+        key,
+        path,
+        query,
+        renewal,
+    } = asked;
     let Some(slicer) = engine.slicer.as_ref() else {
         return Ok(Served::Pass);
     };
@@ -210,11 +225,10 @@ pub async fn serve(
     if method != http::Method::GET && method != http::Method::HEAD {
         return Ok(Served::Pass);
     }
-    let primary = crate::cache::key::cache_key(path, query);
-    // The same key as `cache::engine::cache_key`, built once.
-    if engine.store.contains(&hashed_key(primary.clone())) {
+    if engine.store.contains(key) {
         return Ok(Served::Pass);
     }
+    let primary = key_text(key).to_string();
     let req = Request {
         engine,
         slicer,
