@@ -1,7 +1,7 @@
 //! Purges (exact, active, by prefix) and header rewrites.
 
 use super::support::*;
-use crate::cache::store::format;
+use crate::cache::store::{DiskStore, format};
 use pingora_cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora_cache::storage::{PurgeOutcome, PurgeTarget, PurgeType, Storage};
 use std::time::{Duration, SystemTime};
@@ -172,6 +172,21 @@ async fn update_meta_rewrites_the_header_only() {
     assert_eq!(h.body_len, 10_000);
 }
 
+/// The serialized meta each of `n` hits of `path` gets.
+async fn hit_metas(store: &'static DiskStore, path: &str, n: usize) -> Vec<Vec<u8>> {
+    let mut metas = Vec::new();
+    for _ in 0..n {
+        let (m, _) = store.lookup(&key(path), &span()).await.unwrap().unwrap();
+        metas.push(serialized(&m));
+    }
+    metas
+}
+
+fn serialized(m: &pingora_cache::CacheMeta) -> Vec<u8> {
+    let (internal, header) = m.serialize().unwrap();
+    [internal, header].concat()
+}
+
 /// Hits keep what the first decode of a meta learnt; a rewrite must not
 /// leave them serving the old meta.
 #[tokio::test]
@@ -179,17 +194,8 @@ async fn hits_after_a_rewrite_get_the_new_meta() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store_object(store, "/v/a.mp4", &body(1000), 999).await;
-    let serialized = |m: &pingora_cache::CacheMeta| m.serialize().unwrap();
-    let stored = store.lookup(&key("/v/a.mp4"), &span()).await.unwrap();
-    let before = serialized(&stored.unwrap().0);
-    for _ in 0..2 {
-        let (m, _) = store
-            .lookup(&key("/v/a.mp4"), &span())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(serialized(&m), before);
-    }
+    let first = hit_metas(store, "/v/a.mp4", 3).await;
+    assert!(first.iter().all(|m| *m == first[0]));
 
     // As Pingora revalidates: `updated` moves, so does the freshness.
     let mut refreshed = meta(Some(1000));
@@ -199,22 +205,20 @@ async fn hits_after_a_rewrite_get_the_new_meta() {
         .insert_header("etag", "\"v2\"")
         .unwrap();
     let want = serialized(&refreshed);
-    assert_ne!(want, before);
+    assert_ne!(want, first[0]);
     assert!(
         store
             .update_meta(&key("/v/a.mp4"), &refreshed, &span())
             .await
             .unwrap()
     );
-    for _ in 0..3 {
-        let (m, _) = store
-            .lookup(&key("/v/a.mp4"), &span())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(serialized(&m), want);
-        assert_eq!(m.updated(), refreshed.updated());
-    }
+    assert_eq!(hit_metas(store, "/v/a.mp4", 3).await, vec![want; 3]);
+    let (m, _) = store
+        .lookup(&key("/v/a.mp4"), &span())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.updated(), refreshed.updated());
 
     // Rewritten again, to a meta hits build from its parts.
     let again = meta(Some(1000));
@@ -225,12 +229,5 @@ async fn hits_after_a_rewrite_get_the_new_meta() {
             .await
             .unwrap()
     );
-    for _ in 0..3 {
-        let (m, _) = store
-            .lookup(&key("/v/a.mp4"), &span())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(serialized(&m), want);
-    }
+    assert_eq!(hit_metas(store, "/v/a.mp4", 3).await, vec![want; 3]);
 }
