@@ -65,7 +65,7 @@ fn purge_request(raw_query: &str) -> Result<PurgeRequest, &'static str> {
         pairs
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
     match (get("path"), get("prefix")) {
         (Some(target), None) => {

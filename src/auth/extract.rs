@@ -6,6 +6,7 @@ use http::header::{AUTHORIZATION, COOKIE};
 use crate::auth::cookie::cookie_values;
 use crate::auth::reject::Reject;
 use crate::auth::settings::TokenSource;
+use crate::request::query::Pair;
 
 /// Which kind of source a token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub struct Found<'a> {
 /// token that is not valid text gives `Err(Reject::Malformed)`.
 pub fn find_token<'a>(
     sources: &[TokenSource],
-    query: &'a [(String, String)],
+    query: &'a [Pair<'_>],
     headers: &'a HeaderMap,
 ) -> Result<Option<Found<'a>>, Reject> {
     let mut found: Option<Found<'a>> = None;
@@ -115,15 +116,15 @@ mod tests {
         map
     }
 
-    fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn query(pairs: &[(&'static str, &'static str)]) -> Vec<Pair<'static>> {
         pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
     }
 
     type Want = Result<Option<(&'static str, SourceKind)>, Reject>;
-    type Case = (&'static str, Vec<(String, String)>, HeaderMap, Want);
+    type Case = (&'static str, Vec<Pair<'static>>, HeaderMap, Want);
 
     #[test]
     fn extraction_table() {

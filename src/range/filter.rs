@@ -30,8 +30,13 @@ pub fn apply(req: &RequestHeader, resp: &mut ResponseHeader) -> RangeType {
     let Some(len) = content_length(resp) else {
         return RangeType::None;
     };
-    // Cannot fail for a static value.
-    let _ = resp.insert_header(ACCEPT_RANGES, "bytes");
+    // Usually stored so already (S3 sends it); inserting costs a header
+    // name and map update on every hit.
+    let mut accept = resp.headers.get_all(ACCEPT_RANGES).iter();
+    if !matches!((accept.next(), accept.next()), (Some(v), None) if v == "bytes") {
+        // Cannot fail for a static value.
+        let _ = resp.insert_header(ACCEPT_RANGES, "bytes");
+    }
     if req.method != http::Method::GET {
         return RangeType::None;
     }
@@ -176,6 +181,27 @@ mod tests {
 
     fn h<'a>(r: &'a ResponseHeader, name: &str) -> Option<&'a str> {
         r.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Whatever the stored header said of ranges, the answer says `bytes`,
+    /// once.
+    #[test]
+    fn accept_ranges_is_bytes_once() {
+        for stored in [
+            &[][..],
+            &["bytes"],
+            &["none"],
+            &["bytes", "none"],
+            &["BYTES"],
+        ] {
+            let mut r = resp(10);
+            for v in stored {
+                r.append_header("accept-ranges", *v).unwrap();
+            }
+            apply(&req("GET", &[]), &mut r);
+            let got: Vec<_> = r.headers.get_all("accept-ranges").iter().collect();
+            assert_eq!(got, ["bytes"], "stored {stored:?}");
+        }
     }
 
     /// (request headers, method, length, status, content-range, kind)

@@ -7,6 +7,8 @@
 //! string is the query part of the cache key and the query sent to (and
 //! signed for) S3, so what is cached is exactly what was fetched.
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 use thiserror::Error;
 
@@ -36,12 +38,16 @@ impl QueryError {
     }
 }
 
+/// One decoded query parameter: borrowed from the raw query when it holds
+/// no escape and no `+`, as most names and tokens do.
+pub type Pair<'q> = (Cow<'q, str>, Cow<'q, str>);
+
 /// Splits `raw_query` (the part after `?`, without it) on `&` into decoded
 /// `(name, value)` pairs, in order. A pair without `=` has an empty value;
 /// empty pairs (`a=1&&b=2`, a trailing `&`) are skipped. `+` decodes to a
 /// space, as in `application/x-www-form-urlencoded`, in names and values
 /// alike; `%2B` is a literal `+`.
-pub fn parse(raw_query: &str) -> Result<Vec<(String, String)>, QueryError> {
+pub fn parse(raw_query: &str) -> Result<Vec<Pair<'_>>, QueryError> {
     let mut pairs = Vec::new();
     for pair in raw_query.split('&') {
         if pair.is_empty() {
@@ -53,8 +59,11 @@ pub fn parse(raw_query: &str) -> Result<Vec<(String, String)>, QueryError> {
     Ok(pairs)
 }
 
-fn decode(raw: &str) -> Result<String, QueryError> {
+fn decode(raw: &str) -> Result<Cow<'_, str>, QueryError> {
     let bytes = raw.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return Ok(Cow::Borrowed(raw));
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -74,7 +83,9 @@ fn decode(raw: &str) -> Result<String, QueryError> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| QueryError::InvalidUtf8)
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| QueryError::InvalidUtf8)
 }
 
 /// Whether a parameter name is refused whatever the allow-list says:
@@ -98,7 +109,7 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 ///
 /// Sorting on the encoded bytes is what SigV4 does, so the result is the
 /// SigV4 canonical query string itself.
-pub fn canonical(pairs: &[(String, String)], keep: impl Fn(&str) -> bool) -> String {
+pub fn canonical(pairs: &[Pair<'_>], keep: impl Fn(&str) -> bool) -> String {
     let mut encoded: Vec<(String, String)> = pairs
         .iter()
         .filter(|(name, _)| !is_forbidden(name) && keep(name))
@@ -127,10 +138,21 @@ fn encode(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    #[test]
+    fn plain_pairs_are_borrowed_and_escaped_ones_decoded() {
+        let pairs = parse("jwt=eyJ.a-b_c&name=a+b&x=%41").unwrap();
+        assert!(matches!(
+            pairs[0],
+            (Cow::Borrowed("jwt"), Cow::Borrowed("eyJ.a-b_c"))
+        ));
+        assert!(matches!(&pairs[1].1, Cow::Owned(v) if v == "a b"));
+        assert!(matches!(&pairs[2].1, Cow::Owned(v) if v == "A"));
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<Pair<'static>> {
         pairs
             .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .map(|(n, v)| (Cow::Owned(n.to_string()), Cow::Owned(v.to_string())))
             .collect()
     }
 
