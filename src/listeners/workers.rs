@@ -1,27 +1,31 @@
 //! The plain HTTP listeners, served by one single-thread Pingora service per
-//! worker thread.
+//! worker thread, each with its own listening socket (`SO_REUSEPORT`).
 //!
 //! With one service of N threads, Pingora 0.9.1 accepts every connection on
 //! one thread, where the socket is registered with that thread's reactor, and
 //! runs the connection on a random thread of the service. Every readiness
 //! event of a connection running elsewhere then crosses threads (an eventfd
 //! write and a wake-up): about 0.4 per small request. Here each worker is a
-//! one-thread service accepting on its own duplicate of the listening socket,
-//! so a connection is accepted, registered and served on one thread, as in an
-//! nginx worker. The kernel's accept queue stays one: the workers race for
-//! each new connection, and an idle worker wins it.
+//! one-thread service accepting on its own socket, so a connection is
+//! accepted, registered and served on one thread, as in an nginx worker with
+//! `listen ... reuseport`. The kernel spreads new connections over the
+//! workers' sockets by their addresses; workers racing on one shared socket
+//! split 50 connections as unevenly as 13 to 38, leaving one thread idle
+//! while the other queues.
 //!
 //! Pingora finds inherited listening sockets by their address string (the key
 //! of its table of sockets handed over in a graceful upgrade). Worker 0 uses
 //! the address itself, so an upgrade to or from a build with a single service
-//! keeps the socket; worker `i` uses `ADDRESS#worker-i`. Every worker's key is
-//! put in the table, with its own duplicate descriptor, before Pingora looks
-//! for it, so Pingora never binds one address twice and closes each
-//! descriptor once.
+//! keeps that socket; worker `i` uses `ADDRESS#worker-i`. Every worker's key
+//! is in the table before Pingora looks for it, so Pingora never binds an
+//! address itself and closes each descriptor once. A socket inherited from a
+//! build without `SO_REUSEPORT` cannot be joined: the other workers then
+//! accept on duplicates of it.
 
+use std::ffi::c_int;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -43,21 +47,25 @@ pub fn key(addr: &SocketAddr, worker: usize) -> String {
 pub struct HttpSockets {
     addrs: Vec<SocketAddr>,
     workers: usize,
-    /// Sockets bound at start-up, until they are put in the table.
-    bound: Mutex<Option<Vec<TcpListener>>>,
+    /// Sockets bound at start-up (per address, per worker), until they are
+    /// put in the table.
+    bound: Mutex<Option<Vec<Vec<OwnedFd>>>>,
 }
 
 impl HttpSockets {
-    /// Binds the addresses now, so that an address in use stops the start
-    /// with a clear message, unless the sockets are to be inherited from the
-    /// running node (`inherit`, a graceful upgrade).
+    /// Binds every worker's socket now, so that an address in use stops the
+    /// start with a clear message, unless the sockets are to be inherited
+    /// from the running node (`inherit`, a graceful upgrade).
     pub fn bind(addrs: &[SocketAddr], workers: usize, inherit: bool) -> Result<Arc<Self>, String> {
         let bound = if inherit {
             None
         } else {
             let sockets = addrs
                 .iter()
-                .map(|a| bind(a).map_err(|e| format!("listeners.http {a}: cannot listen ({e})")))
+                .map(|a| {
+                    bind_group(a, workers)
+                        .map_err(|e| format!("listeners.http {a}: cannot listen ({e})"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Some(sockets)
         };
@@ -68,31 +76,33 @@ impl HttpSockets {
         }))
     }
 
-    /// Puts every worker's socket in the table, once: the address's socket
-    /// (inherited, bound at start-up, or bound now) under the address, and a
-    /// duplicate of it under each other worker's key. Sockets of workers an
+    /// Puts every worker's socket in the table, once: inherited ones stay,
+    /// the ones bound at start-up go in, and a worker still without one gets
+    /// a new socket in the address's group (or, when the inherited socket
+    /// has no `SO_REUSEPORT`, a duplicate of it). Sockets of workers an
     /// earlier node had beyond this one's count are closed.
     fn publish(&self, table: &mut Fds) -> io::Result<()> {
         let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
         let mut fresh = bound.take().map(Vec::into_iter);
         for addr in &self.addrs {
-            let own = fresh.as_mut().and_then(Iterator::next);
-            let base = match table.get(&key(addr, 0)) {
-                Some(fd) => *fd,
-                None => {
-                    let socket = match own {
-                        Some(s) => s,
-                        None => bind(addr)?,
-                    };
-                    let fd = socket.into_raw_fd();
-                    table.add(key(addr, 0), fd);
-                    fd
+            let mut own = fresh.as_mut().and_then(Iterator::next).map(Vec::into_iter);
+            for worker in 0..self.workers {
+                let socket = own.as_mut().and_then(Iterator::next);
+                let k = key(addr, worker);
+                if table.get(&k).is_some() {
+                    continue;
                 }
-            };
-            for worker in 1..self.workers {
-                if table.get(&key(addr, worker)).is_none() {
-                    table.add(key(addr, worker), duplicate(base)?);
-                }
+                let fd = match socket {
+                    Some(s) => s.into_raw_fd(),
+                    None => match (bind_reuseport(addr), table.get(&key(addr, 0))) {
+                        (Ok(s), _) => s.into_raw_fd(),
+                        (Err(e), Some(&first)) if e.kind() == io::ErrorKind::AddrInUse => {
+                            duplicate(first)?
+                        }
+                        (Err(e), _) => return Err(e),
+                    },
+                };
+                table.add(k, fd);
             }
         }
         close_extra_workers(table, &self.addrs, self.workers);
@@ -100,14 +110,52 @@ impl HttpSockets {
     }
 }
 
-/// Binds a listening socket as Pingora does: address reuse, non-blocking,
-/// the long accept queue Pingora asks for when it takes the socket over.
-fn bind(addr: &SocketAddr) -> io::Result<TcpListener> {
-    // std sets SO_REUSEADDR; Pingora calls listen() again with its backlog.
-    let socket = TcpListener::bind(addr)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
+/// One listening socket per worker on `addr`, all in one `SO_REUSEPORT`
+/// group. An address already in use fails, whether or not its holder allows
+/// sharing: a second node started by mistake must not take half the
+/// connections.
+fn bind_group(addr: &SocketAddr, workers: usize) -> io::Result<Vec<OwnedFd>> {
+    let mut addr = *addr;
+    if addr.port() != 0 {
+        // A plain bind, without SO_REUSEPORT, fails on any listener there.
+        drop(TcpListener::bind(addr)?);
+    }
+    let mut sockets = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let socket = bind_reuseport(&addr)?;
+        if addr.port() == 0 {
+            // The port the kernel chose, for the other workers.
+            addr = TcpListener::from(socket.try_clone()?).local_addr()?;
+        }
+        sockets.push(socket);
+    }
+    Ok(sockets)
 }
+
+/// A listening socket on `addr` that others with `SO_REUSEPORT` may join,
+/// non-blocking, with the long accept queue Pingora asks for.
+fn bind_reuseport(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(*addr)?;
+    // Owned from here: closed if listen() fails.
+    let fd = unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) };
+    unsafe extern "C" {
+        fn listen(fd: c_int, backlog: c_int) -> c_int;
+    }
+    // SAFETY: a valid socket descriptor owned above.
+    if unsafe { listen(fd.as_raw_fd(), BACKLOG) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Pingora's own listen backlog (the kernel caps it at `somaxconn`).
+const BACKLOG: c_int = 65535;
 
 fn duplicate(fd: RawFd) -> io::Result<RawFd> {
     // The descriptor is in the table, open for the process's lifetime.
@@ -200,11 +248,14 @@ mod tests {
     use super::*;
     use std::net::TcpStream;
 
-    /// The socket behind a descriptor of the table, without taking it over.
-    fn local_addr(fd: RawFd) -> SocketAddr {
-        let owned = duplicate(fd).unwrap();
-        let socket = TcpListener::from(unsafe { OwnedFd::from_raw_fd(owned) });
-        socket.local_addr().unwrap()
+    /// A new handle on a descriptor of the table, without taking it over.
+    fn listener(fd: RawFd) -> TcpListener {
+        TcpListener::from(unsafe { OwnedFd::from_raw_fd(duplicate(fd).unwrap()) })
+    }
+
+    /// What a descriptor is (`socket:[inode]`), or `None` once closed.
+    fn target(fd: RawFd) -> Option<std::path::PathBuf> {
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
     }
 
     fn keys(table: &Fds) -> Vec<String> {
@@ -213,8 +264,17 @@ mod tests {
         keys
     }
 
+    /// Accepts whatever is queued on `socket` now.
+    fn drain(socket: &TcpListener) -> usize {
+        let mut n = 0;
+        while socket.accept().is_ok() {
+            n += 1;
+        }
+        n
+    }
+
     #[test]
-    fn a_fresh_start_gives_every_worker_the_one_socket() {
+    fn a_fresh_start_gives_each_worker_a_socket_and_the_kernel_spreads_connections() {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let sockets = HttpSockets::bind(&[any], 3, false).unwrap();
         let mut table = Fds::new();
@@ -228,19 +288,32 @@ mod tests {
             ]
         );
         let fds: Vec<RawFd> = (0..3).map(|w| *table.get(&key(&any, w)).unwrap()).collect();
-        assert_ne!(fds[0], fds[1], "each worker has its own descriptor");
-        let bound = local_addr(fds[0]);
+        let workers: Vec<TcpListener> = fds.iter().map(|fd| listener(*fd)).collect();
+        let bound = workers[0].local_addr().unwrap();
         assert_ne!(bound.port(), 0);
-        for fd in &fds {
-            assert_eq!(local_addr(*fd), bound);
+        for (w, fd) in workers.iter().zip(&fds) {
+            assert_eq!(w.local_addr().unwrap(), bound, "one address");
+            assert!(
+                fds.iter()
+                    .filter(|other| target(**other) == target(*fd))
+                    .count()
+                    == 1
+            );
         }
-        // A connection queued on the socket is accepted through another
-        // worker's descriptor.
-        let _client = TcpStream::connect(bound).unwrap();
-        let worker2 =
-            TcpListener::from(unsafe { OwnedFd::from_raw_fd(duplicate(fds[2]).unwrap()) });
-        worker2.set_nonblocking(false).unwrap();
-        worker2.accept().unwrap();
+        // 60 connections: each worker's socket gets some (all on one of
+        // three has a chance of 3 in 3^60).
+        let clients: Vec<TcpStream> = (0..60)
+            .map(|_| TcpStream::connect(bound).unwrap())
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut got = [0; 3];
+        while got.iter().sum::<usize>() < clients.len() && std::time::Instant::now() < deadline {
+            for (n, w) in got.iter_mut().zip(&workers) {
+                *n += drain(w);
+            }
+        }
+        assert_eq!(got.iter().sum::<usize>(), 60, "{got:?}");
+        assert!(got.iter().all(|n| *n > 0), "{got:?}");
 
         // Publishing again (every worker does) changes nothing.
         sockets.publish(&mut table).unwrap();
@@ -249,49 +322,72 @@ mod tests {
     }
 
     #[test]
-    fn inherited_sockets_are_kept_and_extra_workers_closed() {
-        let old = bind(&"127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = old.local_addr().unwrap();
-        let base = old.into_raw_fd();
-        // The node before had four workers and an admin listener.
+    fn inherited_sockets_are_kept_missing_workers_join_and_extra_ones_close() {
+        let group = bind_group(&"127.0.0.1:0".parse().unwrap(), 4).unwrap();
+        let addr = TcpListener::from(group[0].try_clone().unwrap())
+            .local_addr()
+            .unwrap();
+        let fds: Vec<RawFd> = group.into_iter().map(IntoRawFd::into_raw_fd).collect();
+        // The node before had four workers (worker 1's key lost here, as
+        // from a node whose count differed) and an admin listener.
         let mut table = Fds::new();
-        table.add(key(&addr, 0), base);
-        let extra3 = duplicate(base).unwrap();
-        let extra2 = duplicate(base).unwrap();
-        table.add(key(&addr, 3), extra3);
-        table.add(key(&addr, 2), extra2);
-        let admin = bind(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        for w in [0, 2, 3] {
+            table.add(key(&addr, w), fds[w]);
+        }
+        let admin = TcpListener::bind("127.0.0.1:0").unwrap();
         let admin_key = admin.local_addr().unwrap().to_string();
         table.add(admin_key.clone(), admin.into_raw_fd());
+        let (extra2, extra3) = (target(fds[2]).unwrap(), target(fds[3]).unwrap());
 
         let sockets = HttpSockets::bind(&[addr], 2, true).unwrap();
         sockets.publish(&mut table).unwrap();
         let mut want = vec![admin_key, key(&addr, 0), key(&addr, 1)];
         want.sort();
         assert_eq!(keys(&table), want);
-        assert_eq!(*table.get(&key(&addr, 0)).unwrap(), base, "not bound again");
-        assert_eq!(local_addr(*table.get(&key(&addr, 1)).unwrap()), addr);
+        assert_eq!(
+            *table.get(&key(&addr, 0)).unwrap(),
+            fds[0],
+            "not bound again"
+        );
+        let joined = *table.get(&key(&addr, 1)).unwrap();
+        assert_eq!(listener(joined).local_addr().unwrap(), addr);
+        assert_ne!(target(joined), target(fds[0]), "a socket of its own");
         // The extra workers' descriptors are closed (their numbers are free,
-        // or taken by something other than the socket).
-        let target = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
-        let socket = target(base).unwrap();
-        for fd in [extra2, extra3] {
-            assert_ne!(
-                target(fd),
-                Some(socket.clone()),
-                "descriptor {fd} still open"
-            );
+        // or taken by something other than those sockets).
+        assert_ne!(target(fds[2]), Some(extra2));
+        assert_ne!(target(fds[3]), Some(extra3));
+    }
+
+    #[test]
+    fn a_socket_inherited_without_reuseport_is_shared() {
+        let old = TcpListener::bind("127.0.0.1:0").unwrap();
+        old.set_nonblocking(true).unwrap();
+        let addr = old.local_addr().unwrap();
+        let base = old.into_raw_fd();
+        let mut table = Fds::new();
+        table.add(key(&addr, 0), base);
+
+        let sockets = HttpSockets::bind(&[addr], 3, true).unwrap();
+        sockets.publish(&mut table).unwrap();
+        for w in 1..3 {
+            let fd = *table.get(&key(&addr, w)).unwrap();
+            assert_ne!(fd, base);
+            assert_eq!(target(fd), target(base), "worker {w} shares the socket");
         }
     }
 
     #[test]
-    fn an_address_in_use_is_named() {
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = taken.local_addr().unwrap();
-        let err = HttpSockets::bind(&[addr], 2, false).err().unwrap();
-        assert!(
-            err.starts_with(&format!("listeners.http {addr}: cannot listen")),
-            "{err}"
-        );
+    fn an_address_in_use_is_named_whoever_holds_it() {
+        let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sharing = bind_reuseport(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        let sharing = TcpListener::from(sharing);
+        for taken in [&plain, &sharing] {
+            let addr = taken.local_addr().unwrap();
+            let err = HttpSockets::bind(&[addr], 2, false).err().unwrap();
+            assert!(
+                err.starts_with(&format!("listeners.http {addr}: cannot listen")),
+                "{err}"
+            );
+        }
     }
 }
