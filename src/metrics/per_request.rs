@@ -42,16 +42,7 @@ pub fn class_index(status: u16) -> usize {
 }
 
 fn cache_index(label: &str) -> Option<usize> {
-    Some(match label {
-        status::HIT => 0,
-        status::MISS => 1,
-        status::STALE => 2,
-        status::EXPIRED => 3,
-        status::REVALIDATED => 4,
-        status::BYPASS => 5,
-        status::NONE => 6,
-        _ => return None,
-    })
+    CACHE_LABELS.iter().position(|l| *l == label)
 }
 
 #[derive(Default)]
