@@ -2,7 +2,8 @@
 //! continuous load: a second process started with `run -u` takes the
 //! listening sockets over when the first gets SIGQUIT. No request fails, the
 //! new configuration (a key added) is in force afterwards, and the disk
-//! cache (the same folder) still answers HITs.
+//! cache (the same folder) still answers HITs. A graceful stop answers every
+//! connection it accepted.
 
 mod common;
 
@@ -240,4 +241,104 @@ async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache(
         );
     }
     assert_eq!(get_status(admin, "/readyz").await, Some(200));
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body; `None` when the
+/// connection ends first.
+async fn read_response(conn: &mut tokio::net::TcpStream) -> Option<(u16, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let status = head.get(9..12)?.parse().ok()?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            if got.len() >= end + 4 + len {
+                return Some((status, got[end + 4..end + 4 + len].to_vec()));
+            }
+        }
+        let n = conn.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A graceful stop closes idle kept-alive connections, but a connection the
+/// node accepted before it stopped accepting gets its request answered,
+/// even when the request comes after the stop began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_answers_the_connections_it_accepted() {
+    use tokio::io::AsyncWriteExt;
+    let object = bytes(1000, 7);
+    let s3 = S3::start(&[("v/a.mp4", &object)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
+    let opts = Options::new(s3.port);
+    let (http, admin) = (free_port(), free_port());
+    let grace = "  threads: 2\n  grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 1\n";
+    let yaml =
+        Node::config_yaml(&opts, http, admin, dir.path()).replacen("  threads: 2\n", grace, 1);
+    let conf = dir.path().join("cdn-node.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+    let mut node = Proc::start(&conf, dir.path(), "node", false);
+    eventually("the node to be ready", Duration::from_secs(30), || async {
+        (get_status(admin, "/readyz").await == Some(200)).then_some(())
+    })
+    .await;
+    let request = format!(
+        "GET /v/a.mp4?jwt={} HTTP/1.1\r\nHost: cdn\r\n\r\n",
+        hs256(&good_claims("alice"))
+    );
+
+    // One connection kept alive after a request, one accepted and silent.
+    let mut kept = tokio::net::TcpStream::connect(http).await.unwrap();
+    kept.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut kept).await, Some((200, object.clone())));
+    let mut silent = tokio::net::TcpStream::connect(http).await.unwrap();
+    eventually(
+        "both connections accepted",
+        Duration::from_secs(10),
+        || async {
+            let (_, _, text) = try_raw(admin, "GET", "/metrics", &[]).await.ok()?;
+            let text = String::from_utf8_lossy(&text).into_owned();
+            (common::http::metric(&text, "cdn_node_connections_open", &[]) == 2.0).then_some(())
+        },
+    )
+    .await;
+
+    let status = Command::new("kill")
+        .args(["-TERM", &node.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The idle kept-alive connection is closed once the stop is under way.
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), read_response(&mut kept))
+            .await
+            .expect("the idle connection was not closed"),
+        None
+    );
+    silent.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), read_response(&mut silent))
+            .await
+            .expect("no answer"),
+        Some((200, object)),
+        "an accepted connection was dropped unanswered"
+    );
+    eventually("the node to exit", Duration::from_secs(20), || {
+        let gone = node.exited();
+        async move { gone.then_some(()) }
+    })
+    .await;
 }

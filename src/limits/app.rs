@@ -73,12 +73,30 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
                 return None;
             }
         };
-        let guarded = Guarded::new(
+        let mut guarded = Guarded::new(
             stream,
             permit,
             self.header_timeout,
             self.metrics.ops.header_timeouts.clone(),
         );
+        // Pingora drops a connection still waiting for its first request
+        // when the service shuts down (as it drops idle keep-alive ones),
+        // so a connection accepted just before a graceful upgrade or stop
+        // would be closed unanswered. Its first bytes are awaited here,
+        // where the shutdown does not reach: once they are in, Pingora
+        // reads the request before it looks at the shutdown.
+        match tokio::time::timeout(self.header_timeout, guarded.first_bytes()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(?client, error = %e, "connection closed before a request");
+                return None;
+            }
+            Err(_) => {
+                self.metrics.ops.header_timeouts.inc();
+                tracing::debug!(?client, "no request within limits.header_timeout_ms");
+                return None;
+            }
+        }
         self.inner.process_new(Box::new(guarded), shutdown).await
     }
 

@@ -63,6 +63,14 @@ impl Guarded {
         }
     }
 
+    /// Waits until the client has sent something (or closed), consuming
+    /// nothing: the bytes are read again by whoever reads the stream next.
+    /// Returns at once on a stream that cannot peek (TLS).
+    pub async fn first_bytes(&mut self) -> io::Result<()> {
+        let mut first = [0u8; 1];
+        self.inner.try_peek(&mut first).await.map(|_| ())
+    }
+
     fn timed_out() -> io::Error {
         io::Error::new(
             io::ErrorKind::TimedOut,
