@@ -770,3 +770,48 @@ async fn a_small_object_the_rules_keep_out_is_answered_from_the_probe_and_not_st
     let m = w.node.metrics().await;
     assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 0.0);
 }
+
+/// A fresh hit held in memory is answered without Pingora's cache phases:
+/// the answer must be the one Pingora's hit path gives. A conditional GET
+/// that does not match takes Pingora's path and answers the whole object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hit_answers_as_the_ordinary_hit_path_does() {
+    let object = bytes(1024, 42);
+    let w = world(&[("v/hot.mp4", &object)], "").await;
+    let target = format!("/v/hot.mp4?jwt={}", w.token);
+    let memory_hits = |m: &str| metric(m, "cdn_node_cache_memory_hits_total", &[]);
+    {
+        let (w, target) = (&w, &target);
+        eventually("hits from memory", Duration::from_secs(10), || async move {
+            let (status, _, _) = raw(w.node.http, "GET", target, &[]).await;
+            assert_eq!(status, 200);
+            let m = w.node.metrics().await;
+            (memory_hits(&m) >= 2.0).then_some(())
+        })
+        .await;
+    }
+    let before = w.node.metrics().await;
+    // Age may tick between the two answers; every other field is equal.
+    let without_age = |h: common::http::Headers| -> common::http::Headers {
+        h.into_iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("age"))
+            .collect()
+    };
+    let other_tag = [("if-none-match", "\"not-this-one\"")];
+    for method in ["GET", "HEAD"] {
+        let (status, fast, body) = raw(w.node.http, method, &target, &[]).await;
+        let (o_status, ordinary, o_body) = raw(w.node.http, method, &target, &other_tag).await;
+        assert_eq!((status, o_status), (200, 200), "{method}");
+        assert_eq!(header(&fast, "x-cache"), Some("HIT"), "{method}");
+        assert!(header(&fast, "age").is_some(), "{method}: no Age");
+        assert_eq!(without_age(fast), without_age(ordinary), "{method}");
+        assert_eq!(body, o_body, "{method}");
+        let want: &[u8] = if method == "GET" { &object } else { b"" };
+        assert!(body == want, "{method}: body");
+    }
+    let after = w.node.metrics().await;
+    let hits = |m: &str| metric(m, "cdn_node_cache_lookups_total", &[("result", "hit")]);
+    assert_eq!(hits(&after) - hits(&before), 4.0, "every hit counted");
+    assert_eq!(memory_hits(&after) - memory_hits(&before), 4.0);
+    assert_eq!(w.origin_requests(), (1, 0));
+}

@@ -33,8 +33,9 @@ pub struct RequestCtx {
     pub replacement_body: Option<&'static str>,
     /// The client's address (socket peer or trusted-proxy chain), for the access log.
     pub client: Option<std::net::IpAddr>,
-    /// Set when the slice path answered: its cache label.
-    pub slice_status: Option<&'static str>,
+    /// Set when the node answered without Pingora's cache phases (the slice
+    /// path, a memory hit): its cache label.
+    pub served_status: Option<&'static str>,
     /// The cache key, built (and hashed) in `request_filter`, until Pingora
     /// asks for it.
     pub cache_key: Option<pingora_cache::CacheKey>,
@@ -58,7 +59,7 @@ impl RequestCtx {
             error_body: None,
             replacement_body: None,
             client: None,
-            slice_status: None,
+            served_status: None,
             cache_key: None,
         }
     }

@@ -4,6 +4,7 @@
 pub mod admit;
 mod caching;
 pub mod ctx;
+mod memory_hit;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -113,6 +114,11 @@ impl ProxyHttp for Edge {
                 if let Some(engine) = self.cache {
                     // Hashed once, for the slicer's look-up and the cache's.
                     let key = caching::key(&admitted);
+                    if memory_hit::serve(engine, session, &key, admitted.renewal.as_ref()).await? {
+                        ctx.admitted = Some(admitted);
+                        ctx.served_status = Some(status::HIT);
+                        return Ok(true);
+                    }
                     let served = crate::slice::serve(
                         engine,
                         &self.origin,
@@ -128,7 +134,7 @@ impl ProxyHttp for Edge {
                     .await;
                     ctx.admitted = Some(admitted);
                     if let crate::slice::Served::Done(label) = served? {
-                        ctx.slice_status = Some(label);
+                        ctx.served_status = Some(label);
                         return Ok(true);
                     }
                     ctx.cache_key = Some(key);
@@ -407,7 +413,7 @@ impl ProxyHttp for Edge {
         let m = &self.metrics;
         if self.cache.is_some() && ctx.admitted.is_some() {
             ctx.cache_status = ctx
-                .slice_status
+                .served_status
                 .unwrap_or_else(|| status::label(&session.cache.phase(), ctx.cache_missed));
             m.count_lookup(ctx.cache_status);
             if let Some(waited) = session.cache.lock_duration() {

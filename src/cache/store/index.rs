@@ -32,6 +32,11 @@ impl StoredMeta {
     pub fn decode(&self) -> pingora_error::Result<CacheMeta> {
         self.decoded.decode(&self.internal, &self.header)
     }
+
+    /// The header and times, once a decode has learnt them.
+    pub fn view(&self) -> Option<super::meta_decode::View<'_>> {
+        self.decoded.view()
+    }
 }
 
 impl PartialEq for StoredMeta {

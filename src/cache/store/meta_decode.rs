@@ -94,11 +94,20 @@ impl Parts {
     }
 }
 
-/// What the first decode of a stored meta keeps for the next ones.
+/// How a hit gets its meta.
 #[derive(Debug, Clone)]
-enum Known {
+enum Build {
     Parts(Parts),
     Header(ResponseHeader),
+}
+
+/// What the first decode of a stored meta keeps for the next ones.
+#[derive(Debug, Clone)]
+struct Known {
+    build: Build,
+    fresh_until: SystemTime,
+    epoch: SystemTime,
+    variance: Option<HashBinary>,
 }
 
 impl Known {
@@ -107,22 +116,47 @@ impl Known {
         // The internal halves as bytes: equal bytes decode to equal metas,
         // whatever fields a later Pingora adds.
         let internal = |m: &CacheMeta| m.serialize().ok().map(|(internal, _)| internal);
-        match (internal(&parts.build()), internal(meta)) {
-            (Some(built), Some(stored)) if built == stored => Known::Parts(parts),
-            _ => Known::Header(parts.header),
+        let build = match (internal(&parts.build()), internal(meta)) {
+            (Some(built), Some(stored)) if built == stored => Build::Parts(parts),
+            _ => Build::Header(parts.header),
+        };
+        Known {
+            build,
+            fresh_until: meta.fresh_until(),
+            epoch: meta.epoch(),
+            variance: meta.variance(),
         }
     }
 
     fn meta(&self, internal: &[u8]) -> Result<CacheMeta> {
-        match self {
-            Known::Parts(parts) => Ok(parts.build()),
-            Known::Header(header) => {
+        match &self.build {
+            Build::Parts(parts) => Ok(parts.build()),
+            Build::Header(header) => {
                 let mut meta = CacheMeta::deserialize(internal, &MINIMAL)?;
                 *meta.response_header_mut() = header.clone();
                 Ok(meta)
             }
         }
     }
+
+    fn header(&self) -> &ResponseHeader {
+        match &self.build {
+            Build::Parts(parts) => &parts.header,
+            Build::Header(header) => header,
+        }
+    }
+}
+
+/// What answering a hit needs of its meta, read without building one.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub header: &'a ResponseHeader,
+    /// `CacheMeta::fresh_until`.
+    pub fresh_until: SystemTime,
+    /// `CacheMeta::epoch`: what the `Age` of a hit counts from.
+    pub epoch: SystemTime,
+    /// `CacheMeta::variance`.
+    pub variance: Option<HashBinary>,
 }
 
 /// What the first decode of a serialized `CacheMeta` learnt.
@@ -141,10 +175,28 @@ impl Decoded {
         Ok(meta)
     }
 
+    /// The stored meta's header and times, once a decode has learnt them
+    /// (`None` before the first decode).
+    pub fn view(&self) -> Option<View<'_>> {
+        let known = self.0.get()?;
+        Some(View {
+            header: known.header(),
+            fresh_until: known.fresh_until,
+            epoch: known.epoch,
+            variance: known.variance,
+        })
+    }
+
     /// Whether hits build the meta from its parts, decoding nothing.
     #[cfg(test)]
     fn builds_from_parts(&self) -> bool {
-        matches!(self.0.get(), Some(Known::Parts(_)))
+        matches!(
+            self.0.get(),
+            Some(Known {
+                build: Build::Parts(_),
+                ..
+            })
+        )
     }
 }
 
@@ -251,6 +303,7 @@ mod tests {
                 .serialize()
                 .unwrap();
             let decoded = Decoded::default();
+            assert!(decoded.view().is_none(), "{name}: nothing learnt yet");
             for round in 0..3 {
                 let got = decoded.decode(&internal, &header).unwrap();
                 assert_eq!(got.serialize().unwrap(), want, "{name}, decode {round}");
@@ -259,6 +312,12 @@ mod tests {
                 assert_eq!(got.provenance(), meta.provenance(), "{name}");
             }
             assert_eq!(decoded.builds_from_parts(), parts, "{name}");
+            let view = decoded.view().unwrap();
+            assert_eq!(view.header.headers, meta.headers().clone(), "{name}");
+            assert_eq!(view.header.status, meta.response_header().status);
+            assert_eq!(view.fresh_until, meta.fresh_until(), "{name}");
+            assert_eq!(view.epoch, meta.epoch(), "{name}");
+            assert_eq!(view.variance, meta.variance(), "{name}");
         }
     }
 

@@ -9,7 +9,8 @@
 //! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `hit` (reader), `cached_read` (reads that never wait
-//! for the disk), `memory` (copies of small hot bodies), `meta_decode`
+//! for the disk), `memory` (copies of small hot bodies), `memory_hit` (fresh hits
+//! answered from them whole), `meta_decode`
 //! (stored headers decoded once), `storage` (the Pingora trait), `scan`
 //! (start-up), `space` (free space).
 
@@ -22,6 +23,7 @@ pub(crate) mod hit;
 mod index;
 mod layout;
 mod memory;
+mod memory_hit;
 mod meta_decode;
 mod miss;
 mod scan;
@@ -32,6 +34,7 @@ mod storage;
 mod tests;
 
 pub use error::StoreError;
+pub use memory_hit::MemoryHit;
 
 use index::Index;
 use layout::Layout;

@@ -3,6 +3,7 @@
 mod bounds;
 mod complete;
 mod format;
+mod memory_hit;
 mod partial;
 mod purge;
 mod recovery;

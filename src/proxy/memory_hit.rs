@@ -1,0 +1,152 @@
+//! Fresh hits on small objects held in memory, answered in `request_filter`
+//! without entering Pingora's cache phases (its cache state machine, a meta
+//! and a hit handler per request, a second copy of the header).
+//!
+//! The answer is the one Pingora's hit path gives, field for field and in
+//! the same order: the stored header with `Age` (`cache_hit_header`), then
+//! `Accept-Ranges` (the range filter), then the cache status and a renewed
+//! token (`response_filter`); the eviction manager is told of the access as
+//! `HttpCache::cache_found` tells it. Whatever this path does not handle
+//! takes Pingora's: a `Range` or conditional request, a stored status other
+//! than 200, a body without `Content-Length`, and every object the store's
+//! `memory_hit` declines (not in memory, not fresh, a fill in progress,
+//! variance).
+
+use std::time::SystemTime;
+
+use http::header::{AGE, CONTENT_LENGTH, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
+use pingora::prelude::*;
+use pingora_cache::CacheKey;
+use pingora_cache::eviction::EvictionManager;
+use pingora_http::{RequestHeader, ResponseHeader};
+
+use crate::auth::Renewed;
+use crate::cache::engine::Engine;
+use crate::cache::status;
+
+/// Whether the request is one this path may answer: the whole object,
+/// unconditionally.
+fn plain(req: &RequestHeader) -> bool {
+    (req.method == http::Method::GET || req.method == http::Method::HEAD)
+        && !req.headers.contains_key(RANGE)
+        && !req.headers.contains_key(IF_NONE_MATCH)
+        && !req.headers.contains_key(IF_MODIFIED_SINCE)
+}
+
+/// Whether a stored answer is one this path may send.
+fn sendable(header: &ResponseHeader) -> bool {
+    header.status == http::StatusCode::OK && header.headers.contains_key(CONTENT_LENGTH)
+}
+
+/// The header sent for a hit `age` seconds old whose stored header is `header`.
+fn hit_header(
+    engine: &Engine,
+    req: &RequestHeader,
+    mut header: ResponseHeader,
+    age: u64,
+    renewal: Option<&Renewed>,
+) -> Result<ResponseHeader> {
+    header.insert_header(AGE, age)?;
+    header.set_version(http::Version::HTTP_11);
+    // No Range asked: this only adds `Accept-Ranges` when missing.
+    crate::range::apply(req, &mut header);
+    if let Some(name) = engine.config.status_header.as_ref() {
+        header.insert_header(name.clone(), status::header_value(status::HIT))?;
+    }
+    if let Some(renewed) = renewal {
+        header.append_header(renewed.name.clone(), renewed.value.as_str())?;
+    }
+    Ok(header)
+}
+
+/// Answers the request from memory when it can; `false` when the request
+/// must take Pingora's cache path instead (nothing has been sent then).
+pub async fn serve(
+    engine: &'static Engine,
+    session: &mut Session,
+    key: &CacheKey,
+    renewal: Option<&Renewed>,
+) -> Result<bool> {
+    if !plain(session.req_header()) {
+        return Ok(false);
+    }
+    let Some(hit) = engine.store.memory_hit(key, SystemTime::now(), sendable) else {
+        return Ok(false);
+    };
+    let head = session.req_header().method == http::Method::HEAD;
+    let header = hit_header(
+        engine,
+        session.req_header(),
+        hit.header,
+        hit.age.as_secs(),
+        renewal,
+    )?;
+    engine
+        .eviction
+        .access(&hit.entry, hit.weight, hit.fresh_until);
+    session
+        .write_response_header(Box::new(header), head)
+        .await
+        .map_err(|e| e.into_down())?;
+    if !head {
+        session
+            .write_response_body(Some(hit.body), true)
+            .await
+            .map_err(|e| e.into_down())?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, fields: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build(method, b"/v/a.mp4", None).unwrap();
+        for (name, value) in fields {
+            req.append_header(name.to_string(), *value).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn only_whole_unconditional_requests_qualify() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+        let cases: &[Case] = &[
+            ("GET", &[], true),
+            ("HEAD", &[], true),
+            ("GET", &[("accept", "*/*"), ("if-range", "\"x\"")], true),
+            ("GET", &[("range", "bytes=0-1")], false),
+            ("HEAD", &[("range", "bytes=0-1")], false),
+            ("GET", &[("if-none-match", "\"x\"")], false),
+            (
+                "GET",
+                &[("if-modified-since", "Thu, 01 Jan 1970 00:00:00 GMT")],
+                false,
+            ),
+            ("POST", &[], false),
+        ];
+        for (method, fields, want) in cases {
+            assert_eq!(
+                plain(&request(method, fields)),
+                *want,
+                "{method} {fields:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_whole_stored_answers_qualify() {
+        let build = |status: u16, fields: &[(&str, &str)]| {
+            let mut h = ResponseHeader::build(status, None).unwrap();
+            for (name, value) in fields {
+                h.append_header(name.to_string(), *value).unwrap();
+            }
+            h
+        };
+        assert!(sendable(&build(200, &[("content-length", "5")])));
+        assert!(!sendable(&build(200, &[])), "no length");
+        assert!(!sendable(&build(404, &[("content-length", "5")])));
+        assert!(!sendable(&build(206, &[("content-length", "5")])));
+    }
+}
