@@ -102,6 +102,20 @@ impl HeaderWatch {
                 text,
                 newline,
             } => {
+                if !*waiting && !*responded {
+                    // After a header's end and before a response: body or
+                    // pipelined bytes, which start nothing.
+                    return false;
+                }
+                if h1_whole_header(bytes) {
+                    // Whatever state the header was in, it has ended by the
+                    // last byte (and a new one began at the first, after a
+                    // response). Saves the byte loop on nearly every read.
+                    began = *responded;
+                    *responded = false;
+                    *waiting = false;
+                    return began;
+                }
                 for &b in bytes {
                     if *responded {
                         *responded = false;
@@ -181,6 +195,21 @@ impl HeaderWatch {
     }
 }
 
+/// Bytes that start with a request-line character and end with an empty
+/// line (LF, an optional CR, LF): fed to a header waited for, or to the
+/// start of one, they end it. The first byte sets `text`, which nothing in
+/// a header clears, and the final line ends are an empty line after it.
+fn h1_whole_header(bytes: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if first == b'\r' || first == b'\n' || last != b'\n' || bytes.len() < 3 {
+        return false;
+    }
+    let n = bytes.len();
+    bytes[n - 2] == b'\n' || (bytes[n - 2] == b'\r' && bytes[n - 3] == b'\n')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +277,77 @@ mod tests {
             assert_eq!(run(HeaderWatch::h1(), steps), *want, "{steps:?}");
         }
         assert!(HeaderWatch::h1().waiting());
+    }
+
+    /// Whatever the reads' sizes, the state is the one of reading byte by
+    /// byte (where the whole-header shortcut never applies).
+    #[test]
+    fn http1_reads_of_any_size_agree_with_bytes_one_at_a_time() {
+        let inputs: &[&[&[u8]]] = &[
+            &[
+                b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                b"<write>",
+                b"GET /b HTTP/1.1\r\n\r\n",
+            ],
+            &[
+                b"\r\nGET / HTTP/1.1\n\n",
+                b"<write>",
+                b"\n\nGET / HTTP/1.1\r\n\r\n",
+            ],
+            &[
+                b"GET / HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n",
+                b"<write>",
+                b"x\n\r\n",
+            ],
+            &[
+                b"GET / HTTP/1.1\r\nA: b\r\r\n\r\n",
+                b"body\r\n\r\n",
+                b"<write>",
+                b"a\n\n",
+            ],
+            &[b"GET /", b"\r\n\r\n", b"<write>", b"\r\n", b"GET\n\n"],
+            &[
+                b"GET / HTTP/1.1\r\n",
+                b"Host: a\r\n",
+                b"X: y\r\r\n",
+                b"\r\n",
+            ],
+            &[b"GET / HTTP/1.1\n", b"A\r\n\r", b"\n"],
+            &[
+                b"G\n\n", b"<write>", b"G\r\n", b"\n", b"<write>", b"a\r\r\n",
+            ],
+        ];
+        for steps in inputs {
+            let mut bytes_one_by_one: Vec<&[u8]> = Vec::new();
+            for step in *steps {
+                if *step == b"<write>" {
+                    bytes_one_by_one.push(step);
+                } else {
+                    bytes_one_by_one.extend(step.chunks(1));
+                }
+            }
+            let mut whole = HeaderWatch::h1();
+            let mut single = HeaderWatch::h1();
+            let mut single_steps = bytes_one_by_one.iter();
+            for step in *steps {
+                let (began_whole, began_single);
+                if *step == b"<write>" {
+                    whole.wrote();
+                    single.wrote();
+                    single_steps.next();
+                    (began_whole, began_single) = (false, false);
+                } else {
+                    began_whole = whole.read(step);
+                    let mut any = false;
+                    for _ in 0..step.len() {
+                        any |= single.read(single_steps.next().unwrap());
+                    }
+                    began_single = any;
+                }
+                assert_eq!(whole.waiting(), single.waiting(), "{steps:?} at {step:?}");
+                assert_eq!(began_whole, began_single, "{steps:?} at {step:?}");
+            }
+        }
     }
 
     fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
