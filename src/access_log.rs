@@ -1,10 +1,15 @@
 //! One JSON line per request. Tokens never appear: the logged target has
 //! every token parameter's value replaced, and no header is logged.
 //!
-//! Lines are gathered in a buffer and written out when it is full and at
+//! Lines are gathered in buffers and written out when one is full and at
 //! least every flush interval (like nginx's `access_log ... buffer= flush=`),
 //! so that a busy node does not pay a write per request; at shutdown the
-//! buffer is written out and later lines go out one by one.
+//! buffers are written out and later lines go out one by one.
+//!
+//! Each worker thread gathers into a buffer of its own (as each nginx worker
+//! does): threads never wait on each other to log, and only take turns to
+//! write a full buffer out. Lines of one thread keep their order; lines of
+//! different threads are not sorted by time.
 
 mod line;
 #[cfg(test)]
@@ -12,7 +17,7 @@ mod line_tests;
 mod time;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,21 +35,36 @@ pub struct AccessLog {
     inner: Arc<Inner>,
 }
 
+/// Buffers: one per worker thread as long as there are no more threads than
+/// this.
+const STRIPES: usize = 8;
+
 struct Inner {
     stdout: bool,
     file: Option<Arc<crate::log_file::LogFile>>,
-    /// Whole lines not written out yet.
-    buffer: Mutex<Vec<u8>>,
-    /// Written out once the buffer holds this many bytes (0: every line).
+    /// Whole lines not written out yet, by thread.
+    buffers: [Mutex<Vec<u8>>; STRIPES],
+    /// Taken while writing a buffer out, so that writes never interleave.
+    out: Mutex<()>,
+    /// A buffer is written out once it holds this many bytes (0: every line).
     limit: usize,
     /// Set at shutdown: every line is written at once from then on.
     unbuffered: AtomicBool,
 }
 
+/// The buffer of the calling thread: threads take the stripes in turn.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
 impl AccessLog {
     /// Lines go to stdout when `stdout`, and to `file` (`log.access_file`)
-    /// when given; `buffer` bytes are gathered before a write (0: a write
-    /// per line).
+    /// when given; `buffer` bytes are gathered (per thread) before a write
+    /// (0: a write per line).
     pub fn new(
         stdout: bool,
         file: Option<Arc<crate::log_file::LogFile>>,
@@ -54,7 +74,8 @@ impl AccessLog {
             inner: Arc::new(Inner {
                 stdout,
                 file,
-                buffer: Mutex::new(Vec::with_capacity(buffer)),
+                buffers: std::array::from_fn(|_| Mutex::new(Vec::new())),
+                out: Mutex::new(()),
                 limit: buffer,
                 unbuffered: AtomicBool::new(false),
             }),
@@ -65,15 +86,20 @@ impl AccessLog {
         self.inner.stdout || self.inner.file.is_some()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.inner.buffer.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self, stripe: usize) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.inner.buffers[stripe]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn write(&self, entry: &Entry<'_>) {
         if !self.enabled() {
             return;
         }
-        let mut buffer = self.lock();
+        let mut buffer = self.lock(stripe());
+        if buffer.capacity() == 0 {
+            buffer.reserve(self.inner.limit);
+        }
         entry.write_line(&mut buffer);
         if buffer.len() >= self.inner.limit || self.inner.unbuffered.load(Ordering::Relaxed) {
             self.write_out(&mut buffer);
@@ -83,16 +109,20 @@ impl AccessLog {
     /// Writes out the lines gathered so far.
     pub fn flush(&self) {
         if self.enabled() {
-            self.write_out(&mut self.lock());
+            for stripe in 0..STRIPES {
+                self.write_out(&mut self.lock(stripe));
+            }
         }
     }
 
-    /// Under the buffer's lock, so that lines keep their order. Whole lines
-    /// in one write each, so that they never interleave with other writers.
+    /// Under the buffer's lock, so that a thread's lines keep their order,
+    /// and the writers' turn. Whole lines in one write each, so that they
+    /// never interleave with other writers.
     fn write_out(&self, buffer: &mut Vec<u8>) {
         if buffer.is_empty() {
             return;
         }
+        let _turn = self.inner.out.lock().unwrap_or_else(|p| p.into_inner());
         if self.inner.stdout {
             let _ = std::io::stdout().lock().write_all(buffer);
         }
@@ -182,6 +212,41 @@ mod tests {
         assert_eq!(lines(&path).len(), 2 + 2, "the third line waits");
         log.flush();
         assert_eq!(lines(&path).len(), 2 + 3);
+    }
+
+    #[test]
+    fn threads_log_without_losing_or_breaking_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
+        let log = AccessLog::new(false, Some(file), 2048);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for n in 0..500 {
+                        log.write(&entry(&format!("/t{t}/{n}")));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        log.flush();
+        let lines = lines(&path);
+        assert_eq!(lines.len(), 4 * 500);
+        for t in 0..4 {
+            // Each thread's lines in the order it wrote them.
+            let mine: Vec<String> = lines
+                .iter()
+                .filter_map(|l| l["path"].as_str())
+                .filter(|p| p.starts_with(&format!("/t{t}/")))
+                .map(str::to_owned)
+                .collect();
+            let want: Vec<String> = (0..500).map(|n| format!("/t{t}/{n}")).collect();
+            assert_eq!(mine, want, "thread {t}");
+        }
     }
 
     #[test]

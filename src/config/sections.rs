@@ -206,8 +206,8 @@ pub struct LogSection {
     /// Also append the lines to this file; reopened on SIGUSR1.
     #[serde(default)]
     pub access_file: Option<String>,
-    /// Lines are gathered up to this many bytes before a write; 0 writes
-    /// each line at once.
+    /// Each worker thread gathers lines up to this many bytes before a
+    /// write; 0 writes each line at once.
     #[serde(default = "default_access_buffer")]
     pub access_buffer: ByteSize,
     /// Gathered lines are written at least this often.
