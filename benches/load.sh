@@ -10,7 +10,8 @@
 #   SEEK_REPS=3      cold seeks per offset and server (QUICK: 2)
 #   RANGE_SEED=1     seed of the random ranges (each wrk thread adds its number)
 #   ACCESS_LOG=true  cdn-node's log.access_stdout (true, the shipped default,
-#                    writes one JSON line per request to a file; or false)
+#                    writes one JSON line per request to a file; or false);
+#                    nginx proxy_cache logs each request too (buffered) or not
 #   KEEP=1           keep the scratch folder's objects and caches afterwards
 #   SCENARIOS=small,medium,large,seek,ranges
 #                    the scenarios to run, comma-separated (default: all five);
@@ -389,8 +390,15 @@ ORIGIN_PID=$STARTED_PID
 wait_until "nginx origin" "$ORIGIN_PID" "$SCRATCH/nginx-origin/error.log" \
     answers "http://127.0.0.1:$ORIGIN_PORT/"
 
+# The cache logs each request when cdn-node does, so both do the same work.
+if [[ "$ACCESS_LOG" == true ]]; then
+    NGINX_ACCESS_LOG="access_log $SCRATCH/nginx-cache/logs/access.log bench buffer=64k flush=1s;"
+else
+    NGINX_ACCESS_LOG="access_log off;"
+fi
 start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cache" \
-    PORT="$NGINX_PORT" SLICE_PORT="$SLICE_PORT" ORIGIN_PORT="$ORIGIN_PORT" MAX_SIZE="${CACHE_MIB}m"
+    PORT="$NGINX_PORT" SLICE_PORT="$SLICE_PORT" ORIGIN_PORT="$ORIGIN_PORT" MAX_SIZE="${CACHE_MIB}m" \
+    ACCESS_LOG_DIRECTIVE="$NGINX_ACCESS_LOG"
 NGINX_PID=$STARTED_PID
 wait_until "nginx proxy_cache" "$NGINX_PID" "$SCRATCH/nginx-cache/error.log" \
     answers "http://127.0.0.1:$NGINX_PORT/"

@@ -378,7 +378,8 @@ def table(runs, seeks=None):
         f"- command: `{env('BENCH_COMMAND', '?')}`",
         f"- versions: cdn-node {env('BENCH_NODE_VERSION', '?')}, {env('BENCH_NGINX_VERSION', '?')}, {env('BENCH_WRK_VERSION', '?')}",
         f"- cdn-node: HS256 token in the query verified on every request, `server.threads: 2`, "
-        f"access log to a file: {env('BENCH_ACCESS_LOG', '?')}; nginx: `worker_processes 2`, no token check, access_log off",
+        f"access log to a file: {env('BENCH_ACCESS_LOG', '?')}; nginx: `worker_processes 2`, no token check, "
+        f"access log to a file: {env('BENCH_ACCESS_LOG', '?')} (`buffer=64k flush=1s`)",
         "- client, servers and origin share the machine's CPUs over loopback: compare the two columns, not the absolute figures",
     ]
     if bad:
