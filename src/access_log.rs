@@ -39,11 +39,16 @@ pub struct AccessLog {
 /// this.
 const STRIPES: usize = 8;
 
+/// A thread's buffer, alone on its cache lines (two, for the adjacent-line
+/// prefetcher): threads filling their own never write to a shared line.
+#[repr(align(128))]
+struct Stripe(Mutex<Vec<u8>>);
+
 struct Inner {
     stdout: bool,
     file: Option<Arc<crate::log_file::LogFile>>,
     /// Whole lines not written out yet, by thread.
-    buffers: [Mutex<Vec<u8>>; STRIPES],
+    buffers: [Stripe; STRIPES],
     /// Taken while writing a buffer out, so that writes never interleave.
     out: Mutex<()>,
     /// A buffer is written out once it holds this many bytes (0: every line).
@@ -74,7 +79,7 @@ impl AccessLog {
             inner: Arc::new(Inner {
                 stdout,
                 file,
-                buffers: std::array::from_fn(|_| Mutex::new(Vec::new())),
+                buffers: std::array::from_fn(|_| Stripe(Mutex::new(Vec::new()))),
                 out: Mutex::new(()),
                 limit: buffer,
                 unbuffered: AtomicBool::new(false),
@@ -88,6 +93,7 @@ impl AccessLog {
 
     fn lock(&self, stripe: usize) -> std::sync::MutexGuard<'_, Vec<u8>> {
         self.inner.buffers[stripe]
+            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
