@@ -446,6 +446,10 @@ for key in "${warm_keys[@]}"; do
     warm nginx "$(nginx_url "$key")" X-Cache-Status "$OBJECTS/$BUCKET/$key"
 done
 rm -f "$SCRATCH/check.head"
+# nginx leaves its cache files to the kernel's writeback (cdn-node syncs each
+# object as it commits it): flush them now, so that no measurement shares the
+# CPUs with the writing out of a 1 GiB file.
+sync
 
 # --- measuring ------------------------------------------------------------
 
