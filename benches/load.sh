@@ -667,6 +667,8 @@ if wants seek; then
             seek_once nginx "$(nginx_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
             nginx_settle "$key"
             echo "$SEEK_LINE nginx_stored=$NGINX_STORED" >>"$SEEKS"
+            # nginx's gigabyte, written and deleted: on disk before cdn-node's turn.
+            sync
             purge_node /bench/seek/
             seek_once node "$(node_url "$key")" "$first" "$SEEK_BYTES" "$pct" "$rep"
             echo "$SEEK_LINE purged_before=$PURGED" >>"$SEEKS"
