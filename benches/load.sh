@@ -4,7 +4,11 @@
 #
 # Usage: benches/load.sh
 #
-#   DURATION=10      seconds of each 1 KiB and 10 MiB scenario
+#   DURATION=10      seconds of each 1 KiB and 10 MiB run
+#   ROUNDS=3         runs per server of the 1 KiB, 10 MiB and warm-range
+#                    scenarios, alternating which server goes first (QUICK: 1):
+#                    on a shared machine, load that comes and goes then falls
+#                    on both servers alike
 #   MEM_DURATION=20  seconds of the large-object memory scenario
 #   QUICK=1          smoke run: 2 s scenarios, a 256 MiB large object
 #   SEEK_REPS=3      cold seeks per offset and server (QUICK: 2)
@@ -41,7 +45,7 @@ HERE="$ROOT/benches/load"
 
 # The command as typed, with the settings given to it.
 COMMAND="benches/load.sh"
-for v in SCENARIOS ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION QUICK; do
+for v in SCENARIOS ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION ROUNDS QUICK; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
@@ -50,11 +54,13 @@ if [[ "$QUICK" == 1 ]]; then
     DURATION=${DURATION:-2}
     MEM_DURATION=${MEM_DURATION:-2}
     SEEK_REPS=${SEEK_REPS:-2}
+    ROUNDS=${ROUNDS:-1}
     LARGE_MIB=256
 else
     DURATION=${DURATION:-10}
     MEM_DURATION=${MEM_DURATION:-20}
     SEEK_REPS=${SEEK_REPS:-3}
+    ROUNDS=${ROUNDS:-3}
     LARGE_MIB=1024
 fi
 ACCESS_LOG=${ACCESS_LOG:-true}
@@ -68,6 +74,7 @@ STOP_SECONDS=10
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: DURATION must be a whole number of seconds" >&2; exit 2; }
 [[ "$MEM_DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: MEM_DURATION must be a whole number of seconds" >&2; exit 2; }
 [[ "$SEEK_REPS" =~ ^[1-9][0-9]*$ ]] || { echo "load: SEEK_REPS must be a whole number" >&2; exit 2; }
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "load: ROUNDS must be a whole number" >&2; exit 2; }
 [[ "$RANGE_SEED" =~ ^[0-9]+$ ]] || { echo "load: RANGE_SEED must be a whole number" >&2; exit 2; }
 [[ "$ACCESS_LOG" == true || "$ACCESS_LOG" == false ]] || { echo "load: ACCESS_LOG must be true or false" >&2; exit 2; }
 IFS=, read -r -a chosen <<<"$SCENARIOS"
@@ -531,12 +538,22 @@ measure() {
         "$(python3 "$HERE/summary.py" run "$RESULTS" "$scenario" "$server")"
 }
 
+# The servers of a round in turn, the first going second in the next round.
+round_order() {
+    if (($1 % 2)); then echo "$2 $3"; else echo "$3 $2"; fi
+}
+
+# scenario SCENARIO KEY TITLE WRK_ARGS...: ROUNDS runs per server (ROUNDS=1
+# in the environment of the call for one).
 scenario() {
-    local scenario=$1 key=$2 title=$3
+    local scenario=$1 key=$2 title=$3 round server
     shift 3
-    say "$title: wrk $* --latency"
-    measure "$scenario" nginx "$(nginx_url "$key")" "$@"
-    measure "$scenario" node "$(node_url "$key")" "$@"
+    say "$title: wrk $* --latency, $ROUNDS round(s)"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for server in $(round_order "$round" nginx node); do
+            measure "$scenario" "$server" "$("${server}_url" "$key")" "$@"
+        done
+    done
     python3 "$HERE/summary.py" pair "$RESULTS" "$scenario"
 }
 
@@ -554,7 +571,8 @@ if wants medium; then
 fi
 if wants large; then
     echo
-    MEMORY=1 scenario large "$LARGE" "$LARGE_LABEL hits, 200 clients, memory sampled every 200 ms" "${LARGE_ARGS[@]}"
+    # One run each: this one is about the node's peak memory.
+    MEMORY=1 ROUNDS=1 scenario large "$LARGE" "$LARGE_LABEL hits, 200 clients, memory sampled every 200 ms" "${LARGE_ARGS[@]}"
 fi
 
 # --- ranges of the large object ---------------------------------------------
@@ -725,10 +743,18 @@ if wants ranges; then
 
     say "warm random 1 MiB ranges of $LARGE_LABEL: wrk ${RANGE_ARGS[*]} --latency -s random-range.lua (seed $RANGE_SEED)"
     export WRK_SCRIPT="$HERE/random-range.lua" WRK_SCRIPT_ARGS="$LARGE_BYTES $SEEK_BYTES $RANGE_SEED"
-    measure ranges nginx-slice "$(nginx_slice_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
-    range_gets=$(metric_sum cdn_node_origin_range_requests_total)
-    measure ranges node "$(node_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
-    range_gets=$(($(metric_sum cdn_node_origin_range_requests_total) - range_gets))
+    range_gets=0
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for server in $(round_order "$round" nginx-slice node); do
+            if [[ "$server" == node ]]; then
+                before=$(metric_sum cdn_node_origin_range_requests_total)
+                measure ranges node "$(node_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
+                range_gets=$((range_gets + $(metric_sum cdn_node_origin_range_requests_total) - before))
+            else
+                measure ranges nginx-slice "$(nginx_slice_url "$RANGE_KEY")" "${RANGE_ARGS[@]}"
+            fi
+        done
+    done
     unset WRK_SCRIPT WRK_SCRIPT_ARGS
     echo "scenario=ranges-origin server=node range_gets=$range_gets" >>"$RESULTS"
     python3 "$HERE/summary.py" pair "$RESULTS" ranges
@@ -752,7 +778,7 @@ say "load average at end: $LOAD_END"
 export BENCH_NPROC BENCH_CPU BENCH_KERNEL BENCH_DATE BENCH_LOAD_START BENCH_LOAD_END \
     BENCH_COMMAND BENCH_NODE_VERSION BENCH_NGINX_VERSION BENCH_WRK_VERSION BENCH_ACCESS_LOG \
     BENCH_SMALL_ARGS BENCH_MEDIUM_ARGS BENCH_LARGE_ARGS BENCH_LARGE_LABEL BENCH_RANGE_ARGS \
-    BENCH_SEEK_REPS BENCH_LARGE_BYTES BENCH_SLICE_BYTES
+    BENCH_SEEK_REPS BENCH_LARGE_BYTES BENCH_SLICE_BYTES BENCH_ROUNDS
 BENCH_NPROC=$(nproc)
 BENCH_CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 BENCH_KERNEL=$(uname -sr)
@@ -773,6 +799,7 @@ BENCH_LARGE_ARGS="wrk ${LARGE_ARGS[*]}"
 BENCH_LARGE_LABEL=$LARGE_LABEL
 BENCH_RANGE_ARGS="wrk ${RANGE_ARGS[*]}"
 BENCH_SEEK_REPS=$SEEK_REPS
+BENCH_ROUNDS=$ROUNDS
 BENCH_LARGE_BYTES=$LARGE_BYTES
 BENCH_SLICE_BYTES=$SLICE_BYTES
 

@@ -8,7 +8,9 @@
 
 RESULTS holds one run per line as `key=value` words, SEEKS one timed cold
 range GET per line; the machine facts for the table come from BENCH_*
-environment variables.
+environment variables. A scenario may have several runs (rounds) per server:
+they are merged, requests, bytes, time and CPU added up, latency percentiles
+the median of the rounds', peak memory the highest.
 """
 
 import os
@@ -31,14 +33,41 @@ SLICE_TARGET = 2.0
 RANGE_TARGET = 1.0
 
 
-def load(path):
-    runs = {}
+SUMMED = ("requests", "bytes", "duration_us", "cpu_s", "err_connect", "err_read", "err_write", "err_status", "range_gets")
+MEDIAN = ("p50_us", "p90_us", "p99_us")
+
+
+def load_rounds(path):
+    """Every run of each (scenario, server), in the order they ran."""
+    rounds = {}
     with open(path) as f:
         for line in f:
             words = dict(w.split("=", 1) for w in line.split() if "=" in w)
             if "scenario" in words and "server" in words:
-                runs[(words["scenario"], words["server"])] = words
-    return runs
+                rounds.setdefault((words["scenario"], words["server"]), []).append(words)
+    return rounds
+
+
+def merge(runs):
+    merged = dict(runs[-1])
+    for key in SUMMED:
+        if any(key in r for r in runs):
+            total = sum(float(r.get(key, "0") or 0) for r in runs)
+            merged[key] = f"{total:.6f}" if key == "cpu_s" else str(int(round(total)))
+    for key in MEDIAN:
+        values = [float(r[key]) for r in runs if r.get(key)]
+        if values:
+            merged[key] = str(statistics.median(values))
+    if any("peak_kib" in r for r in runs):
+        merged["peak_kib"] = str(max(int(float(r.get("peak_kib", "0") or 0)) for r in runs))
+    if "idle_kib" in runs[0]:
+        merged["idle_kib"] = runs[0]["idle_kib"]
+    merged["rounds"] = str(len(runs))
+    return merged
+
+
+def load(path):
+    return {key: merge(runs) for key, runs in load_rounds(path).items()}
 
 
 def words(line):
@@ -137,6 +166,7 @@ def pair_lines(runs, scenario):
     if scenario == "small":
         r = ratio(req_rate(node), req_rate(nginx))
         lines.append(f"  req/s cdn-node/nginx {fmt_ratio(r)} (target >= 1.20x: {verdict(r >= 1.2)})")
+        lines += round_lines(scenario)
         p_node, p_nginx = num(node, "p99_us"), num(nginx, "p99_us")
         lines.append(
             f"  p99 cdn-node {fmt_ms(p_node)} vs nginx {fmt_ms(p_nginx)} "
@@ -160,6 +190,23 @@ def pair_lines(runs, scenario):
             per_cpu = num(run, "bytes") / max(num(run, "cpu_s"), 1e-9)
             lines.append(f"  {SERVERS[server]}: {fmt_bytes_rate(per_cpu)[:-2]} per server CPU-second")
     return lines
+
+
+ROUNDS_OF = {}
+
+
+def round_lines(scenario):
+    """Each round's own figures, when there were several."""
+    nginx, node = ROUNDS_OF.get((scenario, "nginx"), []), ROUNDS_OF.get((scenario, "node"), [])
+    if len(nginx) < 2 or len(nginx) != len(node):
+        return []
+    return [
+        "  rounds: "
+        + "; ".join(
+            f"{fmt_ratio(ratio(req_rate(b), req_rate(a)))} (p99 {fmt_ms(num(b, 'p99_us'))} vs {fmt_ms(num(a, 'p99_us'))})"
+            for a, b in zip(nginx, node)
+        )
+    ]
 
 
 def bytes_per_request(run):
@@ -381,7 +428,12 @@ def table(runs, seeks=None):
         f"access log to a file: {env('BENCH_ACCESS_LOG', '?')}; nginx: `worker_processes 2`, no token check, "
         f"access log to a file: {env('BENCH_ACCESS_LOG', '?')} (`buffer=64k flush=1s`)",
         "- client, servers and origin share the machine's CPUs over loopback: compare the two columns, not the absolute figures",
+        f"- 1 KiB, 10 MiB and warm-range scenarios: {env('BENCH_ROUNDS', '1')} run(s) per server, alternating which "
+        "server goes first; requests/s and transfer over all runs, latency percentiles the median of the runs'",
     ]
+    small = round_lines("small")
+    if small:
+        out.append("- 1 KiB hits, cdn-node / nginx req/s by round (nginx's p99 second):" + small[0][len("  rounds:"):])
     if bad:
         out.append("- failed requests (connect/read/write errors, non-2xx/3xx): " + ", ".join(bad))
     if seeks and seeks.samples:
@@ -403,9 +455,11 @@ def main(argv):
     if argv[1] == "seeks":
         print("\n".join(seek_lines(Seeks(load_seeks(argv[2])))))
         return
+    ROUNDS_OF.update(load_rounds(argv[2]))
     runs = load(argv[2])
     if argv[1] == "run":
-        print(describe_run(runs[(argv[3], argv[4])]))
+        # The run that just finished, on its own.
+        print(describe_run(ROUNDS_OF[(argv[3], argv[4])][-1]))
     elif argv[1] == "pair":
         print("\n".join(pair_lines(runs, argv[3])))
     elif argv[1] == "table":
