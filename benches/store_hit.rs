@@ -5,7 +5,9 @@
 //! `lookup_1k_hit` looks up with a key built once; `key_and_lookup_1k_hit` builds the key the
 //! way the request path does (`cache::engine::cache_key`) on every iteration and also makes the
 //! compact key Pingora hands the eviction manager on a hit, so the cost of hashing the key is
-//! in it. Both run on a current-thread runtime, uncontended.
+//! in it. `memory_hit_1k` is what the request path does instead for a fresh object in memory
+//! (`DiskStore::memory_hit`: the stored header copied, the body a `Bytes` clone, no meta and
+//! no hit handler). All run on a current-thread runtime, uncontended.
 //!
 //! Run: `cargo bench --bench store_hit -- --warm-up-time 1 --measurement-time 3`
 
@@ -91,6 +93,12 @@ fn hit(c: &mut Criterion) {
             let found = rt.block_on(store.lookup(&key, &span));
             black_box(key.to_compact());
             black_box(found.expect("lookup").expect("hit"))
+        })
+    });
+    group.bench_function("memory_hit_1k", |b| {
+        b.iter(|| {
+            let hit = store.memory_hit(black_box(&key), SystemTime::now(), |_| true);
+            black_box(hit.expect("a memory hit"))
         })
     });
     group.finish();
