@@ -50,6 +50,15 @@ impl Proc {
     fn exited(&mut self) -> bool {
         self.0.try_wait().ok().flatten().is_some()
     }
+
+    /// Sends the signal `name` (`QUIT`, `TERM`, ...).
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
 }
 
 impl Drop for Proc {
@@ -189,11 +198,7 @@ async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache(
         },
     )
     .await;
-    let status = Command::new("kill")
-        .args(["-QUIT", &old.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    old.signal("QUIT");
     let at_signal = done.load(Ordering::Relaxed);
 
     eventually(
@@ -316,11 +321,7 @@ async fn a_graceful_stop_answers_the_connections_it_accepted() {
     )
     .await;
 
-    let status = Command::new("kill")
-        .args(["-TERM", &node.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    node.signal("TERM");
     // The idle kept-alive connection is closed once the stop is under way.
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(10), read_response(&mut kept))
