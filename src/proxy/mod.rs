@@ -114,10 +114,13 @@ impl ProxyHttp for Edge {
                 if let Some(engine) = self.cache {
                     // Hashed once, for the slicer's look-up and the cache's.
                     let key = caching::key(&admitted);
-                    if memory_hit::serve(engine, session, &key, admitted.renewal.as_ref()).await? {
+                    let hit =
+                        memory_hit::serve(engine, session, &key, admitted.renewal.as_ref()).await;
+                    if !matches!(hit, Ok(false)) {
+                        // A hit, also when the client went away during it.
                         ctx.admitted = Some(admitted);
                         ctx.served_status = Some(status::HIT);
-                        return Ok(true);
+                        return hit;
                     }
                     let served = crate::slice::serve(
                         engine,
