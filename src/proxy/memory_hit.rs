@@ -84,16 +84,7 @@ pub async fn serve(
     engine
         .eviction
         .access(&hit.entry, hit.weight, hit.fresh_until);
-    session
-        .write_response_header(Box::new(header), head)
-        .await
-        .map_err(|e| e.into_down())?;
-    if !head {
-        session
-            .write_response_body(Some(hit.body), true)
-            .await
-            .map_err(|e| e.into_down())?;
-    }
+    super::answer::send_whole(session, header, hit.body, head).await?;
     Ok(true)
 }
 

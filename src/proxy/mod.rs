@@ -2,6 +2,7 @@
 //! the module that owns the concern (gate, origin, refusal, metrics, log).
 
 pub mod admit;
+pub mod answer;
 mod caching;
 pub mod ctx;
 mod memory_hit;
@@ -71,15 +72,8 @@ impl Edge {
             return Ok(());
         }
         let head = session.req_header().method == "HEAD";
-        session
-            .write_response_header(Box::new(refusal.header()), head)
-            .await?;
-        if !head {
-            session
-                .write_response_body(Some(Bytes::from_static(refusal.body().as_bytes())), true)
-                .await?;
-        }
-        Ok(())
+        let body = Bytes::from_static(refusal.body().as_bytes());
+        answer::send_whole(session, refusal.header(), body, head).await
     }
 }
 

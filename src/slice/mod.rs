@@ -256,16 +256,8 @@ pub async fn serve(
                     set_status_header(engine, &mut header, status::MISS);
                     add_renewal(&mut header, renewal);
                     let head_only = method == http::Method::HEAD;
-                    session
-                        .write_response_header(Box::new(header), head_only)
-                        .await
-                        .map_err(|e| e.into_down())?;
-                    if !head_only {
-                        session
-                            .write_response_body(Some(whole.body.clone()), true)
-                            .await
-                            .map_err(|e| e.into_down())?;
-                    }
+                    let body = whole.body.clone();
+                    crate::proxy::answer::send_whole(session, header, body, head_only).await?;
                     return Ok(Served::Done(status::MISS));
                 }
                 Learned::Pass => return Ok(Served::Pass),
