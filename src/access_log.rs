@@ -190,6 +190,15 @@ mod tests {
         }
     }
 
+    /// A log writing to a file in a new folder (kept while the folder is),
+    /// gathering `buffer` bytes.
+    fn to_file(buffer: usize) -> (tempfile::TempDir, std::path::PathBuf, AccessLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
+        (dir, path, AccessLog::new(false, Some(file), buffer))
+    }
+
     fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -200,10 +209,7 @@ mod tests {
 
     #[test]
     fn lines_wait_for_a_full_buffer_or_a_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
-        let log = AccessLog::new(false, Some(file), 4096);
+        let (_dir, path, log) = to_file(4096);
         log.write(&entry("/a"));
         log.write(&entry("/b"));
         assert!(lines(&path).is_empty(), "written before the buffer filled");
@@ -222,10 +228,7 @@ mod tests {
 
     #[test]
     fn threads_log_without_losing_or_breaking_a_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
-        let log = AccessLog::new(false, Some(file), 2048);
+        let (_dir, path, log) = to_file(2048);
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let log = log.clone();
@@ -257,10 +260,7 @@ mod tests {
 
     #[test]
     fn a_zero_buffer_writes_each_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
-        let log = AccessLog::new(false, Some(file), 0);
+        let (_dir, path, log) = to_file(0);
         log.write(&entry("/a"));
         assert_eq!(lines(&path).len(), 1);
     }
