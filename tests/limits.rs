@@ -184,3 +184,25 @@ async fn connections_over_the_limits_are_closed_and_counted() {
     gauge_is(&node, "cdn_node_connections_open", 1.0).await;
     assert_eq!(get(&node).await, 200);
 }
+
+/// A client that connects and sends nothing is closed at the header deadline
+/// too, counted once.
+#[tokio::test]
+async fn a_silent_connection_is_closed_at_the_header_deadline() {
+    let (_s3, node) = node("  header_timeout_ms: 1000\n").await;
+    let mut silent = TcpStream::connect(node.http).await.unwrap();
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(5)).await,
+        "the silent connection was never closed"
+    );
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(900),
+        "closed after {after:?}"
+    );
+    assert_eq!(get(&node).await, 200);
+    let text = node.metrics().await;
+    assert_eq!(metric(&text, "cdn_node_header_timeouts_total", &[]), 1.0);
+    gauge_is(&node, "cdn_node_connections_open", 0.0).await;
+}

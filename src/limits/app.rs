@@ -85,17 +85,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
         // would be closed unanswered. Its first bytes are awaited here,
         // where the shutdown does not reach: once they are in, Pingora
         // reads the request before it looks at the shutdown.
-        match tokio::time::timeout(self.header_timeout, guarded.first_bytes()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(?client, error = %e, "connection closed before a request");
-                return None;
-            }
-            Err(_) => {
-                self.metrics.ops.header_timeouts.inc();
-                tracing::debug!(?client, "no request within limits.header_timeout_ms");
-                return None;
-            }
+        if let Err(e) = guarded.first_bytes().await {
+            tracing::debug!(?client, error = %e, "no request on the connection");
+            return None;
         }
         self.inner.process_new(Box::new(guarded), shutdown).await
     }

@@ -65,10 +65,25 @@ impl Guarded {
 
     /// Waits until the client has sent something (or closed), consuming
     /// nothing: the bytes are read again by whoever reads the stream next.
-    /// Returns at once on a stream that cannot peek (TLS).
+    /// The wait is part of the first header's time: past the deadline it
+    /// fails as a read would. Returns at once on a stream that cannot peek
+    /// (TLS).
     pub async fn first_bytes(&mut self) -> io::Result<()> {
         let mut first = [0u8; 1];
-        self.inner.try_peek(&mut first).await.map(|_| ())
+        let Guarded {
+            inner, deadline, ..
+        } = self;
+        let Some(deadline) = deadline.as_mut() else {
+            return inner.try_peek(&mut first).await.map(|_| ());
+        };
+        tokio::select! {
+            peeked = inner.try_peek(&mut first) => return peeked.map(|_| ()),
+            () = deadline.as_mut() => {}
+        }
+        self.expired = true;
+        self.deadline = None;
+        self.timeouts.inc();
+        Err(Self::timed_out())
     }
 
     fn timed_out() -> io::Error {

@@ -1,9 +1,31 @@
-//! Answers the node writes itself, whole: the header, then the body unless
-//! the request is a HEAD. A failed write is the client's side.
+//! What the node adds to the answers it sends: the fields every answer of
+//! the cache carries, and answers written whole (the header, then the body
+//! unless the request is a HEAD; a failed write is the client's side).
 
 use bytes::Bytes;
 use pingora::prelude::*;
 use pingora_http::ResponseHeader;
+
+use crate::auth::Renewed;
+use crate::cache::status;
+
+/// The cache status under `status_header` (`cache.status_header`, when
+/// set), then a renewed token: the same fields in the same order on every
+/// path an answer takes.
+pub fn add_cache_fields(
+    header: &mut ResponseHeader,
+    status_header: Option<&str>,
+    label: &'static str,
+    renewal: Option<&Renewed>,
+) -> Result<()> {
+    if let Some(name) = status_header {
+        header.insert_header(name.to_owned(), status::header_value(label))?;
+    }
+    if let Some(renewed) = renewal {
+        header.append_header(renewed.name.clone(), renewed.value.as_str())?;
+    }
+    Ok(())
+}
 
 pub async fn send_whole(
     session: &mut Session,

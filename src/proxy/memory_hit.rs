@@ -50,12 +50,8 @@ fn hit_header(
     header.set_version(http::Version::HTTP_11);
     // No Range asked: this only adds `Accept-Ranges` when missing.
     crate::range::apply(req, &mut header);
-    if let Some(name) = engine.config.status_header.as_ref() {
-        header.insert_header(name.clone(), status::header_value(status::HIT))?;
-    }
-    if let Some(renewed) = renewal {
-        header.append_header(renewed.name.clone(), renewed.value.as_str())?;
-    }
+    let name = engine.config.status_header.as_deref();
+    super::answer::add_cache_fields(&mut header, name, status::HIT, renewal)?;
     Ok(header)
 }
 

@@ -225,17 +225,10 @@ impl ProxyHttp for Edge {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(name) = self.cache.and_then(|e| e.config.status_header.as_ref()) {
-            let label = status::label(&session.cache.phase(), ctx.cache_missed);
-            resp.insert_header(
-                name.clone(),
-                http::HeaderValue::from_static(status::header_value(label)),
-            )?;
-        }
-        if let Some(renewed) = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref()) {
-            resp.append_header(renewed.name.clone(), renewed.value.as_str())?;
-        }
-        Ok(())
+        let name = self.cache.and_then(|e| e.config.status_header.as_deref());
+        let label = status::label(&session.cache.phase(), ctx.cache_missed);
+        let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
+        answer::add_cache_fields(resp, name, label, renewal)
     }
 
     async fn upstream_peer(

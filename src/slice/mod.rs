@@ -253,8 +253,7 @@ pub async fn serve(
                     let mut header = whole.header.clone();
                     // `Accept-Ranges`, as on every whole object; no range here.
                     crate::range::apply(session.req_header(), &mut header);
-                    set_status_header(engine, &mut header, status::MISS);
-                    add_renewal(&mut header, renewal);
+                    add_cache_fields(engine, &mut header, status::MISS, renewal);
                     let head_only = method == http::Method::HEAD;
                     let body = whole.body.clone();
                     crate::proxy::answer::send_whole(session, header, body, head_only).await?;
@@ -271,8 +270,7 @@ pub async fn serve(
             let mut header = info.client_header();
             crate::range::apply(session.req_header(), &mut header);
             let label = if known { status::HIT } else { status::MISS };
-            set_status_header(engine, &mut header, label);
-            add_renewal(&mut header, renewal);
+            add_cache_fields(engine, &mut header, label, renewal);
             session
                 .write_response_header(Box::new(header), true)
                 .await
@@ -317,16 +315,16 @@ fn plain_get(req: &RequestHeader) -> bool {
     req.method == http::Method::GET && !NOT_PLAIN.iter().any(|h| req.headers.contains_key(h))
 }
 
-fn add_renewal(header: &mut ResponseHeader, renewal: Option<&Renewed>) {
-    if let Some(r) = renewal {
-        let _ = header.append_header(r.name.clone(), r.value.as_str());
-    }
-}
-
-fn set_status_header(engine: &Engine, header: &mut ResponseHeader, label: &'static str) {
-    if let Some(name) = engine.config.status_header.as_ref() {
-        let _ = header.insert_header(name.clone(), status::header_value(label));
-    }
+/// The cache status and a renewed token, as on every answer of the cache.
+fn add_cache_fields(
+    engine: &Engine,
+    header: &mut ResponseHeader,
+    label: &'static str,
+    renewal: Option<&Renewed>,
+) {
+    let name = engine.config.status_header.as_deref();
+    // Cannot fail: a configured name and static or token-safe values.
+    let _ = crate::proxy::answer::add_cache_fields(header, name, label, renewal);
 }
 
 enum Failure {
@@ -672,8 +670,7 @@ impl Request {
                 .all(|n| self.engine.store.contains(&keys::slice_at(&prefix, n)))
         });
         let label = if all_here { status::HIT } else { status::MISS };
-        set_status_header(self.engine, &mut header, label);
-        add_renewal(&mut header, renewal);
+        add_cache_fields(self.engine, &mut header, label, renewal);
         // Before anything is sent: the first slice decides whether the
         // version still holds, so a change can start over cleanly.
         let Some(first_part) = parts.first() else {
