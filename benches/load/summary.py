@@ -62,7 +62,6 @@ def merge(runs):
         merged["peak_kib"] = str(max(int(float(r.get("peak_kib", "0") or 0)) for r in runs))
     if "idle_kib" in runs[0]:
         merged["idle_kib"] = runs[0]["idle_kib"]
-    merged["rounds"] = str(len(runs))
     return merged
 
 
