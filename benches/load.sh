@@ -24,8 +24,8 @@
 # What runs, all on 127.0.0.1 with free ports: s3s-fs (checks SigV4) as
 # cdn-node's origin; cdn-node with its disk cache, verifying an HS256 token on
 # every request; a plain nginx serving the same files; nginx proxy_cache (on
-# disk) in front of it, checking no token. Both caches are warmed, then wrk
-# loads each in turn: 1 KiB hits (wrk -t2 -c50), 10 MiB hits (-c8), and the
+# disk) in front of it, checking no token. Each scenario's object is cached by
+# both just before the scenario runs, then wrk loads each in turn: 1 KiB hits (wrk -t2 -c50), 10 MiB hits (-c8), and the
 # large object with 200 clients while the servers' memory is sampled (cdn-node
 # keeps an object above its slice_threshold in slices, plain GETs included). Then
 # two range scenarios on the large object, which cdn-node stores in slices:
@@ -444,19 +444,19 @@ warm() {
 
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NODE_PORT/$SMALL") || code=000
 [[ "$code" == 401 ]] || die "cdn-node answered $code without a token, not 401"
-warm_keys=()
-wants small && warm_keys+=("$SMALL")
-wants medium && warm_keys+=("$MEDIUM")
-wants large && warm_keys+=("$LARGE")
-for key in "${warm_keys[@]}"; do
-    warm cdn-node "$(node_url "$key")" X-Cache "$OBJECTS/$BUCKET/$key"
-    warm nginx "$(nginx_url "$key")" X-Cache-Status "$OBJECTS/$BUCKET/$key"
-done
-rm -f "$SCRATCH/check.head"
-# nginx leaves its cache files to the kernel's writeback (cdn-node syncs each
-# object as it commits it): flush them now, so that no measurement shares the
-# CPUs with the writing out of a 1 GiB file.
-sync
+# warm_both KEY: KEY cached by both servers, then on disk. Each scenario warms
+# its own object just before it runs, so that no measurement follows the
+# writing of another scenario's (a gigabyte per server for the large one:
+# the machine stays slower for a while after that, even once it is synced).
+warm_both() {
+    warm cdn-node "$(node_url "$1")" X-Cache "$OBJECTS/$BUCKET/$1"
+    warm nginx "$(nginx_url "$1")" X-Cache-Status "$OBJECTS/$BUCKET/$1"
+    rm -f "$SCRATCH/check.head"
+    # nginx leaves its cache files to the kernel's writeback (cdn-node syncs
+    # each object as it commits it): flush them now, so that no measurement
+    # shares the CPUs with the writing out of what was just cached.
+    sync
+}
 
 # --- measuring ------------------------------------------------------------
 
@@ -563,14 +563,17 @@ LARGE_ARGS=(-t2 -c200 "-d${MEM_DURATION}s" --timeout "$((MEM_DURATION + 10))s")
 
 if wants small; then
     echo
+    warm_both "$SMALL"
     scenario small "$SMALL" "1 KiB hits" "${SMALL_ARGS[@]}"
 fi
 if wants medium; then
     echo
+    warm_both "$MEDIUM"
     scenario medium "$MEDIUM" "10 MiB hits" "${MEDIUM_ARGS[@]}"
 fi
 if wants large; then
     echo
+    warm_both "$LARGE"
     # One run each: this one is about the node's peak memory.
     MEMORY=1 ROUNDS=1 scenario large "$LARGE" "$LARGE_LABEL hits, 200 clients, memory sampled every 200 ms" "${LARGE_ARGS[@]}"
 fi
