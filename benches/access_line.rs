@@ -9,10 +9,10 @@
 //!
 //! Run: `cargo bench --bench access_line -- --warm-up-time 1 --measurement-time 3`
 
-use std::net::SocketAddr;
+use std::net::SocketAddrV4;
 use std::time::SystemTime;
 
-use cdn_node::access_log::Entry;
+use cdn_node::access_log::{Client, Entry};
 use cdn_node::auth::settings::default_token_sources;
 use cdn_node::metrics::{Metrics, status_class};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -34,14 +34,14 @@ const TARGETS: [(&str, &str); 3] = [
 fn line(c: &mut Criterion) {
     let mut out = Vec::with_capacity(4096);
     let sources = default_token_sources();
-    let peer: SocketAddr = "192.0.2.7:51234".parse().expect("address");
+    let peer: SocketAddrV4 = "192.0.2.7:51234".parse().expect("address");
     let mut group = c.benchmark_group("access_line");
     for (case, raw) in TARGETS {
         group.bench_function(case, |b| {
             b.iter(|| {
                 let entry = Entry {
                     time: SystemTime::now(),
-                    client: Some(&peer),
+                    client: Some(Client::V4(peer)),
                     method: "GET",
                     target: std::hint::black_box(raw),
                     token_sources: &sources,

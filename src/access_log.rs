@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-pub use line::Entry;
+pub use line::{Client, Entry};
 pub use time::rfc3339;
 
 /// Writes entries to stdout when enabled, and to a file when one is set.

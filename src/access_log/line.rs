@@ -4,6 +4,7 @@
 //! fields, so parsers of the log see no change.
 
 use std::fmt::{self, Write as _};
+use std::net::SocketAddrV4;
 use std::time::SystemTime;
 
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -17,7 +18,7 @@ pub struct Entry<'a> {
     pub time: SystemTime,
     /// The socket address, or the client a trusted proxy named; empty
     /// when unknown.
-    pub client: Option<&'a dyn fmt::Display>,
+    pub client: Option<Client<'a>>,
     pub method: &'a str,
     /// The request target as received. Logged as `path`, with the value of
     /// every token parameter of `token_sources` redacted.
@@ -35,15 +36,48 @@ pub struct Entry<'a> {
     pub sub: Option<&'a str>,
 }
 
+/// Who sent the request, as the log shows it.
+#[derive(Clone, Copy)]
+pub enum Client<'a> {
+    /// An IPv4 socket address (most clients), written without `fmt`.
+    V4(SocketAddrV4),
+    /// Anything else, written by its `Display`: IPv6, a client a trusted
+    /// proxy named, a Unix socket path.
+    Shown(&'a dyn fmt::Display),
+}
+
+impl fmt::Display for Client<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Client::V4(addr) => addr.fmt(f),
+            Client::Shown(shown) => shown.fmt(f),
+        }
+    }
+}
+
 impl Entry<'_> {
     /// Appends the entry to `out` as one line, `\n` included.
     pub fn write_line(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"time\":\"");
         write_rfc3339(out, self.time);
         out.extend_from_slice(b"\",\"client\":\"");
-        if let Some(client) = self.client {
+        match self.client {
+            Some(Client::V4(addr)) => {
+                let [a, b, c, d] = addr.ip().octets();
+                for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    number(out, u64::from(octet));
+                }
+                out.push(b':');
+                number(out, u64::from(addr.port()));
+            }
             // Writing into a Vec fails only if the Display impl does.
-            let _ = write!(Escaping(out), "{client}");
+            Some(Client::Shown(client)) => {
+                let _ = write!(Escaping(out), "{client}");
+            }
+            None => {}
         }
         out.extend_from_slice(b"\",\"method\":\"");
         escape(out, self.method);

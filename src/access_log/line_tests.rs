@@ -2,14 +2,14 @@
 //! byte for byte, and read back field by field, for inputs that need care.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Entry;
 use super::time::rfc3339;
+use super::{Client, Entry};
 use crate::auth::redact_query;
 use crate::auth::settings::{TokenSource, default_token_sources};
 
@@ -233,13 +233,25 @@ fn clients() {
     let v6: SocketAddr = "[2001:db8::1]:443".parse().expect("address");
     let scoped: SocketAddr = "[fe80::1%7]:80".parse().expect("address");
     let ip: IpAddr = "2001:db8::9".parse().expect("address");
-    let cases: [(Option<&dyn fmt::Display>, &str); 6] = [
+    let SocketAddr::V4(v4_only) = v4 else {
+        unreachable!("an IPv4 address")
+    };
+    let edges: SocketAddrV4 = "0.0.0.0:0".parse().expect("address");
+    let top: SocketAddrV4 = "255.255.255.255:65535".parse().expect("address");
+    let cases: [(Option<Client<'_>>, &str); 10] = [
         (None, ""),
-        (Some(&v4), "192.0.2.1:1234"),
-        (Some(&v6), "[2001:db8::1]:443"),
-        (Some(&scoped), "[fe80::1%7]:80"),
-        (Some(&ip), "2001:db8::9"),
-        (Some(&Odd), "/run/\"node\"\\sock\u{1}"),
+        (Some(Client::V4(v4_only)), "192.0.2.1:1234"),
+        (Some(Client::V4(edges)), "0.0.0.0:0"),
+        (Some(Client::V4(top)), "255.255.255.255:65535"),
+        (Some(Client::Shown(&v4)), "192.0.2.1:1234"),
+        (Some(Client::Shown(&v6)), "[2001:db8::1]:443"),
+        (Some(Client::Shown(&scoped)), "[fe80::1%7]:80"),
+        (Some(Client::Shown(&ip)), "2001:db8::9"),
+        (Some(Client::Shown(&Odd)), "/run/\"node\"\\sock\u{1}"),
+        (
+            Some(Client::V4("10.20.30.40:8080".parse().expect("address"))),
+            "10.20.30.40:8080",
+        ),
     ];
     for (client, want) in cases {
         let e = Entry {

@@ -19,7 +19,7 @@ use pingora_proxy::{FailToProxy, RangeType};
 
 use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
 
-use crate::access_log::{AccessLog, Entry};
+use crate::access_log::{AccessLog, Client, Entry};
 use crate::auth::{Verifier, redact_query};
 use crate::cache::engine::Engine;
 use crate::cache::status;
@@ -426,14 +426,14 @@ impl ProxyHttp for Edge {
         // The socket address, unless a trusted proxy named another client.
         let socket = session.client_addr();
         let named;
-        let client: Option<&dyn std::fmt::Display> =
-            match (ctx.client, socket.and_then(|a| a.as_inet())) {
-                (Some(ip), Some(peer)) if ip != peer.ip().to_canonical() => {
-                    named = ip;
-                    Some(&named)
-                }
-                _ => socket.map(|a| a as &dyn std::fmt::Display),
-            };
+        let client = match (ctx.client, socket.and_then(|a| a.as_inet())) {
+            (Some(ip), Some(peer)) if ip != peer.ip().to_canonical() => {
+                named = ip;
+                Some(Client::Shown(&named))
+            }
+            (_, Some(std::net::SocketAddr::V4(peer))) => Some(Client::V4(*peer)),
+            _ => socket.map(|a| Client::Shown(a)),
+        };
         let sub = ctx.admitted.as_ref().and_then(|a| a.subject.as_deref());
         self.access_log.write(&Entry {
             time: SystemTime::now(),
