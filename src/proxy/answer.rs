@@ -11,15 +11,16 @@ use crate::cache::status;
 
 /// The cache status under `status_header` (`cache.status_header`, when
 /// set), then a renewed token: the same fields in the same order on every
-/// path an answer takes.
+/// path an answer takes. The name is the engine's, which lives as long as
+/// the process: a `'static` name goes into the header without a copy.
 pub fn add_cache_fields(
     header: &mut ResponseHeader,
-    status_header: Option<&str>,
+    status_header: Option<&'static str>,
     label: &'static str,
     renewal: Option<&Renewed>,
 ) -> Result<()> {
     if let Some(name) = status_header {
-        header.insert_header(name.to_owned(), status::header_value(label))?;
+        header.insert_header(name, status::header_value(label))?;
     }
     if let Some(renewed) = renewal {
         header.append_header(renewed.name.clone(), renewed.value.as_str())?;

@@ -40,7 +40,7 @@ fn sendable(header: &ResponseHeader) -> bool {
 
 /// The header sent for a hit `age` seconds old whose stored header is `header`.
 fn hit_header(
-    engine: &Engine,
+    engine: &'static Engine,
     req: &RequestHeader,
     mut header: ResponseHeader,
     age: u64,

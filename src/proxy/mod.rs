@@ -303,6 +303,11 @@ impl ProxyHttp for Edge {
                 for name in drop {
                     upstream_response.remove_header(&name);
                 }
+                // What the range filter adds to every answer of the cache,
+                // added before the answer is stored rather than on each hit.
+                if session.cache.enabled() {
+                    crate::range::advertise(upstream_response);
+                }
             }
             Verdict::Refuse {
                 refusal,

@@ -24,19 +24,9 @@ use super::spec::{Parsed, parse};
 /// `Accept-Ranges: bytes`. Only GET is ranged (RFC 9110 §14.2): HEAD gets
 /// the whole object's headers.
 pub fn apply(req: &RequestHeader, resp: &mut ResponseHeader) -> RangeType {
-    if resp.status.as_u16() != 200 {
-        return RangeType::None;
-    }
-    let Some(len) = content_length(resp) else {
+    let Some(len) = advertise(resp) else {
         return RangeType::None;
     };
-    // Usually stored so already (S3 sends it); inserting costs a header
-    // name and map update on every hit.
-    let mut accept = resp.headers.get_all(ACCEPT_RANGES).iter();
-    if !matches!((accept.next(), accept.next()), (Some(v), None) if v == "bytes") {
-        // Cannot fail for a static value.
-        let _ = resp.insert_header(ACCEPT_RANGES, "bytes");
-    }
     if req.method != http::Method::GET {
         return RangeType::None;
     }
@@ -59,6 +49,23 @@ pub fn apply(req: &RequestHeader, resp: &mut ResponseHeader) -> RangeType {
         Plan::Single(r) => single(resp, r, len),
         Plan::Multi(parts) => multi(resp, parts, len),
     }
+}
+
+/// Gives `resp` `Accept-Ranges: bytes` when it is an answer the node ranges
+/// (a `200` with one `Content-Length`), and says that length. Done once
+/// before an origin answer is stored (S3 sends the field, not every
+/// S3-compatible server does), a hit finds it there and inserts nothing.
+pub fn advertise(resp: &mut ResponseHeader) -> Option<u64> {
+    if resp.status.as_u16() != 200 {
+        return None;
+    }
+    let len = content_length(resp)?;
+    let mut accept = resp.headers.get_all(ACCEPT_RANGES).iter();
+    if !matches!((accept.next(), accept.next()), (Some(v), None) if v == "bytes") {
+        // Cannot fail for a static value.
+        let _ = resp.insert_header(ACCEPT_RANGES, "bytes");
+    }
+    Some(len)
 }
 
 fn content_length(resp: &ResponseHeader) -> Option<u64> {
@@ -202,6 +209,61 @@ mod tests {
             let got: Vec<_> = r.headers.get_all("accept-ranges").iter().collect();
             assert_eq!(got, ["bytes"], "stored {stored:?}");
         }
+    }
+
+    /// What `advertise` gives and adds before an answer is stored, and that
+    /// the range filter then leaves a stored `Accept-Ranges` where it is.
+    #[test]
+    fn advertise_marks_only_rangeable_answers() {
+        let build = |status: u16, fields: &[(&str, &str)]| {
+            let mut r = ResponseHeader::build(status, None).unwrap();
+            for (n, v) in fields {
+                r.append_header(n.to_string(), *v).unwrap();
+            }
+            r
+        };
+        // (status, fields, length given back)
+        type Case<'a> = (u16, &'a [(&'a str, &'a str)], Option<u64>);
+        let cases: &[Case] = &[
+            (200, &[("content-length", "10")], Some(10)),
+            (200, &[("content-length", "0")], Some(0)),
+            (
+                200,
+                &[("content-length", "10"), ("accept-ranges", "none")],
+                Some(10),
+            ),
+            (206, &[("content-length", "10")], None),
+            (404, &[("content-length", "10")], None),
+            (200, &[("transfer-encoding", "chunked")], None),
+            (200, &[("content-length", "1x")], None),
+            (
+                200,
+                &[("content-length", "10"), ("content-length", "10")],
+                None,
+            ),
+        ];
+        for (status, fields, want) in cases {
+            let mut r = build(*status, fields);
+            assert_eq!(advertise(&mut r), *want, "{status} {fields:?}");
+            let got: Vec<_> = r.headers.get_all("accept-ranges").iter().collect();
+            if want.is_some() {
+                assert_eq!(got, ["bytes"], "{status} {fields:?}");
+            } else {
+                assert!(got.is_empty(), "{status} {fields:?}");
+            }
+        }
+        // Stored advertised, then answered: nothing is inserted again, so
+        // the field keeps its place among the stored ones.
+        let mut stored = resp(10);
+        advertise(&mut stored);
+        let order = |r: &ResponseHeader| {
+            let mut wire = Vec::new();
+            r.header_to_h1_wire(&mut wire);
+            String::from_utf8(wire).unwrap()
+        };
+        let before = order(&stored);
+        assert_eq!(apply(&req("GET", &[]), &mut stored), RangeType::None);
+        assert_eq!(order(&stored), before);
     }
 
     /// (request headers, method, length, status, content-range, kind)

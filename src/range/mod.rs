@@ -10,4 +10,4 @@ pub mod filter;
 pub mod plan;
 pub mod spec;
 
-pub use filter::apply;
+pub use filter::{advertise, apply};

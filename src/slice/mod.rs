@@ -317,7 +317,7 @@ fn plain_get(req: &RequestHeader) -> bool {
 
 /// The cache status and a renewed token, as on every answer of the cache.
 fn add_cache_fields(
-    engine: &Engine,
+    engine: &'static Engine,
     header: &mut ResponseHeader,
     label: &'static str,
     renewal: Option<&Renewed>,
@@ -516,6 +516,9 @@ impl Request {
                 let _ = header.append_header(name.clone(), value.clone());
             }
         }
+        // Stored with `Accept-Ranges`, which every answer of a whole object
+        // carries: hits find it there.
+        crate::range::advertise(&mut header);
         let now = SystemTime::now();
         let decision = self.engine.config.policy.decide(&origin_200, now);
         let Decision::Store {
