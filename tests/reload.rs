@@ -3,7 +3,7 @@
 //! listening sockets over when the first gets SIGQUIT. No request fails, the
 //! new configuration (a key added) is in force afterwards, and the disk
 //! cache (the same folder) still answers HITs. A graceful stop answers every
-//! connection it accepted.
+//! connection it accepted, over HTTP and HTTPS.
 
 mod common;
 
@@ -250,7 +250,7 @@ async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache(
 
 /// Reads one HTTP/1.1 response with a `Content-Length` body; `None` when the
 /// connection ends first.
-async fn read_response(conn: &mut tokio::net::TcpStream) -> Option<(u16, Vec<u8>)> {
+async fn read_response(conn: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<(u16, Vec<u8>)> {
     use tokio::io::AsyncReadExt;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -337,6 +337,97 @@ async fn a_graceful_stop_answers_the_connections_it_accepted() {
         Some((200, object)),
         "an accepted connection was dropped unanswered"
     );
+    eventually("the node to exit", Duration::from_secs(20), || {
+        let gone = node.exited();
+        async move { gone.then_some(()) }
+    })
+    .await;
+}
+
+/// The same over HTTPS: a TLS connection that finished its handshake before
+/// the stop and sends its request after it is answered too. (A TLS stream
+/// cannot be peeked: its first bytes are read before Pingora's HTTP code
+/// sees the connection, and handed to it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_answers_the_tls_connections_it_accepted() {
+    use tokio::io::AsyncWriteExt;
+    let object = bytes(1000, 9);
+    let s3 = S3::start(&[("v/a.mp4", &object)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
+    let (cert, _key) = common::tls::self_signed(dir.path(), "tls");
+    let mut opts = Options::new(s3.port);
+    opts.https = Some(("tls.crt".into(), "tls.key".into()));
+    let (http, https, admin) = (free_port(), free_port(), free_port());
+    let grace = "  threads: 2\n  grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 1\n";
+    let yaml = Node::config_yaml_with(&opts, http, Some(https), admin, dir.path()).replacen(
+        "  threads: 2\n",
+        grace,
+        1,
+    );
+    let conf = dir.path().join("cdn-node.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+    let mut node = Proc::start(&conf, dir.path(), "node", false);
+    eventually("the node to be ready", Duration::from_secs(30), || async {
+        (get_status(admin, "/readyz").await == Some(200)).then_some(())
+    })
+    .await;
+
+    let request = format!(
+        "GET /v/a.mp4?jwt={} HTTP/1.1\r\nHost: cdn\r\n\r\n",
+        hs256(&good_claims("alice"))
+    );
+    // A plain connection kept alive after a request: its closing tells when
+    // the stop has reached the connections (after the grace period).
+    let mut kept = tokio::net::TcpStream::connect(http).await.unwrap();
+    kept.write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut kept).await, Some((200, object.clone())));
+    // A TLS client that sends what it is given on stdin, and nothing yet.
+    let mut client = tokio::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-verify_return_error"])
+        .args(["-connect", &format!("127.0.0.1:{https}")])
+        .args(["-servername", "localhost", "-CAfile"])
+        .arg(&cert)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl must be installed");
+    eventually(
+        "the TLS connection to be accepted",
+        Duration::from_secs(10),
+        || async {
+            let (_, _, text) = try_raw(admin, "GET", "/metrics", &[]).await.ok()?;
+            let text = String::from_utf8_lossy(&text).into_owned();
+            (common::http::metric(&text, "cdn_node_connections_open", &[]) == 2.0).then_some(())
+        },
+    )
+    .await;
+
+    node.signal("TERM");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), read_response(&mut kept))
+            .await
+            .expect("the idle connection was not closed"),
+        None
+    );
+    // A client whose connection was dropped has exited: its stdin is gone,
+    // and the answer below is missing.
+    let mut stdin = client.stdin.take().unwrap();
+    let _ = stdin.write_all(request.as_bytes()).await;
+    let _ = stdin.flush().await;
+    let mut stdout = client.stdout.take().unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), read_response(&mut stdout))
+            .await
+            .expect("no answer"),
+        Some((200, object)),
+        "an accepted TLS connection was dropped unanswered"
+    );
+    drop(stdin);
     eventually("the node to exit", Duration::from_secs(20), || {
         let gone = node.exited();
         async move { gone.then_some(()) }

@@ -1,6 +1,8 @@
 //! The client connection as Pingora's HTTP code sees it: the stream after
 //! TLS, holding its place in the connection table, and failing reads with
 //! `TimedOut` once a request header has taken longer than the deadline.
+//! On a stream that cannot peek (TLS), the first bytes awaited before the
+//! connection is handed on are read here and held for the first reader.
 
 use std::fmt;
 use std::future::Future;
@@ -11,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
@@ -18,14 +21,19 @@ use pingora::protocols::{
     Stream, TimingDigest, UniqueID, UniqueIDType,
 };
 use prometheus::IntCounter;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::table::Permit;
 use super::watch::HeaderWatch;
 
+/// The most a stream that cannot peek is read of before it is handed on.
+const FIRST_READ: usize = 4096;
+
 pub struct Guarded {
     inner: Stream,
+    /// Bytes read by `first_bytes` and not yet read from this stream.
+    held: Option<Bytes>,
     watch: HeaderWatch,
     timeout: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -40,6 +48,7 @@ impl fmt::Debug for Guarded {
             .field("inner", &self.inner)
             .field("watch", &self.watch)
             .field("expired", &self.expired)
+            .field("held", &self.held.as_ref().map(Bytes::len))
             .finish()
     }
 }
@@ -54,6 +63,7 @@ impl Guarded {
         };
         Guarded {
             inner,
+            held: None,
             watch,
             timeout,
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
@@ -63,21 +73,47 @@ impl Guarded {
         }
     }
 
-    /// Waits until the client has sent something (or closed), consuming
-    /// nothing: the bytes are read again by whoever reads the stream next.
-    /// The wait is part of the first header's time: past the deadline it
-    /// fails as a read would. Returns at once on a stream that cannot peek
-    /// (TLS).
+    /// Waits until the client has sent something (or closed): the bytes
+    /// are read again by whoever reads the stream next. A stream that can
+    /// peek is peeked; one that cannot (TLS) is read, and what came is held
+    /// for the next read (a client that closed instead is an error). The
+    /// wait is part of the first header's time: past the deadline it fails
+    /// as a read would.
     pub async fn first_bytes(&mut self) -> io::Result<()> {
-        let mut first = [0u8; 1];
         let Guarded {
-            inner, deadline, ..
+            inner,
+            held,
+            deadline,
+            ..
         } = self;
+        let wait = async {
+            let mut first = [0u8; 1];
+            if inner.try_peek(&mut first).await? {
+                return Ok(());
+            }
+            let mut buf = vec![0u8; FIRST_READ];
+            let n = std::future::poll_fn(|cx| {
+                let mut read = ReadBuf::new(&mut buf);
+                Pin::new(&mut *inner)
+                    .poll_read(cx, &mut read)
+                    .map_ok(|()| read.filled().len())
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed before sending a request",
+                ));
+            }
+            buf.truncate(n);
+            *held = Some(Bytes::from(buf));
+            Ok(())
+        };
         let Some(deadline) = deadline.as_mut() else {
-            return inner.try_peek(&mut first).await.map(|_| ());
+            return wait.await;
         };
         tokio::select! {
-            peeked = inner.try_peek(&mut first) => return peeked.map(|_| ()),
+            waited = wait => return waited,
             () = deadline.as_mut() => {}
         }
         self.expired = true;
@@ -113,7 +149,17 @@ impl AsyncRead for Guarded {
             return Poll::Ready(Err(Self::timed_out()));
         }
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let polled = match this.held.as_mut() {
+            Some(held) => {
+                let n = held.len().min(buf.remaining());
+                buf.put_slice(&held.split_to(n));
+                if held.is_empty() {
+                    this.held = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            None => Pin::new(&mut this.inner).poll_read(cx, buf),
+        };
         if let Poll::Ready(Ok(())) = polled {
             let was_waiting = this.watch.waiting();
             let began = this.watch.read(&buf.filled()[before..]);
@@ -226,7 +272,130 @@ impl GetSocketDigest for Guarded {
 
 #[async_trait]
 impl Peek for Guarded {
+    /// As Pingora's own streams peek: `buf` filled whole, or an error. With
+    /// bytes held (a stream that cannot peek), more are read and held.
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        let Some(held) = self.held.take() else {
+            return self.inner.try_peek(buf).await;
+        };
+        let mut bytes = Vec::from(held);
+        let mut filled = Ok(());
+        while bytes.len() < buf.len() {
+            let mut more = [0u8; 1024];
+            match self.inner.read(&mut more).await {
+                Ok(0) => {
+                    filled = Err(io::ErrorKind::UnexpectedEof.into());
+                    break;
+                }
+                Ok(n) => bytes.extend_from_slice(&more[..n]),
+                Err(e) => {
+                    filled = Err(e);
+                    break;
+                }
+            }
+        }
+        if filled.is_ok() {
+            buf.copy_from_slice(&bytes[..buf.len()]);
+        }
+        self.held = (!bytes.is_empty()).then(|| Bytes::from(bytes));
+        filled.map(|()| true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::ConnectionTable;
+    use prometheus::IntGauge;
+    use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A guarded stream that cannot peek (as a TLS one), and the client's end.
+    fn guarded() -> (Guarded, DuplexStream, IntCounter) {
+        let (server, client) = duplex(64 * 1024);
+        let table = Arc::new(ConnectionTable::new(
+            8,
+            None,
+            IntGauge::new("open", "open").unwrap(),
+        ));
+        let permit = table.admit(None).unwrap();
+        let timeouts = IntCounter::new("timeouts", "timeouts").unwrap();
+        let stream: Stream = Box::new(server);
+        (
+            Guarded::new(stream, permit, TIMEOUT, timeouts.clone()),
+            client,
+            timeouts,
+        )
+    }
+
+    async fn read_some(g: &mut Guarded, max: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; max];
+        let n = g.read(&mut buf).await.unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[tokio::test]
+    async fn first_bytes_of_a_stream_that_cannot_peek_are_read_again() {
+        let (mut g, mut client, _) = guarded();
+        let request = b"GET /v/a.mp4 HTTP/1.1\r\nHost: cdn\r\n\r\n";
+        client.write_all(request).await.unwrap();
+        g.first_bytes().await.unwrap();
+        // Read back in small pieces, then what the client sends after.
+        let mut got = Vec::new();
+        while got.len() < request.len() {
+            got.extend(read_some(&mut g, 5).await);
+        }
+        assert_eq!(got, request);
+        client.write_all(b"more").await.unwrap();
+        assert_eq!(read_some(&mut g, 64).await, b"more");
+    }
+
+    #[tokio::test]
+    async fn a_peek_after_the_first_bytes_fills_its_buffer_and_consumes_nothing() {
+        let (mut g, mut client, _) = guarded();
+        client.write_all(b"PRI * HTTP/2.0").await.unwrap();
+        g.first_bytes().await.unwrap();
+        let rest = b"\r\n\r\nSM\r\n\r\nframes";
+        let writer = tokio::spawn(async move {
+            client.write_all(rest).await.unwrap();
+            client
+        });
+        let mut preface = [0u8; 24];
+        assert!(g.try_peek(&mut preface).await.unwrap());
+        assert_eq!(&preface, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        let _client = writer.await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 30 {
+            got.extend(read_some(&mut g, 7).await);
+        }
+        assert_eq!(got, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nframes");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_first_is_an_error() {
+        let (mut g, client, timeouts) = guarded();
+        drop(client);
+        let e = g.first_bytes().await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(timeouts.get(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_fails_the_wait_at_the_header_deadline() {
+        let (mut g, _client, timeouts) = guarded();
+        let started = tokio::time::Instant::now();
+        let e = g.first_bytes().await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), TIMEOUT);
+        assert_eq!(timeouts.get(), 1);
+        // Reads fail the same way afterwards, counted once.
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            g.read(&mut buf).await.unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
+        assert_eq!(timeouts.get(), 1);
     }
 }

@@ -11,6 +11,7 @@ pub mod node;
 pub mod ranges;
 pub mod s3;
 pub mod tap;
+pub mod tls;
 pub mod token;
 
 use std::time::{Duration, Instant};
