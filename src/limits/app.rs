@@ -83,8 +83,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
         // when the service shuts down (as it drops idle keep-alive ones),
         // so a connection accepted just before a graceful upgrade or stop
         // would be closed unanswered. Its first bytes are awaited here,
-        // where the shutdown does not reach: once they are in, Pingora
-        // reads the request before it looks at the shutdown.
+        // where the shutdown does not reach (peeked, or read and held on a
+        // TLS stream): once they are in, Pingora reads the request before
+        // it looks at the shutdown.
         if let Err(e) = guarded.first_bytes().await {
             tracing::debug!(?client, error = %e, "no request on the connection");
             return None;
