@@ -276,72 +276,131 @@ async fn read_response(conn: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option
     }
 }
 
+/// A node with a 3 s grace period before it stops, in front of an S3 that
+/// holds `v/a.mp4`, with one plain connection kept alive after a request:
+/// its closing tells when the stop has reached the connections.
+struct Stopping {
+    node: Proc,
+    object: Vec<u8>,
+    request: String,
+    kept: tokio::net::TcpStream,
+    http: std::net::SocketAddr,
+    https: Option<u16>,
+    admin: std::net::SocketAddr,
+    cert: Option<std::path::PathBuf>,
+    _s3: S3,
+    _dir: tempfile::TempDir,
+}
+
+impl Stopping {
+    async fn start(tls: bool) -> Stopping {
+        use tokio::io::AsyncWriteExt;
+        let object = bytes(1000, 7);
+        let s3 = S3::start(&[("v/a.mp4", &object)]).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
+        let mut opts = Options::new(s3.port);
+        let cert = tls.then(|| {
+            opts.https = Some(("tls.crt".into(), "tls.key".into()));
+            common::tls::self_signed(dir.path(), "tls").0
+        });
+        let (http, admin) = (free_port(), free_port());
+        let https = tls.then(free_port);
+        let grace =
+            "  threads: 2\n  grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 1\n";
+        let yaml = Node::config_yaml_with(&opts, http, https, admin, dir.path()).replacen(
+            "  threads: 2\n",
+            grace,
+            1,
+        );
+        let conf = dir.path().join("cdn-node.yaml");
+        std::fs::write(&conf, yaml).unwrap();
+        let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+        let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+        let node = Proc::start(&conf, dir.path(), "node", false);
+        eventually("the node to be ready", Duration::from_secs(30), || async {
+            (get_status(admin, "/readyz").await == Some(200)).then_some(())
+        })
+        .await;
+        let request = format!(
+            "GET /v/a.mp4?jwt={} HTTP/1.1\r\nHost: cdn\r\n\r\n",
+            hs256(&good_claims("alice"))
+        );
+        let mut kept = tokio::net::TcpStream::connect(http).await.unwrap();
+        kept.write_all(request.as_bytes()).await.unwrap();
+        assert_eq!(read_response(&mut kept).await, Some((200, object.clone())));
+        Stopping {
+            node,
+            object,
+            request,
+            kept,
+            http,
+            https,
+            admin,
+            cert,
+            _s3: s3,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the node holds `n` connections (TLS ones count once
+    /// their handshake is done).
+    async fn connections_open(&self, n: f64) {
+        let admin = self.admin;
+        eventually(
+            "the connections to be accepted",
+            Duration::from_secs(10),
+            || async move {
+                let (_, _, text) = try_raw(admin, "GET", "/metrics", &[]).await.ok()?;
+                let text = String::from_utf8_lossy(&text).into_owned();
+                (common::http::metric(&text, "cdn_node_connections_open", &[]) == n).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// SIGTERM, then waits until the stop has closed the idle kept-alive
+    /// connection: from then on Pingora drops any connection still waiting
+    /// for its request.
+    async fn stop(&mut self) {
+        self.node.signal("TERM");
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(10), read_response(&mut self.kept))
+                .await
+                .expect("the idle connection was not closed"),
+            None
+        );
+    }
+
+    async fn exited(mut self) {
+        eventually("the node to exit", Duration::from_secs(20), || {
+            let gone = self.node.exited();
+            async move { gone.then_some(()) }
+        })
+        .await;
+    }
+}
+
 /// A graceful stop closes idle kept-alive connections, but a connection the
 /// node accepted before it stopped accepting gets its request answered,
 /// even when the request comes after the stop began.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_answers_the_connections_it_accepted() {
     use tokio::io::AsyncWriteExt;
-    let object = bytes(1000, 7);
-    let s3 = S3::start(&[("v/a.mp4", &object)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
-    let opts = Options::new(s3.port);
-    let (http, admin) = (free_port(), free_port());
-    let grace = "  threads: 2\n  grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 1\n";
-    let yaml =
-        Node::config_yaml(&opts, http, admin, dir.path()).replacen("  threads: 2\n", grace, 1);
-    let conf = dir.path().join("cdn-node.yaml");
-    std::fs::write(&conf, yaml).unwrap();
-    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
-    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
-    let mut node = Proc::start(&conf, dir.path(), "node", false);
-    eventually("the node to be ready", Duration::from_secs(30), || async {
-        (get_status(admin, "/readyz").await == Some(200)).then_some(())
-    })
-    .await;
-    let request = format!(
-        "GET /v/a.mp4?jwt={} HTTP/1.1\r\nHost: cdn\r\n\r\n",
-        hs256(&good_claims("alice"))
-    );
+    let mut node = Stopping::start(false).await;
+    let mut silent = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    node.connections_open(2.0).await;
 
-    // One connection kept alive after a request, one accepted and silent.
-    let mut kept = tokio::net::TcpStream::connect(http).await.unwrap();
-    kept.write_all(request.as_bytes()).await.unwrap();
-    assert_eq!(read_response(&mut kept).await, Some((200, object.clone())));
-    let mut silent = tokio::net::TcpStream::connect(http).await.unwrap();
-    eventually(
-        "both connections accepted",
-        Duration::from_secs(10),
-        || async {
-            let (_, _, text) = try_raw(admin, "GET", "/metrics", &[]).await.ok()?;
-            let text = String::from_utf8_lossy(&text).into_owned();
-            (common::http::metric(&text, "cdn_node_connections_open", &[]) == 2.0).then_some(())
-        },
-    )
-    .await;
-
-    node.signal("TERM");
-    // The idle kept-alive connection is closed once the stop is under way.
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), read_response(&mut kept))
-            .await
-            .expect("the idle connection was not closed"),
-        None
-    );
-    silent.write_all(request.as_bytes()).await.unwrap();
+    node.stop().await;
+    silent.write_all(node.request.as_bytes()).await.unwrap();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(10), read_response(&mut silent))
             .await
             .expect("no answer"),
-        Some((200, object)),
+        Some((200, node.object.clone())),
         "an accepted connection was dropped unanswered"
     );
-    eventually("the node to exit", Duration::from_secs(20), || {
-        let gone = node.exited();
-        async move { gone.then_some(()) }
-    })
-    .await;
+    node.exited().await;
 }
 
 /// The same over HTTPS: a TLS connection that finished its handshake before
@@ -351,86 +410,35 @@ async fn a_graceful_stop_answers_the_connections_it_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_answers_the_tls_connections_it_accepted() {
     use tokio::io::AsyncWriteExt;
-    let object = bytes(1000, 9);
-    let s3 = S3::start(&[("v/a.mp4", &object)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
-    let (cert, _key) = common::tls::self_signed(dir.path(), "tls");
-    let mut opts = Options::new(s3.port);
-    opts.https = Some(("tls.crt".into(), "tls.key".into()));
-    let (http, https, admin) = (free_port(), free_port(), free_port());
-    let grace = "  threads: 2\n  grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 1\n";
-    let yaml = Node::config_yaml_with(&opts, http, Some(https), admin, dir.path()).replacen(
-        "  threads: 2\n",
-        grace,
-        1,
-    );
-    let conf = dir.path().join("cdn-node.yaml");
-    std::fs::write(&conf, yaml).unwrap();
-    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
-    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
-    let mut node = Proc::start(&conf, dir.path(), "node", false);
-    eventually("the node to be ready", Duration::from_secs(30), || async {
-        (get_status(admin, "/readyz").await == Some(200)).then_some(())
-    })
-    .await;
-
-    let request = format!(
-        "GET /v/a.mp4?jwt={} HTTP/1.1\r\nHost: cdn\r\n\r\n",
-        hs256(&good_claims("alice"))
-    );
-    // A plain connection kept alive after a request: its closing tells when
-    // the stop has reached the connections (after the grace period).
-    let mut kept = tokio::net::TcpStream::connect(http).await.unwrap();
-    kept.write_all(request.as_bytes()).await.unwrap();
-    assert_eq!(read_response(&mut kept).await, Some((200, object.clone())));
+    let mut node = Stopping::start(true).await;
     // A TLS client that sends what it is given on stdin, and nothing yet.
     let mut client = tokio::process::Command::new("openssl")
         .args(["s_client", "-quiet", "-verify_return_error"])
-        .args(["-connect", &format!("127.0.0.1:{https}")])
+        .args(["-connect", &format!("127.0.0.1:{}", node.https.unwrap())])
         .args(["-servername", "localhost", "-CAfile"])
-        .arg(&cert)
+        .arg(node.cert.as_ref().unwrap())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("openssl must be installed");
-    eventually(
-        "the TLS connection to be accepted",
-        Duration::from_secs(10),
-        || async {
-            let (_, _, text) = try_raw(admin, "GET", "/metrics", &[]).await.ok()?;
-            let text = String::from_utf8_lossy(&text).into_owned();
-            (common::http::metric(&text, "cdn_node_connections_open", &[]) == 2.0).then_some(())
-        },
-    )
-    .await;
+    node.connections_open(2.0).await;
 
-    node.signal("TERM");
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), read_response(&mut kept))
-            .await
-            .expect("the idle connection was not closed"),
-        None
-    );
+    node.stop().await;
     // A client whose connection was dropped has exited: its stdin is gone,
     // and the answer below is missing.
     let mut stdin = client.stdin.take().unwrap();
-    let _ = stdin.write_all(request.as_bytes()).await;
+    let _ = stdin.write_all(node.request.as_bytes()).await;
     let _ = stdin.flush().await;
     let mut stdout = client.stdout.take().unwrap();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(10), read_response(&mut stdout))
             .await
             .expect("no answer"),
-        Some((200, object)),
+        Some((200, node.object.clone())),
         "an accepted TLS connection was dropped unanswered"
     );
     drop(stdin);
-    eventually("the node to exit", Duration::from_secs(20), || {
-        let gone = node.exited();
-        async move { gone.then_some(()) }
-    })
-    .await;
+    node.exited().await;
 }
