@@ -276,6 +276,16 @@ async fn read_response(conn: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option
     }
 }
 
+/// `read_response` within 10 s, else a failure saying `what`.
+async fn answer_within(
+    conn: &mut (impl tokio::io::AsyncRead + Unpin),
+    what: &str,
+) -> Option<(u16, Vec<u8>)> {
+    tokio::time::timeout(Duration::from_secs(10), read_response(conn))
+        .await
+        .expect(what)
+}
+
 /// A node with a 3 s grace period before it stops, in front of an S3 that
 /// holds `v/a.mp4`, with one plain connection kept alive after a request:
 /// its closing tells when the stop has reached the connections.
@@ -364,11 +374,16 @@ impl Stopping {
     /// for its request.
     async fn stop(&mut self) {
         self.node.signal("TERM");
+        let closed = answer_within(&mut self.kept, "the idle connection was not closed").await;
+        assert_eq!(closed, None);
+    }
+
+    /// Whether `conn` got the object, as an accepted connection must.
+    async fn assert_answered(&self, conn: &mut (impl tokio::io::AsyncRead + Unpin), what: &str) {
         assert_eq!(
-            tokio::time::timeout(Duration::from_secs(10), read_response(&mut self.kept))
-                .await
-                .expect("the idle connection was not closed"),
-            None
+            answer_within(conn, "no answer").await,
+            Some((200, self.object.clone())),
+            "{what} was dropped unanswered"
         );
     }
 
@@ -393,13 +408,8 @@ async fn a_graceful_stop_answers_the_connections_it_accepted() {
 
     node.stop().await;
     silent.write_all(node.request.as_bytes()).await.unwrap();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), read_response(&mut silent))
-            .await
-            .expect("no answer"),
-        Some((200, node.object.clone())),
-        "an accepted connection was dropped unanswered"
-    );
+    node.assert_answered(&mut silent, "an accepted connection")
+        .await;
     node.exited().await;
 }
 
@@ -432,13 +442,8 @@ async fn a_graceful_stop_answers_the_tls_connections_it_accepted() {
     let _ = stdin.write_all(node.request.as_bytes()).await;
     let _ = stdin.flush().await;
     let mut stdout = client.stdout.take().unwrap();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), read_response(&mut stdout))
-            .await
-            .expect("no answer"),
-        Some((200, node.object.clone())),
-        "an accepted TLS connection was dropped unanswered"
-    );
+    node.assert_answered(&mut stdout, "an accepted TLS connection")
+        .await;
     drop(stdin);
     node.exited().await;
 }

@@ -250,9 +250,9 @@ pub async fn serve(
                     if method != http::Method::HEAD && !plain {
                         return Ok(Served::Pass);
                     }
+                    // Learnt with `Accept-Ranges` (`range::advertise`); no
+                    // range here.
                     let mut header = whole.header.clone();
-                    // `Accept-Ranges`, as on every whole object; no range here.
-                    crate::range::apply(session.req_header(), &mut header);
                     add_cache_fields(engine, &mut header, status::MISS, renewal);
                     let head_only = method == http::Method::HEAD;
                     let body = whole.body.clone();
