@@ -6,7 +6,9 @@
 //! the same order: the stored header with `Age` (`cache_hit_header`), then
 //! `Accept-Ranges` (the range filter), then the cache status and a renewed
 //! token (`response_filter`); the eviction manager is told of the access as
-//! `HttpCache::cache_found` tells it. Whatever this path does not handle
+//! `HttpCache::cache_found` tells it (in batches for a worker thread's own
+//! copy of a hot object, see the store's `front`). Whatever this path does
+//! not handle
 //! takes Pingora's: a `Range` or conditional request, a stored status other
 //! than 200, a body without `Content-Length`, and every object the store's
 //! `memory_hit` declines (not in memory, not fresh, a fill in progress,
@@ -17,7 +19,6 @@ use std::time::SystemTime;
 use http::header::{AGE, CONTENT_LENGTH, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
 use pingora::prelude::*;
 use pingora_cache::CacheKey;
-use pingora_cache::eviction::EvictionManager;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use crate::auth::Renewed;
@@ -38,21 +39,15 @@ fn sendable(header: &ResponseHeader) -> bool {
     header.status == http::StatusCode::OK && header.headers.contains_key(CONTENT_LENGTH)
 }
 
-/// The header sent for a hit `age` seconds old whose stored header is `header`.
-fn hit_header(
-    engine: &'static Engine,
-    req: &RequestHeader,
-    mut header: ResponseHeader,
-    age: u64,
-    renewal: Option<&Renewed>,
-) -> Result<ResponseHeader> {
-    header.insert_header(AGE, age)?;
+/// What every hit of a stored header carries, added once per copy of it:
+/// `Age` (here, in its place; each hit sets its value), `Accept-Ranges`
+/// when missing (no Range is asked), then the cache status.
+fn prepare(engine: &'static Engine, header: &mut ResponseHeader) -> Result<()> {
+    header.insert_header(AGE, 0)?;
     header.set_version(http::Version::HTTP_11);
-    // No Range asked: this only adds `Accept-Ranges` when missing.
-    crate::range::apply(req, &mut header);
+    crate::range::advertise(header);
     let name = engine.config.status_header.as_deref();
-    super::answer::add_cache_fields(&mut header, name, status::HIT, renewal)?;
-    Ok(header)
+    super::answer::add_cache_fields(header, name, status::HIT, None)
 }
 
 /// Answers the request from memory when it can; `false` when the request
@@ -66,20 +61,23 @@ pub async fn serve(
     if !plain(session.req_header()) {
         return Ok(false);
     }
-    let Some(hit) = engine.store.memory_hit(key, SystemTime::now(), sendable) else {
+    let found = engine
+        .store
+        .memory_hit(key, SystemTime::now(), sendable, |h| prepare(engine, h))?;
+    let Some(hit) = found else {
         return Ok(false);
     };
     let head = session.req_header().method == http::Method::HEAD;
-    let header = hit_header(
-        engine,
-        session.req_header(),
-        hit.header,
-        hit.age.as_secs(),
-        renewal,
-    )?;
-    engine
-        .eviction
-        .access(&hit.entry, hit.weight, hit.fresh_until);
+    let mut header = hit.header;
+    header.insert_header(AGE, hit.age.as_secs())?;
+    if let Some(renewed) = renewal {
+        header.append_header(renewed.name.clone(), renewed.value.as_str())?;
+    }
+    if let Some(told) = hit.accesses {
+        engine
+            .eviction
+            .access_counted(&told.entry, told.weight, told.fresh_until, told.requests);
+    }
     super::answer::send_whole(session, header, hit.body, head).await?;
     Ok(true)
 }

@@ -529,6 +529,33 @@ impl Manager {
         }
     }
 
+    /// `access` for `requests` requests at once: the key's frequency counts
+    /// each of them (up to the counters' ceiling), its recency is refreshed
+    /// once. For callers that gather hits before they tell them.
+    pub fn access_counted(
+        &self,
+        item: &CacheEntryKey,
+        size: usize,
+        _fresh_until: SystemTime,
+        requests: u32,
+    ) -> bool {
+        let fp = fingerprint(item.key());
+        let mut inner = self.lock();
+        for _ in 0..requests.clamp(1, sketch::MAX_COUNT as u32) {
+            inner.sketch.increment(fp);
+        }
+        if let Some(idx) = inner.find_exact(fp, item.into()) {
+            inner.touch(idx);
+            return true;
+        }
+        let size = size.max(1);
+        if !inner.map.contains_key(&fp) && size <= inner.capacity {
+            let _ = inner.insert(item.clone(), fp, size);
+            self.publish(&inner);
+        }
+        false
+    }
+
     /// The byte capacity.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -668,20 +695,8 @@ impl EvictionManager for Manager {
         }
     }
 
-    fn access(&self, item: &CacheEntryKey, size: usize, _fresh_until: SystemTime) -> bool {
-        let fp = fingerprint(item.key());
-        let mut inner = self.lock();
-        inner.sketch.increment(fp);
-        if let Some(idx) = inner.find_exact(fp, item.into()) {
-            inner.touch(idx);
-            return true;
-        }
-        let size = size.max(1);
-        if !inner.map.contains_key(&fp) && size <= inner.capacity {
-            let _ = inner.insert(item.clone(), fp, size);
-            self.publish(&inner);
-        }
-        false
+    fn access(&self, item: &CacheEntryKey, size: usize, fresh_until: SystemTime) -> bool {
+        self.access_counted(item, size, fresh_until, 1)
     }
 
     fn peek(&self, item: &CacheEntryKey) -> bool {

@@ -13,7 +13,7 @@ const DEPTH: usize = 4;
 /// Counters per `u64` word.
 const PER_WORD: usize = 16;
 /// Largest value a 4-bit counter holds.
-const MAX_COUNT: u64 = 15;
+pub(super) const MAX_COUNT: u64 = 15;
 /// Increments between two halvings, per counter column.
 const SAMPLE_FACTOR: u64 = 10;
 /// Per-row seeds of the index hash (odd, unrelated constants).

@@ -8,6 +8,7 @@ use pingora_cache::CacheMeta;
 use pingora_cache::key::{CompactCacheKey, HashBinary};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// A serialized `CacheMeta` (the two halves `CacheMeta::serialize` returns).
@@ -59,6 +60,31 @@ pub struct Complete {
     pub meta_len: u64,
     pub fresh_until: SystemTime,
     pub meta: Arc<StoredMeta>,
+    /// Set when the index lets go of this object (replaced, updated,
+    /// removed) or a fill of its key starts: copies made of it, which skip
+    /// the index, must then ask the index again.
+    pub retired: Retired,
+}
+
+/// Whether the index has let go of an object. A clone of an object (the
+/// start of an updated version) is a new object: not retired.
+#[derive(Debug, Default)]
+pub struct Retired(AtomicBool);
+
+impl Retired {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+impl Clone for Retired {
+    fn clone(&self) -> Retired {
+        Retired::default()
+    }
 }
 
 impl Complete {
@@ -77,6 +103,7 @@ impl Complete {
             meta_len,
             fresh_until: h.fresh_until,
             meta: Arc::new(StoredMeta::new(h.meta_internal, h.meta_header)),
+            retired: Retired::default(),
         }
     }
 
@@ -140,7 +167,9 @@ impl Index {
         self.objects += 1;
     }
 
+    /// Every object the index lets go of passes here.
     fn sub_totals(&mut self, c: &Complete) {
+        c.retired.set();
         self.bytes = self.bytes.saturating_sub(c.weight());
         self.objects = self.objects.saturating_sub(1);
     }
@@ -179,7 +208,13 @@ impl Index {
 
     pub fn add_fill(&mut self, fill: Arc<Fill>) {
         self.fills += 1;
-        self.slots.entry(fill.key).or_default().fills.push(fill);
+        let slot = self.slots.entry(fill.key).or_default();
+        // Lookups now find the fill: copies of the object must not answer
+        // for the key any more.
+        if let Some(c) = &slot.complete {
+            c.retired.set();
+        }
+        slot.fills.push(fill);
     }
 
     /// Forgets a fill; returns whether it was there.

@@ -11,29 +11,51 @@
 //! Bounded by bytes, replaced by CLOCK: a copy read since the hand last
 //! passed it gets a second chance, so the hot set stays while one-off
 //! objects pass through.
+//!
+//! The same structure, holding more than a body, keeps each worker thread's
+//! own copies of the hottest objects (`front`).
 
 use bytes::Bytes;
 use pingora_cache::key::HashBinary;
 use std::collections::{HashMap, VecDeque};
 
-struct Copy {
+/// What a held value counts against the capacity.
+pub trait Weighed {
+    fn weight(&self) -> u64;
+}
+
+impl Weighed for Bytes {
+    fn weight(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+struct Copy<V> {
     id: u64,
-    body: Bytes,
+    body: V,
     referenced: bool,
 }
 
+/// A held value, as `get` finds it.
+pub struct Held<'a, V> {
+    pub value: &'a mut V,
+    /// Whether it had been read since the hand last passed it: read at
+    /// least twice lately, a hot object.
+    pub hot: bool,
+}
+
 /// Copies of small bodies, at most `capacity` bytes of them.
-pub struct MemoryTier {
+pub struct MemoryTier<V = Bytes> {
     capacity: u64,
-    copies: HashMap<HashBinary, Copy>,
+    copies: HashMap<HashBinary, Copy<V>>,
     /// CLOCK order; may hold keys whose copy is gone or was replaced, which
     /// the hand skips.
     clock: VecDeque<(HashBinary, u64)>,
     bytes: u64,
 }
 
-impl MemoryTier {
-    pub fn new(capacity: u64) -> MemoryTier {
+impl<V: Weighed> MemoryTier<V> {
+    pub fn new(capacity: u64) -> MemoryTier<V> {
         MemoryTier {
             capacity,
             copies: HashMap::new(),
@@ -42,17 +64,25 @@ impl MemoryTier {
         }
     }
 
-    /// The body of object `id` of `key`, if held.
-    pub fn get(&mut self, key: &HashBinary, id: u64) -> Option<Bytes> {
-        let copy = self.copies.get_mut(key).filter(|c| c.id == id)?;
+    /// The copy of object `id` of `key` (of whichever object of `key` is
+    /// held, when `None`), if held.
+    pub fn get(&mut self, key: &HashBinary, id: Option<u64>) -> Option<Held<'_, V>> {
+        let copy = self
+            .copies
+            .get_mut(key)
+            .filter(|c| id.is_none_or(|id| c.id == id))?;
+        let hot = copy.referenced;
         copy.referenced = true;
-        Some(copy.body.clone())
+        Some(Held {
+            value: &mut copy.body,
+            hot,
+        })
     }
 
-    /// Keeps a copy of the body of object `id` of `key`; a body larger than
-    /// a quarter of the capacity is not kept (it would flush too much).
-    pub fn put(&mut self, key: HashBinary, id: u64, body: Bytes) {
-        let len = body.len() as u64;
+    /// Keeps a copy of object `id` of `key`; a copy larger than a quarter of
+    /// the capacity is not kept (it would flush too much).
+    pub fn put(&mut self, key: HashBinary, id: u64, body: V) {
+        let len = body.weight();
         if len > self.capacity / 4 {
             return;
         }
@@ -90,7 +120,7 @@ impl MemoryTier {
 
     fn drop_copy(&mut self, key: &HashBinary) {
         if let Some(old) = self.copies.remove(key) {
-            self.bytes -= old.body.len() as u64;
+            self.bytes -= old.body.weight();
         }
     }
 
@@ -106,7 +136,7 @@ impl MemoryTier {
                 self.clock.push_back((key, id));
             }
             Some(copy) if copy.id == id => {
-                self.bytes -= copy.body.len() as u64;
+                self.bytes -= copy.body.weight();
                 self.copies.remove(&key);
             }
             // A stale clock entry: the copy was removed or replaced.
@@ -129,6 +159,10 @@ impl MemoryTier {
 mod tests {
     use super::*;
 
+    fn get(m: &mut MemoryTier, key: &HashBinary, id: u64) -> Option<Bytes> {
+        m.get(key, Some(id)).map(|held| held.value.clone())
+    }
+
     fn key(n: u8) -> HashBinary {
         [n; 16]
     }
@@ -141,16 +175,36 @@ mod tests {
     fn serves_only_the_id_it_holds() {
         let mut m = MemoryTier::new(1000);
         m.put(key(1), 10, body(100));
-        assert_eq!(m.get(&key(1), 10).map(|b| b.len()), Some(100));
-        assert!(m.get(&key(1), 11).is_none(), "another version of the key");
-        assert!(m.get(&key(2), 10).is_none());
+        assert_eq!(get(&mut m, &key(1), 10).map(|b| b.len()), Some(100));
+        assert!(
+            get(&mut m, &key(1), 11).is_none(),
+            "another version of the key"
+        );
+        assert!(get(&mut m, &key(2), 10).is_none());
         m.put(key(1), 11, body(50));
-        assert!(m.get(&key(1), 10).is_none(), "replaced");
+        assert!(get(&mut m, &key(1), 10).is_none(), "replaced");
         assert_eq!(m.bytes(), 50);
         m.remove(&key(1), 10);
         assert_eq!(m.objects(), 1, "only the id named is removed");
         m.remove(&key(1), 11);
         assert_eq!((m.bytes(), m.objects()), (0, 0));
+    }
+
+    #[test]
+    fn a_copy_read_again_before_the_hand_passes_is_hot() {
+        let mut m = MemoryTier::new(1000);
+        m.put(key(1), 10, body(100));
+        let hot = |m: &mut MemoryTier, id| m.get(&key(1), id).map(|held| held.hot);
+        assert_eq!(hot(&mut m, Some(10)), Some(false), "first read");
+        assert_eq!(hot(&mut m, Some(10)), Some(true));
+        assert_eq!(hot(&mut m, None), Some(true), "any id: the one held");
+        assert_eq!(hot(&mut m, Some(11)), None);
+        // The hand passes it once (second chance): cold again.
+        for n in 2..7 {
+            m.put(key(n), u64::from(n), body(200));
+        }
+        assert_eq!(m.objects(), 5, "one evicted");
+        assert_eq!(hot(&mut m, Some(10)), Some(false));
     }
 
     #[test]
@@ -160,16 +214,16 @@ mod tests {
             m.put(key(n), u64::from(n), body(200));
         }
         // 0 and 1 are read: the hand passes them over once.
-        assert!(m.get(&key(0), 0).is_some());
-        assert!(m.get(&key(1), 1).is_some());
+        assert!(get(&mut m, &key(0), 0).is_some());
+        assert!(get(&mut m, &key(1), 1).is_some());
         for n in 4..8 {
             m.put(key(n), u64::from(n), body(200));
             assert!(m.bytes() <= 1000);
         }
-        assert!(m.get(&key(0), 0).is_some(), "hot copy kept");
-        assert!(m.get(&key(1), 1).is_some(), "hot copy kept");
-        assert!(m.get(&key(2), 2).is_none(), "cold copy evicted");
-        assert!(m.get(&key(3), 3).is_none(), "cold copy evicted");
+        assert!(get(&mut m, &key(0), 0).is_some(), "hot copy kept");
+        assert!(get(&mut m, &key(1), 1).is_some(), "hot copy kept");
+        assert!(get(&mut m, &key(2), 2).is_none(), "cold copy evicted");
+        assert!(get(&mut m, &key(3), 3).is_none(), "cold copy evicted");
         assert_eq!(m.bytes(), 200 * m.objects());
     }
 
@@ -177,7 +231,7 @@ mod tests {
     fn refuses_bodies_too_large_for_it() {
         let mut m = MemoryTier::new(1000);
         m.put(key(1), 1, body(251));
-        assert!(m.get(&key(1), 1).is_none());
+        assert!(get(&mut m, &key(1), 1).is_none());
         let mut off = MemoryTier::new(0);
         off.put(key(1), 1, body(1));
         assert_eq!(off.objects(), 0);

@@ -1,67 +1,105 @@
-//! Fresh hits held in the memory tier, handed out whole: the header to
-//! send and the body, with no `CacheMeta` built and no hit handler.
+//! Fresh hits held in memory, handed out whole: the header to send and the
+//! body, with no `CacheMeta` built and no hit handler.
 //!
 //! Only the plainest case qualifies, and anything else answers `None` so
 //! that the request takes Pingora's cache path: a complete object (no fill
 //! or refill in progress for the key), with no variance, fresh at `now`,
 //! whose meta a previous hit already decoded and whose body the memory tier
-//! holds.
+//! holds. A hot one is answered from then on from the thread's own copy
+//! (`front`), without the index.
 
 use super::DiskStore;
+use super::front::{self, FrontCopy};
 use super::hit::INLINE_MAX;
 use super::index::Found;
 use bytes::Bytes;
 use pingora_cache::CacheEntryKey;
 use pingora_cache::eviction::CacheEntryId;
 use pingora_cache::key::{CacheHashKey, CacheKey};
+use pingora_error::Result;
 use pingora_http::ResponseHeader;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 /// A fresh object, ready to send.
 pub struct MemoryHit {
-    /// A copy of the stored response header.
+    /// The stored response header, with what the caller's `prepare` added.
     pub header: ResponseHeader,
     /// Time since the object was stored or last revalidated (`Age`).
     pub age: Duration,
     pub body: Bytes,
-    /// What the eviction manager is told of the access.
+    /// Requests to tell the eviction manager of now, if any: a thread's
+    /// copy tells them in batches.
+    pub accesses: Option<Accesses>,
+}
+
+/// What the eviction manager is told of accesses to an object.
+pub struct Accesses {
     pub entry: CacheEntryKey,
     pub weight: usize,
     pub fresh_until: SystemTime,
+    /// How many requests they were.
+    pub requests: u32,
 }
 
 impl DiskStore {
     /// The object of `key` when it is fresh at `now`, in memory, and its
-    /// stored header is one the caller can `send`.
+    /// stored header is one the caller can `send`. The header handed out is
+    /// the stored one after `prepare`, which adds what every hit of it
+    /// carries. A thread's copy is asked `send` and prepared once, when it
+    /// is made: both must be the same rule on every call.
     pub fn memory_hit(
         &self,
         key: &CacheKey,
         now: SystemTime,
         send: impl Fn(&ResponseHeader) -> bool,
-    ) -> Option<MemoryHit> {
-        let found = self.lock_index().lookup(&key.combined_bin())?;
-        let Found::Complete(c) = found else {
-            return None;
+        prepare: impl FnOnce(&mut ResponseHeader) -> Result<()>,
+    ) -> Result<Option<MemoryHit>> {
+        let hash = key.combined_bin();
+        if let Some(hit) = front::hit(self.instance, &hash, now) {
+            self.counters.memory_hits.add(1);
+            return Ok(Some(hit));
+        }
+        let Some(Found::Complete(c)) = self.lock_index().lookup(&hash) else {
+            return Ok(None);
         };
         if c.body_len > INLINE_MAX {
-            return None;
+            return Ok(None);
         }
-        let view = c.meta.view()?;
+        let Some(view) = c.meta.view() else {
+            return Ok(None);
+        };
         // Pingora's check (`CacheMeta::is_fresh`): fresh up to and at
         // `fresh_until`.
         if view.variance.is_some() || view.fresh_until < now || !send(view.header) {
-            return None;
+            return Ok(None);
         }
-        let body = self.lock_memory().get(&c.key, c.id)?;
-        self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
-        Some(MemoryHit {
-            header: view.header.clone(),
+        let Some((body, hot)) = self
+            .lock_memory()
+            .get(&c.key, Some(c.id))
+            .map(|held| (held.value.clone(), held.hot))
+        else {
+            return Ok(None);
+        };
+        self.counters.memory_hits.add(1);
+        let mut header = view.header.clone();
+        prepare(&mut header)?;
+        // A retired object is still the index's answer after an abandoned
+        // fill, but a copy of it would never answer.
+        if hot && self.front_budget > 0 && !c.retired.is_set() {
+            let (copy, hit) = FrontCopy::new(c.clone(), &view, &header, &body, now);
+            front::keep(self.instance, self.front_budget, c.key, copy);
+            return Ok(Some(hit));
+        }
+        Ok(Some(MemoryHit {
+            header,
             age: now.duration_since(view.epoch).unwrap_or_default(),
             body,
-            entry: CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id)),
-            weight: usize::try_from(c.weight()).unwrap_or(usize::MAX),
-            fresh_until: view.fresh_until,
-        })
+            accesses: Some(Accesses {
+                entry: CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id)),
+                weight: usize::try_from(c.weight()).unwrap_or(usize::MAX),
+                fresh_until: view.fresh_until,
+                requests: 1,
+            }),
+        }))
     }
 }

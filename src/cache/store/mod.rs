@@ -10,7 +10,8 @@
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `hit` (reader), `cached_read` (reads that never wait
 //! for the disk), `memory` (copies of small hot bodies), `memory_hit` (fresh hits
-//! answered from them whole), `meta_decode`
+//! answered from them whole), `front` (each worker thread's own copies of
+//! the hottest), `striped` (counters without shared writes), `meta_decode`
 //! (stored headers decoded once), `storage` (the Pingora trait), `scan`
 //! (start-up), `space` (free space).
 
@@ -19,6 +20,7 @@ mod error;
 mod files;
 mod fill;
 pub mod format;
+mod front;
 pub(crate) mod hit;
 mod index;
 mod layout;
@@ -29,12 +31,13 @@ mod miss;
 mod scan;
 pub mod space;
 mod storage;
+mod striped;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::StoreError;
-pub use memory_hit::MemoryHit;
+pub use memory_hit::{Accesses, MemoryHit};
 
 use index::Index;
 use layout::Layout;
@@ -45,6 +48,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
+use striped::StripedCounter;
 
 /// Where the store lives and its bounds.
 #[derive(Debug, Clone)]
@@ -55,7 +59,9 @@ pub struct StoreConfig {
     pub max_object_size: u64,
     /// New fills are refused while the filesystem has less free space.
     pub min_free_bytes: u64,
-    /// Bytes of memory for copies of small hot bodies (0: none).
+    /// Bytes of memory for copies of small hot bodies (0: none); each
+    /// worker thread may keep copies of the hottest within an eighth of it
+    /// besides.
     pub memory_bytes: u64,
 }
 
@@ -90,12 +96,28 @@ struct Counters {
     aborted_fills: AtomicU64,
     refused_fills: AtomicU64,
     discarded_files: AtomicU64,
-    memory_hits: AtomicU64,
+    /// Added to on every memory hit, by every worker thread.
+    memory_hits: StripedCounter,
+}
+
+/// Each worker thread keeps its own copies of hot objects within this share
+/// of `memory_bytes` (an eighth).
+const FRONT_SHARE: u64 = 8;
+
+/// A number no other store of this process has: a thread's own copies name
+/// the store they are of.
+fn next_instance() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The disk cache store. Leak it (`Box::leak`) to get the `&'static` that
 /// `Storage` needs.
 pub struct DiskStore {
+    /// This store among the stores of the process (`next_instance`).
+    instance: u64,
+    /// Bytes of copies each worker thread keeps (`front`).
+    front_budget: u64,
     config: StoreConfig,
     layout: Layout,
     index: Mutex<Index>,
@@ -146,7 +168,7 @@ impl DiskStore {
             refused_fills: self.counters.refused_fills.load(Ordering::Relaxed),
             discarded_files: self.counters.discarded_files.load(Ordering::Relaxed),
             memory_bytes,
-            memory_hits: self.counters.memory_hits.load(Ordering::Relaxed),
+            memory_hits: self.counters.memory_hits.get(),
         }
     }
 

@@ -21,7 +21,6 @@ use pingora_error::Result;
 use std::any::Any;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 type Hit = Option<(CacheMeta, HitHandler)>;
 
@@ -51,9 +50,12 @@ impl DiskStore {
         let (key, id, len) = (c.key, c.id, c.body_len);
         let weight = usize::try_from(c.weight()).unwrap_or(usize::MAX);
         if len <= INLINE_MAX
-            && let Some(body) = self.lock_memory().get(&key, id)
+            && let Some(body) = self
+                .lock_memory()
+                .get(&key, Some(id))
+                .map(|held| held.value.clone())
         {
-            self.counters.memory_hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.memory_hits.add(1);
             let hit = DiskHit::complete_inline(body, id, weight);
             return Ok(Some((meta, Box::new(hit))));
         }

@@ -1,13 +1,31 @@
-//! Fresh hits handed out whole from the memory tier: only the plainest case,
-//! never another version's body.
+//! Fresh hits handed out whole from memory: only the plainest case, never
+//! another version's body, and a hot object from the thread's own copy.
 
 use super::support::*;
+use crate::cache::store::front::{REPORT_AFTER, REPORT_EVERY};
+use crate::cache::store::{DiskStore, MemoryHit};
 use pingora_cache::storage::{PurgeType, Storage};
 use pingora_cache::{CacheEntryKey, PurgeTarget};
+use std::cell::Cell;
 use std::time::{Duration, SystemTime};
 
 fn any(_: &pingora_http::ResponseHeader) -> bool {
     true
+}
+
+/// A memory hit on `path` at `now`, with nothing added to its header.
+fn hit(store: &DiskStore, path: &str, now: SystemTime) -> Option<MemoryHit> {
+    store
+        .memory_hit(&key(path), now, any, |_| Ok(()))
+        .expect("prepare cannot fail")
+}
+
+/// Makes `path`, already in memory, hot: two hits, the second of which
+/// leaves a copy with the thread.
+fn heat(store: &DiskStore, path: &str, now: SystemTime) {
+    for _ in 0..2 {
+        assert!(hit(store, path, now).is_some(), "{path} hit from memory");
+    }
 }
 
 #[tokio::test]
@@ -18,70 +36,137 @@ async fn a_fresh_object_in_memory_is_handed_out_whole() {
     let (id, weight) = store_object(store, "/v/a", &data, 300).await;
     let now = SystemTime::now();
     assert!(
-        store.memory_hit(&key("/v/a"), now, any).is_none(),
+        hit(store, "/v/a", now).is_none(),
         "no hit has decoded the meta or kept a copy yet"
     );
     assert_eq!(fetch(store, "/v/a").await.unwrap(), data);
     let memory_hits = store.stats().memory_hits;
+    // Refused by the caller: declined, not counted.
+    let refused = store.memory_hit(&key("/v/a"), now, |_| false, |_| Ok(()));
+    assert!(refused.unwrap().is_none());
 
-    let hit = store.memory_hit(&key("/v/a"), now, any).expect("a hit");
-    assert_eq!(hit.body, data);
-    assert_eq!(hit.header.status.as_u16(), 200);
-    assert_eq!(hit.header.headers.get("content-length").unwrap(), "1000");
-    assert!(hit.age < Duration::from_secs(5), "{:?}", hit.age);
+    let first = hit(store, "/v/a", now).expect("a hit");
+    assert_eq!(first.body, data);
+    assert_eq!(first.header.status.as_u16(), 200);
+    assert_eq!(first.header.headers.get("content-length").unwrap(), "1000");
+    assert!(first.age < Duration::from_secs(5), "{:?}", first.age);
+    let told = first.accesses.expect("each hit told");
     let stored = CacheEntryKey::identified(
         key("/v/a").to_compact(),
         pingora_cache::eviction::CacheEntryId::new(id),
     );
-    assert_eq!(hit.entry, stored);
-    assert_eq!(hit.weight, weight);
-    assert!(hit.fresh_until > now + Duration::from_secs(3000));
+    assert_eq!(told.entry, stored);
+    assert_eq!((told.weight, told.requests), (weight, 1));
+    assert!(told.fresh_until > now + Duration::from_secs(3000));
     assert_eq!(store.stats().memory_hits, memory_hits + 1);
 
     // The age counts from when the object was stored.
-    let later = store
-        .memory_hit(&key("/v/a"), now + Duration::from_secs(100), any)
-        .unwrap();
+    let later = hit(store, "/v/a", now + Duration::from_secs(100)).unwrap();
     assert!(later.age >= Duration::from_secs(100));
 
-    // Not fresh any more, or refused by the caller: declined, not counted.
-    let expired = hit.fresh_until + Duration::from_secs(1);
-    assert!(store.memory_hit(&key("/v/a"), expired, any).is_none());
-    assert!(store.memory_hit(&key("/v/a"), now, |_| false).is_none());
-    assert!(store.memory_hit(&key("/v/b"), now, any).is_none());
+    // Not fresh any more: declined, not counted.
+    let expired = told.fresh_until + Duration::from_secs(1);
+    assert!(hit(store, "/v/a", expired).is_none());
+    assert!(hit(store, "/v/b", now).is_none());
     assert_eq!(store.stats().memory_hits, memory_hits + 2);
 }
 
 #[tokio::test]
-async fn a_fill_a_replacement_or_a_purge_is_never_answered_from_memory() {
+async fn a_hot_object_is_answered_from_the_threads_own_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let data = body(1000);
+    store_object(store, "/v/a", &data, 300).await;
+    fetch(store, "/v/a").await.unwrap();
+    let now = SystemTime::now();
+    let prepared = Cell::new(0);
+    let prepare = |h: &mut pingora_http::ResponseHeader| {
+        prepared.set(prepared.get() + 1);
+        h.insert_header("x-cache", "HIT")
+    };
+    let hit_at = |at| {
+        store
+            .memory_hit(&key("/v/a"), at, any, prepare)
+            .unwrap()
+            .expect("a hit")
+    };
+
+    let shared = hit_at(now);
+    let copied = hit_at(now);
+    assert_eq!(prepared.get(), 2, "once per hit until a copy is made");
+    assert_eq!(copied.accesses.as_ref().expect("told at once").requests, 1);
+    let from_copy = hit_at(now);
+    assert_eq!(prepared.get(), 2, "the copy's header was prepared once");
+    for h in [&shared, &copied, &from_copy] {
+        assert_eq!(h.body, data);
+        assert_eq!(h.header.headers.get("x-cache").unwrap(), "HIT");
+        assert_eq!(h.header.headers.len(), 3);
+    }
+    // The copy's body is its own, the same on each of its hits.
+    assert_ne!(copied.body.as_ptr(), shared.body.as_ptr());
+    assert_eq!(from_copy.body.as_ptr(), copied.body.as_ptr());
+    assert_eq!(store.stats().memory_hits, 3);
+
+    // Its hits are told in batches: every REPORT_EVERY hits...
+    // (`from_copy` was the first hit of the copy.)
+    for n in 2..REPORT_EVERY {
+        assert!(hit_at(now).accesses.is_none(), "hit {n}");
+    }
+    let batch = hit_at(now).accesses.expect("a batch");
+    assert_eq!(batch.requests, REPORT_EVERY);
+    // ... or once REPORT_AFTER has passed.
+    assert!(hit_at(now).accesses.is_none());
+    let later = hit_at(now + REPORT_AFTER).accesses.expect("after a while");
+    assert_eq!(later.requests, 2);
+    assert!(hit_at(now + REPORT_AFTER).accesses.is_none());
+}
+
+#[tokio::test]
+async fn a_fill_a_replacement_an_update_or_a_purge_is_never_answered_from_memory() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store_object(store, "/v/a", b"first", 5).await;
     fetch(store, "/v/a").await.unwrap();
     let now = SystemTime::now();
-    assert!(store.memory_hit(&key("/v/a"), now, any).is_some());
+    heat(store, "/v/a", now);
 
     // A fill in progress for the key: its readers follow the fill.
     let miss = store
         .get_miss_handler(&key("/v/a"), &meta(Some(6)), &span())
         .await
         .unwrap();
-    assert!(store.memory_hit(&key("/v/a"), now, any).is_none());
+    assert!(hit(store, "/v/a", now).is_none());
     drop(miss);
     assert_eq!(
-        store.memory_hit(&key("/v/a"), now, any).unwrap().body,
+        hit(store, "/v/a", now).unwrap().body,
         "first",
         "an abandoned fill leaves the object"
     );
 
     // A new version: its own copy or nothing, never the old body.
     store_object(store, "/v/a", b"second", 2).await;
-    assert!(store.memory_hit(&key("/v/a"), now, any).is_none());
+    assert!(hit(store, "/v/a", now).is_none());
     assert_eq!(fetch(store, "/v/a").await.unwrap(), b"second");
-    assert_eq!(
-        store.memory_hit(&key("/v/a"), now, any).unwrap().body,
-        "second"
+    heat(store, "/v/a", now);
+    assert_eq!(hit(store, "/v/a", now).unwrap().body, "second");
+
+    // A revalidation's new header: never the old one.
+    let mut refreshed = meta(Some(6));
+    refreshed
+        .response_header_mut()
+        .insert_header("etag", "\"v2\"")
+        .unwrap();
+    assert!(
+        store
+            .update_meta(&key("/v/a"), &refreshed, &span())
+            .await
+            .unwrap()
     );
+    assert!(hit(store, "/v/a", now).is_none(), "not decoded yet");
+    fetch(store, "/v/a").await.unwrap();
+    heat(store, "/v/a", now);
+    let updated = hit(store, "/v/a", now).unwrap();
+    assert_eq!(updated.header.headers.get("etag").unwrap(), "\"v2\"");
 
     // Purged: gone.
     let compact = key("/v/a").to_compact();
@@ -93,5 +178,21 @@ async fn a_fill_a_replacement_or_a_purge_is_never_answered_from_memory() {
         )
         .await
         .unwrap();
-    assert!(store.memory_hit(&key("/v/a"), now, any).is_none());
+    assert!(hit(store, "/v/a", now).is_none());
+}
+
+#[tokio::test]
+async fn a_threads_copies_answer_only_for_their_own_store() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let stores = [open(dirs[0].path()), open(dirs[1].path())];
+    let now = SystemTime::now();
+    for (store, data) in stores.iter().zip([&b"one"[..], &b"two"[..]]) {
+        store_object(store, "/v/a", data, 100).await;
+        fetch(store, "/v/a").await.unwrap();
+    }
+    heat(stores[0], "/v/a", now);
+    assert_eq!(hit(stores[1], "/v/a", now).unwrap().body, "two");
+    heat(stores[1], "/v/a", now);
+    assert_eq!(hit(stores[1], "/v/a", now).unwrap().body, "two");
+    assert_eq!(hit(stores[0], "/v/a", now).unwrap().body, "one");
 }

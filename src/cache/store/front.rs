@@ -1,0 +1,260 @@
+//! Each worker thread's own copies of the hottest small objects: a fresh
+//! hit on one touches no memory another thread writes.
+//!
+//! A memory hit through the index takes the index's and the memory tier's
+//! locks, and the answer it builds shares the stored header's values and
+//! the body with every other thread: each of those counts, added and taken
+//! away on every hit, moves a cache line between cores. A copy here is the
+//! thread's own (header values and body copied once, when the copy is
+//! made), so its hits only read shared memory: the object's `retired` flag,
+//! which the index sets when it lets go of the object.
+//!
+//! A copy is made when a memory hit finds an object the memory tier calls
+//! hot (read at least twice lately). It answers while the object is fresh
+//! and not retired; then the hit goes back to the index, which decides
+//! (revalidation, a newer version, a fill in progress, a purge). Copies
+//! belong to one store (`DiskStore::instance`): a thread never answers for a
+//! store from another store's copies.
+//!
+//! The eviction manager hears of a copy's hits in batches, every
+//! [`REPORT_EVERY`] hits or after [`REPORT_AFTER`], whichever comes first
+//! (what Varnish's `lru_interval` does for the same reason). Hits still
+//! unreported when a copy goes are not told: at most `REPORT_EVERY - 1` per
+//! copy.
+//!
+//! Bounded per thread by bytes (bodies plus [`HEADER_WEIGHT`] each), and
+//! replaced by CLOCK as the memory tier is.
+
+use super::index::Complete;
+use super::memory::{MemoryTier, Weighed};
+use super::memory_hit::{Accesses, MemoryHit};
+use super::meta_decode::View;
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora_cache::CacheEntryKey;
+use pingora_cache::eviction::CacheEntryId;
+use pingora_cache::key::HashBinary;
+use pingora_http::ResponseHeader;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Hits a copy gathers before the eviction manager is told of them.
+pub const REPORT_EVERY: u32 = 32;
+/// Longest a copy's hits wait before the eviction manager is told of them.
+pub const REPORT_AFTER: Duration = Duration::from_secs(1);
+/// What a copy counts against the budget besides its body: its header, the
+/// object's key and the bookkeeping.
+pub const HEADER_WEIGHT: u64 = 512;
+
+/// One thread's copy of an object.
+pub struct FrontCopy {
+    /// The index's object: only its `retired` flag is read on a hit.
+    object: Arc<Complete>,
+    /// The stored header with what the caller adds to every hit of it.
+    header: ResponseHeader,
+    body: Bytes,
+    epoch: SystemTime,
+    fresh_until: SystemTime,
+    entry: CacheEntryKey,
+    weight: usize,
+    /// Hits not yet told to the eviction manager, and when it was last told.
+    unreported: u32,
+    reported_at: SystemTime,
+}
+
+impl Weighed for FrontCopy {
+    fn weight(&self) -> u64 {
+        self.body.len() as u64 + HEADER_WEIGHT
+    }
+}
+
+impl FrontCopy {
+    /// A copy of `object` (`view` its decoded meta) whose answers carry
+    /// `header` and `body`, both copied so that nothing of them is shared.
+    /// Made on a hit at `now`, which it answers.
+    pub fn new(
+        object: Arc<Complete>,
+        view: &View<'_>,
+        header: &ResponseHeader,
+        body: &Bytes,
+        now: SystemTime,
+    ) -> (FrontCopy, MemoryHit) {
+        let copy = FrontCopy {
+            entry: CacheEntryKey::identified(object.compact.clone(), CacheEntryId::new(object.id)),
+            weight: usize::try_from(object.weight()).unwrap_or(usize::MAX),
+            object,
+            header: own_header(header),
+            body: Bytes::copy_from_slice(body),
+            epoch: view.epoch,
+            fresh_until: view.fresh_until,
+            unreported: 0,
+            reported_at: now,
+        };
+        let hit = MemoryHit {
+            header: copy.header.clone(),
+            age: now.duration_since(copy.epoch).unwrap_or_default(),
+            body: copy.body.clone(),
+            accesses: Some(copy.accesses(1)),
+        };
+        (copy, hit)
+    }
+
+    fn accesses(&self, requests: u32) -> Accesses {
+        Accesses {
+            entry: self.entry.clone(),
+            weight: self.weight,
+            fresh_until: self.fresh_until,
+            requests,
+        }
+    }
+
+    /// The answer of a hit at `now`, and the hits to tell when it is time.
+    fn hit(&mut self, now: SystemTime) -> MemoryHit {
+        self.unreported += 1;
+        let due = self.unreported >= REPORT_EVERY
+            || now
+                .duration_since(self.reported_at)
+                .map_or(true, |waited| waited >= REPORT_AFTER);
+        let accesses = due.then(|| {
+            let told = self.accesses(self.unreported);
+            self.unreported = 0;
+            self.reported_at = now;
+            told
+        });
+        MemoryHit {
+            header: self.header.clone(),
+            age: now.duration_since(self.epoch).unwrap_or_default(),
+            body: self.body.clone(),
+            accesses,
+        }
+    }
+}
+
+/// A copy of `header` that shares no value or name with it: every field is
+/// written anew, in the same order and the same case.
+pub fn own_header(header: &ResponseHeader) -> ResponseHeader {
+    // Copying what a header already holds cannot fail: its names and values
+    // were valid when it was built. Should it fail all the same, the shared
+    // header does.
+    copy_fields(header).unwrap_or_else(|_| header.clone())
+}
+
+fn copy_fields(header: &ResponseHeader) -> pingora_error::Result<ResponseHeader> {
+    let own_value = |v: &HeaderValue| {
+        let mut owned = HeaderValue::from_bytes(v.as_bytes()).unwrap_or_else(|_| v.clone());
+        owned.set_sensitive(v.is_sensitive());
+        owned
+    };
+    let fields = header.headers.len();
+    let mut out = if header.has_case() {
+        let mut out = ResponseHeader::build(header.status, Some(fields))?;
+        for (name, value) in header.case_header_iter() {
+            out.append_header(Bytes::copy_from_slice(name.as_slice()), own_value(value))?;
+        }
+        out
+    } else {
+        let mut out = ResponseHeader::build_no_case(header.status, Some(fields))?;
+        for (name, value) in &header.headers {
+            let name = Bytes::copy_from_slice(name.as_str().as_bytes());
+            out.append_header(name, own_value(value))?;
+        }
+        out
+    };
+    out.set_reason_phrase(header.get_reason_phrase())?;
+    out.set_version(header.version);
+    Ok(out)
+}
+
+/// The copies of one thread, for one store.
+struct Front {
+    store: u64,
+    copies: MemoryTier<FrontCopy>,
+}
+
+thread_local! {
+    static FRONT: RefCell<Option<Front>> = const { RefCell::new(None) };
+}
+
+/// The answer of this thread's copy of `key` in store `store`, when it has
+/// one that is fresh at `now` and not retired. A retired copy is dropped.
+pub fn hit(store: u64, key: &HashBinary, now: SystemTime) -> Option<MemoryHit> {
+    FRONT.with_borrow_mut(|front| {
+        let copies = &mut front.as_mut().filter(|f| f.store == store)?.copies;
+        let copy = copies.get(key, None)?.value;
+        if copy.object.retired.is_set() {
+            let id = copy.object.id;
+            copies.remove(key, id);
+            return None;
+        }
+        // Fresh up to and at `fresh_until`, as the index path has it.
+        (copy.fresh_until >= now).then(|| copy.hit(now))
+    })
+}
+
+/// Keeps `copy` as this thread's copy of `key` in store `store`, within
+/// `budget` bytes for the thread.
+pub fn keep(store: u64, budget: u64, key: HashBinary, copy: FrontCopy) {
+    FRONT.with_borrow_mut(|front| {
+        if front.as_ref().is_some_and(|f| f.store != store) {
+            *front = None;
+        }
+        let front = front.get_or_insert_with(|| Front {
+            store,
+            copies: MemoryTier::new(budget),
+        });
+        front.copies.put(key, copy.object.id, copy);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(h: &ResponseHeader) -> Vec<u8> {
+        let mut buf = Vec::new();
+        h.header_to_h1_wire(&mut buf);
+        buf
+    }
+
+    /// Every field's bytes in `a` live elsewhere than `b`'s.
+    fn shares_nothing(a: &ResponseHeader, b: &ResponseHeader) -> bool {
+        a.headers
+            .values()
+            .zip(b.headers.values())
+            .all(|(x, y)| x.as_bytes().as_ptr() != y.as_bytes().as_ptr())
+    }
+
+    #[test]
+    fn an_own_header_is_the_same_header_on_the_wire_and_shares_nothing() {
+        let fields = [
+            ("Content-Type", "video/mp4"),
+            ("content-length", "1024"),
+            ("ETag", "\"abc\""),
+            ("x-amz-meta-Course", "rust-101"),
+            ("X-Cache", "HIT"),
+            ("vary", "a"),
+            ("Vary", "b"),
+        ];
+        let mut cased = ResponseHeader::build(200, None).unwrap();
+        let mut plain = ResponseHeader::build_no_case(200, None).unwrap();
+        for (name, value) in fields {
+            cased.append_header(name.to_string(), value).unwrap();
+            plain.append_header(name.to_string(), value).unwrap();
+        }
+        let mut odd = ResponseHeader::build(404, None).unwrap();
+        odd.set_reason_phrase(Some("Gone Fishing")).unwrap();
+        odd.set_version(http::Version::HTTP_10);
+        odd.append_header("Set-Cookie".to_string(), "a=b").unwrap();
+        for original in [cased, plain, odd] {
+            let copy = own_header(&original);
+            assert_eq!(wire(&copy), wire(&original));
+            assert_eq!(copy.has_case(), original.has_case());
+            assert_eq!(copy.status, original.status);
+            assert_eq!(copy.version, original.version);
+            assert_eq!(copy.get_reason_phrase(), original.get_reason_phrase());
+            assert_eq!(copy.headers, original.headers);
+            assert!(shares_nothing(&copy, &original));
+        }
+    }
+}
