@@ -559,6 +559,9 @@ async fn small_hot_objects_are_served_from_memory_and_never_outlive_their_object
         .await
     };
     assert_eq!(metric(&m, "cdn_node_cache_memory_bytes", &[]), 3000.0);
+    // At least one worker thread holds its own copy: body plus 512.
+    let copies = metric(&m, "cdn_node_cache_thread_copy_bytes", &[]);
+    assert!(copies > 0.0 && copies % 3512.0 == 0.0, "{copies}");
     // The probe GET brought it whole.
     assert_eq!(w.origin_requests(), (1, 0));
     // A range of a memory copy.

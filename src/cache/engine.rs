@@ -162,6 +162,7 @@ impl Engine {
             refused_fills: stats.refused_fills,
             memory_bytes: stats.memory_bytes,
             memory_hits: stats.memory_hits,
+            thread_copy_bytes: stats.thread_copy_bytes,
         }
     }
 }

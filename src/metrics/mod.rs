@@ -61,6 +61,7 @@ pub struct CacheSnapshot {
     pub refused_fills: u64,
     pub memory_bytes: u64,
     pub memory_hits: u64,
+    pub thread_copy_bytes: u64,
 }
 
 struct CacheFamilies {
@@ -74,6 +75,7 @@ struct CacheFamilies {
     refused_fills: IntCounter,
     memory_bytes: IntGauge,
     memory_hits: IntCounter,
+    thread_copy_bytes: IntGauge,
     /// The totals already added to the counters.
     last: Mutex<CacheSnapshot>,
 }
@@ -324,6 +326,10 @@ impl Metrics {
                 names::CACHE_MEMORY_HITS_TOTAL,
                 "Hits served from the memory copy of a small body.",
             ),
+            thread_copy_bytes: gauge(
+                names::CACHE_THREAD_COPY_BYTES,
+                "Bytes of the worker threads' own copies of hot small objects (bodies, plus 512 per copy).",
+            ),
             last: Mutex::new(CacheSnapshot::default()),
         };
         let build_info = IntGaugeVec::new(
@@ -377,6 +383,7 @@ impl Metrics {
         c.max_bytes.set(as_i64(snap.max_bytes));
         c.disk_free.set(as_i64(snap.disk_free_bytes));
         c.memory_bytes.set(as_i64(snap.memory_bytes));
+        c.thread_copy_bytes.set(as_i64(snap.thread_copy_bytes));
         if let Ok(mut last) = c.last.lock() {
             c.evictions
                 .inc_by(snap.evictions.saturating_sub(last.evictions));

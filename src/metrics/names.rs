@@ -42,6 +42,8 @@ pub const CACHE_STORED_BYTES: &str = "cdn_node_cache_stored_bytes";
 pub const CACHE_STORED_OBJECTS: &str = "cdn_node_cache_stored_objects";
 /// Bytes of small bodies held in memory (`cache.memory_size`).
 pub const CACHE_MEMORY_BYTES: &str = "cdn_node_cache_memory_bytes";
+/// Bytes of the worker threads' own copies of hot small objects.
+pub const CACHE_THREAD_COPY_BYTES: &str = "cdn_node_cache_thread_copy_bytes";
 /// Hits served from the memory copy of a small body, without a file.
 pub const CACHE_MEMORY_HITS_TOTAL: &str = "cdn_node_cache_memory_hits_total";
 /// The configured `cache.max_size`.

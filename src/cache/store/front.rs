@@ -13,7 +13,7 @@
 //! hot (read at least twice lately). It answers while the object is fresh
 //! and not retired; then the hit goes back to the index, which decides
 //! (revalidation, a newer version, a fill in progress, a purge). Copies
-//! belong to one store (`DiskStore::instance`): a thread never answers for a
+//! belong to one store ([`ThreadCopies`]): a thread never answers for a
 //! store from another store's copies.
 //!
 //! The eviction manager hears of a copy's hits in batches, every
@@ -23,7 +23,9 @@
 //! copy.
 //!
 //! Bounded per thread by bytes (bodies plus [`HEADER_WEIGHT`] each), and
-//! replaced by CLOCK as the memory tier is.
+//! replaced by CLOCK as the memory tier is. A retired copy goes when its
+//! thread next looks it up, or when the hand passes it: until then it
+//! still counts against its thread's budget.
 
 use super::index::Complete;
 use super::memory::{MemoryTier, Weighed};
@@ -37,6 +39,7 @@ use pingora_cache::key::HashBinary;
 use pingora_http::ResponseHeader;
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Hits a copy gathers before the eviction manager is told of them.
@@ -166,45 +169,101 @@ fn copy_fields(header: &ResponseHeader) -> pingora_error::Result<ResponseHeader>
     Ok(out)
 }
 
+/// A store's side of its threads' copies: which store it is, the budget
+/// of each thread, and the bytes all its threads' copies hold.
+pub struct ThreadCopies {
+    /// This store among the stores of the process: a thread's copies name
+    /// the store they are of.
+    store: u64,
+    /// Bytes of copies each thread may keep (0: none).
+    budget: u64,
+    /// Bytes held by every thread's copies of this store, moved when a
+    /// thread keeps or drops a copy (not on hits).
+    bytes: Arc<AtomicU64>,
+}
+
 /// The copies of one thread, for one store.
 struct Front {
     store: u64,
     copies: MemoryTier<FrontCopy>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Front {
+    /// Runs `change` on the copies and moves the store's byte count by what
+    /// it changed.
+    fn account<R>(&mut self, change: impl FnOnce(&mut MemoryTier<FrontCopy>) -> R) -> R {
+        let before = self.copies.bytes();
+        let out = change(&mut self.copies);
+        let after = self.copies.bytes();
+        if after >= before {
+            self.bytes.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.bytes.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        out
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.bytes.fetch_sub(self.copies.bytes(), Ordering::Relaxed);
+    }
 }
 
 thread_local! {
     static FRONT: RefCell<Option<Front>> = const { RefCell::new(None) };
 }
 
-/// The answer of this thread's copy of `key` in store `store`, when it has
-/// one that is fresh at `now` and not retired. A retired copy is dropped.
-pub fn hit(store: u64, key: &HashBinary, now: SystemTime) -> Option<MemoryHit> {
-    FRONT.with_borrow_mut(|front| {
-        let copies = &mut front.as_mut().filter(|f| f.store == store)?.copies;
-        let copy = copies.get(key, None)?.value;
-        if copy.object.retired.is_set() {
-            let id = copy.object.id;
-            copies.remove(key, id);
-            return None;
+impl ThreadCopies {
+    pub fn new(budget: u64) -> ThreadCopies {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        ThreadCopies {
+            store: NEXT.fetch_add(1, Ordering::Relaxed),
+            budget,
+            bytes: Arc::default(),
         }
-        // Fresh up to and at `fresh_until`, as the index path has it.
-        (copy.fresh_until >= now).then(|| copy.hit(now))
-    })
-}
+    }
 
-/// Keeps `copy` as this thread's copy of `key` in store `store`, within
-/// `budget` bytes for the thread.
-pub fn keep(store: u64, budget: u64, key: HashBinary, copy: FrontCopy) {
-    FRONT.with_borrow_mut(|front| {
-        if front.as_ref().is_some_and(|f| f.store != store) {
-            *front = None;
-        }
-        let front = front.get_or_insert_with(|| Front {
-            store,
-            copies: MemoryTier::new(budget),
-        });
-        front.copies.put(key, copy.object.id, copy);
-    })
+    pub fn enabled(&self) -> bool {
+        self.budget > 0
+    }
+
+    /// Bytes held by the copies of every thread.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The answer of this thread's copy of `key`, when it has one that is
+    /// fresh at `now` and not retired. A retired copy is dropped.
+    pub fn hit(&self, key: &HashBinary, now: SystemTime) -> Option<MemoryHit> {
+        FRONT.with_borrow_mut(|front| {
+            let front = front.as_mut().filter(|f| f.store == self.store)?;
+            let copy = front.copies.get(key, None)?.value;
+            if copy.object.retired.is_set() {
+                let id = copy.object.id;
+                front.account(|copies| copies.remove(key, id));
+                return None;
+            }
+            // Fresh up to and at `fresh_until`, as the index path has it.
+            (copy.fresh_until >= now).then(|| copy.hit(now))
+        })
+    }
+
+    /// Keeps `copy` as this thread's copy of `key`.
+    pub fn keep(&self, key: HashBinary, copy: FrontCopy) {
+        FRONT.with_borrow_mut(|front| {
+            if front.as_ref().is_some_and(|f| f.store != self.store) {
+                *front = None;
+            }
+            let front = front.get_or_insert_with(|| Front {
+                store: self.store,
+                copies: MemoryTier::new(self.budget),
+                bytes: self.bytes.clone(),
+            });
+            front.account(|copies| copies.put(key, copy.object.id, copy));
+        })
+    }
 }
 
 #[cfg(test)]

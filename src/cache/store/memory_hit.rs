@@ -9,7 +9,7 @@
 //! (`front`), without the index.
 
 use super::DiskStore;
-use super::front::{self, FrontCopy};
+use super::front::FrontCopy;
 use super::hit::INLINE_MAX;
 use super::index::Found;
 use bytes::Bytes;
@@ -55,7 +55,7 @@ impl DiskStore {
         prepare: impl FnOnce(&mut ResponseHeader) -> Result<()>,
     ) -> Result<Option<MemoryHit>> {
         let hash = key.combined_bin();
-        if let Some(hit) = front::hit(self.instance, &hash, now) {
+        if let Some(hit) = self.thread_copies.hit(&hash, now) {
             self.counters.memory_hits.add(1);
             return Ok(Some(hit));
         }
@@ -85,9 +85,9 @@ impl DiskStore {
         prepare(&mut header)?;
         // A retired object is still the index's answer after an abandoned
         // fill, but a copy of it would never answer.
-        if hot && self.front_budget > 0 && !c.retired.is_set() {
+        if hot && self.thread_copies.enabled() && !c.retired.is_set() {
             let (copy, hit) = FrontCopy::new(c.clone(), &view, &header, &body, now);
-            front::keep(self.instance, self.front_budget, c.key, copy);
+            self.thread_copies.keep(c.key, copy);
             return Ok(Some(hit));
         }
         Ok(Some(MemoryHit {

@@ -88,6 +88,8 @@ pub struct StoreStats {
     pub memory_bytes: u64,
     /// Hits served from memory, without touching a file (monotonic).
     pub memory_hits: u64,
+    /// Bytes of the worker threads' own copies of hot objects.
+    pub thread_copy_bytes: u64,
 }
 
 #[derive(Default)]
@@ -104,20 +106,11 @@ struct Counters {
 /// of `memory_bytes` (an eighth).
 const FRONT_SHARE: u64 = 8;
 
-/// A number no other store of this process has: a thread's own copies name
-/// the store they are of.
-fn next_instance() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// The disk cache store. Leak it (`Box::leak`) to get the `&'static` that
 /// `Storage` needs.
 pub struct DiskStore {
-    /// This store among the stores of the process (`next_instance`).
-    instance: u64,
-    /// Bytes of copies each worker thread keeps (`front`).
-    front_budget: u64,
+    /// Each worker thread's own copies of hot objects.
+    thread_copies: front::ThreadCopies,
     config: StoreConfig,
     layout: Layout,
     index: Mutex<Index>,
@@ -169,6 +162,7 @@ impl DiskStore {
             discarded_files: self.counters.discarded_files.load(Ordering::Relaxed),
             memory_bytes,
             memory_hits: self.counters.memory_hits.get(),
+            thread_copy_bytes: self.thread_copies.bytes(),
         }
     }
 

@@ -114,8 +114,7 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
     counters.discarded_files.store(discarded, Ordering::Relaxed);
     let memory = super::MemoryTier::new(config.memory_bytes);
     Ok(DiskStore {
-        instance: super::next_instance(),
-        front_budget: config.memory_bytes / super::FRONT_SHARE,
+        thread_copies: super::front::ThreadCopies::new(config.memory_bytes / super::FRONT_SHARE),
         config,
         layout,
         index: Mutex::new(index),

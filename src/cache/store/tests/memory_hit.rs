@@ -2,7 +2,7 @@
 //! another version's body, and a hot object from the thread's own copy.
 
 use super::support::*;
-use crate::cache::store::front::{REPORT_AFTER, REPORT_EVERY};
+use crate::cache::store::front::{HEADER_WEIGHT, REPORT_AFTER, REPORT_EVERY};
 use crate::cache::store::{DiskStore, MemoryHit};
 use pingora_cache::storage::{PurgeType, Storage};
 use pingora_cache::{CacheEntryKey, PurgeTarget};
@@ -106,6 +106,7 @@ async fn a_hot_object_is_answered_from_the_threads_own_copy() {
     assert_ne!(copied.body.as_ptr(), shared.body.as_ptr());
     assert_eq!(from_copy.body.as_ptr(), copied.body.as_ptr());
     assert_eq!(store.stats().memory_hits, 3);
+    assert_eq!(store.stats().thread_copy_bytes, 1000 + HEADER_WEIGHT);
 
     // Its hits are told in batches: every REPORT_EVERY hits...
     // (`from_copy` was the first hit of the copy.)
@@ -178,7 +179,13 @@ async fn a_fill_a_replacement_an_update_or_a_purge_is_never_answered_from_memory
         )
         .await
         .unwrap();
+    assert_eq!(store.stats().thread_copy_bytes, 6 + HEADER_WEIGHT);
     assert!(hit(store, "/v/a", now).is_none());
+    assert_eq!(
+        store.stats().thread_copy_bytes,
+        0,
+        "dropped when found retired"
+    );
 }
 
 #[tokio::test]
@@ -195,4 +202,8 @@ async fn a_threads_copies_answer_only_for_their_own_store() {
     heat(stores[1], "/v/a", now);
     assert_eq!(hit(stores[1], "/v/a", now).unwrap().body, "two");
     assert_eq!(hit(stores[0], "/v/a", now).unwrap().body, "one");
+    // The thread keeps copies of one store at a time: store 0's last hit
+    // made one again, and store 1's went, their bytes with them.
+    let bytes = |s: &DiskStore| s.stats().thread_copy_bytes;
+    assert_eq!((bytes(stores[0]), bytes(stores[1])), (3 + HEADER_WEIGHT, 0));
 }
