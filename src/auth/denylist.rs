@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Which claim an entry revokes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +111,10 @@ pub enum Reloaded {
 pub struct Denylist {
     file: Option<PathBuf>,
     state: RwLock<State>,
+    /// How many entries `state` holds, published under its write lock: an
+    /// empty list (the usual case) is checked without taking the lock, whose
+    /// reader count every request would otherwise write.
+    entries: AtomicUsize,
 }
 
 impl Denylist {
@@ -118,6 +123,7 @@ impl Denylist {
         let list = Denylist {
             file: file.map(Path::to_path_buf),
             state: RwLock::default(),
+            entries: AtomicUsize::new(0),
         };
         match list.reload() {
             Reloaded::Failed(message) => Err(message),
@@ -127,6 +133,9 @@ impl Denylist {
 
     /// True when the token's `jti` or `sub` is revoked.
     pub fn is_revoked(&self, jti: Option<&str>, sub: Option<&str>) -> bool {
+        if self.entries.load(Ordering::Acquire) == 0 {
+            return false;
+        }
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         state.file.holds(jti, sub) || state.admin.holds(jti, sub)
     }
@@ -163,19 +172,30 @@ impl Denylist {
             return Reloaded::Unchanged;
         }
         state.file = entries;
+        self.publish(&state);
         Reloaded::Changed
     }
 
     /// Adds an admin entry; false when it was there already.
     pub fn add(&self, kind: DenyKind, value: &str) -> bool {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.admin.set(kind).insert(value.to_owned())
+        let added = state.admin.set(kind).insert(value.to_owned());
+        self.publish(&state);
+        added
     }
 
     /// Removes an admin entry; false when there was none (file entries stay).
     pub fn remove(&self, kind: DenyKind, value: &str) -> bool {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.admin.set(kind).remove(value)
+        let removed = state.admin.set(kind).remove(value);
+        self.publish(&state);
+        removed
+    }
+
+    /// Called with the write lock held, after every change of `state`.
+    fn publish(&self, state: &State) {
+        self.entries
+            .store(state.file.len() + state.admin.len(), Ordering::Release);
     }
 
     /// Every entry, file and admin, one `KIND VALUE` a line, sorted.
@@ -198,8 +218,7 @@ impl Denylist {
 
     /// How many entries there are (file and admin).
     pub fn len(&self) -> usize {
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state.file.len() + state.admin.len()
+        self.entries.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -256,6 +275,30 @@ mod tests {
             "file entries are not removed"
         );
         assert_eq!(list.len(), 1);
+    }
+
+    /// The entry count that lets an empty list skip its lock follows every
+    /// change: admin entries, and a file that empties.
+    #[test]
+    fn the_published_count_follows_every_change() {
+        let list = Denylist::load(None).expect("no file");
+        assert!(!list.is_revoked(Some("a"), Some("b")));
+        assert!(list.add(DenyKind::Jti, "a"));
+        assert_eq!(list.len(), 1);
+        assert!(list.is_revoked(Some("a"), None));
+        assert!(list.remove(DenyKind::Jti, "a"));
+        assert_eq!(list.len(), 0);
+        assert!(!list.is_revoked(Some("a"), None));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("deny.txt");
+        std::fs::write(&path, "sub b\n").expect("write");
+        let list = Denylist::load(Some(&path)).expect("loads");
+        assert!(list.is_revoked(None, Some("b")));
+        std::fs::write(&path, "# nobody\n").expect("write");
+        assert_eq!(list.reload(), Reloaded::Changed);
+        assert_eq!(list.len(), 0);
+        assert!(!list.is_revoked(None, Some("b")));
     }
 
     #[test]
