@@ -23,7 +23,8 @@
 //! copy.
 //!
 //! Bounded per thread by bytes (bodies plus [`HEADER_WEIGHT`] each), and
-//! replaced by CLOCK as the memory tier is. A retired copy goes when its
+//! replaced by CLOCK as the memory tier is; once the budget is full, new
+//! copies replace old ones at a bounded rate ([`CHURN_WINDOW`]). A retired copy goes when its
 //! thread next looks it up, or when the hand passes it: until then it
 //! still counts against its thread's budget.
 
@@ -49,6 +50,10 @@ pub const REPORT_AFTER: Duration = Duration::from_secs(1);
 /// What a copy counts against the budget besides its body: its header, the
 /// object's key and the bookkeeping.
 pub const HEADER_WEIGHT: u64 = 512;
+/// A thread whose budget is full makes copies in place of others for at
+/// most a budget's worth of bytes per window: a set of hot objects larger
+/// than the budget costs at most that much copying, not a copy per hit.
+pub const CHURN_WINDOW: Duration = Duration::from_secs(1);
 
 /// One thread's copy of an object.
 pub struct FrontCopy {
@@ -187,9 +192,43 @@ struct Front {
     store: u64,
     copies: MemoryTier<FrontCopy>,
     bytes: Arc<AtomicU64>,
+    /// Bytes of copies made in place of others since `window_start`.
+    replaced: u64,
+    window_start: SystemTime,
 }
 
 impl Front {
+    fn new(copies: &ThreadCopies, now: SystemTime) -> Front {
+        Front {
+            store: copies.store,
+            copies: MemoryTier::new(copies.budget),
+            bytes: copies.bytes.clone(),
+            replaced: 0,
+            window_start: now,
+        }
+    }
+
+    /// Whether a copy of `weight` bytes may be made at `now`: always while
+    /// the budget has room, and otherwise for at most a budget's worth of
+    /// bytes per [`CHURN_WINDOW`].
+    fn admits(&mut self, weight: u64, budget: u64, now: SystemTime) -> bool {
+        if self.copies.bytes() + weight <= budget {
+            return true;
+        }
+        let over = now
+            .duration_since(self.window_start)
+            .map_or(true, |passed| passed >= CHURN_WINDOW);
+        if over {
+            self.window_start = now;
+            self.replaced = 0;
+        }
+        if self.replaced + weight > budget {
+            return false;
+        }
+        self.replaced += weight;
+        true
+    }
+
     /// Runs `change` on the copies and moves the store's byte count by what
     /// it changed.
     fn account<R>(&mut self, change: impl FnOnce(&mut MemoryTier<FrontCopy>) -> R) -> R {
@@ -250,17 +289,24 @@ impl ThreadCopies {
         })
     }
 
-    /// Keeps `copy` as this thread's copy of `key`.
-    pub fn keep(&self, key: HashBinary, copy: FrontCopy) {
+    /// Whether this thread may make a copy of a body of `body_len` bytes at
+    /// `now` (see [`CHURN_WINDOW`]); when it may, the allowance is taken.
+    pub fn admits(&self, body_len: usize, now: SystemTime) -> bool {
+        let weight = body_len as u64 + HEADER_WEIGHT;
+        FRONT.with_borrow_mut(|front| match front {
+            Some(f) if f.store == self.store => f.admits(weight, self.budget, now),
+            // No copies of this store yet: room for any.
+            _ => true,
+        })
+    }
+
+    /// Keeps `copy`, made at `now`, as this thread's copy of `key`.
+    pub fn keep(&self, key: HashBinary, copy: FrontCopy, now: SystemTime) {
         FRONT.with_borrow_mut(|front| {
             if front.as_ref().is_some_and(|f| f.store != self.store) {
                 *front = None;
             }
-            let front = front.get_or_insert_with(|| Front {
-                store: self.store,
-                copies: MemoryTier::new(self.budget),
-                bytes: self.bytes.clone(),
-            });
+            let front = front.get_or_insert_with(|| Front::new(self, now));
             front.account(|copies| copies.put(key, copy.object.id, copy));
         })
     }

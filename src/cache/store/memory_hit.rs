@@ -85,9 +85,13 @@ impl DiskStore {
         prepare(&mut header)?;
         // A retired object is still the index's answer after an abandoned
         // fill, but a copy of it would never answer.
-        if hot && self.thread_copies.enabled() && !c.retired.is_set() {
+        if hot
+            && self.thread_copies.enabled()
+            && !c.retired.is_set()
+            && self.thread_copies.admits(body.len(), now)
+        {
             let (copy, hit) = FrontCopy::new(c.clone(), &view, &header, &body, now);
-            self.thread_copies.keep(c.key, copy);
+            self.thread_copies.keep(c.key, copy, now);
             return Ok(Some(hit));
         }
         Ok(Some(MemoryHit {

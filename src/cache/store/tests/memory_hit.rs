@@ -2,8 +2,9 @@
 //! another version's body, and a hot object from the thread's own copy.
 
 use super::support::*;
-use crate::cache::store::front::{HEADER_WEIGHT, REPORT_AFTER, REPORT_EVERY};
+use crate::cache::store::front::{CHURN_WINDOW, HEADER_WEIGHT, REPORT_AFTER, REPORT_EVERY};
 use crate::cache::store::{DiskStore, MemoryHit};
+use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::{PurgeType, Storage};
 use pingora_cache::{CacheEntryKey, PurgeTarget};
 use std::cell::Cell;
@@ -206,4 +207,44 @@ async fn a_threads_copies_answer_only_for_their_own_store() {
     // made one again, and store 1's went, their bytes with them.
     let bytes = |s: &DiskStore| s.stats().thread_copy_bytes;
     assert_eq!((bytes(stores[0]), bytes(stores[1])), (3 + HEADER_WEIGHT, 0));
+}
+
+#[tokio::test]
+async fn a_full_thread_budget_is_replaced_at_a_bounded_rate() {
+    // Each thread's budget (an eighth of the memory) holds four copies of
+    // a 100-byte body.
+    let copy = 100 + HEADER_WEIGHT;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_with(crate::cache::store::StoreConfig {
+        memory_bytes: 8 * 4 * copy,
+        ..config(dir.path())
+    });
+    let now = SystemTime::now();
+    let paths: Vec<String> = (0..10).map(|n| format!("/v/{n}")).collect();
+    for path in &paths {
+        store_object(store, path, &body(100), 100).await;
+        fetch(store, path).await.unwrap();
+    }
+    let copies = || store.stats().thread_copy_bytes / copy;
+    // Four fill the budget, four more replace them (a budget's worth in
+    // this window), the ninth is served from the shared copy.
+    for path in &paths[..8] {
+        heat(store, path, now);
+    }
+    assert_eq!(copies(), 4);
+    // Whether a hit's body is the thread's own, not the memory tier's.
+    let from_copy = |path: &str, at| {
+        let answer = hit(store, path, at).unwrap();
+        let mut memory = store.lock_memory();
+        let held = memory.get(&key(path).combined_bin(), None).unwrap();
+        answer.body.as_ptr() != held.value.as_ptr()
+    };
+    heat(store, &paths[8], now);
+    assert!(!from_copy(&paths[8], now), "no copy made");
+    assert!(from_copy(&paths[7], now), "the last admitted copy answers");
+    // The next window allows as much again.
+    let next = now + CHURN_WINDOW;
+    heat(store, &paths[9], next);
+    assert!(from_copy(&paths[9], next), "copied in the next window");
+    assert_eq!(copies(), 4);
 }
