@@ -13,7 +13,7 @@
 //! objects pass through.
 //!
 //! The same structure, holding more than a body, keeps each worker thread's
-//! own copies of the hottest objects (`front`).
+//! own copies of the hottest objects (`thread_copies`).
 
 use bytes::Bytes;
 use pingora_cache::key::HashBinary;

@@ -6,12 +6,12 @@
 //! or refill in progress for the key), with no variance, fresh at `now`,
 //! whose meta a previous hit already decoded and whose body the memory tier
 //! holds. A hot one is answered from then on from the thread's own copy
-//! (`front`), without the index.
+//! (`thread_copies`), without the index.
 
 use super::DiskStore;
-use super::front::FrontCopy;
 use super::hit::INLINE_MAX;
 use super::index::Found;
+use super::thread_copies::ThreadCopy;
 use bytes::Bytes;
 use pingora_cache::CacheEntryKey;
 use pingora_cache::eviction::CacheEntryId;
@@ -90,7 +90,7 @@ impl DiskStore {
             && !c.retired.is_set()
             && self.thread_copies.admits(body.len(), now)
         {
-            let (copy, hit) = FrontCopy::new(c.clone(), &view, &header, &body, now);
+            let (copy, hit) = ThreadCopy::new(c.clone(), &view, &header, &body, now);
             self.thread_copies.keep(c.key, copy, now);
             return Ok(Some(hit));
         }

@@ -10,7 +10,7 @@
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `hit` (reader), `cached_read` (reads that never wait
 //! for the disk), `memory` (copies of small hot bodies), `memory_hit` (fresh hits
-//! answered from them whole), `front` (each worker thread's own copies of
+//! answered from them whole), `thread_copies` (each worker thread's own copies of
 //! the hottest), `striped` (counters without shared writes), `meta_decode`
 //! (stored headers decoded once), `storage` (the Pingora trait), `scan`
 //! (start-up), `space` (free space).
@@ -20,7 +20,6 @@ mod error;
 mod files;
 mod fill;
 pub mod format;
-mod front;
 pub(crate) mod hit;
 mod index;
 mod layout;
@@ -32,6 +31,7 @@ mod scan;
 pub mod space;
 mod storage;
 mod striped;
+mod thread_copies;
 
 #[cfg(test)]
 mod tests;
@@ -104,13 +104,13 @@ struct Counters {
 
 /// Each worker thread keeps its own copies of hot objects within this share
 /// of `memory_bytes` (an eighth).
-const FRONT_SHARE: u64 = 8;
+const THREAD_COPY_SHARE: u64 = 8;
 
 /// The disk cache store. Leak it (`Box::leak`) to get the `&'static` that
 /// `Storage` needs.
 pub struct DiskStore {
     /// Each worker thread's own copies of hot objects.
-    thread_copies: front::ThreadCopies,
+    thread_copies: thread_copies::ThreadCopies,
     config: StoreConfig,
     layout: Layout,
     index: Mutex<Index>,

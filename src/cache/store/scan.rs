@@ -114,7 +114,9 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
     counters.discarded_files.store(discarded, Ordering::Relaxed);
     let memory = super::MemoryTier::new(config.memory_bytes);
     Ok(DiskStore {
-        thread_copies: super::front::ThreadCopies::new(config.memory_bytes / super::FRONT_SHARE),
+        thread_copies: super::thread_copies::ThreadCopies::new(
+            config.memory_bytes / super::THREAD_COPY_SHARE,
+        ),
         config,
         layout,
         index: Mutex::new(index),

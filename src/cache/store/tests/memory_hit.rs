@@ -2,7 +2,7 @@
 //! another version's body, and a hot object from the thread's own copy.
 
 use super::support::*;
-use crate::cache::store::front::{CHURN_WINDOW, HEADER_WEIGHT, REPORT_AFTER, REPORT_EVERY};
+use crate::cache::store::thread_copies::{CHURN_WINDOW, HEADER_WEIGHT, REPORT_AFTER, REPORT_EVERY};
 use crate::cache::store::{DiskStore, MemoryHit};
 use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::{PurgeType, Storage};

@@ -24,9 +24,9 @@
 //!
 //! Bounded per thread by bytes (bodies plus [`HEADER_WEIGHT`] each), and
 //! replaced by CLOCK as the memory tier is; once the budget is full, new
-//! copies replace old ones at a bounded rate ([`CHURN_WINDOW`]). A retired copy goes when its
-//! thread next looks it up, or when the hand passes it: until then it
-//! still counts against its thread's budget.
+//! copies replace old ones at a bounded rate ([`CHURN_WINDOW`]). A retired
+//! copy goes when its thread next looks it up, or when the hand passes it:
+//! until then it still counts against its thread's budget.
 
 use super::index::Complete;
 use super::memory::{MemoryTier, Weighed};
@@ -56,7 +56,7 @@ pub const HEADER_WEIGHT: u64 = 512;
 pub const CHURN_WINDOW: Duration = Duration::from_secs(1);
 
 /// One thread's copy of an object.
-pub struct FrontCopy {
+pub struct ThreadCopy {
     /// The index's object: only its `retired` flag is read on a hit.
     object: Arc<Complete>,
     /// The stored header with what the caller adds to every hit of it.
@@ -71,13 +71,13 @@ pub struct FrontCopy {
     reported_at: SystemTime,
 }
 
-impl Weighed for FrontCopy {
+impl Weighed for ThreadCopy {
     fn weight(&self) -> u64 {
         self.body.len() as u64 + HEADER_WEIGHT
     }
 }
 
-impl FrontCopy {
+impl ThreadCopy {
     /// A copy of `object` (`view` its decoded meta) whose answers carry
     /// `header` and `body`, both copied so that nothing of them is shared.
     /// Made on a hit at `now`, which it answers.
@@ -87,8 +87,8 @@ impl FrontCopy {
         header: &ResponseHeader,
         body: &Bytes,
         now: SystemTime,
-    ) -> (FrontCopy, MemoryHit) {
-        let copy = FrontCopy {
+    ) -> (ThreadCopy, MemoryHit) {
+        let copy = ThreadCopy {
             entry: CacheEntryKey::identified(object.compact.clone(), CacheEntryId::new(object.id)),
             weight: usize::try_from(object.weight()).unwrap_or(usize::MAX),
             object,
@@ -187,22 +187,22 @@ pub struct ThreadCopies {
     bytes: Arc<AtomicU64>,
 }
 
-/// The copies of one thread, for one store.
-struct Front {
+/// The copies one thread keeps, of one store.
+struct Copies {
     store: u64,
-    copies: MemoryTier<FrontCopy>,
+    held: MemoryTier<ThreadCopy>,
     bytes: Arc<AtomicU64>,
     /// Bytes of copies made in place of others since `window_start`.
     replaced: u64,
     window_start: SystemTime,
 }
 
-impl Front {
-    fn new(copies: &ThreadCopies, now: SystemTime) -> Front {
-        Front {
-            store: copies.store,
-            copies: MemoryTier::new(copies.budget),
-            bytes: copies.bytes.clone(),
+impl Copies {
+    fn new(owner: &ThreadCopies, now: SystemTime) -> Copies {
+        Copies {
+            store: owner.store,
+            held: MemoryTier::new(owner.budget),
+            bytes: owner.bytes.clone(),
             replaced: 0,
             window_start: now,
         }
@@ -212,7 +212,7 @@ impl Front {
     /// the budget has room, and otherwise for at most a budget's worth of
     /// bytes per [`CHURN_WINDOW`].
     fn admits(&mut self, weight: u64, budget: u64, now: SystemTime) -> bool {
-        if self.copies.bytes() + weight <= budget {
+        if self.held.bytes() + weight <= budget {
             return true;
         }
         let over = now
@@ -229,12 +229,12 @@ impl Front {
         true
     }
 
-    /// Runs `change` on the copies and moves the store's byte count by what
-    /// it changed.
-    fn account<R>(&mut self, change: impl FnOnce(&mut MemoryTier<FrontCopy>) -> R) -> R {
-        let before = self.copies.bytes();
-        let out = change(&mut self.copies);
-        let after = self.copies.bytes();
+    /// Runs `change` on the copies held and moves the store's byte count by
+    /// what it changed.
+    fn account<R>(&mut self, change: impl FnOnce(&mut MemoryTier<ThreadCopy>) -> R) -> R {
+        let before = self.held.bytes();
+        let out = change(&mut self.held);
+        let after = self.held.bytes();
         if after >= before {
             self.bytes.fetch_add(after - before, Ordering::Relaxed);
         } else {
@@ -244,14 +244,14 @@ impl Front {
     }
 }
 
-impl Drop for Front {
+impl Drop for Copies {
     fn drop(&mut self) {
-        self.bytes.fetch_sub(self.copies.bytes(), Ordering::Relaxed);
+        self.bytes.fetch_sub(self.held.bytes(), Ordering::Relaxed);
     }
 }
 
 thread_local! {
-    static FRONT: RefCell<Option<Front>> = const { RefCell::new(None) };
+    static COPIES: RefCell<Option<Copies>> = const { RefCell::new(None) };
 }
 
 impl ThreadCopies {
@@ -276,12 +276,12 @@ impl ThreadCopies {
     /// The answer of this thread's copy of `key`, when it has one that is
     /// fresh at `now` and not retired. A retired copy is dropped.
     pub fn hit(&self, key: &HashBinary, now: SystemTime) -> Option<MemoryHit> {
-        FRONT.with_borrow_mut(|front| {
-            let front = front.as_mut().filter(|f| f.store == self.store)?;
-            let copy = front.copies.get(key, None)?.value;
+        COPIES.with_borrow_mut(|mine| {
+            let mine = mine.as_mut().filter(|f| f.store == self.store)?;
+            let copy = mine.held.get(key, None)?.value;
             if copy.object.retired.is_set() {
                 let id = copy.object.id;
-                front.account(|copies| copies.remove(key, id));
+                mine.account(|copies| copies.remove(key, id));
                 return None;
             }
             // Fresh up to and at `fresh_until`, as the index path has it.
@@ -293,7 +293,7 @@ impl ThreadCopies {
     /// `now` (see [`CHURN_WINDOW`]); when it may, the allowance is taken.
     pub fn admits(&self, body_len: usize, now: SystemTime) -> bool {
         let weight = body_len as u64 + HEADER_WEIGHT;
-        FRONT.with_borrow_mut(|front| match front {
+        COPIES.with_borrow_mut(|mine| match mine {
             Some(f) if f.store == self.store => f.admits(weight, self.budget, now),
             // No copies of this store yet: room for any.
             _ => true,
@@ -301,13 +301,13 @@ impl ThreadCopies {
     }
 
     /// Keeps `copy`, made at `now`, as this thread's copy of `key`.
-    pub fn keep(&self, key: HashBinary, copy: FrontCopy, now: SystemTime) {
-        FRONT.with_borrow_mut(|front| {
-            if front.as_ref().is_some_and(|f| f.store != self.store) {
-                *front = None;
+    pub fn keep(&self, key: HashBinary, copy: ThreadCopy, now: SystemTime) {
+        COPIES.with_borrow_mut(|mine| {
+            if mine.as_ref().is_some_and(|f| f.store != self.store) {
+                *mine = None;
             }
-            let front = front.get_or_insert_with(|| Front::new(self, now));
-            front.account(|copies| copies.put(key, copy.object.id, copy));
+            let mine = mine.get_or_insert_with(|| Copies::new(self, now));
+            mine.account(|copies| copies.put(key, copy.object.id, copy));
         })
     }
 }
