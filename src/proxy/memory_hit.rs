@@ -7,12 +7,14 @@
 //! `Accept-Ranges` (the range filter), then the cache status and a renewed
 //! token (`response_filter`); the eviction manager is told of the access as
 //! `HttpCache::cache_found` tells it (in batches for a worker thread's own
-//! copy of a hot object, see the store's `thread_copies`). Whatever this path does
-//! not handle
-//! takes Pingora's: a `Range` or conditional request, a stored status other
-//! than 200, a body without `Content-Length`, and every object the store's
-//! `memory_hit` declines (not in memory, not fresh, a fill in progress,
-//! variance).
+//! copy of a hot object, see the store's `thread_copies`). The fields every
+//! hit of an object carries are added once per copy (`prepare`); a hit sets
+//! `Age` in its place and appends a renewed token.
+//!
+//! Whatever this path does not handle takes Pingora's: a `Range` or
+//! conditional request, a stored status other than 200, a body without
+//! `Content-Length`, and every object the store's `memory_hit` declines (not
+//! in memory, not fresh, a fill in progress, variance).
 
 use std::time::SystemTime;
 
