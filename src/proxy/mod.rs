@@ -13,6 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_proxy::{FailToProxy, RangeType};
@@ -84,6 +85,11 @@ impl ProxyHttp for Edge {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new()
     }
+
+    /// No downstream modules. Pingora's default is its response compression
+    /// at level 0 (off): a context built and two filters awaited on every
+    /// request, for bodies (video) the node never compresses.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let peer = session
