@@ -9,11 +9,11 @@
 //! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `hit` (reader), `cached_read` (reads that never wait
-//! for the disk), `memory` (copies of small hot bodies), `memory_hit` (fresh hits
-//! answered from them whole), `thread_copies` (each worker thread's own copies of
-//! the hottest), `striped` (counters without shared writes), `meta_decode`
-//! (stored headers decoded once), `storage` (the Pingora trait), `scan`
-//! (start-up), `space` (free space).
+//! for the disk), `memory` (copies of small hot bodies), `memory_hit`
+//! (fresh hits answered from them whole), `thread_copies` (each worker
+//! thread's own copies of the hottest), `striped` (counters without shared
+//! writes), `meta_decode` (stored headers decoded once), `storage` (the
+//! Pingora trait), `scan` (start-up), `space` (free space).
 
 mod cached_read;
 mod error;
