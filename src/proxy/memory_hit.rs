@@ -78,7 +78,7 @@ pub async fn serve(
     if let Some(told) = hit.accesses {
         engine
             .eviction
-            .access_counted(&told.entry, told.weight, told.fresh_until, told.requests);
+            .access_counted(&told.entry, told.weight, told.requests);
     }
     super::answer::send_whole(session, header, hit.body, head).await?;
     Ok(true)

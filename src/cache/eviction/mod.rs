@@ -532,13 +532,7 @@ impl Manager {
     /// `access` for `requests` requests at once: the key's frequency counts
     /// each of them (up to the counters' ceiling), its recency is refreshed
     /// once. For callers that gather hits before they tell them.
-    pub fn access_counted(
-        &self,
-        item: &CacheEntryKey,
-        size: usize,
-        _fresh_until: SystemTime,
-        requests: u32,
-    ) -> bool {
+    pub fn access_counted(&self, item: &CacheEntryKey, size: usize, requests: u32) -> bool {
         let fp = fingerprint(item.key());
         let mut inner = self.lock();
         for _ in 0..requests.clamp(1, sketch::MAX_COUNT as u32) {
@@ -695,8 +689,8 @@ impl EvictionManager for Manager {
         }
     }
 
-    fn access(&self, item: &CacheEntryKey, size: usize, fresh_until: SystemTime) -> bool {
-        self.access_counted(item, size, fresh_until, 1)
+    fn access(&self, item: &CacheEntryKey, size: usize, _fresh_until: SystemTime) -> bool {
+        self.access_counted(item, size, 1)
     }
 
     fn peek(&self, item: &CacheEntryKey) -> bool {

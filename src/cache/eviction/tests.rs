@@ -391,12 +391,12 @@ fn a_batch_of_accesses_counts_each_request_up_to_the_ceiling() {
     let m = Manager::new(1_000);
     m.admit(entry(1, Some(1)), 10, NEVER);
     let before = m.frequency(&key(1));
-    assert!(m.access_counted(&entry(1, Some(1)), 10, NEVER, 5));
+    assert!(m.access_counted(&entry(1, Some(1)), 10, 5));
     assert_eq!(m.frequency(&key(1)), before + 5);
-    assert!(m.access_counted(&entry(1, Some(1)), 10, NEVER, 1_000));
+    assert!(m.access_counted(&entry(1, Some(1)), 10, 1_000));
     assert_eq!(m.frequency(&key(1)), 15, "4-bit counters");
     // An unknown entry is tracked, as by `access`.
-    assert!(!m.access_counted(&entry(3, Some(1)), 10, NEVER, 3));
+    assert!(!m.access_counted(&entry(3, Some(1)), 10, 3));
     assert!(m.peek(&entry(3, Some(1))), "an unknown entry is tracked");
     m.check_invariants();
 }

@@ -5,6 +5,7 @@ use super::fill::Fill;
 use super::format::ObjectHeader;
 use super::meta_decode::Decoded;
 use pingora_cache::CacheMeta;
+use pingora_cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora_cache::key::{CompactCacheKey, HashBinary};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,6 +126,16 @@ impl Complete {
     /// What the eviction manager is told this object weighs.
     pub fn weight(&self) -> u64 {
         self.body_len.saturating_add(self.meta_len)
+    }
+
+    /// `weight` as the eviction manager takes it.
+    pub fn eviction_weight(&self) -> usize {
+        usize::try_from(self.weight()).unwrap_or(usize::MAX)
+    }
+
+    /// The identified key the eviction manager tracks this object under.
+    pub fn eviction_key(&self) -> CacheEntryKey {
+        CacheEntryKey::identified(self.compact.clone(), CacheEntryId::new(self.id))
     }
 }
 

@@ -14,7 +14,6 @@ use super::index::Found;
 use super::thread_copies::ThreadCopy;
 use bytes::Bytes;
 use pingora_cache::CacheEntryKey;
-use pingora_cache::eviction::CacheEntryId;
 use pingora_cache::key::{CacheHashKey, CacheKey};
 use pingora_error::Result;
 use pingora_http::ResponseHeader;
@@ -36,7 +35,6 @@ pub struct MemoryHit {
 pub struct Accesses {
     pub entry: CacheEntryKey,
     pub weight: usize,
-    pub fresh_until: SystemTime,
     /// How many requests they were.
     pub requests: u32,
 }
@@ -99,9 +97,8 @@ impl DiskStore {
             age: now.duration_since(view.epoch).unwrap_or_default(),
             body,
             accesses: Some(Accesses {
-                entry: CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id)),
-                weight: usize::try_from(c.weight()).unwrap_or(usize::MAX),
-                fresh_until: view.fresh_until,
+                entry: c.eviction_key(),
+                weight: c.eviction_weight(),
                 requests: 1,
             }),
         }))

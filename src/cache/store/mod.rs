@@ -43,7 +43,6 @@ use index::Index;
 use layout::Layout;
 use memory::MemoryTier;
 use pingora_cache::CacheEntryKey;
-use pingora_cache::eviction::CacheEntryId;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -136,13 +135,7 @@ impl DiskStore {
         self.lock_index()
             .entries()
             .into_iter()
-            .map(|c| {
-                (
-                    CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id)),
-                    usize::try_from(c.weight()).unwrap_or(usize::MAX),
-                    c.fresh_until,
-                )
-            })
+            .map(|c| (c.eviction_key(), c.eviction_weight(), c.fresh_until))
             .collect()
     }
 
@@ -175,10 +168,7 @@ impl DiskStore {
         let removed = self.lock_index().drain_prefix(prefix.as_bytes());
         let keys = removed
             .iter()
-            .map(|c| {
-                let key = CacheEntryKey::identified(c.compact.clone(), CacheEntryId::new(c.id));
-                (key, c.primary.clone())
-            })
+            .map(|c| (c.eviction_key(), c.primary.clone()))
             .collect();
         let targets: Vec<_> = removed.iter().map(|c| (c.key, c.id)).collect();
         self.delete_objects(targets).await;

@@ -48,7 +48,7 @@ impl DiskStore {
             }
         };
         let (key, id, len) = (c.key, c.id, c.body_len);
-        let weight = usize::try_from(c.weight()).unwrap_or(usize::MAX);
+        let weight = c.eviction_weight();
         if len <= INLINE_MAX
             && let Some(body) = self
                 .lock_memory()

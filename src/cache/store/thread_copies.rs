@@ -35,7 +35,6 @@ use super::meta_decode::View;
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora_cache::CacheEntryKey;
-use pingora_cache::eviction::CacheEntryId;
 use pingora_cache::key::HashBinary;
 use pingora_http::ResponseHeader;
 use std::cell::RefCell;
@@ -89,8 +88,8 @@ impl ThreadCopy {
         now: SystemTime,
     ) -> (ThreadCopy, MemoryHit) {
         let copy = ThreadCopy {
-            entry: CacheEntryKey::identified(object.compact.clone(), CacheEntryId::new(object.id)),
-            weight: usize::try_from(object.weight()).unwrap_or(usize::MAX),
+            entry: object.eviction_key(),
+            weight: object.eviction_weight(),
             object,
             header: own_header(header),
             body: Bytes::copy_from_slice(body),
@@ -99,12 +98,7 @@ impl ThreadCopy {
             unreported: 0,
             reported_at: now,
         };
-        let hit = MemoryHit {
-            header: copy.header.clone(),
-            age: now.duration_since(copy.epoch).unwrap_or_default(),
-            body: copy.body.clone(),
-            accesses: Some(copy.accesses(1)),
-        };
+        let hit = copy.answer(now, Some(copy.accesses(1)));
         (copy, hit)
     }
 
@@ -112,8 +106,16 @@ impl ThreadCopy {
         Accesses {
             entry: self.entry.clone(),
             weight: self.weight,
-            fresh_until: self.fresh_until,
             requests,
+        }
+    }
+
+    fn answer(&self, now: SystemTime, accesses: Option<Accesses>) -> MemoryHit {
+        MemoryHit {
+            header: self.header.clone(),
+            age: now.duration_since(self.epoch).unwrap_or_default(),
+            body: self.body.clone(),
+            accesses,
         }
     }
 
@@ -130,12 +132,7 @@ impl ThreadCopy {
             self.reported_at = now;
             told
         });
-        MemoryHit {
-            header: self.header.clone(),
-            age: now.duration_since(self.epoch).unwrap_or_default(),
-            body: self.body.clone(),
-            accesses,
-        }
+        self.answer(now, accesses)
     }
 }
 

@@ -129,13 +129,9 @@ async fn update_meta_rewrites_the_header_only() {
         &std::fs::metadata(dir.path().join(&body_path)).unwrap(),
     );
 
-    let mut refreshed = meta(Some(10_000));
+    let mut refreshed = meta_with_etag(10_000, "\"v2\"");
     let later = SystemTime::now() + Duration::from_secs(86_400);
     refreshed.update_freshness(later, 0, 0);
-    refreshed
-        .response_header_mut()
-        .insert_header("etag", "\"v2\"")
-        .unwrap();
     assert!(
         store
             .update_meta(&key("/v/a.mp4"), &refreshed, &span())

@@ -46,6 +46,15 @@ pub fn meta(len: Option<u64>) -> CacheMeta {
     CacheMeta::new(now + Duration::from_secs(3600), now, 0, 0, header)
 }
 
+/// `meta(Some(len))` with `ETag: etag`: a revalidated header.
+pub fn meta_with_etag(len: u64, etag: &str) -> CacheMeta {
+    let mut meta = meta(Some(len));
+    meta.response_header_mut()
+        .insert_header("etag", etag)
+        .expect("valid etag");
+    meta
+}
+
 /// `len` bytes of a recognisable pattern.
 pub fn body(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
