@@ -14,6 +14,7 @@ use std::time::SystemTime;
 
 use cdn_node::access_log::{Client, Entry};
 use cdn_node::auth::settings::default_token_sources;
+use cdn_node::cache::status::CacheStatus;
 use cdn_node::metrics::{Metrics, status_class};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -83,7 +84,7 @@ fn metrics(c: &mut Criterion) {
     });
     group.bench_function("kept", |b| {
         b.iter(|| {
-            let cache = std::hint::black_box("hit");
+            let cache = std::hint::black_box(CacheStatus::Hit);
             m.count_lookup(cache);
             m.count_request(std::hint::black_box(200), cache, 0.000_173);
         })

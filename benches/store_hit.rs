@@ -3,7 +3,7 @@
 //! Pingora and makes the hit handler (the body is not read: that is a `Bytes` clone).
 //!
 //! `lookup_1k_hit` looks up with a key built once; `key_and_lookup_1k_hit` builds the key the
-//! way the request path does (`cache::engine::cache_key`) on every iteration and also makes the
+//! way the request path does (`cache::key::object`) on every iteration and also makes the
 //! compact key Pingora hands the eviction manager on a hit, so the cost of hashing the key is
 //! in it. `memory_hit_1k` is what the request path does instead for a fresh object in memory
 //! (`DiskStore::memory_hit`: the stored header copied, the body a `Bytes` clone, no meta and
@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use cdn_node::cache::engine::cache_key;
+use cdn_node::cache::key::object as cache_key;
 use cdn_node::cache::store::{DiskStore, StoreConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use pingora_cache::CacheMeta;

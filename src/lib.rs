@@ -1,23 +1,24 @@
 //! cdn-node: a caching CDN edge node for token-protected video, built on
-//! Pingora. See the README for how a request moves through the node.
+//! Pingora. `docs/architecture.md` draws how a request moves through the
+//! node.
 
 pub mod access_log;
-pub mod admin;
+mod admin;
+mod answer;
 pub mod auth;
 pub mod cache;
 pub mod cli;
-pub mod config;
-pub mod fast_exit;
-pub mod limits;
-pub mod listeners;
-pub mod log_file;
+mod config;
+mod fast_exit;
+mod limits;
+mod listeners;
 pub mod metrics;
-pub mod origin;
-pub mod proxy;
-pub mod range;
-pub mod refusal;
-pub mod reload_trigger;
-pub mod request;
-pub mod run;
-pub mod slice;
-pub mod tls;
+mod origin;
+mod proxy;
+mod range;
+mod refusal;
+mod reload_trigger;
+mod request;
+mod run;
+mod slice;
+mod tls;

@@ -5,37 +5,81 @@
 use pingora::http::ResponseHeader;
 use pingora::{Error, ErrorSource, ErrorType};
 
+use crate::auth::Reject;
+use crate::origin::OriginError;
+use crate::request::path::PathError;
+
 /// Why a request is answered with an error instead of the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Only GET and HEAD are served.
     MethodNotAllowed,
-    /// The path or query is not acceptable; `reason` is a log/metric label.
-    BadRequest { reason: &'static str },
-    /// No valid token; `reason` is the auth rejection label.
-    Unauthorized { reason: &'static str },
-    /// A valid token that does not open this request (out of scope, bound to another
-    /// address); `reason` is the auth rejection label.
-    Forbidden { reason: &'static str },
+    /// The request is not acceptable as sent.
+    BadRequest(BadRequest),
+    /// No valid token.
+    Unauthorized(Reject),
+    /// A valid token that does not open this request (out of scope, bound
+    /// to another address).
+    Forbidden(Reject),
     /// The origin has no such object (or the path names no object).
     NotFound,
-    /// The origin refused us or failed; `kind` is the origin error label.
-    BadGateway { kind: &'static str },
+    /// The origin refused us or failed.
+    BadGateway(OriginError),
     /// The origin did not answer in time.
     GatewayTimeout,
     /// A bug or an unexpected local failure.
     Internal,
 }
 
+/// Why a request is refused with 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// The path is not one the node accepts.
+    Path(PathError),
+    /// The raw target is not UTF-8.
+    PathEncoding,
+    /// The query does not parse.
+    Query,
+    /// The token gate refused the request as malformed (several tokens
+    /// that disagree).
+    Token(Reject),
+    /// The client broke HTTP.
+    Protocol,
+}
+
+impl BadRequest {
+    /// Metric and log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadRequest::Path(e) => e.reason(),
+            BadRequest::PathEncoding => "path_encoding",
+            BadRequest::Query => "query",
+            BadRequest::Token(reject) => reject.reason(),
+            BadRequest::Protocol => "protocol",
+        }
+    }
+}
+
+/// A refusal by the token gate: 400, 401 or 403 as the reason says.
+impl From<Reject> for Refusal {
+    fn from(reject: Reject) -> Refusal {
+        match reject {
+            Reject::Conflict => Refusal::BadRequest(BadRequest::Token(reject)),
+            r if r.is_forbidden() => Refusal::Forbidden(r),
+            r => Refusal::Unauthorized(r),
+        }
+    }
+}
+
 impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::MethodNotAllowed => 405,
-            Refusal::BadRequest { .. } => 400,
-            Refusal::Unauthorized { .. } => 401,
-            Refusal::Forbidden { .. } => 403,
+            Refusal::BadRequest(_) => 400,
+            Refusal::Unauthorized(_) => 401,
+            Refusal::Forbidden(_) => 403,
             Refusal::NotFound => 404,
-            Refusal::BadGateway { .. } => 502,
+            Refusal::BadGateway(_) => 502,
             Refusal::GatewayTimeout => 504,
             Refusal::Internal => 500,
         }
@@ -44,11 +88,11 @@ impl Refusal {
     pub fn body(&self) -> &'static str {
         match self {
             Refusal::MethodNotAllowed => "method not allowed\n",
-            Refusal::BadRequest { .. } => "bad request\n",
-            Refusal::Unauthorized { .. } => "a valid token is required\n",
-            Refusal::Forbidden { .. } => "forbidden\n",
+            Refusal::BadRequest(_) => "bad request\n",
+            Refusal::Unauthorized(_) => "a valid token is required\n",
+            Refusal::Forbidden(_) => "forbidden\n",
             Refusal::NotFound => "not found\n",
-            Refusal::BadGateway { .. } => "bad gateway\n",
+            Refusal::BadGateway(_) => "bad gateway\n",
             Refusal::GatewayTimeout => "gateway timeout\n",
             Refusal::Internal => "internal error\n",
         }
@@ -64,7 +108,7 @@ impl Refusal {
         let _ = h.insert_header("content-length", body.len().to_string());
         let _ = h.insert_header("cache-control", "no-store");
         match self {
-            Refusal::Unauthorized { .. } => {
+            Refusal::Unauthorized(_) => {
                 let _ = h.insert_header("www-authenticate", "Bearer error=\"invalid_token\"");
             }
             Refusal::MethodNotAllowed => {
@@ -83,18 +127,16 @@ impl Refusal {
                 ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
                     Refusal::GatewayTimeout
                 }
-                _ => Refusal::BadGateway {
-                    kind: origin_error_kind(e),
-                },
+                _ => Refusal::BadGateway(OriginError::of_proxy_error(e)),
             }),
             ErrorSource::Downstream => match e.etype() {
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => None,
-                _ => Some(Refusal::BadRequest { reason: "protocol" }),
+                _ => Some(Refusal::BadRequest(BadRequest::Protocol)),
             },
             ErrorSource::Internal | ErrorSource::Unset => match e.etype() {
                 ErrorType::HTTPStatus(code) if *code == 504 => Some(Refusal::GatewayTimeout),
                 ErrorType::HTTPStatus(code) if (500..600).contains(code) => {
-                    Some(Refusal::BadGateway { kind: "protocol" })
+                    Some(Refusal::BadGateway(OriginError::Protocol))
                 }
                 _ => Some(Refusal::Internal),
             },
@@ -112,22 +154,15 @@ pub fn client_gone(e: &Error) -> bool {
         )
 }
 
-/// The `kind` label of an origin failure (metric and access log).
-pub fn origin_error_kind(e: &Error) -> &'static str {
-    match e.etype() {
-        ErrorType::ConnectTimedout => "connect_timeout",
-        ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
-        ErrorType::ConnectRefused
-        | ErrorType::ConnectNoRoute
-        | ErrorType::ConnectError
-        | ErrorType::BindError
-        | ErrorType::SocketError => "connect",
-        ErrorType::TLSHandshakeFailure
-        | ErrorType::TLSHandshakeTimedout
-        | ErrorType::InvalidCert
-        | ErrorType::HandshakeError => "tls",
-        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => "reset",
-        _ => "protocol",
+/// The token gate's reject behind a refusal, if the gate refused.
+impl Refusal {
+    pub fn reject(&self) -> Option<Reject> {
+        match self {
+            Refusal::Unauthorized(r)
+            | Refusal::Forbidden(r)
+            | Refusal::BadRequest(BadRequest::Token(r)) => Some(*r),
+            _ => None,
+        }
     }
 }
 
@@ -139,13 +174,11 @@ mod tests {
     fn every_refusal_has_a_plain_body_and_no_store() {
         let all = [
             Refusal::MethodNotAllowed,
-            Refusal::BadRequest { reason: "path" },
-            Refusal::Unauthorized { reason: "expired" },
-            Refusal::Forbidden {
-                reason: "out_of_scope",
-            },
+            Refusal::BadRequest(BadRequest::Path(PathError::DotSegment)),
+            Refusal::Unauthorized(Reject::Expired),
+            Refusal::Forbidden(Reject::OutOfScope),
             Refusal::NotFound,
-            Refusal::BadGateway { kind: "s3_denied" },
+            Refusal::BadGateway(OriginError::S3Denied),
             Refusal::GatewayTimeout,
             Refusal::Internal,
         ];
@@ -161,7 +194,7 @@ mod tests {
             assert!(!r.body().contains("scope"));
         }
         assert_eq!(
-            Refusal::Unauthorized { reason: "x" }
+            Refusal::Unauthorized(Reject::Missing)
                 .header()
                 .headers
                 .get("www-authenticate")
@@ -211,5 +244,28 @@ mod tests {
                 "{etype:?} from {source:?}"
             );
         }
+    }
+
+    #[test]
+    fn gate_rejects_map_to_400_401_403() {
+        let cases = [
+            (Reject::Missing, 401),
+            (Reject::Expired, 401),
+            (Reject::OutOfScope, 403),
+            (Reject::AddressMismatch, 403),
+            (Reject::Conflict, 400),
+        ];
+        for (reject, want) in cases {
+            let refusal = Refusal::from(reject);
+            assert_eq!(refusal.status(), want, "{reject:?}");
+            assert_eq!(refusal.reject(), Some(reject));
+        }
+        assert_eq!(Refusal::NotFound.reject(), None);
+        assert_eq!(Refusal::BadRequest(BadRequest::Query).reject(), None);
+        assert_eq!(BadRequest::Token(Reject::Conflict).as_str(), "conflict");
+        assert_eq!(
+            BadRequest::Path(PathError::DotSegment).as_str(),
+            "path_dot_segment"
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::listeners::{HttpSockets, Worker};
 use crate::metrics::Metrics;
 use crate::origin::Origin;
 use crate::proxy::Edge;
+use crate::slice::Slicer;
 
 /// Pingora's process options that stay available on `cdn-node run`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,16 +72,18 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
 
     let buffer = usize::try_from(config.log.access_buffer.0).unwrap_or(usize::MAX);
     let file = match &config.access_file {
-        Some(path) => Some(Arc::new(crate::log_file::LogFile::open(path).map_err(
-            |e| format!("log.access_file {} cannot be opened ({e})", path.display()),
-        )?)),
+        Some(path) => Some(Arc::new(
+            crate::access_log::file::LogFile::open(path).map_err(|e| {
+                format!("log.access_file {} cannot be opened ({e})", path.display())
+            })?,
+        )),
         None => None,
     };
     let access_log = AccessLog::new(config.log.access_stdout, file.clone(), buffer);
     if let Some(file) = file {
         server.add_service(GenBackgroundService::new(
             "access log reopener".to_string(),
-            Arc::new(crate::log_file::LogReopener {
+            Arc::new(crate::access_log::file::LogReopener {
                 file,
                 log: access_log.clone(),
                 metrics: metrics.clone(),
@@ -106,6 +109,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         metrics: metrics.clone(),
         access_log: access_log.clone(),
         cache,
+        slicer: cache.and_then(open_slicer),
     };
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
@@ -160,6 +164,13 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         Arc::new(crate::auth::reload::AuthReloader { verifier, metrics }),
     ));
     Ok(Node { server, access_log })
+}
+
+/// The slicer, when the cache slices large objects; it lives as long as the
+/// process, as the cache does.
+fn open_slicer(engine: &'static Engine) -> Option<&'static Slicer> {
+    let config = engine.config.slicing?;
+    Some(Box::leak(Box::new(Slicer::new(config))))
 }
 
 /// Opens the disk cache before Pingora starts its runtimes: scanning the

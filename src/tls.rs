@@ -181,6 +181,7 @@ impl ReloadingCert {
     }
 
     /// The certificate chain served now (leaf first).
+    #[cfg(test)]
     pub fn chain(&self) -> Vec<CertificateDer<'static>> {
         self.current
             .read()

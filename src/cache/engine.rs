@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora_cache::eviction::EvictionManager;
-use pingora_cache::key::{CacheHashKey, CacheKey};
 use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora_cache::storage::{PurgeOutcome, PurgeTarget, PurgeType, Storage};
 use pingora_cache::trace::Span;
 
 use crate::cache::eviction::Manager;
+use crate::cache::key;
 use crate::cache::settings::CacheConfig;
 use crate::cache::store::{DiskStore, StoreConfig};
 use crate::metrics::CacheSnapshot;
@@ -23,27 +23,6 @@ pub struct Engine {
     pub eviction: &'static Manager,
     pub lock: &'static CacheKeyLockImpl,
     pub config: CacheConfig,
-    /// Slice caching of large objects, when enabled.
-    pub slicer: Option<crate::slice::Slicer>,
-}
-
-/// The cache key of a canonical path and query: the same function the
-/// request path uses, so a purge finds what a request stored.
-pub fn cache_key(canonical_path: &str, canonical_query: &str) -> CacheKey {
-    hashed_key(crate::cache::key::cache_key(
-        canonical_path,
-        canonical_query,
-    ))
-}
-
-/// The `CacheKey` of `primary`, its hash computed once here. A plain key
-/// hashes its primary (blake2b) on every ask, and a hit asks several times
-/// (the store's lookup, the compact key for the eviction manager, ...). The
-/// override is that very hash, so every ask answers the same.
-pub fn hashed_key(primary: String) -> CacheKey {
-    let mut key = CacheKey::new(primary, "");
-    key.set_primary_bin_override(key.primary_bin());
-    key
 }
 
 impl Engine {
@@ -61,13 +40,11 @@ impl Engine {
         let capacity = usize::try_from(config.max_size).unwrap_or(usize::MAX);
         let eviction: &'static Manager = Box::leak(Box::new(Manager::new(capacity)));
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(config.lock_timeout));
-        let slicer = config.slicing.map(crate::slice::Slicer::new);
         let engine = Engine {
             store,
             eviction,
             lock,
             config,
-            slicer,
         };
         engine.seed().await;
         Ok(engine)
@@ -101,15 +78,13 @@ impl Engine {
     /// Removes the object stored for one canonical path (and query), with
     /// its slices and record when it is sliced.
     pub async fn purge_one(&self, canonical_path: &str, canonical_query: &str) -> usize {
-        let primary = crate::cache::key::cache_key(canonical_path, canonical_query);
-        let sliced = self
-            .purge_prefix(&crate::slice::keys::family(&primary))
-            .await;
+        let primary = key::cache_key(canonical_path, canonical_query);
+        let sliced = self.purge_prefix(&key::slice::family(&primary)).await;
         sliced + self.purge_whole(canonical_path, canonical_query).await
     }
 
     async fn purge_whole(&self, canonical_path: &str, canonical_query: &str) -> usize {
-        let key = cache_key(canonical_path, canonical_query).to_compact();
+        let key = key::object(canonical_path, canonical_query).to_compact();
         let span = Span::inactive();
         match self
             .store
@@ -142,7 +117,7 @@ impl Engine {
         // Bodies, whole or slices; an object's record is not one.
         removed
             .iter()
-            .filter(|(_, primary)| !crate::slice::keys::is_record(primary))
+            .filter(|(_, primary)| !key::slice::is_record(primary))
             .count()
     }
 
@@ -195,29 +170,5 @@ impl BackgroundService for SketchSaver {
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A hashed key is the plain key to everything that asks it.
-    #[test]
-    fn a_hashed_key_hashes_as_a_plain_one() {
-        for primary in ["/v/a.mp4", "/v/a.mp4?partNumber=1", "/", "/v/a.mp4 #info"] {
-            let plain = CacheKey::new(primary, "");
-            let hashed = hashed_key(primary.to_owned());
-            assert_eq!(hashed.primary_bin(), plain.primary_bin(), "{primary}");
-            assert_eq!(hashed.combined_bin(), plain.combined_bin(), "{primary}");
-            assert_eq!(hashed.combined(), plain.combined(), "{primary}");
-            assert_eq!(hashed.to_compact(), plain.to_compact(), "{primary}");
-            assert_eq!(hashed.primary_key(), plain.primary_key(), "{primary}");
-            assert_eq!(hashed.user_tag, plain.user_tag);
-        }
-        assert_eq!(
-            cache_key("/v/a.mp4", "partNumber=1").primary_bin(),
-            CacheKey::new("/v/a.mp4?partNumber=1", "").primary_bin()
-        );
     }
 }

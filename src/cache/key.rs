@@ -1,10 +1,32 @@
-//! The cache key of a request: its canonical path and canonical query.
+//! The cache keys: a request's key is its canonical path and canonical
+//! query; a sliced object's slices and record have keys derived from it
+//! ([`slice`]).
 //!
 //! Both parts come from [`crate::request`]: the path from
 //! [`crate::request::path::canonicalize`] and the query from
 //! [`crate::request::query::canonical`] with the allow-list of parameters that
-//! change the object (never the token). Pure string work; the Pingora
-//! `CacheKey` wiring lives elsewhere.
+//! change the object (never the token).
+
+pub mod slice;
+
+use pingora_cache::CacheKey;
+use pingora_cache::key::CacheHashKey;
+
+/// The cache key of a canonical path and query: the same function the
+/// request path and a purge use, so a purge finds what a request stored.
+pub fn object(canonical_path: &str, canonical_query: &str) -> CacheKey {
+    hashed(cache_key(canonical_path, canonical_query))
+}
+
+/// The `CacheKey` of `primary`, its hash computed once here. A plain key
+/// hashes its primary (blake2b) on every ask, and a hit asks several times
+/// (the store's lookup, the compact key for the eviction manager, ...). The
+/// override is that very hash, so every ask answers the same.
+pub fn hashed(primary: String) -> CacheKey {
+    let mut key = CacheKey::new(primary, "");
+    key.set_primary_bin_override(key.primary_bin());
+    key
+}
 
 /// `canonical_path`, followed by `?canonical_query` when the query is not
 /// empty.
@@ -119,5 +141,24 @@ mod tests {
         for (a, b) in DIFFERENT {
             assert_ne!(key_of(a), key_of(b), "{a:?} vs {b:?}");
         }
+    }
+
+    /// A hashed key is the plain key to everything that asks it.
+    #[test]
+    fn a_hashed_key_hashes_as_a_plain_one() {
+        for primary in ["/v/a.mp4", "/v/a.mp4?partNumber=1", "/", "/v/a.mp4 #info"] {
+            let plain = CacheKey::new(primary, "");
+            let hashed = hashed(primary.to_owned());
+            assert_eq!(hashed.primary_bin(), plain.primary_bin(), "{primary}");
+            assert_eq!(hashed.combined_bin(), plain.combined_bin(), "{primary}");
+            assert_eq!(hashed.combined(), plain.combined(), "{primary}");
+            assert_eq!(hashed.to_compact(), plain.to_compact(), "{primary}");
+            assert_eq!(hashed.primary_key(), plain.primary_key(), "{primary}");
+            assert_eq!(hashed.user_tag, plain.user_tag);
+        }
+        assert_eq!(
+            object("/v/a.mp4", "partNumber=1").primary_bin(),
+            CacheKey::new("/v/a.mp4?partNumber=1", "").primary_bin()
+        );
     }
 }

@@ -3,44 +3,91 @@
 
 use pingora_cache::CachePhase;
 
-pub const HIT: &str = "hit";
-pub const MISS: &str = "miss";
-pub const STALE: &str = "stale";
-pub const EXPIRED: &str = "expired";
-pub const REVALIDATED: &str = "revalidated";
-pub const BYPASS: &str = "bypass";
-/// The request never reached the cache (refused, or no cache configured).
-pub const NONE: &str = "none";
-
-/// Every lookup result counted in `cdn_node_cache_lookups_total`.
-pub const LOOKUP_RESULTS: &[&str] = &[HIT, MISS, STALE, EXPIRED, REVALIDATED, BYPASS];
-
-/// The label of a request's cache outcome. `missed` says the lookup missed:
-/// a miss whose fill was then refused (too large, no room) ends with the
-/// cache disabled, and is still a miss, served uncached.
-pub fn label(phase: &CachePhase, missed: bool) -> &'static str {
-    match phase {
-        CachePhase::Disabled(_) if missed => MISS,
-        CachePhase::Hit => HIT,
-        CachePhase::Miss => MISS,
-        CachePhase::Stale | CachePhase::StaleUpdating => STALE,
-        CachePhase::Expired => EXPIRED,
-        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => REVALIDATED,
-        CachePhase::Bypass => BYPASS,
-        CachePhase::Disabled(_) | CachePhase::Uninit | CachePhase::CacheKey => NONE,
-    }
+/// How the cache took part in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    Stale,
+    Expired,
+    Revalidated,
+    Bypass,
+    /// The request never reached the cache (refused, or no cache configured).
+    None,
 }
 
-/// The `X-Cache` value: upper case, as CDNs print it.
-pub fn header_value(label: &str) -> &'static str {
-    match label {
-        HIT => "HIT",
-        MISS => "MISS",
-        STALE => "STALE",
-        EXPIRED => "EXPIRED",
-        REVALIDATED => "REVALIDATED",
-        BYPASS => "BYPASS",
-        _ => "NONE",
+impl CacheStatus {
+    /// Every status, in the order of their index ([`CacheStatus::index`]).
+    pub const ALL: [CacheStatus; 7] = [
+        CacheStatus::Hit,
+        CacheStatus::Miss,
+        CacheStatus::Stale,
+        CacheStatus::Expired,
+        CacheStatus::Revalidated,
+        CacheStatus::Bypass,
+        CacheStatus::None,
+    ];
+
+    /// Every lookup result counted in `cdn_node_cache_lookups_total`: all
+    /// but `None`, in the same order.
+    pub const LOOKUPS: [CacheStatus; 6] = [
+        CacheStatus::Hit,
+        CacheStatus::Miss,
+        CacheStatus::Stale,
+        CacheStatus::Expired,
+        CacheStatus::Revalidated,
+        CacheStatus::Bypass,
+    ];
+
+    /// The label (metrics `cache_status`, access log `cache`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Expired => "expired",
+            CacheStatus::Revalidated => "revalidated",
+            CacheStatus::Bypass => "bypass",
+            CacheStatus::None => "none",
+        }
+    }
+
+    /// The `X-Cache` value: upper case, as CDNs print it.
+    pub const fn header_value(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Expired => "EXPIRED",
+            CacheStatus::Revalidated => "REVALIDATED",
+            CacheStatus::Bypass => "BYPASS",
+            CacheStatus::None => "NONE",
+        }
+    }
+
+    /// Its place in [`CacheStatus::ALL`] (and, but for `None`, in
+    /// [`CacheStatus::LOOKUPS`]).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The status of a request that went through Pingora's cache phases.
+    /// `missed` says the lookup missed: a miss whose fill was then refused
+    /// (too large, no room) ends with the cache disabled, and is still a
+    /// miss, served uncached.
+    pub fn of_phase(phase: &CachePhase, missed: bool) -> CacheStatus {
+        match phase {
+            CachePhase::Disabled(_) if missed => CacheStatus::Miss,
+            CachePhase::Hit => CacheStatus::Hit,
+            CachePhase::Miss => CacheStatus::Miss,
+            CachePhase::Stale | CachePhase::StaleUpdating => CacheStatus::Stale,
+            CachePhase::Expired => CacheStatus::Expired,
+            CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => CacheStatus::Revalidated,
+            CachePhase::Bypass => CacheStatus::Bypass,
+            CachePhase::Disabled(_) | CachePhase::Uninit | CachePhase::CacheKey => {
+                CacheStatus::None
+            }
+        }
     }
 }
 
@@ -52,28 +99,42 @@ mod tests {
     #[test]
     fn phases() {
         let cases = [
-            (CachePhase::Hit, HIT),
-            (CachePhase::Miss, MISS),
-            (CachePhase::Stale, STALE),
-            (CachePhase::StaleUpdating, STALE),
-            (CachePhase::Expired, EXPIRED),
-            (CachePhase::Revalidated, REVALIDATED),
+            (CachePhase::Hit, CacheStatus::Hit),
+            (CachePhase::Miss, CacheStatus::Miss),
+            (CachePhase::Stale, CacheStatus::Stale),
+            (CachePhase::StaleUpdating, CacheStatus::Stale),
+            (CachePhase::Expired, CacheStatus::Expired),
+            (CachePhase::Revalidated, CacheStatus::Revalidated),
             (
                 CachePhase::RevalidatedNoCache(NoCacheReason::OriginNotCache),
-                REVALIDATED,
+                CacheStatus::Revalidated,
             ),
-            (CachePhase::Bypass, BYPASS),
-            (CachePhase::Uninit, NONE),
-            (CachePhase::Disabled(NoCacheReason::NeverEnabled), NONE),
+            (CachePhase::Bypass, CacheStatus::Bypass),
+            (CachePhase::Uninit, CacheStatus::None),
+            (
+                CachePhase::Disabled(NoCacheReason::NeverEnabled),
+                CacheStatus::None,
+            ),
         ];
         for (phase, want) in cases {
-            assert_eq!(label(&phase, false), want, "{phase:?}");
+            assert_eq!(CacheStatus::of_phase(&phase, false), want, "{phase:?}");
         }
         assert_eq!(
-            label(&CachePhase::Disabled(NoCacheReason::StorageError), true),
-            MISS
+            CacheStatus::of_phase(&CachePhase::Disabled(NoCacheReason::StorageError), true),
+            CacheStatus::Miss
         );
-        assert_eq!(header_value(HIT), "HIT");
-        assert_eq!(header_value(NONE), "NONE");
+    }
+
+    #[test]
+    fn labels_and_indexes() {
+        for (i, s) in CacheStatus::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+            assert_eq!(s.header_value(), s.as_str().to_ascii_uppercase());
+        }
+        for (i, s) in CacheStatus::LOOKUPS.iter().enumerate() {
+            assert_eq!(s.index(), i);
+        }
+        assert_eq!(CacheStatus::Hit.as_str(), "hit");
+        assert_eq!(CacheStatus::None.header_value(), "NONE");
     }
 }

@@ -38,7 +38,6 @@ const SECTIONS: &[&str] = &[
 
 /// Everything the node runs on, validated and with secrets loaded.
 pub struct Config {
-    pub path: PathBuf,
     pub server: ServerSection,
     pub http_listeners: Vec<SocketAddr>,
     /// HTTPS listeners, their certificate and key checked.
@@ -75,14 +74,13 @@ impl Config {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         let env = |name: &str| std::env::var(name).ok();
-        Self::from_yaml(&text, path, &base_dir, &env)
+        Self::from_yaml(&text, &base_dir, &env)
     }
 
     /// Validates YAML text; `base_dir` resolves relative file paths and `env`
     /// answers environment look-ups.
     pub fn from_yaml(
         text: &str,
-        path: &Path,
         base_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, Vec<Problem>> {
@@ -95,7 +93,7 @@ impl Config {
         let Value::Mapping(map) = root else {
             return Err(vec![Problem::new(
                 "(file)",
-                "the top level must be a mapping of sections: server, listeners, admin, origin, auth, log",
+                "the top level must be a mapping of sections: server, listeners, admin, origin, auth, cache, log, limits",
             )]);
         };
         let mut problems = Vec::new();
@@ -226,7 +224,6 @@ impl Config {
                 Some(cache),
                 Some(log),
             ) if problems.is_empty() => Ok(Config {
-                path: path.to_path_buf(),
                 server,
                 http_listeners,
                 https_listeners,

@@ -1,6 +1,6 @@
 //! The YAML shape of our own configuration sections. Every section rejects
-//! unknown keys; defaults are named constants so the reference in the README
-//! and the code agree.
+//! unknown keys; defaults are named constants so the reference in
+//! `docs/configuration.md` and the code agree.
 
 use serde::Deserialize;
 

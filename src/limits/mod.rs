@@ -12,8 +12,6 @@ mod watch;
 use std::time::Duration;
 
 pub use app::LimitedApp;
-pub use table::{ConnectionTable, Permit, Refused};
-pub use watch::HeaderWatch;
 
 /// How long an HTTP/2 connection with no request in flight is kept: the
 /// same as Pingora's HTTP/1 keep-alive (60 s).

@@ -305,7 +305,7 @@ impl Peek for Guarded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::ConnectionTable;
+    use crate::limits::table::ConnectionTable;
     use prometheus::IntGauge;
     use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
 

@@ -7,6 +7,10 @@ mod per_request;
 
 use std::sync::Mutex;
 
+use crate::cache::status::CacheStatus;
+use crate::origin::OriginError;
+use crate::refusal::Refusal;
+
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -217,8 +221,8 @@ impl Metrics {
             "Cache lookups, by result.",
             &["result"],
         );
-        for result in crate::cache::status::LOOKUP_RESULTS {
-            cache_lookups.with_label_values(&[result]);
+        for result in CacheStatus::LOOKUPS {
+            cache_lookups.with_label_values(&[result.as_str()]);
         }
         let cache_fill_wait = Histogram::with_opts(
             HistogramOpts::new(
@@ -401,7 +405,7 @@ impl Metrics {
 
     /// One answered request: `requests` by status class and cache status,
     /// its time in `request_duration` by cache status.
-    pub fn count_request(&self, status: u16, cache_status: &str, seconds: f64) {
+    pub fn count_request(&self, status: u16, cache_status: CacheStatus, seconds: f64) {
         self.per_request.request(
             &self.requests,
             &self.request_duration,
@@ -411,8 +415,32 @@ impl Metrics {
         );
     }
 
-    /// One cache lookup in `cache_lookups`; `none` (no lookup) counts nothing.
-    pub fn count_lookup(&self, result: &str) {
+    /// A request the node refused itself: by the token gate's reason in
+    /// `auth_rejections`, or (refused before the gate) by the request's
+    /// fault in `request_rejections`. Refusals for the origin's sake (404,
+    /// 502, ...) are counted where the origin's answer is.
+    pub fn count_refusal(&self, refusal: Refusal) {
+        if let Some(reject) = refusal.reject() {
+            self.auth_rejections
+                .with_label_values(&[reject.reason()])
+                .inc();
+            return;
+        }
+        let reason = match refusal {
+            Refusal::BadRequest(bad) => bad.as_str(),
+            Refusal::MethodNotAllowed => "method",
+            _ => return,
+        };
+        self.request_rejections.with_label_values(&[reason]).inc();
+    }
+
+    /// An origin failure in `origin_errors`.
+    pub fn count_origin_error(&self, kind: OriginError) {
+        self.origin_errors.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// One cache lookup in `cache_lookups`; `None` (no lookup) counts nothing.
+    pub fn count_lookup(&self, result: CacheStatus) {
         self.per_request.lookup(&self.cache_lookups, result);
     }
 
@@ -435,4 +463,36 @@ impl Default for Metrics {
 /// `"2xx"` for 204 and so on; `"none"` when no response was sent.
 pub fn status_class(status: u16) -> &'static str {
     per_request::STATUS_CLASSES[per_request::class_index(status)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Reject;
+    use crate::refusal::BadRequest;
+
+    #[test]
+    fn refusals_are_counted_by_reason() {
+        let m = Metrics::new();
+        m.count_refusal(Refusal::from(Reject::Expired));
+        m.count_refusal(Refusal::from(Reject::OutOfScope));
+        m.count_refusal(Refusal::from(Reject::Conflict));
+        m.count_refusal(Refusal::BadRequest(BadRequest::Query));
+        m.count_refusal(Refusal::MethodNotAllowed);
+        m.count_refusal(Refusal::NotFound);
+        m.count_refusal(Refusal::BadGateway(OriginError::S3Denied));
+        // Only the reasons counted have series: 404 and 502 are not the
+        // client's refusals, and a conflict is the gate's.
+        let series = prometheus::core::Collector::collect(&m.request_rejections)[0]
+            .get_metric()
+            .len();
+        assert_eq!(series, 2);
+        let auth = |r: &str| m.auth_rejections.with_label_values(&[r]).get();
+        let request = |r: &str| m.request_rejections.with_label_values(&[r]).get();
+        assert_eq!(auth("expired"), 1);
+        assert_eq!(auth("out_of_scope"), 1);
+        assert_eq!(auth("conflict"), 1);
+        assert_eq!(request("query"), 1);
+        assert_eq!(request("method"), 1);
+    }
 }

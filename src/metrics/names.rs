@@ -1,5 +1,5 @@
-//! Every metric name the node exports, in one place. The README's metrics
-//! table lists the same names; labels are low-cardinality by design (status
+//! Every metric name the node exports, in one place. The metrics table in
+//! `docs/metrics.md` lists the same names; labels are low-cardinality by design (status
 //! class, cache status, reason, kind: never a path, token or subject).
 
 /// Client requests answered, by `status_class` (1xx..5xx) and `cache_status`.

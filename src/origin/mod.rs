@@ -1,6 +1,7 @@
 //! The S3 origin: where misses go, how the request to S3 is built and signed,
 //! and what S3's answers mean for the client.
 
+mod error;
 pub mod resolve;
 pub mod response;
 pub mod settings;
@@ -12,6 +13,7 @@ use std::time::SystemTime;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
+pub use error::OriginError;
 use resolve::Resolver;
 use settings::OriginConfig;
 

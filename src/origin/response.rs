@@ -3,6 +3,10 @@
 //! edge, and its refusals of our credentials are our failure (502), not the
 //! client's.
 
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+
+use super::OriginError;
 use crate::refusal::Refusal;
 
 /// The most of an origin error body kept to find S3's error code.
@@ -17,13 +21,13 @@ pub enum Verdict {
     /// when the origin failed (not for a plain 404).
     Refuse {
         refusal: Refusal,
-        origin_error: Option<&'static str>,
+        origin_error: Option<OriginError>,
     },
 }
 
 pub fn verdict(status: u16) -> Verdict {
     let bad = |kind| Verdict::Refuse {
-        refusal: Refusal::BadGateway { kind },
+        refusal: Refusal::BadGateway(kind),
         origin_error: Some(kind),
     };
     match status {
@@ -32,10 +36,10 @@ pub fn verdict(status: u16) -> Verdict {
             refusal: Refusal::NotFound,
             origin_error: None,
         },
-        300..=399 => bad("s3_redirect"),
-        401 | 403 => bad("s3_denied"),
-        500..=599 => bad("s3_server_error"),
-        _ => bad("s3_rejected"),
+        300..=399 => bad(OriginError::S3Redirect),
+        401 | 403 => bad(OriginError::S3Denied),
+        500..=599 => bad(OriginError::S3ServerError),
+        _ => bad(OriginError::S3Rejected),
     }
 }
 
@@ -48,6 +52,51 @@ pub fn passes_header(name: &str) -> bool {
         return true;
     }
     !(name.starts_with("x-amz-") || name == "server" || name == "set-cookie")
+}
+
+/// Drops from an answer S3 sends every header that is not passed on.
+pub fn strip_headers(resp: &mut ResponseHeader) {
+    let drop: Vec<_> = resp
+        .headers
+        .keys()
+        .filter(|n| !passes_header(n.as_str()))
+        .cloned()
+        .collect();
+    for name in drop {
+        resp.remove_header(&name);
+    }
+}
+
+/// An origin error answer whose body is replaced by ours: S3's body is
+/// kept (up to [`ERROR_BODY_LIMIT`]) only to find its error code.
+pub struct ErrorBody {
+    captured: Vec<u8>,
+    /// Our body, `None` for a HEAD.
+    replacement: Option<&'static str>,
+}
+
+impl ErrorBody {
+    pub fn new(refusal: Refusal, head: bool) -> ErrorBody {
+        ErrorBody {
+            captured: Vec::new(),
+            replacement: (!head).then(|| refusal.body()),
+        }
+    }
+
+    /// Takes a chunk of S3's body out of `body`; at the end of the stream,
+    /// puts our body there and returns S3's error code, if it had one.
+    pub fn replace(&mut self, body: &mut Option<Bytes>, end_of_stream: bool) -> Option<String> {
+        if let Some(chunk) = body.take() {
+            let room = ERROR_BODY_LIMIT.saturating_sub(self.captured.len());
+            self.captured
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        if !end_of_stream {
+            return None;
+        }
+        *body = self.replacement.map(|b| Bytes::from_static(b.as_bytes()));
+        error_code(&self.captured)
+    }
 }
 
 /// The `<Code>` of an S3 error document, if it has a plausible one.
@@ -126,6 +175,38 @@ mod tests {
     fn error_codes() {
         for (body, want) in BODIES {
             assert_eq!(error_code(body.as_bytes()).as_deref(), *want, "{body}");
+        }
+    }
+
+    #[test]
+    fn an_error_body_is_replaced_and_its_code_kept() {
+        let refusal = Refusal::BadGateway(OriginError::S3Denied);
+        let mut replaced = ErrorBody::new(refusal, false);
+        let mut chunk = Some(Bytes::from_static(b"<Error><Code>AccessDen"));
+        assert_eq!(replaced.replace(&mut chunk, false), None);
+        assert_eq!(chunk, None, "S3's bytes never reach the client");
+        let mut chunk = Some(Bytes::from_static(b"ied</Code></Error>"));
+        assert_eq!(
+            replaced.replace(&mut chunk, true).as_deref(),
+            Some("AccessDenied")
+        );
+        assert_eq!(chunk.as_deref(), Some(refusal.body().as_bytes()));
+
+        let mut head = ErrorBody::new(refusal, true);
+        let mut chunk = Some(Bytes::from_static(b"<Error/>"));
+        assert_eq!(head.replace(&mut chunk, true), None);
+        assert_eq!(chunk, None, "a HEAD gets no body");
+    }
+
+    #[test]
+    fn only_passing_headers_are_kept() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for (name, _) in HEADERS {
+            resp.append_header(name.to_string(), "v").unwrap();
+        }
+        strip_headers(&mut resp);
+        for (name, pass) in HEADERS {
+            assert_eq!(resp.headers.contains_key(*name), *pass, "{name}");
         }
     }
 }

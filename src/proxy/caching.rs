@@ -8,7 +8,8 @@ use pingora_cache::{CacheKey, CacheMeta, NoCacheReason, RespCacheable};
 use pingora_http::ResponseHeader;
 
 use super::admit::Admitted;
-use crate::cache::engine::{Engine, cache_key};
+use crate::cache::engine::Engine;
+use crate::cache::key;
 use crate::cache::policy::Decision;
 
 /// Turns the cache on for an admitted request.
@@ -25,7 +26,7 @@ pub fn enable(session: &mut Session, engine: &Engine) {
 }
 
 pub fn key(admitted: &Admitted) -> CacheKey {
-    cache_key(&admitted.path, &admitted.query)
+    key::object(&admitted.path, &admitted.query)
 }
 
 /// Whether an origin answer is stored, and its freshness.

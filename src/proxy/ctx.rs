@@ -1,66 +1,67 @@
 //! What the node learns about one request as it moves through the phases,
 //! read at the end by the access log and the metrics.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::admit::Admitted;
-use crate::refusal::Refusal;
+use pingora_cache::CacheKey;
 
-/// Cache status labels (metrics `cache_status`, access log `cache`).
-pub const CACHE_NONE: &str = "none";
-pub const CACHE_BYPASS: &str = "bypass";
+use super::admit::Admitted;
+use super::route::RouteKind;
+use crate::auth::AuthOutcome;
+use crate::cache::status::CacheStatus;
+use crate::origin::OriginError;
+use crate::origin::response::ErrorBody;
 
 pub struct RequestCtx {
     pub started: Instant,
+    /// The route `request_filter` chose.
+    pub route: RouteKind,
     pub admitted: Option<Admitted>,
-    /// Set when the node answered with an error of its own.
-    pub refusal: Option<Refusal>,
-    /// `ok`, `public`, or the rejection reason; `-` before the gate ran.
-    pub auth: &'static str,
-    pub cache_status: &'static str,
+    pub auth: AuthOutcome,
+    pub cache_status: CacheStatus,
     /// The cache was looked up and missed (stays true when the fill is then
     /// refused and the cache disabled for this request).
     pub cache_missed: bool,
-    pub origin_sent: Option<Instant>,
-    pub origin_status: Option<u16>,
-    pub origin_duration: Option<Duration>,
-    pub origin_bytes: u64,
-    pub origin_error: Option<&'static str>,
-    /// S3's error code, for the log only.
-    pub s3_code: Option<String>,
-    /// While the origin's error body is replaced by ours: what was captured.
-    pub error_body: Option<Vec<u8>>,
-    pub replacement_body: Option<&'static str>,
-    /// The client's address (socket peer or trusted-proxy chain), for the access log.
-    pub client: Option<std::net::IpAddr>,
     /// Set when the node answered without Pingora's cache phases (the slice
-    /// path, a memory hit): its cache label.
-    pub served_status: Option<&'static str>,
+    /// path, a memory hit): its cache status.
+    pub served_status: Option<CacheStatus>,
     /// The cache key, built (and hashed) in `request_filter`, until Pingora
     /// asks for it.
-    pub cache_key: Option<pingora_cache::CacheKey>,
+    pub cache_key: Option<CacheKey>,
+    /// The client's address (socket peer or trusted-proxy chain), for the
+    /// access log.
+    pub client: Option<IpAddr>,
+    pub origin: OriginFacts,
+}
+
+/// What happened at the origin, when the request went there.
+#[derive(Default)]
+pub struct OriginFacts {
+    pub sent: Option<Instant>,
+    pub status: Option<u16>,
+    pub duration: Option<Duration>,
+    pub bytes: u64,
+    pub error: Option<OriginError>,
+    /// S3's error code, for the log only.
+    pub s3_code: Option<String>,
+    /// While the origin's error body is replaced by ours.
+    pub error_body: Option<ErrorBody>,
 }
 
 impl RequestCtx {
     pub fn new() -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            route: RouteKind::Refuse,
             admitted: None,
-            refusal: None,
-            auth: "-",
-            cache_status: CACHE_NONE,
+            auth: AuthOutcome::Unchecked,
+            cache_status: CacheStatus::None,
             cache_missed: false,
-            origin_sent: None,
-            origin_status: None,
-            origin_duration: None,
-            origin_bytes: 0,
-            origin_error: None,
-            s3_code: None,
-            error_body: None,
-            replacement_body: None,
-            client: None,
             served_status: None,
             cache_key: None,
+            client: None,
+            origin: OriginFacts::default(),
         }
     }
 }

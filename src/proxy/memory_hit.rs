@@ -23,9 +23,11 @@ use pingora::prelude::*;
 use pingora_cache::CacheKey;
 use pingora_http::{RequestHeader, ResponseHeader};
 
+use crate::answer;
 use crate::auth::Renewed;
 use crate::cache::engine::Engine;
-use crate::cache::status;
+use crate::cache::status::CacheStatus;
+use crate::cache::store::MemoryHit;
 
 /// Whether the request is one this path may answer: the whole object,
 /// unconditionally.
@@ -49,26 +51,31 @@ fn prepare(engine: &'static Engine, header: &mut ResponseHeader) -> Result<()> {
     header.set_version(http::Version::HTTP_11);
     crate::range::advertise(header);
     let name = engine.config.status_header.as_deref();
-    super::answer::add_cache_fields(header, name, status::HIT, None)
+    answer::add_cache_fields(header, name, CacheStatus::Hit, None)
 }
 
-/// Answers the request from memory when it can; `false` when the request
-/// must take Pingora's cache path instead (nothing has been sent then).
-pub async fn serve(
+/// The object held in memory for the request, when this path may answer
+/// it; `None` when the request must take another route.
+pub fn find(
+    engine: &'static Engine,
+    req: &RequestHeader,
+    key: &CacheKey,
+) -> Result<Option<MemoryHit>> {
+    if !plain(req) {
+        return Ok(None);
+    }
+    engine
+        .store
+        .memory_hit(key, SystemTime::now(), sendable, |h| prepare(engine, h))
+}
+
+/// Answers with `hit`, telling the eviction manager of the access.
+pub async fn send(
     engine: &'static Engine,
     session: &mut Session,
-    key: &CacheKey,
+    hit: MemoryHit,
     renewal: Option<&Renewed>,
-) -> Result<bool> {
-    if !plain(session.req_header()) {
-        return Ok(false);
-    }
-    let found = engine
-        .store
-        .memory_hit(key, SystemTime::now(), sendable, |h| prepare(engine, h))?;
-    let Some(hit) = found else {
-        return Ok(false);
-    };
+) -> Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
     let mut header = hit.header;
     header.insert_header(AGE, hit.age.as_secs())?;
@@ -80,8 +87,7 @@ pub async fn serve(
             .eviction
             .access_counted(&told.entry, told.weight, told.requests);
     }
-    super::answer::send_whole(session, header, hit.body, head).await?;
-    Ok(true)
+    answer::send_whole(session, header, hit.body, head).await
 }
 
 #[cfg(test)]

@@ -1,14 +1,16 @@
-//! The request path: Pingora's `ProxyHttp` phases, each handing its work to
-//! the module that owns the concern (gate, origin, refusal, metrics, log).
+//! The request path: Pingora's `ProxyHttp` phases. `request_filter` chooses
+//! a route once ([`route`]); every phase is a few lines handing its work to
+//! the module that owns the concern (gate, routes, cache, origin, refusal,
+//! metrics, access log).
 
 pub mod admit;
-pub mod answer;
 mod caching;
 pub mod ctx;
 mod memory_hit;
+pub mod route;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,15 +22,18 @@ use pingora_proxy::{FailToProxy, RangeType};
 
 use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
 
-use crate::access_log::{AccessLog, Client, Entry};
+use crate::access_log::{AccessLog, Finished};
+use crate::answer;
 use crate::auth::{Verifier, redact_query};
 use crate::cache::engine::Engine;
-use crate::cache::status;
+use crate::cache::status::CacheStatus;
 use crate::metrics::{Metrics, status_class};
-use crate::origin::Origin;
-use crate::origin::response::{self, Verdict};
+use crate::origin::response::{self, ErrorBody, Verdict};
+use crate::origin::{Origin, OriginError};
 use crate::refusal::Refusal;
-use ctx::{CACHE_BYPASS, RequestCtx};
+use crate::slice::Slicer;
+use ctx::RequestCtx;
+use route::RouteKind;
 
 pub struct Edge {
     pub verifier: Arc<Verifier>,
@@ -37,13 +42,8 @@ pub struct Edge {
     pub access_log: AccessLog,
     /// `None` when no cache is configured.
     pub cache: Option<&'static Engine>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    /// `None` when large objects are not sliced (or no cache is configured).
+    pub slicer: Option<&'static Slicer>,
 }
 
 impl Edge {
@@ -60,21 +60,38 @@ impl Edge {
         }
     }
 
-    /// Sends one of our own error answers, unless a response is already
-    /// under way.
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        refusal: Refusal,
-    ) -> Result<()> {
-        ctx.refusal = Some(refusal);
-        if session.response_written().is_some() {
-            return Ok(());
+    fn origin_failed(&self, ctx: &mut RequestCtx, kind: OriginError) {
+        ctx.origin.error = Some(kind);
+        self.metrics.count_origin_error(kind);
+    }
+
+    /// An answer from the origin arrived: its status and time.
+    fn origin_answered(&self, ctx: &mut RequestCtx, status: u16) {
+        ctx.origin.status = Some(status);
+        if let Some(sent) = ctx.origin.sent {
+            let took = sent.elapsed();
+            ctx.origin.duration = Some(took);
+            self.metrics.origin_duration.observe(took.as_secs_f64());
         }
-        let head = session.req_header().method == "HEAD";
-        let body = Bytes::from_static(refusal.body().as_bytes());
-        answer::send_whole(session, refusal.header(), body, head).await
+        self.metrics
+            .origin_requests
+            .with_label_values(&[status_class(status)])
+            .inc();
+    }
+
+    /// The request's cache status once it is over, counted as a lookup when
+    /// the cache took part.
+    fn settle_cache_status(&self, session: &Session, ctx: &mut RequestCtx) {
+        if self.cache.is_none() || ctx.admitted.is_none() {
+            return;
+        }
+        ctx.cache_status = ctx
+            .served_status
+            .unwrap_or_else(|| CacheStatus::of_phase(&session.cache.phase(), ctx.cache_missed));
+        self.metrics.count_lookup(ctx.cache_status);
+        if let Some(waited) = session.cache.lock_duration() {
+            self.metrics.cache_fill_wait.observe(waited.as_secs_f64());
+        }
     }
 }
 
@@ -92,86 +109,12 @@ impl ProxyHttp for Edge {
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        ctx.client = self
-            .verifier
-            .client_address(peer, &session.req_header().headers);
-        match admit::admit_fetching(
-            session.req_header(),
-            ctx.client,
-            &self.verifier,
-            &self.origin.config,
-            unix_now(),
-        )
-        .await
-        {
-            Ok(admitted) => {
-                ctx.auth = admitted.auth;
-                ctx.cache_status = CACHE_BYPASS;
-                if let Some(engine) = self.cache {
-                    // Hashed once, for the slicer's look-up and the cache's.
-                    let key = caching::key(&admitted);
-                    let hit =
-                        memory_hit::serve(engine, session, &key, admitted.renewal.as_ref()).await;
-                    if !matches!(hit, Ok(false)) {
-                        // A hit, also when the client went away during it.
-                        ctx.admitted = Some(admitted);
-                        ctx.served_status = Some(status::HIT);
-                        return hit;
-                    }
-                    let served = crate::slice::serve(
-                        engine,
-                        &self.origin,
-                        &self.metrics,
-                        session,
-                        crate::slice::Asked {
-                            key: &key,
-                            path: &admitted.path,
-                            query: &admitted.query,
-                            renewal: admitted.renewal.as_ref(),
-                        },
-                    )
-                    .await;
-                    ctx.admitted = Some(admitted);
-                    if let crate::slice::Served::Done(label) = served? {
-                        ctx.served_status = Some(label);
-                        return Ok(true);
-                    }
-                    ctx.cache_key = Some(key);
-                    return Ok(false);
-                }
-                ctx.admitted = Some(admitted);
-                Ok(false)
-            }
-            Err(refused) => {
-                if let Some(reason) = refused.auth_reason {
-                    ctx.auth = reason;
-                    self.metrics
-                        .auth_rejections
-                        .with_label_values(&[reason])
-                        .inc();
-                } else if let Refusal::BadRequest { reason } = refused.refusal {
-                    self.metrics
-                        .request_rejections
-                        .with_label_values(&[reason])
-                        .inc();
-                } else if refused.refusal == Refusal::MethodNotAllowed {
-                    self.metrics
-                        .request_rejections
-                        .with_label_values(&["method"])
-                        .inc();
-                }
-                self.refuse(session, ctx, refused.refusal).await?;
-                Ok(true)
-            }
-        }
+        let route = route::decide(self, session, ctx).await?;
+        route::serve(self, route, session, ctx).await
     }
 
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        if let (Some(engine), Some(_)) = (self.cache, &ctx.admitted) {
+        if let (Some(engine), RouteKind::Cache) = (self.cache, ctx.route) {
             caching::enable(session, engine);
         }
         Ok(())
@@ -232,9 +175,9 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let name = self.cache.and_then(|e| e.config.status_header.as_deref());
-        let label = status::label(&session.cache.phase(), ctx.cache_missed);
+        let status = CacheStatus::of_phase(&session.cache.phase(), ctx.cache_missed);
         let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
-        answer::add_cache_fields(resp, name, label, renewal)
+        answer::add_cache_fields(resp, name, status, renewal)
     }
 
     async fn upstream_peer(
@@ -245,8 +188,7 @@ impl ProxyHttp for Edge {
         match self.origin.peer() {
             Some(peer) => Ok(Box::new(peer)),
             None => {
-                ctx.origin_error = Some("dns");
-                self.metrics.origin_errors.with_label_values(&["dns"]).inc();
+                self.origin_failed(ctx, OriginError::Dns);
                 Error::e_explain(ErrorType::HTTPStatus(502), "no origin address resolved yet")
             }
         }
@@ -277,7 +219,7 @@ impl ProxyHttp for Edge {
             )
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
         *upstream_request = req;
-        ctx.origin_sent = Some(Instant::now());
+        ctx.origin.sent = Some(Instant::now());
         Ok(())
     }
 
@@ -288,27 +230,10 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
-        ctx.origin_status = Some(status);
-        if let Some(sent) = ctx.origin_sent {
-            let took = sent.elapsed();
-            ctx.origin_duration = Some(took);
-            self.metrics.origin_duration.observe(took.as_secs_f64());
-        }
-        self.metrics
-            .origin_requests
-            .with_label_values(&[status_class(status)])
-            .inc();
+        self.origin_answered(ctx, status);
         match response::verdict(status) {
             Verdict::Pass => {
-                let drop: Vec<_> = upstream_response
-                    .headers
-                    .keys()
-                    .filter(|n| !response::passes_header(n.as_str()))
-                    .cloned()
-                    .collect();
-                for name in drop {
-                    upstream_response.remove_header(&name);
-                }
+                response::strip_headers(upstream_response);
                 // What the range filter adds to every answer of the cache,
                 // added before the answer is stored rather than on each hit.
                 if session.cache.enabled() {
@@ -320,15 +245,11 @@ impl ProxyHttp for Edge {
                 origin_error,
             } => {
                 if let Some(kind) = origin_error {
-                    ctx.origin_error = Some(kind);
-                    self.metrics.origin_errors.with_label_values(&[kind]).inc();
+                    self.origin_failed(ctx, kind);
                 }
-                ctx.refusal = Some(refusal);
                 *upstream_response = refusal.header();
-                ctx.error_body = Some(Vec::new());
-                if session.req_header().method != "HEAD" {
-                    ctx.replacement_body = Some(refusal.body());
-                }
+                let head = session.req_header().method == http::Method::HEAD;
+                ctx.origin.error_body = Some(ErrorBody::new(refusal, head));
             }
         }
         Ok(())
@@ -342,20 +263,13 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         if let Some(chunk) = body.as_ref() {
-            ctx.origin_bytes += chunk.len() as u64;
+            ctx.origin.bytes += chunk.len() as u64;
             self.metrics.origin_bytes.inc_by(chunk.len() as u64);
         }
-        if let Some(captured) = ctx.error_body.as_mut() {
-            if let Some(chunk) = body.take() {
-                let room = response::ERROR_BODY_LIMIT.saturating_sub(captured.len());
-                captured.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            if end_of_stream {
-                ctx.s3_code = response::error_code(captured);
-                *body = ctx
-                    .replacement_body
-                    .map(|b| Bytes::from_static(b.as_bytes()));
-            }
+        if let Some(replaced) = ctx.origin.error_body.as_mut()
+            && let Some(code) = replaced.replace(body, end_of_stream)
+        {
+            ctx.origin.s3_code = Some(code);
         }
         Ok(None)
     }
@@ -366,14 +280,12 @@ impl ProxyHttp for Edge {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        if e.esource() == &ErrorSource::Upstream && ctx.origin_error.is_none() {
-            let kind = crate::refusal::origin_error_kind(e);
-            ctx.origin_error = Some(kind);
-            self.metrics.origin_errors.with_label_values(&[kind]).inc();
+        if e.esource() == &ErrorSource::Upstream && ctx.origin.error.is_none() {
+            self.origin_failed(ctx, OriginError::of_proxy_error(e));
         }
         let code = match Refusal::from_proxy_error(e) {
             Some(refusal) => {
-                if let Err(err) = self.refuse(session, ctx, refusal).await {
+                if let Err(err) = answer::send_refusal(session, refusal).await {
                     tracing::debug!(error = %err, "could not send the error answer");
                 }
                 refusal.status()
@@ -411,57 +323,27 @@ impl ProxyHttp for Edge {
         };
         let bytes = session.as_downstream().body_bytes_sent() as u64;
         let elapsed = ctx.started.elapsed();
-        let m = &self.metrics;
-        if self.cache.is_some() && ctx.admitted.is_some() {
-            ctx.cache_status = ctx
-                .served_status
-                .unwrap_or_else(|| status::label(&session.cache.phase(), ctx.cache_missed));
-            m.count_lookup(ctx.cache_status);
-            if let Some(waited) = session.cache.lock_duration() {
-                m.cache_fill_wait.observe(waited.as_secs_f64());
-            }
-        }
-        m.count_request(status, ctx.cache_status, elapsed.as_secs_f64());
-        m.response_bytes.inc_by(bytes);
+        self.settle_cache_status(session, ctx);
+        self.metrics
+            .count_request(status, ctx.cache_status, elapsed.as_secs_f64());
+        self.metrics.response_bytes.inc_by(bytes);
         if let Some(e) = e {
             tracing::debug!(error = %e, "request ended with an error");
         }
-        let req = session.req_header();
-        // Redacted as the line is written: no copy of the target is made.
-        // (Validating is quicker than the lossy decode, which is only for
-        // targets that are not UTF-8.)
-        let raw = req.raw_path();
-        let target = std::str::from_utf8(raw)
-            .map(std::borrow::Cow::Borrowed)
-            .unwrap_or_else(|_| String::from_utf8_lossy(raw));
-        // The socket address, unless a trusted proxy named another client.
-        let socket = session.client_addr();
-        let named;
-        let client = match (ctx.client, socket.and_then(|a| a.as_inet())) {
-            (Some(ip), Some(peer)) if ip != peer.ip().to_canonical() => {
-                named = ip;
-                Some(Client::Shown(&named))
-            }
-            (_, Some(std::net::SocketAddr::V4(peer))) => Some(Client::V4(*peer)),
-            _ => socket.map(|a| Client::Shown(a)),
-        };
-        let sub = ctx.admitted.as_ref().and_then(|a| a.subject.as_deref());
-        self.access_log.write(&Entry {
-            time: SystemTime::now(),
-            client,
-            method: req.method.as_str(),
-            target: &target,
-            token_sources: self.verifier.token_sources(),
+        let finished = Finished {
             status,
             bytes,
-            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            elapsed,
             cache: ctx.cache_status,
-            origin_status: ctx.origin_status,
-            origin_ms: ctx.origin_duration.map(|d| d.as_secs_f64() * 1000.0),
-            origin_error: ctx.origin_error,
-            s3_code: ctx.s3_code.as_deref(),
+            origin_status: ctx.origin.status,
+            origin_duration: ctx.origin.duration,
+            origin_error: ctx.origin.error,
+            s3_code: ctx.origin.s3_code.as_deref(),
             auth: ctx.auth,
-            sub,
-        });
+            sub: ctx.admitted.as_ref().and_then(|a| a.subject.as_deref()),
+            client: ctx.client,
+        };
+        let sources = self.verifier.token_sources();
+        self.access_log.write_request(session, sources, &finished);
     }
 }

@@ -4,9 +4,11 @@
 //!
 //! `spec` parses the header, `plan` resolves it against the object's length
 //! (satisfiability, coalescing, part limit), `filter` rewrites the response
-//! header and tells Pingora which body to send.
+//! header and tells Pingora which body to send, `multipart` frames the body
+//! of a multi-range answer for routes that write it themselves.
 
 pub mod filter;
+pub mod multipart;
 pub mod plan;
 pub mod spec;
 

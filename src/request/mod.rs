@@ -7,9 +7,6 @@
 pub mod path;
 pub mod query;
 
-pub use path::PathError;
-pub use query::QueryError;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
 /// Every byte except the RFC 3986 unreserved characters.

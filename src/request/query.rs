@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 
-use http::StatusCode;
 use thiserror::Error;
 
 use super::{decode_escape, push_encoded};
@@ -21,21 +20,6 @@ pub enum QueryError {
     InvalidPercentEncoding,
     #[error("query decodes to invalid UTF-8")]
     InvalidUtf8,
-}
-
-impl QueryError {
-    /// A short stable label for logs and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            QueryError::InvalidPercentEncoding => "query_invalid_percent_encoding",
-            QueryError::InvalidUtf8 => "query_invalid_utf8",
-        }
-    }
-
-    /// The HTTP status to answer with: always 400 Bad Request.
-    pub fn status(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
 }
 
 /// One decoded query parameter: borrowed from the raw query when it holds
@@ -209,7 +193,6 @@ mod tests {
     fn rejects() {
         for (input, want) in REJECTS {
             assert_eq!(parse(input), Err(*want), "input {input:?}");
-            assert_eq!(want.status(), StatusCode::BAD_REQUEST);
         }
     }
 

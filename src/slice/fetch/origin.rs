@@ -1,73 +1,19 @@
-//! Talking to the origin for sliced objects (a probe GET of the first bytes
-//! or a HEAD for the record, signed Range GETs pinned to one ETag with
-//! `If-Match` for slices) and writing what comes back into the disk store.
-//!
-//! A slice is normally one Range GET. A client seeking into the middle of a
-//! slice nobody has fetched yet gets a split fetch instead: two Range GETs,
-//! `[seek, slice end)` first and `[slice start, seek)` as soon as the first
-//! is answered, running side by side. The part from the seek on streams
-//! straight to that client as it arrives, so its first byte does not wait
-//! for the bytes before the seek; the store is still written in order (the
-//! part before the seek, then the other, whose bytes are held in memory
-//! meanwhile: at most one slice). The slice is complete in the store only
-//! when both parts arrived whole.
+//! The origin's side of slice fetches: a HEAD or a probe GET for an
+//! object's record, and Range GETs pinned to one version by `If-Match`,
+//! each answer checked to be exactly the span of the version asked for.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use pingora::ErrorType;
 use pingora::connectors::http::Connector;
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
-use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
-use pingora_cache::storage::{MissFinishType, MissHandler, PurgeTarget, PurgeType, Storage};
-use pingora_cache::trace::Span;
-use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::{RequestHeader, ResponseHeader};
 use tokio::sync::mpsc;
 
-use crate::cache::engine::Engine;
+use super::{Chunks, Ctx, FetchError, SliceJob, failed, transport};
 use crate::metrics::{Metrics, status_class};
 use crate::origin::Origin;
-
-/// Why a slice could not be had.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchError {
-    /// The origin's object is no longer the version the slice was asked for.
-    VersionChanged,
-    /// The origin did not answer in time.
-    TimedOut(String),
-    /// Anything else: origin unreachable or failing, short body, disk.
-    Failed(String),
-}
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FetchError::VersionChanged => f.write_str("the object changed at the origin"),
-            FetchError::TimedOut(why) | FetchError::Failed(why) => f.write_str(why),
-        }
-    }
-}
-
-fn failed(why: impl Into<String>) -> FetchError {
-    FetchError::Failed(why.into())
-}
-
-/// An origin transport error, keeping timeouts apart.
-fn transport(what: &str, e: &pingora::Error) -> FetchError {
-    let why = format!("{what}: {e}");
-    match e.etype() {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            FetchError::TimedOut(why)
-        }
-        _ => FetchError::Failed(why),
-    }
-}
-
-/// Bytes of one response body as the origin sends them, or why they stop.
-pub type Chunks = mpsc::UnboundedReceiver<Result<Bytes, FetchError>>;
 
 /// One request to the origin: the session with its response header read.
 async fn exchange(
@@ -218,39 +164,9 @@ pub async fn probe(
     })
 }
 
-/// What one slice fetch needs to know.
-pub struct SliceJob {
-    pub path: String,
-    pub query: String,
-    pub key: CacheKey,
-    /// Byte span of the slice in the object, end exclusive.
-    pub start: u64,
-    pub end: u64,
-    pub object_len: u64,
-    pub etag: String,
-    pub header: ResponseHeader,
-    pub fresh_until: SystemTime,
-}
-
-/// Where to split a slice fetch, and who gets the second part as it comes.
-pub struct Split {
-    /// Object offset of the second part's first byte, inside the slice.
-    pub at: u64,
-    pub client: mpsc::UnboundedSender<Result<Bytes, FetchError>>,
-}
-
-/// Where the fetch runs.
-#[derive(Clone, Copy)]
-pub struct Ctx<'a> {
-    pub engine: &'static Engine,
-    pub connector: &'static Connector,
-    pub origin: &'a Arc<Origin>,
-    pub metrics: &'a Arc<Metrics>,
-}
-
 /// Sends a Range GET for `[from, to)` of the job's object pinned by
 /// `If-Match`, and checks the answer is exactly that span of that version.
-async fn open_span(
+pub(super) async fn open_span(
     ctx: Ctx<'_>,
     job: &SliceJob,
     from: u64,
@@ -300,7 +216,7 @@ async fn open_span(
 }
 
 /// The next body chunk of a span, counting origin bytes; `None` at its end.
-async fn next_chunk(
+pub(super) async fn next_chunk(
     session: &mut HttpSession,
     metrics: &Metrics,
 ) -> Result<Option<Bytes>, FetchError> {
@@ -314,118 +230,11 @@ async fn next_chunk(
     Ok(chunk)
 }
 
-/// Writes into the slice's fill, refusing more than the slice holds.
-struct Filler {
-    miss: MissHandler,
-    written: u64,
-    len: u64,
-}
-
-impl Filler {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), FetchError> {
-        self.written += chunk.len() as u64;
-        if self.written > self.len {
-            return Err(failed("origin sent more than the slice"));
-        }
-        self.miss
-            .write_body(chunk, self.written == self.len)
-            .await
-            .map_err(|e| failed(format!("slice store: {e}")))
-    }
-}
-
-/// Fetches one slice, writing it into the store: one Range GET, or with
-/// `split` two (see the module header). The part after the split is asked
-/// first and streams to the client as soon as its answer is checked; the
-/// part before it is asked next. `started` is called once the fill is
-/// visible to lookups (readers can follow it from then on), after the
-/// origin answers were checked.
-pub async fn fetch_slice(
-    ctx: Ctx<'_>,
-    job: &SliceJob,
-    split: Option<Split>,
-    started: impl FnOnce(),
-) -> Result<(), FetchError> {
-    let split = split.filter(|s| s.at > job.start && s.at < job.end);
-    let first_end = split.as_ref().map_or(job.end, |s| s.at);
-    let held = match split {
-        Some(Split { client, .. }) => match open_span(ctx, job, first_end, job.end).await {
-            Ok((session, peer)) => Some(stream_second(
-                ctx,
-                session,
-                peer,
-                job.end - first_end,
-                client,
-            )),
-            Err(e) => {
-                let _ = client.send(Err(e.clone()));
-                return Err(e);
-            }
-        },
-        None => None,
-    };
-    let (mut session, peer) = open_span(ctx, job, job.start, first_end).await?;
-    let len = job.end - job.start;
-    let mut header = job.header.clone();
-    let _ = header.insert_header(http::header::CONTENT_LENGTH, len);
-    let meta = CacheMeta::new(job.fresh_until, SystemTime::now(), 0, 0, header);
-    let span = Span::inactive();
-    let miss = ctx
-        .engine
-        .store
-        .get_miss_handler(&job.key, &meta, &span.handle())
-        .await
-        .map_err(|e| failed(format!("slice store: {e}")))?;
-    let mut fill = Filler {
-        miss,
-        written: 0,
-        len,
-    };
-    started();
-    while let Some(chunk) = next_chunk(&mut session, ctx.metrics).await? {
-        fill.write(chunk).await?;
-    }
-    if fill.written != first_end - job.start {
-        return Err(failed(format!(
-            "origin sent {} of {} slice bytes",
-            fill.written,
-            first_end - job.start
-        )));
-    }
-    if session.response_done() {
-        ctx.connector
-            .release_http_session(session, &peer, None)
-            .await;
-    }
-    if let Some(mut held) = held {
-        while let Some(chunk) = held.recv().await {
-            fill.write(chunk?).await?;
-        }
-    }
-    if fill.written != len {
-        return Err(failed(format!(
-            "origin sent {} of {len} slice bytes",
-            fill.written
-        )));
-    }
-    let Filler { miss, .. } = fill;
-    let entry_id = miss.entry_id();
-    let finished = miss
-        .finish()
-        .await
-        .map_err(|e| failed(format!("slice store: {e}")))?;
-    let size = match finished {
-        MissFinishType::Created(size) | MissFinishType::Appended(size, _) => size,
-    };
-    admit(ctx.engine, &job.key, entry_id, size, job.fresh_until).await;
-    Ok(())
-}
-
 /// Reads the second part of a split fetch on its own task, passing each
 /// chunk to the client and to the returned receiver (the store's side,
 /// which holds them until the first part is written). A failure reaches
 /// both; a client gone is no failure.
-fn stream_second(
+pub(super) fn stream_second(
     ctx: Ctx<'_>,
     mut session: HttpSession,
     peer: HttpPeer,
@@ -467,62 +276,6 @@ fn stream_second(
         }
     });
     held
-}
-
-/// Tells the eviction manager about a new entry and removes what it evicts.
-pub async fn admit(
-    engine: &'static Engine,
-    key: &CacheKey,
-    entry_id: Option<pingora_cache::eviction::CacheEntryId>,
-    size: usize,
-    fresh_until: SystemTime,
-) {
-    let entry = CacheEntryKey::from_entry_id(key.to_compact(), entry_id);
-    let evicted = engine.eviction.admit(entry, size, fresh_until);
-    let span = Span::inactive();
-    for item in evicted {
-        if let Err(e) = engine
-            .store
-            .purge(
-                PurgeTarget::Exact(&item),
-                PurgeType::Eviction,
-                &span.handle(),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "could not evict a cached object");
-        }
-    }
-}
-
-/// Stores a small entry at once, body and all (an object's record has no
-/// body; a whole object a probe brought has one), and admits it for
-/// eviction. A failure only means it is not kept.
-pub async fn store_entry(
-    engine: &'static Engine,
-    key: &CacheKey,
-    meta: &CacheMeta,
-    body: Option<Bytes>,
-) {
-    let span = Span::inactive();
-    let stored = async {
-        let mut miss = engine
-            .store
-            .get_miss_handler(key, meta, &span.handle())
-            .await?;
-        if let Some(body) = body {
-            miss.write_body(body, true).await?;
-        }
-        let entry_id = miss.entry_id();
-        let finished = miss.finish().await?;
-        Ok::<_, Box<pingora::Error>>((entry_id, finished))
-    };
-    match stored.await {
-        Ok((entry_id, MissFinishType::Created(size) | MissFinishType::Appended(size, _))) => {
-            admit(engine, key, entry_id, size, meta.fresh_until()).await;
-        }
-        Err(e) => tracing::debug!(error = %e, "could not store a cache entry"),
-    }
 }
 
 #[cfg(test)]

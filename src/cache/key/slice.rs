@@ -5,8 +5,9 @@
 //! Slices of different versions never share a key: the key carries a tag
 //! of the ETag the slice was fetched under.
 
-use crate::cache::engine::hashed_key;
 use pingora_cache::CacheKey;
+
+use super::hashed as hashed_key;
 
 /// The prefix of every key derived from `primary`.
 pub fn family(primary: &str) -> String {

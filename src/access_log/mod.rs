@@ -11,9 +11,11 @@
 //! write a full buffer out. Lines of one thread keep their order; lines of
 //! different threads are not sorted by time.
 
+pub mod file;
 mod line;
 #[cfg(test)]
 mod line_tests;
+mod request;
 mod time;
 
 use std::io::Write;
@@ -26,6 +28,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 pub use line::{Client, Entry};
+pub use request::Finished;
 pub use time::rfc3339;
 
 /// Writes entries to stdout when enabled, and to a file when one is set.
@@ -46,7 +49,7 @@ struct Stripe(Mutex<Vec<u8>>);
 
 struct Inner {
     stdout: bool,
-    file: Option<Arc<crate::log_file::LogFile>>,
+    file: Option<Arc<file::LogFile>>,
     /// Whole lines not written out yet, by thread.
     buffers: [Stripe; STRIPES],
     /// Taken while writing a buffer out, so that writes never interleave.
@@ -70,11 +73,7 @@ impl AccessLog {
     /// Lines go to stdout when `stdout`, and to `file` (`log.access_file`)
     /// when given; `buffer` bytes are gathered (per thread) before a write
     /// (0: a write per line).
-    pub fn new(
-        stdout: bool,
-        file: Option<Arc<crate::log_file::LogFile>>,
-        buffer: usize,
-    ) -> AccessLog {
+    pub fn new(stdout: bool, file: Option<Arc<file::LogFile>>, buffer: usize) -> AccessLog {
         AccessLog {
             inner: Arc::new(Inner {
                 stdout,
@@ -195,7 +194,7 @@ mod tests {
     fn to_file(buffer: usize) -> (tempfile::TempDir, std::path::PathBuf, AccessLog) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let file = Arc::new(crate::log_file::LogFile::open(&path).unwrap());
+        let file = Arc::new(file::LogFile::open(&path).unwrap());
         (dir, path, AccessLog::new(false, Some(file), buffer))
     }
 

@@ -1,0 +1,194 @@
+//! Talking to the origin for sliced objects (a probe GET of the first bytes
+//! or a HEAD for the record, signed Range GETs pinned to one ETag with
+//! `If-Match` for slices) and writing what comes back into the disk store.
+//!
+//! A slice is normally one Range GET. A client seeking into the middle of a
+//! slice nobody has fetched yet gets a split fetch instead: two Range GETs,
+//! `[seek, slice end)` first and `[slice start, seek)` as soon as the first
+//! is answered, running side by side. The part from the seek on streams
+//! straight to that client as it arrives, so its first byte does not wait
+//! for the bytes before the seek; the store is still written in order (the
+//! part before the seek, then the other, whose bytes are held in memory
+//! meanwhile: at most one slice). The slice is complete in the store only
+//! when both parts arrived whole.
+//!
+//! The origin's side lives in `origin` (the requests and their checks), the
+//! store's in `store` (writing fills and admitting them for eviction).
+
+mod origin;
+mod store;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use pingora::ErrorType;
+use pingora::connectors::http::Connector;
+use pingora_cache::storage::{MissFinishType, Storage};
+use pingora_cache::trace::Span;
+use pingora_cache::{CacheKey, CacheMeta};
+use pingora_http::ResponseHeader;
+use tokio::sync::mpsc;
+
+use crate::cache::engine::Engine;
+use crate::metrics::Metrics;
+use crate::origin::Origin;
+pub use origin::{head, probe};
+use origin::{next_chunk, open_span, stream_second};
+use store::Filler;
+pub use store::{admit, store_entry};
+
+/// Why a slice could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// The origin's object is no longer the version the slice was asked for.
+    VersionChanged,
+    /// The origin did not answer in time.
+    TimedOut(String),
+    /// Anything else: origin unreachable or failing, short body, disk.
+    Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::VersionChanged => f.write_str("the object changed at the origin"),
+            FetchError::TimedOut(why) | FetchError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+fn failed(why: impl Into<String>) -> FetchError {
+    FetchError::Failed(why.into())
+}
+
+/// An origin transport error, keeping timeouts apart.
+fn transport(what: &str, e: &pingora::Error) -> FetchError {
+    let why = format!("{what}: {e}");
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            FetchError::TimedOut(why)
+        }
+        _ => FetchError::Failed(why),
+    }
+}
+
+/// Bytes of one response body as the origin sends them, or why they stop.
+pub type Chunks = mpsc::UnboundedReceiver<Result<Bytes, FetchError>>;
+
+/// What one slice fetch needs to know.
+pub struct SliceJob {
+    pub path: String,
+    pub query: String,
+    pub key: CacheKey,
+    /// Byte span of the slice in the object, end exclusive.
+    pub start: u64,
+    pub end: u64,
+    pub object_len: u64,
+    pub etag: String,
+    pub header: ResponseHeader,
+    pub fresh_until: SystemTime,
+}
+
+/// Where to split a slice fetch, and who gets the second part as it comes.
+pub struct Split {
+    /// Object offset of the second part's first byte, inside the slice.
+    pub at: u64,
+    pub client: mpsc::UnboundedSender<Result<Bytes, FetchError>>,
+}
+
+/// Where the fetch runs.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub engine: &'static Engine,
+    pub connector: &'static Connector,
+    pub origin: &'a Arc<Origin>,
+    pub metrics: &'a Arc<Metrics>,
+}
+
+/// Fetches one slice, writing it into the store: one Range GET, or with
+/// `split` two (see the module header). The part after the split is asked
+/// first and streams to the client as soon as its answer is checked; the
+/// part before it is asked next. `started` is called once the fill is
+/// visible to lookups (readers can follow it from then on), after the
+/// origin answers were checked.
+pub async fn fetch_slice(
+    ctx: Ctx<'_>,
+    job: &SliceJob,
+    split: Option<Split>,
+    started: impl FnOnce(),
+) -> Result<(), FetchError> {
+    let split = split.filter(|s| s.at > job.start && s.at < job.end);
+    let first_end = split.as_ref().map_or(job.end, |s| s.at);
+    let held = match split {
+        Some(Split { client, .. }) => match open_span(ctx, job, first_end, job.end).await {
+            Ok((session, peer)) => Some(stream_second(
+                ctx,
+                session,
+                peer,
+                job.end - first_end,
+                client,
+            )),
+            Err(e) => {
+                let _ = client.send(Err(e.clone()));
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let (mut session, peer) = open_span(ctx, job, job.start, first_end).await?;
+    let len = job.end - job.start;
+    let mut header = job.header.clone();
+    let _ = header.insert_header(http::header::CONTENT_LENGTH, len);
+    let meta = CacheMeta::new(job.fresh_until, SystemTime::now(), 0, 0, header);
+    let span = Span::inactive();
+    let miss = ctx
+        .engine
+        .store
+        .get_miss_handler(&job.key, &meta, &span.handle())
+        .await
+        .map_err(|e| failed(format!("slice store: {e}")))?;
+    let mut fill = Filler {
+        miss,
+        written: 0,
+        len,
+    };
+    started();
+    while let Some(chunk) = next_chunk(&mut session, ctx.metrics).await? {
+        fill.write(chunk).await?;
+    }
+    if fill.written != first_end - job.start {
+        return Err(failed(format!(
+            "origin sent {} of {} slice bytes",
+            fill.written,
+            first_end - job.start
+        )));
+    }
+    if session.response_done() {
+        ctx.connector
+            .release_http_session(session, &peer, None)
+            .await;
+    }
+    if let Some(mut held) = held {
+        while let Some(chunk) = held.recv().await {
+            fill.write(chunk?).await?;
+        }
+    }
+    if fill.written != len {
+        return Err(failed(format!(
+            "origin sent {} of {len} slice bytes",
+            fill.written
+        )));
+    }
+    let Filler { miss, .. } = fill;
+    let entry_id = miss.entry_id();
+    let finished = miss
+        .finish()
+        .await
+        .map_err(|e| failed(format!("slice store: {e}")))?;
+    let size = match finished {
+        MissFinishType::Created(size) | MissFinishType::Appended(size, _) => size,
+    };
+    admit(ctx.engine, &job.key, entry_id, size, job.fresh_until).await;
+    Ok(())
+}
