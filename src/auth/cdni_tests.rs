@@ -11,9 +11,9 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
 use crate::auth::reject::Reject;
-use crate::auth::settings::{AuthSettings, RenewalKeySettings, TokenSource};
+use crate::auth::settings::{AuthSettings, RenewalKeySettings, TokenSource, with_env};
 use crate::auth::test_keys::*;
-use crate::auth::verifier::{RequestFacts, Verifier, with_env};
+use crate::auth::verifier::{RequestFacts, Verifier};
 
 fn hs(changes: Value) -> String {
     signed(Algorithm::HS256, Some("hs"), &claims(changes))

@@ -4,9 +4,8 @@
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
-use crate::auth::settings::{AuthSettings, KeySettings};
+use crate::auth::settings::{AuthSettings, KeySettings, with_env};
 use crate::auth::test_keys::*;
-use crate::auth::verifier::with_env;
 
 #[test]
 fn config_problems_name_the_key() {

@@ -1,4 +1,6 @@
-//! The verifier built from `auth:` at start-up: keys loaded, policy fixed.
+//! The verifier: built from the validated `auth:` configuration ([`AuthConfig`]), it verifies
+//! tokens, decides whether one opens a request, signs renewed tokens, and keeps the keys,
+//! the denylist and its caches up to date.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -18,17 +20,12 @@ use crate::auth::grant::{Grant, ScopeGrant};
 use crate::auth::header::read_header;
 use crate::auth::key::VerifyKey;
 use crate::auth::key_store::KeyStore;
-use crate::auth::keys::{EnvLookup, load_keys};
 use crate::auth::public::PublicPrefixes;
 use crate::auth::reject::Reject;
 use crate::auth::renewal::{RenewalKey, Renewed, set_cookie};
 use crate::auth::replay::ReplayCache;
 use crate::auth::scope::Scope;
-use crate::auth::settings::{
-    AuthSettings, MAX_LEEWAY_SECONDS, MAX_MAX_LIFETIME_SECONDS, MAX_MAX_TOKEN_BYTES,
-    MAX_REPLAY_CACHE_ENTRIES, MAX_VERIFIED_CACHE_ENTRIES, TokenSource,
-};
-use crate::auth::sources::check_sources;
+use crate::auth::settings::{AuthConfig, AuthSettings, TokenSource};
 use crate::auth::verified_cache::VerifiedCache;
 use crate::config::Problem;
 
@@ -72,147 +69,35 @@ pub struct Verifier {
 impl Verifier {
     /// Loads every key and checks every setting; relative paths resolve against `base_dir`
     /// (the configuration file's folder). Returns every problem found, not only the first.
+    /// Both steps in one: `AuthConfig::from_section`, then `Verifier::new`.
     pub fn from_settings(
         settings: &AuthSettings,
         base_dir: &Path,
     ) -> Result<Verifier, Vec<Problem>> {
-        Self::from_settings_with_env(settings, base_dir, &|name| std::env::var_os(name))
+        AuthConfig::from_section(settings, base_dir, &|name| std::env::var_os(name))
+            .map(Verifier::new)
     }
 
-    pub(crate) fn from_settings_with_env(
-        settings: &AuthSettings,
-        base_dir: &Path,
-        env: EnvLookup<'_>,
-    ) -> Result<Verifier, Vec<Problem>> {
-        let mut problems = Vec::new();
-        check_sources(&settings.token_sources, &mut problems);
-        let keys = load_keys(&settings.keys, base_dir, env, &mut problems);
-        for (name, value) in [
-            ("issuer", &settings.issuer),
-            ("audience", &settings.audience),
-        ] {
-            if value.as_deref() == Some("") {
-                problems.push(Problem::new(
-                    format!("auth.{name}"),
-                    format!("is empty: give the expected value or remove `{name}`"),
-                ));
-            }
-        }
-        if settings.leeway_seconds > MAX_LEEWAY_SECONDS {
-            problems.push(Problem::new(
-                "auth.leeway_seconds",
-                format!(
-                    "{} is more than {MAX_LEEWAY_SECONDS}: fix the clocks instead, and give at \
-                     most {MAX_LEEWAY_SECONDS}",
-                    settings.leeway_seconds
-                ),
-            ));
-        }
-        check_range(
-            &mut problems,
-            "auth.max_token_bytes",
-            settings.max_token_bytes as u64,
-            MAX_MAX_TOKEN_BYTES as u64,
-            "",
-        );
-        let public = PublicPrefixes::new(&settings.public_prefixes, &mut problems);
-        check_range(
-            &mut problems,
-            "auth.max_lifetime_seconds",
-            settings.max_lifetime_seconds,
-            MAX_MAX_LIFETIME_SECONDS,
-            " (31 days)",
-        );
-        if settings.scope_claim.as_deref() == Some("") {
-            problems.push(Problem::new(
-                "auth.scope_claim",
-                "is empty: name the claim that lists the token's path patterns, or remove it",
-            ));
-        }
-        if settings.verified_cache_entries > MAX_VERIFIED_CACHE_ENTRIES {
-            problems.push(Problem::new(
-                "auth.verified_cache_entries",
-                format!(
-                    "{} is too many: give 0 (off) to {MAX_VERIFIED_CACHE_ENTRIES}",
-                    settings.verified_cache_entries
-                ),
-            ));
-        }
-        let denylist_path = settings.denylist_file.as_ref().map(|p| base_dir.join(p));
-        let denylist = match Denylist::load(denylist_path.as_deref()) {
-            Ok(list) => list,
-            Err(message) => {
-                problems.push(Problem::new("auth.denylist_file", message));
-                Denylist::default()
-            }
-        };
-        let client_address = ClientAddress::new(&settings.client_address, &mut problems);
-        check_range(
-            &mut problems,
-            "auth.replay_cache_entries",
-            settings.replay_cache_entries as u64,
-            MAX_REPLAY_CACHE_ENTRIES as u64,
-            "",
-        );
-        let renewal_header = match HeaderName::from_bytes(settings.renewal_header.as_bytes()) {
-            Ok(name) if name != http::header::SET_COOKIE => name,
-            _ => {
-                problems.push(Problem::new(
-                    "auth.renewal_header",
-                    format!(
-                        "\"{}\" is not a usable response header name: write one such as \
-                         x-cdni-token",
-                        settings.renewal_header
-                    ),
-                ));
-                HeaderName::from_static("x-cdni-token")
-            }
-        };
-        if !matches!(settings.uri_scheme.as_str(), "http" | "https") {
-            problems.push(Problem::new(
-                "auth.uri_scheme",
-                format!(
-                    "\"{}\" is not a scheme clients use here: write http or https",
-                    settings.uri_scheme
-                ),
-            ));
-        }
-        let has_key_urls = settings.keys.iter().any(|k| k.jwks_url.is_some());
-        let renewal_key = settings.renewal_key.as_ref().and_then(|renewal| {
-            RenewalKey::load(renewal, base_dir, env, &keys, has_key_urls, &mut problems)
-        });
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Verifier {
-            client_address,
-            keys: KeyStore::new(&settings.keys, keys, base_dir.to_path_buf()),
-            policy: ClaimPolicy {
-                issuer: settings.issuer.clone(),
-                audience: settings.audience.clone(),
-                require_exp: settings.require_exp,
-                leeway: settings.leeway_seconds,
-                max_lifetime: settings.max_lifetime_seconds,
-            },
-            max_token_bytes: settings.max_token_bytes,
-            public,
-            token_sources: settings.token_sources.clone(),
-            scope_claim: settings.scope_claim.clone(),
-            allow_unscoped: settings.allow_unscoped_tokens,
-            denylist,
-            cache: VerifiedCache::new(settings.verified_cache_entries),
+    /// The verifier of a validated configuration.
+    pub(crate) fn new(config: AuthConfig) -> Verifier {
+        Verifier {
+            client_address: config.client_address,
+            keys: KeyStore::new(&config.key_entries, config.keys, config.base_dir),
+            policy: config.policy,
+            max_token_bytes: config.max_token_bytes,
+            public: config.public,
+            token_sources: config.token_sources,
+            scope_claim: config.scope_claim,
+            allow_unscoped: config.allow_unscoped,
+            denylist: config.denylist,
+            cache: VerifiedCache::new(config.verified_cache_entries),
             epoch: AtomicU64::new(0),
-            replay: settings
-                .replay_protection
-                .then(|| ReplayCache::new(settings.replay_cache_entries)),
-            renewal_key,
-            renewal_header,
-            renewal_cookie: settings.token_sources.iter().find_map(|s| match s {
-                TokenSource::Cookie(name) => Some(name.clone()),
-                _ => None,
-            }),
-            uri_scheme: settings.uri_scheme.clone(),
-        })
+            replay: config.replay_cache_entries.map(ReplayCache::new),
+            renewal_key: config.renewal_key,
+            renewal_header: config.renewal_header,
+            renewal_cookie: config.renewal_cookie,
+            uri_scheme: config.uri_scheme,
+        }
     }
 
     /// Where requests carry their token, in order.
@@ -531,17 +416,6 @@ impl<'a> Iterator for Candidates<'a> {
     }
 }
 
-/// Reports `key` unless `value` is from 1 to `max`; `note` follows the
-/// bound in the message (e.g. " (31 days)").
-fn check_range(problems: &mut Vec<Problem>, key: &str, value: u64, max: u64, note: &str) {
-    if value == 0 || value > max {
-        problems.push(Problem::new(
-            key,
-            format!("{value} is out of range: give 1 to {max}{note}"),
-        ));
-    }
-}
-
 fn map_error(kind: &ErrorKind) -> Reject {
     match kind {
         ErrorKind::InvalidSignature
@@ -554,21 +428,4 @@ fn map_error(kind: &ErrorKind) -> Reject {
         | ErrorKind::InvalidAlgorithmName => Reject::WrongAlgorithm,
         _ => Reject::Malformed,
     }
-}
-
-/// Lets tests build a verifier with a fake environment.
-#[cfg(test)]
-pub(crate) fn with_env(
-    settings: &AuthSettings,
-    base_dir: &Path,
-    vars: &[(&str, &str)],
-) -> Result<Verifier, Vec<Problem>> {
-    use std::ffi::OsString;
-    let vars: Vec<(String, OsString)> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
-        .collect();
-    Verifier::from_settings_with_env(settings, base_dir, &|name| {
-        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    })
 }

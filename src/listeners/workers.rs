@@ -21,11 +21,15 @@
 //! address itself and closes each descriptor once. A socket inherited from a
 //! build without `SO_REUSEPORT` cannot be joined: the other workers then
 //! accept on duplicates of it.
+//!
+//! Sockets are made with `rustix`. Pingora's table holds raw descriptors:
+//! borrowing or closing one of them is the only unsafe code here.
 
-use std::ffi::c_int;
+#![deny(unsafe_code)]
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -97,7 +101,7 @@ impl HttpSockets {
                     None => match (bind_reuseport(addr), table.get(&key(addr, 0))) {
                         (Ok(s), _) => s.into_raw_fd(),
                         (Err(e), Some(&first)) if e.kind() == io::ErrorKind::AddrInUse => {
-                            duplicate(first)?
+                            duplicate(first)?.into_raw_fd()
                         }
                         (Err(e), _) => return Err(e),
                     },
@@ -135,36 +139,40 @@ fn bind_group(addr: &SocketAddr, workers: usize) -> io::Result<Vec<OwnedFd>> {
 /// A listening socket on `addr` that others with `SO_REUSEPORT` may join,
 /// non-blocking, with the long accept queue Pingora asks for.
 fn bind_reuseport(addr: &SocketAddr) -> io::Result<OwnedFd> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, ipproto, sockopt};
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
     };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(*addr)?;
-    // Owned from here: closed if listen() fails.
-    let fd = unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) };
-    unsafe extern "C" {
-        fn listen(fd: c_int, backlog: c_int) -> c_int;
-    }
-    // SAFETY: a valid socket descriptor owned above.
-    if unsafe { listen(fd.as_raw_fd(), BACKLOG) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Owned from here: closed if a later step fails.
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        Some(ipproto::TCP),
+    )?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, addr)?;
+    rustix::net::listen(&fd, BACKLOG)?;
     Ok(fd)
 }
 
 /// Pingora's own listen backlog (the kernel caps it at `somaxconn`).
-const BACKLOG: c_int = 65535;
+const BACKLOG: i32 = 65535;
 
-fn duplicate(fd: RawFd) -> io::Result<RawFd> {
-    // The descriptor is in the table, open for the process's lifetime.
+/// A new descriptor for the socket of `fd`, a descriptor of the table.
+#[allow(unsafe_code)]
+fn duplicate(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: the descriptor is in Pingora's table, open for the process's
+    // lifetime; it is only borrowed for the duplication.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    Ok(borrowed.try_clone_to_owned()?.into_raw_fd())
+    borrowed.try_clone_to_owned()
 }
 
 /// Removes from the table, and closes, the sockets of workers numbered
 /// `workers` or above: a node with more threads handed them over.
+#[allow(unsafe_code)]
 fn close_extra_workers(table: &mut Fds, addrs: &[SocketAddr], workers: usize) {
     let (keys, descriptors) = table.serialize();
     let extra = |k: &str| {
@@ -180,7 +188,8 @@ fn close_extra_workers(table: &mut Fds, addrs: &[SocketAddr], workers: usize) {
     let mut kept = (Vec::new(), Vec::new());
     for (k, fd) in keys.into_iter().zip(descriptors) {
         if extra(&k) {
-            // Owned by nobody else: no service looks this key up.
+            // SAFETY: an open descriptor of the table, owned by nobody else:
+            // it leaves the table here, and no service looks this key up.
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
         } else {
             kept.0.push(k);
@@ -250,7 +259,7 @@ mod tests {
 
     /// A new handle on a descriptor of the table, without taking it over.
     fn listener(fd: RawFd) -> TcpListener {
-        TcpListener::from(unsafe { OwnedFd::from_raw_fd(duplicate(fd).unwrap()) })
+        TcpListener::from(duplicate(fd).unwrap())
     }
 
     /// What a descriptor is (`socket:[inode]`), or `None` once closed.

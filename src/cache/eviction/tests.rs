@@ -1,9 +1,15 @@
 //! Deterministic tests of the eviction manager (seeded PRNG, no clock).
 
-use super::*;
-use pingora_cache::CacheEntryId;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use pingora_cache::eviction::EvictionManager;
+use pingora_cache::key::CompactCacheKey;
+use pingora_cache::{CacheEntryId, CacheEntryKey};
+
+use super::Manager;
+use super::fingerprint::mix;
 
 const NEVER: SystemTime = SystemTime::UNIX_EPOCH;
 

@@ -4,9 +4,11 @@
 //! on the request's own thread, and only the bytes still on disk go to the
 //! blocking pool.
 //!
-//! The crate has no `libc` dependency, so the call is declared here (glibc
-//! 2.26+ and musl export it). Where it is missing the answer is always "read
-//! nothing", and every read takes the blocking pool.
+//! The call goes through `rustix` (Linux only). Where the kernel or the
+//! filesystem does not take the flag, and on other systems, the answer is
+//! always "read nothing", and every read takes the blocking pool.
+
+#![forbid(unsafe_code)]
 
 use std::fs::File;
 use std::io;
@@ -17,61 +19,34 @@ pub fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize
     imp::read_cached(file, buf, offset)
 }
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[cfg(target_os = "linux")]
 mod imp {
     use std::fs::File;
-    use std::io;
-    use std::os::raw::{c_int, c_void};
-    use std::os::unix::io::AsRawFd;
+    use std::io::{self, IoSliceMut};
 
-    #[repr(C)]
-    struct IoVec {
-        base: *mut c_void,
-        len: usize,
-    }
-
-    /// `RWF_NOWAIT` of `<linux/fs.h>`.
-    const RWF_NOWAIT: c_int = 0x0000_0008;
-    /// Linux errno values (the same on every 64-bit Linux target).
-    const EINTR: i32 = 4;
-    const EAGAIN: i32 = 11;
-    const EINVAL: i32 = 22;
-    const ENOSYS: i32 = 38;
-    const EOPNOTSUPP: i32 = 95;
-
-    unsafe extern "C" {
-        fn preadv2(fd: c_int, iov: *const IoVec, iovcnt: c_int, offset: i64, flags: c_int)
-        -> isize;
-    }
+    use rustix::io::{Errno, ReadWriteFlags, preadv2};
 
     pub fn read_cached(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let Ok(offset) = i64::try_from(offset) else {
+        // Beyond `i64::MAX` the kernel refuses the offset (and rustix reads
+        // `u64::MAX` as "the file position"): nothing to read there.
+        if i64::try_from(offset).is_err() {
             return Ok(0);
-        };
-        let iov = IoVec {
-            base: buf.as_mut_ptr().cast(),
-            len: buf.len(),
-        };
+        }
+        let mut bufs = [IoSliceMut::new(buf)];
         loop {
-            // SAFETY: `iov` describes `buf`, writable for `buf.len()` bytes
-            // for the whole call; the descriptor is open while `file` lives.
-            let n = unsafe { preadv2(file.as_raw_fd(), &iov, 1, offset, RWF_NOWAIT) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(EINTR) => continue,
+            match preadv2(file, &mut bufs, offset, ReadWriteFlags::NOWAIT) {
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR) => continue,
                 // Not in the page cache; or a filesystem or kernel without
                 // the flag. Read nothing here.
-                Some(EAGAIN | EOPNOTSUPP | ENOSYS | EINVAL) => return Ok(0),
-                _ => return Err(e),
+                Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => return Ok(0),
+                Err(e) => return Err(e.into()),
             }
         }
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+#[cfg(not(target_os = "linux"))]
 mod imp {
     use std::fs::File;
     use std::io;
@@ -83,18 +58,11 @@ mod imp {
 
 /// Tests: asks the kernel to drop `file`'s clean pages from the page cache,
 /// so that the next read has to go to the disk.
-#[cfg(all(test, target_os = "linux", target_pointer_width = "64"))]
+#[cfg(all(test, target_os = "linux"))]
 pub fn drop_from_page_cache(file: &File) {
-    use std::os::raw::c_int;
-    use std::os::unix::io::AsRawFd;
-    unsafe extern "C" {
-        fn posix_fadvise(fd: c_int, offset: i64, len: i64, advice: c_int) -> c_int;
-    }
-    const POSIX_FADV_DONTNEED: c_int = 4;
+    use rustix::fs::{Advice, fadvise};
     file.sync_all().expect("sync before dropping pages");
-    // SAFETY: a plain call on an open descriptor; no memory is passed.
-    let rc = unsafe { posix_fadvise(file.as_raw_fd(), 0, 0, POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0, "posix_fadvise");
+    fadvise(file, 0, None, Advice::DontNeed).expect("posix_fadvise");
 }
 
 #[cfg(test)]
@@ -110,7 +78,7 @@ mod tests {
         let mut buf = vec![0u8; 4000];
         let n = read_cached(&f, &mut buf, 3000).unwrap();
         // Just written, so cached: the whole span (where the call exists).
-        if cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+        if cfg!(target_os = "linux") {
             assert_eq!(n, 4000);
         }
         assert_eq!(buf[..n], data[3000..3000 + n]);
@@ -120,7 +88,7 @@ mod tests {
         assert_eq!(read_cached(&f, &mut buf, 20_000).unwrap(), 0);
     }
 
-    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    #[cfg(target_os = "linux")]
     #[test]
     fn reads_nothing_of_what_is_only_on_disk() {
         let dir = tempfile::tempdir().unwrap();
@@ -130,5 +98,13 @@ mod tests {
         drop_from_page_cache(&f);
         let mut buf = vec![0u8; 1 << 20];
         assert!(read_cached(&f, &mut buf, 0).unwrap() < buf.len());
+    }
+
+    #[test]
+    fn an_offset_beyond_i64_reads_nothing() {
+        let f = tempfile::tempfile().unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(read_cached(&f, &mut buf, u64::MAX).unwrap(), 0);
+        assert_eq!(read_cached(&f, &mut buf, 1 << 63).unwrap(), 0);
     }
 }

@@ -3,51 +3,14 @@
 
 use super::fill::Fill;
 use super::format::ObjectHeader;
-use super::meta_decode::Decoded;
-use pingora_cache::CacheMeta;
+// Re-exported: fill, miss and storage name it through the index.
+pub use super::stored_meta::StoredMeta;
 use pingora_cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora_cache::key::{CompactCacheKey, HashBinary};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
-
-/// A serialized `CacheMeta` (the two halves `CacheMeta::serialize` returns).
-#[derive(Debug, Clone)]
-pub struct StoredMeta {
-    pub internal: Vec<u8>,
-    pub header: Vec<u8>,
-    /// What the first decode learnt, for the next ones.
-    decoded: Decoded,
-}
-
-impl StoredMeta {
-    pub fn new(internal: Vec<u8>, header: Vec<u8>) -> StoredMeta {
-        StoredMeta {
-            internal,
-            header,
-            decoded: Decoded::default(),
-        }
-    }
-
-    /// The `CacheMeta`; decoded in full only the first time.
-    pub fn decode(&self) -> pingora_error::Result<CacheMeta> {
-        self.decoded.decode(&self.internal, &self.header)
-    }
-
-    /// The header and times, once a decode has learnt them.
-    pub fn view(&self) -> Option<super::meta_decode::View<'_>> {
-        self.decoded.view()
-    }
-}
-
-impl PartialEq for StoredMeta {
-    fn eq(&self, other: &Self) -> bool {
-        self.internal == other.internal && self.header == other.header
-    }
-}
-
-impl Eq for StoredMeta {}
 
 /// A committed object.
 #[derive(Debug, Clone)]

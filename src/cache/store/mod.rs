@@ -30,6 +30,7 @@ mod miss;
 mod scan;
 pub mod space;
 mod storage;
+mod stored_meta;
 mod striped;
 mod thread_copies;
 

@@ -1,10 +1,7 @@
-//! Free space of the filesystem holding the store (`statvfs`).
-//!
-//! The crate has no `libc` dependency, so the one call is declared here. On
-//! 64-bit Linux (glibc and musl) `struct statvfs` starts with
-//! `f_bsize, f_frsize, f_blocks, f_bfree, f_bavail`, each 64 bits wide; the
-//! call writes into a buffer several times larger than the struct, so a
-//! longer struct cannot overrun it. Elsewhere the check is skipped (`None`).
+//! Free space of the filesystem holding the store (`statvfs`, through
+//! `rustix`). On Linux only; elsewhere the check is skipped (`None`).
+
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::path::Path;
@@ -15,36 +12,23 @@ pub fn available_bytes(path: &Path) -> io::Result<Option<u64>> {
     imp::available_bytes(path)
 }
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[cfg(target_os = "linux")]
 mod imp {
-    use std::ffi::CString;
     use std::io;
-    use std::os::raw::{c_char, c_int};
-    use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
 
-    unsafe extern "C" {
-        fn statvfs(path: *const c_char, buf: *mut u64) -> c_int;
-    }
-
     pub fn available_bytes(path: &Path) -> io::Result<Option<u64>> {
-        let c_path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-        // 512 bytes, 8-byte aligned: the real struct is 112 bytes.
-        let mut buf = [0u64; 64];
-        // SAFETY: `c_path` is a valid NUL-terminated string and `buf` is
-        // writable, aligned and larger than `struct statvfs` on this target.
-        let rc = unsafe { statvfs(c_path.as_ptr(), buf.as_mut_ptr()) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let (bsize, frsize, bavail) = (buf[0], buf[1], buf[4]);
-        let unit = if frsize != 0 { frsize } else { bsize };
-        Ok(Some(bavail.saturating_mul(unit)))
+        let stat = rustix::fs::statvfs(path)?;
+        let unit = if stat.f_frsize != 0 {
+            stat.f_frsize
+        } else {
+            stat.f_bsize
+        };
+        Ok(Some(stat.f_bavail.saturating_mul(unit)))
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+#[cfg(not(target_os = "linux"))]
 mod imp {
     use std::io;
     use std::path::Path;
@@ -62,7 +46,7 @@ mod tests {
     fn reports_some_space_for_a_temp_dir() {
         let dir = tempfile::tempdir().unwrap();
         let free = available_bytes(dir.path()).unwrap();
-        if cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+        if cfg!(target_os = "linux") {
             assert!(free.unwrap() > 0);
         }
     }

@@ -1,13 +1,24 @@
 //! The `auth:` section of the configuration file, as written.
 //!
-//! Parsing only checks shape (`deny_unknown_fields`); values are checked, and keys loaded, by
-//! [`crate::auth::Verifier::from_settings`], which reports every problem at once.
+//! Parsing only checks shape (`deny_unknown_fields`). Then, as for every section:
+//! [`AuthSettings`] (the section as written) -> `AuthConfig` (values checked, keys and
+//! files loaded, every problem reported at once; see `validate`) -> [`Verifier`] (the
+//! runtime type). [`Verifier::from_settings`] takes both steps.
+//!
+//! [`Verifier`]: crate::auth::Verifier
+//! [`Verifier::from_settings`]: crate::auth::Verifier::from_settings
+
+mod validate;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Problem;
+
+pub(crate) use validate::AuthConfig;
+#[cfg(test)]
+pub(crate) use validate::with_env;
 
 /// Default `leeway_seconds`: clock skew allowed on `exp` and `nbf`.
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 5;
