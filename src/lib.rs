@@ -2,6 +2,10 @@
 //! Pingora. `docs/architecture.md` draws how a request moves through the
 //! node.
 
+// One place needs `unsafe`: closing and duplicating descriptors of
+// Pingora's socket table (`listeners/workers.rs`), allowed there alone.
+#![deny(unsafe_code)]
+
 pub mod access_log;
 mod admin;
 mod answer;

@@ -1,7 +1,7 @@
 //! Token (JWT) verification: configuration, key loading, extraction from requests, checks.
 //!
-//! Start-up: [`AuthSettings`] -> [`Verifier::from_settings`] (every key loaded, every problem
-//! reported). Per request: [`extract::find_token`] -> [`Verifier::verify`] -> [`Claims`] or a
+//! Start-up: [`AuthSettings`] (the file's section) -> `AuthConfig` (validated, in
+//! `settings::validate`) -> [`Verifier`] (every key loaded, every problem reported). Per request: [`extract::find_token`] -> [`Verifier::verify`] -> [`Claims`] or a
 //! [`Reject`] whose [`Reject::reason`] labels metrics.
 //!
 //! jsonwebtoken checks the framing and the signature with the key's pinned algorithm; this

@@ -4,7 +4,7 @@
 //! The writer (`miss.rs`) advances the state; readers (`hit.rs`) watch it
 //! through a `tokio::sync::watch` channel and never poll.
 
-use super::index::StoredMeta;
+use super::stored_meta::StoredMeta;
 use pingora_cache::key::{CompactCacheKey, HashBinary};
 use std::fs::File;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use super::fill::Fill;
 use super::format::ObjectHeader;
 // Re-exported: fill, miss and storage name it through the index.
-pub use super::stored_meta::StoredMeta;
+use super::stored_meta::StoredMeta;
 use pingora_cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora_cache::key::{CompactCacheKey, HashBinary};
 use std::collections::HashMap;

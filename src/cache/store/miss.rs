@@ -4,8 +4,9 @@
 use super::error::{pingora_err, pingora_io};
 use super::fill::{Fill, FillStart};
 use super::format::{self, ObjectHeader};
-use super::index::{Complete, InstallError, StoredMeta};
+use super::index::{Complete, InstallError};
 use super::layout::{FileKind, remove_quietly};
+use super::stored_meta::StoredMeta;
 use super::{DiskStore, files, space};
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -12,7 +12,8 @@
 //! for the disk), `memory` (copies of small hot bodies), `memory_hit`
 //! (fresh hits answered from them whole), `thread_copies` (each worker
 //! thread's own copies of the hottest), `striped` (counters without shared
-//! writes), `meta_decode` (stored headers decoded once), `storage` (the
+//! writes), `meta_decode` (stored headers decoded once), `stored_meta` (an object's
+//! meta as the index keeps it), `storage` (the
 //! Pingora trait), `scan` (start-up), `space` (free space).
 
 mod cached_read;
