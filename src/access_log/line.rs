@@ -204,3 +204,6 @@ fn escape(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,8 +13,6 @@
 
 pub mod file;
 mod line;
-#[cfg(test)]
-mod line_tests;
 mod request;
 mod time;
 

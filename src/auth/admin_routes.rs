@@ -77,7 +77,7 @@ pub fn answer(verifier: &Verifier, method: &str, path: &str) -> Option<Response<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::test_keys::{key_entry, load, settings};
+    use crate::auth::tests::keys::{key_entry, load, settings};
     use jsonwebtoken::Algorithm;
 
     #[test]

@@ -43,17 +43,7 @@ mod verified_cache;
 mod verifier;
 
 #[cfg(test)]
-mod cdni_tests;
-#[cfg(test)]
-mod config_tests;
-#[cfg(test)]
-mod policy_tests;
-#[cfg(test)]
-mod rfc7515_tests;
-#[cfg(test)]
-mod test_keys;
-#[cfg(test)]
-mod verify_tests;
+mod tests;
 
 pub use claims::Claims;
 pub use denylist::DenyKind;

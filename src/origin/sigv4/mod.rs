@@ -14,8 +14,6 @@
 
 mod input;
 #[cfg(test)]
-mod input_tests;
-#[cfg(test)]
 mod tests;
 
 use std::fmt;

@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
+use super::keys::{b64, load};
 use crate::auth::reject::Reject;
 use crate::auth::settings::{AuthSettings, KeySettings};
-use crate::auth::test_keys::{b64, load};
 use crate::auth::verifier::Verifier;
 
 const PAYLOAD: &str = "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";

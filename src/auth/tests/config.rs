@@ -4,8 +4,8 @@
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
+use super::keys::*;
 use crate::auth::settings::{AuthSettings, KeySettings, with_env};
-use crate::auth::test_keys::*;
 
 #[test]
 fn config_problems_name_the_key() {

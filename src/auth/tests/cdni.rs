@@ -10,9 +10,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
+use super::keys::*;
 use crate::auth::reject::Reject;
 use crate::auth::settings::{AuthSettings, RenewalKeySettings, TokenSource, with_env};
-use crate::auth::test_keys::*;
 use crate::auth::verifier::{RequestFacts, Verifier};
 
 fn hs(changes: Value) -> String {

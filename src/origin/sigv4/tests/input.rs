@@ -2,8 +2,8 @@
 //! canonical form) and input it must take (hosts, the canonical forms the
 //! request module produces).
 
-use super::tests::{example_creds, example_time};
-use super::*;
+use super::super::*;
+use super::{example_creds, example_time};
 
 const REJECTS: &[(&str, &str, &str, &str, &str, SignError)] = &[
     (

@@ -1,6 +1,8 @@
 //! Signatures: the AWS documented example, values computed independently,
 //! the signing time's range, and secrets kept out of `Debug`.
 
+mod input;
+
 use super::*;
 
 const AWS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";

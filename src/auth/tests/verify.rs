@@ -4,8 +4,8 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
+use super::keys::*;
 use crate::auth::reject::Reject;
-use crate::auth::test_keys::*;
 use crate::auth::verifier::Verifier;
 use crate::auth::{MintSpec, mint};
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::time::rfc3339;
+use super::super::time::rfc3339;
 use super::{Client, Entry};
 use crate::auth::redact_query;
 use crate::auth::settings::{TokenSource, default_token_sources};

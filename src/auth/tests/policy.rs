@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
+use super::keys::*;
 use crate::auth::denylist::DenyKind;
 use crate::auth::reject::Reject;
 use crate::auth::settings::AuthSettings;
-use crate::auth::test_keys::*;
 use crate::auth::verifier::{RequestFacts, Verifier};
 
 fn hs(changes: serde_json::Value) -> String {
