@@ -5,12 +5,16 @@
 //! the example configurations pass `cdn-node check` and agree with the unit
 //! and the container image.
 
+#[path = "common/promql.rs"]
+mod promql;
+
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use promql::metric_names_in;
 use serde_json::Value;
 
 /// Series Prometheus itself adds to every scrape.
@@ -110,139 +114,6 @@ fn exported_names() -> BTreeSet<String> {
         names.contains("cdn_node_requests_total"),
         "no metric names found in src/metrics/names.rs: {names:?}"
     );
-    names
-}
-
-const KEYWORDS: &[&str] = &[
-    "and",
-    "or",
-    "unless",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "offset",
-    "bool",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
-    "inf",
-    "nan",
-];
-
-/// Keywords followed by a parenthesised list of label names.
-const LABEL_LIST_KEYWORDS: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-
-fn skip_string(chars: &[char], mut i: usize) -> usize {
-    let quote = chars[i];
-    i += 1;
-    while i < chars.len() && chars[i] != quote {
-        if chars[i] == '\\' && quote != '`' {
-            i += 1;
-        }
-        i += 1;
-    }
-    i + 1
-}
-
-/// Skips from an opening bracket to just past its matching closing one,
-/// stepping over strings.
-fn skip_group(chars: &[char], mut i: usize, open: char, close: char) -> usize {
-    let mut depth = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '"' | '\'' | '`' => {
-                i = skip_string(chars, i);
-                continue;
-            }
-            c if c == open => depth += 1,
-            c if c == close => {
-                depth -= 1;
-                if depth == 0 {
-                    return i + 1;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    i
-}
-
-/// The metric names a PromQL expression selects: identifiers that are not
-/// functions, keywords, label names or Grafana variables.
-fn metric_names_in(expr: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    let ident_start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
-    let ident_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(&chars, i);
-        } else if c == '{' {
-            i = skip_group(&chars, i, '{', '}');
-        } else if c == '[' {
-            i = skip_group(&chars, i, '[', ']');
-        } else if c == '$' {
-            // A Grafana variable: $name or ${name}.
-            i += 1;
-            if i < chars.len() && chars[i] == '{' {
-                i = skip_group(&chars, i, '{', '}');
-            } else {
-                while i < chars.len() && ident_char(chars[i]) {
-                    i += 1;
-                }
-            }
-        } else if c.is_ascii_digit() || c == '.' {
-            // Numbers and durations (5m, 1e3, 0.5).
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                i += 1;
-            }
-        } else if ident_start(c) {
-            let start = i;
-            while i < chars.len() && ident_char(chars[i]) {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let mut j = i;
-            while j < chars.len() && chars[j].is_whitespace() {
-                j += 1;
-            }
-            let next = chars.get(j).copied();
-            let lower = word.to_ascii_lowercase();
-            if LABEL_LIST_KEYWORDS.contains(&lower.as_str()) {
-                if next == Some('(') {
-                    i = skip_group(&chars, j, '(', ')');
-                }
-            } else if KEYWORDS.contains(&lower.as_str()) || next == Some('(') {
-                // A keyword, an aggregation or a function.
-            } else {
-                names.insert(word);
-            }
-        } else {
-            i += 1;
-        }
-    }
     names
 }
 
