@@ -1,19 +1,20 @@
 //! The deployment artifacts under deploy/: the Prometheus configuration, alert
 //! rules and their unit tests pass promtool; every metric the alerts and the
 //! Grafana dashboard query is one the node exports (src/metrics/names.rs);
-//! the systemd unit passes `systemd-analyze verify` where that tool exists;
-//! the example configurations pass `cdn-node check` and agree with the unit
-//! and the container image.
+//! the systemd unit passes `systemd-analyze verify` and its reload helper
+//! `shellcheck`; the example configurations pass `cdn-node check` and agree
+//! with the unit and the container image.
 
+mod common;
 #[path = "common/promql.rs"]
 mod promql;
 
 use std::collections::BTreeSet;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::tools;
 use promql::metric_names_in;
 use serde_json::Value;
 
@@ -66,17 +67,11 @@ fn scratch_dir(name: &str) -> PathBuf {
 /// Runs promtool with `args` in the repository root; fails with a clear
 /// message when promtool is not installed.
 fn promtool(args: &[&str]) -> Output {
-    match Command::new("promtool")
+    Command::new(tools::require("promtool"))
         .args(args)
         .current_dir(root())
         .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-            "promtool is not installed (not found on PATH): run `deploy/setup.sh promtool` first"
-        ),
-        Err(e) => panic!("cannot run promtool: {e}"),
-    }
+        .expect("run promtool")
 }
 
 fn assert_promtool_ok(args: &[&str]) -> String {
@@ -431,21 +426,19 @@ fn unit_for_verify(dir: &Path) -> PathBuf {
 
 #[test]
 fn systemd_unit_verifies() {
+    if !tools::present_or_skip(
+        "systemd-analyze",
+        &format!("`systemd-analyze verify {UNIT}`"),
+    ) {
+        return;
+    }
     let dir = scratch_dir("systemd");
     let unit = unit_for_verify(&dir);
-    let out = match Command::new("systemd-analyze")
+    let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&unit)
         .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            println!("systemd-analyze not found: `systemd-analyze verify {UNIT}` skipped");
-            let _ = std::fs::remove_dir_all(&dir);
-            return;
-        }
-        Err(e) => panic!("cannot run systemd-analyze: {e}"),
-    };
+        .expect("run systemd-analyze");
     let text = report(&out);
     let _ = std::fs::remove_dir_all(&dir);
     let about_unit: Vec<&str> = text.lines().filter(|l| l.contains("cdn-node")).collect();
@@ -529,9 +522,9 @@ fn reload_helper_is_valid_shell() {
         .output()
         .unwrap();
     assert!(out.status.success(), "bash -n: {}", report(&out));
-    match Command::new("shellcheck").arg(&script).output() {
-        Ok(out) => assert!(out.status.success(), "shellcheck:\n{}", report(&out)),
-        Err(_) => println!("shellcheck not found: skipped"),
+    if tools::present_or_skip("shellcheck", "deploy/systemd/cdn-node-reload") {
+        let out = Command::new("shellcheck").arg(&script).output().unwrap();
+        assert!(out.status.success(), "shellcheck:\n{}", report(&out));
     }
 }
 

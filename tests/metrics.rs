@@ -11,7 +11,7 @@ use common::node::{Node, Options};
 use common::s3::S3;
 use common::tap::Tap;
 use common::token::{good_claims, hs256};
-use common::{bytes, unix_now};
+use common::{bytes, tools, unix_now};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,13 +138,13 @@ async fn the_exposition_passes_promtool() {
     raw(node.http, "GET", "/a//b", &[]).await;
     raw(node.http, "GET", &format!("/none.mp4?jwt={token}"), &[]).await;
     let text = node.metrics().await;
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(tools::require("promtool"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool must be installed (deploy/setup.sh promtool)");
+        .expect("run promtool");
     child
         .stdin
         .take()

@@ -17,7 +17,7 @@ use common::http::{get_status, header, try_raw};
 use common::node::{Node, Options, cache_section};
 use common::s3::S3;
 use common::token::{good_claims, hs256, sign};
-use common::{bytes, eventually, free_port};
+use common::{bytes, eventually, free_port, tools};
 use jsonwebtoken::Algorithm;
 
 const SECOND_SECRET: &str = "second-hmac-secret-that-is-long-enough-9876";
@@ -422,7 +422,7 @@ async fn a_graceful_stop_answers_the_tls_connections_it_accepted() {
     use tokio::io::AsyncWriteExt;
     let mut node = Stopping::start(true).await;
     // A TLS client that sends what it is given on stdin, and nothing yet.
-    let mut client = tokio::process::Command::new("openssl")
+    let mut client = tokio::process::Command::new(tools::require("openssl"))
         .args(["s_client", "-quiet", "-verify_return_error"])
         .args(["-connect", &format!("127.0.0.1:{}", node.https.unwrap())])
         .args(["-servername", "localhost", "-CAfile"])
@@ -432,7 +432,7 @@ async fn a_graceful_stop_answers_the_tls_connections_it_accepted() {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("openssl must be installed");
+        .expect("run openssl");
     node.connections_open(2.0).await;
 
     node.stop().await;

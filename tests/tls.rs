@@ -14,7 +14,7 @@ use common::node::{Node, Options};
 use common::s3::S3;
 use common::tls::self_signed;
 use common::token::{good_claims, hs256};
-use common::{bytes, eventually};
+use common::{bytes, eventually, tools};
 
 struct Curl {
     status: String,
@@ -28,7 +28,7 @@ struct Curl {
 fn curl(ca: &Path, url: &str, out_dir: &Path) -> Curl {
     let body_file = out_dir.join("curl.body");
     let _ = std::fs::remove_file(&body_file);
-    let out = Command::new("curl")
+    let out = Command::new(tools::require("curl"))
         .args(["--silent", "--show-error", "--http2", "--max-time", "20"])
         .arg("--cacert")
         .arg(ca)
@@ -37,7 +37,7 @@ fn curl(ca: &Path, url: &str, out_dir: &Path) -> Curl {
         .args(["--write-out", "%{http_code} %{http_version}"])
         .arg(url)
         .output()
-        .expect("curl must be installed");
+        .expect("run curl");
     let written = String::from_utf8_lossy(&out.stdout).to_string();
     let mut parts = written.split_whitespace();
     Curl {

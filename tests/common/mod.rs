@@ -13,6 +13,7 @@ pub mod s3;
 pub mod tap;
 pub mod tls;
 pub mod token;
+pub mod tools;
 
 use std::time::{Duration, Instant};
 

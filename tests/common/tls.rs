@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::tools;
+
 /// A self-signed P-256 certificate for localhost and 127.0.0.1, written as
 /// `NAME.crt` and `NAME.key` in `dir`.
 pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -10,7 +12,7 @@ pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.key")),
     );
-    let out = Command::new("openssl")
+    let out = Command::new(tools::require("openssl"))
         .args([
             "req",
             "-x509",
@@ -26,7 +28,7 @@ pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         .arg("-out")
         .arg(&cert)
         .output()
-        .expect("openssl must be installed");
+        .expect("run openssl");
     assert!(
         out.status.success(),
         "openssl: {}",
