@@ -14,25 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::cli::report;
 use common::tools;
 use promql::metric_names_in;
 use serde_json::Value;
 
 /// Series Prometheus itself adds to every scrape.
 const PROMETHEUS_SERIES: &[&str] = &["up"];
-
-/// Dummy secrets for `cdn-node check` (the HMAC secret needs 32 bytes).
-const CHECK_ENV: &[(&str, &str)] = &[
-    (
-        "CDN_NODE_HMAC_SECRET",
-        "dummy-hmac-secret-for-config-checks-only-0123456789",
-    ),
-    ("AWS_ACCESS_KEY_ID", "AKIDUMMYCONFIGCHECK0"),
-    (
-        "AWS_SECRET_ACCESS_KEY",
-        "dummy-secret-access-key-for-config-checks",
-    ),
-];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -41,14 +29,6 @@ fn root() -> PathBuf {
 fn read(rel: &str) -> String {
     let path = root().join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-fn report(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A fresh empty directory under the system's temporary directory.
@@ -458,12 +438,7 @@ fn unit_setting(key: &str) -> Vec<String> {
 }
 
 fn check_config(rel: &str) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdn-node"));
-    cmd.args(["check", "-c"]).arg(root().join(rel));
-    for (k, v) in CHECK_ENV {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
+    let out = common::cli::check(&root().join(rel));
     assert!(
         out.status.success(),
         "cdn-node check -c {rel}:\n{}",
