@@ -9,6 +9,10 @@
 #   s3        s3s-fs 0.14.1, a local S3-compatible server that checks SigV4
 #             signatures (the origin for the quickstart and the tests)
 #   promtool  Prometheus' promtool, used by the tests to lint /metrics
+#   test-tools
+#             what other tests run: shellcheck (lints the reload helper),
+#             systemd's systemd-analyze (verifies the unit), openssl (makes
+#             the HTTPS tests' certificates)
 #   all       all of the above (the default when no group is given)
 #
 # The groups can also be given as CDN_NODE_SETUP="build s3".
@@ -18,7 +22,7 @@ set -euo pipefail
 S3S_FS_VERSION=0.14.1
 
 usage() {
-    sed -n '2,16s/^# \{0,1\}//p' "$0"
+    sed -n '2,20s/^# \{0,1\}//p' "$0"
 }
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -35,7 +39,7 @@ case ":$PATH:" in
     *) export PATH="$CARGO_BIN:$PATH" ;;
 esac
 
-want_build=0 want_s3=0 want_promtool=0
+want_build=0 want_s3=0 want_promtool=0 want_test_tools=0
 groups=("$@")
 if [[ ${#groups[@]} -eq 0 && -n "${CDN_NODE_SETUP:-}" ]]; then
     read -r -a groups <<<"$CDN_NODE_SETUP"
@@ -46,14 +50,15 @@ for g in "${groups[@]}"; do
         build) want_build=1 ;;
         s3) want_s3=1 ;;
         promtool) want_promtool=1 ;;
-        all) want_build=1 want_s3=1 want_promtool=1 ;;
+        test-tools) want_test_tools=1 ;;
+        all) want_build=1 want_s3=1 want_promtool=1 want_test_tools=1 ;;
         -h | --help | help)
             usage
             exit 0
             ;;
         *)
             usage >&2
-            die "unknown group '$g' (expected build, s3, promtool or all)"
+            die "unknown group '$g' (expected build, s3, promtool, test-tools or all)"
             ;;
     esac
 done
@@ -112,6 +117,12 @@ fi
 if [[ $want_promtool -eq 1 ]]; then
     command -v promtool >/dev/null 2>&1 || need_pkg prometheus "provides promtool, used to lint /metrics"
 fi
+if [[ $want_test_tools -eq 1 ]]; then
+    command -v shellcheck >/dev/null 2>&1 || need_pkg shellcheck "used by the tests to lint the reload helper"
+    command -v systemd-analyze >/dev/null 2>&1 ||
+        need_pkg systemd "provides systemd-analyze, used by the tests to verify the unit"
+    command -v openssl >/dev/null 2>&1 || need_pkg openssl "used by the tests to make certificates"
+fi
 
 if [[ ${#apt_missing[@]} -gt 0 ]]; then
     command -v apt-get >/dev/null 2>&1 ||
@@ -151,10 +162,16 @@ fi
 if [[ $want_promtool -eq 1 ]]; then
     promtool --version >/dev/null 2>&1 || die "promtool was installed but does not run"
 fi
+if [[ $want_test_tools -eq 1 ]]; then
+    shellcheck --version >/dev/null 2>&1 || die "shellcheck was installed but does not run"
+    systemd-analyze --version >/dev/null 2>&1 || die "systemd-analyze was installed but does not run"
+    openssl version >/dev/null 2>&1 || die "openssl was installed but does not run"
+fi
 
 done_list=()
 [[ $want_build -eq 1 ]] && done_list+=("build: cmake $(cmake --version | sed -n '1s/^cmake version //p'), $(cargo --version | cut -d' ' -f1-2)")
 [[ $want_s3 -eq 1 ]] && done_list+=("s3: $(command -v s3s-fs)")
 [[ $want_promtool -eq 1 ]] && done_list+=("promtool: $(command -v promtool)")
+[[ $want_test_tools -eq 1 ]] && done_list+=("test-tools: shellcheck $(shellcheck --version | sed -n 's/^version: //p'), systemd-analyze $(systemd-analyze --version | sed -n '1p' | cut -d' ' -f2), $(openssl version | cut -d' ' -f1-2)")
 summary=$(printf '%s; ' "${done_list[@]}")
 say "ready: ${summary%; }"

@@ -7,10 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::eventually;
-use common::http::{metric, raw};
-use common::node::{Node, Options};
-use common::s3::S3;
-use common::token::{good_claims, hs256};
+use common::http::metric;
+use common::world::World;
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -22,19 +20,20 @@ fn lines(path: &Path) -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn rotation_with_mv_and_sigusr1_loses_no_line() {
-    let s3 = S3::start(&[("courses/101/a.mp4", b"aaaa".as_slice())]).await;
-    let mut opts = Options::new(s3.port);
-    opts.extra_yaml = "log:\n  access_file: requests.log\n".into();
-    let node = Node::start(opts).await;
+    let w = World::builder()
+        .object("courses/101/a.mp4", b"aaaa")
+        .configure(|o| o.extra_yaml = "log:\n  access_file: requests.log\n".into())
+        .start()
+        .await;
+    let node = &w.node;
     let log = node.dir.path().join("requests.log");
     let rotated = node.dir.path().join("requests.log.1");
-    let token = hs256(&good_claims("alice"));
-    let target = |i: usize| format!("/courses/101/a.mp4?n={i}&jwt={token}");
+    let target = |i: usize| format!("/courses/101/a.mp4?n={i}");
 
     // Lines are written after the response; wait for each.
     let mut sent = 0;
     for _ in 0..5 {
-        assert_eq!(raw(node.http, "GET", &target(sent), &[]).await.0, 200);
+        assert_eq!(w.get(&target(sent)).await.0, 200);
         sent += 1;
     }
     eventually("5 lines in the file", Duration::from_secs(10), || {
@@ -47,7 +46,7 @@ async fn rotation_with_mv_and_sigusr1_loses_no_line() {
 
     std::fs::rename(&log, &rotated).unwrap();
     // Requests between the move and the signal go to the moved file.
-    assert_eq!(raw(node.http, "GET", &target(sent), &[]).await.0, 200);
+    assert_eq!(w.get(&target(sent)).await.0, 200);
     sent += 1;
     node.signal("USR1");
     eventually("the reopen to be counted", Duration::from_secs(10), || {
@@ -66,7 +65,7 @@ async fn rotation_with_mv_and_sigusr1_loses_no_line() {
     assert!(log.exists(), "the new file was not created");
 
     for _ in 0..3 {
-        assert_eq!(raw(node.http, "GET", &target(sent), &[]).await.0, 200);
+        assert_eq!(w.get(&target(sent)).await.0, 200);
         sent += 1;
     }
     eventually(
@@ -97,20 +96,21 @@ async fn rotation_with_mv_and_sigusr1_loses_no_line() {
 
 #[tokio::test]
 async fn buffered_lines_are_written_at_a_fast_shutdown() {
-    let s3 = S3::start(&[("courses/101/a.mp4", b"aaaa".as_slice())]).await;
-    let mut opts = Options::new(s3.port);
-    // Nothing is flushed by time during the test.
-    opts.extra_yaml = "log:\n  access_file: requests.log\n  access_flush_ms: 60000\n".into();
-    let mut node = Node::start(opts).await;
-    let log = node.dir.path().join("requests.log");
-    let token = hs256(&good_claims("alice"));
+    let mut w = World::builder()
+        .object("courses/101/a.mp4", b"aaaa")
+        // Nothing is flushed by time during the test.
+        .configure(|o| {
+            o.extra_yaml = "log:\n  access_file: requests.log\n  access_flush_ms: 60000\n".into()
+        })
+        .start()
+        .await;
+    let log = w.node.dir.path().join("requests.log");
     for i in 0..3 {
-        let target = format!("/courses/101/a.mp4?n={i}&jwt={token}");
-        assert_eq!(raw(node.http, "GET", &target, &[]).await.0, 200);
+        assert_eq!(w.get(&format!("/courses/101/a.mp4?n={i}")).await.0, 200);
     }
     assert!(lines(&log).is_empty(), "lines were not buffered");
-    node.signal("INT");
-    assert!(node.exited(Duration::from_secs(10)).await.success());
+    w.node.signal("INT");
+    assert!(w.node.exited(Duration::from_secs(10)).await.success());
     assert_eq!(lines(&log).len(), 3);
-    assert_eq!(node.access_log().len(), 3, "stdout lost lines");
+    assert_eq!(w.node.access_log().len(), 3, "stdout lost lines");
 }

@@ -6,16 +6,13 @@
 
 mod common;
 
-use common::http::{auth_rejections as rejections, status_with_token as status};
-
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::http::{header, raw};
-use common::node::{Node, Options, cache_section};
-use common::s3::S3;
+use common::http::{auth_rejections as rejections, header, raw};
 use common::token::{good_claims, hs256};
-use common::unix_now;
+use common::world::{Builder, World};
+use common::{bytes, unix_now};
 use serde_json::{Value, json};
 
 const OBJECTS: &[&str] = &[
@@ -27,8 +24,9 @@ const OBJECTS: &[&str] = &[
     "courses/1011/v.mp4",
 ];
 
-async fn world(configure: impl FnOnce(&mut Options)) -> (S3, Node) {
-    common::node_over(OBJECTS, 1024, 9, configure).await
+/// `OBJECTS` in the bucket, each of the same 1024 bytes.
+fn world() -> Builder {
+    World::builder().objects_alike(OBJECTS, &bytes(1024, 9))
 }
 
 fn token(extra: Value) -> String {
@@ -46,8 +44,8 @@ fn claims_of(token: &str) -> serde_json::Map<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_uri_container_opens_only_its_uris() {
-    let (_s3, node) = world(|_| {}).await;
-    let host = node.http.to_string();
+    let w = world().start().await;
+    let host = w.node.http.to_string();
     let regex = token(json!({"cdniuc": "regex:http://127\\.0\\.0\\.1:[0-9]+/courses/101/.*"}));
     // Anchored: a pattern naming the folder without its slash opens neither the folder's
     // objects nor /courses/1011/.
@@ -65,7 +63,7 @@ async fn a_uri_container_opens_only_its_uris() {
             )
         )
     }));
-    let before = node.metrics().await;
+    let before = w.metrics().await;
     let cases: &[(&str, &String, u16)] = &[
         ("/courses/101/v.mp4", &regex, 200),
         ("/courses/101/hls/seg-1.ts", &regex, 200),
@@ -82,7 +80,7 @@ async fn a_uri_container_opens_only_its_uris() {
     for (path, token, want) in cases {
         let sep = if path.contains('?') { '&' } else { '?' };
         let (code, headers, body) =
-            raw(node.http, "GET", &format!("{path}{sep}jwt={token}"), &[]).await;
+            raw(w.node.http, "GET", &format!("{path}{sep}jwt={token}"), &[]).await;
         assert_eq!(code, *want, "{path}");
         if code == 403 {
             assert_eq!(body, b"forbidden\n");
@@ -91,8 +89,8 @@ async fn a_uri_container_opens_only_its_uris() {
     }
     // Other container types are refused as unreadable tokens.
     let other = token(json!({"cdniuc": "uri:http://127.0.0.1/courses/101/v.mp4"}));
-    assert_eq!(status(&node, "/courses/101/v.mp4", &other).await, 401);
-    let after = node.metrics().await;
+    assert_eq!(w.status("/courses/101/v.mp4", &other).await, 401);
+    let after = w.metrics().await;
     assert_eq!(
         rejections(&after, "uri_mismatch") - rejections(&before, "uri_mismatch"),
         5.0
@@ -105,8 +103,8 @@ async fn a_uri_container_opens_only_its_uris() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn address_binding_version_and_critical_claims() {
-    let (_s3, node) = world(|_| {}).await;
-    let before = node.metrics().await;
+    let w = world().start().await;
+    let before = w.metrics().await;
     let cases: &[(Value, u16)] = &[
         (json!({"cdniip": "127.0.0.1"}), 200),
         (json!({"cdniip": "127.0.0.0/8"}), 200),
@@ -127,12 +125,12 @@ async fn address_binding_version_and_critical_claims() {
     ];
     for (extra, want) in cases {
         assert_eq!(
-            status(&node, "/courses/101/v.mp4", &token(extra.clone())).await,
+            w.status("/courses/101/v.mp4", &token(extra.clone())).await,
             *want,
             "{extra}"
         );
     }
-    let after = node.metrics().await;
+    let after = w.metrics().await;
     for (reason, want) in [
         ("address_mismatch", 2.0),
         ("unknown_critical", 2.0),
@@ -148,34 +146,34 @@ async fn address_binding_version_and_critical_claims() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_time_token_is_refused_the_second_time() {
-    let (_s3, node) = world(|o| {
-        o.extra_auth = "  replay_protection: true\n  replay_cache_entries: 1000\n".into();
-    })
-    .await;
+    let w = world()
+        .configure(|o| {
+            o.extra_auth = "  replay_protection: true\n  replay_cache_entries: 1000\n".into();
+        })
+        .start()
+        .await;
     let once = token(json!({"jti": "lesson-1-view-1"}));
-    assert_eq!(status(&node, "/courses/101/v.mp4", &once).await, 200);
-    assert_eq!(status(&node, "/courses/101/v.mp4", &once).await, 401);
-    assert_eq!(status(&node, "/courses/101/hls/seg-1.ts", &once).await, 401);
+    assert_eq!(w.status("/courses/101/v.mp4", &once).await, 200);
+    assert_eq!(w.status("/courses/101/v.mp4", &once).await, 401);
+    assert_eq!(w.status("/courses/101/hls/seg-1.ts", &once).await, 401);
     // Without a jti a token cannot be used once only: refused.
-    assert_eq!(
-        status(&node, "/courses/101/v.mp4", &token(json!({}))).await,
-        401
-    );
-    let m = node.metrics().await;
+    assert_eq!(w.status("/courses/101/v.mp4", &token(json!({}))).await, 401);
+    let m = w.metrics().await;
     assert_eq!(rejections(&m, "replayed"), 2.0);
     assert_eq!(rejections(&m, "malformed"), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segment() {
-    let cache_dir = tempfile::tempdir().expect("tempdir");
-    let (_s3, node) = world(|o| {
-        o.extra_auth = "  renewal_key:\n    kid: main\n    algorithm: HS256\n    \
-                        secret_file: hmac.key\n"
-            .into();
-        o.cache = Some(cache_section(cache_dir.path(), ""));
-    })
-    .await;
+    let w = world()
+        .configure(|o| {
+            o.extra_auth = "  renewal_key:\n    kid: main\n    algorithm: HS256\n    \
+                            secret_file: hmac.key\n"
+                .into();
+        })
+        .cache("")
+        .start()
+        .await;
     let now = unix_now();
     let short = |extra: Value| {
         let mut extra = extra;
@@ -186,7 +184,7 @@ async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segm
     // cdnistt 1: Set-Cookie under the cookie token source's name (`jwt`).
     let first = short(json!({"cdniets": 600, "cdnistt": 1, "cdnistd": 2}));
     let (code, headers, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         &format!("/courses/101/hls/seg-1.ts?jwt={first}"),
         &[],
@@ -212,7 +210,7 @@ async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segm
     // The renewed token, sent back as the cookie, opens the next segment (and is renewed
     // again); it is still bound to its URIs.
     let (code, headers, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         "/courses/101/hls/seg-2.ts",
         &[("cookie", &format!("jwt={renewed}"))],
@@ -221,7 +219,7 @@ async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segm
     assert_eq!(code, 200);
     assert!(header(&headers, "set-cookie").is_some_and(|c| c.starts_with("jwt=")));
     let (code, _, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         "/courses/202/v.mp4",
         &[("cookie", &format!("jwt={renewed}"))],
@@ -232,7 +230,7 @@ async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segm
     // A cached copy never carries another client's cookie.
     let plain = token(json!({}));
     let (code, headers, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         &format!("/courses/101/hls/seg-1.ts?jwt={plain}"),
         &[],
@@ -245,7 +243,7 @@ async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segm
     // cdnistt 2: the bare token in x-cdni-token, sent back as the query parameter.
     let second = short(json!({"cdniets": 300, "cdnistt": 2}));
     let (code, headers, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         &format!("/courses/101/hls/seg-2.ts?jwt={second}"),
         &[],
@@ -255,26 +253,21 @@ async fn renewed_tokens_come_back_in_a_cookie_or_a_header_and_open_the_next_segm
     assert_eq!(header(&headers, "set-cookie"), None);
     let renewed = header(&headers, "x-cdni-token").expect("renewed token");
     assert!(claims_of(renewed)["exp"].as_u64().expect("exp") >= now + 300);
-    assert_eq!(
-        status(&node, "/courses/101/hls/seg-3.ts", renewed).await,
-        200
-    );
+    assert_eq!(w.status("/courses/101/hls/seg-3.ts", renewed).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_written_by_the_slice_path_carry_the_renewed_token_too() {
-    let cache_dir = tempfile::tempdir().expect("tempdir");
-    let (_s3, node) = world(|o| {
-        o.extra_auth = "  renewal_key:\n    kid: main\n    algorithm: HS256\n    \
-                        secret_file: hmac.key\n"
-            .into();
+    let w = world()
+        .configure(|o| {
+            o.extra_auth = "  renewal_key:\n    kid: main\n    algorithm: HS256\n    \
+                            secret_file: hmac.key\n"
+                .into();
+        })
         // Every object here (1024 bytes) is over the threshold: sliced.
-        o.cache = Some(cache_section(
-            cache_dir.path(),
-            "  slice_threshold: 1\n  slice_size: 64KiB\n",
-        ));
-    })
-    .await;
+        .cache("  slice_threshold: 1\n  slice_size: 64KiB\n")
+        .start()
+        .await;
     let now = unix_now();
     let renewing = {
         let mut extra = json!({"cdniets": 600, "cdnistt": 1, "cdnistd": 2});
@@ -306,8 +299,13 @@ async fn answers_written_by_the_slice_path_carry_the_renewed_token_too() {
         ("GET", "/courses/101/hls/seg-2.ts", &[], 200),
     ];
     for (method, path, extra, want) in cases {
-        let (code, headers, _) =
-            raw(node.http, method, &format!("{path}?jwt={renewing}"), extra).await;
+        let (code, headers, _) = raw(
+            w.node.http,
+            method,
+            &format!("{path}?jwt={renewing}"),
+            extra,
+        )
+        .await;
         assert_eq!(code, want, "{method} {path} {extra:?}");
         assert!(renewed(&headers), "{method} {path} {extra:?}: {headers:?}");
     }
@@ -315,7 +313,7 @@ async fn answers_written_by_the_slice_path_carry_the_renewed_token_too() {
     let plain = token(json!({}));
     for (method, extra) in [("HEAD", &[][..]), ("GET", &[("range", "bytes=0-9")][..])] {
         let (_, headers, _) = raw(
-            node.http,
+            w.node.http,
             method,
             &format!("/courses/101/hls/seg-1.ts?jwt={plain}"),
             extra,

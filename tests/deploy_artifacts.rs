@@ -1,33 +1,26 @@
 //! The deployment artifacts under deploy/: the Prometheus configuration, alert
 //! rules and their unit tests pass promtool; every metric the alerts and the
 //! Grafana dashboard query is one the node exports (src/metrics/names.rs);
-//! the systemd unit passes `systemd-analyze verify` where that tool exists;
-//! the example configurations pass `cdn-node check` and agree with the unit
-//! and the container image.
+//! the systemd unit passes `systemd-analyze verify` and its reload helper
+//! `shellcheck`; the example configurations pass `cdn-node check` and agree
+//! with the unit and the container image.
+
+mod common;
+#[path = "common/promql.rs"]
+mod promql;
 
 use std::collections::BTreeSet;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::cli::report;
+use common::tools;
+use promql::metric_names_in;
 use serde_json::Value;
 
 /// Series Prometheus itself adds to every scrape.
 const PROMETHEUS_SERIES: &[&str] = &["up"];
-
-/// Dummy secrets for `cdn-node check` (the HMAC secret needs 32 bytes).
-const CHECK_ENV: &[(&str, &str)] = &[
-    (
-        "CDN_NODE_HMAC_SECRET",
-        "dummy-hmac-secret-for-config-checks-only-0123456789",
-    ),
-    ("AWS_ACCESS_KEY_ID", "AKIDUMMYCONFIGCHECK0"),
-    (
-        "AWS_SECRET_ACCESS_KEY",
-        "dummy-secret-access-key-for-config-checks",
-    ),
-];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,14 +29,6 @@ fn root() -> PathBuf {
 fn read(rel: &str) -> String {
     let path = root().join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-fn report(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A fresh empty directory under the system's temporary directory.
@@ -62,17 +47,11 @@ fn scratch_dir(name: &str) -> PathBuf {
 /// Runs promtool with `args` in the repository root; fails with a clear
 /// message when promtool is not installed.
 fn promtool(args: &[&str]) -> Output {
-    match Command::new("promtool")
+    Command::new(tools::require("promtool"))
         .args(args)
         .current_dir(root())
         .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-            "promtool is not installed (not found on PATH): run `deploy/setup.sh promtool` first"
-        ),
-        Err(e) => panic!("cannot run promtool: {e}"),
-    }
+        .expect("run promtool")
 }
 
 fn assert_promtool_ok(args: &[&str]) -> String {
@@ -110,139 +89,6 @@ fn exported_names() -> BTreeSet<String> {
         names.contains("cdn_node_requests_total"),
         "no metric names found in src/metrics/names.rs: {names:?}"
     );
-    names
-}
-
-const KEYWORDS: &[&str] = &[
-    "and",
-    "or",
-    "unless",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "offset",
-    "bool",
-    "sum",
-    "min",
-    "max",
-    "avg",
-    "group",
-    "stddev",
-    "stdvar",
-    "count",
-    "count_values",
-    "bottomk",
-    "topk",
-    "quantile",
-    "inf",
-    "nan",
-];
-
-/// Keywords followed by a parenthesised list of label names.
-const LABEL_LIST_KEYWORDS: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-
-fn skip_string(chars: &[char], mut i: usize) -> usize {
-    let quote = chars[i];
-    i += 1;
-    while i < chars.len() && chars[i] != quote {
-        if chars[i] == '\\' && quote != '`' {
-            i += 1;
-        }
-        i += 1;
-    }
-    i + 1
-}
-
-/// Skips from an opening bracket to just past its matching closing one,
-/// stepping over strings.
-fn skip_group(chars: &[char], mut i: usize, open: char, close: char) -> usize {
-    let mut depth = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '"' | '\'' | '`' => {
-                i = skip_string(chars, i);
-                continue;
-            }
-            c if c == open => depth += 1,
-            c if c == close => {
-                depth -= 1;
-                if depth == 0 {
-                    return i + 1;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    i
-}
-
-/// The metric names a PromQL expression selects: identifiers that are not
-/// functions, keywords, label names or Grafana variables.
-fn metric_names_in(expr: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    let ident_start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
-    let ident_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '"' || c == '\'' || c == '`' {
-            i = skip_string(&chars, i);
-        } else if c == '{' {
-            i = skip_group(&chars, i, '{', '}');
-        } else if c == '[' {
-            i = skip_group(&chars, i, '[', ']');
-        } else if c == '$' {
-            // A Grafana variable: $name or ${name}.
-            i += 1;
-            if i < chars.len() && chars[i] == '{' {
-                i = skip_group(&chars, i, '{', '}');
-            } else {
-                while i < chars.len() && ident_char(chars[i]) {
-                    i += 1;
-                }
-            }
-        } else if c.is_ascii_digit() || c == '.' {
-            // Numbers and durations (5m, 1e3, 0.5).
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                i += 1;
-            }
-        } else if ident_start(c) {
-            let start = i;
-            while i < chars.len() && ident_char(chars[i]) {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            let mut j = i;
-            while j < chars.len() && chars[j].is_whitespace() {
-                j += 1;
-            }
-            let next = chars.get(j).copied();
-            let lower = word.to_ascii_lowercase();
-            if LABEL_LIST_KEYWORDS.contains(&lower.as_str()) {
-                if next == Some('(') {
-                    i = skip_group(&chars, j, '(', ')');
-                }
-            } else if KEYWORDS.contains(&lower.as_str()) || next == Some('(') {
-                // A keyword, an aggregation or a function.
-            } else {
-                names.insert(word);
-            }
-        } else {
-            i += 1;
-        }
-    }
     names
 }
 
@@ -560,21 +406,19 @@ fn unit_for_verify(dir: &Path) -> PathBuf {
 
 #[test]
 fn systemd_unit_verifies() {
+    if !tools::present_or_skip(
+        "systemd-analyze",
+        &format!("`systemd-analyze verify {UNIT}`"),
+    ) {
+        return;
+    }
     let dir = scratch_dir("systemd");
     let unit = unit_for_verify(&dir);
-    let out = match Command::new("systemd-analyze")
+    let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&unit)
         .output()
-    {
-        Ok(out) => out,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            println!("systemd-analyze not found: `systemd-analyze verify {UNIT}` skipped");
-            let _ = std::fs::remove_dir_all(&dir);
-            return;
-        }
-        Err(e) => panic!("cannot run systemd-analyze: {e}"),
-    };
+        .expect("run systemd-analyze");
     let text = report(&out);
     let _ = std::fs::remove_dir_all(&dir);
     let about_unit: Vec<&str> = text.lines().filter(|l| l.contains("cdn-node")).collect();
@@ -594,12 +438,7 @@ fn unit_setting(key: &str) -> Vec<String> {
 }
 
 fn check_config(rel: &str) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdn-node"));
-    cmd.args(["check", "-c"]).arg(root().join(rel));
-    for (k, v) in CHECK_ENV {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
+    let out = common::cli::check(&root().join(rel));
     assert!(
         out.status.success(),
         "cdn-node check -c {rel}:\n{}",
@@ -658,9 +497,9 @@ fn reload_helper_is_valid_shell() {
         .output()
         .unwrap();
     assert!(out.status.success(), "bash -n: {}", report(&out));
-    match Command::new("shellcheck").arg(&script).output() {
-        Ok(out) => assert!(out.status.success(), "shellcheck:\n{}", report(&out)),
-        Err(_) => println!("shellcheck not found: skipped"),
+    if tools::present_or_skip("shellcheck", "deploy/systemd/cdn-node-reload") {
+        let out = Command::new("shellcheck").arg(&script).output().unwrap();
+        assert!(out.status.success(), "shellcheck:\n{}", report(&out));
     }
 }
 

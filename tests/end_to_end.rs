@@ -6,36 +6,29 @@ mod common;
 use std::time::Duration;
 
 use common::http::{header, metric, raw};
-use common::node::{Node, Options};
-use common::s3::S3;
-use common::tap::{Mode, Tap};
+use common::node::Options;
+use common::tap::Mode;
 use common::token::{good_claims, hs256, sign, unsigned, with_raw_header};
+use common::world::World;
 use common::{bytes, unix_now};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 const VIDEO: &str = "courses/101/lecture-01.mp4";
 
-struct World {
-    s3: S3,
-    tap: Tap,
-    node: Node,
-    video: Vec<u8>,
+/// The one object of these worlds.
+fn video() -> Vec<u8> {
+    bytes(1024 * 1024 + 17, 7)
 }
 
+/// `VIDEO` in the bucket, a tap, and the node configured by `configure`.
 async fn world(configure: impl FnOnce(&mut Options)) -> World {
-    let video = bytes(1024 * 1024 + 17, 7);
-    let s3 = S3::start(&[(VIDEO, &video)]).await;
-    let tap = Tap::start(s3.port).await;
-    let mut opts = Options::new(tap.port);
-    configure(&mut opts);
-    let node = Node::start(opts).await;
-    World {
-        s3,
-        tap,
-        node,
-        video,
-    }
+    World::builder()
+        .object(VIDEO, &video())
+        .tap()
+        .configure(configure)
+        .start()
+        .await
 }
 
 /// (case, token, extra header, status, reason)
@@ -76,22 +69,22 @@ async fn a_valid_token_gets_the_exact_object_from_every_source() {
         assert_eq!(resp.status(), 200, "request {i}");
         assert_eq!(
             resp.headers()["content-length"],
-            w.video.len().to_string().as_str()
+            video().len().to_string().as_str()
         );
         let body = resp.bytes().await.expect("body");
         assert!(
-            body[..] == w.video[..],
+            body[..] == video()[..],
             "request {i}: body differs from the stored object"
         );
     }
-    assert_eq!(w.tap.requests(), 5);
+    assert_eq!(w.tap().requests(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_with_spaces_and_unicode_are_signed_right() {
     let w = world(|_| {}).await;
     let body = bytes(4000, 3);
-    w.s3.put("courses/101/intro video ü+~.mp4", &body);
+    w.s3().put("courses/101/intro video ü+~.mp4", &body);
     let token = hs256(&good_claims("alice"));
     let target = format!("/courses/101/intro%20video%20%C3%BC%2B~.mp4?jwt={token}");
     let (status, _, got) = raw(w.node.http, "GET", &target, &[]).await;
@@ -270,7 +263,11 @@ async fn every_bad_token_is_refused_and_counted() {
         .await;
         assert_eq!(status, 401, "alg {spelling}");
     }
-    assert_eq!(w.tap.requests(), 0, "a refused request reached the origin");
+    assert_eq!(
+        w.tap().requests(),
+        0,
+        "a refused request reached the origin"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,7 +310,7 @@ async fn bad_paths_and_methods_never_reach_the_origin() {
         let (status, _, _) = raw(w.node.http, "GET", &format!("{path}?jwt={token}"), &[]).await;
         assert_eq!(status, 404, "{path}");
     }
-    assert_eq!(w.tap.requests(), 0);
+    assert_eq!(w.tap().requests(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,7 +332,7 @@ async fn the_origin_sees_no_token_and_no_client_headers() {
     )
     .await;
     assert_eq!(status, 200);
-    assert!(body == w.video);
+    assert!(body == video());
     assert!(
         header(&headers, "x-amz-request-id").is_none(),
         "S3 bookkeeping leaked"
@@ -354,7 +351,7 @@ async fn the_origin_sees_no_token_and_no_client_headers() {
         "partNumber=1 reaches S3 with a valid signature"
     );
 
-    let heads = w.tap.heads();
+    let heads = w.tap().heads();
     assert_eq!(heads.len(), 2);
     for head in &heads {
         let lower = head.to_ascii_lowercase();
@@ -399,10 +396,10 @@ async fn head_answers_with_headers_only() {
     assert_eq!(status, 200);
     assert_eq!(
         header(&headers, "content-length"),
-        Some(w.video.len().to_string().as_str())
+        Some(video().len().to_string().as_str())
     );
     assert!(body.is_empty());
-    assert!(w.tap.heads()[0].starts_with("HEAD "));
+    assert!(w.tap().heads()[0].starts_with("HEAD "));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,20 +451,19 @@ async fn missing_objects_are_404_and_bad_credentials_are_502() {
 async fn origin_down_is_502_and_a_silent_origin_is_504() {
     let token = hs256(&good_claims("alice"));
     // Nothing listens on the origin port.
-    let closed = common::free_port();
-    let node = Node::start(Options::new(closed)).await;
-    let (status, _, body) = raw(node.http, "GET", &video_target(&token), &[]).await;
+    let down = World::builder().origin_down().start().await;
+    let (status, _, body) = raw(down.node.http, "GET", &video_target(&token), &[]).await;
     assert_eq!(status, 502);
     assert_eq!(body, b"bad gateway\n");
-    let m = node.metrics().await;
+    let m = down.metrics().await;
     assert_eq!(
         metric(&m, "cdn_node_origin_errors_total", &[("kind", "connect")]),
         1.0
     );
-    drop(node);
+    drop(down);
 
     let w = world(|o| o.read_timeout_ms = 300).await;
-    w.tap.set_mode(Mode::Stall);
+    w.tap().set_mode(Mode::Stall);
     let (status, _, body) = raw(w.node.http, "GET", &video_target(&token), &[]).await;
     assert_eq!(status, 504);
     assert_eq!(body, b"gateway timeout\n");
@@ -481,7 +477,7 @@ async fn origin_down_is_502_and_a_silent_origin_is_504() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_prefixes_need_no_token() {
     let w = world(|o| o.public_prefixes = vec!["/public/".into()]).await;
-    w.s3.put("public/trailer.mp4", b"trailer");
+    w.s3().put("public/trailer.mp4", b"trailer");
     let (status, _, body) = raw(w.node.http, "GET", "/public/trailer.mp4", &[]).await;
     assert_eq!(status, 200);
     assert_eq!(body, b"trailer");
@@ -523,7 +519,7 @@ async fn the_access_log_has_one_line_per_request_with_the_token_redacted() {
     assert_eq!(ok["sub"], "alice");
     assert_eq!(ok["auth"], "ok");
     assert_eq!(ok["origin_status"], 200);
-    assert_eq!(ok["bytes"], w.video.len() as u64);
+    assert_eq!(ok["bytes"], video().len() as u64);
     assert!(
         ok["path"]
             .as_str()

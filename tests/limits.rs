@@ -8,28 +8,28 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::eventually;
-use common::http::{metric, raw};
-use common::node::{Node, Options};
-use common::s3::S3;
+use common::http::metric;
+use common::node::Node;
 use common::token::{good_claims, hs256};
+use common::world::World;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 const OBJECT: &str = "courses/101/lecture-01.mp4";
 
-async fn node(limits: &str) -> (S3, Node) {
-    let s3 = S3::start(&[(OBJECT, b"video bytes".as_slice())]).await;
-    let mut opts = Options::new(s3.port);
-    opts.extra_yaml = format!("limits:\n{limits}");
-    let node = Node::start(opts).await;
-    (s3, node)
+/// The node with a `limits:` section of `limits`, in front of an S3 that
+/// holds `OBJECT`.
+async fn world(limits: &str) -> World {
+    World::builder()
+        .object(OBJECT, b"video bytes")
+        .configure(|o| o.extra_yaml = format!("limits:\n{limits}"))
+        .start()
+        .await
 }
 
-async fn get(node: &Node) -> u16 {
-    let token = hs256(&good_claims("alice"));
-    raw(node.http, "GET", &format!("/{OBJECT}?jwt={token}"), &[])
-        .await
-        .0
+/// The status of a GET of `OBJECT` with a good token.
+async fn get(w: &World) -> u16 {
+    w.get(&format!("/{OBJECT}")).await.0
 }
 
 async fn gauge_is(node: &Node, name: &str, want: f64) {
@@ -59,10 +59,10 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
 
 #[tokio::test]
 async fn a_slowloris_client_is_cut_off_at_the_header_deadline() {
-    let (_s3, node) = node("  header_timeout_ms: 1000\n").await;
+    let w = world("  header_timeout_ms: 1000\n").await;
     let token = hs256(&good_claims("mallory"));
     let header = format!("GET /{OBJECT}?jwt={token} HTTP/1.1\r\nHost: a\r\nX-Slow: ");
-    let mut slow = TcpStream::connect(node.http).await.unwrap();
+    let mut slow = TcpStream::connect(w.node.http).await.unwrap();
     let started = Instant::now();
 
     // One byte every 100 ms, never the empty line; at most 10 s of it.
@@ -90,7 +90,7 @@ async fn a_slowloris_client_is_cut_off_at_the_header_deadline() {
     // Other clients are served normally meanwhile.
     let mut served = 0;
     while !trickle.is_finished() && served < 20 {
-        assert_eq!(get(&node).await, 200);
+        assert_eq!(get(&w).await, 200);
         served += 1;
     }
     let (sent, cut_after) = trickle.await.unwrap();
@@ -103,17 +103,17 @@ async fn a_slowloris_client_is_cut_off_at_the_header_deadline() {
         "cut off after {cut_after:?}"
     );
     assert!(served >= 1);
-    assert_eq!(get(&node).await, 200);
-    let text = node.metrics().await;
+    assert_eq!(get(&w).await, 200);
+    let text = w.metrics().await;
     assert_eq!(metric(&text, "cdn_node_header_timeouts_total", &[]), 1.0);
-    gauge_is(&node, "cdn_node_connections_open", 0.0).await;
+    gauge_is(&w.node, "cdn_node_connections_open", 0.0).await;
 }
 
 #[tokio::test]
 async fn a_slow_second_request_on_a_kept_alive_connection_is_cut_off_too() {
-    let (_s3, node) = node("  header_timeout_ms: 800\n").await;
+    let w = world("  header_timeout_ms: 800\n").await;
     let token = hs256(&good_claims("mallory"));
-    let mut conn = TcpStream::connect(node.http).await.unwrap();
+    let mut conn = TcpStream::connect(w.node.http).await.unwrap();
     let request = format!("GET /{OBJECT}?jwt={token} HTTP/1.1\r\nHost: a\r\n\r\n");
     conn.write_all(request.as_bytes()).await.unwrap();
     // Read the first response whole (the body is 11 bytes).
@@ -137,26 +137,27 @@ async fn a_slow_second_request_on_a_kept_alive_connection_is_cut_off_too() {
 
 #[tokio::test]
 async fn connections_over_the_limits_are_closed_and_counted() {
-    let (_s3, node) =
-        node("  header_timeout_ms: 30000\n  max_connections: 3\n  max_connections_per_client: 2\n")
-            .await;
-    gauge_is(&node, "cdn_node_connections_open", 0.0).await;
+    let w = world(
+        "  header_timeout_ms: 30000\n  max_connections: 3\n  max_connections_per_client: 2\n",
+    )
+    .await;
+    gauge_is(&w.node, "cdn_node_connections_open", 0.0).await;
 
-    let _a1 = connect_from([127, 0, 0, 1], node.http).await;
-    let mut a2 = connect_from([127, 0, 0, 1], node.http).await;
-    gauge_is(&node, "cdn_node_connections_open", 2.0).await;
+    let _a1 = connect_from([127, 0, 0, 1], w.node.http).await;
+    let mut a2 = connect_from([127, 0, 0, 1], w.node.http).await;
+    gauge_is(&w.node, "cdn_node_connections_open", 2.0).await;
 
     // A third connection from the same address: closed at once.
-    let mut a3 = connect_from([127, 0, 0, 1], node.http).await;
+    let mut a3 = connect_from([127, 0, 0, 1], w.node.http).await;
     assert!(closed_within(&mut a3, Duration::from_secs(5)).await);
 
     // Another client still gets in, up to the total.
-    let mut b1 = connect_from([127, 0, 0, 2], node.http).await;
-    gauge_is(&node, "cdn_node_connections_open", 3.0).await;
-    let mut c1 = connect_from([127, 0, 0, 3], node.http).await;
+    let mut b1 = connect_from([127, 0, 0, 2], w.node.http).await;
+    gauge_is(&w.node, "cdn_node_connections_open", 3.0).await;
+    let mut c1 = connect_from([127, 0, 0, 3], w.node.http).await;
     assert!(closed_within(&mut c1, Duration::from_secs(5)).await);
 
-    let text = node.metrics().await;
+    let text = w.metrics().await;
     let refused = |reason| {
         metric(
             &text,
@@ -181,16 +182,16 @@ async fn connections_over_the_limits_are_closed_and_counted() {
     );
     a2.shutdown().await.unwrap();
     drop(a2);
-    gauge_is(&node, "cdn_node_connections_open", 1.0).await;
-    assert_eq!(get(&node).await, 200);
+    gauge_is(&w.node, "cdn_node_connections_open", 1.0).await;
+    assert_eq!(get(&w).await, 200);
 }
 
 /// A client that connects and sends nothing is closed at the header deadline
 /// too, counted once.
 #[tokio::test]
 async fn a_silent_connection_is_closed_at_the_header_deadline() {
-    let (_s3, node) = node("  header_timeout_ms: 1000\n").await;
-    let mut silent = TcpStream::connect(node.http).await.unwrap();
+    let w = world("  header_timeout_ms: 1000\n").await;
+    let mut silent = TcpStream::connect(w.node.http).await.unwrap();
     let started = Instant::now();
     assert!(
         closed_within(&mut silent, Duration::from_secs(5)).await,
@@ -201,8 +202,8 @@ async fn a_silent_connection_is_closed_at_the_header_deadline() {
         after >= Duration::from_millis(900),
         "closed after {after:?}"
     );
-    assert_eq!(get(&node).await, 200);
-    let text = node.metrics().await;
+    assert_eq!(get(&w).await, 200);
+    let text = w.metrics().await;
     assert_eq!(metric(&text, "cdn_node_header_timeouts_total", &[]), 1.0);
-    gauge_is(&node, "cdn_node_connections_open", 0.0).await;
+    gauge_is(&w.node, "cdn_node_connections_open", 0.0).await;
 }

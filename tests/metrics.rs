@@ -7,19 +7,20 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::http::{metric, raw};
-use common::node::{Node, Options};
-use common::s3::S3;
-use common::tap::Tap;
 use common::token::{good_claims, hs256};
-use common::{bytes, unix_now};
+use common::world::World;
+use common::{bytes, tools, unix_now};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_by_exactly_the_expected_amounts() {
     let body = bytes(300_001, 11);
-    let s3 = S3::start(&[("courses/7/a.mp4", &body)]).await;
-    let tap = Tap::start(s3.port).await;
-    let node = Node::start(Options::new(tap.port)).await;
+    let w = World::builder()
+        .object("courses/7/a.mp4", &body)
+        .tap()
+        .start()
+        .await;
+    let node = &w.node;
     let token = hs256(&good_claims("alice"));
     let mut expired = good_claims("alice");
     expired["exp"] = json!(unix_now() - 3600);
@@ -124,13 +125,13 @@ async fn metrics_move_by_exactly_the_expected_amounts() {
         ),
         1.0
     );
-    assert_eq!(tap.requests(), 4);
+    assert_eq!(w.tap().requests(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exposition_passes_promtool() {
-    let s3 = S3::start(&[("a.mp4", b"abc")]).await;
-    let node = Node::start(Options::new(s3.port)).await;
+    let w = World::builder().object("a.mp4", b"abc").start().await;
+    let node = &w.node;
     let token = hs256(&good_claims("alice"));
     // Touch every labelled family so that each has samples.
     raw(node.http, "GET", &format!("/a.mp4?jwt={token}"), &[]).await;
@@ -138,13 +139,13 @@ async fn the_exposition_passes_promtool() {
     raw(node.http, "GET", "/a//b", &[]).await;
     raw(node.http, "GET", &format!("/none.mp4?jwt={token}"), &[]).await;
     let text = node.metrics().await;
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(tools::require("promtool"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool must be installed (deploy/setup.sh promtool)");
+        .expect("run promtool");
     child
         .stdin
         .take()

@@ -8,57 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::bytes;
-use common::http::{Headers, header, raw};
-use common::node::{Node, Options, cache_section};
+use common::http::{header, raw};
 use common::ranges::{Rng, Spec, check, random_header};
-use common::s3::S3;
-use common::tap::{Mode, Tap};
-use common::token::{good_claims, hs256};
-
-struct World {
-    _s3: S3,
-    tap: Tap,
-    _cache_dir: tempfile::TempDir,
-    node: Node,
-    token: String,
-}
-
-async fn world(objects: &[(&str, &[u8])]) -> World {
-    let s3 = S3::start(objects).await;
-    let tap = Tap::start(s3.port).await;
-    let cache_dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(tap.port);
-    opts.cache = Some(cache_section(cache_dir.path(), ""));
-    let node = Node::start(opts).await;
-    World {
-        _s3: s3,
-        tap,
-        _cache_dir: cache_dir,
-        node,
-        token: hs256(&good_claims("alice")),
-    }
-}
-
-impl World {
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        extra: &[(&str, &str)],
-    ) -> (u16, Headers, Vec<u8>) {
-        raw(
-            self.node.http,
-            method,
-            &format!("{path}?jwt={}", self.token),
-            extra,
-        )
-        .await
-    }
-
-    async fn range(&self, path: &str, range: &str) -> (u16, Headers, Vec<u8>) {
-        self.request("GET", path, &[("range", range)]).await
-    }
-}
+use common::tap::Mode;
+use common::world::World;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_random_ranges_on_warm_objects_match_the_source() {
@@ -68,8 +21,12 @@ async fn hundreds_of_random_ranges_on_warm_objects_match_the_source() {
         .enumerate()
         .map(|(i, &n)| (format!("v/warm-{i}.mp4"), bytes(n, 100 + i as u64)))
         .collect();
-    let refs: Vec<(&str, &[u8])> = objects.iter().map(|(k, b)| (k.as_str(), &b[..])).collect();
-    let w = world(&refs).await;
+    let w = World::builder()
+        .objects(&objects)
+        .tap()
+        .cache("")
+        .start()
+        .await;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for (key, object) in &objects {
         let path = format!("/{key}");
@@ -79,7 +36,7 @@ async fn hundreds_of_random_ranges_on_warm_objects_match_the_source() {
         assert_eq!(header(&headers, "accept-ranges"), Some("bytes"));
         for _ in 0..60 {
             let (range, specs) = random_header(&mut rng, object.len() as u64);
-            let answer = w.range(&path, &range).await;
+            let answer = get_range(&w, &path, &range).await;
             check(object, &range, specs.as_deref(), &answer);
             assert_eq!(header(&answer.1, "x-cache"), Some("HIT"), "{range}");
         }
@@ -92,17 +49,22 @@ async fn hundreds_of_random_ranges_on_warm_objects_match_the_source() {
         .map(|&n| if (1..=64 * 1024).contains(&n) { 1 } else { 2 })
         .sum();
     assert_eq!(
-        w.tap.requests(),
+        w.tap().requests(),
         want,
         "ranges on hits reached the origin: {:#?}",
-        w.tap.heads()
+        w.tap().heads()
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_edge_cases_on_a_warm_object() {
     let object = bytes(1000, 7);
-    let w = world(&[("v/e.mp4", &object)]).await;
+    let w = World::builder()
+        .object("v/e.mp4", &object)
+        .tap()
+        .cache("")
+        .start()
+        .await;
     assert_eq!(w.request("GET", "/v/e.mp4", &[]).await.0, 200);
     let cases: &[(&str, Option<&[Spec]>)] = &[
         ("bytes=-0", Some(&[Spec::Suffix(0)])),
@@ -123,13 +85,13 @@ async fn fixed_edge_cases_on_a_warm_object() {
         ("bytes=0-1;x", None),
     ];
     for (range, specs) in cases {
-        let answer = w.range("/v/e.mp4", range).await;
+        let answer = get_range(&w, "/v/e.mp4", range).await;
         check(&object, range, *specs, &answer);
     }
     // Overlaps never amplify: a thousand copies of the whole object are
     // one copy.
     let many = vec!["0-"; 90].join(",");
-    let (status, headers, body) = w.range("/v/e.mp4", &format!("bytes={many}")).await;
+    let (status, headers, body) = get_range(&w, "/v/e.mp4", &format!("bytes={many}")).await;
     assert_eq!(status, 206);
     assert_eq!(header(&headers, "content-range"), Some("bytes 0-999/1000"));
     assert!(body == object);
@@ -137,15 +99,20 @@ async fn fixed_edge_cases_on_a_warm_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zero_length_object_never_breaks_a_suffix_range() {
-    let w = world(&[("v/empty.mp4", b"")]).await;
+    let w = World::builder()
+        .object("v/empty.mp4", b"")
+        .tap()
+        .cache("")
+        .start()
+        .await;
     assert_eq!(w.request("GET", "/v/empty.mp4", &[]).await.0, 200);
-    let (status, headers, body) = w.range("/v/empty.mp4", "bytes=-10").await;
+    let (status, headers, body) = get_range(&w, "/v/empty.mp4", "bytes=-10").await;
     assert_eq!(status, 200, "{headers:?}");
     assert!(body.is_empty());
-    let (status, headers, _) = w.range("/v/empty.mp4", "bytes=-0").await;
+    let (status, headers, _) = get_range(&w, "/v/empty.mp4", "bytes=-0").await;
     assert_eq!(status, 416);
     assert_eq!(header(&headers, "content-range"), Some("bytes */0"));
-    let (status, headers, _) = w.range("/v/empty.mp4", "bytes=0-").await;
+    let (status, headers, _) = get_range(&w, "/v/empty.mp4", "bytes=0-").await;
     assert_eq!(status, 416);
     assert_eq!(header(&headers, "content-range"), Some("bytes */0"));
 }
@@ -175,9 +142,14 @@ async fn cold_ranges_are_answered_with_exactly_their_bytes() {
         .map(|i| format!("v/cold-{i}.mp4"))
         .collect();
     let refs: Vec<(&str, &[u8])> = keys.iter().map(|k| (k.as_str(), &object[..])).collect();
-    let w = world(&refs).await;
+    let w = World::builder()
+        .objects(&refs)
+        .tap()
+        .cache("")
+        .start()
+        .await;
     for (key, (range, specs)) in keys.iter().zip(cases) {
-        let answer = w.range(&format!("/{key}"), range).await;
+        let answer = get_range(&w, &format!("/{key}"), range).await;
         assert_eq!(header(&answer.1, "x-cache"), Some("MISS"), "{range}");
         check(&object, range, *specs, &answer);
     }
@@ -193,16 +165,21 @@ async fn cold_ranges_are_answered_with_exactly_their_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranges_during_a_fill_are_served_from_it() {
     let object = bytes(4 * 1024 * 1024, 9);
-    let w = world(&[("v/fill.mp4", &object)]).await;
+    let w = World::builder()
+        .object("v/fill.mp4", &object)
+        .tap()
+        .cache("")
+        .start()
+        .await;
     let held = 1024 * 1024;
-    w.tap.set_mode(Mode::HoldAfter(held));
-    let url = w.node.url(&format!("/v/fill.mp4?jwt={}", w.token));
+    w.tap().set_mode(Mode::HoldAfter(held));
+    let url = w.url("/v/fill.mp4");
     let filler = tokio::spawn(async move {
         let resp = reqwest::get(url).await.expect("filler");
         resp.bytes().await.expect("filler body")
     });
     common::eventually("the fill to be under way", Duration::from_secs(10), || {
-        let passed = w.tap.response_bytes();
+        let passed = w.tap().response_bytes();
         async move { (passed >= held).then_some(()) }
     })
     .await;
@@ -212,11 +189,11 @@ async fn ranges_during_a_fill_are_served_from_it() {
         let a = rng.below(held / 2);
         let b = a + rng.below(held / 4);
         let range = format!("bytes={a}-{b}");
-        let answer = w.range("/v/fill.mp4", &range).await;
+        let answer = get_range(&w, "/v/fill.mp4", &range).await;
         check(&object, &range, Some(&[Spec::Closed(a, b)]), &answer);
     }
     let range = "bytes=100-200,300000-300100";
-    let answer = w.range("/v/fill.mp4", range).await;
+    let answer = get_range(&w, "/v/fill.mp4", range).await;
     check(
         &object,
         range,
@@ -225,7 +202,7 @@ async fn ranges_during_a_fill_are_served_from_it() {
     );
     // A range beyond what arrived waits for it.
     let node = w.node.http;
-    let target = format!("/v/fill.mp4?jwt={}", w.token);
+    let target = w.target("/v/fill.mp4");
     let late = tokio::spawn(async move {
         raw(
             node,
@@ -235,7 +212,7 @@ async fn ranges_during_a_fill_are_served_from_it() {
         )
         .await
     });
-    w.tap.set_mode(Mode::Forward);
+    w.tap().set_mode(Mode::Forward);
     let answer = late.await.unwrap();
     check(
         &object,
@@ -245,13 +222,18 @@ async fn ranges_during_a_fill_are_served_from_it() {
     );
     assert!(filler.await.unwrap()[..] == object[..]);
     // The probe GET that learnt the object, and its one fill.
-    assert_eq!(w.tap.requests(), 2, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().requests(), 2, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_range_matches_the_etag_or_the_date_exactly() {
     let object = bytes(10_000, 10);
-    let w = world(&[("v/ir.mp4", &object)]).await;
+    let w = World::builder()
+        .object("v/ir.mp4", &object)
+        .tap()
+        .cache("")
+        .start()
+        .await;
     let (_, headers, _) = w.request("GET", "/v/ir.mp4", &[]).await;
     let etag = header(&headers, "etag").expect("etag").to_string();
     let modified = header(&headers, "last-modified")
@@ -293,7 +275,12 @@ async fn if_range_matches_the_etag_or_the_date_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_answers_with_the_full_headers_and_no_body() {
     let object = bytes(123_456, 11);
-    let w = world(&[("v/h.mp4", &object)]).await;
+    let w = World::builder()
+        .object("v/h.mp4", &object)
+        .tap()
+        .cache("")
+        .start()
+        .await;
     for (expect_cache, extra) in [
         ("MISS", &[][..]),
         ("HIT", &[][..]),
@@ -307,4 +294,9 @@ async fn head_answers_with_the_full_headers_and_no_body() {
         assert!(header(&headers, "content-range").is_none());
         assert!(body.is_empty());
     }
+}
+
+/// GET `path` with a `Range` header.
+async fn get_range(w: &World, path: &str, range: &str) -> (u16, common::http::Headers, Vec<u8>) {
+    w.request("GET", path, &[("range", range)]).await
 }

@@ -7,66 +7,18 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::http::{get_status, header, try_raw};
-use common::node::{Node, Options, cache_section};
-use common::s3::S3;
-use common::token::{good_claims, hs256, sign};
-use common::{bytes, eventually, free_port};
+use common::http::{get_status, header, metric, try_raw};
+use common::token::{good_claims, sign};
+use common::world::World;
+use common::{bytes, eventually, tools};
 use jsonwebtoken::Algorithm;
 
 const SECOND_SECRET: &str = "second-hmac-secret-that-is-long-enough-9876";
-
-/// A node process, killed on drop.
-struct Proc(Child);
-
-impl Proc {
-    fn start(conf: &Path, dir: &Path, name: &str, upgrade: bool) -> Proc {
-        let out = std::fs::File::create(dir.join(format!("{name}.stdout"))).unwrap();
-        let err = std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdn-node"));
-        cmd.args(["run", "-c"]).arg(conf);
-        if upgrade {
-            cmd.arg("-u");
-        }
-        let child = cmd
-            .env("AWS_ACCESS_KEY_ID", common::s3::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", common::s3::SECRET_KEY)
-            .env_remove("AWS_SESSION_TOKEN")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn cdn-node");
-        Proc(child)
-    }
-
-    fn exited(&mut self) -> bool {
-        self.0.try_wait().ok().flatten().is_some()
-    }
-
-    /// Sends the signal `name` (`QUIT`, `TERM`, ...).
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name}");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache() {
@@ -78,39 +30,20 @@ async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache(
             )
         })
         .collect();
-    let refs: Vec<(&str, &[u8])> = objects
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    let s3 = S3::start(&refs).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cache_dir = dir.path().join("cache");
-    std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
-    std::fs::write(dir.path().join("second.key"), SECOND_SECRET).unwrap();
-
-    let mut opts = Options::new(s3.port);
-    opts.cache = Some(cache_section(&cache_dir, ""));
-    let (http, admin) = (free_port(), free_port());
-    let grace = "  threads: 2\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n";
-    let yaml = |o: &Options| {
-        Node::config_yaml(o, http, admin, dir.path()).replacen("  threads: 2\n", grace, 1)
-    };
-    let conf = dir.path().join("cdn-node.yaml");
-    std::fs::write(&conf, yaml(&opts)).unwrap();
-    let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
-    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
-
-    let mut old = Proc::start(&conf, dir.path(), "old", false);
-    eventually(
-        "the first process to be ready",
-        Duration::from_secs(30),
-        || async { (get_status(admin, "/readyz").await == Some(200)).then_some(()) },
-    )
-    .await;
-    assert!(!old.exited(), "the first process exited (port taken?)");
+    let mut w = World::builder()
+        .objects(&objects)
+        .cache("")
+        .file("second.key", SECOND_SECRET)
+        .configure(|o| {
+            o.server_extra =
+                "  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n".into();
+        })
+        .start()
+        .await;
+    let (http, admin) = (w.node.http, w.node.admin);
 
     // Warm the cache: every object a HIT on its second request.
-    let token = hs256(&good_claims("alice"));
+    let token = w.token.clone();
     let target = |i: usize| format!("/{}?jwt={token}", objects[i % objects.len()].0);
     for (i, (_, object)) in objects.iter().enumerate() {
         for want in ["miss", "hit"] {
@@ -169,10 +102,7 @@ async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache(
     };
     wait_for(50).await;
 
-    // The new configuration: a second key.
-    opts.extra_keys =
-        "    - kid: second\n      algorithm: HS256\n      secret_file: second.key\n".into();
-    std::fs::write(&conf, yaml(&opts)).unwrap();
+    // A token of a second key, which the running process does not have.
     let second = sign(
         Algorithm::HS256,
         Some("second"),
@@ -185,19 +115,14 @@ async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache(
         401
     );
 
-    // The hand-over, as deploy/systemd/cdn-node-reload does it.
-    let sock = dir.path().join("upgrade.sock");
-    let _ = std::fs::remove_file(&sock);
-    let mut new = Proc::start(&conf, dir.path(), "new", true);
-    eventually(
-        "the new process to bind the upgrade socket",
-        Duration::from_secs(20),
-        || {
-            let sock = sock.clone();
-            async move { sock.exists().then_some(()) }
-        },
-    )
-    .await;
+    // The hand-over, as deploy/systemd/cdn-node-reload does it, to the new
+    // configuration: the second key added.
+    let mut old = w
+        .upgrade(|o| {
+            o.extra_keys =
+                "    - kid: second\n      algorithm: HS256\n      secret_file: second.key\n".into();
+        })
+        .await;
     old.signal("QUIT");
     let at_signal = done.load(Ordering::Relaxed);
 
@@ -210,12 +135,8 @@ async fn a_graceful_upgrade_with_a_new_key_fails_no_request_and_keeps_the_cache(
         },
     )
     .await;
-    eventually("the old process to exit", Duration::from_secs(30), || {
-        let gone = old.exited();
-        async move { gone.then_some(()) }
-    })
-    .await;
-    assert!(!new.exited(), "the new process exited");
+    old.exited(Duration::from_secs(30)).await;
+    assert!(w.node.is_running(), "the new process exited");
     let at_exit = done.load(Ordering::Relaxed);
     wait_for(at_exit + 50).await;
     stop.store(true, Ordering::Relaxed);
@@ -286,84 +207,51 @@ async fn answer_within(
         .expect(what)
 }
 
-/// A node with a 3 s grace period before it stops, in front of an S3 that
-/// holds `v/a.mp4`, with one plain connection kept alive after a request:
-/// its closing tells when the stop has reached the connections.
+/// A node with a 3 s grace period before it stops (with an HTTPS listener
+/// when `tls`), in front of an S3 that holds `v/a.mp4`, with one plain
+/// connection kept alive after a request: its closing tells when the stop
+/// has reached the connections.
 struct Stopping {
-    node: Proc,
+    w: World,
     object: Vec<u8>,
     request: String,
     kept: tokio::net::TcpStream,
-    http: std::net::SocketAddr,
-    https: Option<u16>,
-    admin: std::net::SocketAddr,
-    cert: Option<std::path::PathBuf>,
-    _s3: S3,
-    _dir: tempfile::TempDir,
 }
 
 impl Stopping {
     async fn start(tls: bool) -> Stopping {
         use tokio::io::AsyncWriteExt;
         let object = bytes(1000, 7);
-        let s3 = S3::start(&[("v/a.mp4", &object)]).await;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
-        let mut opts = Options::new(s3.port);
-        let cert = tls.then(|| {
-            opts.https = Some(("tls.crt".into(), "tls.key".into()));
-            common::tls::self_signed(dir.path(), "tls").0
+        let mut world = World::builder().object("v/a.mp4", &object).configure(|o| {
+            o.server_extra =
+                "  grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 1\n".into();
         });
-        let (http, admin) = (free_port(), free_port());
-        let https = tls.then(free_port);
-        let grace =
-            "  threads: 2\n  grace_period_seconds: 3\n  graceful_shutdown_timeout_seconds: 1\n";
-        let yaml = Node::config_yaml_with(&opts, http, https, admin, dir.path()).replacen(
-            "  threads: 2\n",
-            grace,
-            1,
-        );
-        let conf = dir.path().join("cdn-node.yaml");
-        std::fs::write(&conf, yaml).unwrap();
-        let http = std::net::SocketAddr::from(([127, 0, 0, 1], http));
-        let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
-        let node = Proc::start(&conf, dir.path(), "node", false);
-        eventually("the node to be ready", Duration::from_secs(30), || async {
-            (get_status(admin, "/readyz").await == Some(200)).then_some(())
-        })
-        .await;
-        let request = format!(
-            "GET /v/a.mp4?jwt={} HTTP/1.1\r\nHost: cdn\r\n\r\n",
-            hs256(&good_claims("alice"))
-        );
-        let mut kept = tokio::net::TcpStream::connect(http).await.unwrap();
+        if tls {
+            world = world.tls();
+        }
+        let w = world.start().await;
+        let request = format!("GET {} HTTP/1.1\r\nHost: cdn\r\n\r\n", w.target("/v/a.mp4"));
+        let mut kept = tokio::net::TcpStream::connect(w.node.http).await.unwrap();
         kept.write_all(request.as_bytes()).await.unwrap();
         assert_eq!(read_response(&mut kept).await, Some((200, object.clone())));
         Stopping {
-            node,
+            w,
             object,
             request,
             kept,
-            http,
-            https,
-            admin,
-            cert,
-            _s3: s3,
-            _dir: dir,
         }
     }
 
     /// Waits until the node holds `n` connections (TLS ones count once
     /// their handshake is done).
     async fn connections_open(&self, n: f64) {
-        let admin = self.admin;
+        let node = &self.w.node;
         eventually(
             "the connections to be accepted",
             Duration::from_secs(10),
             || async move {
-                let (_, _, text) = try_raw(admin, "GET", "/metrics", &[]).await.ok()?;
-                let text = String::from_utf8_lossy(&text).into_owned();
-                (common::http::metric(&text, "cdn_node_connections_open", &[]) == n).then_some(())
+                let text = node.try_metrics().await?;
+                (metric(&text, "cdn_node_connections_open", &[]) == n).then_some(())
             },
         )
         .await;
@@ -373,7 +261,7 @@ impl Stopping {
     /// connection: from then on Pingora drops any connection still waiting
     /// for its request.
     async fn stop(&mut self) {
-        self.node.signal("TERM");
+        self.w.node.signal("TERM");
         let closed = answer_within(&mut self.kept, "the idle connection was not closed").await;
         assert_eq!(closed, None);
     }
@@ -388,11 +276,7 @@ impl Stopping {
     }
 
     async fn exited(mut self) {
-        eventually("the node to exit", Duration::from_secs(20), || {
-            let gone = self.node.exited();
-            async move { gone.then_some(()) }
-        })
-        .await;
+        self.w.node.exited(Duration::from_secs(20)).await;
     }
 }
 
@@ -403,7 +287,9 @@ impl Stopping {
 async fn a_graceful_stop_answers_the_connections_it_accepted() {
     use tokio::io::AsyncWriteExt;
     let mut node = Stopping::start(false).await;
-    let mut silent = tokio::net::TcpStream::connect(node.http).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(node.w.node.http)
+        .await
+        .unwrap();
     node.connections_open(2.0).await;
 
     node.stop().await;
@@ -422,17 +308,18 @@ async fn a_graceful_stop_answers_the_tls_connections_it_accepted() {
     use tokio::io::AsyncWriteExt;
     let mut node = Stopping::start(true).await;
     // A TLS client that sends what it is given on stdin, and nothing yet.
-    let mut client = tokio::process::Command::new("openssl")
+    let https = node.w.node.https.expect("an HTTPS listener");
+    let mut client = tokio::process::Command::new(tools::require("openssl"))
         .args(["s_client", "-quiet", "-verify_return_error"])
-        .args(["-connect", &format!("127.0.0.1:{}", node.https.unwrap())])
+        .args(["-connect", &https.to_string()])
         .args(["-servername", "localhost", "-CAfile"])
-        .arg(node.cert.as_ref().unwrap())
+        .arg(&node.w.tls().served.cert)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("openssl must be installed");
+        .expect("run openssl");
     node.connections_open(2.0).await;
 
     node.stop().await;

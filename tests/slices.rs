@@ -8,123 +8,35 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{header, metric, raw};
-use common::node::{Node, Options, cache_section};
+use common::http::{header, raw};
 use common::ranges::{Rng, Spec, check, random_header};
-use common::s3::S3;
-use common::tap::{Mode, Tap};
-use common::token::{good_claims, hs256};
+use common::tap::Mode;
+use common::world::{ADMIN_TOKEN, World};
 use common::{bytes, eventually};
 
 const S: usize = 64 * 1024;
-const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
-struct World {
-    s3: S3,
-    tap: Tap,
-    _cache_dir: tempfile::TempDir,
-    node: Node,
-    token: String,
+/// The `cache:` settings that slice objects above `threshold` bytes into
+/// 64 KiB slices, reading `read_ahead` slices ahead.
+fn slicing(read_ahead: u32, threshold: &str) -> String {
+    format!(
+        "  slice_threshold: {threshold}\n  slice_size: 64KiB\n  read_ahead_slices: {read_ahead}\n"
+    )
 }
 
-async fn world(objects: &[(&str, &[u8])], read_ahead: u32) -> World {
-    world_with(objects, read_ahead, "1").await
-}
-
-/// A world whose objects above `threshold` bytes are sliced.
-async fn world_with(objects: &[(&str, &[u8])], read_ahead: u32, threshold: &str) -> World {
-    world_tweaked(objects, read_ahead, threshold, |_| {}).await
-}
-
-/// `world_with`, with the node's options changed by `tweak`.
-async fn world_tweaked(
-    objects: &[(&str, &[u8])],
-    read_ahead: u32,
-    threshold: &str,
-    tweak: impl FnOnce(&mut Options),
-) -> World {
-    let s3 = S3::start(objects).await;
-    let tap = Tap::start(s3.port).await;
-    let cache_dir = tempfile::tempdir().unwrap();
-    let mut opts = Options::new(tap.port);
-    opts.cache = Some(cache_section(
-        cache_dir.path(),
-        &format!(
-            "  slice_threshold: {threshold}\n  slice_size: 64KiB\n  read_ahead_slices: {read_ahead}\n"
-        ),
-    ));
-    opts.admin_token = Some(ADMIN_TOKEN.into());
-    tweak(&mut opts);
-    let node = Node::start(opts).await;
-    World {
-        s3,
-        tap,
-        _cache_dir: cache_dir,
-        node,
-        token: hs256(&good_claims("alice")),
-    }
-}
-
-impl World {
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        extra: &[(&str, &str)],
-    ) -> (u16, common::http::Headers, Vec<u8>) {
-        raw(
-            self.node.http,
-            method,
-            &format!("{path}?jwt={}", self.token),
-            extra,
-        )
-        .await
-    }
-
-    fn count(&self, method: &str) -> usize {
-        self.tap
-            .heads()
-            .iter()
-            .filter(|h| h.starts_with(&format!("{method} ")))
-            .count()
-    }
-
-    /// Origin requests that learnt an object: HEADs, and probe GETs (the
-    /// first 64 KiB, not pinned to a version by `If-Match` as slices are).
-    fn learning(&self) -> usize {
-        self.tap
-            .heads()
-            .iter()
-            .map(|h| h.to_ascii_lowercase())
-            .filter(|h| {
-                h.starts_with("head ")
-                    || (h.starts_with("get ")
-                        && h.contains("\r\nrange: bytes=0-65535\r\n")
-                        && !h.contains("\r\nif-match:"))
-            })
-            .count()
-    }
-
-    async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        metric(&self.node.metrics().await, name, labels)
-    }
-
-    /// Waits until no slice fetch is under way (read-ahead included).
-    async fn settle(&self) {
-        let mut last = (u64::MAX, usize::MAX);
-        eventually("slice fetches to settle", Duration::from_secs(20), || {
-            let now = (self.tap.response_bytes(), self.tap.requests());
-            let same = now == last;
-            last = now;
-            let node = &self.node;
-            async move {
-                let m = node.metrics().await;
-                let busy = metric(&m, "cdn_node_slice_fetches_in_progress", &[]);
-                (same && busy == 0.0).then_some(())
-            }
-        })
-        .await;
-    }
+/// Waits until no slice fetch is under way (read-ahead included).
+async fn settle(w: &World) {
+    let mut last = (u64::MAX, usize::MAX);
+    eventually("slice fetches to settle", Duration::from_secs(20), || {
+        let now = (w.tap().response_bytes(), w.tap().requests());
+        let same = now == last;
+        last = now;
+        async move {
+            let busy = w.metric("cdn_node_slice_fetches_in_progress", &[]).await;
+            (same && busy == 0.0).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,8 +47,12 @@ async fn random_ranges_on_sliced_objects_match_the_source_cold_and_warm() {
         .enumerate()
         .map(|(i, &n)| (format!("v/s-{i}.mp4"), bytes(n, 200 + i as u64)))
         .collect();
-    let refs: Vec<(&str, &[u8])> = objects.iter().map(|(k, b)| (k.as_str(), &b[..])).collect();
-    let w = world(&refs, 2).await;
+    let w = World::builder()
+        .objects(&objects)
+        .tap()
+        .cache(&slicing(2, "1"))
+        .start()
+        .await;
     let mut rng = Rng(0x1234_5678_9abc_def1);
     for (key, object) in &objects {
         let path = format!("/{key}");
@@ -157,15 +73,15 @@ async fn random_ranges_on_sliced_objects_match_the_source_cold_and_warm() {
         assert_eq!(header(&headers, "content-length"), Some(&*len.to_string()));
         assert!(body.is_empty());
         // Warm.
-        w.settle().await;
-        let before = w.tap.requests();
+        settle(&w).await;
+        let before = w.tap().requests();
         for _ in 0..20 {
             let (range, specs) = random_header(&mut rng, len);
             let answer = w.request("GET", &path, &[("range", &range)]).await;
             check(object, &range, specs.as_deref(), &answer);
         }
         assert_eq!(
-            w.tap.requests(),
+            w.tap().requests(),
             before,
             "warm ranges of {key} reached the origin"
         );
@@ -180,18 +96,23 @@ async fn random_ranges_on_sliced_objects_match_the_source_cold_and_warm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_seek_pulls_only_its_slices_and_the_read_ahead() {
     let object = bytes(40 * S + 5, 300);
-    let w = world(&[("v/big.mp4", &object)], 2).await;
+    let w = World::builder()
+        .object("v/big.mp4", &object)
+        .tap()
+        .cache(&slicing(2, "1"))
+        .start()
+        .await;
     let (a, b) = (20 * S as u64 + 100, 20 * S as u64 + 200);
     let range = format!("bytes={a}-{b}");
     let answer = w.request("GET", "/v/big.mp4", &[("range", &range)]).await;
     check(&object, &range, Some(&[Spec::Closed(a, b)]), &answer);
-    w.settle().await;
-    assert_eq!(w.count("HEAD"), 1, "{:#?}", w.tap.heads());
+    settle(&w).await;
+    assert_eq!(w.tap().count("HEAD"), 1, "{:#?}", w.tap().heads());
     // The seek lands inside slice 20: its fetch is split there, in two
     // Range GETs; slices 21 and 22 are read ahead whole.
-    assert_eq!(w.count("GET"), 4, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().count("GET"), 4, "{:#?}", w.tap().heads());
     let mut asked: Vec<String> = w
-        .tap
+        .tap()
         .heads()
         .iter()
         .filter_map(|h| {
@@ -210,13 +131,13 @@ async fn a_cold_seek_pulls_only_its_slices_and_the_read_ahead() {
     want.sort();
     assert_eq!(asked, want);
     // One slice for the range, two read ahead, plus response heads.
-    let pulled = w.tap.response_bytes();
+    let pulled = w.tap().response_bytes();
     assert!(
         pulled <= 3 * S as u64 + 4096,
         "pulled {pulled} bytes from the origin"
     );
     assert!(pulled >= 3 * S as u64);
-    for head in w.tap.heads().iter().filter(|h| h.starts_with("GET ")) {
+    for head in w.tap().heads().iter().filter(|h| h.starts_with("GET ")) {
         let lower = head.to_ascii_lowercase();
         assert!(lower.contains("\r\nrange: bytes="), "{head}");
         assert!(lower.contains("\r\nif-match: "), "{head}");
@@ -241,7 +162,12 @@ async fn a_cold_seek_pulls_only_its_slices_and_the_read_ahead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_on_a_cold_object_downloads_nothing() {
     let object = bytes(10 * S, 301);
-    let w = world(&[("v/h.mp4", &object)], 2).await;
+    let w = World::builder()
+        .object("v/h.mp4", &object)
+        .tap()
+        .cache(&slicing(2, "1"))
+        .start()
+        .await;
     for _ in 0..3 {
         let (status, headers, body) = w.request("HEAD", "/v/h.mp4", &[]).await;
         assert_eq!(status, 200);
@@ -253,15 +179,20 @@ async fn head_on_a_cold_object_downloads_nothing() {
         assert!(header(&headers, "etag").is_some());
         assert!(body.is_empty());
     }
-    assert_eq!(w.count("HEAD"), 1, "{:#?}", w.tap.heads());
-    assert_eq!(w.count("GET"), 0, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().count("HEAD"), 1, "{:#?}", w.tap().heads());
+    assert_eq!(w.tap().count("GET"), 0, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_replaced_at_the_origin_never_yields_mixed_bytes() {
     let old = bytes(10 * S, 400);
     let new = bytes(10 * S, 402);
-    let w = world(&[("v/r.mp4", &old)], 0).await;
+    let w = World::builder()
+        .object("v/r.mp4", &old)
+        .tap()
+        .cache(&slicing(0, "1"))
+        .start()
+        .await;
     let first = format!("bytes=0-{}", 2 * S - 1);
     let answer = w.request("GET", "/v/r.mp4", &[("range", &first)]).await;
     check(
@@ -270,7 +201,7 @@ async fn an_object_replaced_at_the_origin_never_yields_mixed_bytes() {
         Some(&[Spec::Closed(0, 2 * S as u64 - 1)]),
         &answer,
     );
-    w.s3.put("v/r.mp4", &new);
+    w.s3().put("v/r.mp4", &new);
     // Slices 0-1 are the old version on disk; slice 5 is fetched: the
     // origin's answer shows the change, and the answer is all new bytes.
     let later = format!("bytes={}-{}", 5 * S, 6 * S + 10);
@@ -293,8 +224,8 @@ async fn an_object_replaced_at_the_origin_never_yields_mixed_bytes() {
     // A whole-object read spanning a change mid-response is either one
     // version whole, or cut short: never stitched.
     let newer = bytes(10 * S, 404);
-    w.s3.put("v/r.mp4", &newer);
-    let url = w.node.url(&format!("/v/r.mp4?jwt={}", w.token));
+    w.s3().put("v/r.mp4", &newer);
+    let url = w.url("/v/r.mp4");
     let outcome = match reqwest::get(&url).await {
         Ok(resp) => resp.bytes().await.map(|b| b.to_vec()),
         Err(e) => Err(e),
@@ -313,18 +244,19 @@ async fn an_object_replaced_at_the_origin_never_yields_mixed_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_seekers_share_slice_fetches() {
     let object = bytes(30 * S, 500);
-    let w = world(&[("v/c.mp4", &object)], 2).await;
+    let w = World::builder()
+        .object("v/c.mp4", &object)
+        .tap()
+        .cache(&slicing(2, "1"))
+        .start()
+        .await;
     // Learn the object first, so only slice fetches are counted.
     assert_eq!(w.request("HEAD", "/v/c.mp4", &[]).await.0, 200);
     let (a, b) = (10 * S as u64, 12 * S as u64 - 1);
     let range = format!("bytes={a}-{b}");
     let mut tasks = Vec::new();
     for _ in 0..20 {
-        let (node, target, range) = (
-            w.node.http,
-            format!("/v/c.mp4?jwt={}", w.token),
-            range.clone(),
-        );
+        let (node, target, range) = (w.node.http, w.target("/v/c.mp4"), range.clone());
         tasks.push(tokio::spawn(async move {
             raw(node, "GET", &target, &[("range", &range)]).await
         }));
@@ -333,15 +265,21 @@ async fn concurrent_seekers_share_slice_fetches() {
         let answer = t.await.unwrap();
         check(&object, &range, Some(&[Spec::Closed(a, b)]), &answer);
     }
-    w.settle().await;
+    settle(&w).await;
     // Slices 10 and 11, and 12-13 read ahead: each fetched once.
-    assert_eq!(w.count("GET"), 4, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().count("GET"), 4, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purging_a_sliced_object_removes_its_slices() {
     let object = bytes(6 * S, 600);
-    let w = world(&[("v/p.mp4", &object)], 0).await;
+    let w = World::builder()
+        .object("v/p.mp4", &object)
+        .tap()
+        .cache(&slicing(0, "1"))
+        .admin_token()
+        .start()
+        .await;
     let (status, _, got) = w.request("GET", "/v/p.mp4", &[("range", "bytes=0-")]).await;
     assert_eq!(status, 206);
     assert!(got == object);
@@ -352,34 +290,32 @@ async fn purging_a_sliced_object_removes_its_slices() {
         || async { (w.metric("cdn_node_cache_stored_objects", &[]).await == 7.0).then_some(()) },
     )
     .await;
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let (status, _, _) = raw(
-        w.node.admin,
-        "POST",
-        "/purge?path=/v/p.mp4",
-        &[("authorization", &auth), ("content-length", "0")],
-    )
-    .await;
+    let (status, _) = w.purge("path=/v/p.mp4", ADMIN_TOKEN).await;
     assert_eq!(status, 200);
     assert_eq!(w.metric("cdn_node_cache_stored_objects", &[]).await, 0.0);
-    let before = w.count("GET");
+    let before = w.tap().count("GET");
     let (_, _, got) = w
         .request("GET", "/v/p.mp4", &[("range", "bytes=0-9")])
         .await;
     assert!(got[..] == object[..10]);
-    assert_eq!(w.count("GET"), before + 1);
+    assert_eq!(w.tap().count("GET"), before + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seek_into_a_cold_slice_does_not_wait_for_the_bytes_before_it() {
     let object = bytes(30 * S, 700);
-    let w = world(&[("v/seek.mp4", &object)], 0).await;
+    let w = World::builder()
+        .object("v/seek.mp4", &object)
+        .tap()
+        .cache(&slicing(0, "1"))
+        .start()
+        .await;
     assert_eq!(w.request("HEAD", "/v/seek.mp4", &[]).await.0, 200);
     // 60 KiB into slice 20: the part before the seek is held back by the
     // tap after 16 KiB; the 4 KiB from the seek on pass whole.
     let at = 20 * S as u64 + 60 * 1024;
     let range = format!("bytes={at}-{}", at + 999);
-    w.tap.set_mode(Mode::HoldAfter(16 * 1024));
+    w.tap().set_mode(Mode::HoldAfter(16 * 1024));
     let answer = w.request("GET", "/v/seek.mp4", &[("range", &range)]).await;
     check(
         &object,
@@ -391,7 +327,7 @@ async fn a_seek_into_a_cold_slice_does_not_wait_for_the_bytes_before_it() {
     eventually(
         "the part before the seek",
         Duration::from_secs(10),
-        || async { (w.count("GET") == 2).then_some(()) },
+        || async { (w.tap().count("GET") == 2).then_some(()) },
     )
     .await;
     // Nothing is complete until the first part arrives too.
@@ -400,8 +336,8 @@ async fn a_seek_into_a_cold_slice_does_not_wait_for_the_bytes_before_it() {
             .await,
         0.0
     );
-    w.tap.set_mode(Mode::Forward);
-    w.settle().await;
+    w.tap().set_mode(Mode::Forward);
+    settle(&w).await;
     // The slice was stored whole, in order: read from disk.
     let whole = format!("bytes={}-{}", 20 * S, 21 * S - 1);
     let answer = w.request("GET", "/v/seek.mp4", &[("range", &whole)]).await;
@@ -412,19 +348,24 @@ async fn a_seek_into_a_cold_slice_does_not_wait_for_the_bytes_before_it() {
         &answer,
     );
     assert_eq!(header(&answer.1, "x-cache"), Some("HIT"));
-    assert_eq!(w.count("GET"), 2, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().count("GET"), 2, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_slice_is_kept_only_when_both_parts_arrived() {
     let object = bytes(30 * S, 701);
-    let w = world(&[("v/cut.mp4", &object)], 0).await;
+    let w = World::builder()
+        .object("v/cut.mp4", &object)
+        .tap()
+        .cache(&slicing(0, "1"))
+        .start()
+        .await;
     assert_eq!(w.request("HEAD", "/v/cut.mp4", &[]).await.0, 200);
     // The part before the seek dies after 16 KiB; the seeker's own bytes
     // (the last 4 KiB of slice 20) arrive whole and are right.
     let at = 20 * S as u64 + 60 * 1024;
     let range = format!("bytes={at}-{}", at + 999);
-    w.tap.set_mode(Mode::CutAfter(16 * 1024));
+    w.tap().set_mode(Mode::CutAfter(16 * 1024));
     let answer = w.request("GET", "/v/cut.mp4", &[("range", &range)]).await;
     check(
         &object,
@@ -432,10 +373,10 @@ async fn a_split_slice_is_kept_only_when_both_parts_arrived() {
         Some(&[Spec::Closed(at, at + 999)]),
         &answer,
     );
-    w.settle().await;
-    w.tap.set_mode(Mode::Forward);
+    settle(&w).await;
+    w.tap().set_mode(Mode::Forward);
     // Nothing of slice 20 was kept: it is fetched again, and right.
-    let before = w.count("GET");
+    let before = w.tap().count("GET");
     let start = format!("bytes={}-{}", 20 * S, 20 * S + 99);
     let answer = w.request("GET", "/v/cut.mp4", &[("range", &start)]).await;
     check(
@@ -445,19 +386,20 @@ async fn a_split_slice_is_kept_only_when_both_parts_arrived() {
         &answer,
     );
     assert_eq!(header(&answer.1, "x-cache"), Some("MISS"));
-    assert_eq!(w.count("GET"), before + 1, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().count("GET"), before + 1, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_cold_get_slices_large_objects_and_passes_small_ones() {
     let large = bytes(10 * S + 3, 702);
     let small = bytes(S, 703);
-    let w = world_with(
-        &[("v/large.mp4", &large), ("v/small.mp4", &small)],
-        0,
-        "128KiB",
-    )
-    .await;
+    let w = World::builder()
+        .object("v/large.mp4", &large)
+        .object("v/small.mp4", &small)
+        .tap()
+        .cache(&slicing(0, "128KiB"))
+        .start()
+        .await;
     struct Case {
         path: &'static str,
         status: u16,
@@ -493,15 +435,15 @@ async fn a_plain_cold_get_slices_large_objects_and_passes_small_ones() {
         },
     ];
     for c in &cases {
-        let heads_before = w.tap.heads().len();
+        let heads_before = w.tap().heads().len();
         let (status, headers, got) = w.request("GET", c.path, &[]).await;
         assert_eq!(status, c.status, "{}", c.path);
         if let Some(body) = &c.body {
             assert!(got == *body, "{}", c.path);
             assert_eq!(header(&headers, "x-cache"), Some("MISS"), "{}", c.path);
         }
-        w.settle().await;
-        let heads = w.tap.heads()[heads_before..].to_vec();
+        settle(&w).await;
+        let heads = w.tap().heads()[heads_before..].to_vec();
         let head_requests = heads.iter().filter(|h| h.starts_with("HEAD ")).count();
         let gets: Vec<_> = heads.iter().filter(|h| h.starts_with("GET ")).collect();
         let ranged = gets
@@ -517,24 +459,29 @@ async fn a_plain_cold_get_slices_large_objects_and_passes_small_ones() {
         assert_eq!(gets.len() - ranged, c.whole, "{}: {heads:#?}", c.path);
     }
     // Warm: both objects answer from the store, without even a HEAD.
-    let before = w.tap.requests();
+    let before = w.tap().requests();
     for (path, body) in [("/v/large.mp4", &large), ("/v/small.mp4", &small)] {
         let (status, headers, got) = w.request("GET", path, &[]).await;
         assert_eq!(status, 200);
         assert!(got == *body, "{path}");
         assert_eq!(header(&headers, "x-cache"), Some("HIT"), "{path}");
     }
-    assert_eq!(w.tap.requests(), before, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().requests(), before, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_requests_share_one_origin_request_that_learns_the_object() {
     let object = bytes(12 * S, 704);
-    let w = world(&[("v/one.mp4", &object)], 0).await;
+    let w = World::builder()
+        .object("v/one.mp4", &object)
+        .tap()
+        .cache(&slicing(0, "1"))
+        .start()
+        .await;
     // The answer of the request that learns the object (a HEAD, or a probe
     // GET when a plain GET comes first) is held until every client is
     // connected.
-    w.tap.set_mode(Mode::HoldAfter(0));
+    w.tap().set_mode(Mode::HoldAfter(0));
     let ranges: [(&str, Option<Spec>); 4] = [
         ("", None),
         ("bytes=0-99", Some(Spec::Closed(0, 99))),
@@ -543,7 +490,7 @@ async fn concurrent_first_requests_share_one_origin_request_that_learns_the_obje
     ];
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (node, target) = (w.node.http, format!("/v/one.mp4?jwt={}", w.token));
+        let (node, target) = (w.node.http, w.target("/v/one.mp4"));
         let (range, spec) = ranges[i % ranges.len()];
         let method = if i % 5 == 4 { "HEAD" } else { "GET" };
         tasks.push(tokio::spawn(async move {
@@ -565,11 +512,11 @@ async fn concurrent_first_requests_share_one_origin_request_that_learns_the_obje
         Duration::from_secs(10),
         || async {
             let open = w.metric("cdn_node_connections_open", &[]).await;
-            (open >= 20.0 && w.learning() >= 1).then_some(())
+            (open >= 20.0 && w.tap().learning() >= 1).then_some(())
         },
     )
     .await;
-    w.tap.set_mode(Mode::Forward);
+    w.tap().set_mode(Mode::Forward);
     for t in tasks {
         let (method, range, spec, answer) = t.await.unwrap();
         if method == "HEAD" {
@@ -585,15 +532,20 @@ async fn concurrent_first_requests_share_one_origin_request_that_learns_the_obje
             check(&object, range, specs.as_deref(), &answer);
         }
     }
-    assert_eq!(w.learning(), 1, "{:#?}", w.tap.heads());
+    assert_eq!(w.tap().learning(), 1, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_hanging_up_on_a_sliced_response_is_no_error() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let object = bytes(160 * S, 705);
-    let w = world(&[("v/gone.mp4", &object)], 2).await;
-    let target = format!("/v/gone.mp4?jwt={}", w.token);
+    let w = World::builder()
+        .object("v/gone.mp4", &object)
+        .tap()
+        .cache(&slicing(2, "1"))
+        .start()
+        .await;
+    let target = w.target("/v/gone.mp4");
     let mut s = tokio::net::TcpStream::connect(w.node.http).await.unwrap();
     let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
@@ -625,10 +577,13 @@ async fn a_client_hanging_up_on_a_sliced_response_is_no_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_request_whose_origin_probe_fails_is_answered_as_an_origin_failure() {
     let object = bytes(4 * S, 706);
-    let w = world_tweaked(&[("v/fail.mp4", &object)], 0, "1", |o| {
-        o.read_timeout_ms = 1000
-    })
-    .await;
+    let w = World::builder()
+        .object("v/fail.mp4", &object)
+        .tap()
+        .cache(&slicing(0, "1"))
+        .configure(|o| o.read_timeout_ms = 1000)
+        .start()
+        .await;
     struct Case {
         mode: Mode,
         status: u16,
@@ -654,7 +609,7 @@ async fn a_cold_request_whose_origin_probe_fails_is_answered_as_an_origin_failur
         },
     ];
     for (i, c) in cases.iter().enumerate() {
-        w.tap.set_mode(c.mode);
+        w.tap().set_mode(c.mode);
         let path = format!("/v/fail-{i}.mp4");
         let started = std::time::Instant::now();
         let (status, _, body) = w.request("GET", &path, &[]).await;
@@ -676,7 +631,7 @@ async fn a_cold_request_whose_origin_probe_fails_is_answered_as_an_origin_failur
         );
     }
     // The origin back: the object is learnt and served.
-    w.tap.set_mode(Mode::Forward);
+    w.tap().set_mode(Mode::Forward);
     let (status, _, body) = w.request("GET", "/v/fail.mp4", &[]).await;
     assert_eq!(status, 200);
     assert!(body == object);

@@ -10,11 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::http::{metric, raw};
-use common::node::{Node, Options};
-use common::s3::S3;
-use common::tls::self_signed;
-use common::token::{good_claims, hs256};
-use common::{bytes, eventually};
+use common::tls::Certs;
+use common::world::World;
+use common::{bytes, eventually, tools};
 
 struct Curl {
     status: String,
@@ -28,7 +26,7 @@ struct Curl {
 fn curl(ca: &Path, url: &str, out_dir: &Path) -> Curl {
     let body_file = out_dir.join("curl.body");
     let _ = std::fs::remove_file(&body_file);
-    let out = Command::new("curl")
+    let out = Command::new(tools::require("curl"))
         .args(["--silent", "--show-error", "--http2", "--max-time", "20"])
         .arg("--cacert")
         .arg(ca)
@@ -37,7 +35,7 @@ fn curl(ca: &Path, url: &str, out_dir: &Path) -> Curl {
         .args(["--write-out", "%{http_code} %{http_version}"])
         .arg(url)
         .output()
-        .expect("curl must be installed");
+        .expect("run curl");
     let written = String::from_utf8_lossy(&out.stdout).to_string();
     let mut parts = written.split_whitespace();
     Curl {
@@ -52,28 +50,25 @@ fn curl(ca: &Path, url: &str, out_dir: &Path) -> Curl {
 #[tokio::test]
 async fn https_with_http2_and_a_certificate_reloaded_on_sighup() {
     let video = bytes(3 * 1024 * 1024 + 17, 7);
-    let s3 = S3::start(&[("courses/101/lecture-01.mp4", &video)]).await;
-    let certs = tempfile::tempdir().unwrap();
-    let (cert_a, key_a) = self_signed(certs.path(), "a");
-    let (cert_b, key_b) = self_signed(certs.path(), "b");
-
-    let mut opts = Options::new(s3.port);
-    opts.files = vec![
-        ("tls.crt".into(), std::fs::read(&cert_a).unwrap()),
-        ("tls.key".into(), std::fs::read(&key_a).unwrap()),
-    ];
-    opts.https = Some(("tls.crt".into(), "tls.key".into()));
-    let node = Node::start(opts).await;
+    let w = World::builder()
+        .object("courses/101/lecture-01.mp4", &video)
+        .tls()
+        .start()
+        .await;
+    let node = &w.node;
+    let certs = &w.tls().certs;
+    let (cert_a, key_a) = (w.tls().served.cert.clone(), w.tls().served.key.clone());
+    let b = certs.pair("b");
+    let (cert_b, key_b) = (b.cert, b.key);
     let https = node.https.expect("https listener");
-    let token = hs256(&good_claims("alice"));
-    let target = format!("/courses/101/lecture-01.mp4?jwt={token}");
+    let target = w.target("/courses/101/lecture-01.mp4");
     let url = format!("https://localhost:{}{target}", https.port());
     let url_ip = format!("https://127.0.0.1:{}{target}", https.port());
 
     // HTTP/2 by ALPN, the object byte-identical, by name and by address.
     for u in [&url, &url_ip] {
         let got = tokio::task::spawn_blocking({
-            let (ca, u, dir) = (cert_a.clone(), u.clone(), certs.path().to_path_buf());
+            let (ca, u, dir) = (cert_a.clone(), u.clone(), certs.dir().to_path_buf());
             move || curl(&ca, &u, &dir)
         })
         .await
@@ -95,7 +90,7 @@ async fn https_with_http2_and_a_certificate_reloaded_on_sighup() {
     std::fs::copy(&key_b, node.dir.path().join("tls.key")).unwrap();
     std::fs::copy(&cert_b, node.dir.path().join("tls.crt")).unwrap();
     node.signal("HUP");
-    let dir = certs.path().to_path_buf();
+    let dir = certs.dir().to_path_buf();
     eventually(
         "the new certificate to be served",
         Duration::from_secs(20),
@@ -112,7 +107,7 @@ async fn https_with_http2_and_a_certificate_reloaded_on_sighup() {
     .await;
     // The old certificate is no longer what the node presents.
     let old = tokio::task::spawn_blocking({
-        let (ca, u, dir) = (cert_a.clone(), url.clone(), certs.path().to_path_buf());
+        let (ca, u, dir) = (cert_a.clone(), url.clone(), certs.dir().to_path_buf());
         move || curl(&ca, &u, &dir)
     })
     .await
@@ -133,14 +128,11 @@ async fn https_with_http2_and_a_certificate_reloaded_on_sighup() {
     eventually(
         "a failed reload to be counted",
         Duration::from_secs(20),
-        || {
-            let node = &node;
-            async move { (errors(&node.metrics().await) > before).then_some(()) }
-        },
+        || async { (errors(&node.metrics().await) > before).then_some(()) },
     )
     .await;
     let still = tokio::task::spawn_blocking({
-        let (ca, u, dir) = (cert_b.clone(), url.clone(), certs.path().to_path_buf());
+        let (ca, u, dir) = (cert_b.clone(), url.clone(), certs.dir().to_path_buf());
         move || curl(&ca, &u, &dir)
     })
     .await
@@ -155,22 +147,13 @@ async fn https_with_http2_and_a_certificate_reloaded_on_sighup() {
 
 #[test]
 fn check_reports_a_key_that_does_not_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_a, _) = self_signed(dir.path(), "a");
-    let (_, key_b) = self_signed(dir.path(), "b");
-    std::fs::write(dir.path().join("hmac.key"), common::node::HMAC_SECRET).unwrap();
-    let mut opts = Options::new(9);
-    opts.https = Some((cert_a.display().to_string(), key_b.display().to_string()));
-    let yaml = Node::config_yaml_with(&opts, 18080, Some(18443), 19090, dir.path());
-    let conf = dir.path().join("cdn-node.yaml");
-    std::fs::write(&conf, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cdn-node"))
-        .args(["check", "-c"])
-        .arg(&conf)
-        .env("AWS_ACCESS_KEY_ID", "a")
-        .env("AWS_SECRET_ACCESS_KEY", "b")
-        .output()
-        .unwrap();
+    let certs = Certs::new();
+    let (a, b) = (certs.pair("a"), certs.pair("b"));
+    let out = World::builder()
+        .configure(|o| {
+            o.https = Some((a.cert.display().to_string(), b.key.display().to_string()));
+        })
+        .check();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -3,15 +3,12 @@
 
 mod common;
 
-use common::http::{auth_rejections as rejections, status_with_token as status};
-
 use std::time::{Duration, Instant};
 
-use common::http::{metric, raw};
+use common::http::{auth_rejections as rejections, metric, raw};
 use common::jwks::{JwksServer, oct_jwks};
-use common::node::{Node, Options};
-use common::s3::S3;
 use common::token::{good_claims, hs256, sign, unsigned, with_raw_header};
+use common::world::{ADMIN_TOKEN, Builder, World};
 use common::{bytes, eventually, unix_now};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
@@ -23,27 +20,26 @@ const OBJECTS: &[&str] = &[
     "courses/1011/v.mp4",
 ];
 
-async fn world(configure: impl FnOnce(&mut Options)) -> (S3, Node) {
-    common::node_over(OBJECTS, 2048, 5, configure).await
+/// `OBJECTS` in the bucket, each of the same 2048 bytes.
+fn world() -> Builder {
+    World::builder().objects_alike(OBJECTS, &bytes(2048, 5))
 }
-
-const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scoped_token_opens_only_its_paths() {
-    let (_s3, node) = world(|o| o.extra_auth = "  scope_claim: paths\n".into()).await;
+    let w = world()
+        .configure(|o| o.extra_auth = "  scope_claim: paths\n".into())
+        .start()
+        .await;
     let mut claims = good_claims("alice");
     claims["paths"] = json!(["/courses/101/*"]);
     let token = hs256(&claims);
-    let before = node.metrics().await;
-    assert_eq!(status(&node, "/courses/101/v.mp4", &token).await, 200);
-    assert_eq!(
-        status(&node, "/courses/101/hls/seg-1.ts", &token).await,
-        200
-    );
+    let before = w.metrics().await;
+    assert_eq!(w.status("/courses/101/v.mp4", &token).await, 200);
+    assert_eq!(w.status("/courses/101/hls/seg-1.ts", &token).await, 200);
     for path in ["/courses/202/v.mp4", "/courses/1011/v.mp4"] {
         let (code, headers, body) =
-            raw(node.http, "GET", &format!("{path}?jwt={token}"), &[]).await;
+            raw(w.node.http, "GET", &format!("{path}?jwt={token}"), &[]).await;
         assert_eq!(code, 403, "{path}");
         assert_eq!(body, b"forbidden\n");
         assert_eq!(
@@ -53,7 +49,7 @@ async fn a_scoped_token_opens_only_its_paths() {
     }
     // Dot segments cannot walk out of the scope: they are refused before the token.
     let (code, _, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         &format!("/courses/101/../202/v.mp4?jwt={token}"),
         &[],
@@ -62,10 +58,11 @@ async fn a_scoped_token_opens_only_its_paths() {
     assert_eq!(code, 400);
     // A token without the claim opens nothing (allow_unscoped_tokens is off by default).
     assert_eq!(
-        status(&node, "/courses/101/v.mp4", &hs256(&good_claims("bob"))).await,
+        w.status("/courses/101/v.mp4", &hs256(&good_claims("bob")))
+            .await,
         403
     );
-    let after = node.metrics().await;
+    let after = w.metrics().await;
     assert_eq!(
         rejections(&after, "out_of_scope") - rejections(&before, "out_of_scope"),
         2.0
@@ -83,12 +80,15 @@ async fn attack_tokens_are_refused() {
             .join("tests/fixtures/keys/rsa2048.pub.pem"),
     )
     .expect("fixture");
-    let (_s3, node) = world(|o| {
-        o.files.push(("rsa.pub.pem".into(), rsa_pub.clone()));
-        o.extra_keys =
-            "    - kid: rs\n      algorithm: RS256\n      public_key_file: rsa.pub.pem\n".into();
-    })
-    .await;
+    let w = world()
+        .file("rsa.pub.pem", rsa_pub.clone())
+        .configure(|o| {
+            o.extra_keys =
+                "    - kid: rs\n      algorithm: RS256\n      public_key_file: rsa.pub.pem\n"
+                    .into();
+        })
+        .start()
+        .await;
     let now = unix_now();
     let good = good_claims("alice");
     let with = |k: &str, v: serde_json::Value| {
@@ -173,9 +173,9 @@ async fn attack_tokens_are_refused() {
         hs256(&with("pad", json!("x".repeat(9000)))),
         "too_large",
     ));
-    let before = node.metrics().await;
+    let before = w.metrics().await;
     for (name, token, _) in &cases {
-        let code = status(&node, "/courses/101/v.mp4", token).await;
+        let code = w.status("/courses/101/v.mp4", token).await;
         assert_eq!(code, 401, "{name}");
     }
     // jku, x5u and an embedded jwk are ignored: the token still verifies with `main`.
@@ -186,7 +186,7 @@ async fn attack_tokens_are_refused() {
         ),
         &good,
     );
-    assert_eq!(status(&node, "/courses/101/v.mp4", &ignored).await, 200);
+    assert_eq!(w.status("/courses/101/v.mp4", &ignored).await, 200);
     // And one signed with a key named by jku is not.
     let attacker = sign(
         Algorithm::HS256,
@@ -194,18 +194,18 @@ async fn attack_tokens_are_refused() {
         &good,
         b"attacker-secret-attacker-secret-0000",
     );
-    assert_eq!(status(&node, "/courses/101/v.mp4", &attacker).await, 401);
+    assert_eq!(w.status("/courses/101/v.mp4", &attacker).await, 401);
     // Two token sources with different tokens: 400.
     let other = hs256(&good_claims("bob"));
     let (code, _, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         &format!("/courses/101/v.mp4?jwt={}", hs256(&good)),
         &[("authorization", &format!("Bearer {other}"))],
     )
     .await;
     assert_eq!(code, 400);
-    let after = node.metrics().await;
+    let after = w.metrics().await;
     for reason in [
         "wrong_algorithm",
         "unknown_key",
@@ -224,30 +224,26 @@ async fn attack_tokens_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_jti_is_refused_within_a_second() {
-    let (_s3, node) = world(|o| {
-        o.files.push(("deny.txt".into(), b"# none yet\n".to_vec()));
-        o.extra_auth = "  denylist_file: deny.txt\n".into();
-        o.admin_token = Some(ADMIN_TOKEN.into());
-    })
-    .await;
+    let w = world()
+        .file("deny.txt", "# none yet\n")
+        .configure(|o| o.extra_auth = "  denylist_file: deny.txt\n".into())
+        .admin_token()
+        .start()
+        .await;
     let admin_auth = [("authorization", format!("Bearer {ADMIN_TOKEN}"))];
     let admin_auth: Vec<(&str, &str)> = admin_auth.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let mut claims = good_claims("alice");
     claims["jti"] = json!("lesson-1");
     let token = hs256(&claims);
-    assert_eq!(status(&node, "/courses/101/v.mp4", &token).await, 200);
-    assert_eq!(
-        status(&node, "/courses/101/v.mp4", &token).await,
-        200,
-        "cached"
-    );
+    assert_eq!(w.status("/courses/101/v.mp4", &token).await, 200);
+    assert_eq!(w.status("/courses/101/v.mp4", &token).await, 200, "cached");
 
     // Through the admin listener.
-    let (code, _, _) = raw(node.admin, "PUT", "/auth/denylist/jti/lesson-1", &[]).await;
+    let (code, _, _) = raw(w.node.admin, "PUT", "/auth/denylist/jti/lesson-1", &[]).await;
     assert_eq!(code, 401, "the denylist needs the admin token");
     let started = Instant::now();
     let (code, _, _) = raw(
-        node.admin,
+        w.node.admin,
         "PUT",
         "/auth/denylist/jti/lesson-1",
         &admin_auth,
@@ -256,34 +252,34 @@ async fn a_revoked_jti_is_refused_within_a_second() {
     assert_eq!(code, 200);
     eventually("revocation", Duration::from_secs(1), || {
         let token = token.clone();
-        let node = &node;
-        async move { (status(node, "/courses/101/v.mp4", &token).await == 401).then_some(()) }
+        let w = &w;
+        async move { (w.status("/courses/101/v.mp4", &token).await == 401).then_some(()) }
     })
     .await;
     assert!(started.elapsed() < Duration::from_secs(1));
-    let (_, _, listing) = raw(node.admin, "GET", "/auth/denylist", &admin_auth).await;
+    let (_, _, listing) = raw(w.node.admin, "GET", "/auth/denylist", &admin_auth).await;
     assert_eq!(listing, b"jti lesson-1\n");
     let (code, _, _) = raw(
-        node.admin,
+        w.node.admin,
         "DELETE",
         "/auth/denylist/jti/lesson-1",
         &admin_auth,
     )
     .await;
     assert_eq!(code, 200);
-    assert_eq!(status(&node, "/courses/101/v.mp4", &token).await, 200);
+    assert_eq!(w.status("/courses/101/v.mp4", &token).await, 200);
 
     // Through the file, reloaded without a restart.
     let started = Instant::now();
-    std::fs::write(node.dir.path().join("deny.txt"), "sub alice\n").expect("write");
+    std::fs::write(w.node.dir.path().join("deny.txt"), "sub alice\n").expect("write");
     eventually("file revocation", Duration::from_secs(1), || {
         let token = token.clone();
-        let node = &node;
-        async move { (status(node, "/courses/101/v.mp4", &token).await == 401).then_some(()) }
+        let w = &w;
+        async move { (w.status("/courses/101/v.mp4", &token).await == 401).then_some(()) }
     })
     .await;
     assert!(started.elapsed() < Duration::from_secs(1));
-    let m = node.metrics().await;
+    let m = w.metrics().await;
     assert!(rejections(&m, "revoked") >= 2.0);
     assert_eq!(metric(&m, "cdn_node_auth_denylist_entries", &[]), 1.0);
 }
@@ -305,19 +301,10 @@ fn jwks_token(n: usize) -> String {
 async fn keys_rotate_at_a_jwks_url_while_requests_flow() {
     let s1 = secret(1);
     let jwks = JwksServer::start(oct_jwks(&[("k1", &s1)])).await;
-    let url = jwks.url();
-    let (_s3, node) = world(|o| {
-        o.extra_keys = format!(
-            "    - jwks_url: \"{url}\"\n      refresh_seconds: 3600\n      min_fetch_interval_ms: 100\n"
-        );
-    })
-    .await;
+    let w = world().jwks(&jwks, 3600).start().await;
     // Ready means fetched.
     assert!(jwks.fetches() >= 1);
-    assert_eq!(
-        status(&node, "/courses/101/v.mp4", &jwks_token(1)).await,
-        200
-    );
+    assert_eq!(w.status("/courses/101/v.mp4", &jwks_token(1)).await, 200);
 
     // A player keeps fetching with the token of the moment while the issuer rotates:
     // publish k(n+1) beside k(n), sign with k(n+1), then retire k(n).
@@ -325,7 +312,7 @@ async fn keys_rotate_at_a_jwks_url_while_requests_flow() {
     let mut players = Vec::new();
     for _ in 0..2 {
         let current = stop.clone();
-        let http = node.http;
+        let http = w.node.http;
         players.push(tokio::spawn(async move {
             let mut refused = Vec::new();
             let mut sent = 0;
@@ -359,10 +346,9 @@ async fn keys_rotate_at_a_jwks_url_while_requests_flow() {
             "a request with the new kid",
             Duration::from_secs(10),
             || {
-                let node = &node;
+                let w = &w;
                 async move {
-                    (status(node, "/courses/101/v.mp4", &jwks_token(n + 1)).await == 200)
-                        .then_some(())
+                    (w.status("/courses/101/v.mp4", &jwks_token(n + 1)).await == 200).then_some(())
                 }
             },
         )
@@ -376,7 +362,7 @@ async fn keys_rotate_at_a_jwks_url_while_requests_flow() {
         assert!(sent > 0);
         assert!(refused.is_empty(), "valid requests refused: {refused:?}");
     }
-    let m = node.metrics().await;
+    let m = w.metrics().await;
     assert!(
         metric(
             &m,
@@ -387,7 +373,8 @@ async fn keys_rotate_at_a_jwks_url_while_requests_flow() {
     assert!(metric(&m, "cdn_node_auth_keys_loaded", &[]) >= 2.0);
     // The HMAC file key and the static one still work.
     assert_eq!(
-        status(&node, "/courses/101/v.mp4", &hs256(&good_claims("a"))).await,
+        w.status("/courses/101/v.mp4", &hs256(&good_claims("a")))
+            .await,
         200
     );
 }
@@ -396,14 +383,12 @@ async fn keys_rotate_at_a_jwks_url_while_requests_flow() {
 async fn the_node_is_not_ready_until_its_keys_are_fetched_and_keeps_them_when_fetches_fail() {
     let jwks = JwksServer::start(oct_jwks(&[("k1", &secret(1))])).await;
     jwks.set_failing(true);
-    let url = jwks.url();
-    let body = bytes(10, 1);
-    let s3 = S3::start(&[("courses/101/v.mp4", &body)]).await;
-    let mut opts = Options::new(s3.port);
-    opts.extra_keys = format!(
-        "    - jwks_url: \"{url}\"\n      refresh_seconds: 1\n      min_fetch_interval_ms: 100\n"
+    let start = tokio::spawn(
+        World::builder()
+            .object("courses/101/v.mp4", &bytes(10, 1))
+            .jwks(&jwks, 1)
+            .start(),
     );
-    let start = tokio::spawn(Node::start(opts));
     eventually("failed fetches", Duration::from_secs(20), || {
         let n = jwks.fetches();
         async move { (n >= 2).then_some(()) }
@@ -411,20 +396,17 @@ async fn the_node_is_not_ready_until_its_keys_are_fetched_and_keeps_them_when_fe
     .await;
     assert!(!start.is_finished(), "ready before any key was fetched");
     jwks.set_failing(false);
-    let node = tokio::time::timeout(Duration::from_secs(40), start)
+    let w = tokio::time::timeout(Duration::from_secs(40), start)
         .await
         .expect("node ready in time")
         .expect("node task");
-    assert_eq!(
-        status(&node, "/courses/101/v.mp4", &jwks_token(1)).await,
-        200
-    );
+    assert_eq!(w.status("/courses/101/v.mp4", &jwks_token(1)).await, 200);
     // Fetches fail again: the last good keys stay, the failures are counted.
     jwks.set_failing(true);
     let errors = eventually("a failed refresh", Duration::from_secs(10), || {
-        let node = &node;
+        let w = &w;
         async move {
-            let m = node.metrics().await;
+            let m = w.metrics().await;
             let e = metric(
                 &m,
                 "cdn_node_auth_key_refreshes_total",
@@ -435,21 +417,20 @@ async fn the_node_is_not_ready_until_its_keys_are_fetched_and_keeps_them_when_fe
     })
     .await;
     assert!(metric(&errors, "cdn_node_auth_keys_loaded", &[]) >= 2.0);
-    assert_eq!(
-        status(&node, "/courses/101/v.mp4", &jwks_token(1)).await,
-        200
-    );
+    assert_eq!(w.status("/courses/101/v.mp4", &jwks_token(1)).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_access_log_shows_the_client_behind_a_trusted_proxy() {
-    let (_s3, node) = world(|o| {
-        o.extra_auth = "  client_address:\n    header: x-forwarded-for\n    trusted_proxies: [\"127.0.0.1\"]\n".into();
-    })
-    .await;
+    let w = world()
+        .configure(|o| {
+            o.extra_auth = "  client_address:\n    header: x-forwarded-for\n    trusted_proxies: [\"127.0.0.1\"]\n".into();
+        })
+        .start()
+        .await;
     let token = hs256(&good_claims("alice"));
     let (code, _, _) = raw(
-        node.http,
+        w.node.http,
         "GET",
         &format!("/courses/101/v.mp4?jwt={token}"),
         &[("x-forwarded-for", "6.6.6.6, 198.51.100.9")],
@@ -457,7 +438,7 @@ async fn the_access_log_shows_the_client_behind_a_trusted_proxy() {
     .await;
     assert_eq!(code, 200);
     let line = eventually("the access log line", Duration::from_secs(5), || {
-        let log = node.access_log();
+        let log = w.node.access_log();
         async move { log.into_iter().last() }
     })
     .await;
@@ -466,7 +447,7 @@ async fn the_access_log_shows_the_client_behind_a_trusted_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_file_is_picked_up_without_a_restart() {
-    let (_s3, node) = world(|_| {}).await;
+    let w = world().start().await;
     let old = hs256(&good_claims("alice"));
     let new_secret = "the-next-hmac-secret-of-the-platform-0123";
     let new = common::token::sign(
@@ -475,17 +456,17 @@ async fn a_rotated_key_file_is_picked_up_without_a_restart() {
         &good_claims("alice"),
         new_secret.as_bytes(),
     );
-    assert_eq!(status(&node, "/courses/101/v.mp4", &old).await, 200);
-    assert_eq!(status(&node, "/courses/101/v.mp4", &new).await, 401);
+    assert_eq!(w.status("/courses/101/v.mp4", &old).await, 200);
+    assert_eq!(w.status("/courses/101/v.mp4", &new).await, 401);
     // SIGHUP asks for a reload; it must not stop the node.
-    node.signal("HUP");
-    assert_eq!(status(&node, "/courses/101/v.mp4", &old).await, 200);
+    w.node.signal("HUP");
+    assert_eq!(w.status("/courses/101/v.mp4", &old).await, 200);
     // The platform rotates the secret in place.
-    std::fs::write(node.dir.path().join("hmac.key"), new_secret).unwrap();
+    std::fs::write(w.node.dir.path().join("hmac.key"), new_secret).unwrap();
     eventually("the new key", Duration::from_secs(5), || {
-        let (node, new) = (&node, new.clone());
-        async move { (status(node, "/courses/101/v.mp4", &new).await == 200).then_some(()) }
+        let (w, new) = (&w, new.clone());
+        async move { (w.status("/courses/101/v.mp4", &new).await == 200).then_some(()) }
     })
     .await;
-    assert_eq!(status(&node, "/courses/101/v.mp4", &old).await, 401);
+    assert_eq!(w.status("/courses/101/v.mp4", &old).await, 401);
 }

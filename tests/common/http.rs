@@ -149,13 +149,6 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     0.0
 }
 
-/// The status of a GET of `path` with `token` in the `jwt` query parameter.
-pub async fn status_with_token(node: &super::node::Node, path: &str, token: &str) -> u16 {
-    raw(node.http, "GET", &format!("{path}?jwt={token}"), &[])
-        .await
-        .0
-}
-
 /// `cdn_node_auth_rejections_total` for one reason.
 pub fn auth_rejections(metrics: &str, reason: &str) -> f64 {
     metric(

@@ -1,10 +1,16 @@
 //! Test harness: real processes on loopback. A SigV4-checking S3 server
 //! (s3s-fs), a recording TCP tap between the node and S3, and the node binary
-//! itself. Everything waits on conditions with deadlines and is killed on
-//! drop.
+//! itself, put together by `world::World::builder()`. Everything waits on
+//! conditions with deadlines and is killed on drop.
+//!
+//! `promql.rs` is not a module here: deploy_artifacts.rs alone uses it and
+//! includes it by path, so that its unit tests run once and not in every
+//! test binary.
 
+// Every test file links this whole module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod http;
 pub mod jwks;
 pub mod node;
@@ -13,6 +19,8 @@ pub mod s3;
 pub mod tap;
 pub mod tls;
 pub mod token;
+pub mod tools;
+pub mod world;
 
 use std::time::{Duration, Instant};
 
@@ -62,21 +70,4 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// s3s-fs holding `keys`, each `len` bytes from `seed`, and a node in front
-/// of it configured by `configure`.
-pub async fn node_over(
-    keys: &[&str],
-    len: usize,
-    seed: u64,
-    configure: impl FnOnce(&mut node::Options),
-) -> (s3::S3, node::Node) {
-    let body = bytes(len, seed);
-    let objects: Vec<(&str, &[u8])> = keys.iter().map(|k| (*k, &body[..])).collect();
-    let s3 = s3::S3::start(&objects).await;
-    let mut opts = node::Options::new(s3.port);
-    configure(&mut opts);
-    let node = node::Node::start(opts).await;
-    (s3, node)
 }

@@ -2,8 +2,9 @@
 //! written for the test.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::s3::{ACCESS_KEY, BUCKET, SECRET_KEY};
@@ -37,6 +38,9 @@ pub struct Options {
     pub https: Option<(String, String)>,
     /// YAML appended at the end (whole sections: `limits:`, `log:`).
     pub extra_yaml: String,
+    /// Extra lines of the `server:` section (indented two spaces), e.g.
+    /// `grace_period_seconds`.
+    pub server_extra: String,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -65,6 +69,7 @@ impl Options {
             admin_token: None,
             https: None,
             extra_yaml: String::new(),
+            server_extra: String::new(),
         }
     }
 }
@@ -74,8 +79,22 @@ pub struct Node {
     /// The HTTPS listener, when `Options::https` asked for one.
     pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
-    pub dir: tempfile::TempDir,
+    /// The node's folder: its configuration, key files and logs. Shared
+    /// with the process that takes over in a graceful upgrade.
+    pub dir: Arc<tempfile::TempDir>,
+    /// 0 for the first process in `dir`, 1 for the one that took over
+    /// from it in a graceful upgrade, and so on: names its log files.
+    generation: u32,
     child: Child,
+}
+
+/// The files in the node's folder that process `generation` writes its
+/// stdout (the access log) and stderr to.
+fn log_files(generation: u32) -> (String, String) {
+    match generation {
+        0 => ("access.log".into(), "stderr.log".into()),
+        n => (format!("access-{n}.log"), format!("stderr-{n}.log")),
+    }
 }
 
 fn yaml_list(items: &[String]) -> String {
@@ -83,22 +102,36 @@ fn yaml_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-impl Node {
-    pub fn config_yaml(opts: &Options, http: u16, admin: u16, dir: &std::path::Path) -> String {
-        Self::config_yaml_with(opts, http, None, admin, dir)
-    }
+/// The loopback address with `port`.
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
 
-    pub fn config_yaml_with(
+/// Writes the key files and `opts.files` into the node's folder.
+fn write_files(opts: &Options, dir: &Path) {
+    std::fs::write(dir.join("hmac.key"), HMAC_SECRET).expect("key file");
+    if let Some(token) = &opts.admin_token {
+        std::fs::write(dir.join("admin.token"), token).expect("token file");
+    }
+    for (name, contents) in &opts.files {
+        std::fs::write(dir.join(name), contents).expect("extra file");
+    }
+}
+
+impl Node {
+    /// The configuration file for `opts` with these ports, the node's
+    /// folder being `dir`.
+    pub fn config_yaml(
         opts: &Options,
         http: u16,
         https: Option<u16>,
         admin: u16,
-        dir: &std::path::Path,
+        dir: &Path,
     ) -> String {
         let mut yaml = format!(
             r#"server:
   threads: 2
-  pid_file: {dir}/cdn-node.pid
+{server_extra}  pid_file: {dir}/cdn-node.pid
   upgrade_sock: {dir}/upgrade.sock
 listeners:
   http: ["127.0.0.1:{http}"]
@@ -124,6 +157,7 @@ auth:
   public_prefixes: {public}
 {extra_auth}"#,
             dir = dir.display(),
+            server_extra = opts.server_extra,
             origin = opts.origin_port,
             bucket = BUCKET,
             read_timeout = opts.read_timeout_ms,
@@ -157,41 +191,65 @@ auth:
         yaml
     }
 
+    /// Runs `cdn-node check` on the configuration `opts` describe (with
+    /// ports that were free a moment ago); starts nothing.
+    pub fn check(opts: &Options) -> Output {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_files(opts, dir.path());
+        let https = opts.https.as_ref().map(|_| free_port());
+        let yaml = Self::config_yaml(opts, free_port(), https, free_port(), dir.path());
+        let conf = dir.path().join("cdn-node.yaml");
+        std::fs::write(&conf, yaml).expect("conf");
+        Command::new(env!("CARGO_BIN_EXE_cdn-node"))
+            .args(["check", "-c"])
+            .arg(&conf)
+            .env("AWS_ACCESS_KEY_ID", &opts.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &opts.secret_key)
+            .env_remove("AWS_SESSION_TOKEN")
+            .output()
+            .expect("run cdn-node check")
+    }
+
+    /// Starts `cdn-node run` on the configuration in `dir`, with `-u`
+    /// (take the sockets over) after the first generation.
+    fn spawn(opts: &Options, dir: &Path, generation: u32) -> Child {
+        let (out, err) = log_files(generation);
+        let stdout = std::fs::File::create(dir.join(out)).expect("log");
+        let stderr = std::fs::File::create(dir.join(err)).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cdn-node"));
+        cmd.args(["run", "-c"]).arg(dir.join("cdn-node.yaml"));
+        if generation > 0 {
+            cmd.arg("-u");
+        }
+        cmd.env("AWS_ACCESS_KEY_ID", &opts.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &opts.secret_key)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn cdn-node")
+    }
+
+    /// Starts the node on fresh ports and waits until it is ready; tries
+    /// again on other ports when one was taken in between.
     pub async fn start(opts: Options) -> Node {
         let mut last_err = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir");
-            std::fs::write(dir.path().join("hmac.key"), HMAC_SECRET).expect("key file");
-            if let Some(token) = &opts.admin_token {
-                std::fs::write(dir.path().join("admin.token"), token).expect("token file");
-            }
-            for (name, contents) in &opts.files {
-                std::fs::write(dir.path().join(name), contents).expect("extra file");
-            }
+            write_files(&opts, dir.path());
             let (http, admin) = (free_port(), free_port());
             let https = opts.https.as_ref().map(|_| free_port());
-            let conf = dir.path().join("cdn-node.yaml");
-            let yaml = Self::config_yaml_with(&opts, http, https, admin, dir.path());
-            std::fs::write(&conf, yaml).expect("conf");
-            let stdout = std::fs::File::create(dir.path().join("access.log")).expect("log");
-            let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("log");
-            let child = Command::new(env!("CARGO_BIN_EXE_cdn-node"))
-                .args(["run", "-c"])
-                .arg(&conf)
-                .env("AWS_ACCESS_KEY_ID", &opts.access_key)
-                .env("AWS_SECRET_ACCESS_KEY", &opts.secret_key)
-                .env_remove("AWS_SESSION_TOKEN")
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(stdout)
-                .stderr(stderr)
-                .spawn()
-                .expect("spawn cdn-node");
+            let yaml = Self::config_yaml(&opts, http, https, admin, dir.path());
+            std::fs::write(dir.path().join("cdn-node.yaml"), yaml).expect("conf");
+            let child = Self::spawn(&opts, dir.path(), 0);
             let mut node = Node {
-                http: SocketAddr::from(([127, 0, 0, 1], http)),
-                https: https.map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
-                admin: SocketAddr::from(([127, 0, 0, 1], admin)),
-                dir,
+                http: local(http),
+                https: https.map(local),
+                admin: local(admin),
+                dir: Arc::new(dir),
+                generation: 0,
                 child,
             };
             if node.wait_ready().await {
@@ -200,6 +258,46 @@ auth:
             last_err = node.stderr();
         }
         panic!("cdn-node did not start:\n{last_err}");
+    }
+
+    /// Pingora's graceful upgrade, as deploy/systemd/cdn-node-reload does
+    /// it: writes the configuration `opts` describe (on the same ports, in
+    /// the same folder), starts a second process with `run -u` and waits
+    /// until it has bound the upgrade socket. That process takes the
+    /// listening sockets over once this one gets SIGQUIT.
+    pub async fn upgrade(&self, opts: &Options) -> Node {
+        let dir = self.dir.path();
+        write_files(opts, dir);
+        let https = self.https.map(|a| a.port());
+        let yaml = Self::config_yaml(opts, self.http.port(), https, self.admin.port(), dir);
+        std::fs::write(dir.join("cdn-node.yaml"), yaml).expect("conf");
+        let sock = dir.join("upgrade.sock");
+        let _ = std::fs::remove_file(&sock);
+        let generation = self.generation + 1;
+        let child = Self::spawn(opts, dir, generation);
+        let mut node = Node {
+            http: self.http,
+            https: self.https,
+            admin: self.admin,
+            dir: self.dir.clone(),
+            generation,
+            child,
+        };
+        eventually(
+            "the new process to bind the upgrade socket",
+            Duration::from_secs(20),
+            || {
+                let bound = sock.exists();
+                async move { bound.then_some(()) }
+            },
+        )
+        .await;
+        assert!(
+            node.is_running(),
+            "the upgrading process exited:\n{}",
+            node.stderr()
+        );
+        node
     }
 
     /// Waits until `/readyz` answers 200 and the client port accepts;
@@ -241,6 +339,11 @@ auth:
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
     /// Waits until the process has exited; its exit status.
     pub async fn exited(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
         let child = &mut self.child;
@@ -262,11 +365,12 @@ auth:
     }
 
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join(log_files(self.generation).1))
+            .unwrap_or_default()
     }
 
     pub fn access_log_path(&self) -> PathBuf {
-        self.dir.path().join("access.log")
+        self.dir.path().join(log_files(self.generation).0)
     }
 
     /// The access log lines written so far, parsed.
@@ -278,10 +382,21 @@ auth:
             .collect()
     }
 
+    /// The metrics exposition; fails the test when the admin listener does
+    /// not answer 200.
     pub async fn metrics(&self) -> String {
         let (status, _, body) = super::http::raw(self.admin, "GET", "/metrics", &[]).await;
         assert_eq!(status, 200);
         String::from_utf8(body).expect("utf-8 exposition")
+    }
+
+    /// The metrics exposition, or `None` when the admin listener does not
+    /// answer (a node that is stopping).
+    pub async fn try_metrics(&self) -> Option<String> {
+        let (status, _, body) = super::http::try_raw(self.admin, "GET", "/metrics", &[])
+            .await
+            .ok()?;
+        (status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{eventually, free_port};
+use super::{eventually, free_port, tools};
 
 pub const ACCESS_KEY: &str = "AKIDCDNNODETEST";
 pub const SECRET_KEY: &str = "cdn-node-test-secret-key-0123456789";
@@ -32,14 +32,14 @@ impl S3 {
     async fn spawn(mut root: tempfile::TempDir) -> S3 {
         for _ in 0..5 {
             let port = free_port();
-            let child = Command::new("s3s-fs")
+            let child = Command::new(tools::require("s3s-fs"))
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
                 .arg(root.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("s3s-fs must be installed (deploy/setup.sh s3)");
+                .expect("spawn s3s-fs");
             let mut s3 = S3 { port, root, child };
             let up = eventually("s3s-fs to listen", Duration::from_secs(20), || {
                 let exited = s3.child.try_wait().ok().flatten().is_some();

@@ -74,6 +74,35 @@ impl Tap {
         self.state.lock().unwrap().heads.len()
     }
 
+    /// Requests with `method` (`GET`, `HEAD`) so far.
+    pub fn count(&self, method: &str) -> usize {
+        let prefix = format!("{method} ");
+        self.heads()
+            .iter()
+            .filter(|h| h.starts_with(&prefix))
+            .count()
+    }
+
+    /// Origin requests so far: (GETs, HEADs). The first plain GET of an
+    /// object the node does not hold is a probe GET of its first 64 KiB
+    /// (`Range: bytes=0-65535`): it learns the size (to choose between
+    /// slices and the whole object) and brings a smaller object whole; a
+    /// larger one then costs the ordinary GET too.
+    pub fn origin_requests(&self) -> (usize, usize) {
+        (self.count("GET"), self.count("HEAD"))
+    }
+
+    /// Probe GETs so far: the first 64 KiB, not pinned to a version by
+    /// `If-Match` (as slice fetches are).
+    pub fn probes(&self) -> usize {
+        self.heads().iter().filter(|h| is_probe(h)).count()
+    }
+
+    /// Requests that learnt an object so far: HEADs and probe GETs.
+    pub fn learning(&self) -> usize {
+        self.count("HEAD") + self.probes()
+    }
+
     /// Bytes sent by the origin (heads and bodies) that the tap passed on.
     pub fn response_bytes(&self) -> u64 {
         self.state.lock().unwrap().response_bytes
@@ -216,4 +245,13 @@ async fn answer_not_modified(mut client: TcpStream, upstream_port: u16, state: A
         return;
     }
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
+/// Whether a request head is a probe GET: the object's first 64 KiB, not
+/// pinned to a version.
+fn is_probe(head: &str) -> bool {
+    let h = head.to_ascii_lowercase();
+    h.starts_with("get ")
+        && h.contains("\r\nrange: bytes=0-65535\r\n")
+        && !h.contains("\r\nif-match:")
 }
