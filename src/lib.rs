@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 mod config;
+mod cors;
 mod fast_exit;
 mod limits;
 mod listeners;

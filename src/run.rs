@@ -12,8 +12,12 @@ use pingora::services::listening::Service;
 
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
+use crate::auth::Verifier;
+use crate::auth::settings::TokenSource;
 use crate::cache::engine::{Engine, SketchSaver};
 use crate::config::Config;
+use crate::cors::Cors;
+use crate::cors::settings::CorsConfig;
 use crate::listeners::{HttpSockets, Worker};
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -110,6 +114,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         access_log: access_log.clone(),
         cache,
         slicer: cache.and_then(open_slicer),
+        cors: config.cors.clone().map(|c| open_cors(c, &verifier)),
     };
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
@@ -171,6 +176,25 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
 fn open_slicer(engine: &'static Engine) -> Option<&'static Slicer> {
     let config = engine.config.slicing?;
     Some(Box::leak(Box::new(Slicer::new(config))))
+}
+
+/// CORS as the node runs it, for the process's lifetime: each request's
+/// module refers to it without counting references.
+fn open_cors(config: CorsConfig, verifier: &Verifier) -> &'static Cors {
+    let token_headers: Vec<&str> = verifier
+        .token_sources()
+        .iter()
+        .filter_map(|s| match s {
+            TokenSource::Header(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let exposed: Vec<&str> = config.exposed.iter().map(String::as_str).collect();
+    Box::leak(Box::new(Cors::new(
+        config.clone(),
+        &exposed,
+        &token_headers,
+    )))
 }
 
 /// Opens the disk cache before Pingora starts its runtimes: scanning the

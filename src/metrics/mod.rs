@@ -4,6 +4,7 @@
 pub mod names;
 pub mod ops;
 mod per_request;
+pub mod playback;
 
 use std::sync::Mutex;
 
@@ -34,6 +35,7 @@ pub struct Metrics {
     cache: CacheFamilies,
     pub auth_policy: AuthPolicyMetrics,
     pub ops: ops::OpsMetrics,
+    pub playback: playback::PlaybackMetrics,
     per_request: per_request::PerRequest,
 }
 
@@ -355,9 +357,11 @@ impl Metrics {
             auth_rejections.with_label_values(&[reason]);
         }
         let ops = ops::OpsMetrics::register(&registry);
+        let playback = playback::PlaybackMetrics::register(&registry);
         Metrics {
             per_request: per_request::PerRequest::default(),
             ops,
+            playback,
             auth_policy,
             registry,
             requests,

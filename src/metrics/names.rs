@@ -20,6 +20,13 @@ pub const ORIGIN_DURATION_SECONDS: &str = "cdn_node_origin_response_duration_sec
 pub const ORIGIN_BYTES_TOTAL: &str = "cdn_node_origin_body_bytes_total";
 /// Origin failures, by `kind` (connect, timeout, dns, s3_denied, s3_server_error, protocol).
 pub const ORIGIN_ERRORS_TOTAL: &str = "cdn_node_origin_errors_total";
+/// CORS preflights by `outcome` (answered, origin, method, headers).
+pub const CORS_PREFLIGHTS_TOTAL: &str = "cdn_node_cors_preflights_total";
+/// Manifests (HLS, DASH) sent with the request's token added to their URIs.
+pub const MANIFESTS_REWRITTEN_TOTAL: &str = "cdn_node_manifests_rewritten_total";
+/// Manifests that needed the token added but were sent as stored, by
+/// `reason` (too_large, unparsable).
+pub const MANIFESTS_AS_STORED_TOTAL: &str = "cdn_node_manifests_as_stored_total";
 /// Constant 1, labelled with the node's `version`.
 pub const BUILD_INFO: &str = "cdn_node_build_info";
 

@@ -27,6 +27,8 @@ use crate::answer;
 use crate::auth::{Verifier, redact_query};
 use crate::cache::engine::Engine;
 use crate::cache::status::CacheStatus;
+use crate::cors::Cors;
+use crate::cors::module::CorsModule;
 use crate::metrics::{Metrics, status_class};
 use crate::origin::response::{self, ErrorBody, Verdict};
 use crate::origin::{Origin, OriginError};
@@ -44,6 +46,8 @@ pub struct Edge {
     pub cache: Option<&'static Engine>,
     /// `None` when large objects are not sliced (or no cache is configured).
     pub slicer: Option<&'static Slicer>,
+    /// `None` when no origin may read answers cross-origin.
+    pub cors: Option<&'static Cors>,
 }
 
 impl Edge {
@@ -103,10 +107,14 @@ impl ProxyHttp for Edge {
         RequestCtx::new()
     }
 
-    /// No downstream modules. Pingora's default is its response compression
-    /// at level 0 (off): a context built and two filters awaited on every
-    /// request, for bodies (video) the node never compresses.
-    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+    /// Only CORS, when configured. Pingora's default is its response
+    /// compression at level 0 (off): a context built and two filters awaited
+    /// on every request, for bodies (video) the node never compresses.
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        if let Some(cors) = self.cors {
+            modules.add_module(Box::new(CorsModule(cors)));
+        }
+    }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let route = route::decide(self, session, ctx).await?;

@@ -3,6 +3,7 @@
 //!
 //! | route | served by | answered |
 //! |---|---|---|
+//! | `Preflight` | [`crate::cors::preflight`] | here: 204, or 403 refused |
 //! | `Refuse` | [`crate::answer::send_refusal`] | here: 400, 401, 403, 404, 405 |
 //! | `MemoryHit` | [`super::memory_hit`] | here, from memory |
 //! | `Slice` | [`crate::slice`] | here, from slices; or handed to `Cache` |
@@ -22,6 +23,7 @@ use crate::answer;
 use crate::auth::AuthOutcome;
 use crate::cache::status::CacheStatus;
 use crate::cache::store::MemoryHit;
+use crate::cors::preflight;
 use crate::refusal::Refusal;
 use crate::slice;
 
@@ -29,6 +31,8 @@ use crate::slice;
 /// hit it may carry is not boxed, which would cost an allocation per hit.
 #[allow(clippy::large_enum_variant)]
 pub enum Route {
+    /// A CORS preflight, answered without a token.
+    Preflight,
     /// The request itself, or its token, is refused.
     Refuse(Refusal),
     /// A fresh small object held in memory.
@@ -44,6 +48,7 @@ pub enum Route {
 /// The route a request took, kept for the later phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
+    Preflight,
     Refuse,
     MemoryHit,
     Slice,
@@ -54,6 +59,7 @@ pub enum RouteKind {
 impl Route {
     pub fn kind(&self) -> RouteKind {
         match self {
+            Route::Preflight => RouteKind::Preflight,
             Route::Refuse(_) => RouteKind::Refuse,
             Route::MemoryHit(_) => RouteKind::MemoryHit,
             Route::Slice => RouteKind::Slice,
@@ -75,6 +81,9 @@ fn unix_now() -> u64 {
 /// the cache key go into `ctx`.
 pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Result<Route> {
     let req = session.req_header();
+    if edge.cors.is_some() && preflight::is_preflight(req) {
+        return Ok(Route::Preflight);
+    }
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -128,6 +137,10 @@ pub async fn serve(
     ctx.route = route.kind();
     let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
     match (route, edge.cache) {
+        (Route::Preflight, _) => {
+            serve_preflight(edge, session).await?;
+            Ok(true)
+        }
         (Route::Refuse(refusal), _) => {
             edge.metrics.count_refusal(refusal);
             answer::send_refusal(session, refusal).await?;
@@ -172,5 +185,26 @@ pub async fn serve(
             Error::e_explain(ErrorType::InternalError, "cache route without a cache")
         }
         (Route::Cache | Route::Origin, _) => Ok(false),
+    }
+}
+
+/// Answers a CORS preflight: 204 with the CORS fields, or 403 without them.
+async fn serve_preflight(edge: &Edge, session: &mut Session) -> Result<()> {
+    let Some(cors) = edge.cors else {
+        return Error::e_explain(ErrorType::InternalError, "preflight route without CORS");
+    };
+    let counted = &edge.metrics.playback.cors_preflights;
+    match cors.preflight(session.req_header()) {
+        Ok(header) => {
+            counted.with_label_values(&["answered"]).inc();
+            session
+                .write_response_header(Box::new(header), true)
+                .await
+                .map_err(|e| e.into_down())
+        }
+        Err(refused) => {
+            counted.with_label_values(&[refused.as_str()]).inc();
+            answer::send_refusal(session, Refusal::PreflightRefused).await
+        }
     }
 }
