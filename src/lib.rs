@@ -11,6 +11,7 @@ pub mod fast_exit;
 pub mod limits;
 pub mod listeners;
 pub mod log_file;
+pub mod manifest;
 pub mod metrics;
 pub mod origin;
 pub mod proxy;
