@@ -18,6 +18,8 @@ mod hls;
 mod uri;
 mod xml;
 
+#[cfg(test)]
+mod tests;
 
 use thiserror::Error;
 
