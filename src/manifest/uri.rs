@@ -69,8 +69,10 @@ impl<'a> Propagation<'a> {
     /// Where the token goes in `uri`, or `None` when `uri` is left alone:
     /// empty, [`Place::Elsewhere`], or already carrying a token.
     pub fn insertion(&self, uri: &str) -> Option<Insertion> {
+        if uri.is_empty() {
+            return None;
+        }
         let relative = match self.place(uri) {
-            _ if uri.is_empty() => return None,
             Place::Relative => true,
             Place::ThisHost => false,
             Place::Elsewhere => return None,

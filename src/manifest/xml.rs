@@ -65,9 +65,11 @@ impl<'a> Scanner<'a> {
         let start = self.pos;
         let rest = &self.text[start..];
         if rest.is_empty() {
-            return match self.root_seen && self.open.is_empty() {
-                true => Ok(None),
-                false => Err(Unchanged::BadXml),
+            let complete = self.root_seen && self.open.is_empty();
+            return if complete {
+                Ok(None)
+            } else {
+                Err(Unchanged::BadXml)
             };
         }
         let (token, len) = if !rest.starts_with('<') {
