@@ -17,6 +17,7 @@ mod cors;
 mod fast_exit;
 mod limits;
 mod listeners;
+pub mod manifest;
 pub mod metrics;
 mod origin;
 mod proxy;
