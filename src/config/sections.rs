@@ -270,6 +270,10 @@ pub struct CacheSection {
     /// Memory for copies of small hot bodies; 0 keeps none.
     #[serde(default = "default_memory_size")]
     pub memory_size: ByteSize,
+    /// Largest manifest (HLS, DASH) given the request's token; larger ones
+    /// are sent as stored.
+    #[serde(default = "default_manifest_max_size")]
+    pub manifest_max_size: ByteSize,
     #[serde(default = "default_ttl_seconds")]
     pub default_ttl_seconds: u64,
     #[serde(default)]
@@ -296,6 +300,13 @@ pub struct CacheSection {
 
 fn default_cache_max_size() -> ByteSize {
     ByteSize::parse(DEFAULT_CACHE_MAX_SIZE).unwrap_or(ByteSize(0))
+}
+/// Default `cache.manifest_max_size`: far above a 10-hour VOD playlist of
+/// 2-second segments (about 1.5 MB).
+pub const DEFAULT_MANIFEST_MAX_SIZE: &str = "4MiB";
+
+fn default_manifest_max_size() -> ByteSize {
+    ByteSize::parse(DEFAULT_MANIFEST_MAX_SIZE).unwrap_or(ByteSize(0))
 }
 fn default_max_object_size() -> ByteSize {
     ByteSize::parse(DEFAULT_MAX_OBJECT_SIZE).unwrap_or(ByteSize(0))

@@ -126,6 +126,16 @@ pub fn kind(path: &str, content_type: Option<&str>) -> Option<Kind> {
     }
 }
 
+/// Whether a stored or received answer is a manifest by its
+/// `Content-Type` alone.
+pub fn is_manifest_answer(header: &pingora_http::ResponseHeader) -> bool {
+    let content_type = header
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    content_type.is_some_and(|t| kind("", Some(t)).is_some())
+}
+
 fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
     text.len() >= suffix.len()
         && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())

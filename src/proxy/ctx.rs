@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use pingora_cache::CacheKey;
 
 use super::admit::Admitted;
+use super::manifest::Pending;
 use super::route::RouteKind;
 use crate::auth::AuthOutcome;
 use crate::cache::status::CacheStatus;
@@ -33,6 +34,8 @@ pub struct RequestCtx {
     /// access log.
     pub client: Option<IpAddr>,
     pub origin: OriginFacts,
+    /// A manifest answered on Pingora's path, to be given the token.
+    pub manifest: Option<Pending>,
 }
 
 /// What happened at the origin, when the request went there.
@@ -62,6 +65,7 @@ impl RequestCtx {
             cache_key: None,
             client: None,
             origin: OriginFacts::default(),
+            manifest: None,
         }
     }
 }

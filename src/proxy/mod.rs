@@ -6,6 +6,7 @@
 pub mod admit;
 mod caching;
 pub mod ctx;
+mod manifest;
 mod memory_hit;
 pub mod route;
 
@@ -81,6 +82,22 @@ impl Edge {
             .origin_requests
             .with_label_values(&[status_class(status)])
             .inc();
+    }
+
+    /// Whether an answer on Pingora's path is a manifest to give the token
+    /// (see [`manifest`]).
+    fn manifest_answer(
+        &self,
+        session: &Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> bool {
+        let Some(engine) = self.cache else {
+            return false;
+        };
+        let limit = engine.config.manifest_max_size;
+        let req = session.req_header();
+        manifest::on_header(ctx, &self.verifier, req, resp, limit, &self.metrics)
     }
 
     /// The request's cache status once it is over, counted as a lookup when
@@ -162,8 +179,12 @@ impl ProxyHttp for Edge {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> RangeType {
+        // A manifest's range is taken from its rewritten body, not this one.
+        if self.manifest_answer(session, resp, ctx) {
+            return RangeType::None;
+        }
         crate::range::apply(session.req_header(), resp)
     }
 
@@ -182,10 +203,24 @@ impl ProxyHttp for Edge {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.manifest_answer(session, resp, ctx);
         let name = self.cache.and_then(|e| e.config.status_header.as_deref());
         let status = CacheStatus::of_phase(&session.cache.phase(), ctx.cache_missed);
         let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
         answer::add_cache_fields(resp, name, status, renewal)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.manifest.is_some() {
+            manifest::on_body(ctx, body, end_of_stream, &self.metrics);
+        }
+        Ok(None)
     }
 
     async fn upstream_peer(

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `Preflight` | [`crate::cors::preflight`] | here: 204, or 403 refused |
 //! | `Refuse` | [`crate::answer::send_refusal`] | here: 400, 401, 403, 404, 405 |
+//! | `Manifest` | [`super::manifest`] | here, rewritten from the store; or by `Cache` |
 //! | `MemoryHit` | [`super::memory_hit`] | here, from memory |
 //! | `Slice` | [`crate::slice`] | here, from slices; or handed to `Cache` |
 //! | `Cache` | [`super::caching`] and Pingora's cache phases | by Pingora |
@@ -18,12 +19,14 @@ use super::Edge;
 use super::admit;
 use super::caching;
 use super::ctx::RequestCtx;
+use super::manifest::{self, Pending, Propagation};
 use super::memory_hit;
 use crate::answer;
 use crate::auth::AuthOutcome;
 use crate::cache::status::CacheStatus;
 use crate::cache::store::MemoryHit;
 use crate::cors::preflight;
+use crate::manifest::Kind;
 use crate::refusal::Refusal;
 use crate::slice;
 
@@ -35,6 +38,8 @@ pub enum Route {
     Preflight,
     /// The request itself, or its token, is refused.
     Refuse(Refusal),
+    /// An HLS or DASH manifest whose URIs get the request's token.
+    Manifest(Kind, Propagation),
     /// A fresh small object held in memory.
     MemoryHit(MemoryHit),
     /// The slicer answers, or hands the request to the cache.
@@ -50,6 +55,7 @@ pub enum Route {
 pub enum RouteKind {
     Preflight,
     Refuse,
+    Manifest,
     MemoryHit,
     Slice,
     Cache,
@@ -61,6 +67,7 @@ impl Route {
         match self {
             Route::Preflight => RouteKind::Preflight,
             Route::Refuse(_) => RouteKind::Refuse,
+            Route::Manifest(..) => RouteKind::Manifest,
             Route::MemoryHit(_) => RouteKind::MemoryHit,
             Route::Slice => RouteKind::Slice,
             Route::Cache => RouteKind::Cache,
@@ -112,10 +119,24 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
         Some(engine) => {
             // Hashed once, for every look-up this request makes.
             let key = caching::key(&admitted);
-            let route = match memory_hit::find(engine, req, &key)? {
-                Some(hit) => Route::MemoryHit(hit),
-                None if edge.slicer.is_some() => Route::Slice,
-                None => Route::Cache,
+            let manifest = manifest::kind_of_path(&admitted.path)
+                .filter(|_| admitted.token_query.is_some())
+                .and_then(|kind| Some((kind, Propagation::of(req, &admitted, &edge.verifier)?)));
+            let route = match manifest {
+                Some((kind, propagation)) => Route::Manifest(kind, propagation),
+                None => match memory_hit::find(engine, req, &key)? {
+                    // Known as a manifest by its type alone: Pingora's path
+                    // gives it the token.
+                    Some(hit)
+                        if admitted.token_query.is_some()
+                            && crate::manifest::is_manifest_answer(&hit.header) =>
+                    {
+                        Route::Cache
+                    }
+                    Some(hit) => Route::MemoryHit(hit),
+                    None if edge.slicer.is_some() => Route::Slice,
+                    None => Route::Cache,
+                },
             };
             ctx.cache_key = Some(key);
             route
@@ -146,6 +167,28 @@ pub async fn serve(
             answer::send_refusal(session, refusal).await?;
             Ok(true)
         }
+        (Route::Manifest(kind, propagation), Some(engine)) => {
+            let Some(key) = &ctx.cache_key else {
+                return Error::e_explain(ErrorType::InternalError, "manifest route without a key");
+            };
+            let served = manifest::serve_stored(
+                engine,
+                &edge.metrics,
+                session,
+                key,
+                kind,
+                &propagation,
+                renewal,
+            )
+            .await?;
+            if served {
+                ctx.served_status = Some(CacheStatus::Hit);
+            } else {
+                ctx.route = RouteKind::Cache;
+                ctx.manifest = Some(Pending::Expected(propagation));
+            }
+            Ok(served)
+        }
         (Route::MemoryHit(hit), Some(engine)) => {
             let sent = memory_hit::send(engine, session, hit, renewal).await;
             // A hit, also when the client went away during it.
@@ -163,6 +206,7 @@ pub async fn serve(
                 path: &admitted.path,
                 query: &admitted.query,
                 renewal,
+                manifest_token: admitted.token_query.is_some(),
             };
             let parts = slice::Parts {
                 slicer,
@@ -181,7 +225,7 @@ pub async fn serve(
                 }
             }
         }
-        (Route::MemoryHit(_), None) | (Route::Slice, None) => {
+        (Route::MemoryHit(_) | Route::Slice | Route::Manifest(..), None) => {
             Error::e_explain(ErrorType::InternalError, "cache route without a cache")
         }
         (Route::Cache | Route::Origin, _) => Ok(false),

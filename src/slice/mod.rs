@@ -152,6 +152,9 @@ pub struct Asked<'a> {
     pub query: &'a str,
     /// A renewed token for the response.
     pub renewal: Option<&'a Renewed>,
+    /// The request wants a manifest given its token: one the probe brings
+    /// whole goes the ordinary way, which gives it the token.
+    pub manifest_token: bool,
 }
 
 fn key_text(key: &CacheKey) -> &str {
@@ -179,6 +182,7 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
         path,
         query,
         renewal,
+        manifest_token,
     } = asked;
     let method = session.req_header().method.clone();
     if method != http::Method::GET && method != http::Method::HEAD {
@@ -206,7 +210,9 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
                 Learned::Whole(whole) => {
                     // A GET with a range or conditions: the ordinary path
                     // (from the store when the object was kept).
-                    if method != http::Method::HEAD && !plain {
+                    if (method != http::Method::HEAD && !plain)
+                        || (manifest_token && crate::manifest::is_manifest_answer(&whole.header))
+                    {
                         return Ok(Served::Pass);
                     }
                     // Learnt with `Accept-Ranges` (`range::advertise`); no
