@@ -250,8 +250,12 @@ async fn without_a_token_or_with_an_expired_token_both_players_fail_and_the_node
     expired["exp"] = json!(now - 3600);
     let expired = hs256(&expired);
 
-    for (case, token) in [("no token", ""), ("an expired token", expired.as_str())] {
-        let before = s.world.node.access_log().len();
+    // What the access log shows of each case's requests.
+    let cases = [
+        ("no token", "", ""),
+        ("an expired token", expired.as_str(), "?jwt=REDACTED"),
+    ];
+    for (case, token, query) in cases {
         b.goto(&s.page_url(token, MP4, HLS)).await;
         let state = b
             .wait_for(&format!("both players to fail with {case}"), WITHIN, |st| {
@@ -263,21 +267,34 @@ async fn without_a_token_or_with_an_expired_token_both_players_fail_and_the_node
             // CORS lets the page read the node's answer: 401.
             assert_eq!(state[who]["status"], 401, "{case}, {who}: {state:#}");
         }
-
-        let lines = s
-            .log_lines(&format!("the 401s for {case} in the access log"), |lines| {
-                let new = lines.get(before..).unwrap_or_default();
-                [MP4, HLS]
+        let targets = [format!("{MP4}{query}"), format!("{HLS}{query}")];
+        s.log_lines(
+            &format!("the requests with {case} in the access log"),
+            |lines| {
+                targets
                     .iter()
-                    .all(|p| new.iter().any(|l| path_of(l).starts_with(p)))
-            })
-            .await;
-        for line in &lines[before..] {
-            assert_eq!(status_of(line), 401, "{case}: {line}");
-            assert!(
-                path_of(line).starts_with(MP4) || path_of(line).starts_with(HLS),
-                "{case}: only the MP4 and the master playlist are asked for: {line}"
-            );
-        }
+                    .all(|t| lines.iter().any(|l| path_of(l) == t))
+            },
+        )
+        .await;
+    }
+
+    // Nothing was served: every request of the page, in both cases, was
+    // refused with 401, and only the two sources were asked for.
+    let lines = s.world.node.access_log();
+    assert!(lines.len() >= 4, "{lines:?}");
+    for line in &lines {
+        assert_eq!(status_of(line), 401, "{line}");
+        let path = path_of(line);
+        assert!(
+            [MP4, HLS].iter().any(|p| path.starts_with(p)),
+            "only the MP4 and the master playlist are asked for: {line}"
+        );
+        let reason = if path.ends_with("?jwt=REDACTED") {
+            "expired"
+        } else {
+            "missing"
+        };
+        assert_eq!(line["auth"], reason, "{line}");
     }
 }
