@@ -252,10 +252,15 @@ async fn without_a_token_or_with_an_expired_token_both_players_fail_and_the_node
 
     // What the access log shows of each case's requests.
     let cases = [
-        ("no token", "", ""),
-        ("an expired token", expired.as_str(), "?jwt=REDACTED"),
+        ("no token", "", "", "no-token.png"),
+        (
+            "an expired token",
+            expired.as_str(),
+            "?jwt=REDACTED",
+            "expired-token.png",
+        ),
     ];
-    for (case, token, query) in cases {
+    for (case, token, query, shot) in cases {
         b.goto(&s.page_url(token, MP4, HLS)).await;
         let state = b
             .wait_for(&format!("both players to fail with {case}"), WITHIN, |st| {
@@ -267,6 +272,7 @@ async fn without_a_token_or_with_an_expired_token_both_players_fail_and_the_node
             // CORS lets the page read the node's answer: 401.
             assert_eq!(state[who]["status"], 401, "{case}, {who}: {state:#}");
         }
+        b.screenshot(shot).await;
         let targets = [format!("{MP4}{query}"), format!("{HLS}{query}")];
         s.log_lines(
             &format!("the requests with {case} in the access log"),

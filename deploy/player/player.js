@@ -172,6 +172,21 @@
       .catch(function () { return null; });
   }
 
+  const MEDIA_ERRORS = {
+    1: "MEDIA_ERR_ABORTED",
+    2: "MEDIA_ERR_NETWORK",
+    3: "MEDIA_ERR_DECODE",
+    4: "MEDIA_ERR_SRC_NOT_SUPPORTED",
+  };
+
+  function mediaError(e) {
+    if (!e) {
+      return "media error";
+    }
+    const name = MEDIA_ERRORS[e.code] || "MediaError " + e.code;
+    return name + (e.message ? " (" + e.message + ")" : "");
+  }
+
   function probeSays(status) {
     if (status) {
       return "; the node answers " + status;
@@ -190,8 +205,7 @@
     section.querySelector(".url").textContent = shown(url);
     watch("mp4", video, player, section);
     video.addEventListener("error", function () {
-      const e = video.error;
-      const message = "MediaError " + (e ? e.code + (e.message ? " (" + e.message + ")" : "") : "?");
+      const message = mediaError(video.error);
       player.errors.push({ fatal: true, detail: message, status: null });
       probe(url).then(function (status) {
         fail("mp4", player, section, message + probeSays(status), status);
@@ -266,8 +280,7 @@
       section.querySelector(".engine").textContent = "the browser's own HLS";
       watch("hls", video, player, section);
       video.addEventListener("error", function () {
-        const e = video.error;
-        const message = "MediaError " + (e ? e.code + (e.message ? " (" + e.message + ")" : "") : "?");
+        const message = mediaError(video.error);
         player.errors.push({ fatal: true, detail: message, status: null });
         probe(url).then(function (status) {
           fail("hls", player, section, message + probeSays(status), status);
