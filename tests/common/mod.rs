@@ -10,6 +10,7 @@
 // Every test file links this whole module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cli;
 pub mod http;
 pub mod jwks;

@@ -137,6 +137,17 @@ impl Builder {
         self
     }
 
+    /// A `cors:` section allowing `origins` (exact origins or
+    /// `https://*.example.com` patterns), the other keys at their defaults.
+    pub fn cors(mut self, origins: &[&str]) -> Self {
+        let list: Vec<String> = origins.iter().map(|o| format!("{o:?}")).collect();
+        self.opts.extra_yaml.push_str(&format!(
+            "cors:\n  allowed_origins: [{}]\n",
+            list.join(", ")
+        ));
+        self
+    }
+
     /// Changes the node's options (the origin's port is set at `start`).
     pub fn configure(mut self, f: impl FnOnce(&mut Options)) -> Self {
         f(&mut self.opts);
