@@ -181,7 +181,7 @@ async fn every_bad_token_is_refused_and_counted() {
             Some(hs256(&with("iss", json!(42)))),
             None,
             401,
-            "wrong_issuer",
+            "malformed",
         ),
         (
             "wrong audience",

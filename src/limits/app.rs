@@ -48,6 +48,12 @@ impl<A> LimitedApp<A> {
             metrics,
         }
     }
+
+    /// The number of client connections open, across every listener and
+    /// worker sharing this application's table, kept up to date.
+    pub fn open_connections(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.table.watch_open()
+    }
 }
 
 #[async_trait]

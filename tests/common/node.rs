@@ -41,6 +41,9 @@ pub struct Options {
     /// Extra lines of the `server:` section (indented two spaces), e.g.
     /// `grace_period_seconds`.
     pub server_extra: String,
+    /// The value of `auth.audience` as YAML (`"cdn-node"`, `[a, b]`), or
+    /// `None` to leave the key out.
+    pub audience: Option<String>,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -70,6 +73,7 @@ impl Options {
             https: None,
             extra_yaml: String::new(),
             server_extra: String::new(),
+            audience: Some(format!("\"{AUDIENCE}\"")),
         }
     }
 }
@@ -152,8 +156,7 @@ auth:
       algorithm: HS256
       secret_file: hmac.key
 {extra_keys}  issuer: "{issuer}"
-  audience: "{audience}"
-  leeway_seconds: 5
+{audience}  leeway_seconds: 5
   public_prefixes: {public}
 {extra_auth}"#,
             dir = dir.display(),
@@ -166,7 +169,11 @@ auth:
             extra_keys = opts.extra_keys,
             extra_auth = opts.extra_auth,
             issuer = ISSUER,
-            audience = AUDIENCE,
+            audience = opts
+                .audience
+                .as_ref()
+                .map(|a| format!("  audience: {a}\n"))
+                .unwrap_or_default(),
         );
         if let Some(cache) = &opts.cache {
             yaml.push_str("cache:\n");
