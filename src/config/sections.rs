@@ -77,6 +77,8 @@ pub struct HttpsSection {
 
 pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_HEADER_BYTES: &str = "32KiB";
+pub const DEFAULT_MAX_HEADER_FIELD_BYTES: &str = "8KiB";
 
 /// Limits on client connections (the admin listener has none).
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +94,13 @@ pub struct LimitsSection {
     /// Client connections open at once from one IP address; none: no limit.
     #[serde(default)]
     pub max_connections_per_client: Option<usize>,
+    /// The most a request head (request line and fields) may take.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// The most one line of a request head (the request line or a field)
+    /// may take.
+    #[serde(default = "default_max_header_field_bytes")]
+    pub max_header_field_bytes: ByteSize,
 }
 
 impl Default for LimitsSection {
@@ -100,6 +109,8 @@ impl Default for LimitsSection {
             header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: None,
+            max_header_bytes: default_max_header_bytes(),
+            max_header_field_bytes: default_max_header_field_bytes(),
         }
     }
 }
@@ -109,6 +120,12 @@ fn default_header_timeout_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
+}
+fn default_max_header_bytes() -> ByteSize {
+    ByteSize::parse(DEFAULT_MAX_HEADER_BYTES).unwrap_or(ByteSize(0))
+}
+fn default_max_header_field_bytes() -> ByteSize {
+    ByteSize::parse(DEFAULT_MAX_HEADER_FIELD_BYTES).unwrap_or(ByteSize(0))
 }
 
 /// The operators' listener: `/metrics`, `/healthz`, `/readyz`, and

@@ -6,19 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 
-use super::Limits;
-use super::stream::Guarded;
+use super::h2::HeaderLimited;
+use super::stream::{Counters, Guarded};
 use super::table::ConnectionTable;
+use super::{HeadLimits, Limits};
 use crate::metrics::Metrics;
 
 pub struct LimitedApp<A> {
-    inner: Arc<A>,
+    inner: Arc<HeaderLimited<A>>,
     table: Arc<ConnectionTable>,
     header_timeout: Duration,
+    head: HeadLimits,
     metrics: Arc<Metrics>,
 }
 
@@ -30,6 +32,7 @@ impl<A> Clone for LimitedApp<A> {
             inner: self.inner.clone(),
             table: self.table.clone(),
             header_timeout: self.header_timeout,
+            head: self.head,
             metrics: self.metrics.clone(),
         }
     }
@@ -38,20 +41,25 @@ impl<A> Clone for LimitedApp<A> {
 impl<A> LimitedApp<A> {
     pub fn new(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         LimitedApp {
-            inner: Arc::new(inner),
+            inner: Arc::new(HeaderLimited::new(
+                inner,
+                limits.head,
+                metrics.ops.request_header_refusals.clone(),
+            )),
             table: Arc::new(ConnectionTable::new(
                 limits.max_connections,
                 limits.max_connections_per_client,
                 metrics.ops.connections_open.clone(),
             )),
             header_timeout: limits.header_timeout,
+            head: limits.head,
             metrics,
         }
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -77,7 +85,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
             stream,
             permit,
             self.header_timeout,
-            self.metrics.ops.header_timeouts.clone(),
+            self.head,
+            Counters {
+                timeouts: self.metrics.ops.header_timeouts.clone(),
+                refusals: self.metrics.ops.request_header_refusals.clone(),
+            },
         );
         // Pingora drops a connection still waiting for its first request
         // when the service shuts down (as it drops idle keep-alive ones),

@@ -105,6 +105,10 @@ pub const CONNECTIONS_REFUSED_TOTAL: &str = "cdn_node_connections_refused_total"
 /// Client connections closed because a request header was not complete
 /// within `limits.header_timeout_ms`.
 pub const HEADER_TIMEOUTS_TOTAL: &str = "cdn_node_header_timeouts_total";
+/// Requests refused for the size of their head, by `reason` (uri_too_long,
+/// field_too_large, header_too_large): answered 414 or 431 before the
+/// request reaches the proxy.
+pub const REQUEST_HEADER_REFUSALS_TOTAL: &str = "cdn_node_request_header_refusals_total";
 /// TLS certificate reloads, by `result` (ok, error).
 pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
 /// Access log file reopenings (SIGUSR1), by `result` (ok, error).
