@@ -99,6 +99,15 @@ pub fn limits(section: &LimitsSection, problems: &mut Vec<Problem>) -> Option<Li
             ),
         ));
     }
+    if section.tls_handshake_timeout_ms == 0 || section.tls_handshake_timeout_ms > 600_000 {
+        problems.push(Problem::new(
+            "limits.tls_handshake_timeout_ms",
+            format!(
+                "{} is out of range: use 1 to 600000 (milliseconds), e.g. 10000",
+                section.tls_handshake_timeout_ms
+            ),
+        ));
+    }
     (problems.len() == before).then(|| Limits {
         header_timeout: Duration::from_millis(section.header_timeout_ms),
         max_connections: section.max_connections,
@@ -108,6 +117,7 @@ pub fn limits(section: &LimitsSection, problems: &mut Vec<Problem>) -> Option<Li
             total: head as usize,
             line: line as usize,
         },
+        tls_handshake_timeout: Duration::from_millis(section.tls_handshake_timeout_ms),
     })
 }
 
@@ -126,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn head_limits() {
+    fn head_limits_and_the_handshake_deadline() {
         let mut problems_seen = Vec::new();
         let limits = limits(&LimitsSection::default(), &mut problems_seen).unwrap();
         assert_eq!(
@@ -136,6 +146,7 @@ mod tests {
                 line: 8 * 1024
             }
         );
+        assert_eq!(limits.tls_handshake_timeout, Duration::from_secs(10));
 
         type Change = fn(&mut LimitsSection);
         let cases: &[(Change, &str)] = &[
@@ -150,6 +161,10 @@ mod tests {
             (
                 |s| s.max_header_bytes = ByteSize(4096),
                 "limits.max_header_bytes: 4096 is less than limits.max_header_field_bytes (8192)",
+            ),
+            (
+                |s| s.tls_handshake_timeout_ms = 0,
+                "limits.tls_handshake_timeout_ms: 0 is out of range: use 1 to 600000",
             ),
         ];
         for (change, want) in cases {

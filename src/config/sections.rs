@@ -79,6 +79,7 @@ pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MAX_HEADER_BYTES: &str = "32KiB";
 pub const DEFAULT_MAX_HEADER_FIELD_BYTES: &str = "8KiB";
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 /// Limits on client connections (the admin listener has none).
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +102,9 @@ pub struct LimitsSection {
     /// may take.
     #[serde(default = "default_max_header_field_bytes")]
     pub max_header_field_bytes: ByteSize,
+    /// Time a client has to complete its TLS handshake, from the accept.
+    #[serde(default = "default_tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -111,6 +115,7 @@ impl Default for LimitsSection {
             max_connections_per_client: None,
             max_header_bytes: default_max_header_bytes(),
             max_header_field_bytes: default_max_header_field_bytes(),
+            tls_handshake_timeout_ms: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -126,6 +131,9 @@ fn default_max_header_bytes() -> ByteSize {
 }
 fn default_max_header_field_bytes() -> ByteSize {
     ByteSize::parse(DEFAULT_MAX_HEADER_FIELD_BYTES).unwrap_or(ByteSize(0))
+}
+fn default_tls_handshake_timeout_ms() -> u64 {
+    DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS
 }
 
 /// The operators' listener: `/metrics`, `/healthz`, `/readyz`, and

@@ -1,13 +1,18 @@
 //! Pingora's `ServerApp` for the client listeners: admits each connection
-//! against the limits (closing it at once when one is reached) and hands it
-//! on, wrapped, to the HTTP proxy application.
+//! against the limits (closing it at once when one is reached), completes
+//! the TLS handshake of an HTTPS connection within its deadline (the
+//! connection holds its place meanwhile), and hands it on, wrapped, to the
+//! HTTP proxy application.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::listeners::tls::Acceptor;
 use pingora::protocols::Stream;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::server::ShutdownWatch;
 
 use super::h2::HeaderLimited;
@@ -21,6 +26,10 @@ pub struct LimitedApp<A> {
     table: Arc<ConnectionTable>,
     header_timeout: Duration,
     head: HeadLimits,
+    tls_handshake_timeout: Duration,
+    /// The HTTPS endpoints this copy serves: the address each listens on,
+    /// and its TLS acceptor. Empty for plain HTTP.
+    tls: Vec<(SocketAddr, Arc<Acceptor>)>,
     metrics: Arc<Metrics>,
 }
 
@@ -33,6 +42,8 @@ impl<A> Clone for LimitedApp<A> {
             table: self.table.clone(),
             header_timeout: self.header_timeout,
             head: self.head,
+            tls_handshake_timeout: self.tls_handshake_timeout,
+            tls: self.tls.clone(),
             metrics: self.metrics.clone(),
         }
     }
@@ -53,7 +64,71 @@ impl<A> LimitedApp<A> {
             )),
             header_timeout: limits.header_timeout,
             head: limits.head,
+            tls_handshake_timeout: limits.tls_handshake_timeout,
+            tls: Vec::new(),
             metrics,
+        }
+    }
+
+    /// Serves the connections accepted on `addr` with TLS: the listener is
+    /// added to Pingora as plain TCP and the handshake happens here, once
+    /// the connection is admitted.
+    pub fn serve_tls(&mut self, addr: SocketAddr, acceptor: Acceptor) {
+        self.tls.push((addr, Arc::new(acceptor)));
+    }
+
+    /// The acceptor of the endpoint a connection arrived on (its local
+    /// address, or the port of an endpoint listening on every address).
+    fn acceptor(&self, local: Option<SocketAddr>) -> Option<&Arc<Acceptor>> {
+        let local = local?;
+        let ip = local.ip().to_canonical();
+        self.tls
+            .iter()
+            .find(|(addr, _)| {
+                addr.port() == local.port()
+                    && (addr.ip().is_unspecified() || addr.ip().to_canonical() == ip)
+            })
+            .map(|(_, acceptor)| acceptor)
+    }
+
+    /// The TLS handshake of an admitted connection, within
+    /// `limits.tls_handshake_timeout_ms`; `None` (counted) when it fails.
+    async fn handshake(&self, stream: Stream) -> Option<Stream> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+        let Some(acceptor) = self.acceptor(local).cloned() else {
+            tracing::error!(?local, "a connection on no HTTPS listener's address");
+            return None;
+        };
+        let tcp = match stream.into_any().downcast::<L4Stream>() {
+            Ok(tcp) => *tcp,
+            Err(_) => {
+                tracing::error!("an HTTPS connection that is not a TCP stream");
+                return None;
+            }
+        };
+        let failed = |reason: &str| {
+            self.metrics
+                .ops
+                .tls_handshake_failures
+                .with_label_values(&[reason])
+                .inc();
+        };
+        match tokio::time::timeout(self.tls_handshake_timeout, acceptor.tls_handshake(tcp)).await {
+            Ok(Ok(tls)) => Some(Box::new(tls)),
+            Ok(Err(e)) => {
+                failed("error");
+                tracing::debug!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                failed("timeout");
+                tracing::debug!(
+                    "TLS handshake not complete within limits.tls_handshake_timeout_ms"
+                );
+                None
+            }
         }
     }
 }
@@ -80,6 +155,13 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
                 // Dropping the stream closes the connection.
                 return None;
             }
+        };
+        // The connection holds its place during the handshake: a client
+        // that never finishes one holds it until the deadline only.
+        let stream = if self.tls.is_empty() {
+            stream
+        } else {
+            self.handshake(stream).await?
         };
         let mut guarded = Guarded::new(
             stream,

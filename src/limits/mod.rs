@@ -1,7 +1,8 @@
 //! Limits on client connections, applied around Pingora's HTTP application:
-//! how many connections may be open at once (in all, and per client IP),
-//! the size of a request head (in all and per line), and a total deadline
-//! for each request header. Pingora 0.9.1's own read timeout restarts on every read,
+//! how many connections may be open at once (in all, and per client IP,
+//! TLS handshakes included), a deadline for the TLS handshake, the size of
+//! a request head (in all and per line), and a total deadline for each
+//! request header. Pingora 0.9.1's own read timeout restarts on every read,
 //! so a client sending one header byte at a time could otherwise hold a
 //! connection for as long as it likes; its own head limit is 1 MiB.
 
@@ -27,6 +28,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_connections_per_client: Option<usize>,
     pub head: HeadLimits,
+    pub tls_handshake_timeout: Duration,
 }
 
 /// The sizes a request head may reach: in all (request line and fields,
