@@ -115,7 +115,10 @@ impl<A> LimitedApp<A> {
                 .with_label_values(&[reason])
                 .inc();
         };
-        match tokio::time::timeout(self.tls_handshake_timeout, acceptor.tls_handshake(tcp)).await {
+        // Pinned here, a handshake that runs out of time (and the connection
+        // it holds) is dropped after it is counted, at the end.
+        let handshake = std::pin::pin!(acceptor.tls_handshake(tcp));
+        match tokio::time::timeout(self.tls_handshake_timeout, handshake).await {
             Ok(Ok(tls)) => Some(Box::new(tls)),
             Ok(Err(e)) => {
                 failed("error");
