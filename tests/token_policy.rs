@@ -86,6 +86,9 @@ async fn attack_tokens_are_refused() {
             o.extra_keys =
                 "    - kid: rs\n      algorithm: RS256\n      public_key_file: rsa.pub.pem\n"
                     .into();
+            // The oversized token (about 12 KiB, in the query) must reach
+            // the token gate: request lines up to 16 KiB are let through.
+            o.extra_yaml = "limits:\n  max_header_field_bytes: 16KiB\n".into();
         })
         .start()
         .await;

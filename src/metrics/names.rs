@@ -105,13 +105,20 @@ pub const SLICE_READ_AHEAD_TOTAL: &str = "cdn_node_slice_read_ahead_total";
 pub const SLICE_VERSION_CHANGES_TOTAL: &str = "cdn_node_slice_version_changes_total";
 /// Slice fetches under way now (request and read-ahead).
 pub const SLICE_FETCHES_IN_PROGRESS: &str = "cdn_node_slice_fetches_in_progress";
-/// Client connections open now (after the TLS handshake).
+/// Client connections open now, TLS handshakes in progress included.
 pub const CONNECTIONS_OPEN: &str = "cdn_node_connections_open";
 /// Client connections closed at once, by `reason` (max_connections, per_client).
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "cdn_node_connections_refused_total";
 /// Client connections closed because a request header was not complete
 /// within `limits.header_timeout_ms`.
 pub const HEADER_TIMEOUTS_TOTAL: &str = "cdn_node_header_timeouts_total";
+/// Requests refused for the size of their head, by `reason` (uri_too_long,
+/// field_too_large, header_too_large): answered 414 or 431 before the
+/// request reaches the proxy.
+pub const REQUEST_HEADER_REFUSALS_TOTAL: &str = "cdn_node_request_header_refusals_total";
+/// TLS handshakes that did not complete, by `reason` (timeout: not within
+/// `limits.tls_handshake_timeout_ms`; error: failed or abandoned).
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "cdn_node_tls_handshake_failures_total";
 /// TLS certificate reloads, by `result` (ok, error).
 pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
 /// Access log file reopenings (SIGUSR1), by `result` (ok, error).
