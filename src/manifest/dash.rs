@@ -19,38 +19,43 @@
 //! Attribute values and text are read with references decoded and written
 //! back escaped (`&` as `&amp;`); everything else is copied byte for byte.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::Unchanged;
-use super::uri::{Insertion, Place, Propagation, split_whitespace};
+use super::uri::{Insertion, Place, Propagation, Separator, split_whitespace};
 use super::xml::{self, Mode, Scanner, Token};
 
 const BOM: &str = "\u{feff}";
 
-/// Elements whose text is a URI.
-const URI_TEXT: [&str; 3] = ["BaseURL", "Location", "PatchLocation"];
+/// What an element is to the rewrite, by its local name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Its text is a URI: `BaseURL` (`base`), `Location`, `PatchLocation`.
+    UriText {
+        base: bool,
+    },
+    /// A segment description element, with the attributes holding a URI
+    /// (or a URI template). Its URIs belong to the nearest enclosing
+    /// element that is not one (the container: `Period`, `AdaptationSet`,
+    /// `Representation`, ...).
+    SegmentInfo(&'static [&'static str]),
+    Other,
+}
 
-/// Segment description elements: their URIs belong to the nearest
-/// enclosing element that is not one of them (the container: `Period`,
-/// `AdaptationSet`, `Representation`, ...).
-const SEGMENT_INFO: [&str; 8] = [
-    "SegmentBase",
-    "SegmentList",
-    "SegmentTemplate",
-    "SegmentURL",
-    "Initialization",
-    "RepresentationIndex",
-    "SegmentTimeline",
-    "BitstreamSwitching",
-];
-
-/// The attributes holding a URI (or a URI template) on element `local`.
-fn uri_attributes(local: &str) -> &'static [&'static str] {
-    match local {
-        "SegmentTemplate" => &["media", "initialization", "index"],
-        "SegmentURL" => &["media", "index"],
-        "Initialization" | "RepresentationIndex" => &["sourceURL"],
-        _ => &[],
+impl Role {
+    fn of(local: &str) -> Role {
+        match local {
+            "BaseURL" => Role::UriText { base: true },
+            "Location" | "PatchLocation" => Role::UriText { base: false },
+            "SegmentTemplate" => Role::SegmentInfo(&["media", "initialization", "index"]),
+            "SegmentURL" => Role::SegmentInfo(&["media", "index"]),
+            "Initialization" | "RepresentationIndex" => Role::SegmentInfo(&["sourceURL"]),
+            "SegmentBase" | "SegmentList" | "SegmentTimeline" | "BitstreamSwitching" => {
+                Role::SegmentInfo(&[])
+            }
+            _ => Role::Other,
+        }
     }
 }
 
@@ -68,12 +73,29 @@ struct Bases {
     elsewhere: bool,
 }
 
-/// A rewrite found by the scan: `range` of the document becomes
-/// `replacement` of the arena, if the URI's base allows.
+/// A rewrite found by the scan, applied if the URI's base allows.
 struct Edit {
-    range: Range<usize>,
-    replacement: Range<usize>,
+    change: Change,
     reach: Reach,
+}
+
+enum Change {
+    /// The token goes in at this byte of the document: the value as
+    /// written is the value as read (no reference, no whitespace to
+    /// normalise), so it needs no escaping again. Most URIs are like this.
+    Insert(usize, Separator),
+    /// This range of the document becomes this range of the arena (the
+    /// whole value, decoded, with the token, escaped).
+    Replace(Range<usize>, Range<usize>),
+}
+
+impl Change {
+    fn start(&self) -> usize {
+        match self {
+            Change::Insert(at, _) => *at,
+            Change::Replace(range, _) => range.start,
+        }
+    }
 }
 
 /// What decides whether a rewritten URI stays on this host.
@@ -116,7 +138,10 @@ pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<Strin
                 attributes_at,
                 empty,
             } => {
-                let local = name.rsplit(':').next().unwrap_or(name);
+                let local = match name.bytes().rposition(|b| b == b':') {
+                    Some(colon) => &name[colon + 1..],
+                    None => name,
+                };
                 if elements.is_empty() && local != "MPD" {
                     return Err(Unchanged::NotAnMpd);
                 }
@@ -128,30 +153,45 @@ pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<Strin
                     let parent = elements[content.element].parent.ok_or(Unchanged::BadXml)?;
                     elements[parent].bases.elsewhere = true;
                 }
+                let role = Role::of(local);
                 let index = elements.len();
                 let parent = open.last().copied();
                 elements.push(Element {
                     parent,
-                    segment_info: SEGMENT_INFO.contains(&local),
+                    segment_info: matches!(role, Role::SegmentInfo(_)),
                     bases: Bases::default(),
                 });
-                let wanted = uri_attributes(local);
-                if !wanted.is_empty() {
+                if let Role::SegmentInfo(wanted) = role
+                    && !wanted.is_empty()
+                {
                     let container = container(&elements, index);
                     for attribute in xml::attributes(attributes) {
                         if !wanted.contains(&attribute.name) {
                             continue;
                         }
-                        let decoded = xml::decode(attribute.value, Mode::Attribute)?;
-                        let Some((replacement, relative)) =
-                            replacement(&mut arena, &decoded, propagation, true)
-                        else {
-                            continue;
-                        };
                         let at = attributes_at + attribute.value_at;
+                        let decoded = xml::decode(attribute.value, Mode::Attribute)?;
+                        let (change, relative) = match decoded {
+                            Cow::Borrowed(value) => {
+                                let (lead, uri, _) = split_whitespace(value);
+                                let Some(insertion) = propagation.insertion(uri) else {
+                                    continue;
+                                };
+                                let at = at + lead.len() + insertion.at;
+                                (Change::Insert(at, insertion.separator), insertion.relative)
+                            }
+                            Cow::Owned(value) => {
+                                let Some((replacement, relative)) =
+                                    replacement(&mut arena, &value, propagation, true)
+                                else {
+                                    continue;
+                                };
+                                let range = at..at + attribute.value.len();
+                                (Change::Replace(range, replacement), relative)
+                            }
+                        };
                         edits.push(Edit {
-                            range: at..at + attribute.value.len(),
-                            replacement,
+                            change,
                             reach: if relative {
                                 Reach::Subtree(container)
                             } else {
@@ -162,15 +202,15 @@ pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<Strin
                 }
                 if !empty {
                     open.push(index);
-                    if URI_TEXT.contains(&local) {
+                    if let Role::UriText { base } = role {
                         content = Some(Content {
                             element: index,
-                            is_base: local == "BaseURL",
+                            is_base: base,
                             start: range.end,
                             decoded: String::new(),
                         });
                     }
-                } else if local == "BaseURL" {
+                } else if role == (Role::UriText { base: true }) {
                     // `<BaseURL/>`: the empty reference, the parent's own base.
                     if let Some(parent) = parent {
                         elements[parent].bases.relative = true;
@@ -212,7 +252,8 @@ pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<Strin
             }
         }
     }
-    Ok(apply(text, &arena, &edits, &resolve(&elements)))
+    let resolved = resolve(&elements);
+    Ok(apply(text, &arena, &edits, &resolved, propagation))
 }
 
 /// The nearest element above `index` that is not a segment description.
@@ -240,8 +281,7 @@ fn finish_content(
     if let Some((replacement, relative)) = replacement(arena, &content.decoded, propagation, false)
     {
         edits.push(Edit {
-            range: content.start..end,
-            replacement,
+            change: Change::Replace(content.start..end, replacement),
             reach: match (relative, content.is_base) {
                 (false, _) => Reach::Absolute,
                 (true, true) => Reach::Inherited(parent),
@@ -270,8 +310,7 @@ fn replacement(
     let start = arena.len();
     xml::push_escaped(arena, lead, attribute);
     xml::push_escaped(arena, &uri[..at], attribute);
-    xml::push_escaped(arena, separator, attribute);
-    arena.push_str(propagation.pair());
+    arena.push_str(propagation.addition(separator, true));
     xml::push_escaped(arena, &uri[at..], attribute);
     xml::push_escaped(arena, trail, attribute);
     Some((start..arena.len(), relative))
@@ -318,22 +357,37 @@ fn resolve(elements: &[Element]) -> Resolved {
 }
 
 /// The document with the edits whose URIs stay on this host applied.
-fn apply(text: &str, arena: &str, edits: &[Edit], resolved: &Resolved) -> String {
+fn apply(
+    text: &str,
+    arena: &str,
+    edits: &[Edit],
+    resolved: &Resolved,
+    propagation: &Propagation<'_>,
+) -> String {
     let kept = edits.iter().filter(|edit| match edit.reach {
         Reach::Absolute => true,
         Reach::Base(e) => resolved.base[e],
         Reach::Inherited(e) => resolved.inherited[e],
         Reach::Subtree(e) => resolved.subtree[e],
     });
-    let mut out = String::with_capacity(text.len() + arena.len());
+    let inserted = edits.len() * propagation.addition(Separator::Ampersand, true).len();
+    let mut out = String::with_capacity(text.len() + arena.len() + inserted);
     let mut copied = 0;
     for edit in kept {
-        if edit.range.start < copied {
+        if edit.change.start() < copied {
             continue;
         }
-        out.push_str(&text[copied..edit.range.start]);
-        out.push_str(&arena[edit.replacement.clone()]);
-        copied = edit.range.end;
+        out.push_str(&text[copied..edit.change.start()]);
+        copied = match &edit.change {
+            Change::Insert(at, separator) => {
+                out.push_str(propagation.addition(*separator, true));
+                *at
+            }
+            Change::Replace(range, replacement) => {
+                out.push_str(&arena[replacement.clone()]);
+                range.end
+            }
+        };
     }
     out.push_str(&text[copied..]);
     out

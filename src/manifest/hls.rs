@@ -7,27 +7,31 @@
 //! copied untouched too: one odd tag does not stop the others.
 
 use super::Unchanged;
-use super::uri::{Propagation, split_whitespace};
+use super::uri::{Insertion, Propagation, Separator, split_whitespace};
 
-/// The tags whose `URI="..."` attribute names something the player fetches
-/// from the playlist's server. (`EXT-X-SESSION-DATA` points to a JSON file
-/// some players fetch; on this host it needs the token like the rest.)
+/// The tags (after `EXT-X-`) whose `URI="..."` attribute names something
+/// the player fetches from the playlist's server. (`EXT-X-SESSION-DATA`
+/// points to a JSON file some players fetch; on this host it needs the
+/// token like the rest.)
 const URI_TAGS: [&str; 9] = [
-    "EXT-X-KEY",
-    "EXT-X-SESSION-KEY",
-    "EXT-X-MAP",
-    "EXT-X-MEDIA",
-    "EXT-X-I-FRAME-STREAM-INF",
-    "EXT-X-PART",
-    "EXT-X-PRELOAD-HINT",
-    "EXT-X-RENDITION-REPORT",
-    "EXT-X-SESSION-DATA",
+    "KEY",
+    "SESSION-KEY",
+    "MAP",
+    "MEDIA",
+    "I-FRAME-STREAM-INF",
+    "PART",
+    "PRELOAD-HINT",
+    "RENDITION-REPORT",
+    "SESSION-DATA",
 ];
 
 const BOM: &str = "\u{feff}";
 
 /// Rewrites a playlist. It must start with `#EXTM3U` (after an optional
 /// UTF-8 byte order mark), trailing spaces on that line allowed.
+///
+/// The output is the input with insertions: the text between them, line
+/// endings included, is copied in spans as it is.
 pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<String, Unchanged> {
     let body = text.strip_prefix(BOM).unwrap_or(text);
     let first = body.split('\n').next().unwrap_or("");
@@ -38,68 +42,83 @@ pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<Strin
         return Err(Unchanged::NotAPlaylist);
     }
 
-    // About every other line of a playlist holds a URI (`#EXTINF` or
-    // `#EXT-X-STREAM-INF` and the URI line), each growing by the pair and
-    // its separator; reserving that up front spares copies of a body that
-    // grows several times over with a long token.
-    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
-    let growth = (lines / 2 + 1) * (propagation.pair().len() + 1);
-    let mut out = String::with_capacity(text.len() + growth);
-    out.push_str(&text[..text.len() - body.len()]);
-    for line in body.split_inclusive('\n') {
-        let (content, ending) = split_ending(line);
-        if let Some(tag) = content.strip_prefix('#') {
-            push_tag(&mut out, content, tag, propagation);
-        } else {
-            let (lead, uri, trail) = split_whitespace(content);
-            // An indented tag or comment is no URI: copied as it is.
-            let insertion = if uri.starts_with('#') {
-                None
-            } else {
-                propagation.insertion(uri)
-            };
-            match insertion {
-                Some(insertion) => {
-                    out.push_str(lead);
-                    propagation.push_with_token(&mut out, uri, insertion);
-                    out.push_str(trail);
-                }
-                None => out.push_str(content),
-            }
+    // First where the token goes, then the new body at its exact size: the
+    // body grows several times over with a long token.
+    let bytes = text.as_bytes();
+    let mut insertions: Vec<(usize, Separator)> = Vec::new();
+    let mut start = text.len() - body.len();
+    while start < bytes.len() {
+        let end = find_newline(&bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let line = &text[start..end];
+        let content = line.strip_suffix('\r').unwrap_or(line);
+        if let Some((at, insertion)) = line_insertion(content, propagation) {
+            insertions.push((start + at, insertion.separator));
         }
-        out.push_str(ending);
+        start = end + 1;
     }
+
+    let added: usize = insertions
+        .iter()
+        .map(|&(_, separator)| propagation.addition(separator, false).len())
+        .sum();
+    let mut out = String::with_capacity(text.len() + added);
+    let mut copied = 0;
+    for (at, separator) in insertions {
+        out.push_str(&text[copied..at]);
+        out.push_str(propagation.addition(separator, false));
+        copied = at;
+    }
+    out.push_str(&text[copied..]);
     Ok(out)
 }
 
-/// Splits off the line terminator (`\n` or `\r\n`, or none on a last line).
-fn split_ending(line: &str) -> (&str, &str) {
-    let content = line
-        .strip_suffix('\n')
-        .map_or(line, |l| l.strip_suffix('\r').unwrap_or(l));
-    line.split_at(content.len())
+/// The first `\n` in `bytes`, eight bytes at a time: playlists are
+/// thousands of short lines, and this search is most of the walk.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) ^ NEWLINES;
+        // A zero byte (a newline) sets its high bit; the lowest one set is
+        // the first newline (borrows only reach the bytes above it).
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(offset + (zeros.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|i| offset + i)
 }
 
-/// Appends a `#` line, its `URI` attribute rewritten when the tag has one.
-/// `tag` is the line after the `#`.
-fn push_tag(out: &mut String, line: &str, tag: &str, propagation: &Propagation<'_>) {
-    let rewritten = tag.split_once(':').and_then(|(name, attributes)| {
+/// Where the token goes in one line (without its line ending), if anywhere:
+/// in a URI line, or in the `URI` attribute of a tag that has one.
+fn line_insertion(line: &str, propagation: &Propagation<'_>) -> Option<(usize, Insertion)> {
+    if let Some(tag) = line.strip_prefix("#EXT-X-") {
+        let (name, attributes) = tag.split_once(':')?;
         if !URI_TAGS.contains(&name) {
             return None;
         }
         let (start, end) = uri_value(attributes)?;
-        let uri = &attributes[start..end];
-        let insertion = propagation.insertion(uri)?;
-        // Offsets in `line`: the `#`, the name, the `:`.
-        Some((name.len() + 2 + start, uri, insertion))
-    });
-    match rewritten {
-        Some((start, uri, insertion)) => {
-            out.push_str(&line[..start]);
-            propagation.push_with_token(out, uri, insertion);
-            out.push_str(&line[start + uri.len()..]);
+        let insertion = propagation.insertion(&attributes[start..end])?;
+        // Offsets in `line`: `#EXT-X-`, the rest of the name, the `:`.
+        Some((7 + name.len() + 1 + start + insertion.at, insertion))
+    } else if line.starts_with('#') {
+        None
+    } else {
+        let (lead, uri, _) = split_whitespace(line);
+        // An indented tag or comment is no URI.
+        if uri.starts_with('#') {
+            return None;
         }
-        None => out.push_str(line),
+        let insertion = propagation.insertion(uri)?;
+        Some((lead.len() + insertion.at, insertion))
     }
 }
 
@@ -183,25 +202,32 @@ mod tests {
     ];
 
     #[test]
+    fn find_newline_cases() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes = vec![b'a'; len];
+                if at < len {
+                    bytes[at] = b'\n';
+                }
+                // Bytes that differ from `\n` by one bit or by borrow.
+                for (i, b) in bytes.iter_mut().enumerate().skip(at + 1) {
+                    *b = [b'\n', 0x0b, 0x8a, 0x09, 0x00][i % 5];
+                }
+                let want = bytes.iter().position(|&b| b == b'\n');
+                assert_eq!(find_newline(&bytes), want, "len {len}, at {at}");
+            }
+        }
+        assert_eq!(
+            find_newline(&[0x0b, 0x8a, 0x09, 0x00, 0xff, 0x0b, 0x8a, 0x09, 0x0a]),
+            Some(8)
+        );
+    }
+
+    #[test]
     fn uri_value_cases() {
         for (attributes, want) in URI_VALUES {
             let got = uri_value(attributes).map(|(s, e)| &attributes[s..e]);
             assert_eq!(got, *want, "attributes {attributes:?}");
-        }
-    }
-
-    #[test]
-    fn split_ending_cases() {
-        let cases = [
-            ("a\n", ("a", "\n")),
-            ("a\r\n", ("a", "\r\n")),
-            ("a", ("a", "")),
-            ("a\r", ("a\r", "")),
-            ("\n", ("", "\n")),
-            ("\r\r\n", ("\r", "\r\n")),
-        ];
-        for (line, want) in cases {
-            assert_eq!(split_ending(line), want, "line {line:?}");
         }
     }
 }

@@ -12,25 +12,38 @@ use crate::request::{decode_escape, push_encoded};
 
 /// A token ready to be inserted into many URIs of one manifest.
 pub(super) struct Propagation<'a> {
-    /// `param=value`, both percent-encoded (only unreserved bytes and
+    /// `?param=value`, both percent-encoded (only unreserved bytes and
     /// `%XX` remain, so the pair needs no XML or HLS escaping).
-    pair: String,
+    with_question: String,
+    /// `&param=value`, and the same with the `&` escaped for XML.
+    with_ampersand: String,
+    with_ampersand_xml: String,
     param: &'a str,
     known_params: &'a [&'a str],
     /// The request's `Host`; `None` when absent or not a plain `host[:port]`.
     host: Option<Authority<'a>>,
 }
 
-/// Where the token goes in one URI: `separator` then the pair, inserted at
-/// byte `at` (the end of the query, or of the path when there is none).
+/// Where the token goes in one URI: the separator then the pair, inserted
+/// at byte `at` (the end of the query, or of the path when there is none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Insertion {
     pub at: usize,
-    /// `?` (no query yet), `&`, or nothing (the query is empty or ends with `&`).
-    pub separator: &'static str,
+    pub separator: Separator,
     /// Whether the URI is a relative reference (to a path), so it stays on
     /// this host only if its base does; otherwise it names this host.
     pub relative: bool,
+}
+
+/// What goes between a URI and the token pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Separator {
+    /// `?`: no query yet.
+    Question,
+    /// `&`: after the last parameter.
+    Ampersand,
+    /// Nothing: the query is empty or ends with `&`.
+    Nothing,
 }
 
 /// Where a URI leads, as far as the manifest alone tells.
@@ -49,21 +62,32 @@ pub(super) enum Place {
 
 impl<'a> Propagation<'a> {
     pub fn new(token: &Token<'a>, this_host: Option<&'a str>) -> Self {
-        let mut pair = String::with_capacity(3 * (token.param.len() + token.value.len()) + 1);
-        push_encoded(&mut pair, token.param.as_bytes());
-        pair.push('=');
-        push_encoded(&mut pair, token.value.as_bytes());
+        let mut with_question =
+            String::with_capacity(3 * (token.param.len() + token.value.len()) + 2);
+        with_question.push('?');
+        push_encoded(&mut with_question, token.param.as_bytes());
+        with_question.push('=');
+        push_encoded(&mut with_question, token.value.as_bytes());
+        let pair = &with_question[1..];
         Propagation {
-            pair,
+            with_ampersand: format!("&{pair}"),
+            with_ampersand_xml: format!("&amp;{pair}"),
+            with_question,
             param: token.param,
             known_params: token.known_params,
             host: this_host.and_then(Authority::parse),
         }
     }
 
-    /// The encoded `param=value`.
-    pub fn pair(&self) -> &str {
-        &self.pair
+    /// The text to insert: `separator` and the encoded `param=value`, with
+    /// an `&` written `&amp;` for XML.
+    pub fn addition(&self, separator: Separator, xml: bool) -> &str {
+        match (separator, xml) {
+            (Separator::Question, _) => &self.with_question,
+            (Separator::Ampersand, false) => &self.with_ampersand,
+            (Separator::Ampersand, true) => &self.with_ampersand_xml,
+            (Separator::Nothing, _) => &self.with_question[1..],
+        }
     }
 
     /// Where the token goes in `uri`, or `None` when `uri` is left alone:
@@ -72,52 +96,49 @@ impl<'a> Propagation<'a> {
         if uri.is_empty() {
             return None;
         }
-        let relative = match self.place(uri) {
+        let shape = Shape::of(uri)?;
+        let relative = match self.place_of(uri, &shape) {
             Place::Relative => true,
             Place::ThisHost => false,
             Place::Elsewhere => return None,
         };
-        let at = uri.find('#').unwrap_or(uri.len());
-        let separator = match uri[..at].split_once('?') {
-            None => "?",
-            Some((_, query)) => {
+        let separator = match shape.question {
+            None => Separator::Question,
+            Some(question) => {
+                let query = &uri[question + 1..shape.fragment];
                 if self.has_token(query) {
                     return None;
                 }
                 if query.is_empty() || query.ends_with('&') {
-                    ""
+                    Separator::Nothing
                 } else {
-                    "&"
+                    Separator::Ampersand
                 }
             }
         };
         Some(Insertion {
-            at,
+            at: shape.fragment,
             separator,
             relative,
         })
     }
 
-    /// Appends `uri` with the token inserted as `insertion` says.
-    pub fn push_with_token(&self, out: &mut String, uri: &str, insertion: Insertion) {
-        let (before, after) = uri.split_at(insertion.at);
-        out.push_str(before);
-        out.push_str(insertion.separator);
-        out.push_str(&self.pair);
-        out.push_str(after);
-    }
-
     /// Where `uri` leads; the empty reference is [`Place::Relative`].
     pub fn place(&self, uri: &str) -> Place {
-        if uri.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\') {
-            return Place::Elsewhere;
+        match Shape::of(uri) {
+            Some(shape) => self.place_of(uri, &shape),
+            None => Place::Elsewhere,
         }
+    }
+
+    fn place_of(&self, uri: &str, shape: &Shape) -> Place {
         let (rest, scheme) = if let Some(rest) = uri.strip_prefix("//") {
             (rest, Scheme::Inherited)
         } else {
-            let Some(name) = scheme_of(uri) else {
+            let Some(colon) = shape.scheme_end else {
                 return Place::Relative;
             };
+            let name = &uri[..colon];
             let scheme = if name.eq_ignore_ascii_case("http") {
                 Scheme::Http
             } else if name.eq_ignore_ascii_case("https") {
@@ -125,7 +146,7 @@ impl<'a> Propagation<'a> {
             } else {
                 return Place::Elsewhere;
             };
-            match uri[name.len() + 1..].strip_prefix("//") {
+            match uri[colon + 1..].strip_prefix("//") {
                 Some(rest) => (rest, scheme),
                 // `http:seg.ts`: legal but odd; left alone rather than guessed.
                 None => return Place::Elsewhere,
@@ -170,25 +191,90 @@ impl<'a> Propagation<'a> {
     }
 }
 
+/// What one pass over a URI finds. Manifests hold thousands of short
+/// URIs, so this is the one walk over each.
+struct Shape {
+    /// The `:` ending a scheme (RFC 3986 §3.1), if the URI starts with one.
+    scheme_end: Option<usize>,
+    /// The first `?` before the fragment.
+    question: Option<usize>,
+    /// The `#` starting the fragment, or the length.
+    fragment: usize,
+}
+
+/// How [`Shape::of`] reads each byte.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A letter, digit, `+`, `-` or `.`: may be part of a scheme.
+    SchemeChar,
+    /// Any other byte allowed in a URI here (`/`, `%`, `$`, non-ASCII, ...).
+    Other,
+    /// A control character or a backslash.
+    Refused,
+    Colon,
+    Question,
+    Hash,
+}
+
+const CLASSES: [Class; 256] = {
+    let mut table = [Class::Other; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.' => Class::SchemeChar,
+            0..=0x1f | 0x7f | b'\\' => Class::Refused,
+            b':' => Class::Colon,
+            b'?' => Class::Question,
+            b'#' => Class::Hash,
+            _ => Class::Other,
+        };
+        b += 1;
+    }
+    table
+};
+
+impl Shape {
+    /// `None` when the URI holds a control character or a backslash.
+    fn of(uri: &str) -> Option<Shape> {
+        let bytes = uri.as_bytes();
+        let mut in_scheme = bytes.first().is_some_and(u8::is_ascii_alphabetic);
+        let mut shape = Shape {
+            scheme_end: None,
+            question: None,
+            fragment: bytes.len(),
+        };
+        for (i, &b) in bytes.iter().enumerate() {
+            let class = CLASSES[usize::from(b)];
+            if class == Class::SchemeChar {
+                continue;
+            }
+            match class {
+                Class::Refused => return None,
+                Class::Colon if in_scheme => shape.scheme_end = Some(i),
+                Class::Question if shape.question.is_none() && shape.fragment == bytes.len() => {
+                    shape.question = Some(i);
+                }
+                Class::Hash if shape.fragment == bytes.len() => shape.fragment = i,
+                _ => {}
+            }
+            in_scheme = false;
+        }
+        Some(shape)
+    }
+}
+
 /// Splits `text` into leading whitespace, the URI, trailing whitespace
 /// (space, tab, CR, LF), so the whitespace around a URI is kept as it is.
 pub(super) fn split_whitespace(text: &str) -> (&str, &str, &str) {
-    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
-    let start = text.len() - text.trim_start_matches(is_ws).len();
-    let core = text[start..].trim_end_matches(is_ws);
-    (&text[..start], core, &text[start + core.len()..])
-}
-
-/// The scheme of an absolute URI (RFC 3986 §3.1), without the `:`.
-fn scheme_of(uri: &str) -> Option<&str> {
-    let bytes = uri.as_bytes();
-    if !bytes.first()?.is_ascii_alphabetic() {
-        return None;
-    }
+    let bytes = text.as_bytes();
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let start = bytes.iter().position(|b| !is_ws(b)).unwrap_or(bytes.len());
     let end = bytes
         .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))?;
-    (bytes[end] == b':').then(|| &uri[..end])
+        .rposition(|b| !is_ws(b))
+        .map_or(start, |i| i + 1);
+    (&text[..start], &text[start..end], &text[end..])
 }
 
 /// A query parameter name decoded as the node decodes request queries: `%XX`
@@ -320,13 +406,40 @@ mod tests {
         ("path/with:colon", None),
         ("1abc:x", None),
         (":x", None),
+        ("a?b:c", None),
         ("", None),
     ];
 
     #[test]
     fn scheme_cases() {
         for (uri, want) in SCHEMES {
-            assert_eq!(scheme_of(uri), *want, "uri {uri:?}");
+            let shape = Shape::of(uri).expect("no control characters");
+            assert_eq!(shape.scheme_end.map(|e| &uri[..e]), *want, "uri {uri:?}");
+        }
+    }
+
+    /// (URI, first `?` before the fragment, fragment start)
+    const SHAPES: &[(&str, Option<usize>, usize)] = &[
+        ("a", None, 1),
+        ("a?b", Some(1), 3),
+        ("a?b?c#d?e#f", Some(1), 5),
+        ("a#b?c", None, 1),
+        ("?#", Some(0), 1),
+        ("", None, 0),
+    ];
+
+    #[test]
+    fn shape_cases() {
+        for (uri, question, fragment) in SHAPES {
+            let shape = Shape::of(uri).expect("no control characters");
+            assert_eq!(
+                (shape.question, shape.fragment),
+                (*question, *fragment),
+                "uri {uri:?}"
+            );
+        }
+        for bad in ["a\\b", "a\tb", "a\nb", "\u{7f}", "#\\"] {
+            assert!(Shape::of(bad).is_none(), "uri {bad:?}");
         }
     }
 

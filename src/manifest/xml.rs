@@ -73,13 +73,13 @@ impl<'a> Scanner<'a> {
             };
         }
         let (token, len) = if !rest.starts_with('<') {
-            let len = rest.find('<').unwrap_or(rest.len());
+            let (len, markup) = scan_to(rest, b'<');
             let raw = &rest[..len];
             if self.open.is_empty() {
                 if !raw.bytes().all(is_space) {
                     return Err(Unchanged::BadXml);
                 }
-            } else {
+            } else if markup {
                 check_references(raw)?;
             }
             (Token::Text(raw), len)
@@ -159,17 +159,22 @@ fn attribute_end(tag: &str, at: usize) -> Result<usize, Unchanged> {
     }
     let open = skip_spaces(tag, equals + 1);
     let quote = match bytes.get(open) {
-        Some(b'"') => "\"",
-        Some(b'\'') => "'",
+        Some(&quote @ (b'"' | b'\'')) => quote,
         _ => return Err(Unchanged::BadXml),
     };
     let value_start = open + 1;
-    let value = &tag[value_start..value_start + find(&tag[value_start..], quote)?];
-    if value.contains('<') {
+    let (len, markup) = scan_to(&tag[value_start..], quote);
+    let value = &tag[value_start..value_start + len];
+    if value_start + len == tag.len() {
         return Err(Unchanged::BadXml);
     }
-    check_references(value)?;
-    Ok(value_start + value.len() + 1)
+    if markup {
+        if value.contains('<') {
+            return Err(Unchanged::BadXml);
+        }
+        check_references(value)?;
+    }
+    Ok(value_start + len + 1)
 }
 
 /// One attribute of a checked start tag: its name and raw value, the
@@ -189,9 +194,10 @@ pub(super) fn attributes(text: &str) -> impl Iterator<Item = Attribute<'_>> {
         let start = skip_spaces(text, pos);
         let name = &text[start..start + name_len(&text[start..])];
         let open = skip_spaces(text, skip_spaces(text, start + name.len()) + 1);
-        let quote = *text.as_bytes().get(open)? as char;
+        let quote = *text.as_bytes().get(open)?;
         let value_at = open + 1;
-        let value = &text[value_at..value_at + text.get(value_at..)?.find(quote)?];
+        let (len, _) = scan_to(text.get(value_at..)?, quote);
+        let value = text.get(value_at..value_at + len)?;
         pos = value_at + value.len() + 1;
         (!name.is_empty()).then_some(Attribute {
             name,
@@ -338,6 +344,20 @@ fn character(number: &str) -> Result<char, Unchanged> {
         }
         _ => Err(Unchanged::BadXml),
     }
+}
+
+/// The length of `text` up to the first `stop` byte (or all of it), and
+/// whether an `&` or a `<` comes before: one walk for both, as most values
+/// and texts are short and hold neither.
+fn scan_to(text: &str, stop: u8) -> (usize, bool) {
+    let mut markup = false;
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if b == stop {
+            return (i, markup);
+        }
+        markup |= b == b'&' || b == b'<';
+    }
+    (text.len(), markup)
 }
 
 fn is_space(b: u8) -> bool {
