@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fault_origin;
 pub mod http;
 pub mod jwks;
 pub mod node;
@@ -18,6 +19,7 @@ pub mod ranges;
 pub mod s3;
 pub mod tap;
 pub mod tls;
+pub mod tmpfs;
 pub mod token;
 pub mod tools;
 pub mod world;
