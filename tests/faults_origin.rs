@@ -278,11 +278,22 @@ async fn slow_down_on_an_expired_object_without_stale_if_error_is_a_502() {
     .await;
     assert_eq!(w.get(PATH).await.0, 200);
     origin.set_fault(Fault::SlowDown);
-    let (status, got) = eventually("the object to expire", Duration::from_secs(10), || async {
-        let (status, headers, got) = w.get(PATH).await;
-        (header(&headers, "x-cache") != Some("HIT")).then_some((status, got))
-    })
-    .await;
+    let (status, headers, got) =
+        eventually("the object to expire", Duration::from_secs(10), || async {
+            let (status, headers, got) = w.get(PATH).await;
+            (header(&headers, "x-cache") != Some("HIT")).then_some((status, headers, got))
+        })
+        .await;
     assert_eq!(status, 502);
     assert_eq!(got, b"bad gateway\n");
+    assert_eq!(header(&headers, "x-cache"), Some("EXPIRED"));
+    let m = w.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_requests_total",
+            &[("status_class", "5xx"), ("cache_status", "expired")]
+        ),
+        1.0
+    );
 }
