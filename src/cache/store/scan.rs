@@ -121,7 +121,7 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
         .unwrap_or(0);
-    let next_id = max_id.saturating_add(1).max(now_micros);
+    let next_id = next_id(max_id, now_micros, others_writing);
 
     tracing::info!(
         dir = %config.dir.display(),
@@ -150,6 +150,20 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         counters,
         meta_lock: tokio::sync::Mutex::new(()),
     })
+}
+
+/// Ids a process writing to the store meanwhile may still take after the
+/// highest one seen: 2^32 fills.
+const OTHERS_ID_ROOM: u64 = 1 << 32;
+
+/// The first entry id of this process: above every id seen (on disk and in
+/// the temp folders), and at least the time in microseconds. While another
+/// process writes to the store, above the ids it may still take too, so
+/// that the two never meet whatever their clocks did (a wall clock stepped
+/// back between their starts).
+fn next_id(max_id: u64, now_micros: u64, others_writing: bool) -> u64 {
+    let room = if others_writing { OTHERS_ID_ROOM } else { 1 };
+    max_id.saturating_add(room).max(now_micros)
 }
 
 /// What `clean_tmp` found.
@@ -411,6 +425,15 @@ mod tests {
             .unwrap();
         assert!(!maybe_committing(&body, true));
         assert!(!maybe_committing(&dir.path().join("missing"), true));
+    }
+
+    #[test]
+    fn ids_stay_above_those_of_a_process_still_writing() {
+        assert_eq!(next_id(10, 1_000, false), 1_000);
+        assert_eq!(next_id(5_000, 1_000, false), 5_001);
+        // A clock stepped back: the other process's ids go on from 5_000.
+        assert_eq!(next_id(5_000, 1_000, true), 5_000 + OTHERS_ID_ROOM);
+        assert_eq!(next_id(u64::MAX - 1, 0, true), u64::MAX);
     }
 
     #[test]
