@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod fault_origin;
 pub mod http;
 pub mod jwks;

@@ -41,6 +41,8 @@ pub struct Options {
     /// Extra lines of the `server:` section (indented two spaces), e.g.
     /// `grace_period_seconds`.
     pub server_extra: String,
+    /// Environment variables of the node's process (a preloaded library).
+    pub env: Vec<(String, String)>,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -70,6 +72,7 @@ impl Options {
             https: None,
             extra_yaml: String::new(),
             server_extra: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -225,6 +228,7 @@ auth:
             .env("AWS_SECRET_ACCESS_KEY", &opts.secret_key)
             .env_remove("AWS_SESSION_TOKEN")
             .env("RUST_LOG", "warn")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
