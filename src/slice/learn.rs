@@ -161,8 +161,9 @@ impl Request {
     /// from byte 0 with an ETag gives the object's length and version: the
     /// record is stored as after a HEAD, and when the answer holds the whole
     /// object, that is stored too (before the record, so a request finding
-    /// the record finds the object) and answered. Any other answer: the
-    /// ordinary path asks again and answers.
+    /// the record finds the object) and answered. An error answer other
+    /// than 404 is every waiting request's answer (`Refused`); any other
+    /// answer: the ordinary path asks again and answers.
     pub(super) async fn probe(&self) -> Learned {
         let probe = match fetch::probe(
             &self.slicer.connector,
