@@ -1,8 +1,10 @@
-//! The cache's disk failing under the real node: a filesystem that fills
-//! up during a fill, a filesystem remounted read-only, a cache folder
-//! removed at run time. Clients are served whole from the origin whatever
-//! the disk does, nothing truncated is ever stored, the metrics say what
-//! happened, and nothing panics.
+//! The cache's disk failing under the real node: a filesystem with less
+//! room than an object (whose fill, with its space reserved up front, is
+//! refused before it starts instead of failing when the disk fills up
+//! halfway), a filesystem remounted read-only, a cache folder removed at
+//! run time. Clients are served whole from the origin whatever the disk
+//! does, nothing truncated is ever stored, the metrics say what happened,
+//! and nothing panics.
 //!
 //! The first two need a small tmpfs (`common::tmpfs`): they are skipped,
 //! with a `skipped:` line, where the tests may not mount one (not root),
@@ -11,11 +13,12 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
-use common::bytes;
 use common::http::{header, metric};
 use common::tmpfs::Tmpfs;
 use common::world::World;
+use common::{bytes, eventually};
 
 /// Every file under `dir`, with its size.
 fn files(dir: &Path) -> Vec<(String, u64)> {
@@ -110,6 +113,12 @@ async fn a_read_only_cache_disk_is_served_around() {
         .await;
     assert_eq!(whole(&w, "/v/a.mp4", &a).await, "MISS");
     assert_eq!(w.metric("cdn_node_cache_writable", &[]).await, 1.0);
+    // Committed (no file left open for writing, which would keep the
+    // filesystem from being remounted read-only): the object and its record.
+    eventually("the fill to be committed", Duration::from_secs(10), || async {
+        (w.metric("cdn_node_cache_stored_objects", &[]).await == 2.0).then_some(())
+    })
+    .await;
 
     disk.set_read_only(true);
     assert_eq!(w.metric("cdn_node_cache_writable", &[]).await, 0.0);
