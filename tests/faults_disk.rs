@@ -115,9 +115,11 @@ async fn a_read_only_cache_disk_is_served_around() {
     assert_eq!(w.metric("cdn_node_cache_writable", &[]).await, 1.0);
     // Committed (no file left open for writing, which would keep the
     // filesystem from being remounted read-only): the object and its record.
-    eventually("the fill to be committed", Duration::from_secs(10), || async {
-        (w.metric("cdn_node_cache_stored_objects", &[]).await == 2.0).then_some(())
-    })
+    eventually(
+        "the fill to be committed",
+        Duration::from_secs(10),
+        || async { (w.metric("cdn_node_cache_stored_objects", &[]).await == 2.0).then_some(()) },
+    )
     .await;
 
     disk.set_read_only(true);
