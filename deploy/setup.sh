@@ -12,7 +12,8 @@
 #   test-tools
 #             what other tests run: shellcheck (lints the reload helper),
 #             systemd's systemd-analyze (verifies the unit), openssl (makes
-#             the HTTPS tests' certificates)
+#             the HTTPS tests' certificates), faketime (moves the node's
+#             clock in the clock tests)
 #   browser   Chromium and its chromedriver (packages chromium and
 #             chromium-driver), for the browser tests (tests/browser.rs)
 #   all       all of the above (the default when no group is given)
@@ -125,6 +126,7 @@ if [[ $want_test_tools -eq 1 ]]; then
     command -v systemd-analyze >/dev/null 2>&1 ||
         need_pkg systemd "provides systemd-analyze, used by the tests to verify the unit"
     command -v openssl >/dev/null 2>&1 || need_pkg openssl "used by the tests to make certificates"
+    command -v faketime >/dev/null 2>&1 || need_pkg faketime "its libfaketime moves the node's clock in the clock tests"
 fi
 if [[ $want_browser -eq 1 ]]; then
     # The tests start /usr/bin/chromium, Debian's build (its media stack

@@ -68,6 +68,8 @@ pub struct CacheSnapshot {
     pub memory_bytes: u64,
     pub memory_hits: u64,
     pub thread_copy_bytes: u64,
+    /// A file could be created in the cache folder.
+    pub writable: bool,
 }
 
 struct CacheFamilies {
@@ -82,6 +84,7 @@ struct CacheFamilies {
     memory_bytes: IntGauge,
     memory_hits: IntCounter,
     thread_copy_bytes: IntGauge,
+    writable: IntGauge,
     /// The totals already added to the counters.
     last: Mutex<CacheSnapshot>,
 }
@@ -336,6 +339,10 @@ impl Metrics {
                 names::CACHE_THREAD_COPY_BYTES,
                 "Bytes of the worker threads' own copies of hot small objects (bodies, plus 512 per copy).",
             ),
+            writable: gauge(
+                names::CACHE_WRITABLE,
+                "1 when a file can be created in the cache folder (checked at scrape time), 0 when not.",
+            ),
             last: Mutex::new(CacheSnapshot::default()),
         };
         let build_info = IntGaugeVec::new(
@@ -392,6 +399,7 @@ impl Metrics {
         c.disk_free.set(as_i64(snap.disk_free_bytes));
         c.memory_bytes.set(as_i64(snap.memory_bytes));
         c.thread_copy_bytes.set(as_i64(snap.thread_copy_bytes));
+        c.writable.set(i64::from(snap.writable));
         if let Ok(mut last) = c.last.lock() {
             c.evictions
                 .inc_by(snap.evictions.saturating_sub(last.evictions));

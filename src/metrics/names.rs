@@ -69,6 +69,9 @@ pub const CACHE_REFUSED_FILLS_TOTAL: &str = "cdn_node_cache_refused_fills_total"
 pub const CACHE_FILL_WAIT_SECONDS: &str = "cdn_node_cache_fill_wait_seconds";
 /// Free space of the cache's filesystem.
 pub const DISK_FREE_BYTES: &str = "cdn_node_disk_free_bytes";
+/// 1 when a file can be created in the cache folder (checked at scrape
+/// time), 0 when not (folder removed, filesystem read-only).
+pub const CACHE_WRITABLE: &str = "cdn_node_cache_writable";
 /// Objects removed through the admin purge endpoint.
 pub const CACHE_PURGED_TOTAL: &str = "cdn_node_cache_purged_objects_total";
 

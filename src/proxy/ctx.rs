@@ -24,6 +24,9 @@ pub struct RequestCtx {
     /// The cache was looked up and missed (stays true when the fill is then
     /// refused and the cache disabled for this request).
     pub cache_missed: bool,
+    /// The cache was looked up and held an expired copy (stays true when
+    /// the origin then fails and the cache is disabled for this request).
+    pub cache_expired: bool,
     /// Set when the node answered without Pingora's cache phases (the slice
     /// path, a memory hit): its cache status.
     pub served_status: Option<CacheStatus>,
@@ -61,6 +64,7 @@ impl RequestCtx {
             auth: AuthOutcome::Unchecked,
             cache_status: CacheStatus::None,
             cache_missed: false,
+            cache_expired: false,
             served_status: None,
             cache_key: None,
             client: None,

@@ -21,7 +21,10 @@ use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_proxy::{FailToProxy, RangeType};
 
-use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
+use pingora_cache::storage::HitHandler;
+use pingora_cache::{
+    CacheKey, CacheMeta, CachePhase, ForcedFreshness, NoCacheReason, RespCacheable,
+};
 
 use crate::access_log::{AccessLog, Finished};
 use crate::answer;
@@ -108,11 +111,21 @@ impl Edge {
         }
         ctx.cache_status = ctx
             .served_status
-            .unwrap_or_else(|| CacheStatus::of_phase(&session.cache.phase(), ctx.cache_missed));
+            .unwrap_or_else(|| cache_status(session, ctx));
         self.metrics.count_lookup(ctx.cache_status);
         if let Some(waited) = session.cache.lock_duration() {
             self.metrics.cache_fill_wait.observe(waited.as_secs_f64());
         }
+    }
+}
+
+/// The cache status of a request going through Pingora's cache phases. An
+/// expired copy whose refetch failed (not served stale) is `expired`: the
+/// phase alone says the cache was disabled.
+fn cache_status(session: &Session, ctx: &RequestCtx) -> CacheStatus {
+    match session.cache.phase() {
+        CachePhase::Disabled(_) if ctx.cache_expired && !ctx.cache_missed => CacheStatus::Expired,
+        phase => CacheStatus::of_phase(&phase, ctx.cache_missed),
     }
 }
 
@@ -148,6 +161,18 @@ impl ProxyHttp for Edge {
     fn cache_miss(&self, session: &mut Session, ctx: &mut RequestCtx) {
         ctx.cache_missed = true;
         session.cache.cache_miss();
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<ForcedFreshness>> {
+        ctx.cache_expired = !is_fresh;
+        Ok(None)
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
@@ -205,7 +230,7 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         self.manifest_answer(session, resp, ctx);
         let name = self.cache.and_then(|e| e.config.status_header.as_deref());
-        let status = CacheStatus::of_phase(&session.cache.phase(), ctx.cache_missed);
+        let status = cache_status(session, ctx);
         let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
         answer::add_cache_fields(resp, name, status, renewal)
     }

@@ -223,6 +223,14 @@ pub async fn serve(
                     ctx.route = RouteKind::Cache;
                     Ok(false)
                 }
+                slice::Served::Refused(refused) => {
+                    ctx.origin.status = Some(refused.status);
+                    ctx.origin.s3_code = refused.s3_code;
+                    edge.origin_failed(ctx, refused.kind);
+                    ctx.served_status = Some(CacheStatus::Miss);
+                    answer::send_refusal(session, refused.refusal).await?;
+                    Ok(true)
+                }
             }
         }
         (Route::MemoryHit(_) | Route::Slice | Route::Manifest(..), None) => {

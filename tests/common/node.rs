@@ -44,6 +44,8 @@ pub struct Options {
     /// The value of `auth.audience` as YAML (`"cdn-node"`, `[a, b]`), or
     /// `None` to leave the key out.
     pub audience: Option<String>,
+    /// Environment variables of the node's process (a preloaded library).
+    pub env: Vec<(String, String)>,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -74,6 +76,7 @@ impl Options {
             extra_yaml: String::new(),
             server_extra: String::new(),
             audience: Some(format!("\"{AUDIENCE}\"")),
+            env: Vec::new(),
         }
     }
 }
@@ -232,6 +235,7 @@ auth:
             .env("AWS_SECRET_ACCESS_KEY", &opts.secret_key)
             .env_remove("AWS_SESSION_TOKEN")
             .env("RUST_LOG", "warn")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -344,6 +348,11 @@ auth:
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.
