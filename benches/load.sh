@@ -34,9 +34,10 @@
 # s3s-fs), the whole object with 200 clients while the servers' memory is
 # sampled, and warm random 1 MiB ranges (wrk -t2 -c8) against nginx with the
 # slice module (a second server block of the nginx cache). The manifest
-# scenario is cdn-node's alone (nginx has no token propagation): hits on a
-# 100-segment HLS media playlist given the request's token, against 1 KiB
-# hits, in alternating rounds (wrk -t2 -c50).
+# scenario is cdn-node's alone (nginx has no token propagation): hits on an
+# HLS master playlist (6 renditions) and on a 100-segment media playlist,
+# each given the request's token in every URI, against 1 KiB hits, in
+# rotating order (wrk -t2 -c50).
 #
 # Installs what is missing (wrk, nginx, s3s-fs; as root or with sudo), builds
 # the release binary, works in target/load/ and stops every process it
@@ -275,9 +276,18 @@ LARGE="bench/$LARGE_NAME"
 say "writing the test objects (1 KiB, 10 MiB, $LARGE_LABEL of random bytes)"
 head -c 1024 /dev/urandom >"$OBJECTS/$BUCKET/$SMALL"
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$OBJECTS/$BUCKET/$MEDIUM"
-# A media playlist of 100 two-second segments, with a key and an init map.
+# A master playlist of six renditions, and a media playlist of 100
+# two-second segments with a key and an init map.
+MASTER=bench/hls/master.m3u8
 MANIFEST=bench/hls/index.m3u8
 mkdir -p "$OBJECTS/$BUCKET/bench/hls"
+{
+    printf '#EXTM3U\n#EXT-X-VERSION:6\n'
+    for height in 1080 720 540 480 360 240; do
+        printf '#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=%dx%d,CODECS="avc1.4d401f,mp4a.40.2"\n%dp/index.m3u8\n' \
+            "$((height * 4000))" "$((height * 16 / 9))" "$height" "$height"
+    done
+} >"$OBJECTS/$BUCKET/$MASTER"
 {
     printf '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n'
     printf '#EXT-X-KEY:METHOD=AES-128,URI="key.bin"\n#EXT-X-MAP:URI="init.mp4"\n'
@@ -586,20 +596,28 @@ if wants medium; then
 fi
 if wants manifest; then
     echo
-    # A hit answers the playlist with the token in each of its 102 URIs.
-    for attempt in fill hit; do
-        curl -sS --max-time 60 -D "$SCRATCH/check.head" -o "$SCRATCH/manifest.body" \
-            "$(node_url "$MANIFEST")" || die "cdn-node: the $attempt GET of the playlist failed"
+    # A hit answers each playlist with the token in every one of its URIs.
+    for key in "$MASTER:6" "$MANIFEST:102"; do
+        for attempt in fill hit; do
+            curl -sS --max-time 60 -D "$SCRATCH/check.head" -o "$SCRATCH/manifest.body" \
+                "$(node_url "${key%:*}")" || die "cdn-node: the $attempt GET of ${key%:*} failed"
+        done
+        tr -d '\r' <"$SCRATCH/check.head" | grep -qi '^x-cache: HIT' || die "cdn-node: ${key%:*} is not a hit"
+        uris=$(grep -c "jwt=$TOKEN" "$SCRATCH/manifest.body") || uris=0
+        ((uris == ${key#*:})) || die "cdn-node: $uris of the ${key#*:} URIs of ${key%:*} carry the token"
+        say "cdn-node: ${key%:*} cached, its ${key#*:} URIs given the token ($(wc -c <"$SCRATCH/manifest.body") bytes)"
     done
-    tr -d '\r' <"$SCRATCH/check.head" | grep -qi '^x-cache: HIT' || die "cdn-node: the playlist is not a hit"
-    uris=$(grep -c "jwt=$TOKEN" "$SCRATCH/manifest.body") || uris=0
-    ((uris == 102)) || die "cdn-node: $uris of the playlist's 102 URIs carry the token"
-    say "cdn-node: ${MANIFEST##*/} cached, its 102 URIs given the token ($(wc -c <"$SCRATCH/manifest.body") bytes)"
     warm cdn-node "$(node_url "$SMALL")" X-Cache "$OBJECTS/$BUCKET/$SMALL"
     say "manifest hits against 1 KiB hits: wrk ${SMALL_ARGS[*]} --latency, $ROUNDS round(s)"
+    order=(plain master media)
     for ((round = 1; round <= ROUNDS; round++)); do
-        for which in $(round_order "$round" plain manifest); do
-            if [[ "$which" == plain ]]; then key=$SMALL; else key=$MANIFEST; fi
+        for ((i = 0; i < 3; i++)); do
+            which=${order[(round + i) % 3]}
+            case "$which" in
+                plain) key=$SMALL ;;
+                master) key=$MASTER ;;
+                *) key=$MANIFEST ;;
+            esac
             measure "manifest-$which" node "$(node_url "$key")" "${SMALL_ARGS[@]}"
         done
     done

@@ -33,6 +33,7 @@ use pingora_proxy::RangeType;
 
 use super::admit::Admitted;
 use super::ctx::RequestCtx;
+use super::memory_hit;
 use crate::answer;
 use crate::auth::Verifier;
 use crate::auth::settings::TokenSource;
@@ -152,7 +153,8 @@ fn weaken_etag(header: &mut ResponseHeader) {
 }
 
 /// Answers a fresh manifest held in the store, rewritten; `false` when the
-/// request must take the `Cache` route instead (nothing sent then).
+/// request must take the `Cache` route instead (nothing sent then). Memory
+/// is asked first, as for a memory hit; then the disk.
 pub async fn serve_stored(
     engine: &'static Engine,
     metrics: &Metrics,
@@ -162,14 +164,29 @@ pub async fn serve_stored(
     propagation: &Propagation,
     renewal: Option<&crate::auth::Renewed>,
 ) -> Result<bool> {
+    let limit = usize::try_from(engine.config.manifest_max_size).unwrap_or(usize::MAX);
+    let fits = |header: &ResponseHeader| content_length(header).is_some_and(|len| len <= limit);
+    if let Some(hit) = memory_hit::held(engine, key)? {
+        if !fits(&hit.header) {
+            return Ok(false);
+        }
+        memory_hit::told(engine, &hit);
+        let mut header = hit.header;
+        header.insert_header(AGE, hit.age.as_secs())?;
+        let answer = Rewritten {
+            kind,
+            propagation,
+            renewal,
+        };
+        answer.send(session, header, &hit.body, metrics).await?;
+        return Ok(true);
+    }
     let span = Span::inactive();
     let Some((meta, mut hit)) = engine.store.lookup(key, &span.handle()).await? else {
         return Ok(false);
     };
     let stored = meta.response_header();
-    let limit = usize::try_from(engine.config.manifest_max_size).unwrap_or(usize::MAX);
-    let fits = content_length(stored).is_some_and(|len| len <= limit);
-    if !meta.is_fresh(SystemTime::now()) || stored.status != 200 || !fits {
+    if !meta.is_fresh(SystemTime::now()) || stored.status != 200 || !fits(stored) {
         return Ok(false);
     }
     let mut body = Vec::new();
@@ -183,26 +200,55 @@ pub async fn serve_stored(
             .access(&entry, hit.get_eviction_weight(), meta.fresh_until());
     }
     let mut header = meta.response_header_copy();
-    let body = match propagation.rewrite(kind, &body) {
-        Ok(rewritten) => {
-            metrics.playback.manifests_rewritten.inc();
-            weaken_etag(&mut header);
-            rewritten
-        }
-        Err(unchanged) => {
-            tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
-            count_as_stored(metrics, "unparsable");
-            body
-        }
-    };
-    header.insert_header(CONTENT_LENGTH, body.len())?;
     header.insert_header(AGE, meta.age().as_secs())?;
     crate::range::advertise(&mut header);
     let name = engine.config.status_header.as_deref();
-    answer::add_cache_fields(&mut header, name, CacheStatus::Hit, renewal)?;
-    let range = crate::range::apply(session.req_header(), &mut header);
-    send_parts(session, header, Bytes::from(body), &range).await?;
+    answer::add_cache_fields(&mut header, name, CacheStatus::Hit, None)?;
+    let answer = Rewritten {
+        kind,
+        propagation,
+        renewal,
+    };
+    answer.send(session, header, &body, metrics).await?;
     Ok(true)
+}
+
+/// A stored manifest's answer, given the token.
+struct Rewritten<'a> {
+    kind: Kind,
+    propagation: &'a Propagation,
+    renewal: Option<&'a crate::auth::Renewed>,
+}
+
+impl Rewritten<'_> {
+    /// Sends `stored` rewritten under `header` (a hit's, cache fields
+    /// included): its length, a weak ETag, the renewed token, the range.
+    async fn send(
+        &self,
+        session: &mut Session,
+        mut header: ResponseHeader,
+        stored: &[u8],
+        metrics: &Metrics,
+    ) -> Result<()> {
+        let body = match self.propagation.rewrite(self.kind, stored) {
+            Ok(rewritten) => {
+                metrics.playback.manifests_rewritten.inc();
+                weaken_etag(&mut header);
+                Bytes::from(rewritten)
+            }
+            Err(unchanged) => {
+                tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
+                count_as_stored(metrics, "unparsable");
+                Bytes::copy_from_slice(stored)
+            }
+        };
+        header.insert_header(CONTENT_LENGTH, body.len())?;
+        if let Some(renewed) = self.renewal {
+            header.append_header(renewed.name.clone(), renewed.value.as_str())?;
+        }
+        let range = crate::range::apply(session.req_header(), &mut header);
+        send_parts(session, header, body, &range).await
+    }
 }
 
 /// Writes `header` and the parts of `body` that `range` asks for.

@@ -64,9 +64,26 @@ pub fn find(
     if !plain(req) {
         return Ok(None);
     }
+    held(engine, key)
+}
+
+/// The object of `key` when memory holds it fresh and whole, prepared as
+/// every hit of it is, whatever the request asks (a route that answers
+/// ranges itself). Its accesses are the caller's to tell ([`told`]).
+pub fn held(engine: &'static Engine, key: &CacheKey) -> Result<Option<MemoryHit>> {
     engine
         .store
         .memory_hit(key, SystemTime::now(), sendable, |h| prepare(engine, h))
+}
+
+/// Tells the eviction manager of a memory hit's accesses, as Pingora's
+/// hit path does.
+pub fn told(engine: &'static Engine, hit: &MemoryHit) {
+    if let Some(told) = &hit.accesses {
+        engine
+            .eviction
+            .access_counted(&told.entry, told.weight, told.requests);
+    }
 }
 
 /// Answers with `hit`, telling the eviction manager of the access.
@@ -77,15 +94,11 @@ pub async fn send(
     renewal: Option<&Renewed>,
 ) -> Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
+    told(engine, &hit);
     let mut header = hit.header;
     header.insert_header(AGE, hit.age.as_secs())?;
     if let Some(renewed) = renewal {
         header.append_header(renewed.name.clone(), renewed.value.as_str())?;
-    }
-    if let Some(told) = hit.accesses {
-        engine
-            .eviction
-            .access_counted(&told.entry, told.weight, told.requests);
     }
     answer::send_whole(session, header, hit.body, head).await
 }
