@@ -260,6 +260,11 @@ async fn send_parts(
 ) -> Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
     let (parts, framing) = multipart::parts(range, body.len() as u64);
+    // The whole body or one range: the header and the body in two writes.
+    if let ([part], None) = (parts.as_slice(), &framing) {
+        let bytes = body.slice(part.start as usize..part.end as usize);
+        return answer::send_whole(session, header, bytes, head).await;
+    }
     let empty = head || parts.is_empty();
     session
         .write_response_header(Box::new(header), empty)
