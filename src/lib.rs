@@ -14,6 +14,8 @@ pub mod cache;
 pub mod cli;
 mod config;
 mod fast_exit;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod listeners;
 pub mod metrics;
