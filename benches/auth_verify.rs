@@ -41,7 +41,7 @@ fn setup(alg: &str, private: &str, public: &str) -> (Verifier, String) {
     let settings = AuthSettings {
         keys: vec![key],
         issuer: Some("https://learn.example".to_owned()),
-        audience: Some("cdn-node".to_owned()),
+        audience: Some("cdn-node".into()),
         ..AuthSettings::default()
     };
     let verifier = match Verifier::from_settings(&settings, &fixtures()) {

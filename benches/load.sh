@@ -17,9 +17,9 @@
 #                    writes one JSON line per request to a file; or false);
 #                    nginx proxy_cache logs each request too (buffered) or not
 #   KEEP=1           keep the scratch folder's objects and caches afterwards
-#   SCENARIOS=small,medium,seek,large,ranges
+#   SCENARIOS=small,medium,manifest,seek,large,ranges
 #                    the scenarios to run, comma-separated, always in this
-#                    order (default: all five);
+#                    order (default: all six);
 #                    e.g. SCENARIOS=seek,ranges for the slice figures only
 #
 # What runs, all on 127.0.0.1 with free ports: s3s-fs (checks SigV4) as
@@ -33,7 +33,10 @@
 # to first byte and total, against the time of one 4 MiB slice GET from
 # s3s-fs), the whole object with 200 clients while the servers' memory is
 # sampled, and warm random 1 MiB ranges (wrk -t2 -c8) against nginx with the
-# slice module (a second server block of the nginx cache).
+# slice module (a second server block of the nginx cache). The manifest
+# scenario is cdn-node's alone (nginx has no token propagation): hits on a
+# 100-segment HLS media playlist given the request's token, against 1 KiB
+# hits, in alternating rounds (wrk -t2 -c50).
 #
 # Installs what is missing (wrk, nginx, s3s-fs; as root or with sudo), builds
 # the release binary, works in target/load/ and stops every process it
@@ -67,7 +70,7 @@ fi
 ACCESS_LOG=${ACCESS_LOG:-true}
 RANGE_SEED=${RANGE_SEED:-1}
 KEEP=${KEEP:-0}
-SCENARIOS=${SCENARIOS:-small,medium,seek,large,ranges}
+SCENARIOS=${SCENARIOS:-small,medium,manifest,seek,large,ranges}
 BUCKET=videos
 READY_SECONDS=60
 STOP_SECONDS=10
@@ -81,8 +84,8 @@ STOP_SECONDS=10
 IFS=, read -r -a chosen <<<"$SCENARIOS"
 for s in "${chosen[@]}"; do
     case "$s" in
-        small | medium | large | seek | ranges) ;;
-        *) echo "load: SCENARIOS: unknown scenario '$s' (small, medium, seek, large, ranges)" >&2; exit 2 ;;
+        small | medium | manifest | large | seek | ranges) ;;
+        *) echo "load: SCENARIOS: unknown scenario '$s' (small, medium, manifest, seek, large, ranges)" >&2; exit 2 ;;
     esac
 done
 # wants SCENARIO: whether SCENARIO was chosen.
@@ -272,6 +275,15 @@ LARGE="bench/$LARGE_NAME"
 say "writing the test objects (1 KiB, 10 MiB, $LARGE_LABEL of random bytes)"
 head -c 1024 /dev/urandom >"$OBJECTS/$BUCKET/$SMALL"
 head -c $((10 * 1024 * 1024)) /dev/urandom >"$OBJECTS/$BUCKET/$MEDIUM"
+# A media playlist of 100 two-second segments, with a key and an init map.
+MANIFEST=bench/hls/index.m3u8
+mkdir -p "$OBJECTS/$BUCKET/bench/hls"
+{
+    printf '#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n'
+    printf '#EXT-X-KEY:METHOD=AES-128,URI="key.bin"\n#EXT-X-MAP:URI="init.mp4"\n'
+    for ((i = 1; i <= 100; i++)); do printf '#EXTINF:2.000,\nseg-%05d.m4s\n' "$i"; done
+    printf '#EXT-X-ENDLIST\n'
+} >"$OBJECTS/$BUCKET/$MANIFEST"
 dd if=/dev/urandom of="$OBJECTS/$BUCKET/$LARGE" bs=1M count="$LARGE_MIB" status=none
 
 # The range scenarios want objects neither cache has seen: hard links of the
@@ -571,6 +583,27 @@ if wants medium; then
     echo
     warm_both "$MEDIUM"
     scenario medium "$MEDIUM" "10 MiB hits" "${MEDIUM_ARGS[@]}"
+fi
+if wants manifest; then
+    echo
+    # A hit answers the playlist with the token in each of its 102 URIs.
+    for attempt in fill hit; do
+        curl -sS --max-time 60 -D "$SCRATCH/check.head" -o "$SCRATCH/manifest.body" \
+            "$(node_url "$MANIFEST")" || die "cdn-node: the $attempt GET of the playlist failed"
+    done
+    tr -d '\r' <"$SCRATCH/check.head" | grep -qi '^x-cache: HIT' || die "cdn-node: the playlist is not a hit"
+    uris=$(grep -c "jwt=$TOKEN" "$SCRATCH/manifest.body") || uris=0
+    ((uris == 102)) || die "cdn-node: $uris of the playlist's 102 URIs carry the token"
+    say "cdn-node: ${MANIFEST##*/} cached, its 102 URIs given the token ($(wc -c <"$SCRATCH/manifest.body") bytes)"
+    warm cdn-node "$(node_url "$SMALL")" X-Cache "$OBJECTS/$BUCKET/$SMALL"
+    say "manifest hits against 1 KiB hits: wrk ${SMALL_ARGS[*]} --latency, $ROUNDS round(s)"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for which in $(round_order "$round" plain manifest); do
+            if [[ "$which" == plain ]]; then key=$SMALL; else key=$MANIFEST; fi
+            measure "manifest-$which" node "$(node_url "$key")" "${SMALL_ARGS[@]}"
+        done
+    done
+    python3 "$HERE/summary.py" manifest "$RESULTS"
 fi
 
 # --- ranges of the large object ---------------------------------------------

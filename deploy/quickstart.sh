@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Runs cdn-node on this machine in front of a local S3 server (s3s-fs) that
-# holds one sample video, and prints the commands to fetch it with a token.
+# holds the sample videos (an MP4 and an HLS stream), serves the player page
+# (deploy/player/) from a second port, and prints the commands to fetch the
+# videos with a token and the page's URL to watch them in a browser.
 #
 # Usage: deploy/quickstart.sh [start]   install what is missing, build, (re)start
-#        deploy/quickstart.sh stop      stop the node and the S3 server
+#        deploy/quickstart.sh stop      stop the node, the S3 server and the page server
 #
 # Everything it makes lives in .run/ at the top of the repository: the S3
 # server's files, random credentials and the HMAC secret (mode 600), the
 # node's configuration, pid files and logs. Running it again stops the
-# previous pair and starts afresh with new secrets.
+# previous processes and starts afresh with new secrets.
 #
-# Ports: 8080 (clients), 9091 (admin) and 9000 (S3) when free, otherwise
-# free ports chosen by the system. All listen on 127.0.0.1 only.
+# Ports: 8080 (clients), 9091 (admin), 9000 (S3) and 8081 (the player page)
+# when free, otherwise free ports chosen by the system. All listen on
+# 127.0.0.1 only.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,11 +23,16 @@ cd "$ROOT"
 
 RUN="$ROOT/.run"
 SAMPLE="$ROOT/deploy/sample/lecture-01.mp4"
+HLS_SAMPLE="$ROOT/deploy/sample/hls"
+PLAYER_DIR="$ROOT/deploy/player"
 BUCKET=videos
 KEY=courses/101/lecture-01.mp4
+HLS_PREFIX=courses/101/hls
+HLS_KEY=$HLS_PREFIX/master.m3u8
 REGION=us-east-1
 S3_READY_SECONDS=30
 NODE_READY_SECONDS=60
+PAGE_READY_SECONDS=10
 STOP_SECONDS=10
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
@@ -69,7 +77,14 @@ stop_pidfile() {
     say "stopped $comm (pid $pid)"
 }
 
+# The page server runs on the Python that python3 names; /proc/PID/comm
+# shows the name it was started by (at most 15 characters).
+PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)
+[[ -n "$PYTHON" ]] || PYTHON=python3
+PYTHON_COMM=$(basename "$PYTHON" | cut -c1-15)
+
 stop_all() {
+    stop_pidfile "$RUN/player.pid" "$PYTHON_COMM" TERM
     # Pingora exits at once on SIGINT (SIGTERM would wait out a grace period).
     stop_pidfile "$RUN/cdn-node.pid" cdn-node INT
     stop_pidfile "$RUN/s3s-fs.pid" s3s-fs TERM
@@ -82,7 +97,7 @@ case "${1:-start}" in
         exit 0
         ;;
     -h | --help | help)
-        sed -n '2,14s/^# \{0,1\}//p' "$0"
+        sed -n '2,17s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown command '$1' (expected start or stop)" ;;
@@ -127,7 +142,8 @@ NODE="$TARGET_DIR/release/cdn-node"
 mkdir -p "$RUN"
 chmod 700 "$RUN"
 rm -rf "$RUN/s3" "$RUN"/*.log "$RUN"/*.yaml "$RUN"/*.sock "$RUN"/lecture-01.mp4 \
-    "$RUN"/s3-access-key-id "$RUN"/s3-secret-access-key "$RUN"/hmac-secret "$RUN"/env
+    "$RUN"/s3-access-key-id "$RUN"/s3-secret-access-key "$RUN"/hmac-secret "$RUN"/env \
+    "$RUN"/master.m3u8 "$RUN"/master.headers
 mkdir -p "$RUN/s3/$BUCKET"
 
 # Random S3 credentials and a 64-character (256-bit) HMAC secret, in files
@@ -155,8 +171,8 @@ S3_SECRET_KEY=$(cat "$RUN/s3-secret-access-key")
 HMAC_SECRET=$(cat "$RUN/hmac-secret")
 
 # The preferred ports when free, else ports the system hands out. The sockets
-# stay open until all three are chosen, so the three differ.
-read -r HTTP_PORT ADMIN_PORT S3_PORT < <(python3 - 8080 9091 9000 <<'EOF'
+# stay open until all four are chosen, so the four differ.
+read -r HTTP_PORT ADMIN_PORT S3_PORT PLAYER_PORT < <(python3 - 8080 9091 9000 8081 <<'EOF'
 import socket, sys
 held, ports = [], []
 for want in map(int, sys.argv[1:]):
@@ -173,7 +189,10 @@ for want in map(int, sys.argv[1:]):
 print(*ports)
 EOF
 )
-[[ -n "${S3_PORT:-}" ]] || die "could not choose ports"
+[[ -n "${PLAYER_PORT:-}" ]] || die "could not choose ports"
+# The page's origin, as the browser sends it in Origin: another origin than
+# the node's (the port differs), so the node must allow it (cors:).
+PLAYER_ORIGIN="http://127.0.0.1:$PLAYER_PORT"
 
 UPGRADE_SOCK="$RUN/upgrade.sock"
 # A Unix socket path must fit in 108 bytes.
@@ -229,6 +248,9 @@ cache:
   max_size: 1GiB
   max_object_size: 512MiB
   min_free_space: 256MiB
+
+cors:
+  allowed_origins: ["$PLAYER_ORIGIN"]
 
 log:
   access_stdout: true
@@ -288,18 +310,41 @@ setsid s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
 echo $! >"$RUN/s3s-fs.pid"
 wait_for s3s-fs "$(cat "$RUN/s3s-fs.pid")" "$S3_READY_SECONDS" "$RUN/s3s-fs.log" s3_answers
 
-# Upload the sample with a SigV4-signed PUT, as a real bucket would be filled.
+# Uploads FILE as KEY with a SigV4-signed PUT, as a real bucket is filled.
+put_object() {
+    local file=$1 key=$2 type=$3
+    local payload_sha put_code
+    payload_sha=$(sha256sum "$file" | cut -d' ' -f1)
+    put_code=$(curl -sS -o "$RUN/s3-put.log" -w '%{http_code}' --max-time 30 \
+        --aws-sigv4 "aws:amz:$REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+        -H "x-amz-content-sha256: $payload_sha" -H "Content-Type: $type" \
+        -T "$file" "http://127.0.0.1:$S3_PORT/$BUCKET/$key") || put_code=000
+    if [[ "$put_code" != 200 ]]; then
+        show_log "$RUN/s3-put.log"
+        die "uploading $key failed (HTTP $put_code)"
+    fi
+    rm -f "$RUN/s3-put.log"
+}
+
 say "uploading the sample to s3://$BUCKET/$KEY"
-payload_sha=$(sha256sum "$SAMPLE" | cut -d' ' -f1)
-put_code=$(curl -sS -o "$RUN/s3-put.log" -w '%{http_code}' --max-time 30 \
-    --aws-sigv4 "aws:amz:$REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-    -H "x-amz-content-sha256: $payload_sha" -H "Content-Type: video/mp4" \
-    -T "$SAMPLE" "http://127.0.0.1:$S3_PORT/$BUCKET/$KEY") || put_code=000
-if [[ "$put_code" != 200 ]]; then
-    show_log "$RUN/s3-put.log"
-    die "uploading the sample failed (HTTP $put_code)"
-fi
-rm -f "$RUN/s3-put.log"
+put_object "$SAMPLE" "$KEY" video/mp4
+
+# The HLS sample: its playlists and segments under HLS_PREFIX, by their
+# paths relative to deploy/sample/hls/.
+say "uploading the HLS sample to s3://$BUCKET/$HLS_PREFIX/"
+hls_files=0
+while IFS= read -r -d '' file; do
+    rel=${file#"$HLS_SAMPLE"/}
+    case "$rel" in
+        *.m3u8) ctype=application/vnd.apple.mpegurl ;;
+        *.ts) ctype=video/mp2t ;;
+        *.m4s | *.mp4) ctype=video/mp4 ;;
+        *) continue ;;
+    esac
+    put_object "$file" "$HLS_PREFIX/$rel" "$ctype"
+    hls_files=$((hls_files + 1))
+done < <(find "$HLS_SAMPLE" -type f -print0 | sort -z)
+((hls_files > 0)) || die "no HLS sample found in $HLS_SAMPLE"
 
 say "starting cdn-node (clients 127.0.0.1:$HTTP_PORT, admin 127.0.0.1:$ADMIN_PORT)"
 env "${node_env[@]}" setsid "$NODE" run -c "$RUN/cdn-node.yaml" \
@@ -325,6 +370,36 @@ if [[ "$code" != 401 ]]; then
     die "self-check failed: GET without a token answered $code, not 401"
 fi
 
+# What the player page relies on: the node answers the page's origin with
+# CORS headers, and the master playlist it serves hands the token on to
+# every URI in it (so that hls.js sends it for variants and segments).
+HLS_URL="http://127.0.0.1:$HTTP_PORT/$HLS_KEY"
+code=$(curl -s -o "$RUN/master.m3u8" -D "$RUN/master.headers" -w '%{http_code}' --max-time 10 \
+    -H "Origin: $PLAYER_ORIGIN" "$HLS_URL?jwt=$TOKEN" || true)
+if [[ "$code" != 200 ]]; then
+    show_log "$RUN/cdn-node.log"
+    die "self-check failed: GET of the master playlist with the token answered $code"
+fi
+if ! awk -v want="access-control-allow-origin: $PLAYER_ORIGIN" \
+    '{ sub(/\r$/, "") } tolower($0) == tolower(want) { found = 1 } END { exit !found }' \
+    "$RUN/master.headers"; then
+    die "self-check failed: the node's answer to the page's origin $PLAYER_ORIGIN has no Access-Control-Allow-Origin for it (cors: in .run/cdn-node.yaml)"
+fi
+if awk '!/^#/ && NF && !/jwt=/ { bad = 1 } END { exit !bad }' "$RUN/master.m3u8"; then
+    die "self-check failed: the master playlist names URIs without the token (jwt=)"
+fi
+rm -f "$RUN/master.m3u8" "$RUN/master.headers"
+
+say "serving the player page on $PLAYER_ORIGIN (deploy/player/)"
+setsid "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$PLAYER_DIR" "$PLAYER_PORT" \
+    </dev/null >"$RUN/player.log" 2>&1 &
+echo $! >"$RUN/player.pid"
+page_ready() {
+    curl -fs -o /dev/null --max-time 2 "$PLAYER_ORIGIN/index.html"
+}
+wait_for "the page server" "$(cat "$RUN/player.pid")" "$PAGE_READY_SECONDS" "$RUN/player.log" page_ready
+PLAYER_URL="$PLAYER_ORIGIN/index.html?node=http://127.0.0.1:$HTTP_PORT&token=$TOKEN&mp4=/$KEY&hls=/$HLS_KEY"
+
 # Paths in the instructions: relative when run from the top of the repository.
 here() {
     if [[ "$CALLER_DIR" == "$ROOT" ]]; then
@@ -337,7 +412,12 @@ here() {
 started_ok=1
 cat <<EOF
 
-cdn-node is running (self-check passed: the video with a token, 401 without).
+cdn-node is running (self-check passed: the video with a token, 401 without,
+CORS for the player page, the token in the master playlist's URIs).
+
+Watch the MP4 and the HLS stream in a browser: open the player page (served
+from another origin, as a portal's page would be; the token is in the URL):
+  $PLAYER_URL
 
 Fetch the video with a token valid for 1 hour, and compare it with the sample:
   curl -o lecture-01.mp4 "$URL?jwt=$TOKEN"
@@ -352,12 +432,15 @@ Served from the node's disk cache since the self-check (expect X-Cache: HIT):
 A byte range, as video players ask for (expect 206):
   curl -s -o /dev/null -w '%{http_code} %{size_download}\n' -r 0-1023 "$URL?jwt=$TOKEN"
 
+The HLS master playlist, each URI in it carrying the token:
+  curl "$HLS_URL?jwt=$TOKEN"
+
 Metrics and readiness:
   curl http://127.0.0.1:$ADMIN_PORT/metrics
   curl http://127.0.0.1:$ADMIN_PORT/readyz
 
 A new token:   $(here "$NODE") token --key-file $(here "$RUN/hmac-secret") --alg HS256 --kid main --sub alice --ttl 3600
-Logs:          $(here "$RUN/access.log") (one JSON line per request), $(here "$RUN/cdn-node.log"), $(here "$RUN/s3s-fs.log")
+Logs:          $(here "$RUN/access.log") (one JSON line per request), $(here "$RUN/cdn-node.log"), $(here "$RUN/s3s-fs.log"), $(here "$RUN/player.log")
 Configuration: $(here "$RUN/cdn-node.yaml") (its secrets: $(here "$RUN/env"))
 Stop:          $(here "$ROOT/deploy/quickstart.sh") stop
 EOF

@@ -12,7 +12,10 @@
 #   test-tools
 #             what other tests run: shellcheck (lints the reload helper),
 #             systemd's systemd-analyze (verifies the unit), openssl (makes
-#             the HTTPS tests' certificates)
+#             the HTTPS tests' certificates), faketime (moves the node's
+#             clock in the clock tests)
+#   browser   Chromium and its chromedriver (packages chromium and
+#             chromium-driver), for the browser tests (tests/browser.rs)
 #   all       all of the above (the default when no group is given)
 #
 # The groups can also be given as CDN_NODE_SETUP="build s3".
@@ -22,7 +25,7 @@ set -euo pipefail
 S3S_FS_VERSION=0.14.1
 
 usage() {
-    sed -n '2,20s/^# \{0,1\}//p' "$0"
+    sed -n '2,22s/^# \{0,1\}//p' "$0"
 }
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -39,7 +42,7 @@ case ":$PATH:" in
     *) export PATH="$CARGO_BIN:$PATH" ;;
 esac
 
-want_build=0 want_s3=0 want_promtool=0 want_test_tools=0
+want_build=0 want_s3=0 want_promtool=0 want_test_tools=0 want_browser=0
 groups=("$@")
 if [[ ${#groups[@]} -eq 0 && -n "${CDN_NODE_SETUP:-}" ]]; then
     read -r -a groups <<<"$CDN_NODE_SETUP"
@@ -51,14 +54,15 @@ for g in "${groups[@]}"; do
         s3) want_s3=1 ;;
         promtool) want_promtool=1 ;;
         test-tools) want_test_tools=1 ;;
-        all) want_build=1 want_s3=1 want_promtool=1 want_test_tools=1 ;;
+        browser) want_browser=1 ;;
+        all) want_build=1 want_s3=1 want_promtool=1 want_test_tools=1 want_browser=1 ;;
         -h | --help | help)
             usage
             exit 0
             ;;
         *)
             usage >&2
-            die "unknown group '$g' (expected build, s3, promtool, test-tools or all)"
+            die "unknown group '$g' (expected build, s3, promtool, test-tools, browser or all)"
             ;;
     esac
 done
@@ -122,6 +126,14 @@ if [[ $want_test_tools -eq 1 ]]; then
     command -v systemd-analyze >/dev/null 2>&1 ||
         need_pkg systemd "provides systemd-analyze, used by the tests to verify the unit"
     command -v openssl >/dev/null 2>&1 || need_pkg openssl "used by the tests to make certificates"
+    command -v faketime >/dev/null 2>&1 || need_pkg faketime "its libfaketime moves the node's clock in the clock tests"
+fi
+if [[ $want_browser -eq 1 ]]; then
+    # The tests start /usr/bin/chromium, Debian's build (its media stack
+    # plays H.264 and AAC).
+    [[ -x /usr/bin/chromium ]] || need_pkg chromium "the browser the browser tests drive"
+    command -v chromedriver >/dev/null 2>&1 ||
+        need_pkg chromium-driver "provides chromedriver, which drives Chromium for the browser tests"
 fi
 
 if [[ ${#apt_missing[@]} -gt 0 ]]; then
@@ -167,11 +179,16 @@ if [[ $want_test_tools -eq 1 ]]; then
     systemd-analyze --version >/dev/null 2>&1 || die "systemd-analyze was installed but does not run"
     openssl version >/dev/null 2>&1 || die "openssl was installed but does not run"
 fi
+if [[ $want_browser -eq 1 ]]; then
+    /usr/bin/chromium --version >/dev/null 2>&1 || die "chromium was installed but does not run"
+    chromedriver --version >/dev/null 2>&1 || die "chromedriver was installed but does not run"
+fi
 
 done_list=()
 [[ $want_build -eq 1 ]] && done_list+=("build: cmake $(cmake --version | sed -n '1s/^cmake version //p'), $(cargo --version | cut -d' ' -f1-2)")
 [[ $want_s3 -eq 1 ]] && done_list+=("s3: $(command -v s3s-fs)")
 [[ $want_promtool -eq 1 ]] && done_list+=("promtool: $(command -v promtool)")
 [[ $want_test_tools -eq 1 ]] && done_list+=("test-tools: shellcheck $(shellcheck --version | sed -n 's/^version: //p'), systemd-analyze $(systemd-analyze --version | sed -n '1p' | cut -d' ' -f2), $(openssl version | cut -d' ' -f1-2)")
+[[ $want_browser -eq 1 ]] && done_list+=("browser: $(/usr/bin/chromium --version 2>/dev/null | cut -d' ' -f1-2), $(chromedriver --version | cut -d' ' -f1-2)")
 summary=$(printf '%s; ' "${done_list[@]}")
 say "ready: ${summary%; }"

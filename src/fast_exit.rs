@@ -1,20 +1,35 @@
-//! SIGINT, the fast shutdown: the buffered access log lines are written and
-//! the process exits at once.
+//! The node's own ends of the process, where Pingora's would wait too long or
+//! not at all.
 //!
-//! Pingora 0.9.1 handles SIGINT by shutting its runtimes down with no grace.
-//! With its per-thread runtimes (`work_stealing: false`, which this node
-//! uses), a listener's accept loop can run on another thread than the
-//! runtime its socket belongs to; when that runtime is gone first, the loop
-//! spins on "context is being shutdown" errors without yielding and its
-//! thread is never joined: the process hangs. A fast shutdown drops every
-//! connection anyway, so the node does not wait for Pingora's: a thread of
-//! its own (outside the runtimes being torn down) waits for SIGINT, flushes
-//! the access log and exits. SIGTERM (graceful) and SIGQUIT (upgrade) stay
-//! Pingora's.
+//! SIGINT, the fast shutdown: the buffered access log lines are written and
+//! the process exits at once. Pingora 0.9.1 handles SIGINT by shutting its
+//! runtimes down with no grace. With its per-thread runtimes
+//! (`work_stealing: false`, which this node uses), a listener's accept loop
+//! can run on another thread than the runtime its socket belongs to; when
+//! that runtime is gone first, the loop spins on "context is being shutdown"
+//! errors without yielding and its thread is never joined: the process
+//! hangs. A fast shutdown drops every connection anyway, so the node does not
+//! wait for Pingora's: a thread of its own (outside the runtimes being torn
+//! down) waits for SIGINT, flushes the access log and exits.
+//!
+//! SIGTERM (graceful stop) and SIGQUIT (graceful upgrade) stay Pingora's up
+//! to its broadcast of the graceful shutdown: on SIGTERM at once, on SIGQUIT
+//! once the listening sockets were handed over (and 5 s more). Listeners stop
+//! accepting, idle kept-alive connections are closed, requests in flight go
+//! on. Pingora then sleeps `server.grace_period_seconds` whatever happens,
+//! 300 s by default, even with nothing left to serve. [`ExitWhenIdle`] ends
+//! the wait instead: once no client connection is open and the background
+//! services that write something at shutdown ([`MustFinish`]) are done, it
+//! writes out the access log and exits. The grace period stays the bound: if
+//! it ends first, Pingora's own shutdown goes on and drops what is left.
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use tokio::sync::watch;
 
 use crate::access_log::AccessLog;
 
@@ -57,5 +72,133 @@ impl BackgroundService for FastExit {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "no SIGINT thread: a fast shutdown is Pingora's");
         }
+    }
+}
+
+/// The background services the graceful stop waits for before the process
+/// exits: how many have not returned yet.
+#[derive(Clone)]
+pub struct Finishing(Arc<watch::Sender<usize>>);
+
+impl Default for Finishing {
+    fn default() -> Self {
+        Finishing(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl Finishing {
+    /// `service`, counted until its `start` returns: it must return once
+    /// its work at shutdown is done (the access log's last flush, the
+    /// eviction state saved).
+    pub fn must_finish<S>(&self, service: S) -> MustFinish<S> {
+        self.0.send_modify(|n| *n += 1);
+        MustFinish {
+            service,
+            finishing: self.clone(),
+        }
+    }
+
+    /// Resolves once every service counted has returned.
+    async fn all_done(&self) {
+        let mut pending = self.0.subscribe();
+        // The sender lives in `self`: the channel cannot close while waiting.
+        let _ = pending.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// A background service the graceful stop waits for (see
+/// [`Finishing::must_finish`]).
+pub struct MustFinish<S> {
+    service: S,
+    finishing: Finishing,
+}
+
+#[async_trait]
+impl<S: BackgroundService + Send + Sync> BackgroundService for MustFinish<S> {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.service.start(shutdown).await;
+        self.finishing.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Ends a graceful stop or the old process's part of a graceful upgrade as
+/// soon as nothing is left to serve (see the module's documentation).
+pub struct ExitWhenIdle {
+    pub log: AccessLog,
+    /// Client connections open, across every client listener.
+    pub connections: watch::Receiver<usize>,
+    pub finishing: Finishing,
+}
+
+#[async_trait]
+impl BackgroundService for ExitWhenIdle {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // SIGINT never broadcasts: FastExit handles it.
+        if shutdown.wait_for(|stopping| *stopping).await.is_err() {
+            return;
+        }
+        let started = Instant::now();
+        let mut connections = self.connections.clone();
+        let open = *connections.borrow_and_update();
+        tracing::info!(
+            connections = open,
+            "graceful stop: no longer accepting; exiting once the open connections are done \
+             (at most server.grace_period_seconds)"
+        );
+        if connections.wait_for(|n| *n == 0).await.is_err() {
+            // The connection table is gone: Pingora's shutdown decides.
+            return;
+        }
+        self.finishing.all_done().await;
+        tracing::info!(
+            took_ms = started.elapsed().as_millis() as u64,
+            "graceful stop: no connection left; exiting"
+        );
+        self.log.flush();
+        std::process::exit(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns at shutdown once its release is given.
+    struct Returns(watch::Receiver<bool>);
+
+    #[async_trait]
+    impl BackgroundService for Returns {
+        async fn start(&self, mut shutdown: ShutdownWatch) {
+            let _ = shutdown.wait_for(|s| *s).await;
+            let _ = self.0.clone().wait_for(|go| *go).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn finishing_waits_for_every_service_counted() {
+        let finishing = Finishing::default();
+        let (stop, shutdown) = watch::channel(false);
+        let releases: Vec<watch::Sender<bool>> =
+            (0..2).map(|_| watch::Sender::new(false)).collect();
+        let mut tasks = Vec::new();
+        for release in &releases {
+            let service = finishing.must_finish(Returns(release.subscribe()));
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move { service.start(shutdown).await }));
+        }
+        let done = {
+            let finishing = finishing.clone();
+            tokio::spawn(async move { finishing.all_done().await })
+        };
+        stop.send_replace(true);
+        releases[0].send_replace(true);
+        tasks.remove(0).await.unwrap();
+        tokio::task::yield_now().await;
+        assert!(!done.is_finished(), "one service has not returned");
+        releases[1].send_replace(true);
+        tasks.remove(0).await.unwrap();
+        done.await.unwrap();
+        // Nothing counted: done at once.
+        Finishing::default().all_done().await;
     }
 }

@@ -13,11 +13,13 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 mod config;
+mod cors;
 mod fast_exit;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;
 mod listeners;
+pub mod manifest;
 pub mod metrics;
 mod origin;
 mod proxy;

@@ -21,6 +21,9 @@ pub enum Refusal {
     /// A valid token that does not open this request (out of scope, bound
     /// to another address).
     Forbidden(Reject),
+    /// A CORS preflight from an origin, or for a method or request fields,
+    /// that may not read the node's answers.
+    PreflightRefused,
     /// The origin has no such object (or the path names no object).
     NotFound,
     /// The origin refused us or failed.
@@ -77,7 +80,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => 405,
             Refusal::BadRequest(_) => 400,
             Refusal::Unauthorized(_) => 401,
-            Refusal::Forbidden(_) => 403,
+            Refusal::Forbidden(_) | Refusal::PreflightRefused => 403,
             Refusal::NotFound => 404,
             Refusal::BadGateway(_) => 502,
             Refusal::GatewayTimeout => 504,
@@ -90,7 +93,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => "method not allowed\n",
             Refusal::BadRequest(_) => "bad request\n",
             Refusal::Unauthorized(_) => "a valid token is required\n",
-            Refusal::Forbidden(_) => "forbidden\n",
+            Refusal::Forbidden(_) | Refusal::PreflightRefused => "forbidden\n",
             Refusal::NotFound => "not found\n",
             Refusal::BadGateway(_) => "bad gateway\n",
             Refusal::GatewayTimeout => "gateway timeout\n",
@@ -177,6 +180,7 @@ mod tests {
             Refusal::BadRequest(BadRequest::Path(PathError::DotSegment)),
             Refusal::Unauthorized(Reject::Expired),
             Refusal::Forbidden(Reject::OutOfScope),
+            Refusal::PreflightRefused,
             Refusal::NotFound,
             Refusal::BadGateway(OriginError::S3Denied),
             Refusal::GatewayTimeout,

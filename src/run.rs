@@ -12,8 +12,13 @@ use pingora::services::listening::Service;
 
 use crate::access_log::AccessLog;
 use crate::admin::Admin;
+use crate::auth::Verifier;
+use crate::auth::settings::TokenSource;
 use crate::cache::engine::{Engine, SketchSaver};
 use crate::config::Config;
+use crate::cors::Cors;
+use crate::cors::settings::CorsConfig;
+use crate::fast_exit::{ExitWhenIdle, Finishing};
 use crate::listeners::{HttpSockets, Worker};
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -34,9 +39,11 @@ pub struct Node {
 }
 
 impl Node {
-    /// Runs until the server stops (SIGTERM, SIGINT, or after a graceful
-    /// upgrade), then writes out the access log lines still buffered: a fast
-    /// shutdown gives the flusher no turn.
+    /// Runs until the server stops, then writes out the access log lines
+    /// still buffered. A graceful stop or upgrade usually ends sooner, in
+    /// [`ExitWhenIdle`], once nothing is left to serve, and SIGINT in
+    /// [`crate::fast_exit::FastExit`]; this return is the end of a graceful
+    /// stop whose grace period ran out.
     pub fn run(self) {
         self.server.run(pingora::server::RunArgs::default());
         self.access_log.flush();
@@ -96,12 +103,15 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
             log: access_log.clone(),
         }),
     ));
+    // What a graceful stop waits for before the process exits, besides the
+    // client connections: the access log's last flush, the eviction state.
+    let finishing = Finishing::default();
     server.add_service(GenBackgroundService::new(
         "access log flusher".to_string(),
-        Arc::new(crate::access_log::Flusher {
+        Arc::new(finishing.must_finish(crate::access_log::Flusher {
             log: access_log.clone(),
             interval: Duration::from_millis(config.log.access_flush_ms),
-        }),
+        })),
     ));
     let edge = Edge {
         verifier: verifier.clone(),
@@ -110,10 +120,12 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         access_log: access_log.clone(),
         cache,
         slicer: cache.and_then(open_slicer),
+        cors: config.cors.clone().map(|c| open_cors(c, &verifier)),
     };
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
     let limited = crate::limits::LimitedApp::new(proxy_app, &config.limits, metrics.clone());
+    let connections = limited.open_connections();
     if !config.http_listeners.is_empty() {
         let workers = config.server.threads;
         let sockets = HttpSockets::bind(&config.http_listeners, workers, opts.upgrade)?;
@@ -145,9 +157,17 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     if let Some(engine) = cache {
         server.add_service(GenBackgroundService::new(
             "eviction state saver".to_string(),
-            Arc::new(SketchSaver(engine)),
+            Arc::new(finishing.must_finish(SketchSaver(engine))),
         ));
     }
+    server.add_service(GenBackgroundService::new(
+        "exit when idle".to_string(),
+        Arc::new(ExitWhenIdle {
+            log: access_log.clone(),
+            connections,
+            finishing,
+        }),
+    ));
     if !certs.is_empty() {
         server.add_service(GenBackgroundService::new(
             "TLS certificate reloader".to_string(),
@@ -171,6 +191,25 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
 fn open_slicer(engine: &'static Engine) -> Option<&'static Slicer> {
     let config = engine.config.slicing?;
     Some(Box::leak(Box::new(Slicer::new(config))))
+}
+
+/// CORS as the node runs it, for the process's lifetime: each request's
+/// module refers to it without counting references.
+fn open_cors(config: CorsConfig, verifier: &Verifier) -> &'static Cors {
+    let token_headers: Vec<&str> = verifier
+        .token_sources()
+        .iter()
+        .filter_map(|s| match s {
+            TokenSource::Header(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let exposed: Vec<&str> = config.exposed.iter().map(String::as_str).collect();
+    Box::leak(Box::new(Cors::new(
+        config.clone(),
+        &exposed,
+        &token_headers,
+    )))
 }
 
 /// Opens the disk cache before Pingora starts its runtimes: scanning the

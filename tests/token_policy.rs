@@ -86,6 +86,9 @@ async fn attack_tokens_are_refused() {
             o.extra_keys =
                 "    - kid: rs\n      algorithm: RS256\n      public_key_file: rsa.pub.pem\n"
                     .into();
+            // The oversized token (about 12 KiB, in the query) must reach
+            // the token gate: request lines up to 16 KiB are let through.
+            o.extra_yaml = "limits:\n  max_header_field_bytes: 16KiB\n".into();
         })
         .start()
         .await;
@@ -136,22 +139,22 @@ async fn attack_tokens_are_refused() {
     cases.push((
         "aud number".into(),
         hs256(&with("aud", json!(7))),
-        "wrong_audience",
+        "malformed",
     ));
     cases.push((
         "aud object".into(),
         hs256(&with("aud", json!({"a": 1}))),
-        "wrong_audience",
+        "malformed",
     ));
     cases.push((
         "iss number".into(),
         hs256(&with("iss", json!(7))),
-        "wrong_issuer",
+        "malformed",
     ));
     cases.push((
         "iss array".into(),
         hs256(&with("iss", json!(["x"]))),
-        "wrong_issuer",
+        "malformed",
     ));
     cases.push((
         "far-future exp".into(),
@@ -207,6 +210,7 @@ async fn attack_tokens_are_refused() {
     assert_eq!(code, 400);
     let after = w.metrics().await;
     for reason in [
+        "malformed",
         "wrong_algorithm",
         "unknown_key",
         "lifetime",
@@ -469,4 +473,139 @@ async fn a_rotated_key_file_is_picked_up_without_a_restart() {
     })
     .await;
     assert_eq!(w.status("/courses/101/v.mp4", &old).await, 401);
+}
+
+/// `good_claims` with `aud` set to `aud`, or without `aud` when it is null.
+fn for_audience(aud: serde_json::Value) -> serde_json::Value {
+    let mut claims = good_claims("alice");
+    if !aud.is_null() {
+        claims["aud"] = aud;
+    } else if let Some(all) = claims.as_object_mut() {
+        all.remove("aud");
+    }
+    claims
+}
+
+/// RFC 7519 4.1.3 with no `auth.audience`: a token minted with the same key for another
+/// service (`aud: billing-api`) is refused and counted, one without `aud` opens; and
+/// registered claims of the wrong type are `malformed` though nothing is configured for
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_audience_a_token_for_another_service_is_refused() {
+    let w = world().configure(|o| o.audience = None).start().await;
+    let before = w.metrics().await;
+    let foreign = hs256(&for_audience(json!("billing-api")));
+    let (code, headers, body) = raw(
+        w.node.http,
+        "GET",
+        &format!("/courses/101/v.mp4?jwt={foreign}"),
+        &[],
+    )
+    .await;
+    assert_eq!(code, 401);
+    assert_eq!(
+        common::http::header(&headers, "www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    assert!(!String::from_utf8_lossy(&body).contains("aud"));
+    assert_eq!(
+        w.status("/courses/101/v.mp4", &hs256(&for_audience(json!(null))))
+            .await,
+        200
+    );
+    let mut malformed = vec![
+        for_audience(json!(123)),
+        for_audience(json!(["billing-api", 7])),
+    ];
+    for (claim, value) in [
+        ("iss", json!({"url": "https://learn.example"})),
+        ("sub", json!(42)),
+        ("exp", json!(-1)),
+    ] {
+        let mut claims = for_audience(json!(null));
+        claims[claim] = value;
+        malformed.push(claims);
+    }
+    for claims in &malformed {
+        assert_eq!(
+            w.status("/courses/101/v.mp4", &hs256(claims)).await,
+            401,
+            "{claims}"
+        );
+    }
+    let after = w.metrics().await;
+    assert_eq!(
+        rejections(&after, "wrong_audience") - rejections(&before, "wrong_audience"),
+        1.0
+    );
+    assert_eq!(
+        rejections(&after, "malformed") - rejections(&before, "malformed"),
+        malformed.len() as f64
+    );
+    assert!(
+        w.node.stderr().contains("auth.audience is not set"),
+        "the log says why: {}",
+        w.node.stderr()
+    );
+}
+
+/// `audience: [a, b]`: a token for either opens, one for neither does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listed_audience_is_accepted() {
+    let w = world()
+        .configure(|o| o.audience = Some("[\"cdn-eu\", \"cdn-us\"]".into()))
+        .start()
+        .await;
+    let before = w.metrics().await;
+    for aud in [
+        json!("cdn-eu"),
+        json!("cdn-us"),
+        json!(["billing-api", "cdn-us"]),
+    ] {
+        let token = hs256(&for_audience(aud.clone()));
+        assert_eq!(w.status("/courses/101/v.mp4", &token).await, 200, "{aud}");
+    }
+    for aud in [json!("cdn-node"), json!([]), json!(null)] {
+        let token = hs256(&for_audience(aud.clone()));
+        assert_eq!(w.status("/courses/101/v.mp4", &token).await, 401, "{aud}");
+    }
+    let after = w.metrics().await;
+    assert_eq!(
+        rejections(&after, "wrong_audience") - rejections(&before, "wrong_audience"),
+        3.0
+    );
+}
+
+/// `ignore_audience: true` accepts any `aud`, but not one of the wrong type; with
+/// `audience` too it is a configuration error naming both keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_audience_accepts_any_well_typed_aud() {
+    let out = world()
+        .configure(|o| o.extra_auth = "  ignore_audience: true\n".into())
+        .check();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("auth.audience: is set together with auth.ignore_audience: true"),
+        "{text}"
+    );
+    let w = world()
+        .configure(|o| {
+            o.audience = None;
+            o.extra_auth = "  ignore_audience: true\n".into();
+        })
+        .start()
+        .await;
+    for aud in [json!("billing-api"), json!([]), json!(null)] {
+        let token = hs256(&for_audience(aud.clone()));
+        assert_eq!(w.status("/courses/101/v.mp4", &token).await, 200, "{aud}");
+    }
+    let before = w.metrics().await;
+    let token = hs256(&for_audience(json!({"billing-api": true})));
+    assert_eq!(w.status("/courses/101/v.mp4", &token).await, 401);
+    let after = w.metrics().await;
+    assert_eq!(
+        rejections(&after, "malformed") - rejections(&before, "malformed"),
+        1.0
+    );
 }

@@ -155,6 +155,15 @@ def describe_run(run):
     return text
 
 
+def manifest_lines(runs):
+    """Manifest hits (the token given to every URI) against plain 1 KiB hits."""
+    plain, manifest = runs.get(("manifest-plain", "node")), runs.get(("manifest-manifest", "node"))
+    if not plain or not manifest:
+        return ["  (incomplete: a run is missing)"]
+    r = ratio(req_rate(manifest), req_rate(plain))
+    return [f"  req/s manifest hit / 1 KiB hit {fmt_ratio(r)} (target >= 0.80x: {verdict(r >= 0.8)})"]
+
+
 def pair_lines(runs, scenario):
     if scenario == "ranges":
         return range_lines(runs)
@@ -459,6 +468,8 @@ def main(argv):
     if argv[1] == "run":
         # The run that just finished, on its own.
         print(describe_run(ROUNDS_OF[(argv[3], argv[4])][-1]))
+    elif argv[1] == "manifest":
+        print("\n".join(manifest_lines(runs)))
     elif argv[1] == "pair":
         print("\n".join(pair_lines(runs, argv[3])))
     elif argv[1] == "table":

@@ -9,7 +9,9 @@ pub enum Reject {
     /// No token in any configured source.
     #[error("no token")]
     Missing,
-    /// Not a compact JWS, bad base64 or JSON, or a claim of the wrong type.
+    /// Not a compact JWS, bad base64 or JSON, or a claim of the wrong type: a registered
+    /// claim (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`) is typed whatever the
+    /// configuration.
     #[error("token is malformed")]
     Malformed,
     /// A claim the configuration requires is absent (metric reason `malformed`).
@@ -30,10 +32,13 @@ pub enum Reject {
     /// `kid` names no configured key.
     #[error("token names an unknown key")]
     UnknownKey,
-    /// `iss` is absent, of the wrong type or not the configured issuer.
+    /// `iss` is absent or not the configured issuer (an `iss` that is not a string is
+    /// `Malformed`).
     #[error("token issuer is not accepted")]
     WrongIssuer,
-    /// `aud` is absent, of the wrong type or does not contain the configured audience.
+    /// `aud` names no audience of the node: absent while `auth.audience` is set, without one
+    /// of its values, or present while no audience is set (RFC 7519 4.1.3). An `aud` that is
+    /// not a string or an array of strings is `Malformed`.
     #[error("token audience is not accepted")]
     WrongAudience,
     /// The header carries `crit`: no critical extension is supported.

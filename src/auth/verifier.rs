@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -13,7 +13,7 @@ use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
 use crate::auth::cdni::{Cdni, CdniPolicy, Transport, cookie_path, request_uri};
-use crate::auth::claims::{ClaimPolicy, Claims};
+use crate::auth::claims::{AudienceRule, ClaimPolicy, Claims};
 use crate::auth::client_addr::ClientAddress;
 use crate::auth::denylist::{DenyKind, Denylist, Reloaded};
 use crate::auth::grant::{Grant, ScopeGrant};
@@ -64,6 +64,8 @@ pub struct Verifier {
     /// The cookie renewed tokens are set in (`cdnistt` 1): the first `cookie:` source.
     renewal_cookie: Option<String>,
     uri_scheme: String,
+    /// Set once the log has said why a token with `aud` was refused (no audience set).
+    warned_unset_audience: AtomicBool,
 }
 
 impl Verifier {
@@ -97,6 +99,7 @@ impl Verifier {
             renewal_header: config.renewal_header,
             renewal_cookie: config.renewal_cookie,
             uri_scheme: config.uri_scheme,
+            warned_unset_audience: AtomicBool::new(false),
         }
     }
 
@@ -249,7 +252,10 @@ impl Verifier {
             return Err(Reject::BadSignature);
         };
         let issuer = key.issuer.as_deref().or(self.policy.issuer.as_deref());
-        let claims = self.policy.check_for_issuer(all, now_unix, issuer)?;
+        let claims = self
+            .policy
+            .check_for_issuer(all, now_unix, issuer)
+            .inspect_err(|reject| self.explain_unset_audience(*reject))?;
         let scope = match &self.scope_claim {
             None => ScopeGrant::NotConfigured,
             Some(name) => match claims.all.get(name) {
@@ -263,7 +269,7 @@ impl Verifier {
                 scope_claim: self.scope_claim.as_deref(),
                 renews: self.renewal_key.is_some(),
                 checks_issuer: issuer.is_some(),
-                checks_audience: self.policy.audience.is_some(),
+                checks_audience: self.policy.audience.checks(),
                 max_lifetime: self.policy.max_lifetime,
             },
         )?;
@@ -272,6 +278,23 @@ impl Verifier {
             scope,
             cdni,
         })
+    }
+
+    /// Says once, in the node's log, why tokens with `aud` are refused when no audience is
+    /// configured: a node upgraded from a version that did not check `aud` then refuses
+    /// tokens it used to accept, and the operator must choose.
+    fn explain_unset_audience(&self, reject: Reject) {
+        if reject == Reject::WrongAudience
+            && self.policy.audience == AudienceRule::Unset
+            && !self.warned_unset_audience.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "a token carrying `aud` was refused (401 wrong_audience): auth.audience is not \
+                 set, so this node accepts no token meant for a named recipient; set \
+                 auth.audience to the value the platform puts in `aud` for this CDN, or \
+                 auth.ignore_audience: true to accept any `aud` (said once)"
+            );
+        }
     }
 
     /// The client's address: the socket peer, or from the trusted-proxy header chain.

@@ -138,6 +138,7 @@ impl Engine {
             memory_bytes: stats.memory_bytes,
             memory_hits: stats.memory_hits,
             thread_copy_bytes: stats.thread_copy_bytes,
+            writable: self.store.writable(),
         }
     }
 }

@@ -29,6 +29,12 @@ pub enum Decision {
     Skip(&'static str),
 }
 
+/// A header's value as an HTTP date, if it is a valid one.
+fn http_date(resp: &ResponseHeader, name: &str) -> Option<SystemTime> {
+    let value = resp.headers.get(name)?.to_str().ok()?;
+    httpdate::parse_http_date(value).ok()
+}
+
 fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
@@ -90,13 +96,14 @@ impl Policy {
                 return store(Duration::from_secs(u64::from(age)));
             }
         }
-        if let Some(expires) = resp.headers.get("expires") {
-            // An invalid Expires means "already expired" (RFC 9111 5.3).
-            let ttl = expires
-                .to_str()
-                .ok()
-                .and_then(|v| httpdate::parse_http_date(v).ok())
-                .and_then(|t| t.duration_since(now).ok())
+        if resp.headers.contains_key("expires") {
+            // The lifetime is Expires minus the origin's Date (RFC 9111
+            // 4.2.1), whatever the node's own clock says; the node's clock
+            // stands in for a missing Date. An invalid Expires means
+            // "already expired" (5.3).
+            let date = http_date(resp, "date").unwrap_or(now);
+            let ttl = http_date(resp, "expires")
+                .and_then(|t| t.duration_since(date).ok())
                 .unwrap_or(Duration::ZERO);
             return store(ttl);
         }
@@ -165,6 +172,37 @@ mod tests {
             300,
         ),
         (200, &[("expires", "garbage")], Ok(0), 60, 300),
+        // Expires counts from the origin's Date, not from the node's clock.
+        (
+            200,
+            &[
+                ("date", "Thu, 01 Jan 1970 02:00:00 GMT"),
+                ("expires", "Thu, 01 Jan 1970 02:10:00 GMT"),
+            ],
+            Ok(600),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[
+                ("date", "Thu, 01 Jan 1970 02:00:00 GMT"),
+                ("expires", "Thu, 01 Jan 1970 01:00:00 GMT"),
+            ],
+            Ok(0),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[
+                ("date", "garbage"),
+                ("expires", "Thu, 01 Jan 1970 00:20:00 GMT"),
+            ],
+            Ok(1200 - 1000),
+            60,
+            300,
+        ),
         (200, &[("set-cookie", "a=b")], Err("set_cookie"), 0, 0),
         (404, &[], Ok(10), 60, 300),
         (404, &[("cache-control", "max-age=9999")], Ok(10), 60, 300),
@@ -217,6 +255,42 @@ mod tests {
         assert!(
             matches!(p.decide(&not_found, now), Decision::Store { fresh_until, .. } if fresh_until == now + Duration::from_secs(10))
         );
+    }
+
+    #[test]
+    fn a_clock_an_hour_off_keeps_each_lifetime() {
+        // The node's clock an hour behind, right, an hour ahead of the
+        // origin's: every lifetime is the same, counted from the node's now.
+        let origin_now = UNIX_EPOCH + Duration::from_secs(100_000);
+        let headers: &[&[(&str, &str)]] = &[
+            &[],
+            &[("cache-control", "max-age=120")],
+            &[
+                ("date", "Fri, 02 Jan 1970 03:46:40 GMT"),
+                ("expires", "Fri, 02 Jan 1970 03:56:40 GMT"),
+            ],
+        ];
+        for (headers, lifetime) in headers.iter().zip([3600, 120, 600]) {
+            let mut resp = ResponseHeader::build(200, None).unwrap();
+            for (n, v) in *headers {
+                resp.insert_header(*n, *v).unwrap();
+            }
+            let hour = Duration::from_secs(3600);
+            for (skew, now) in [
+                ("behind", origin_now - hour),
+                ("right", origin_now),
+                ("ahead", origin_now + hour),
+            ] {
+                match policy().decide(&resp, now) {
+                    Decision::Store { fresh_until, .. } => assert_eq!(
+                        fresh_until.duration_since(now).unwrap(),
+                        Duration::from_secs(lifetime),
+                        "{headers:?}, clock {skew}"
+                    ),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
     }
 
     #[test]

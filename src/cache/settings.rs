@@ -15,6 +15,8 @@ pub struct CacheConfig {
     pub min_free_space: u64,
     /// Memory for copies of small hot bodies (0: none).
     pub memory_size: u64,
+    /// Largest manifest given the request's token.
+    pub manifest_max_size: u64,
     pub policy: Policy,
     pub lock_timeout: Duration,
     /// Response header naming the cache outcome; `None` when disabled
@@ -72,6 +74,15 @@ impl CacheConfig {
                 format!(
                     "{} bytes is out of range: use more than 0 and at most cache.max_size ({} bytes)",
                     section.max_object_size.0, section.max_size.0
+                ),
+            ));
+        }
+        if section.manifest_max_size.0 == 0 || section.manifest_max_size.0 > 64 << 20 {
+            problems.push(Problem::new(
+                "cache.manifest_max_size",
+                format!(
+                    "{} bytes is out of range: use more than 0 and at most 64MiB",
+                    section.manifest_max_size.0
                 ),
             ));
         }
@@ -154,6 +165,7 @@ impl CacheConfig {
             max_object_size: section.max_object_size.0,
             min_free_space: section.min_free_space.0,
             memory_size: section.memory_size.0,
+            manifest_max_size: section.manifest_max_size.0,
             policy: Policy {
                 default_ttl: Duration::from_secs(section.default_ttl_seconds),
                 override_ttl: section.override_ttl_seconds.map(Duration::from_secs),

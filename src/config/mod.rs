@@ -23,6 +23,7 @@ use sections::{
 use crate::auth::Verifier;
 use crate::auth::settings::AuthSettings;
 use crate::cache::settings::CacheConfig;
+use crate::cors::settings::{CorsConfig, CorsSection};
 use crate::origin::settings::OriginConfig;
 
 const SECTIONS: &[&str] = &[
@@ -34,6 +35,7 @@ const SECTIONS: &[&str] = &[
     "cache",
     "log",
     "limits",
+    "cors",
 ];
 
 /// Everything the node runs on, validated and with secrets loaded.
@@ -52,6 +54,8 @@ pub struct Config {
     pub origin: OriginConfig,
     /// `None`: no caching, every request goes to the origin.
     pub cache: Option<CacheConfig>,
+    /// `None`: CORS off (no origin allowed).
+    pub cors: Option<CorsConfig>,
     pub auth: Verifier,
     pub log: LogSection,
 }
@@ -125,6 +129,12 @@ impl Config {
             section(&get("cache"), "cache", Some(|| None), &mut problems);
         let log: Option<LogSection> =
             section(&get("log"), "log", Some(LogSection::default), &mut problems);
+        let cors: Option<CorsSection> = section(
+            &get("cors"),
+            "cors",
+            Some(CorsSection::default),
+            &mut problems,
+        );
         let limits: Option<LimitsSection> = section(
             &get("limits"),
             "limits",
@@ -199,6 +209,21 @@ impl Config {
             origin.and_then(|o| OriginConfig::from_section(&o, base_dir, env, &mut problems));
         let cache =
             cache.map(|c| c.and_then(|c| CacheConfig::from_section(&c, base_dir, &mut problems)));
+        let cors = cors.map(|c| {
+            CorsConfig::from_section(&c, &mut problems).map(|mut config| {
+                // What the node adds that a page may want to read.
+                config
+                    .exposed
+                    .extend(auth.iter().map(|a| a.renewal_header.clone()));
+                config.exposed.extend(
+                    cache
+                        .iter()
+                        .flatten()
+                        .filter_map(|c| c.status_header.clone()),
+                );
+                config
+            })
+        });
         let auth = auth.and_then(|a| match Verifier::from_settings(&a, base_dir) {
             Ok(v) => Some(v),
             Err(mut p) => {
@@ -214,6 +239,7 @@ impl Config {
             auth,
             cache,
             log,
+            cors,
         ) {
             (
                 Some(server),
@@ -223,6 +249,7 @@ impl Config {
                 Some(auth),
                 Some(cache),
                 Some(log),
+                Some(cors),
             ) if problems.is_empty() => Ok(Config {
                 server,
                 http_listeners,
@@ -235,6 +262,7 @@ impl Config {
                 cache,
                 auth,
                 log,
+                cors,
             }),
             _ => Err(problems),
         }

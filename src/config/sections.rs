@@ -77,6 +77,9 @@ pub struct HttpsSection {
 
 pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_HEADER_BYTES: &str = "32KiB";
+pub const DEFAULT_MAX_HEADER_FIELD_BYTES: &str = "8KiB";
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 /// Limits on client connections (the admin listener has none).
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +95,16 @@ pub struct LimitsSection {
     /// Client connections open at once from one IP address; none: no limit.
     #[serde(default)]
     pub max_connections_per_client: Option<usize>,
+    /// The most a request head (request line and fields) may take.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// The most one line of a request head (the request line or a field)
+    /// may take.
+    #[serde(default = "default_max_header_field_bytes")]
+    pub max_header_field_bytes: ByteSize,
+    /// Time a client has to complete its TLS handshake, from the accept.
+    #[serde(default = "default_tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -100,6 +113,9 @@ impl Default for LimitsSection {
             header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: None,
+            max_header_bytes: default_max_header_bytes(),
+            max_header_field_bytes: default_max_header_field_bytes(),
+            tls_handshake_timeout_ms: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -109,6 +125,15 @@ fn default_header_timeout_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
+}
+fn default_max_header_bytes() -> ByteSize {
+    ByteSize::parse(DEFAULT_MAX_HEADER_BYTES).unwrap_or(ByteSize(0))
+}
+fn default_max_header_field_bytes() -> ByteSize {
+    ByteSize::parse(DEFAULT_MAX_HEADER_FIELD_BYTES).unwrap_or(ByteSize(0))
+}
+fn default_tls_handshake_timeout_ms() -> u64 {
+    DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS
 }
 
 /// The operators' listener: `/metrics`, `/healthz`, `/readyz`, and
@@ -270,6 +295,10 @@ pub struct CacheSection {
     /// Memory for copies of small hot bodies; 0 keeps none.
     #[serde(default = "default_memory_size")]
     pub memory_size: ByteSize,
+    /// Largest manifest (HLS, DASH) given the request's token; larger ones
+    /// are sent as stored.
+    #[serde(default = "default_manifest_max_size")]
+    pub manifest_max_size: ByteSize,
     #[serde(default = "default_ttl_seconds")]
     pub default_ttl_seconds: u64,
     #[serde(default)]
@@ -296,6 +325,13 @@ pub struct CacheSection {
 
 fn default_cache_max_size() -> ByteSize {
     ByteSize::parse(DEFAULT_CACHE_MAX_SIZE).unwrap_or(ByteSize(0))
+}
+/// Default `cache.manifest_max_size`: far above a 10-hour VOD playlist of
+/// 2-second segments (about 1.5 MB).
+pub const DEFAULT_MANIFEST_MAX_SIZE: &str = "4MiB";
+
+fn default_manifest_max_size() -> ByteSize {
+    ByteSize::parse(DEFAULT_MANIFEST_MAX_SIZE).unwrap_or(ByteSize(0))
 }
 fn default_max_object_size() -> ByteSize {
     ByteSize::parse(DEFAULT_MAX_OBJECT_SIZE).unwrap_or(ByteSize(0))

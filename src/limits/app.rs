@@ -1,24 +1,35 @@
 //! Pingora's `ServerApp` for the client listeners: admits each connection
-//! against the limits (closing it at once when one is reached) and hands it
-//! on, wrapped, to the HTTP proxy application.
+//! against the limits (closing it at once when one is reached), completes
+//! the TLS handshake of an HTTPS connection within its deadline (the
+//! connection holds its place meanwhile), and hands it on, wrapped, to the
+//! HTTP proxy application.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::listeners::tls::Acceptor;
 use pingora::protocols::Stream;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::server::ShutdownWatch;
 
-use super::Limits;
-use super::stream::Guarded;
+use super::h2::HeaderLimited;
+use super::stream::{Counters, Guarded};
 use super::table::ConnectionTable;
+use super::{HeadLimits, Limits};
 use crate::metrics::Metrics;
 
 pub struct LimitedApp<A> {
-    inner: Arc<A>,
+    inner: Arc<HeaderLimited<A>>,
     table: Arc<ConnectionTable>,
     header_timeout: Duration,
+    head: HeadLimits,
+    tls_handshake_timeout: Duration,
+    /// The HTTPS endpoints this copy serves: the address each listens on,
+    /// and its TLS acceptor. Empty for plain HTTP.
+    tls: Vec<(SocketAddr, Arc<Acceptor>)>,
     metrics: Arc<Metrics>,
 }
 
@@ -30,6 +41,9 @@ impl<A> Clone for LimitedApp<A> {
             inner: self.inner.clone(),
             table: self.table.clone(),
             header_timeout: self.header_timeout,
+            head: self.head,
+            tls_handshake_timeout: self.tls_handshake_timeout,
+            tls: self.tls.clone(),
             metrics: self.metrics.clone(),
         }
     }
@@ -38,20 +52,98 @@ impl<A> Clone for LimitedApp<A> {
 impl<A> LimitedApp<A> {
     pub fn new(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         LimitedApp {
-            inner: Arc::new(inner),
+            inner: Arc::new(HeaderLimited::new(
+                inner,
+                limits.head,
+                metrics.ops.request_header_refusals.clone(),
+            )),
             table: Arc::new(ConnectionTable::new(
                 limits.max_connections,
                 limits.max_connections_per_client,
                 metrics.ops.connections_open.clone(),
             )),
             header_timeout: limits.header_timeout,
+            head: limits.head,
+            tls_handshake_timeout: limits.tls_handshake_timeout,
+            tls: Vec::new(),
             metrics,
+        }
+    }
+
+    /// The number of client connections open, across every listener and
+    /// worker sharing this application's table, kept up to date.
+    pub fn open_connections(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.table.watch_open()
+    }
+
+    /// Serves the connections accepted on `addr` with TLS: the listener is
+    /// added to Pingora as plain TCP and the handshake happens here, once
+    /// the connection is admitted.
+    pub fn serve_tls(&mut self, addr: SocketAddr, acceptor: Acceptor) {
+        self.tls.push((addr, Arc::new(acceptor)));
+    }
+
+    /// The acceptor of the endpoint a connection arrived on (its local
+    /// address, or the port of an endpoint listening on every address).
+    fn acceptor(&self, local: Option<SocketAddr>) -> Option<&Arc<Acceptor>> {
+        let local = local?;
+        let ip = local.ip().to_canonical();
+        self.tls
+            .iter()
+            .find(|(addr, _)| {
+                addr.port() == local.port()
+                    && (addr.ip().is_unspecified() || addr.ip().to_canonical() == ip)
+            })
+            .map(|(_, acceptor)| acceptor)
+    }
+
+    /// The TLS handshake of an admitted connection, within
+    /// `limits.tls_handshake_timeout_ms`; `None` (counted) when it fails.
+    async fn handshake(&self, stream: Stream) -> Option<Stream> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied());
+        let Some(acceptor) = self.acceptor(local).cloned() else {
+            tracing::error!(?local, "a connection on no HTTPS listener's address");
+            return None;
+        };
+        let tcp = match stream.into_any().downcast::<L4Stream>() {
+            Ok(tcp) => *tcp,
+            Err(_) => {
+                tracing::error!("an HTTPS connection that is not a TCP stream");
+                return None;
+            }
+        };
+        let failed = |reason: &str| {
+            self.metrics
+                .ops
+                .tls_handshake_failures
+                .with_label_values(&[reason])
+                .inc();
+        };
+        // Pinned here, a handshake that runs out of time (and the connection
+        // it holds) is dropped after it is counted, at the end.
+        let handshake = std::pin::pin!(acceptor.tls_handshake(tcp));
+        match tokio::time::timeout(self.tls_handshake_timeout, handshake).await {
+            Ok(Ok(tls)) => Some(Box::new(tls)),
+            Ok(Err(e)) => {
+                failed("error");
+                tracing::debug!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                failed("timeout");
+                tracing::debug!(
+                    "TLS handshake not complete within limits.tls_handshake_timeout_ms"
+                );
+                None
+            }
         }
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
+impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -73,11 +165,22 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
                 return None;
             }
         };
+        // The connection holds its place during the handshake: a client
+        // that never finishes one holds it until the deadline only.
+        let stream = if self.tls.is_empty() {
+            stream
+        } else {
+            self.handshake(stream).await?
+        };
         let mut guarded = Guarded::new(
             stream,
             permit,
             self.header_timeout,
-            self.metrics.ops.header_timeouts.clone(),
+            self.head,
+            Counters {
+                timeouts: self.metrics.ops.header_timeouts.clone(),
+                refusals: self.metrics.ops.request_header_refusals.clone(),
+            },
         );
         // Pingora drops a connection still waiting for its first request
         // when the service shuts down (as it drops idle keep-alive ones),

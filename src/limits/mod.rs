@@ -1,10 +1,14 @@
 //! Limits on client connections, applied around Pingora's HTTP application:
-//! how many connections may be open at once (in all, and per client IP),
-//! and a total deadline for each request header. Pingora 0.9.1's own read
-//! timeout restarts on every read, so a client sending one header byte at a
-//! time could otherwise hold a connection for as long as it likes.
+//! how many connections may be open at once (in all, and per client IP,
+//! TLS handshakes included), a deadline for the TLS handshake, the size of
+//! a request head (in all and per line), and a total deadline for each
+//! request header. Pingora 0.9.1's own read timeout restarts on every read,
+//! so a client sending one header byte at a time could otherwise hold a
+//! connection for as long as it likes; its own head limit is 1 MiB.
 
 mod app;
+mod h2;
+mod refuse;
 mod stream;
 mod table;
 mod watch;
@@ -23,4 +27,15 @@ pub struct Limits {
     pub header_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_client: Option<usize>,
+    pub head: HeadLimits,
+    pub tls_handshake_timeout: Duration,
+}
+
+/// The sizes a request head may reach: in all (request line and fields,
+/// line ends included), and per line (the request line or one field line,
+/// without its line end). `line <= total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadLimits {
+    pub total: usize,
+    pub line: usize,
 }

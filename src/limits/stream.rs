@@ -3,6 +3,13 @@
 //! `TimedOut` once a request header has taken longer than the deadline.
 //! On a stream that cannot peek (TLS), the first bytes awaited before the
 //! connection is handed on are read here and held for the first reader.
+//!
+//! An HTTP/1 request head that grows past the size limits is answered here,
+//! in the read that crosses the limit: those bytes never reach Pingora, the
+//! refusal (414 or 431, `Connection: close`) is written, the connection's
+//! sending side is closed, and what the client still sends is read and
+//! dropped until it closes too or [`LINGER`] has passed (so that the client
+//! reads the answer instead of a reset). The read then fails.
 
 use std::fmt;
 use std::future::Future;
@@ -20,15 +27,24 @@ use pingora::protocols::{
     ALPN, GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
     Stream, TimingDigest, UniqueID, UniqueIDType,
 };
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntCounterVec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use super::HeadLimits;
+use super::refuse;
 use super::table::Permit;
-use super::watch::HeaderWatch;
+use super::watch::{HeaderWatch, Over};
 
 /// The most a stream that cannot peek is read of before it is handed on.
 const FIRST_READ: usize = 4096;
+
+/// The longest a refused connection stays open after its head passed a
+/// limit: the answer is written and the client's further bytes dropped.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// Reads of dropped bytes per poll while lingering, before yielding.
+const LINGER_READS_PER_POLL: usize = 16;
 
 pub struct Guarded {
     inner: Stream,
@@ -39,7 +55,38 @@ pub struct Guarded {
     deadline: Option<Pin<Box<Sleep>>>,
     expired: bool,
     timeouts: IntCounter,
+    refusals: IntCounterVec,
+    /// A head passed a limit: its answer and the lingering close.
+    refusing: Option<Box<Refusing>>,
     _permit: Permit,
+}
+
+/// Counters a guarded stream moves.
+#[derive(Clone)]
+pub struct Counters {
+    /// Request headers not complete in time.
+    pub timeouts: IntCounter,
+    /// Request heads refused for their size, by reason.
+    pub refusals: IntCounterVec,
+}
+
+/// The steps of answering a head that passed a limit.
+struct Refusing {
+    over: Over,
+    answer: &'static [u8],
+    sent: usize,
+    step: Step,
+    /// The end of the whole refusal.
+    linger: Pin<Box<Sleep>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Write,
+    Flush,
+    Close,
+    Drain,
+    Done,
 }
 
 impl fmt::Debug for Guarded {
@@ -49,17 +96,29 @@ impl fmt::Debug for Guarded {
             .field("watch", &self.watch)
             .field("expired", &self.expired)
             .field("held", &self.held.as_ref().map(Bytes::len))
+            .field(
+                "refusing",
+                &self.refusing.as_ref().map(|r| (r.over, r.step)),
+            )
             .finish()
     }
 }
 
 impl Guarded {
     /// Wraps an accepted stream; the first header's deadline starts now.
-    pub fn new(inner: Stream, permit: Permit, timeout: Duration, timeouts: IntCounter) -> Self {
+    /// HTTP/1 heads are held to `limits` (HTTP/2's header lists are held
+    /// to them by the HTTP/2 layer).
+    pub fn new(
+        inner: Stream,
+        permit: Permit,
+        timeout: Duration,
+        limits: HeadLimits,
+        counters: Counters,
+    ) -> Self {
         let watch = if matches!(inner.selected_alpn_proto(), Some(ALPN::H2)) {
             HeaderWatch::h2()
         } else {
-            HeaderWatch::h1()
+            HeaderWatch::h1(limits)
         };
         Guarded {
             inner,
@@ -68,7 +127,9 @@ impl Guarded {
             timeout,
             deadline: Some(Box::pin(tokio::time::sleep(timeout))),
             expired: false,
-            timeouts,
+            timeouts: counters.timeouts,
+            refusals: counters.refusals,
+            refusing: None,
             _permit: permit,
         }
     }
@@ -137,6 +198,9 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if let Some(refusing) = this.refusing.as_mut() {
+            return refusing.poll(&mut this.inner, cx);
+        }
         if this.expired {
             return Poll::Ready(Err(Self::timed_out()));
         }
@@ -162,14 +226,122 @@ impl AsyncRead for Guarded {
         };
         if let Poll::Ready(Ok(())) = polled {
             let was_waiting = this.watch.waiting();
-            let began = this.watch.read(&buf.filled()[before..]);
+            let seen = this.watch.read(&buf.filled()[before..]);
+            if let Some(over) = seen.over {
+                // None of these bytes reach the reader: the head is
+                // answered here.
+                buf.set_filled(before);
+                this.held = None;
+                this.deadline = None;
+                this.refusals.with_label_values(&[over.reason()]).inc();
+                tracing::debug!(reason = over.reason(), "request head over the limits");
+                let refusing = this.refusing.insert(Box::new(Refusing {
+                    over,
+                    answer: refuse::http1(over, this.watch.head_request()),
+                    sent: 0,
+                    step: Step::Write,
+                    linger: Box::pin(tokio::time::sleep(LINGER)),
+                }));
+                return refusing.poll(&mut this.inner, cx);
+            }
             if !this.watch.waiting() {
                 this.deadline = None;
-            } else if began || !was_waiting {
+            } else if seen.began || !was_waiting {
                 this.deadline = Some(Box::pin(tokio::time::sleep(this.timeout)));
             }
         }
         polled
+    }
+}
+
+impl Refusing {
+    /// Takes the refusal as far as it goes now; ready (with the error the
+    /// reader gets) once it is over.
+    fn poll(&mut self, inner: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let pending = match self.step {
+                Step::Write if self.sent == self.answer.len() => {
+                    self.step = Step::Flush;
+                    false
+                }
+                Step::Write => {
+                    let rest = &self.answer[self.sent..];
+                    match Pin::new(&mut *inner).poll_write(cx, rest) {
+                        Poll::Ready(Ok(n)) if n > 0 => {
+                            self.sent += n;
+                            false
+                        }
+                        Poll::Ready(_) => {
+                            self.step = Step::Done;
+                            false
+                        }
+                        Poll::Pending => true,
+                    }
+                }
+                Step::Flush => match Pin::new(&mut *inner).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.step = Step::Close;
+                        false
+                    }
+                    Poll::Ready(Err(_)) => {
+                        self.step = Step::Done;
+                        false
+                    }
+                    Poll::Pending => true,
+                },
+                Step::Close => match Pin::new(&mut *inner).poll_shutdown(cx) {
+                    Poll::Ready(_) => {
+                        self.step = Step::Drain;
+                        false
+                    }
+                    Poll::Pending => true,
+                },
+                Step::Drain => match Self::drain(inner, cx) {
+                    Poll::Ready(()) => {
+                        self.step = Step::Done;
+                        false
+                    }
+                    Poll::Pending => true,
+                },
+                Step::Done => return Poll::Ready(Err(self.error())),
+            };
+            if pending {
+                if self.linger.as_mut().poll(cx).is_ready() {
+                    self.step = Step::Done;
+                    continue;
+                }
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Reads and drops what the client sends; ready when it has closed (or
+    /// the connection failed).
+    fn drain(inner: &mut Stream, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..LINGER_READS_PER_POLL {
+            let mut dropped = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut *inner).poll_read(cx, &mut dropped) {
+                Poll::Ready(Ok(())) if !dropped.filled().is_empty() => {}
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // A client sending fast: let other tasks run, then go on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn error(&self) -> io::Error {
+        let what = match self.over {
+            Over::RequestLine => "request line over limits.max_header_field_bytes",
+            Over::Field => "a request header field over limits.max_header_field_bytes",
+            Over::Head => "request header over limits.max_header_bytes",
+        };
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{what}: answered {}", refuse::status(self.over)),
+        )
     }
 }
 
@@ -218,7 +390,10 @@ impl AsyncWrite for Guarded {
 #[async_trait]
 impl Shutdown for Guarded {
     async fn shutdown(&mut self) {
-        self.inner.shutdown().await
+        // A refused connection's sending side is closed already.
+        if self.refusing.is_none() {
+            self.inner.shutdown().await
+        }
     }
 }
 
@@ -311,8 +486,18 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(10);
 
+    const LIMITS: HeadLimits = HeadLimits {
+        total: 4096,
+        line: 1024,
+    };
+
     /// A guarded stream that cannot peek (as a TLS one), and the client's end.
     fn guarded() -> (Guarded, DuplexStream, IntCounter) {
+        let (g, client, counters) = guarded_with(LIMITS);
+        (g, client, counters.timeouts)
+    }
+
+    fn guarded_with(limits: HeadLimits) -> (Guarded, DuplexStream, Counters) {
         let (server, client) = duplex(64 * 1024);
         let table = Arc::new(ConnectionTable::new(
             8,
@@ -320,12 +505,19 @@ mod tests {
             IntGauge::new("open", "open").unwrap(),
         ));
         let permit = table.admit(None).unwrap();
-        let timeouts = IntCounter::new("timeouts", "timeouts").unwrap();
+        let counters = Counters {
+            timeouts: IntCounter::new("timeouts", "timeouts").unwrap(),
+            refusals: IntCounterVec::new(
+                prometheus::Opts::new("refusals", "refusals"),
+                &["reason"],
+            )
+            .unwrap(),
+        };
         let stream: Stream = Box::new(server);
         (
-            Guarded::new(stream, permit, TIMEOUT, timeouts.clone()),
+            Guarded::new(stream, permit, TIMEOUT, limits, counters.clone()),
             client,
-            timeouts,
+            counters,
         )
     }
 
@@ -397,5 +589,105 @@ mod tests {
             io::ErrorKind::TimedOut
         );
         assert_eq!(timeouts.get(), 1);
+    }
+
+    fn refused(counters: &Counters, reason: &str) -> u64 {
+        counters.refusals.with_label_values(&[reason]).get()
+    }
+
+    #[tokio::test]
+    async fn a_field_over_the_limit_is_answered_here_and_never_reaches_the_reader() {
+        let (mut g, mut client, counters) = guarded_with(LIMITS);
+        let start = b"GET /v/a.mp4 HTTP/1.1\r\nHost: cdn\r\n";
+        client.write_all(start).await.unwrap();
+        assert_eq!(read_some(&mut g, 64 * 1024).await, start);
+        let mut cookie = b"Cookie: ".to_vec();
+        cookie.resize(1500, b'c');
+        client.write_all(&cookie).await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let got = g.read(&mut buf).await;
+            (got, g)
+        });
+        // The answer, then the end of the node's side.
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, refuse::http1(Over::Field, false));
+        assert_eq!(refused(&counters, "field_too_large"), 1);
+        // The reader waits while the client still sends (dropped), and
+        // fails once it closes.
+        client.write_all(b"more cookie").await.unwrap();
+        assert!(!reader.is_finished());
+        drop(client);
+        let (got, mut g) = reader.await.unwrap();
+        let e = got.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string().contains("limits.max_header_field_bytes"),
+            "{e}"
+        );
+        // Reads fail the same way afterwards; nothing else is counted.
+        let mut buf = [0u8; 8];
+        assert!(g.read(&mut buf).await.is_err());
+        assert_eq!(refused(&counters, "field_too_large"), 1);
+        assert_eq!(counters.timeouts.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_head_request_line_and_a_whole_head_over_the_limits() {
+        let cases: &[(&[u8], Over, bool)] = &[
+            (b"HEAD /", Over::RequestLine, true),
+            (b"GET /", Over::RequestLine, false),
+        ];
+        for (start, over, head) in cases {
+            let (mut g, mut client, counters) = guarded_with(LIMITS);
+            let mut line = start.to_vec();
+            line.resize(1100, b'a');
+            client.write_all(&line).await.unwrap();
+            AsyncWriteExt::shutdown(&mut client).await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            assert!(g.read(&mut buf).await.is_err());
+            let mut answer = Vec::new();
+            client.read_to_end(&mut answer).await.unwrap();
+            assert_eq!(answer, refuse::http1(*over, *head));
+            assert_eq!(refused(&counters, over.reason()), 1);
+        }
+        // Many fields, each under the line limit, over the head limit.
+        let (mut g, mut client, counters) = guarded_with(LIMITS);
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        while head.len() <= 4096 {
+            head.extend_from_slice(b"X-Field: 0123456789012345678901234567890123456789\r\n");
+        }
+        client.write_all(&head).await.unwrap();
+        AsyncWriteExt::shutdown(&mut client).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1000];
+        let e = loop {
+            match g.read(&mut buf).await {
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert!(e.to_string().contains("limits.max_header_bytes"), "{e}");
+        assert!(got.len() <= 4096, "{} bytes reached the reader", got.len());
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, refuse::http1(Over::Head, false));
+        assert_eq!(refused(&counters, "header_too_large"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_closes_is_let_go_after_the_linger() {
+        let (mut g, mut client, _) = guarded_with(LIMITS);
+        let mut line = b"GET /".to_vec();
+        line.resize(1100, b'a');
+        client.write_all(&line).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let mut buf = vec![0u8; 64 * 1024];
+        assert!(g.read(&mut buf).await.is_err());
+        assert_eq!(started.elapsed(), LINGER);
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, refuse::http1(Over::RequestLine, false));
     }
 }

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use prometheus::IntGauge;
+use tokio::sync::watch;
 
 /// Why a connection was refused; `reason()` is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct ConnectionTable {
     max_per_client: Option<usize>,
     counts: Mutex<Counts>,
     open: IntGauge,
+    /// The total, for those who wait on it (the graceful stop waits for 0).
+    published: watch::Sender<usize>,
 }
 
 /// One admitted connection; dropping it frees its place.
@@ -52,7 +55,14 @@ impl ConnectionTable {
             max_per_client,
             counts: Mutex::new(Counts::default()),
             open,
+            published: watch::Sender::new(0),
         }
+    }
+
+    /// The number of connections open, kept up to date: `wait_for(|n| *n == 0)`
+    /// resolves once none is left.
+    pub fn watch_open(&self) -> watch::Receiver<usize> {
+        self.published.subscribe()
     }
 
     /// Takes a place for a connection from `client` (IPv4-mapped IPv6
@@ -75,6 +85,7 @@ impl ConnectionTable {
             _ => None,
         };
         counts.total += 1;
+        self.published.send_replace(counts.total);
         self.open.inc();
         Ok(Permit {
             table: self.clone(),
@@ -93,6 +104,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut counts = self.table.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.total = counts.total.saturating_sub(1);
+        self.table.published.send_replace(counts.total);
         if let Some(ip) = self.client
             && let Some(n) = counts.per_client.get_mut(&ip)
         {
@@ -130,6 +142,39 @@ mod tests {
         drop((p2, p3, p4));
         assert_eq!((table.open(), gauge.get()), (0, 0));
         assert!(table.counts.lock().unwrap().per_client.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_count_is_published_until_the_last_connection_closes() {
+        let table = Arc::new(ConnectionTable::new(
+            10,
+            None,
+            IntGauge::new("open", "open").unwrap(),
+        ));
+        let mut open = table.watch_open();
+        assert_eq!(*open.borrow_and_update(), 0);
+        let first = table.admit(None).unwrap();
+        let second = table.admit(None).unwrap();
+        assert_eq!(*open.borrow_and_update(), 2);
+        let waiter = {
+            let mut open = open.clone();
+            tokio::spawn(async move { open.wait_for(|n| *n == 0).await.ok().map(|n| *n) })
+        };
+        drop(first);
+        assert_eq!(*open.borrow_and_update(), 1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one connection is still open");
+        drop(second);
+        assert_eq!(waiter.await.unwrap(), Some(0));
+        // A refused connection changes nothing.
+        let full = Arc::new(ConnectionTable::new(
+            0,
+            None,
+            IntGauge::new("open", "open").unwrap(),
+        ));
+        let open = full.watch_open();
+        assert!(full.admit(None).is_err());
+        assert!(!open.has_changed().unwrap());
     }
 
     #[test]

@@ -8,9 +8,10 @@ pub use workers::{HttpSockets, Worker};
 
 use std::sync::Arc;
 
-use pingora::apps::{HttpServerOptions, ServerApp};
+use pingora::apps::{HttpServerApp, HttpServerOptions};
 use pingora::services::listening::Service;
 
+use crate::limits::LimitedApp;
 use crate::tls::{HttpsListener, ReloadingCert, settings};
 
 /// Options for the proxy application: an HTTP/2 connection with nothing in
@@ -21,11 +22,14 @@ pub fn server_options() -> HttpServerOptions {
     options
 }
 
-/// Adds one TLS endpoint per HTTPS listener; returns their certificates for
-/// the reloader. Fails when a pair no longer loads (it was checked moments
-/// ago when the configuration was read).
-pub fn add_https<A: ServerApp + Send + Sync + 'static>(
-    service: &mut Service<A>,
+/// Adds one endpoint per HTTPS listener; returns their certificates for
+/// the reloader. Pingora listens on each as plain TCP and the application
+/// completes the TLS handshake, so that a connection is admitted against
+/// the connection limits before its handshake, not after. Fails when a
+/// pair no longer loads (it was checked moments ago when the configuration
+/// was read).
+pub fn add_https<A: HttpServerApp + Send + Sync + 'static>(
+    service: &mut Service<LimitedApp<A>>,
     listeners: &[HttpsListener],
 ) -> Result<Vec<Arc<ReloadingCert>>, String> {
     let mut certs = Vec::new();
@@ -40,7 +44,11 @@ pub fn add_https<A: ServerApp + Send + Sync + 'static>(
             )
         })?;
         let cert = Arc::new(cert);
-        service.add_tls_with_settings(&l.addr.to_string(), None, settings(l, cert.clone()));
+        let app = service
+            .app_logic_mut()
+            .ok_or_else(|| format!("HTTPS listener {}: the service is running already", l.addr))?;
+        app.serve_tls(l.addr, settings(l, cert.clone()).build());
+        service.add_tcp(&l.addr.to_string());
         certs.push(cert);
     }
     Ok(certs)

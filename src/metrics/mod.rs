@@ -4,6 +4,7 @@
 pub mod names;
 pub mod ops;
 mod per_request;
+pub mod playback;
 
 use std::sync::Mutex;
 
@@ -34,6 +35,7 @@ pub struct Metrics {
     cache: CacheFamilies,
     pub auth_policy: AuthPolicyMetrics,
     pub ops: ops::OpsMetrics,
+    pub playback: playback::PlaybackMetrics,
     per_request: per_request::PerRequest,
 }
 
@@ -66,6 +68,8 @@ pub struct CacheSnapshot {
     pub memory_bytes: u64,
     pub memory_hits: u64,
     pub thread_copy_bytes: u64,
+    /// A file could be created in the cache folder.
+    pub writable: bool,
 }
 
 struct CacheFamilies {
@@ -80,6 +84,7 @@ struct CacheFamilies {
     memory_bytes: IntGauge,
     memory_hits: IntCounter,
     thread_copy_bytes: IntGauge,
+    writable: IntGauge,
     /// The totals already added to the counters.
     last: Mutex<CacheSnapshot>,
 }
@@ -334,6 +339,10 @@ impl Metrics {
                 names::CACHE_THREAD_COPY_BYTES,
                 "Bytes of the worker threads' own copies of hot small objects (bodies, plus 512 per copy).",
             ),
+            writable: gauge(
+                names::CACHE_WRITABLE,
+                "1 when a file can be created in the cache folder (checked at scrape time), 0 when not.",
+            ),
             last: Mutex::new(CacheSnapshot::default()),
         };
         let build_info = IntGaugeVec::new(
@@ -355,9 +364,11 @@ impl Metrics {
             auth_rejections.with_label_values(&[reason]);
         }
         let ops = ops::OpsMetrics::register(&registry);
+        let playback = playback::PlaybackMetrics::register(&registry);
         Metrics {
             per_request: per_request::PerRequest::default(),
             ops,
+            playback,
             auth_policy,
             registry,
             requests,
@@ -388,6 +399,7 @@ impl Metrics {
         c.disk_free.set(as_i64(snap.disk_free_bytes));
         c.memory_bytes.set(as_i64(snap.memory_bytes));
         c.thread_copy_bytes.set(as_i64(snap.thread_copy_bytes));
+        c.writable.set(i64::from(snap.writable));
         if let Ok(mut last) = c.last.lock() {
             c.evictions
                 .inc_by(snap.evictions.saturating_sub(last.evictions));

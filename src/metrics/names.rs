@@ -20,6 +20,13 @@ pub const ORIGIN_DURATION_SECONDS: &str = "cdn_node_origin_response_duration_sec
 pub const ORIGIN_BYTES_TOTAL: &str = "cdn_node_origin_body_bytes_total";
 /// Origin failures, by `kind` (connect, timeout, dns, s3_denied, s3_server_error, protocol).
 pub const ORIGIN_ERRORS_TOTAL: &str = "cdn_node_origin_errors_total";
+/// CORS preflights by `outcome` (answered, origin, method, headers).
+pub const CORS_PREFLIGHTS_TOTAL: &str = "cdn_node_cors_preflights_total";
+/// Manifests (HLS, DASH) sent with the request's token added to their URIs.
+pub const MANIFESTS_REWRITTEN_TOTAL: &str = "cdn_node_manifests_rewritten_total";
+/// Manifests that needed the token added but were sent as stored, by
+/// `reason` (too_large, unparsable).
+pub const MANIFESTS_AS_STORED_TOTAL: &str = "cdn_node_manifests_as_stored_total";
 /// Constant 1, labelled with the node's `version`.
 pub const BUILD_INFO: &str = "cdn_node_build_info";
 
@@ -62,6 +69,9 @@ pub const CACHE_REFUSED_FILLS_TOTAL: &str = "cdn_node_cache_refused_fills_total"
 pub const CACHE_FILL_WAIT_SECONDS: &str = "cdn_node_cache_fill_wait_seconds";
 /// Free space of the cache's filesystem.
 pub const DISK_FREE_BYTES: &str = "cdn_node_disk_free_bytes";
+/// 1 when a file can be created in the cache folder (checked at scrape
+/// time), 0 when not (folder removed, filesystem read-only).
+pub const CACHE_WRITABLE: &str = "cdn_node_cache_writable";
 /// Objects removed through the admin purge endpoint.
 pub const CACHE_PURGED_TOTAL: &str = "cdn_node_cache_purged_objects_total";
 
@@ -98,13 +108,20 @@ pub const SLICE_READ_AHEAD_TOTAL: &str = "cdn_node_slice_read_ahead_total";
 pub const SLICE_VERSION_CHANGES_TOTAL: &str = "cdn_node_slice_version_changes_total";
 /// Slice fetches under way now (request and read-ahead).
 pub const SLICE_FETCHES_IN_PROGRESS: &str = "cdn_node_slice_fetches_in_progress";
-/// Client connections open now (after the TLS handshake).
+/// Client connections open now, TLS handshakes in progress included.
 pub const CONNECTIONS_OPEN: &str = "cdn_node_connections_open";
 /// Client connections closed at once, by `reason` (max_connections, per_client).
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "cdn_node_connections_refused_total";
 /// Client connections closed because a request header was not complete
 /// within `limits.header_timeout_ms`.
 pub const HEADER_TIMEOUTS_TOTAL: &str = "cdn_node_header_timeouts_total";
+/// Requests refused for the size of their head, by `reason` (uri_too_long,
+/// field_too_large, header_too_large): answered 414 or 431 before the
+/// request reaches the proxy.
+pub const REQUEST_HEADER_REFUSALS_TOTAL: &str = "cdn_node_request_header_refusals_total";
+/// TLS handshakes that did not complete, by `reason` (timeout: not within
+/// `limits.tls_handshake_timeout_ms`; error: failed or abandoned).
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "cdn_node_tls_handshake_failures_total";
 /// TLS certificate reloads, by `result` (ok, error).
 pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
 /// Access log file reopenings (SIGUSR1), by `result` (ok, error).

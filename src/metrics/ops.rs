@@ -9,12 +9,21 @@ pub struct OpsMetrics {
     pub connections_open: IntGauge,
     pub connections_refused: IntCounterVec,
     pub header_timeouts: IntCounter,
+    pub request_header_refusals: IntCounterVec,
+    pub tls_handshake_failures: IntCounterVec,
     pub tls_reloads: IntCounterVec,
     pub access_log_reopens: IntCounterVec,
 }
 
 /// The `reason` values of [`names::CONNECTIONS_REFUSED_TOTAL`].
 pub const REFUSAL_REASONS: &[&str] = &["max_connections", "per_client"];
+
+/// The `reason` values of [`names::REQUEST_HEADER_REFUSALS_TOTAL`].
+pub const HEADER_REFUSAL_REASONS: &[&str] =
+    &["uri_too_long", "field_too_large", "header_too_large"];
+
+/// The `reason` values of [`names::TLS_HANDSHAKE_FAILURES_TOTAL`].
+pub const HANDSHAKE_FAILURE_REASONS: &[&str] = &["timeout", "error"];
 
 impl OpsMetrics {
     pub fn register(registry: &Registry) -> OpsMetrics {
@@ -39,7 +48,7 @@ impl OpsMetrics {
                 registry,
                 IntGauge::new(
                     names::CONNECTIONS_OPEN,
-                    "Client connections open now (after the TLS handshake).",
+                    "Client connections open now, TLS handshakes in progress included.",
                 )
                 .expect("valid metric"),
             ),
@@ -56,6 +65,18 @@ impl OpsMetrics {
                     "Client connections closed because a request header was not complete in time.",
                 )
                 .expect("valid metric"),
+            ),
+            request_header_refusals: counter_vec(
+                names::REQUEST_HEADER_REFUSALS_TOTAL,
+                "Requests refused for the size of their head, by reason (uri_too_long, field_too_large, header_too_large).",
+                "reason",
+                HEADER_REFUSAL_REASONS,
+            ),
+            tls_handshake_failures: counter_vec(
+                names::TLS_HANDSHAKE_FAILURES_TOTAL,
+                "TLS handshakes that did not complete, by reason (timeout, error).",
+                "reason",
+                HANDSHAKE_FAILURE_REASONS,
             ),
             tls_reloads: counter_vec(
                 names::TLS_CERT_RELOADS_TOTAL,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use pingora::http::RequestHeader;
 
-use crate::auth::{AuthOutcome, Reject, Renewed, RequestFacts, Verifier, extract};
+use crate::auth::{AuthOutcome, Reject, Renewed, RequestFacts, SourceKind, Verifier, extract};
 use crate::origin::settings::OriginConfig;
 use crate::refusal::{BadRequest, Refusal};
 use crate::request::{path, query};
@@ -25,6 +25,9 @@ pub struct Admitted {
     pub auth: AuthOutcome,
     /// A renewed token (RFC 9246 `cdniets`), added to the response by `response_filter`.
     pub renewal: Option<Renewed>,
+    /// Which of the verifier's token sources carried the token, when it
+    /// is a query parameter: manifests then pass the token on in it.
+    pub token_query: Option<usize>,
 }
 
 /// Lets the request of a client at `client` (see [`Verifier::client_address`]) through
@@ -71,8 +74,8 @@ fn admit_from(
     let query = query::canonical(&pairs, |name| {
         !extract::is_token_param(sources, name) && origin.forwards_query(name)
     });
-    let (subject, auth, renewal) = if verifier.is_public(&canonical) {
-        (None, AuthOutcome::Public, None)
+    let (subject, auth, renewal, token_query) = if verifier.is_public(&canonical) {
+        (None, AuthOutcome::Public, None, None)
     } else {
         let Some(found) = found else {
             return Err(Refusal::from(Reject::Missing));
@@ -92,7 +95,13 @@ fn admit_from(
             .authorize(found.token, &facts, now_unix)
             .map_err(Refusal::from)?;
         let renewal = verifier.renewal(&grant, &facts, now_unix);
-        (grant.claims.sub.clone(), AuthOutcome::Ok, renewal)
+        let token_query = (found.kind == SourceKind::Query).then_some(found.source_index);
+        (
+            grant.claims.sub.clone(),
+            AuthOutcome::Ok,
+            renewal,
+            token_query,
+        )
     };
     // A path naming a "folder" would be a bucket listing at S3.
     if canonical.ends_with('/') {
@@ -104,5 +113,6 @@ fn admit_from(
         subject,
         auth,
         renewal,
+        token_query,
     })
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use pingora_cache::CacheKey;
 
 use super::admit::Admitted;
+use super::manifest::Pending;
 use super::route::RouteKind;
 use crate::auth::AuthOutcome;
 use crate::cache::status::CacheStatus;
@@ -23,6 +24,9 @@ pub struct RequestCtx {
     /// The cache was looked up and missed (stays true when the fill is then
     /// refused and the cache disabled for this request).
     pub cache_missed: bool,
+    /// The cache was looked up and held an expired copy (stays true when
+    /// the origin then fails and the cache is disabled for this request).
+    pub cache_expired: bool,
     /// Set when the node answered without Pingora's cache phases (the slice
     /// path, a memory hit): its cache status.
     pub served_status: Option<CacheStatus>,
@@ -33,6 +37,8 @@ pub struct RequestCtx {
     /// access log.
     pub client: Option<IpAddr>,
     pub origin: OriginFacts,
+    /// A manifest answered on Pingora's path, to be given the token.
+    pub manifest: Option<Pending>,
 }
 
 /// What happened at the origin, when the request went there.
@@ -58,10 +64,12 @@ impl RequestCtx {
             auth: AuthOutcome::Unchecked,
             cache_status: CacheStatus::None,
             cache_missed: false,
+            cache_expired: false,
             served_status: None,
             cache_key: None,
             client: None,
             origin: OriginFacts::default(),
+            manifest: None,
         }
     }
 }

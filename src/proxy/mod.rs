@@ -6,6 +6,7 @@
 pub mod admit;
 mod caching;
 pub mod ctx;
+mod manifest;
 mod memory_hit;
 pub mod route;
 
@@ -20,13 +21,18 @@ use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_proxy::{FailToProxy, RangeType};
 
-use pingora_cache::{CacheKey, NoCacheReason, RespCacheable};
+use pingora_cache::storage::HitHandler;
+use pingora_cache::{
+    CacheKey, CacheMeta, CachePhase, ForcedFreshness, NoCacheReason, RespCacheable,
+};
 
 use crate::access_log::{AccessLog, Finished};
 use crate::answer;
 use crate::auth::{Verifier, redact_query};
 use crate::cache::engine::Engine;
 use crate::cache::status::CacheStatus;
+use crate::cors::Cors;
+use crate::cors::module::CorsModule;
 use crate::metrics::{Metrics, status_class};
 use crate::origin::response::{self, ErrorBody, Verdict};
 use crate::origin::{Origin, OriginError};
@@ -44,6 +50,8 @@ pub struct Edge {
     pub cache: Option<&'static Engine>,
     /// `None` when large objects are not sliced (or no cache is configured).
     pub slicer: Option<&'static Slicer>,
+    /// `None` when no origin may read answers cross-origin.
+    pub cors: Option<&'static Cors>,
 }
 
 impl Edge {
@@ -79,6 +87,22 @@ impl Edge {
             .inc();
     }
 
+    /// Whether an answer on Pingora's path is a manifest to give the token
+    /// (see [`manifest`]).
+    fn manifest_answer(
+        &self,
+        session: &Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> bool {
+        let Some(engine) = self.cache else {
+            return false;
+        };
+        let limit = engine.config.manifest_max_size;
+        let req = session.req_header();
+        manifest::on_header(ctx, &self.verifier, req, resp, limit, &self.metrics)
+    }
+
     /// The request's cache status once it is over, counted as a lookup when
     /// the cache took part.
     fn settle_cache_status(&self, session: &Session, ctx: &mut RequestCtx) {
@@ -87,11 +111,21 @@ impl Edge {
         }
         ctx.cache_status = ctx
             .served_status
-            .unwrap_or_else(|| CacheStatus::of_phase(&session.cache.phase(), ctx.cache_missed));
+            .unwrap_or_else(|| cache_status(session, ctx));
         self.metrics.count_lookup(ctx.cache_status);
         if let Some(waited) = session.cache.lock_duration() {
             self.metrics.cache_fill_wait.observe(waited.as_secs_f64());
         }
+    }
+}
+
+/// The cache status of a request going through Pingora's cache phases. An
+/// expired copy whose refetch failed (not served stale) is `expired`: the
+/// phase alone says the cache was disabled.
+fn cache_status(session: &Session, ctx: &RequestCtx) -> CacheStatus {
+    match session.cache.phase() {
+        CachePhase::Disabled(_) if ctx.cache_expired && !ctx.cache_missed => CacheStatus::Expired,
+        phase => CacheStatus::of_phase(&phase, ctx.cache_missed),
     }
 }
 
@@ -103,10 +137,14 @@ impl ProxyHttp for Edge {
         RequestCtx::new()
     }
 
-    /// No downstream modules. Pingora's default is its response compression
-    /// at level 0 (off): a context built and two filters awaited on every
-    /// request, for bodies (video) the node never compresses.
-    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+    /// Only CORS, when configured. Pingora's default is its response
+    /// compression at level 0 (off): a context built and two filters awaited
+    /// on every request, for bodies (video) the node never compresses.
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        if let Some(cors) = self.cors {
+            modules.add_module(Box::new(CorsModule(cors)));
+        }
+    }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let route = route::decide(self, session, ctx).await?;
@@ -123,6 +161,18 @@ impl ProxyHttp for Edge {
     fn cache_miss(&self, session: &mut Session, ctx: &mut RequestCtx) {
         ctx.cache_missed = true;
         session.cache.cache_miss();
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        is_fresh: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<ForcedFreshness>> {
+        ctx.cache_expired = !is_fresh;
+        Ok(None)
     }
 
     fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
@@ -154,8 +204,12 @@ impl ProxyHttp for Edge {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> RangeType {
+        // A manifest's range is taken from its rewritten body, not this one.
+        if self.manifest_answer(session, resp, ctx) {
+            return RangeType::None;
+        }
         crate::range::apply(session.req_header(), resp)
     }
 
@@ -174,10 +228,24 @@ impl ProxyHttp for Edge {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.manifest_answer(session, resp, ctx);
         let name = self.cache.and_then(|e| e.config.status_header.as_deref());
-        let status = CacheStatus::of_phase(&session.cache.phase(), ctx.cache_missed);
+        let status = cache_status(session, ctx);
         let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
         answer::add_cache_fields(resp, name, status, renewal)
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.manifest.is_some() {
+            manifest::on_body(ctx, body, end_of_stream, &self.metrics);
+        }
+        Ok(None)
     }
 
     async fn upstream_peer(

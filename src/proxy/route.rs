@@ -3,7 +3,9 @@
 //!
 //! | route | served by | answered |
 //! |---|---|---|
+//! | `Preflight` | [`crate::cors::preflight`] | here: 204, or 403 refused |
 //! | `Refuse` | [`crate::answer::send_refusal`] | here: 400, 401, 403, 404, 405 |
+//! | `Manifest` | [`super::manifest`] | here, rewritten from the store; or by `Cache` |
 //! | `MemoryHit` | [`super::memory_hit`] | here, from memory |
 //! | `Slice` | [`crate::slice`] | here, from slices; or handed to `Cache` |
 //! | `Cache` | [`super::caching`] and Pingora's cache phases | by Pingora |
@@ -17,11 +19,14 @@ use super::Edge;
 use super::admit;
 use super::caching;
 use super::ctx::RequestCtx;
+use super::manifest::{self, Pending, Propagation};
 use super::memory_hit;
 use crate::answer;
 use crate::auth::AuthOutcome;
 use crate::cache::status::CacheStatus;
 use crate::cache::store::MemoryHit;
+use crate::cors::preflight;
+use crate::manifest::Kind;
 use crate::refusal::Refusal;
 use crate::slice;
 
@@ -29,8 +34,12 @@ use crate::slice;
 /// hit it may carry is not boxed, which would cost an allocation per hit.
 #[allow(clippy::large_enum_variant)]
 pub enum Route {
+    /// A CORS preflight, answered without a token.
+    Preflight,
     /// The request itself, or its token, is refused.
     Refuse(Refusal),
+    /// An HLS or DASH manifest whose URIs get the request's token.
+    Manifest(Kind, Propagation),
     /// A fresh small object held in memory.
     MemoryHit(MemoryHit),
     /// The slicer answers, or hands the request to the cache.
@@ -44,7 +53,9 @@ pub enum Route {
 /// The route a request took, kept for the later phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteKind {
+    Preflight,
     Refuse,
+    Manifest,
     MemoryHit,
     Slice,
     Cache,
@@ -54,7 +65,9 @@ pub enum RouteKind {
 impl Route {
     pub fn kind(&self) -> RouteKind {
         match self {
+            Route::Preflight => RouteKind::Preflight,
             Route::Refuse(_) => RouteKind::Refuse,
+            Route::Manifest(..) => RouteKind::Manifest,
             Route::MemoryHit(_) => RouteKind::MemoryHit,
             Route::Slice => RouteKind::Slice,
             Route::Cache => RouteKind::Cache,
@@ -75,6 +88,9 @@ fn unix_now() -> u64 {
 /// the cache key go into `ctx`.
 pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Result<Route> {
     let req = session.req_header();
+    if edge.cors.is_some() && preflight::is_preflight(req) {
+        return Ok(Route::Preflight);
+    }
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -103,10 +119,24 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
         Some(engine) => {
             // Hashed once, for every look-up this request makes.
             let key = caching::key(&admitted);
-            let route = match memory_hit::find(engine, req, &key)? {
-                Some(hit) => Route::MemoryHit(hit),
-                None if edge.slicer.is_some() => Route::Slice,
-                None => Route::Cache,
+            let manifest = manifest::kind_of_path(&admitted.path)
+                .filter(|_| admitted.token_query.is_some())
+                .and_then(|kind| Some((kind, Propagation::of(req, &admitted, &edge.verifier)?)));
+            let route = match manifest {
+                Some((kind, propagation)) => Route::Manifest(kind, propagation),
+                None => match memory_hit::find(engine, req, &key)? {
+                    // Known as a manifest by its type alone: Pingora's path
+                    // gives it the token.
+                    Some(hit)
+                        if admitted.token_query.is_some()
+                            && crate::manifest::is_manifest_answer(&hit.header) =>
+                    {
+                        Route::Cache
+                    }
+                    Some(hit) => Route::MemoryHit(hit),
+                    None if edge.slicer.is_some() => Route::Slice,
+                    None => Route::Cache,
+                },
             };
             ctx.cache_key = Some(key);
             route
@@ -128,10 +158,36 @@ pub async fn serve(
     ctx.route = route.kind();
     let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
     match (route, edge.cache) {
+        (Route::Preflight, _) => {
+            serve_preflight(edge, session).await?;
+            Ok(true)
+        }
         (Route::Refuse(refusal), _) => {
             edge.metrics.count_refusal(refusal);
             answer::send_refusal(session, refusal).await?;
             Ok(true)
+        }
+        (Route::Manifest(kind, propagation), Some(engine)) => {
+            let Some(key) = &ctx.cache_key else {
+                return Error::e_explain(ErrorType::InternalError, "manifest route without a key");
+            };
+            let served = manifest::serve_stored(
+                engine,
+                &edge.metrics,
+                session,
+                key,
+                kind,
+                &propagation,
+                renewal,
+            )
+            .await?;
+            if served {
+                ctx.served_status = Some(CacheStatus::Hit);
+            } else {
+                ctx.route = RouteKind::Cache;
+                ctx.manifest = Some(Pending::Expected(propagation));
+            }
+            Ok(served)
         }
         (Route::MemoryHit(hit), Some(engine)) => {
             let sent = memory_hit::send(engine, session, hit, renewal).await;
@@ -150,6 +206,7 @@ pub async fn serve(
                 path: &admitted.path,
                 query: &admitted.query,
                 renewal,
+                manifest_token: admitted.token_query.is_some(),
             };
             let parts = slice::Parts {
                 slicer,
@@ -166,11 +223,40 @@ pub async fn serve(
                     ctx.route = RouteKind::Cache;
                     Ok(false)
                 }
+                slice::Served::Refused(refused) => {
+                    ctx.origin.status = Some(refused.status);
+                    ctx.origin.s3_code = refused.s3_code;
+                    edge.origin_failed(ctx, refused.kind);
+                    ctx.served_status = Some(CacheStatus::Miss);
+                    answer::send_refusal(session, refused.refusal).await?;
+                    Ok(true)
+                }
             }
         }
-        (Route::MemoryHit(_), None) | (Route::Slice, None) => {
+        (Route::MemoryHit(_) | Route::Slice | Route::Manifest(..), None) => {
             Error::e_explain(ErrorType::InternalError, "cache route without a cache")
         }
         (Route::Cache | Route::Origin, _) => Ok(false),
+    }
+}
+
+/// Answers a CORS preflight: 204 with the CORS fields, or 403 without them.
+async fn serve_preflight(edge: &Edge, session: &mut Session) -> Result<()> {
+    let Some(cors) = edge.cors else {
+        return Error::e_explain(ErrorType::InternalError, "preflight route without CORS");
+    };
+    let counted = &edge.metrics.playback.cors_preflights;
+    match cors.preflight(session.req_header()) {
+        Ok(header) => {
+            counted.with_label_values(&["answered"]).inc();
+            session
+                .write_response_header(Box::new(header), true)
+                .await
+                .map_err(|e| e.into_down())
+        }
+        Err(refused) => {
+            counted.with_label_values(&[refused.as_str()]).inc();
+            answer::send_refusal(session, Refusal::PreflightRefused).await
+        }
     }
 }

@@ -14,11 +14,11 @@ use tokio::sync::watch;
 
 use super::fetch::{self, FetchError};
 use super::info::ObjectInfo;
-use super::{Request, lock};
+use super::{OriginRefused, Request, lock};
 use crate::cache::key::hashed as hashed_key;
 use crate::cache::key::slice as keys;
 use crate::cache::policy::Decision;
-use crate::origin::response::passes_header;
+use crate::origin::response::{self, Verdict, passes_header};
 
 /// Headers of a probe's answer that are not the whole object's (its span,
 /// and the connection's own).
@@ -45,6 +45,27 @@ pub(super) enum Learned {
     /// The origin did not answer in time: asking again would only double
     /// the client's wait.
     TimedOut(String),
+    /// The origin answered with an error (any but 404): asking again would
+    /// only double the load on an origin that is failing or throttling.
+    Refused(Arc<OriginRefused>),
+}
+
+/// The `OriginRefused` an origin answer means, if it is an error other
+/// than 404 (which the ordinary path answers, and may keep).
+fn refused(resp: &ResponseHeader, s3_code: Option<String>) -> Option<OriginRefused> {
+    let status = resp.status.as_u16();
+    match response::verdict(status) {
+        Verdict::Refuse {
+            refusal,
+            origin_error: Some(kind),
+        } => Some(OriginRefused {
+            refusal,
+            kind,
+            status,
+            s3_code,
+        }),
+        _ => None,
+    }
 }
 
 /// An object a probe GET brought whole.
@@ -140,8 +161,9 @@ impl Request {
     /// from byte 0 with an ETag gives the object's length and version: the
     /// record is stored as after a HEAD, and when the answer holds the whole
     /// object, that is stored too (before the record, so a request finding
-    /// the record finds the object) and answered. Any other answer: the
-    /// ordinary path asks again and answers.
+    /// the record finds the object) and answered. An error answer other
+    /// than 404 is every waiting request's answer (`Refused`); any other
+    /// answer: the ordinary path asks again and answers.
     pub(super) async fn probe(&self) -> Learned {
         let probe = match fetch::probe(
             &self.slicer.connector,
@@ -160,6 +182,9 @@ impl Request {
                 return Learned::Pass;
             }
         };
+        if let Some(r) = refused(&probe.resp, probe.s3_code.clone()) {
+            return Learned::Refused(Arc::new(r));
+        }
         let Some(total) = probe.total else {
             return Learned::Pass;
         };
@@ -255,6 +280,9 @@ impl Request {
                 return Learned::Pass;
             }
         };
+        if let Some(r) = refused(&resp, None) {
+            return Learned::Refused(Arc::new(r));
+        }
         let now = SystemTime::now();
         let Decision::Store {
             fresh_until,

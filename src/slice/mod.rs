@@ -60,7 +60,8 @@ use crate::cache::engine::Engine;
 use crate::cache::settings::SliceConfig;
 use crate::cache::status::CacheStatus;
 use crate::metrics::Metrics;
-use crate::origin::Origin;
+use crate::origin::{Origin, OriginError};
+use crate::refusal::Refusal;
 use inflight::FetchState;
 use info::ObjectInfo;
 use learn::Learned;
@@ -102,6 +103,24 @@ pub enum Served {
     Pass,
     /// Answered; the cache status for the log and metrics.
     Done(CacheStatus),
+    /// The origin answered the request that learns the object with an
+    /// error: the caller answers with `refusal` (nothing was sent yet).
+    Refused(OriginRefused),
+}
+
+/// An origin error answer (any but 404) to a HEAD or probe GET, shared by
+/// every request that waited for it: each is answered with it, and none
+/// asks the origin again.
+#[derive(Debug, Clone)]
+pub struct OriginRefused {
+    /// The client's answer (502).
+    pub refusal: Refusal,
+    /// The metric label of the failure.
+    pub kind: OriginError,
+    /// The origin's status.
+    pub status: u16,
+    /// S3's error code, from the error document of a probe GET.
+    pub s3_code: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -152,6 +171,9 @@ pub struct Asked<'a> {
     pub query: &'a str,
     /// A renewed token for the response.
     pub renewal: Option<&'a Renewed>,
+    /// The request wants a manifest given its token: one the probe brings
+    /// whole goes the ordinary way, which gives it the token.
+    pub manifest_token: bool,
 }
 
 fn key_text(key: &CacheKey) -> &str {
@@ -179,6 +201,7 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
         path,
         query,
         renewal,
+        manifest_token,
     } = asked;
     let method = session.req_header().method.clone();
     if method != http::Method::GET && method != http::Method::HEAD {
@@ -206,7 +229,9 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
                 Learned::Whole(whole) => {
                     // A GET with a range or conditions: the ordinary path
                     // (from the store when the object was kept).
-                    if method != http::Method::HEAD && !plain {
+                    if (method != http::Method::HEAD && !plain)
+                        || (manifest_token && crate::manifest::is_manifest_answer(&whole.header))
+                    {
                         return Ok(Served::Pass);
                     }
                     // Learnt with `Accept-Ranges` (`range::advertise`); no
@@ -219,6 +244,7 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
                     return Ok(Served::Done(CacheStatus::Miss));
                 }
                 Learned::Pass => return Ok(Served::Pass),
+                Learned::Refused(refused) => return Ok(Served::Refused((*refused).clone())),
                 Learned::TimedOut(why) => {
                     return Err(Error::explain(ErrorType::ReadTimedout, why).into_up());
                 }

@@ -62,6 +62,13 @@ pub async fn try_raw(
         .map_err(|_| "timed out".to_string())?
 }
 
+/// A whole HTTP/1.1 answer as read from the socket: status, headers (names
+/// lower-cased) and body (de-chunked; for a HEAD request, whatever follows
+/// the head).
+pub fn parse_answer(buf: &[u8], head: bool) -> Result<(u16, Headers, Vec<u8>), String> {
+    parse(buf, head)
+}
+
 fn parse(buf: &[u8], head: bool) -> Result<(u16, Headers, Vec<u8>), String> {
     let end = buf
         .windows(4)

@@ -10,7 +10,10 @@
 // Every test file links this whole module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cli;
+pub mod clock;
+pub mod fault_origin;
 pub mod http;
 pub mod jwks;
 pub mod node;
@@ -18,6 +21,7 @@ pub mod ranges;
 pub mod s3;
 pub mod tap;
 pub mod tls;
+pub mod tmpfs;
 pub mod token;
 pub mod tools;
 pub mod world;

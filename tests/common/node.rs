@@ -41,6 +41,11 @@ pub struct Options {
     /// Extra lines of the `server:` section (indented two spaces), e.g.
     /// `grace_period_seconds`.
     pub server_extra: String,
+    /// The value of `auth.audience` as YAML (`"cdn-node"`, `[a, b]`), or
+    /// `None` to leave the key out.
+    pub audience: Option<String>,
+    /// Environment variables of the node's process (a preloaded library).
+    pub env: Vec<(String, String)>,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -70,6 +75,8 @@ impl Options {
             https: None,
             extra_yaml: String::new(),
             server_extra: String::new(),
+            audience: Some(format!("\"{AUDIENCE}\"")),
+            env: Vec::new(),
         }
     }
 }
@@ -152,8 +159,7 @@ auth:
       algorithm: HS256
       secret_file: hmac.key
 {extra_keys}  issuer: "{issuer}"
-  audience: "{audience}"
-  leeway_seconds: 5
+{audience}  leeway_seconds: 5
   public_prefixes: {public}
 {extra_auth}"#,
             dir = dir.display(),
@@ -166,7 +172,11 @@ auth:
             extra_keys = opts.extra_keys,
             extra_auth = opts.extra_auth,
             issuer = ISSUER,
-            audience = AUDIENCE,
+            audience = opts
+                .audience
+                .as_ref()
+                .map(|a| format!("  audience: {a}\n"))
+                .unwrap_or_default(),
         );
         if let Some(cache) = &opts.cache {
             yaml.push_str("cache:\n");
@@ -225,6 +235,7 @@ auth:
             .env("AWS_SECRET_ACCESS_KEY", &opts.secret_key)
             .env_remove("AWS_SESSION_TOKEN")
             .env("RUST_LOG", "warn")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -337,6 +348,11 @@ auth:
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

@@ -13,6 +13,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("openssl", "test-tools"),
     ("shellcheck", "test-tools"),
     ("systemd-analyze", "test-tools"),
+    ("faketime", "test-tools"),
 ];
 
 fn setup_group(name: &str) -> &'static str {

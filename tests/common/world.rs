@@ -42,6 +42,8 @@ pub struct Tls {
 pub struct Builder {
     objects: Vec<(String, Vec<u8>)>,
     origin_down: bool,
+    /// The port of a test's own origin, instead of s3s-fs.
+    own_origin: Option<u16>,
     tap: bool,
     cache_dir: Option<tempfile::TempDir>,
     tls: Option<Tls>,
@@ -86,6 +88,20 @@ impl Builder {
     /// No origin: the node's origin is a port nothing listens on.
     pub fn origin_down(mut self) -> Self {
         self.origin_down = true;
+        self
+    }
+
+    /// The node's origin is the test's own server on `port` (a
+    /// `fault_origin::FaultOrigin`): no s3s-fs is started.
+    pub fn origin(mut self, port: u16) -> Self {
+        self.own_origin = Some(port);
+        self
+    }
+
+    /// A disk cache in `dir`, a folder the test owns (a tmpfs), with
+    /// `extra` settings (lines indented two spaces).
+    pub fn cache_in(mut self, dir: &Path, extra: &str) -> Self {
+        self.opts.cache = Some(cache_section(dir, extra));
         self
     }
 
@@ -137,6 +153,17 @@ impl Builder {
         self
     }
 
+    /// A `cors:` section allowing `origins` (exact origins or
+    /// `https://*.example.com` patterns), the other keys at their defaults.
+    pub fn cors(mut self, origins: &[&str]) -> Self {
+        let list: Vec<String> = origins.iter().map(|o| format!("{o:?}")).collect();
+        self.opts.extra_yaml.push_str(&format!(
+            "cors:\n  allowed_origins: [{}]\n",
+            list.join(", ")
+        ));
+        self
+    }
+
     /// Changes the node's options (the origin's port is set at `start`).
     pub fn configure(mut self, f: impl FnOnce(&mut Options)) -> Self {
         f(&mut self.opts);
@@ -146,7 +173,7 @@ impl Builder {
     /// Starts s3s-fs (unless `origin_down`), the tap, and the node, and
     /// waits until the node is ready.
     pub async fn start(mut self) -> World {
-        let s3 = if self.origin_down {
+        let s3 = if self.origin_down || self.own_origin.is_some() {
             None
         } else {
             let objects: Vec<(&str, &[u8])> = self
@@ -161,10 +188,11 @@ impl Builder {
             (None, true) => panic!("a tap needs an origin: not with origin_down()"),
             _ => None,
         };
-        self.opts.origin_port = match (&tap, &s3) {
-            (Some(tap), _) => tap.port,
-            (None, Some(s3)) => s3.port,
-            (None, None) => free_port(),
+        self.opts.origin_port = match (self.own_origin, &tap, &s3) {
+            (Some(port), _, _) => port,
+            (None, Some(tap), _) => tap.port,
+            (None, None, Some(s3)) => s3.port,
+            (None, None, None) => free_port(),
         };
         let node = Node::start(self.opts.clone()).await;
         World {
@@ -203,6 +231,7 @@ impl World {
         Builder {
             objects: Vec::new(),
             origin_down: false,
+            own_origin: None,
             tap: false,
             cache_dir: None,
             tls: None,

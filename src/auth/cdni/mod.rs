@@ -53,7 +53,7 @@ pub(crate) struct CdniPolicy<'a> {
     pub renews: bool,
     /// An issuer is required (`auth.issuer` or the key's): `iss` is checked.
     pub checks_issuer: bool,
-    /// `auth.audience` is set: `aud` is checked.
+    /// `aud` decides (`auth.ignore_audience` is not set): `aud` is checked.
     pub checks_audience: bool,
     /// `auth.max_lifetime_seconds`: a longer `cdniets` would give refused tokens.
     pub max_lifetime: u64,

@@ -118,6 +118,80 @@ impl From<TokenSource> for SourceEntry {
     }
 }
 
+/// `auth.audience`: one identity of the node, or several (a node serving two platforms, or
+/// known by an old and a new name). Written as a string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Every identity, in the order written.
+    pub fn values(&self) -> &[String] {
+        match self {
+            Audience::One(one) => std::slice::from_ref(one),
+            Audience::Many(many) => many,
+        }
+    }
+}
+
+impl From<&str> for Audience {
+    fn from(one: &str) -> Self {
+        Audience::One(one.to_owned())
+    }
+}
+
+impl From<String> for Audience {
+    fn from(one: String) -> Self {
+        Audience::One(one)
+    }
+}
+
+impl From<Vec<String>> for Audience {
+    fn from(many: Vec<String>) -> Self {
+        Audience::Many(many)
+    }
+}
+
+/// Read by hand so that a wrong shape says what is expected (an untagged enum would only
+/// say that no variant matched).
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Audience;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience::One(v.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Audience, E> {
+                Ok(Audience::One(v))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Audience, A::Error> {
+                let mut many = Vec::new();
+                while let Some(one) = seq.next_element::<String>()? {
+                    many.push(one);
+                }
+                Ok(Audience::Many(many))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// The default token sources, tried in this order.
 pub fn default_token_sources() -> Vec<TokenSource> {
     vec![
@@ -178,9 +252,15 @@ pub struct AuthSettings {
     /// When set, `iss` is required and must equal it.
     #[serde(default)]
     pub issuer: Option<String>,
-    /// When set, `aud` is required and must be or contain it: the node's CDN identity.
+    /// The node's identities (RFC 7519 4.1.3): when set, `aud` is required and must be, or
+    /// contain, one of them. Unset: a token carrying `aud` is refused, as it names another
+    /// recipient, unless `ignore_audience` is true.
     #[serde(default)]
-    pub audience: Option<String>,
+    pub audience: Option<Audience>,
+    /// Accept any `aud` (it must still be a string or a list of strings). Not together with
+    /// `audience`.
+    #[serde(default)]
+    pub ignore_audience: bool,
     #[serde(default = "default_require_exp")]
     pub require_exp: bool,
     #[serde(default = "default_leeway_seconds")]
@@ -306,6 +386,7 @@ impl Default for AuthSettings {
             keys: Vec::new(),
             issuer: None,
             audience: None,
+            ignore_audience: false,
             require_exp: DEFAULT_REQUIRE_EXP,
             leeway_seconds: DEFAULT_LEEWAY_SECONDS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
@@ -353,6 +434,17 @@ fn locate_problems(value: &serde_yaml::Value, whole: &serde_yaml::Error) -> Vec<
             }
         }
     }
+    if let Some(audience) = value.get("audience")
+        && let Err(e) = serde_yaml::from_value::<Audience>(audience.clone())
+    {
+        problems.push(Problem::new(
+            "auth.audience",
+            format!(
+                "{e}: give a string or a list of strings, the node's identity as tokens carry \
+                 it in `aud` (`audience: cdn-node`) or several (`audience: [cdn-a, cdn-b]`)"
+            ),
+        ));
+    }
     if let Some(sources) = value.get("token_sources").and_then(|v| v.as_sequence()) {
         for (i, entry) in sources.iter().enumerate() {
             if let Err(e) = serde_yaml::from_value::<TokenSource>(entry.clone()) {
@@ -367,11 +459,11 @@ fn locate_problems(value: &serde_yaml::Value, whole: &serde_yaml::Error) -> Vec<
         problems.push(Problem::new(
             "auth",
             format!(
-                "{whole}: the section takes token_sources, keys, issuer, audience, require_exp, \
-                 leeway_seconds, max_token_bytes, public_prefixes, max_lifetime_seconds, \
-                 scope_claim, allow_unscoped_tokens, denylist_file, verified_cache_entries, \
-                 client_address, replay_protection, replay_cache_entries, renewal_key, \
-                 renewal_header, uri_scheme"
+                "{whole}: the section takes token_sources, keys, issuer, audience, \
+                 ignore_audience, require_exp, leeway_seconds, max_token_bytes, \
+                 public_prefixes, max_lifetime_seconds, scope_claim, allow_unscoped_tokens, \
+                 denylist_file, verified_cache_entries, client_address, replay_protection, \
+                 replay_cache_entries, renewal_key, renewal_header, uri_scheme"
             ),
         ));
     }
@@ -433,6 +525,44 @@ public_prefixes: ["/public/"]
         assert_eq!(s.keys[2].jwks_file, Some(PathBuf::from("keys.json")));
         assert!(!s.require_exp);
         assert_eq!(s.public_prefixes, vec!["/public/".to_owned()]);
+    }
+
+    #[test]
+    fn audience_is_one_string_or_a_list() {
+        let one = parse("audience: cdn-node").expect("parses");
+        assert_eq!(one.audience, Some(Audience::One("cdn-node".into())));
+        assert_eq!(
+            one.audience.as_ref().map(Audience::values),
+            Some(&["cdn-node".to_owned()][..])
+        );
+        assert!(!one.ignore_audience);
+        let many = parse("audience: [cdn-a, \"cdn-b\"]").expect("parses");
+        assert_eq!(
+            many.audience,
+            Some(Audience::Many(vec!["cdn-a".into(), "cdn-b".into()]))
+        );
+        assert!(
+            parse("ignore_audience: true")
+                .expect("parses")
+                .ignore_audience
+        );
+        for text in [
+            "audience: 7",
+            "audience: {a: 1}",
+            "audience: [a, [b]]",
+            "audience: [a, 2]",
+        ] {
+            let problems = parse(text).expect_err(text);
+            assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+            assert_eq!(problems[0].key, "auth.audience", "{text}");
+            assert!(
+                problems[0]
+                    .message
+                    .contains("a string or a list of strings"),
+                "{text}: {}",
+                problems[0]
+            );
+        }
     }
 
     #[test]

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use http::HeaderName;
 
 use super::{
-    AuthSettings, KeySettings, MAX_LEEWAY_SECONDS, MAX_MAX_LIFETIME_SECONDS, MAX_MAX_TOKEN_BYTES,
-    MAX_REPLAY_CACHE_ENTRIES, MAX_VERIFIED_CACHE_ENTRIES, TokenSource,
+    Audience, AuthSettings, KeySettings, MAX_LEEWAY_SECONDS, MAX_MAX_LIFETIME_SECONDS,
+    MAX_MAX_TOKEN_BYTES, MAX_REPLAY_CACHE_ENTRIES, MAX_VERIFIED_CACHE_ENTRIES, TokenSource,
 };
-use crate::auth::claims::ClaimPolicy;
+use crate::auth::claims::{AudienceRule, ClaimPolicy};
 use crate::auth::client_addr::ClientAddress;
 use crate::auth::denylist::Denylist;
 use crate::auth::key::VerifyKey;
@@ -60,17 +60,13 @@ impl AuthConfig {
         let mut problems = Vec::new();
         check_sources(&settings.token_sources, &mut problems);
         let keys = load_keys(&settings.keys, base_dir, env, &mut problems);
-        for (name, value) in [
-            ("issuer", &settings.issuer),
-            ("audience", &settings.audience),
-        ] {
-            if value.as_deref() == Some("") {
-                problems.push(Problem::new(
-                    format!("auth.{name}"),
-                    format!("is empty: give the expected value or remove `{name}`"),
-                ));
-            }
+        if settings.issuer.as_deref() == Some("") {
+            problems.push(Problem::new(
+                "auth.issuer",
+                "is empty: give the expected value or remove `issuer`",
+            ));
         }
+        let audience = audience_rule(settings, &mut problems);
         if settings.leeway_seconds > MAX_LEEWAY_SECONDS {
             problems.push(Problem::new(
                 "auth.leeway_seconds",
@@ -163,7 +159,7 @@ impl AuthConfig {
             base_dir: base_dir.to_path_buf(),
             policy: ClaimPolicy {
                 issuer: settings.issuer.clone(),
-                audience: settings.audience.clone(),
+                audience,
                 require_exp: settings.require_exp,
                 leeway: settings.leeway_seconds,
                 max_lifetime: settings.max_lifetime_seconds,
@@ -188,6 +184,46 @@ impl AuthConfig {
             uri_scheme: settings.uri_scheme.clone(),
         })
     }
+}
+
+/// `auth.audience` and `auth.ignore_audience` as one rule: a list of identities, none (a
+/// token carrying `aud` is then refused), or `aud` ignored. Both set is a problem.
+fn audience_rule(settings: &AuthSettings, problems: &mut Vec<Problem>) -> AudienceRule {
+    let Some(audience) = &settings.audience else {
+        return if settings.ignore_audience {
+            AudienceRule::Ignored
+        } else {
+            AudienceRule::Unset
+        };
+    };
+    if settings.ignore_audience {
+        problems.push(Problem::new(
+            "auth.audience",
+            "is set together with auth.ignore_audience: true, which accepts any `aud`: keep \
+             `audience` to accept only tokens meant for this node, or remove it to accept \
+             every `aud`, not both",
+        ));
+    }
+    let values = audience.values();
+    if values.is_empty() {
+        problems.push(Problem::new(
+            "auth.audience",
+            "is an empty list: give this node's identity (or several), or remove `audience`",
+        ));
+    }
+    for (i, value) in values.iter().enumerate() {
+        if value.is_empty() {
+            let key = match audience {
+                Audience::One(_) => "auth.audience".to_owned(),
+                Audience::Many(_) => format!("auth.audience[{i}]"),
+            };
+            problems.push(Problem::new(
+                key,
+                "is empty: give this node's identity, as tokens carry it in `aud`, or remove it",
+            ));
+        }
+    }
+    AudienceRule::OneOf(values.to_vec())
 }
 
 /// Reports `key` unless `value` is from 1 to `max`; `note` follows the

@@ -69,7 +69,7 @@ pub fn settings(keys: Vec<KeySettings>) -> AuthSettings {
     AuthSettings {
         keys,
         issuer: Some(ISSUER.to_owned()),
-        audience: Some(AUDIENCE.to_owned()),
+        audience: Some(AUDIENCE.into()),
         ..AuthSettings::default()
     }
 }

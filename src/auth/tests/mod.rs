@@ -5,5 +5,6 @@ mod cdni;
 mod config;
 pub(super) mod keys;
 mod policy;
+mod registered_claims;
 mod rfc7515;
 mod verify;

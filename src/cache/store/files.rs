@@ -1,27 +1,84 @@
 //! Blocking file operations (run them on `spawn_blocking`): creating a fill's
 //! temp file, committing a fill, rewriting a header, deleting an object.
 
-use super::format;
-use super::layout::{FileKind, Layout, fsync_dir, remove_quietly};
+use super::layout::{FileKind, LOCK_FILE, Layout, PROBE_FILE, fsync_dir, remove_quietly};
+use super::{format, space};
 use pingora_cache::key::HashBinary;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
-/// Creates `tmp/<id>.body` holding the body preamble, open for reading and
-/// writing.
-pub fn create_fill_file(layout: &Layout, id: u64, key: &HashBinary) -> io::Result<File> {
+/// Creates the temp body file of fill `id` holding the body preamble, open
+/// for reading and writing. With the body's length known (`reserve`), the
+/// disk space of the whole file is reserved first, so that the fill never
+/// runs out of space halfway: a filesystem without that much room fails
+/// here with `StorageFull`. Filesystems that cannot reserve space are
+/// written without a reservation.
+pub fn create_fill_file(
+    layout: &Layout,
+    id: u64,
+    key: &HashBinary,
+    reserve: Option<u64>,
+) -> io::Result<File> {
     let path = layout.tmp_file(id, FileKind::Body);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(&path)?;
-    if let Err(e) = file.write_all_at(&format::encode_body_preamble(id, key), 0) {
+    let prepared = (|| {
+        if let Some(len) = reserve {
+            space::reserve(&file, format::BODY_PREAMBLE_LEN.saturating_add(len))?;
+        }
+        file.write_all_at(&format::encode_body_preamble(id, key), 0)
+    })();
+    if let Err(e) = prepared {
         let _ = remove_quietly(&path);
         return Err(e);
     }
     Ok(file)
+}
+
+/// Makes this process's folder under `tmp/` and locks its lock file, so
+/// that another process opening the store meanwhile (a graceful upgrade)
+/// leaves its temp files alone. The lock lasts as long as the returned
+/// file is open (and the process alive).
+pub fn claim_own_tmp(layout: &Layout) -> io::Result<File> {
+    let dir = layout.own_tmp();
+    fs::create_dir_all(&dir)?;
+    let path = dir.join(LOCK_FILE);
+    File::create(&path)?;
+    // Held through a read-only handle: a file open for writing would keep
+    // the filesystem from being remounted read-only.
+    let lock = File::open(&path)?;
+    space::lock(&lock)?;
+    Ok(lock)
+}
+
+/// Whether a temp folder of another process is in use: its lock file is
+/// locked by a process that is still running. A folder without a lock
+/// file, or whose lock this process can take, is not.
+pub fn tmp_in_use(dir: &std::path::Path) -> bool {
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+    {
+        Ok(file) => space::locked_elsewhere(&file),
+        Err(_) => false,
+    }
+}
+
+/// Creates and removes a file in this process's temp folder: whether the
+/// store can be written at all (missing folder, read-only filesystem).
+pub fn probe_writable(layout: &Layout) -> io::Result<()> {
+    let path = layout.own_tmp().join(PROBE_FILE);
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    fs::remove_file(&path)
 }
 
 /// Writes `bytes` to a new file at `path` and fsyncs it.

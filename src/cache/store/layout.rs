@@ -3,24 +3,36 @@
 //! ```text
 //! <dir>/objects/<first byte of key hash, 2 hex>/<key hash, 32 hex>-<entry id, 16 hex>.meta
 //! <dir>/objects/<first byte of key hash, 2 hex>/<key hash, 32 hex>-<entry id, 16 hex>.body
-//! <dir>/tmp/<write id, 16 hex>.body|.meta      (fills and header rewrites in progress)
+//! <dir>/tmp/<instance>/<write id, 16 hex>.body|.meta   (fills and header rewrites in progress)
+//! <dir>/tmp/<instance>/lock                           (held by the process writing there)
 //! ```
+//!
+//! Each process has its own folder under `tmp/` (`instance`), so that a
+//! process starting on the store while another still writes to it (a
+//! graceful upgrade) tells their temp files apart.
 
 use pingora_cache::key::HashBinary;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const OBJECTS: &str = "objects";
 pub const TMP: &str = "tmp";
 pub const META_EXT: &str = "meta";
 pub const BODY_EXT: &str = "body";
+/// The file a process holds a lock on in its own temp folder.
+pub const LOCK_FILE: &str = "lock";
+/// The file created and removed to check that the store is writable.
+pub const PROBE_FILE: &str = "probe";
 
-/// Paths of one store directory.
+/// Paths of one store directory, as one process uses it.
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// The name of this process's folder under `tmp/`.
+    instance: Arc<str>,
 }
 
 /// Which of the two files of an object a name refers to.
@@ -50,8 +62,11 @@ fn unhex_16(s: &str) -> Option<HashBinary> {
 }
 
 impl Layout {
-    pub fn new(root: PathBuf) -> Self {
-        Layout { root }
+    pub fn new(root: PathBuf, instance: &str) -> Self {
+        Layout {
+            root,
+            instance: Arc::from(instance),
+        }
     }
     pub fn root(&self) -> &Path {
         &self.root
@@ -61,6 +76,10 @@ impl Layout {
     }
     pub fn tmp(&self) -> PathBuf {
         self.root.join(TMP)
+    }
+    /// This process's own folder under `tmp/`.
+    pub fn own_tmp(&self) -> PathBuf {
+        self.tmp().join(&*self.instance)
     }
     /// The subdirectory of objects whose key hash starts with `first`.
     pub fn shard(&self, first: u8) -> PathBuf {
@@ -83,7 +102,7 @@ impl Layout {
             FileKind::Meta => META_EXT,
             FileKind::Body => BODY_EXT,
         };
-        self.tmp().join(format!("{write_id:016x}.{ext}"))
+        self.own_tmp().join(format!("{write_id:016x}.{ext}"))
     }
 }
 

@@ -60,7 +60,7 @@ impl DiskStore {
             {
                 return Ok(Err(free));
             }
-            files::create_fill_file(&layout, id, &hash).map(Ok)
+            files::create_fill_file(&layout, id, &hash, content_length).map(Ok)
         })
         .await
         .map_err(|e| pingora_err(format!("cache store: fill task failed: {e}")))?;
@@ -71,6 +71,15 @@ impl DiskStore {
                 return Err(pingora_err(format!(
                     "cache store: {free} bytes free, below min_free_bytes {min_free}"
                 )));
+            }
+            // Not room enough for the whole body: refused before a byte is
+            // written, rather than failed halfway for every reader.
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                self.counters.refused_fills.fetch_add(1, Ordering::Relaxed);
+                return Err(pingora_io(
+                    "cache store: no room for the whole body on the filesystem",
+                    e,
+                ));
             }
             Err(e) => {
                 self.count_write_error();

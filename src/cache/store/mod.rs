@@ -118,6 +118,9 @@ pub struct DiskStore {
     index: Mutex<Index>,
     memory: Mutex<MemoryTier>,
     next_id: AtomicU64,
+    /// The lock on this process's temp folder, held while the store is open
+    /// (none when the folder could not be made).
+    _tmp_lock: Option<std::fs::File>,
     counters: Counters,
     /// Serializes header rewrites (`update_meta`).
     meta_lock: tokio::sync::Mutex<()>,
@@ -183,6 +186,13 @@ impl DiskStore {
     pub fn contains(&self, key: &pingora_cache::CacheKey) -> bool {
         use pingora_cache::key::CacheHashKey;
         self.lock_index().lookup(&key.combined_bin()).is_some()
+    }
+
+    /// Whether a file can be created in the store now (checked each time:
+    /// the folder may have been removed, or its filesystem remounted
+    /// read-only, under the running node).
+    pub fn writable(&self) -> bool {
+        files::probe_writable(&self.layout).is_ok()
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {

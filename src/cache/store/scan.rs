@@ -34,13 +34,36 @@ struct ShardScan {
     max_id: u64,
 }
 
+/// A name for this process's temp folder that no other process has used:
+/// its id and the time it opened the store.
+fn instance_name() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
+
 pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
     let started = std::time::Instant::now();
-    let layout = Layout::new(config.dir.clone());
+    let layout = Layout::new(config.dir.clone(), &instance_name());
     for dir in [layout.root().to_path_buf(), layout.objects(), layout.tmp()] {
         fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
     }
-    let (temp_removed, max_tmp_id) = clean_tmp(&layout.tmp())?;
+    let TmpScan {
+        removed: temp_removed,
+        max_id: max_tmp_id,
+        others_writing,
+    } = clean_tmp(&layout.tmp())?;
+    // Without its own temp folder (a read-only filesystem) the store still
+    // serves what it holds; its fills fail and are counted.
+    let tmp_lock = match super::files::claim_own_tmp(&layout) {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %layout.own_tmp().display(), "cache store: cannot create its temp folder; nothing new will be stored");
+            None
+        }
+    };
 
     let objects = layout.objects();
     let mut shards = Vec::new();
@@ -67,7 +90,7 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let Some((first, dir)) = next else { break };
-                    let scan = scan_shard(first, &dir);
+                    let scan = scan_shard(first, &dir, others_writing);
                     results.lock().unwrap_or_else(|p| p.into_inner()).push(scan);
                 }
             });
@@ -98,7 +121,7 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
         .unwrap_or(0);
-    let next_id = max_id.saturating_add(1).max(now_micros);
+    let next_id = next_id(max_id, now_micros, others_writing);
 
     tracing::info!(
         dir = %config.dir.display(),
@@ -107,6 +130,7 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         discarded,
         other_version,
         temp_removed,
+        others_writing,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "cache store opened"
     );
@@ -122,25 +146,69 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         index: Mutex::new(index),
         memory: Mutex::new(memory),
         next_id: AtomicU64::new(next_id),
+        _tmp_lock: tmp_lock,
         counters,
         meta_lock: tokio::sync::Mutex::new(()),
     })
 }
 
-/// Deletes everything in `tmp/` (fills and rewrites that never finished).
-/// Returns the count and the highest write id seen.
-fn clean_tmp(tmp: &Path) -> Result<(u64, u64), StoreError> {
-    let mut removed = 0;
-    let mut max_id = 0;
+/// Ids a process writing to the store meanwhile may still take after the
+/// highest one seen: 2^32 fills.
+const OTHERS_ID_ROOM: u64 = 1 << 32;
+
+/// The first entry id of this process: above every id seen (on disk and in
+/// the temp folders), and at least the time in microseconds. While another
+/// process writes to the store, above the ids it may still take too, so
+/// that the two never meet whatever their clocks did (a wall clock stepped
+/// back between their starts).
+fn next_id(max_id: u64, now_micros: u64, others_writing: bool) -> u64 {
+    let room = if others_writing { OTHERS_ID_ROOM } else { 1 };
+    max_id.saturating_add(room).max(now_micros)
+}
+
+/// What `clean_tmp` found.
+struct TmpScan {
+    /// Entries removed.
+    removed: u64,
+    /// The highest write id seen, removed or not.
+    max_id: u64,
+    /// Another running process writes temp files here (a graceful upgrade
+    /// in progress): its commits may be half done.
+    others_writing: bool,
+}
+
+/// The write id of a temp file name (`<16 hex>.body|.meta`).
+fn tmp_id(path: &Path) -> Option<u64> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+}
+
+/// Empties `tmp/` of the fills and rewrites that never finished: loose
+/// files, and the folders of processes that no longer run. The folder of a
+/// process still running (the one handing over in a graceful upgrade) is
+/// kept, and its ids counted.
+fn clean_tmp(tmp: &Path) -> Result<TmpScan, StoreError> {
+    let mut scan = TmpScan {
+        removed: 0,
+        max_id: 0,
+        others_writing: false,
+    };
     for entry in fs::read_dir(tmp).map_err(io_err("cannot list", tmp))? {
         let entry = entry.map_err(io_err("cannot list", tmp))?;
         let path = entry.path();
-        if let Some(id) = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| u64::from_str_radix(s, 16).ok())
-        {
-            max_id = max_id.max(id);
+        if path.is_dir() {
+            let ids = fs::read_dir(&path)
+                .map(|d| d.flatten().filter_map(|e| tmp_id(&e.path())).max())
+                .ok()
+                .flatten();
+            scan.max_id = scan.max_id.max(ids.unwrap_or(0));
+            if super::files::tmp_in_use(&path) {
+                scan.others_writing = true;
+                continue;
+            }
+        } else if let Some(id) = tmp_id(&path) {
+            scan.max_id = scan.max_id.max(id);
         }
         let res = if path.is_dir() {
             fs::remove_dir_all(&path)
@@ -148,13 +216,29 @@ fn clean_tmp(tmp: &Path) -> Result<(u64, u64), StoreError> {
             remove_quietly(&path)
         };
         match res {
-            Ok(()) => removed += 1,
+            Ok(()) => scan.removed += 1,
             Err(e) => {
                 tracing::warn!(error = %e, path = %path.display(), "cache store: cannot remove temp file")
             }
         }
     }
-    Ok((removed, max_id))
+    Ok(scan)
+}
+
+/// How long a body without its meta file may be a commit of another
+/// process in progress (between its two renames) rather than a leftover.
+const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a body file without meta is to be left alone: another process
+/// writes to the store, and the body is recent enough to be its commit
+/// under way. Its next start deletes it if it stays alone.
+fn maybe_committing(body: &Path, others_writing: bool) -> bool {
+    others_writing
+        && fs::metadata(body)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age < COMMIT_WINDOW)
 }
 
 /// Reads a meta file, refusing anything larger than `MAX_META_LEN`. Stops
@@ -238,7 +322,7 @@ struct Stem {
     body: Option<Option<u64>>,
 }
 
-fn scan_shard(first: u8, dir: &PathBuf) -> ShardScan {
+fn scan_shard(first: u8, dir: &PathBuf, others_writing: bool) -> ShardScan {
     let mut out = ShardScan::default();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -269,6 +353,13 @@ fn scan_shard(first: u8, dir: &PathBuf) -> ShardScan {
     for ((key, id), Stem { meta, body }) in stems {
         out.max_id = out.max_id.max(id);
         let rejected = match &meta {
+            None if maybe_committing(
+                &dir.join(format!("{}.{}", Layout::stem(&key, id), layout::BODY_EXT)),
+                others_writing,
+            ) =>
+            {
+                continue;
+            }
             None => Some(Reject::Mismatch("body without meta file")),
             Some(meta_name) => match validate(dir, &key, id, meta_name, body.flatten()) {
                 Ok(c) => {
@@ -316,4 +407,38 @@ fn scan_shard(first: u8, dir: &PathBuf) -> ShardScan {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_lone_body_is_left_alone_only_while_another_process_writes_and_only_when_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = dir.path().join("body");
+        let file = fs::File::create(&body).unwrap();
+        assert!(maybe_committing(&body, true));
+        assert!(!maybe_committing(&body, false));
+        file.set_modified(SystemTime::now() - COMMIT_WINDOW - Duration::from_secs(1))
+            .unwrap();
+        assert!(!maybe_committing(&body, true));
+        assert!(!maybe_committing(&dir.path().join("missing"), true));
+    }
+
+    #[test]
+    fn ids_stay_above_those_of_a_process_still_writing() {
+        assert_eq!(next_id(10, 1_000, false), 1_000);
+        assert_eq!(next_id(5_000, 1_000, false), 5_001);
+        // A clock stepped back: the other process's ids go on from 5_000.
+        assert_eq!(next_id(5_000, 1_000, true), 5_000 + OTHERS_ID_ROOM);
+        assert_eq!(next_id(u64::MAX - 1, 0, true), u64::MAX);
+    }
+
+    #[test]
+    fn temp_file_names_give_their_write_id() {
+        assert_eq!(tmp_id(Path::new("tmp/x/00000000000000ff.body")), Some(255));
+        assert_eq!(tmp_id(Path::new("tmp/x/lock")), None);
+    }
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::{Chunks, Ctx, FetchError, SliceJob, failed, transport};
 use crate::metrics::{Metrics, status_class};
 use crate::origin::Origin;
+use crate::origin::response::ERROR_BODY_LIMIT;
 
 /// One request to the origin: the session with its response header read.
 async fn exchange(
@@ -77,6 +78,8 @@ pub struct Probe {
     /// The whole object, when the answer held all of it (T at most the
     /// probe's length and exactly T bytes came).
     pub body: Option<Bytes>,
+    /// S3's error code, when the answer is an error document.
+    pub s3_code: Option<String>,
 }
 
 /// The object length of a `Content-Range: bytes 0-E/T` answer whose span
@@ -126,11 +129,18 @@ pub async fn probe(
         .then(|| span_from_zero(&resp))
         .flatten();
     let Some((end, total)) = span else {
-        // Not a usable answer: its body is not read, nor the connection reused.
+        // Not a usable answer: its body is not read, nor the connection
+        // reused; only an error document's first bytes, for S3's code.
+        let s3_code = if resp.status.as_u16() >= 300 {
+            error_code(&mut session, metrics).await
+        } else {
+            None
+        };
         return Ok(Probe {
             resp,
             total: None,
             body: None,
+            s3_code,
         });
     };
     if total > len || end + 1 != total {
@@ -139,6 +149,7 @@ pub async fn probe(
             resp,
             total: Some(total),
             body: None,
+            s3_code: None,
         });
     }
     let mut body = Vec::with_capacity(total as usize);
@@ -161,7 +172,24 @@ pub async fn probe(
         resp,
         total: Some(total),
         body: Some(Bytes::from(body)),
+        s3_code: None,
     })
+}
+
+/// The `<Code>` of the error document an answer carries, from at most its
+/// first `ERROR_BODY_LIMIT` bytes; `None` when there is none or reading
+/// fails.
+async fn error_code(session: &mut HttpSession, metrics: &Metrics) -> Option<String> {
+    let mut captured = Vec::new();
+    while captured.len() < ERROR_BODY_LIMIT {
+        match next_chunk(session, metrics).await {
+            Ok(Some(chunk)) => captured.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(_) => return None,
+        }
+    }
+    captured.truncate(ERROR_BODY_LIMIT);
+    crate::origin::response::error_code(&captured)
 }
 
 /// Sends a Range GET for `[from, to)` of the job's object pinned by

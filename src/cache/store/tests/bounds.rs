@@ -60,3 +60,43 @@ async fn commit_failure_is_an_error_and_leaves_nothing() {
     assert!(files_under(&dir.path().join("tmp")).is_empty());
     assert!(store.lookup(&key("/x"), &span()).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_removed_store_is_not_writable_and_its_fills_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(store.writable());
+    // The probe leaves nothing behind.
+    assert!(files_under(dir.path()).is_empty());
+    std::fs::remove_dir_all(dir.path().join("tmp")).unwrap();
+    assert!(!store.writable());
+    assert!(
+        store
+            .get_miss_handler(&key("/a"), &meta(Some(10)), &span())
+            .await
+            .is_err()
+    );
+    assert_eq!(store.stats().write_errors, 1);
+    assert_eq!(store.stats().refused_fills, 0);
+}
+
+#[tokio::test]
+async fn a_store_reopened_in_the_process_takes_over_its_temp_folder() {
+    // Record locks belong to a process: a store opened again in the same
+    // process (as after a crash) sees the first one's folder as unused.
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let mut miss = first
+        .get_miss_handler(&key("/a"), &meta(Some(10)), &span())
+        .await
+        .unwrap();
+    miss.write_body("12345".into(), false).await.unwrap();
+    std::mem::forget(miss);
+    let tmp = dir.path().join("tmp");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 1);
+    let second = open(dir.path());
+    let folders: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    assert!(files_under(&tmp).is_empty());
+    assert!(second.writable());
+}

@@ -1,0 +1,352 @@
+//! Manifests given the requesting student's token: an HLS playlist or a
+//! DASH MPD asked for with the token in a query parameter is sent with that
+//! token added to every URI that stays on this host ([`crate::manifest`]),
+//! so a player fetches renditions and segments with it. The stored
+//! manifest stays the origin's, token-free: one copy serves every student.
+//!
+//! Two ways in:
+//! - The `Manifest` route (a `.m3u8` or `.mpd` path): a fresh manifest in
+//!   the store is read whole, rewritten and answered here, with an exact
+//!   `Content-Length` and `Range` answered from the rewritten body. Anything
+//!   else (not stored, stale, too large) takes the `Cache` route.
+//! - Pingora's path (a miss, a revalidation, or a manifest known only by its
+//!   `Content-Type`): the body is gathered as it comes and sent rewritten at
+//!   its end, without `Content-Length` (chunked), and a `Range` is not
+//!   applied (the whole 200 is a valid answer; the next request, a hit, gets
+//!   its 206).
+//!
+//! A rewritten answer carries no strong `ETag` of the stored one: its bytes
+//! differ per student. A manifest over `cache.manifest_max_size`, or one
+//! that does not parse, is sent as stored, and counted.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST};
+use pingora::prelude::*;
+use pingora_cache::CacheKey;
+use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
+use pingora_cache::storage::Storage;
+use pingora_cache::trace::Span;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::RangeType;
+
+use super::admit::Admitted;
+use super::ctx::RequestCtx;
+use crate::answer;
+use crate::auth::Verifier;
+use crate::auth::settings::TokenSource;
+use crate::cache::engine::Engine;
+use crate::cache::status::CacheStatus;
+use crate::manifest::{self, Kind, Token};
+use crate::metrics::Metrics;
+use crate::range::multipart;
+use crate::request::query;
+
+/// What a rewrite of one request's manifest needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Propagation {
+    param: String,
+    value: String,
+    host: Option<String>,
+    known: Vec<String>,
+}
+
+impl Propagation {
+    /// The token of an admitted request whose token came in a query
+    /// parameter: the renewed one when the node renewed it into a header
+    /// (`cdnistt` 2), else the one sent.
+    pub fn of(
+        req: &RequestHeader,
+        admitted: &Admitted,
+        verifier: &Verifier,
+    ) -> Option<Propagation> {
+        let sources = verifier.token_sources();
+        let TokenSource::Query(param) = sources.get(admitted.token_query?)? else {
+            return None;
+        };
+        let renewed = admitted
+            .renewal
+            .as_ref()
+            .filter(|r| r.name != http::header::SET_COOKIE)
+            .map(|r| r.value.clone());
+        let value = match renewed {
+            Some(value) => value,
+            None => {
+                let pairs = query::parse(req.uri.query().unwrap_or("")).ok()?;
+                let (_, value) = pairs.into_iter().find(|(name, _)| name == param)?;
+                value.into_owned()
+            }
+        };
+        let host = req
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .map(str::to_owned);
+        let known = sources
+            .iter()
+            .filter_map(|s| match s {
+                TokenSource::Query(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        Some(Propagation {
+            param: param.clone(),
+            value,
+            host,
+            known,
+        })
+    }
+
+    fn rewrite(&self, kind: Kind, body: &[u8]) -> Result<Vec<u8>, manifest::Unchanged> {
+        let known: Vec<&str> = self.known.iter().map(String::as_str).collect();
+        let token = Token {
+            param: &self.param,
+            value: &self.value,
+            known_params: &known,
+        };
+        manifest::rewrite(kind, body, &token, self.host.as_deref())
+    }
+}
+
+/// A manifest answer on Pingora's path.
+pub enum Pending {
+    /// The path names a manifest; its answer has not been seen yet.
+    Expected(Propagation),
+    /// A manifest answer whose body is gathered for the rewrite.
+    Gathering {
+        kind: Kind,
+        propagation: Propagation,
+        body: Vec<u8>,
+        /// The stored body's length: a miss streamed from its fill ends
+        /// without a last call marked as the end, so the length tells it.
+        len: usize,
+    },
+    /// Sent as it comes.
+    Passing,
+}
+
+/// The manifest kind of a path, as the `Manifest` route is chosen.
+pub fn kind_of_path(path: &str) -> Option<Kind> {
+    manifest::kind(path, None)
+}
+
+fn content_length(header: &ResponseHeader) -> Option<usize> {
+    header
+        .headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// `W/"..."` for a strong `ETag`: the rewritten bytes are not the stored ones.
+fn weaken_etag(header: &mut ResponseHeader) {
+    let weak = match header.headers.get(ETAG).and_then(|v| v.to_str().ok()) {
+        Some(tag) if !tag.starts_with("W/") => format!("W/{tag}"),
+        _ => return,
+    };
+    let _ = header.insert_header(ETAG, weak);
+}
+
+/// Answers a fresh manifest held in the store, rewritten; `false` when the
+/// request must take the `Cache` route instead (nothing sent then).
+pub async fn serve_stored(
+    engine: &'static Engine,
+    metrics: &Metrics,
+    session: &mut Session,
+    key: &CacheKey,
+    kind: Kind,
+    propagation: &Propagation,
+    renewal: Option<&crate::auth::Renewed>,
+) -> Result<bool> {
+    let span = Span::inactive();
+    let Some((meta, mut hit)) = engine.store.lookup(key, &span.handle()).await? else {
+        return Ok(false);
+    };
+    let stored = meta.response_header();
+    let limit = usize::try_from(engine.config.manifest_max_size).unwrap_or(usize::MAX);
+    let fits = content_length(stored).is_some_and(|len| len <= limit);
+    if !meta.is_fresh(SystemTime::now()) || stored.status != 200 || !fits {
+        return Ok(false);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = hit.read_body().await? {
+        body.extend_from_slice(&chunk);
+    }
+    if hit.should_count_access() {
+        let entry = CacheEntryKey::from_entry_id(key.to_compact(), hit.entry_id());
+        engine
+            .eviction
+            .access(&entry, hit.get_eviction_weight(), meta.fresh_until());
+    }
+    let mut header = meta.response_header_copy();
+    let body = match propagation.rewrite(kind, &body) {
+        Ok(rewritten) => {
+            metrics.playback.manifests_rewritten.inc();
+            weaken_etag(&mut header);
+            rewritten
+        }
+        Err(unchanged) => {
+            tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
+            count_as_stored(metrics, "unparsable");
+            body
+        }
+    };
+    header.insert_header(CONTENT_LENGTH, body.len())?;
+    header.insert_header(AGE, meta.age().as_secs())?;
+    crate::range::advertise(&mut header);
+    let name = engine.config.status_header.as_deref();
+    answer::add_cache_fields(&mut header, name, CacheStatus::Hit, renewal)?;
+    let range = crate::range::apply(session.req_header(), &mut header);
+    send_parts(session, header, Bytes::from(body), &range).await?;
+    Ok(true)
+}
+
+/// Writes `header` and the parts of `body` that `range` asks for.
+async fn send_parts(
+    session: &mut Session,
+    header: ResponseHeader,
+    body: Bytes,
+    range: &RangeType,
+) -> Result<()> {
+    let head = session.req_header().method == http::Method::HEAD;
+    let (parts, framing) = multipart::parts(range, body.len() as u64);
+    let empty = head || parts.is_empty();
+    session
+        .write_response_header(Box::new(header), empty)
+        .await
+        .map_err(|e| e.into_down())?;
+    if empty {
+        return Ok(());
+    }
+    for part in &parts {
+        if let Some(m) = &framing {
+            session
+                .write_response_body(Some(m.part_head(part)), false)
+                .await
+                .map_err(|e| e.into_down())?;
+        }
+        let bytes = body.slice(part.start as usize..part.end as usize);
+        session
+            .write_response_body(Some(bytes), false)
+            .await
+            .map_err(|e| e.into_down())?;
+    }
+    let tail = framing.as_ref().map(|m| m.tail()).unwrap_or_default();
+    session
+        .write_response_body(Some(tail), true)
+        .await
+        .map_err(|e| e.into_down())
+}
+
+fn count_as_stored(metrics: &Metrics, reason: &str) {
+    metrics
+        .playback
+        .manifests_as_stored
+        .with_label_values(&[reason])
+        .inc();
+}
+
+/// Decides, once the answer's header is known on Pingora's path, whether
+/// its body is gathered for the rewrite; then drops what no longer holds
+/// for the rewritten body (`Content-Length`, a strong `ETag`). `true` when
+/// the answer is a manifest to rewrite: its `Range` must not be applied.
+pub fn on_header(
+    ctx: &mut RequestCtx,
+    verifier: &Verifier,
+    req: &RequestHeader,
+    resp: &mut ResponseHeader,
+    limit: u64,
+    metrics: &Metrics,
+) -> bool {
+    if matches!(ctx.manifest, Some(Pending::Gathering { .. })) {
+        return true;
+    }
+    if matches!(ctx.manifest, Some(Pending::Passing)) {
+        return false;
+    }
+    let Some(admitted) = ctx.admitted.as_ref().filter(|a| a.token_query.is_some()) else {
+        return false;
+    };
+    let content_type = resp.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let Some(kind) = manifest::kind(&admitted.path, content_type) else {
+        return false;
+    };
+    let propagation = match ctx.manifest.take() {
+        Some(Pending::Expected(p)) => Some(p),
+        _ => Propagation::of(req, admitted, verifier),
+    };
+    // The rewritten body goes chunked: HTTP/1.0 has no way to send it.
+    let framable = req.version != http::Version::HTTP_10 && req.version != http::Version::HTTP_09;
+    let Some(propagation) = propagation.filter(|_| resp.status == 200 && framable) else {
+        ctx.manifest = Some(Pending::Passing);
+        return false;
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let len = match content_length(resp) {
+        Some(len) if len <= limit => len,
+        // S3 always sends the length of an object.
+        too_large_or_unknown => {
+            if too_large_or_unknown.is_some() {
+                count_as_stored(metrics, "too_large");
+            }
+            ctx.manifest = Some(Pending::Passing);
+            return false;
+        }
+    };
+    resp.remove_header(&CONTENT_LENGTH);
+    if req.version < http::Version::HTTP_2 {
+        // Pingora frames an HTTP/1.1 answer without a length only when it
+        // sees this field; HTTP/2 frames every body itself.
+        let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+    }
+    weaken_etag(resp);
+    ctx.manifest = Some(Pending::Gathering {
+        kind,
+        propagation,
+        body: Vec::with_capacity(len),
+        len,
+    });
+    true
+}
+
+/// Gathers a manifest's body on Pingora's path and puts the rewritten one
+/// in its place once all of it is there.
+pub fn on_body(
+    ctx: &mut RequestCtx,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+    metrics: &Metrics,
+) {
+    let Some(Pending::Gathering {
+        kind,
+        propagation,
+        body: gathered,
+        len,
+    }) = ctx.manifest.as_mut()
+    else {
+        return;
+    };
+    if let Some(chunk) = body.take() {
+        gathered.extend_from_slice(&chunk);
+    }
+    if !end_of_stream && gathered.len() < *len {
+        return;
+    }
+    let stored = std::mem::take(gathered);
+    *body = Some(Bytes::from(match propagation.rewrite(*kind, &stored) {
+        Ok(rewritten) => {
+            metrics.playback.manifests_rewritten.inc();
+            rewritten
+        }
+        Err(unchanged) => {
+            tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
+            count_as_stored(metrics, "unparsable");
+            stored
+        }
+    }));
+    ctx.manifest = Some(Pending::Passing);
+}

@@ -1,0 +1,299 @@
+//! An origin that misbehaves, through the real node: a body shorter than
+//! its `Content-Length`, a reset mid-body, silence before the header or
+//! mid-body, and S3's `503 SlowDown`. The origin is the test's own
+//! (`common::fault_origin`). Whatever the fault, the client never gets a
+//! truncated body that looks whole, nothing truncated is stored (the next
+//! request goes to the origin again), and the node never retries a failed
+//! origin request itself.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fault_origin::{Fault, FaultOrigin};
+use common::http::{header, metric};
+use common::world::World;
+use common::{bytes, eventually};
+
+const KEY: &str = "v/a.mp4";
+const PATH: &str = "/v/a.mp4";
+
+/// What a client got: the status and whole body, or the transport error
+/// when the connection ended short of the promised length.
+async fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
+    let resp = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(|e| format!("{e:?}"))?;
+    Ok((status, body.to_vec()))
+}
+
+/// A node with a disk cache in front of `origin`.
+async fn world(origin: &FaultOrigin, cache: &str, read_timeout_ms: u64) -> World {
+    World::builder()
+        .origin(origin.port)
+        .cache(cache)
+        .configure(|o| o.read_timeout_ms = read_timeout_ms)
+        .start()
+        .await
+}
+
+/// After a failed fill: the next request is a miss served whole from the
+/// origin (nothing was kept), and the one after it a hit.
+async fn nothing_was_kept(w: &World, origin: &FaultOrigin, body: &[u8]) {
+    origin.set_fault(Fault::None);
+    let before = origin.requests_for(KEY);
+    let (status, headers, got) = w.get(PATH).await;
+    assert_eq!(status, 200);
+    assert!(got == body, "{} bytes", got.len());
+    assert_eq!(
+        header(&headers, "x-cache"),
+        Some("MISS"),
+        "a failed fill was kept"
+    );
+    assert!(origin.requests_for(KEY) > before, "not asked again");
+    let asked = origin.requests_for(KEY);
+    let (status, headers, got) = w.get(PATH).await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(origin.requests_for(KEY), asked);
+}
+
+/// A fault after the response header: the client's answer is cut short,
+/// and nothing is kept.
+async fn cut_mid_body(fault: Fault, read_timeout_ms: u64, kind: &str) {
+    let body = bytes(1024 * 1024, 1);
+    let origin = FaultOrigin::start().await;
+    origin.put(KEY, &body);
+    let w = world(&origin, "", read_timeout_ms).await;
+    origin.set_fault(fault);
+    // Depending on whether the failure comes before or after the node has
+    // sent its response header, the client gets a 502 or an answer cut
+    // short of its Content-Length: never a 200 that looks whole.
+    let got = fetch(&w.url(PATH)).await;
+    assert!(
+        got.is_err() || matches!(&got, Ok((502, b)) if b == b"bad gateway\n"),
+        "{fault:?}: the client got {:?}",
+        got.map(|(s, b)| (s, b.len()))
+    );
+    // The probe GET (whose 206 header told the length), then the GET.
+    assert_eq!(origin.requests_for(KEY), 2, "{:#?}", origin.heads());
+    let m = w.metrics().await;
+    assert_eq!(metric(&m, "cdn_node_cache_aborted_fills_total", &[]), 1.0);
+    assert_eq!(
+        metric(&m, "cdn_node_cache_stored_objects", &[]),
+        1.0,
+        "the record only"
+    );
+    assert_eq!(
+        metric(&m, "cdn_node_origin_errors_total", &[("kind", kind)]),
+        1.0,
+        "{m}"
+    );
+    nothing_was_kept(&w, &origin, &body).await;
+    assert!(!w.node.stderr().contains("panicked"), "{}", w.node.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_shorter_than_its_content_length_is_cut_and_not_kept() {
+    cut_mid_body(Fault::ShortBody(300 * 1024), 5_000, "reset").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_mid_body_is_cut_and_not_kept() {
+    cut_mid_body(Fault::ResetAfter(300 * 1024), 5_000, "reset").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_stalling_mid_body_is_cut_at_the_read_timeout_and_not_kept() {
+    cut_mid_body(Fault::StallAfter(300 * 1024), 500, "timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_silent_before_its_header_is_a_504_and_nothing_is_kept() {
+    let body = bytes(200_000, 2);
+    let origin = FaultOrigin::start().await;
+    origin.put(KEY, &body);
+    let w = world(&origin, "", 500).await;
+    origin.set_fault(Fault::StallHeader);
+    let (status, headers, got) = w.get(PATH).await;
+    assert_eq!(status, 504);
+    assert_eq!(got, b"gateway timeout\n");
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    // The probe GET timed out: asking again would double the wait.
+    assert_eq!(origin.requests_for(KEY), 1, "{:#?}", origin.heads());
+    let m = w.metrics().await;
+    assert_eq!(
+        metric(&m, "cdn_node_origin_errors_total", &[("kind", "timeout")]),
+        1.0
+    );
+    assert_eq!(metric(&m, "cdn_node_cache_stored_objects", &[]), 0.0);
+    nothing_was_kept(&w, &origin, &body).await;
+}
+
+/// The access log lines of requests for `PATH`, in order.
+fn lines_for_path(w: &World) -> Vec<serde_json::Value> {
+    w.node
+        .access_log()
+        .into_iter()
+        .filter(|l| l["path"].as_str().is_some_and(|p| p.starts_with(PATH)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_is_a_502_from_one_origin_request() {
+    let body = bytes(200_000, 3);
+    let origin = FaultOrigin::start().await;
+    origin.put(KEY, &body);
+    let w = world(&origin, "", 5_000).await;
+    origin.set_fault(Fault::SlowDown);
+    let (status, headers, got) = w.get(PATH).await;
+    assert_eq!(status, 502);
+    assert_eq!(got, b"bad gateway\n");
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    assert!(header(&headers, "x-amz-request-id").is_none());
+    // Not retried: one origin request for one client request.
+    assert_eq!(origin.requests_for(KEY), 1, "{:#?}", origin.heads());
+    let m = w.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_origin_errors_total",
+            &[("kind", "s3_server_error")]
+        ),
+        1.0
+    );
+    let log = eventually("the access log line", Duration::from_secs(10), || {
+        let lines = lines_for_path(&w);
+        async move { (!lines.is_empty()).then_some(lines) }
+    })
+    .await;
+    assert_eq!(log[0]["status"], 502);
+    assert_eq!(log[0]["origin_status"], 503);
+    assert_eq!(log[0]["s3_code"], "SlowDown");
+    nothing_was_kept(&w, &origin, &body).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_requests_during_slow_down_share_one_origin_request() {
+    let body = bytes(200_000, 4);
+    let origin = FaultOrigin::start().await;
+    origin.put(KEY, &body);
+    let w = world(&origin, "", 5_000).await;
+    origin.set_fault(Fault::SlowDown);
+    // The origin's answer is held until every client is connected.
+    origin.hold();
+    let url = w.url(PATH);
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let url = url.clone();
+        clients.push(tokio::spawn(async move { fetch(&url).await }));
+    }
+    eventually(
+        "every client connected and the probe sent",
+        Duration::from_secs(10),
+        || async {
+            let open = w.metric("cdn_node_connections_open", &[]).await;
+            (open >= 10.0 && origin.requests() >= 1).then_some(())
+        },
+    )
+    .await;
+    origin.release();
+    for c in clients {
+        let (status, got) = c.await.unwrap().expect("a whole answer");
+        assert_eq!(status, 502);
+        assert_eq!(got, b"bad gateway\n");
+    }
+    // The probe GET that learns the object, shared by the ten: its 503 is
+    // everyone's answer.
+    assert_eq!(origin.requests_for(KEY), 1, "{:#?}", origin.heads());
+    let m = w.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_origin_errors_total",
+            &[("kind", "s3_server_error")]
+        ),
+        10.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_on_an_expired_object_serves_it_stale() {
+    let body = bytes(200_000, 5);
+    let origin = FaultOrigin::start().await;
+    origin.put(KEY, &body);
+    let w = world(
+        &origin,
+        "  default_ttl_seconds: 1\n  stale_while_revalidate_seconds: 0\n  stale_if_error_seconds: 600\n",
+        5_000,
+    )
+    .await;
+    let (status, headers, _) = w.get(PATH).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+    origin.set_fault(Fault::SlowDown);
+    // Once the second of freshness is over, S3's refusal to revalidate
+    // makes the node serve the stored copy.
+    let (status, got) = eventually("a stale answer", Duration::from_secs(10), || async {
+        let (status, headers, got) = w.get(PATH).await;
+        (header(&headers, "x-cache") != Some("HIT")).then(|| {
+            assert_eq!(header(&headers, "x-cache"), Some("STALE"));
+            (status, got)
+        })
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    // Each stale answer costs one origin request, never more.
+    let before = origin.requests_for(KEY);
+    let (status, headers, got) = w.get(PATH).await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_eq!(header(&headers, "x-cache"), Some("STALE"));
+    assert_eq!(
+        origin.requests_for(KEY),
+        before + 1,
+        "{:#?}",
+        origin.heads()
+    );
+    // S3 back: the object is fetched again and fresh.
+    origin.set_fault(Fault::None);
+    let (status, headers, got) = w.get(PATH).await;
+    assert_eq!(status, 200);
+    assert!(got == body);
+    assert_ne!(header(&headers, "x-cache"), Some("STALE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_on_an_expired_object_without_stale_if_error_is_a_502() {
+    let body = bytes(200_000, 6);
+    let origin = FaultOrigin::start().await;
+    origin.put(KEY, &body);
+    let w = world(
+        &origin,
+        "  default_ttl_seconds: 1\n  stale_while_revalidate_seconds: 0\n  stale_if_error_seconds: 0\n",
+        5_000,
+    )
+    .await;
+    assert_eq!(w.get(PATH).await.0, 200);
+    origin.set_fault(Fault::SlowDown);
+    let (status, headers, got) =
+        eventually("the object to expire", Duration::from_secs(10), || async {
+            let (status, headers, got) = w.get(PATH).await;
+            (header(&headers, "x-cache") != Some("HIT")).then_some((status, headers, got))
+        })
+        .await;
+    assert_eq!(status, 502);
+    assert_eq!(got, b"bad gateway\n");
+    assert_eq!(header(&headers, "x-cache"), Some("EXPIRED"));
+    let m = w.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_requests_total",
+            &[("status_class", "5xx"), ("cache_status", "expired")]
+        ),
+        1.0
+    );
+}
