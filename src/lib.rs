@@ -15,6 +15,8 @@ pub mod cli;
 mod config;
 mod cors;
 mod fast_exit;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod listeners;
 pub mod manifest;

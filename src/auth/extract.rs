@@ -313,4 +313,95 @@ mod tests {
             assert_eq!(is_token_param(&sources, name), want, "{name}");
         }
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Header values as a client could send them (any bytes a field value may hold).
+        fn value() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..40),
+                "(Bearer|bearer|Basic) [ -~]{0,20}".prop_map(String::into_bytes),
+                "([a-z]{0,4}=\"?[ -~]{0,6}\"?; ?){0,4}".prop_map(String::into_bytes),
+            ]
+        }
+
+        fn sources() -> Vec<TokenSource> {
+            let mut sources = default_token_sources();
+            sources.push(TokenSource::Header("x-edge-token".into()));
+            sources.push(TokenSource::Cookie("edge".into()));
+            sources
+        }
+
+        /// Query pairs that carry no token.
+        fn other_pairs() -> impl Strategy<Value = Vec<Pair<'static>>> {
+            proptest::collection::vec(("[a-z]{1,6}", ".{0,8}"), 0..5).prop_map(|pairs| {
+                pairs
+                    .into_iter()
+                    .filter(|(name, _)| name != "jwt" && name != "token")
+                    .map(|(n, v)| (n.into(), v.into()))
+                    .collect()
+            })
+        }
+
+        proptest! {
+            /// Any query, headers and cookies: an answer, never a panic; a token found
+            /// is never empty.
+            #[test]
+            fn extraction_never_panics(
+                query in proptest::collection::vec(("(jwt|token|[a-z]{1,3})", ".{0,12}"), 0..5),
+                fields in proptest::collection::vec(
+                    (proptest::sample::select(vec!["authorization", "cookie", "x-edge-token"]), value()),
+                    0..5,
+                ),
+            ) {
+                let query: Vec<Pair<'_>> = query.into_iter().map(|(n, v)| (n.into(), v.into())).collect();
+                let mut map = HeaderMap::new();
+                for (name, value) in fields {
+                    if let Ok(value) = HeaderValue::from_bytes(&value) {
+                        map.append(name, value);
+                    }
+                }
+                let sources = sources();
+                match find_token(&sources, &query, &map) {
+                    Ok(Some(found)) => prop_assert!(!found.token.is_empty()),
+                    Ok(None) | Err(Reject::Conflict) | Err(Reject::Malformed) => {}
+                    Err(other) => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+
+            /// A token put in the query is found there, among any other parameters.
+            #[test]
+            fn a_token_in_the_query_is_found(
+                token in ".{1,40}",
+                others in other_pairs(),
+                at in any::<prop::sample::Index>(),
+            ) {
+                let mut query = others;
+                let at = at.index(query.len() + 1);
+                query.insert(at, ("jwt".into(), token.clone().into()));
+                let (sources, map) = (sources(), HeaderMap::new());
+                let found = find_token(&sources, &query, &map).expect("one token").expect("found");
+                prop_assert_eq!((found.token, found.kind, found.source_index), (token.as_str(), SourceKind::Query, 0));
+            }
+
+            /// A token in a cookie among others, or after `Bearer`, is found there.
+            #[test]
+            fn a_token_in_a_cookie_or_bearer_is_found(
+                token in "[A-Za-z0-9._-]{1,40}",
+                before in "([a-c]{1,4}=[a-z0-9]{0,4}; ){0,3}",
+                after in "(; [a-c]{1,4}=[a-z0-9]{0,4}){0,3}",
+            ) {
+                let cookie = format!("{before}jwt={token}{after}");
+                let map = headers(&[("cookie", cookie.as_bytes())]);
+                let found = find_token(&sources(), &[], &map).expect("one token").expect("found");
+                prop_assert_eq!((found.token, found.kind), (token.as_str(), SourceKind::Cookie));
+                let bearer = format!("Bearer {token}");
+                let map = headers(&[("authorization", bearer.as_bytes())]);
+                let found = find_token(&sources(), &[], &map).expect("one token").expect("found");
+                prop_assert_eq!((found.token, found.kind), (token.as_str(), SourceKind::Header));
+            }
+        }
+    }
 }

@@ -155,4 +155,75 @@ mod tests {
             Plan::Single(0..95)
         );
     }
+
+    mod proptests {
+        use super::*;
+        use crate::range::spec::Spec;
+        use proptest::prelude::*;
+
+        /// Range-specs near the interesting edges of an object of up to 1000 bytes,
+        /// and anywhere in `u64`.
+        fn spec() -> impl Strategy<Value = Spec> {
+            let pos = prop_oneof![0u64..1100, any::<u64>()];
+            prop_oneof![
+                (pos.clone(), pos.clone()).prop_map(|(a, b)| Spec::Closed {
+                    first: a.min(b),
+                    last: a.max(b),
+                }),
+                pos.clone().prop_map(|first| Spec::Open { first }),
+                pos.prop_map(|len| Spec::Suffix { len }),
+            ]
+        }
+
+        /// The bytes `spec` asks for in an object of `len` bytes (RFC 9110 §14.1.2).
+        fn wanted(spec: &Spec, len: u64) -> Option<Range<u64>> {
+            let r = match *spec {
+                Spec::Closed { first, last } => first..last.saturating_add(1).min(len),
+                Spec::Open { first } => first..len,
+                Spec::Suffix { len: n } => len - n.min(len)..len,
+            };
+            (r.start < r.end).then_some(r)
+        }
+
+        proptest! {
+            /// A plan never reads past the object, never holds an empty part, sends
+            /// parts in order without overlap, and covers every byte asked for.
+            #[test]
+            fn plans_stay_inside_the_object(
+                specs in proptest::collection::vec(spec(), 1..40),
+                len in prop_oneof![0u64..1000, any::<u64>()],
+            ) {
+                let asked: Vec<Range<u64>> = specs.iter().filter_map(|s| wanted(s, len)).collect();
+                let parts = match resolve(&specs, len) {
+                    Plan::Whole => {
+                        prop_assert!(asked.is_empty() || coalesce(asked).len() > MAX_PARTS);
+                        return Ok(());
+                    }
+                    Plan::Unsatisfiable => {
+                        prop_assert!(asked.is_empty());
+                        return Ok(());
+                    }
+                    Plan::Single(r) => vec![r],
+                    Plan::Multi(parts) => {
+                        prop_assert!(parts.len() >= 2 && parts.len() <= MAX_PARTS);
+                        parts
+                    }
+                };
+                for r in &parts {
+                    prop_assert!(r.start < r.end && r.end <= len, "{:?} of {}", r, len);
+                }
+                for pair in parts.windows(2) {
+                    prop_assert!(pair[0].end < pair[1].start, "{:?}", parts);
+                }
+                for r in &asked {
+                    prop_assert!(
+                        parts.iter().any(|p| p.start <= r.start && r.end <= p.end),
+                        "{:?} not sent in {:?}", r, parts
+                    );
+                }
+                let sent: u64 = parts.iter().map(|p| p.end - p.start).sum();
+                prop_assert!(sent <= len);
+            }
+        }
+    }
 }

@@ -187,4 +187,52 @@ mod tests {
         let over = format!("{header},500-501");
         assert_eq!(parse(over.as_bytes()), Parsed::Ignore);
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The text of one range-spec.
+        fn written(spec: &Spec) -> String {
+            match *spec {
+                Closed { first, last } => format!("{first}-{last}"),
+                Open { first } => format!("{first}-"),
+                Suffix { len } => format!("-{len}"),
+            }
+        }
+
+        fn spec() -> impl Strategy<Value = Spec> {
+            prop_oneof![
+                (any::<u64>(), any::<u64>()).prop_map(|(a, b)| Closed {
+                    first: a.min(b),
+                    last: a.max(b),
+                }),
+                any::<u64>().prop_map(|first| Open { first }),
+                any::<u64>().prop_map(|len| Suffix { len }),
+            ]
+        }
+
+        proptest! {
+            /// Any bytes: an answer, never a panic, and never more specs than the bound.
+            #[test]
+            fn any_bytes_parse_or_are_ignored(value in proptest::collection::vec(any::<u8>(), 0..64)) {
+                if let Parsed::Bytes(specs) = parse(&value) {
+                    prop_assert!(!specs.is_empty() && specs.len() <= MAX_SPECS);
+                }
+            }
+
+            /// Specs written out, with any spacing and empty elements, parse back to
+            /// themselves in order.
+            #[test]
+            fn written_specs_parse_back(
+                specs in proptest::collection::vec(spec(), 1..=MAX_SPECS),
+                spacing in proptest::sample::select(vec![",", ", ", " ,\t", ",,"]),
+                unit in proptest::sample::select(vec!["bytes=", "BYTES =", "Bytes= "]),
+            ) {
+                let set: Vec<String> = specs.iter().map(written).collect();
+                let header = format!("{unit}{}", set.join(spacing));
+                prop_assert_eq!(parse(header.as_bytes()), Parsed::Bytes(specs));
+            }
+        }
+    }
 }

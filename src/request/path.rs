@@ -358,4 +358,104 @@ mod tests {
             }
         }
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Pieces of paths: separators, dots raw and encoded, escapes of every byte,
+        /// unreserved and reserved characters, non-ASCII text.
+        fn piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("/".to_owned()),
+                Just(".".to_owned()),
+                Just("..".to_owned()),
+                Just("%2e".to_owned()),
+                Just("%2E".to_owned()),
+                Just("%2f".to_owned()),
+                Just("%5C".to_owned()),
+                Just("\\".to_owned()),
+                Just("%".to_owned()),
+                any::<u8>().prop_map(|b| format!("%{b:02x}")),
+                any::<u8>().prop_map(|b| format!("%{b:02X}")),
+                "[A-Za-z0-9._~-]{1,4}",
+                "[ !$&'()*+,;=:@?#\\[\\]]",
+                any::<char>().prop_map(String::from),
+            ]
+        }
+
+        fn path() -> impl Strategy<Value = String> {
+            proptest::collection::vec(piece(), 0..16).prop_map(|p| format!("/{}", p.concat()))
+        }
+
+        /// `%XX` decoded; other bytes as they are.
+        fn decoded(bytes: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                match (bytes[i], decode_escape(bytes, i)) {
+                    (b'%', Some(b)) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    (b, _) => {
+                        out.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            out
+        }
+
+        fn check(input: &[u8]) -> Result<(), TestCaseError> {
+            let Ok(out) = canonicalize_bytes(input) else {
+                return Ok(());
+            };
+            prop_assert!(out.is_ascii(), "{:?}", out);
+            let again = canonicalize(&out);
+            prop_assert_eq!(again.as_deref(), Ok(out.as_str()), "idempotent");
+            let segments: Vec<&str> = out[1..].split('/').collect();
+            for (i, segment) in segments.iter().enumerate() {
+                prop_assert!(*segment != "." && *segment != "..", "{:?}", out);
+                prop_assert!(!segment.is_empty() || i + 1 == segments.len(), "{:?}", out);
+            }
+            prop_assert_eq!(decoded(out.as_bytes()), decoded(input), "names one object");
+            Ok(())
+        }
+
+        proptest! {
+            /// The canonical path is ASCII, canonical again unchanged, free of dot and
+            /// empty segments, and names the bytes the request named.
+            #[test]
+            fn canonical_paths_are_fixed_points(p in path()) {
+                check(p.as_bytes())?;
+            }
+
+            /// Arbitrary bytes: refused or canonical, never a panic.
+            #[test]
+            fn any_bytes_are_refused_or_canonical(mut raw in proptest::collection::vec(any::<u8>(), 0..48)) {
+                raw.insert(0, b'/');
+                check(&raw)?;
+            }
+
+            /// Every spelling of the same bytes gives one path: each byte of a segment
+            /// written raw or as `%XX` in either case.
+            #[test]
+            fn spellings_agree(
+                segments in proptest::collection::vec("[^/\\\\%\\x00-\\x1f\\x7f]{1,6}", 1..5),
+                mask in any::<u64>(),
+            ) {
+                let plain = format!("/{}", segments.join("/"));
+                let mut spelt = String::new();
+                for (i, b) in plain.bytes().enumerate() {
+                    match (b, (mask >> (i % 64)) & 1, i % 3) {
+                        (b'/', _, _) | (_, 0, _) if b.is_ascii() => spelt.push(char::from(b)),
+                        (_, _, 0) => spelt.push_str(&format!("%{b:02x}")),
+                        _ => spelt.push_str(&format!("%{b:02X}")),
+                    }
+                }
+                prop_assert_eq!(canonicalize(&plain), canonicalize(&spelt), "{:?}", spelt);
+            }
+        }
+    }
 }

@@ -283,4 +283,71 @@ mod tests {
             assert_eq!(is_forbidden(name), *want, "name {name:?}");
         }
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("&".to_owned()),
+                Just("=".to_owned()),
+                Just("+".to_owned()),
+                Just("%".to_owned()),
+                any::<u8>().prop_map(|b| format!("%{b:02x}")),
+                any::<u8>().prop_map(|b| format!("%{b:02X}")),
+                "[A-Za-z0-9._~-]{1,4}",
+                Just("response-".to_owned()),
+                Just("X-Amz-".to_owned()),
+                any::<char>().prop_map(String::from),
+            ]
+        }
+
+        fn raw_query() -> impl Strategy<Value = String> {
+            proptest::collection::vec(piece(), 0..16).prop_map(|p| p.concat())
+        }
+
+        fn all(_: &str) -> bool {
+            true
+        }
+
+        proptest! {
+            /// The canonical query is ASCII, parses back to itself, does not depend on
+            /// the order of the pairs, and forwards no S3 override or presign parameter.
+            #[test]
+            fn canonical_queries_are_fixed_points(raw in raw_query(), turn in 0usize..16) {
+                let Ok(pairs) = parse(&raw) else {
+                    return Ok(());
+                };
+                let out = canonical(&pairs, all);
+                prop_assert!(out.is_ascii(), "{:?}", out);
+                let again = parse(&out).expect("a canonical query parses");
+                prop_assert_eq!(&canonical(&again, all), &out, "idempotent");
+                prop_assert!(again.iter().all(|(name, _)| !is_forbidden(name)));
+                let mut moved = pairs.clone();
+                moved.reverse();
+                let turn = turn % moved.len().max(1);
+                moved.rotate_left(turn);
+                prop_assert_eq!(&canonical(&moved, all), &out, "order-insensitive");
+            }
+
+            /// Any names and values, written encoded, parse back to themselves.
+            #[test]
+            fn encoded_pairs_parse_back(
+                pairs in proptest::collection::vec((".{1,8}", ".{0,8}"), 0..6),
+            ) {
+                let raw: Vec<String> = pairs
+                    .iter()
+                    .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
+                    .collect();
+                let raw = raw.join("&");
+                let parsed = parse(&raw).expect("encoded pairs parse");
+                let parsed: Vec<(String, String)> = parsed
+                    .into_iter()
+                    .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                    .collect();
+                prop_assert_eq!(parsed, pairs);
+            }
+        }
+    }
 }

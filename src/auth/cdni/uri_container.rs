@@ -302,4 +302,67 @@ mod tests {
             );
         }
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Request URIs as `request_uri` builds them.
+        fn uri() -> impl Strategy<Value = String> {
+            (
+                "[a-z0-9.-]{1,12}",
+                "(/[A-Za-z0-9._~%-]{1,8}){1,4}",
+                "([a-z]{1,4}=[A-Za-z0-9%]{0,6})?",
+            )
+                .prop_map(|(host, path, query)| {
+                    request_uri("http", Some(&host), &path, &query).unwrap_or_default()
+                })
+        }
+
+        proptest! {
+            /// Any claim text: a container or a refusal, never a panic.
+            #[test]
+            fn any_container_text_is_read_or_refused(
+                text in prop_oneof![
+                    ".{0,40}",
+                    "(hash|regex|uri):.{0,40}",
+                    "regex:[()|*+?{},.^$\\\\a-z0-9\\[\\]]{0,30}",
+                ],
+                uri in uri(),
+            ) {
+                match UriContainer::parse(&text) {
+                    Ok(container) => {
+                        let _ = container.matches(&uri);
+                    }
+                    Err(e) => prop_assert!(
+                        matches!(e, Reject::Malformed | Reject::UnsupportedUriContainer),
+                        "{:?}", e
+                    ),
+                }
+            }
+
+            /// `hash:` of a URI matches that URI and no other.
+            #[test]
+            fn a_hash_matches_its_uri_alone(uri in uri(), other in uri()) {
+                let hash = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, uri.as_bytes()));
+                let container = UriContainer::parse(&format!("hash:{hash}")).expect("a hash");
+                prop_assert!(container.matches(&uri));
+                prop_assert_eq!(container.matches(&other), other == uri);
+            }
+
+            /// `regex:` spelling a URI out matches it whole: neither a longer URI nor a
+            /// part of it.
+            #[test]
+            fn a_regex_is_anchored(uri in uri(), extra in "[a-z/?=]{1,4}") {
+                let container = UriContainer::parse(&format!("regex:{}", regex::escape(&uri)))
+                    .expect("an escaped URI compiles");
+                prop_assert!(container.matches(&uri));
+                let longer = format!("{uri}{extra}");
+                prop_assert!(!container.matches(&longer));
+                let longer = format!("{extra}{uri}");
+                prop_assert!(!container.matches(&longer));
+                prop_assert!(!container.matches(&uri[..uri.len() - 1]));
+            }
+        }
+    }
 }

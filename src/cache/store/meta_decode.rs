@@ -375,4 +375,65 @@ mod tests {
         assert!(decoded.decode(b"not a meta", b"not a header").is_err());
         assert!(decoded.0.get().is_none(), "nothing learnt");
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn fields() -> impl Strategy<Value = Vec<(String, String)>> {
+            proptest::collection::vec(("x-[a-z]{1,8}", "[!-~]{0,12}"), 0..4)
+        }
+
+        proptest! {
+            /// Any stored bytes: decoded or refused, never a panic; what decodes
+            /// decodes the same the second time, from what the first learnt.
+            #[test]
+            fn any_bytes_decode_or_are_refused(
+                internal in proptest::collection::vec(any::<u8>(), 0..64),
+                header in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let decoded = Decoded::default();
+                if let Ok(first) = decoded.decode(&internal, &header) {
+                    let second = decoded.decode(&internal, &header).expect("decodes again");
+                    prop_assert_eq!(first.serialize().ok(), second.serialize().ok());
+                }
+            }
+
+            /// A meta built from any times, windows, status and fields serializes,
+            /// decodes, and decodes again to the same bytes.
+            #[test]
+            fn metas_round_trip(
+                fresh in 0u64..4_000_000_000,
+                age in 0u64..1_000_000,
+                swr in any::<u32>(),
+                sie in any::<u32>(),
+                status in 200u16..600,
+                fields in fields(),
+                variance in any::<Option<[u8; 16]>>(),
+            ) {
+                let fresh_until = SystemTime::UNIX_EPOCH + Duration::from_secs(fresh);
+                let created = fresh_until - Duration::from_secs(age.min(fresh));
+                let mut h = ResponseHeader::build(status, None).unwrap();
+                for (name, value) in &fields {
+                    h.append_header(name.clone(), value.as_str()).unwrap();
+                }
+                let mut meta = CacheMeta::new(fresh_until, created, swr, sie, h);
+                if let Some(v) = variance {
+                    meta.set_variance(v);
+                }
+                let (internal, header) = meta.serialize().unwrap();
+                let want = CacheMeta::deserialize(&internal, &header)
+                    .unwrap()
+                    .serialize()
+                    .unwrap();
+                let decoded = Decoded::default();
+                for _ in 0..2 {
+                    let got = decoded.decode(&internal, &header).expect("decodes");
+                    prop_assert_eq!(&got.serialize().unwrap(), &want);
+                    prop_assert_eq!(got.headers(), meta.headers());
+                }
+                prop_assert!(decoded.builds_from_parts());
+            }
+        }
+    }
 }

@@ -40,6 +40,7 @@ mod tests;
 
 pub use error::StoreError;
 pub use memory_hit::{Accesses, MemoryHit};
+pub(crate) use stored_meta::StoredMeta;
 
 use index::Index;
 use layout::Layout;

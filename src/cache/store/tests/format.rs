@@ -122,3 +122,75 @@ fn oversized_fields_refuse_to_encode() {
     h.meta_header = vec![0; MAX_META_LEN];
     assert!(encode_meta(&h).is_err());
 }
+
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header() -> impl Strategy<Value = ObjectHeader> {
+        (
+            (any::<u64>(), any::<u64>(), any::<u64>()),
+            (any::<[u8; 16]>(), any::<Option<[u8; 16]>>(), ".{0,8}"),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(
+                |(
+                    (entry_id, body_len, nanos),
+                    (primary_bin, variance, user_tag),
+                    primary,
+                    internal,
+                    header,
+                )| {
+                    ObjectHeader {
+                        entry_id,
+                        body_len,
+                        fresh_until: UNIX_EPOCH + Duration::from_nanos(nanos),
+                        primary_bin,
+                        variance,
+                        user_tag,
+                        primary,
+                        meta_internal: internal,
+                        meta_header: header,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// Every header encodes, decodes to itself, and declares its own length.
+        #[test]
+        fn meta_round_trips(h in header()) {
+            let bytes = encode_meta(&h).expect("small fields encode");
+            prop_assert_eq!(meta_declared_len(&bytes), Some(bytes.len()));
+            prop_assert_eq!(decode_meta(&bytes), Ok(h));
+        }
+
+        /// Any one byte changed is noticed (checksum, length or field), never
+        /// decoded as another header.
+        #[test]
+        fn a_changed_byte_is_refused(h in header(), at in any::<prop::sample::Index>(), xor in 1u8..) {
+            let mut bytes = encode_meta(&h).expect("small fields encode");
+            let at = at.index(bytes.len());
+            bytes[at] ^= xor;
+            prop_assert!(decode_meta(&bytes).is_err(), "byte {} changed", at);
+        }
+
+        /// Arbitrary bytes, and an encoded meta cut anywhere: refused, never a panic.
+        #[test]
+        fn garbage_and_truncations_are_refused(
+            garbage in proptest::collection::vec(any::<u8>(), 0..128),
+            h in header(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            if let Ok(decoded) = decode_meta(&garbage) {
+                prop_assert_eq!(encode_meta(&decoded).ok(), Some(garbage));
+            }
+            let bytes = encode_meta(&h).expect("small fields encode");
+            let cut = cut.index(bytes.len());
+            prop_assert!(decode_meta(&bytes[..cut]).is_err());
+            prop_assert!(check_body_preamble(&bytes[..cut], h.entry_id, &h.primary_bin).is_err());
+        }
+    }
+}
