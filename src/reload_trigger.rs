@@ -3,6 +3,7 @@
 //! the caller's own event fires.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pingora::server::ShutdownWatch;
@@ -16,6 +17,16 @@ pub enum Wake {
     Poll,
     /// SIGHUP: reload everything.
     Hangup,
+}
+
+/// How many triggers have been set up in this process (listening for SIGHUP,
+/// or polling only where that failed). Until every reloader has one, a
+/// SIGHUP could end the process or go unseen, so `/readyz` waits for them.
+static SET_UP: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of triggers set up so far.
+pub fn set_up() -> usize {
+    SET_UP.load(Ordering::Acquire)
 }
 
 pub struct ReloadTrigger {
@@ -36,6 +47,7 @@ impl ReloadTrigger {
                 None
             }
         };
+        SET_UP.fetch_add(1, Ordering::Release);
         ReloadTrigger { tick, hangup }
     }
 

@@ -142,9 +142,15 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
 
     let resolver = origin.resolver.clone();
     let keys = verifier.clone();
+    // The auth reloader, and the certificate reloader with HTTPS.
+    let reloaders = 1 + usize::from(!certs.is_empty());
     let admin = Admin {
         metrics: metrics.clone(),
-        ready: Box::new(move || resolver.is_ready() && keys.keys_ready()),
+        ready: Box::new(move || {
+            resolver.is_ready()
+                && keys.keys_ready()
+                && crate::reload_trigger::set_up() >= reloaders
+        }),
         cache,
         token: config.admin_token,
         auth: Some(verifier.clone()),
