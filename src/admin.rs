@@ -24,6 +24,8 @@ pub struct Admin {
     pub token: Option<String>,
     /// The token policy's routes (`/auth/...`), when set.
     pub auth: Option<Arc<Verifier>>,
+    /// The fleet, for `POST /drain`.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -90,9 +92,15 @@ impl Admin {
         raw_query: &str,
         authorization: Option<&str>,
     ) -> Response<Vec<u8>> {
-        if path == "/purge" || path.starts_with(crate::auth::admin_routes::PREFIX) {
+        if path == "/purge"
+            || path == "/drain"
+            || path.starts_with(crate::auth::admin_routes::PREFIX)
+        {
             if let Some(refused) = self.unauthorized(authorization) {
                 return refused;
+            }
+            if path == "/drain" {
+                return self.drain(method);
             }
             if path == "/purge" {
                 return self.purge(method, raw_query).await;
@@ -121,6 +129,22 @@ impl Admin {
             "/readyz" if (self.ready)() => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    /// `POST /drain`: the node leaves its PoP's ring (its health check
+    /// answers 503, so the other nodes move its keys on) and goes on serving
+    /// what it is sent, until it is stopped.
+    fn drain(&self, method: &str) -> Response<Vec<u8>> {
+        if method != "POST" {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        match &self.cluster {
+            Some(cluster) => {
+                cluster.drain();
+                text(StatusCode::OK, "draining\n")
+            }
+            None => text(StatusCode::NOT_FOUND, "no cluster section\n"),
         }
     }
 
@@ -200,6 +224,7 @@ mod tests {
         let admin = Admin {
             metrics: Arc::new(Metrics::new()),
             ready: Box::new(|| false),
+            cluster: None,
             cache: None,
             token: Some("0123456789abcdef".into()),
             auth: None,

@@ -12,6 +12,7 @@ mod answer;
 pub mod auth;
 pub mod cache;
 pub mod cli;
+mod cluster;
 mod config;
 mod cors;
 mod fast_exit;

@@ -26,6 +26,11 @@ pub enum Refusal {
     PreflightRefused,
     /// The origin has no such object (or the path names no object).
     NotFound,
+    /// A request on the peer listener without a valid hop marker.
+    HopForbidden(crate::cluster::marker::Invalid),
+    /// The request has passed more of the fleet's nodes than a clean one
+    /// does (RFC 8586 `CDN-Loop`).
+    Loop,
     /// The origin refused us or failed.
     BadGateway(OriginError),
     /// The origin did not answer in time.
@@ -80,8 +85,9 @@ impl Refusal {
             Refusal::MethodNotAllowed => 405,
             Refusal::BadRequest(_) => 400,
             Refusal::Unauthorized(_) => 401,
-            Refusal::Forbidden(_) | Refusal::PreflightRefused => 403,
+            Refusal::Forbidden(_) | Refusal::PreflightRefused | Refusal::HopForbidden(_) => 403,
             Refusal::NotFound => 404,
+            Refusal::Loop => 508,
             Refusal::BadGateway(_) => 502,
             Refusal::GatewayTimeout => 504,
             Refusal::Internal => 500,
@@ -93,8 +99,11 @@ impl Refusal {
             Refusal::MethodNotAllowed => "method not allowed\n",
             Refusal::BadRequest(_) => "bad request\n",
             Refusal::Unauthorized(_) => "a valid token is required\n",
-            Refusal::Forbidden(_) | Refusal::PreflightRefused => "forbidden\n",
+            Refusal::Forbidden(_) | Refusal::PreflightRefused | Refusal::HopForbidden(_) => {
+                "forbidden\n"
+            }
             Refusal::NotFound => "not found\n",
+            Refusal::Loop => "loop detected\n",
             Refusal::BadGateway(_) => "bad gateway\n",
             Refusal::GatewayTimeout => "gateway timeout\n",
             Refusal::Internal => "internal error\n",

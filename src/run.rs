@@ -15,14 +15,17 @@ use crate::admin::Admin;
 use crate::auth::Verifier;
 use crate::auth::settings::TokenSource;
 use crate::cache::engine::{Engine, SketchSaver};
+use crate::cluster::Cluster;
+use crate::cluster::ring::{Ring, RingKeeper};
 use crate::config::Config;
 use crate::cors::Cors;
 use crate::cors::settings::CorsConfig;
 use crate::fast_exit::{ExitWhenIdle, Finishing};
 use crate::listeners::{HttpSockets, Worker};
 use crate::metrics::Metrics;
-use crate::origin::Origin;
+use crate::origin::{Origin, TokenCarriers};
 use crate::proxy::Edge;
+use crate::proxy::peer::Listener;
 use crate::slice::Slicer;
 
 /// Pingora's process options that stay available on `cdn-node run`.
@@ -64,10 +67,12 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf);
     server.bootstrap();
 
-    let origin = Arc::new(Origin::new(config.origin));
+    let cluster = config.cluster.clone().map(|c| Arc::new(Cluster::new(c)));
+    let carriers = TokenCarriers::of(config.auth.token_sources());
+    let origin = Arc::new(Origin::new(config.origin, cluster.clone(), carriers));
     // Resolve once now, so the first request has an address; a failure here
     // is not fatal: the background refresh keeps trying and /readyz says so.
-    if let Err(e) = origin.resolver.resolve_blocking() {
+    if let Some(Err(e)) = origin.resolver.as_ref().map(|r| r.resolve_blocking()) {
         tracing::warn!(error = %e, "origin not resolved at start-up; retrying in the background");
     }
     let metrics = Arc::new(Metrics::new());
@@ -121,7 +126,10 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         cache,
         slicer: cache.and_then(open_slicer),
         cors: config.cors.clone().map(|c| open_cors(c, &verifier)),
+        cluster: cluster.clone(),
+        listener: Listener::Client,
     };
+    let rings = add_fleet(&mut server, &edge, &metrics);
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
     let limited = crate::limits::LimitedApp::new(proxy_app, &config.limits, metrics.clone());
@@ -140,25 +148,25 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         server.add_service(https);
     }
 
-    let resolver = origin.resolver.clone();
+    let resolved = origin.clone();
     let keys = verifier.clone();
     // The auth reloader, and the certificate reloader with HTTPS.
     let reloaders = 1 + usize::from(!certs.is_empty());
     let admin = Admin {
         metrics: metrics.clone(),
         ready: Box::new(move || {
-            resolver.is_ready()
+            resolved.is_ready()
                 && keys.keys_ready()
+                && rings.iter().all(|r| r.is_refreshed())
                 && crate::reload_trigger::set_up() >= reloaders
         }),
         cache,
         token: config.admin_token,
         auth: Some(verifier.clone()),
+        cluster: cluster.clone(),
     };
     let mut admin_service = Service::new("cdn-node admin".to_string(), admin);
     admin_service.add_tcp(&config.admin_listen.to_string());
-
-    let refresh = GenBackgroundService::new("origin resolver".to_string(), origin.resolver.clone());
 
     if let Some(engine) = cache {
         server.add_service(GenBackgroundService::new(
@@ -184,12 +192,58 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         ));
     }
     server.add_service(admin_service);
-    server.add_service(refresh);
+    if let Some(resolver) = origin.resolver.clone() {
+        server.add_service(GenBackgroundService::new(
+            "origin resolver".to_string(),
+            resolver,
+        ));
+    }
     server.add_service(GenBackgroundService::new(
         "auth reloader".to_string(),
         Arc::new(crate::auth::reload::AuthReloader { verifier, metrics }),
     ));
     Ok(Node { server, access_log })
+}
+
+/// The fleet's parts, when configured: the peer listener (a second proxy
+/// over the same cache, taking hop markers instead of tokens) and the
+/// services keeping the PoP's and the shields' rings current. Returns the
+/// rings, which `/readyz` waits for.
+fn add_fleet(server: &mut Server, edge: &Edge, metrics: &Arc<Metrics>) -> Vec<Arc<Ring>> {
+    let mut rings = Vec::new();
+    let mut keep = |server: &mut Server, ring: Arc<Ring>, name: &'static str| {
+        let m = metrics.clone();
+        server.add_service(GenBackgroundService::new(
+            format!("{name} ring"),
+            Arc::new(RingKeeper {
+                ring: ring.clone(),
+                report: Box::new(move |size, healthy| {
+                    let c = &m.cluster;
+                    c.ring_members.with_label_values(&[name]).set(size as i64);
+                    c.ring_healthy
+                        .with_label_values(&[name])
+                        .set(healthy as i64);
+                }),
+            }),
+        ));
+        rings.push(ring);
+    };
+    if let Some(cluster) = &edge.cluster {
+        keep(server, cluster.pop.clone(), "pop");
+        let peers = Edge {
+            listener: Listener::Peer,
+            ..edge.clone()
+        };
+        let mut app = pingora_proxy::http_proxy(&server.configuration, peers);
+        app.server_options = Some(crate::listeners::server_options());
+        let mut service = Service::new("cdn-node peers".to_string(), app);
+        service.add_tcp(&cluster.config.listen.to_string());
+        server.add_service(service);
+    }
+    if let Some(parents) = &edge.origin.parents {
+        keep(server, parents.clone(), "parents");
+    }
+    rings
 }
 
 /// The slicer, when the cache slices large objects; it lives as long as the

@@ -11,6 +11,9 @@ pub enum AuthOutcome {
     Ok,
     /// The path is public: no token needed.
     Public,
+    /// Another node of the fleet checked the client's token and sent the
+    /// request on with a valid hop marker.
+    Peer,
     /// The token was refused.
     Rejected(Reject),
 }
@@ -22,6 +25,7 @@ impl AuthOutcome {
             AuthOutcome::Unchecked => "-",
             AuthOutcome::Ok => "ok",
             AuthOutcome::Public => "public",
+            AuthOutcome::Peer => "peer",
             AuthOutcome::Rejected(reject) => reject.reason(),
         }
     }
@@ -37,6 +41,7 @@ mod tests {
             (AuthOutcome::Unchecked, "-"),
             (AuthOutcome::Ok, "ok"),
             (AuthOutcome::Public, "public"),
+            (AuthOutcome::Peer, "peer"),
             (AuthOutcome::Rejected(Reject::Expired), "expired"),
             (AuthOutcome::Rejected(Reject::OutOfScope), "out_of_scope"),
         ];

@@ -65,6 +65,13 @@ impl CacheStatus {
         }
     }
 
+    /// The status an `X-Cache` value names (another node's answer).
+    pub fn of_header_value(value: &[u8]) -> Option<CacheStatus> {
+        CacheStatus::ALL
+            .into_iter()
+            .find(|s| s.header_value().as_bytes() == value)
+    }
+
     /// Its place in [`CacheStatus::ALL`] (and, but for `None`, in
     /// [`CacheStatus::LOOKUPS`]).
     pub const fn index(self) -> usize {
@@ -95,6 +102,18 @@ impl CacheStatus {
 mod tests {
     use super::*;
     use pingora_cache::NoCacheReason;
+
+    #[test]
+    fn header_values_read_back() {
+        for status in CacheStatus::ALL {
+            assert_eq!(
+                CacheStatus::of_header_value(status.header_value().as_bytes()),
+                Some(status)
+            );
+        }
+        assert_eq!(CacheStatus::of_header_value(b"hit"), None);
+        assert_eq!(CacheStatus::of_header_value(b""), None);
+    }
 
     #[test]
     fn phases() {

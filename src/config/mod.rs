@@ -23,6 +23,7 @@ use sections::{
 use crate::auth::Verifier;
 use crate::auth::settings::AuthSettings;
 use crate::cache::settings::CacheConfig;
+use crate::cluster::settings::{ClusterConfig, ClusterSection};
 use crate::cors::settings::{CorsConfig, CorsSection};
 use crate::origin::settings::OriginConfig;
 
@@ -36,6 +37,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "limits",
     "cors",
+    "cluster",
 ];
 
 /// Everything the node runs on, validated and with secrets loaded.
@@ -56,6 +58,8 @@ pub struct Config {
     pub cache: Option<CacheConfig>,
     /// `None`: CORS off (no origin allowed).
     pub cors: Option<CorsConfig>,
+    /// `None`: a node outside any fleet.
+    pub cluster: Option<ClusterConfig>,
     pub auth: Verifier,
     pub log: LogSection,
 }
@@ -135,6 +139,8 @@ impl Config {
             Some(CorsSection::default),
             &mut problems,
         );
+        let cluster: Option<Option<ClusterSection>> =
+            section(&get("cluster"), "cluster", Some(|| None), &mut problems);
         let limits: Option<LimitsSection> = section(
             &get("limits"),
             "limits",
@@ -207,6 +213,29 @@ impl Config {
             .and_then(|a| admin_token(a, base_dir, env, &mut problems));
         let origin =
             origin.and_then(|o| OriginConfig::from_section(&o, base_dir, env, &mut problems));
+        let cluster = cluster
+            .map(|c| c.and_then(|c| ClusterConfig::from_section(&c, base_dir, env, &mut problems)));
+        if let (Some(o), Some(None)) = (&origin, &cluster)
+            && !o.parents.is_empty()
+        {
+            problems.push(Problem::new(
+                "origin.parents",
+                "needs a cluster section: the shields accept hops signed with the fleet's secret (cluster.secret_file) only",
+            ));
+        }
+        if let (Some(Some(c)), Some(h)) = (&cluster, &http_listeners)
+            && (h.contains(&c.listen)
+                || https_listeners.iter().flatten().any(|l| l.addr == c.listen)
+                || admin_listen == Some(c.listen))
+        {
+            problems.push(Problem::new(
+                "cluster.listen",
+                format!(
+                    "{} is also a client or admin listener: give the peer listener its own port",
+                    c.listen
+                ),
+            ));
+        }
         let cache =
             cache.map(|c| c.and_then(|c| CacheConfig::from_section(&c, base_dir, &mut problems)));
         let cors = cors.map(|c| {
@@ -239,7 +268,7 @@ impl Config {
             auth,
             cache,
             log,
-            cors,
+            (cors, cluster),
         ) {
             (
                 Some(server),
@@ -249,7 +278,7 @@ impl Config {
                 Some(auth),
                 Some(cache),
                 Some(log),
-                Some(cors),
+                (Some(cors), Some(cluster)),
             ) if problems.is_empty() => Ok(Config {
                 server,
                 http_listeners,
@@ -263,6 +292,7 @@ impl Config {
                 auth,
                 log,
                 cors,
+                cluster,
             }),
             _ => Err(problems),
         }
@@ -374,7 +404,11 @@ fn admin_token(
 /// The shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 
-fn socket_addr(key: &str, value: &str, problems: &mut Vec<Problem>) -> Option<SocketAddr> {
+pub(crate) fn socket_addr(
+    key: &str,
+    value: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<SocketAddr> {
     match value.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {

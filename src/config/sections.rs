@@ -182,27 +182,51 @@ pub struct CredentialsSection {
     pub session_token_file: Option<String>,
 }
 
-/// The S3 bucket behind the node.
+/// What kind of server the origin is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginKind {
+    /// An S3 bucket: requests are built from scratch and signed.
+    #[default]
+    S3,
+    /// A plain HTTP server: unsigned, end-to-end headers passed through.
+    Http,
+}
+
+/// Where misses go: a shield tier (`parents`), then the origin itself (an
+/// S3 bucket, or a plain HTTP server).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OriginSection {
-    /// `http://host[:port]` or `https://host[:port]`, no path.
-    pub endpoint: String,
-    pub bucket: String,
+    #[serde(default)]
+    pub kind: OriginKind,
+    /// `http://host[:port]` or `https://host[:port]`, no path. May be left
+    /// out when `parents` are given: misses then go to the shields only.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The bucket (`kind: s3` only).
+    #[serde(default)]
+    pub bucket: Option<String>,
     #[serde(default = "default_region")]
     pub region: String,
     #[serde(default = "default_addressing")]
     pub addressing: Addressing,
-    pub credentials: CredentialsSection,
+    /// How requests to S3 are signed (`kind: s3` only).
+    #[serde(default)]
+    pub credentials: Option<CredentialsSection>,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default = "default_read_timeout_ms")]
     pub read_timeout_ms: u64,
     #[serde(default = "default_resolve_interval_seconds")]
     pub resolve_interval_seconds: u64,
-    /// Client query parameters passed to S3 and kept in the cache key.
+    /// Client query parameters passed to the origin and kept in the cache key.
     #[serde(default)]
     pub forward_query: Vec<String>,
+    /// The shield tier: the peer listeners (`IP:PORT`) of the cdn-node
+    /// shields this node's misses go to, chosen by the cache key.
+    #[serde(default)]
+    pub parents: Vec<String>,
 }
 
 fn default_region() -> String {

@@ -1,6 +1,7 @@
 //! Prometheus metrics: one registry owned by the node, served on the admin
 //! listener. Names live in [`names`].
 
+pub mod cluster;
 pub mod names;
 pub mod ops;
 mod per_request;
@@ -36,6 +37,7 @@ pub struct Metrics {
     pub auth_policy: AuthPolicyMetrics,
     pub ops: ops::OpsMetrics,
     pub playback: playback::PlaybackMetrics,
+    pub cluster: cluster::ClusterMetrics,
     per_request: per_request::PerRequest,
 }
 
@@ -365,7 +367,9 @@ impl Metrics {
         }
         let ops = ops::OpsMetrics::register(&registry);
         let playback = playback::PlaybackMetrics::register(&registry);
+        let cluster = cluster::ClusterMetrics::register(&registry);
         Metrics {
+            cluster,
             per_request: per_request::PerRequest::default(),
             ops,
             playback,
@@ -439,6 +443,17 @@ impl Metrics {
             return;
         }
         let reason = match refusal {
+            Refusal::HopForbidden(invalid) => {
+                self.cluster
+                    .hops_refused
+                    .with_label_values(&[invalid.as_str()])
+                    .inc();
+                return;
+            }
+            Refusal::Loop => {
+                self.cluster.hops_refused.with_label_values(&["loop"]).inc();
+                return;
+            }
             Refusal::BadRequest(bad) => bad.as_str(),
             Refusal::MethodNotAllowed => "method",
             _ => return,
@@ -449,6 +464,26 @@ impl Metrics {
     /// An origin failure in `origin_errors`.
     pub fn count_origin_error(&self, kind: OriginError) {
         self.origin_errors.with_label_values(&[kind.as_str()]).inc();
+    }
+
+    /// A failed request to another node of the fleet (`to` names its role).
+    pub fn count_peer_error(&self, to: crate::origin::Upstream, kind: &str) {
+        if to.node().is_some() {
+            self.cluster
+                .errors
+                .with_label_values(&[to.as_str(), kind])
+                .inc();
+        }
+    }
+
+    /// A request sent to another node of the fleet.
+    pub fn count_forward(&self, to: crate::origin::Upstream) {
+        if to.node().is_some() {
+            self.cluster
+                .forwards
+                .with_label_values(&[to.as_str()])
+                .inc();
+        }
     }
 
     /// One cache lookup in `cache_lookups`; `None` (no lookup) counts nothing.

@@ -126,3 +126,15 @@ pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "cdn_node_tls_handshake_failures_
 pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
 /// Access log file reopenings (SIGUSR1), by `result` (ok, error).
 pub const ACCESS_LOG_REOPENS_TOTAL: &str = "cdn_node_access_log_reopens_total";
+/// Requests sent to another node of the fleet, by `to` (peer: the PoP
+/// member owning the key; parent: the shield owning it).
+pub const PEER_FORWARDS_TOTAL: &str = "cdn_node_peer_forwards_total";
+/// Failed requests to another node, by `to` and `kind` (connect, timeout,
+/// other); each moves the request to the next node.
+pub const PEER_ERRORS_TOTAL: &str = "cdn_node_peer_errors_total";
+/// Members of a ring, by `ring` (pop, parents).
+pub const RING_MEMBERS: &str = "cdn_node_ring_members";
+/// Members of a ring that are healthy and not recently failed, by `ring`.
+pub const RING_HEALTHY_MEMBERS: &str = "cdn_node_ring_healthy_members";
+/// Requests refused on the peer listener or for a loop, by `reason`.
+pub const HOPS_REFUSED_TOTAL: &str = "cdn_node_hops_refused_total";

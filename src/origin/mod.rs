@@ -2,25 +2,33 @@
 //! and what S3's answers mean for the client.
 
 mod error;
+mod passthrough;
 pub mod resolve;
 pub mod response;
 pub mod settings;
 pub mod sigv4;
+pub mod upstream;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
+use crate::cluster::Cluster;
+use crate::cluster::ring::{Members, Ring};
+use crate::config::sections::OriginKind;
 pub use error::OriginError;
+pub use passthrough::TokenCarriers;
 use resolve::Resolver;
 use settings::OriginConfig;
+pub use upstream::Upstream;
 
 /// Client request headers that may reach S3. Everything else (cookies, the
 /// client's Authorization, hop-by-hop and `X-Forwarded-*`, `X-Original-URL`)
 /// stays at the edge.
-const FORWARDED_HEADERS: &[&str] = &[
+pub const FORWARDED_HEADERS: &[&str] = &[
     "range",
     "if-range",
     "if-match",
@@ -31,27 +39,126 @@ const FORWARDED_HEADERS: &[&str] = &[
 
 pub struct Origin {
     pub config: OriginConfig,
-    pub resolver: Arc<Resolver>,
+    /// The direct origin's addresses; `None` when misses go to parents only.
+    pub resolver: Option<Arc<Resolver>>,
+    /// The shield tier's ring, when `origin.parents` are configured.
+    pub parents: Option<Arc<Ring>>,
+    /// The fleet, for the marker and `CDN-Loop` of hops to other nodes.
+    pub cluster: Option<Arc<Cluster>>,
+    /// What carries the client's token: never passed to a plain HTTP origin.
+    pub token_carriers: TokenCarriers,
 }
 
 impl Origin {
-    pub fn new(config: OriginConfig) -> Origin {
-        let resolver = Arc::new(Resolver::new(
-            &config.request_host(),
-            config.port,
-            config.resolve_interval,
-        ));
-        Origin { config, resolver }
+    pub fn new(
+        config: OriginConfig,
+        cluster: Option<Arc<Cluster>>,
+        token_carriers: TokenCarriers,
+    ) -> Origin {
+        let resolver = config.direct.then(|| {
+            Arc::new(Resolver::new(
+                &config.request_host(),
+                config.port,
+                config.resolve_interval,
+            ))
+        });
+        let parents = match (&cluster, config.parents.is_empty()) {
+            (Some(c), false) => Some(Arc::new(Ring::new(
+                Members::new(config.parents.iter().copied()),
+                None,
+                c.config.timing(),
+            ))),
+            _ => None,
+        };
+        Origin {
+            config,
+            resolver,
+            parents,
+            cluster,
+            token_carriers,
+        }
     }
 
-    /// A peer for the next request, or `None` while no address is known.
+    /// Whether the origin's address is known (always, without a direct one).
+    pub fn is_ready(&self) -> bool {
+        self.resolver.as_ref().is_none_or(|r| r.is_ready())
+    }
+
+    /// Where a miss of `ring_key` goes: the shield that owns it (not one in
+    /// `tried`), else the direct origin; `None` when neither is left.
+    pub fn choose(&self, ring_key: &[u8], tried: &[SocketAddr]) -> Option<Upstream> {
+        if let Some(parent) = self.parents.as_ref().and_then(|p| p.pick(ring_key, tried)) {
+            return Some(Upstream::Parent(parent));
+        }
+        self.config.direct.then_some(Upstream::Direct)
+    }
+
+    /// A peer for the next request to the direct origin, or `None` while no
+    /// address is known.
     pub fn peer(&self) -> Option<HttpPeer> {
-        let addr = self.resolver.pick()?;
+        let addr = self.resolver.as_ref()?.pick()?;
         let mut peer = HttpPeer::new(addr, self.config.tls, self.config.request_host());
         peer.options.connection_timeout = Some(self.config.connect_timeout);
         peer.options.read_timeout = Some(self.config.read_timeout);
         peer.options.write_timeout = Some(self.config.read_timeout);
         Some(peer)
+    }
+
+    /// The connection settings for `to`.
+    pub fn peer_of(&self, to: Upstream) -> Option<HttpPeer> {
+        match to {
+            Upstream::Direct => self.peer(),
+            Upstream::Parent(addr) | Upstream::Peer(addr) => {
+                let connect = self
+                    .cluster
+                    .as_ref()
+                    .map_or(Duration::from_millis(500), |c| c.config.connect_timeout);
+                let mut peer = HttpPeer::new(addr, false, String::new());
+                peer.options.connection_timeout = Some(connect);
+                peer.options.read_timeout = Some(self.config.read_timeout);
+                peer.options.write_timeout = Some(self.config.read_timeout);
+                Some(peer)
+            }
+        }
+    }
+
+    /// The request for `to`: signed for S3, passed through for a plain HTTP
+    /// origin, marked for another node.
+    pub fn request_to(
+        &self,
+        to: Upstream,
+        canonical_path: &str,
+        canonical_query: &str,
+        prepared: &RequestHeader,
+        now: SystemTime,
+    ) -> Result<RequestHeader, String> {
+        match to {
+            Upstream::Parent(_) | Upstream::Peer(_) => {
+                let Some(cluster) = &self.cluster else {
+                    return Err("a hop to another node without a cluster section".into());
+                };
+                let to_self = to == Upstream::Peer(cluster.me());
+                let (path, query) = (canonical_path, canonical_query);
+                crate::cluster::hop::request(cluster, to_self, path, query, prepared, now)
+            }
+            Upstream::Direct if self.config.kind == OriginKind::Http => passthrough::request(
+                &self.config,
+                &self.token_carriers,
+                canonical_path,
+                canonical_query,
+                prepared,
+            ),
+            Upstream::Direct => self.request(canonical_path, canonical_query, prepared, now),
+        }
+    }
+
+    /// A connection to a node failed: pass it over for a while.
+    pub fn mark_failed(&self, to: Upstream) {
+        match (to, &self.parents, &self.cluster) {
+            (Upstream::Parent(addr), Some(parents), _) => parents.mark_failed(addr),
+            (Upstream::Peer(addr), _, Some(cluster)) => cluster.pop.mark_failed(addr),
+            _ => {}
+        }
     }
 
     /// Builds the whole request to S3 for a canonical path and query: a fresh

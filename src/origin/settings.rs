@@ -4,8 +4,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::sections::{Addressing, CredentialSource, OriginSection};
-use crate::config::{Problem, secret};
+use std::net::SocketAddr;
+
+use crate::config::sections::{Addressing, CredentialSource, OriginKind, OriginSection};
+use crate::config::{Problem, secret, socket_addr};
 use crate::origin::sigv4::Credentials;
 
 /// Environment variables read when `origin.credentials.from` is `env`.
@@ -15,10 +17,18 @@ pub const ENV_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 
 #[derive(Debug, Clone)]
 pub struct OriginConfig {
+    pub kind: OriginKind,
+    /// Whether an endpoint is configured: without one, misses go to the
+    /// parents only.
+    pub direct: bool,
+    /// The shields' peer listeners.
+    pub parents: Vec<SocketAddr>,
     pub tls: bool,
-    /// Host name or IP literal of the endpoint (without bucket).
+    /// Host name or IP literal of the endpoint (without bucket); empty
+    /// without a direct origin.
     pub endpoint_host: String,
     pub port: u16,
+    /// Empty for `kind: http`.
     pub bucket: String,
     pub region: String,
     pub addressing: Addressing,
@@ -59,6 +69,9 @@ impl OriginConfig {
 
     /// The request path at S3 for a canonical client path.
     pub fn object_uri(&self, canonical_path: &str) -> String {
+        if self.kind == OriginKind::Http {
+            return canonical_path.to_string();
+        }
         match self.addressing {
             Addressing::Path => format!("/{}{}", self.bucket, canonical_path),
             Addressing::Virtual => canonical_path.to_string(),
@@ -76,18 +89,56 @@ impl OriginConfig {
         problems: &mut Vec<Problem>,
     ) -> Option<OriginConfig> {
         let before = problems.len();
-        let endpoint = parse_endpoint(&section.endpoint);
-        if let Err(msg) = &endpoint {
+        let parents: Vec<SocketAddr> = section
+            .parents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| socket_addr(&format!("origin.parents[{i}]"), p, problems))
+            .collect();
+        let endpoint = match &section.endpoint {
+            Some(e) => Some(parse_endpoint(e)),
+            None if parents.is_empty() && section.parents.is_empty() => {
+                problems.push(Problem::new(
+                    "origin.endpoint",
+                    "missing: give the origin's URL, e.g. https://s3.eu-west-1.amazonaws.com, or origin.parents (the shield tier)",
+                ));
+                None
+            }
+            None => None,
+        };
+        if let Some(Err(msg)) = &endpoint {
             problems.push(Problem::new("origin.endpoint", msg.clone()));
         }
-        if !valid_bucket(&section.bucket) {
-            problems.push(Problem::new(
+        let direct_s3 = section.kind == OriginKind::S3 && section.endpoint.is_some();
+        match (&section.bucket, section.kind) {
+            (Some(bucket), OriginKind::S3) if !valid_bucket(bucket) => {
+                problems.push(Problem::new(
+                    "origin.bucket",
+                    format!(
+                        "{bucket:?} is not a valid S3 bucket name: use 3-63 lowercase letters, digits, '-' or '.'"
+                    ),
+                ));
+            }
+            (None, OriginKind::S3) if direct_s3 => problems.push(Problem::new(
                 "origin.bucket",
-                format!(
-                    "{:?} is not a valid S3 bucket name: use 3-63 lowercase letters, digits, '-' or '.'",
-                    section.bucket
-                ),
-            ));
+                "missing: give the S3 bucket the videos are in (or kind: http for a plain web server)",
+            )),
+            (Some(_), OriginKind::Http) => problems.push(Problem::new(
+                "origin.bucket",
+                "is for kind: s3 only: remove it (a plain HTTP origin is asked for the client's path)",
+            )),
+            _ => {}
+        }
+        match (&section.credentials, section.kind) {
+            (None, OriginKind::S3) if direct_s3 => problems.push(Problem::new(
+                "origin.credentials",
+                "missing: give `from: env`, `from: files` (with the file paths) or `from: none` for a public bucket",
+            )),
+            (Some(_), OriginKind::Http) => problems.push(Problem::new(
+                "origin.credentials",
+                "is for kind: s3 only: remove it (requests to a plain HTTP origin are not signed)",
+            )),
+            _ => {}
         }
         if section.region.is_empty()
             || !section
@@ -134,18 +185,32 @@ impl OriginConfig {
                 ));
             }
         }
-        let credentials = load_credentials(section, base_dir, env, problems);
+        let credentials = match &section.credentials {
+            Some(c) if section.kind == OriginKind::S3 => {
+                load_credentials(c, base_dir, env, problems)
+            }
+            _ => Some(None),
+        };
         if problems.len() > before {
             return None;
         }
-        let (tls, endpoint_host, port) = endpoint.ok()?;
+        let (direct, (tls, endpoint_host, port)) = match endpoint {
+            Some(e) => (true, e.ok()?),
+            None => (false, (false, String::new(), 0)),
+        };
         Some(OriginConfig {
+            kind: section.kind,
+            direct,
+            parents,
             tls,
             endpoint_host,
             port,
-            bucket: section.bucket.clone(),
+            bucket: section.bucket.clone().unwrap_or_default(),
             region: section.region.clone(),
-            addressing: section.addressing,
+            addressing: match section.kind {
+                OriginKind::S3 => section.addressing,
+                OriginKind::Http => Addressing::Path,
+            },
             credentials: credentials?,
             connect_timeout: Duration::from_millis(section.connect_timeout_ms),
             read_timeout: Duration::from_millis(section.read_timeout_ms),
@@ -157,12 +222,11 @@ impl OriginConfig {
 
 /// `Some(None)`: unsigned by choice; `None`: a problem was reported.
 fn load_credentials(
-    section: &OriginSection,
+    c: &crate::config::sections::CredentialsSection,
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Problem>,
 ) -> Option<Option<Credentials>> {
-    let c = &section.credentials;
     match c.from {
         CredentialSource::None => Some(None),
         CredentialSource::Env => {
@@ -330,6 +394,9 @@ mod tests {
     #[test]
     fn host_header_and_uri() {
         let mut o = OriginConfig {
+            kind: OriginKind::S3,
+            direct: true,
+            parents: Vec::new(),
             tls: false,
             endpoint_host: "127.0.0.1".into(),
             port: 9000,
@@ -350,5 +417,30 @@ mod tests {
         o.port = 443;
         assert_eq!(o.host_header(), "videos.s3.example.org");
         assert_eq!(o.object_uri("/a/b.mp4"), "/a/b.mp4");
+    }
+}
+
+#[cfg(test)]
+pub mod tests_support {
+    use super::*;
+
+    /// A plain HTTP origin at `http://web.example:8081`.
+    pub fn http_origin() -> OriginConfig {
+        OriginConfig {
+            kind: OriginKind::Http,
+            direct: true,
+            parents: Vec::new(),
+            tls: false,
+            endpoint_host: "web.example".into(),
+            port: 8081,
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            addressing: Addressing::Path,
+            credentials: None,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            resolve_interval: Duration::from_secs(30),
+            forward_query: BTreeSet::new(),
+        }
     }
 }

@@ -52,6 +52,34 @@ pub async fn admit(
     }
 }
 
+/// Lets a request on the peer listener through: another node of the fleet
+/// checked the client's token and signed the hop (the caller checked the
+/// marker); the target arrives canonical, without a token.
+pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted, Refusal> {
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        return Err(Refusal::MethodNotAllowed);
+    }
+    if !req.raw_path_is_utf8() {
+        return Err(Refusal::BadRequest(BadRequest::PathEncoding));
+    }
+    let canonical =
+        path::canonicalize(req.uri.path()).map_err(|e| Refusal::BadRequest(BadRequest::Path(e)))?;
+    let pairs = query::parse(req.uri.query().unwrap_or(""))
+        .map_err(|_| Refusal::BadRequest(BadRequest::Query))?;
+    let query = query::canonical(&pairs, |name| origin.forwards_query(name));
+    if canonical.ends_with('/') {
+        return Err(Refusal::NotFound);
+    }
+    Ok(Admitted {
+        path: canonical,
+        query,
+        subject: None,
+        auth: AuthOutcome::Peer,
+        renewal: None,
+        token_query: None,
+    })
+}
+
 fn admit_from(
     req: &RequestHeader,
     client: Option<IpAddr>,

@@ -1,7 +1,7 @@
 //! What the node learns about one request as it moves through the phases,
 //! read at the end by the access log and the metrics.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pingora_cache::CacheKey;
@@ -11,8 +11,8 @@ use super::manifest::Pending;
 use super::route::RouteKind;
 use crate::auth::AuthOutcome;
 use crate::cache::status::CacheStatus;
-use crate::origin::OriginError;
 use crate::origin::response::ErrorBody;
+use crate::origin::{OriginError, Upstream};
 
 pub struct RequestCtx {
     pub started: Instant,
@@ -44,6 +44,10 @@ pub struct RequestCtx {
 /// What happened at the origin, when the request went there.
 #[derive(Default)]
 pub struct OriginFacts {
+    /// Where the request goes (the origin, a shield, the owner in the PoP).
+    pub upstream: Option<Upstream>,
+    /// Nodes whose connection failed for this request.
+    pub tried: Vec<SocketAddr>,
     pub sent: Option<Instant>,
     pub status: Option<u16>,
     pub duration: Option<Duration>,

@@ -8,6 +8,7 @@ mod caching;
 pub mod ctx;
 mod manifest;
 mod memory_hit;
+pub mod peer;
 pub mod route;
 
 use std::sync::Arc;
@@ -31,16 +32,19 @@ use crate::answer;
 use crate::auth::{Verifier, redact_query};
 use crate::cache::engine::Engine;
 use crate::cache::status::CacheStatus;
+use crate::cluster::Cluster;
 use crate::cors::Cors;
 use crate::cors::module::CorsModule;
 use crate::metrics::{Metrics, status_class};
 use crate::origin::response::{self, ErrorBody, Verdict};
-use crate::origin::{Origin, OriginError};
+use crate::origin::{Origin, OriginError, Upstream};
 use crate::refusal::Refusal;
 use crate::slice::Slicer;
 use ctx::RequestCtx;
+use peer::Listener;
 use route::RouteKind;
 
+#[derive(Clone)]
 pub struct Edge {
     pub verifier: Arc<Verifier>,
     pub origin: Arc<Origin>,
@@ -52,6 +56,10 @@ pub struct Edge {
     pub slicer: Option<&'static Slicer>,
     /// `None` when no origin may read answers cross-origin.
     pub cors: Option<&'static Cors>,
+    /// `None` for a node outside any fleet.
+    pub cluster: Option<Arc<Cluster>>,
+    /// The listener this proxy serves: clients, or the fleet's other nodes.
+    pub listener: Listener,
 }
 
 impl Edge {
@@ -76,10 +84,16 @@ impl Edge {
     /// An answer from the origin arrived: its status and time.
     fn origin_answered(&self, ctx: &mut RequestCtx, status: u16) {
         ctx.origin.status = Some(status);
+        let direct = matches!(ctx.origin.upstream, None | Some(Upstream::Direct));
         if let Some(sent) = ctx.origin.sent {
             let took = sent.elapsed();
             ctx.origin.duration = Some(took);
-            self.metrics.origin_duration.observe(took.as_secs_f64());
+            if direct {
+                self.metrics.origin_duration.observe(took.as_secs_f64());
+            }
+        }
+        if !direct {
+            return;
         }
         self.metrics
             .origin_requests
@@ -103,10 +117,50 @@ impl Edge {
         manifest::on_header(ctx, &self.verifier, req, resp, limit, &self.metrics)
     }
 
+    /// Where a miss goes: the shield owning the key, else the origin.
+    fn choose_upstream(&self, _session: &Session, ctx: &RequestCtx) -> Option<Upstream> {
+        let admitted = ctx.admitted.as_ref()?;
+        let key = crate::cluster::ring_key(&admitted.path, &admitted.query, None);
+        self.origin.choose(&key, &ctx.origin.tried)
+    }
+
+    /// Where the request goes after `failed` could not be reached: the next
+    /// PoP member for a forwarded request, the next shield for a miss, and
+    /// the origin when no node is left.
+    fn next_upstream(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        failed: Upstream,
+    ) -> Option<Upstream> {
+        if let (Upstream::Peer(_), Some(admitted)) = (failed, &ctx.admitted) {
+            let req = session.req_header();
+            if let Some(next) = peer::next_owner(self, admitted, req, &ctx.origin.tried) {
+                return Some(Upstream::Peer(next));
+            }
+        }
+        self.choose_upstream(session, ctx)
+    }
+
+    /// Whether the answers come from S3 itself (mapped and cleaned here).
+    fn origin_speaks_s3(&self, ctx: &RequestCtx) -> bool {
+        matches!(ctx.origin.upstream, None | Some(Upstream::Direct))
+            && self.origin.config.kind == crate::config::sections::OriginKind::S3
+    }
+
     /// The request's cache status once it is over, counted as a lookup when
     /// the cache took part.
     fn settle_cache_status(&self, session: &Session, ctx: &mut RequestCtx) {
         if self.cache.is_none() || ctx.admitted.is_none() {
+            return;
+        }
+        if ctx.route == RouteKind::Peer {
+            // The owner's lookup, as its answer said.
+            let name = self.cache.and_then(|e| e.config.status_header.as_deref());
+            ctx.cache_status = name
+                .and_then(|n| session.response_written()?.headers.get(n))
+                .and_then(|v| CacheStatus::of_header_value(v.as_bytes()))
+                .unwrap_or(CacheStatus::None);
             return;
         }
         ctx.cache_status = ctx
@@ -229,7 +283,11 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.manifest_answer(session, resp, ctx);
-        let name = self.cache.and_then(|e| e.config.status_header.as_deref());
+        // Forwarded in the PoP: the owner's cache status is the answer's.
+        let name = match ctx.route {
+            RouteKind::Peer => None,
+            _ => self.cache.and_then(|e| e.config.status_header.as_deref()),
+        };
         let status = cache_status(session, ctx);
         let renewal = ctx.admitted.as_ref().and_then(|a| a.renewal.as_ref());
         answer::add_cache_fields(resp, name, status, renewal)
@@ -250,16 +308,47 @@ impl ProxyHttp for Edge {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match self.origin.peer() {
-            Some(peer) => Ok(Box::new(peer)),
+        let to = match ctx.origin.upstream {
+            Some(to) => Some(to),
+            None => self.choose_upstream(session, ctx),
+        };
+        match to.and_then(|to| Some((to, self.origin.peer_of(to)?))) {
+            Some((to, peer)) => {
+                ctx.origin.upstream = Some(to);
+                self.metrics.count_forward(to);
+                Ok(Box::new(peer))
+            }
             None => {
                 self.origin_failed(ctx, OriginError::Dns);
                 Error::e_explain(ErrorType::HTTPStatus(502), "no origin address resolved yet")
             }
         }
+    }
+
+    /// A connection to a node failed: it is passed over for a while and the
+    /// request moves to the next node on the ring, or to the origin.
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(to) = ctx.origin.upstream.take()
+            && let Some(node) = to.node()
+        {
+            self.origin.mark_failed(to);
+            self.metrics.count_peer_error(to, "connect");
+            ctx.origin.tried.push(node);
+            ctx.origin.upstream = self.next_upstream(session, ctx, to);
+            if ctx.origin.upstream.is_some() {
+                e.set_retry(true);
+            }
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -277,9 +366,11 @@ impl ProxyHttp for Edge {
         // Built from the header Pingora prepared, not the client's: on a
         // cacheable miss Pingora has already dropped Range and conditionals
         // and added its own revalidation conditionals there.
+        let to = ctx.origin.upstream.unwrap_or(Upstream::Direct);
         let req = self
             .origin
-            .request(
+            .request_to(
+                to,
                 &admitted.path,
                 &admitted.query,
                 upstream_request,
@@ -299,6 +390,14 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         self.origin_answered(ctx, status);
+        if !self.origin_speaks_s3(ctx) {
+            // Another node of the fleet, or a plain HTTP origin: its answers
+            // pass as they are (RFC 9111 decides what is stored).
+            if session.cache.enabled() && status == 200 {
+                crate::range::advertise(upstream_response);
+            }
+            return Ok(());
+        }
         match response::verdict(status) {
             Verdict::Pass => {
                 response::strip_headers(upstream_response);

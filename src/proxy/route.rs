@@ -10,7 +10,10 @@
 //! | `Slice` | [`crate::slice`] | here, from slices; or handed to `Cache` |
 //! | `Cache` | [`super::caching`] and Pingora's cache phases | by Pingora |
 //! | `Origin` | Pingora's proxy phases (no cache configured) | by Pingora |
+//! | `Peer` | Pingora's proxy phases, to the PoP member owning the key, uncached | by Pingora |
+//! | `Health` | [`super::peer`]: the peer listener's health check | here: 200, or 503 draining |
 
+use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pingora::prelude::*;
@@ -21,6 +24,7 @@ use super::caching;
 use super::ctx::RequestCtx;
 use super::manifest::{self, Pending, Propagation};
 use super::memory_hit;
+use super::peer::{self, Listener};
 use crate::answer;
 use crate::auth::AuthOutcome;
 use crate::cache::status::CacheStatus;
@@ -48,6 +52,10 @@ pub enum Route {
     Cache,
     /// No cache configured: proxied to the origin.
     Origin,
+    /// Another node of the PoP owns the key: proxied there, not stored here.
+    Peer(SocketAddr, Option<Propagation>),
+    /// The health check of the other nodes, on the peer listener.
+    Health,
 }
 
 /// The route a request took, kept for the later phases.
@@ -60,6 +68,8 @@ pub enum RouteKind {
     Slice,
     Cache,
     Origin,
+    Peer,
+    Health,
 }
 
 impl Route {
@@ -72,6 +82,8 @@ impl Route {
             Route::Slice => RouteKind::Slice,
             Route::Cache => RouteKind::Cache,
             Route::Origin => RouteKind::Origin,
+            Route::Peer(..) => RouteKind::Peer,
+            Route::Health => RouteKind::Health,
         }
     }
 }
@@ -88,6 +100,11 @@ fn unix_now() -> u64 {
 /// the cache key go into `ctx`.
 pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Result<Route> {
     let req = session.req_header();
+    if let Some(cluster) = &edge.cluster
+        && let Some(route) = peer::before_gate(cluster, edge.listener, req)
+    {
+        return Ok(route);
+    }
     if edge.cors.is_some() && preflight::is_preflight(req) {
         return Ok(Route::Preflight);
     }
@@ -96,13 +113,15 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
         .and_then(|a| a.as_inet())
         .map(|a| a.ip());
     ctx.client = edge.verifier.client_address(peer, &req.headers);
-    let gate = admit::admit(
-        req,
-        ctx.client,
-        &edge.verifier,
-        &edge.origin.config,
-        unix_now(),
-    );
+    let gate = async {
+        match edge.listener {
+            Listener::Client => {
+                let origin = &edge.origin.config;
+                admit::admit(req, ctx.client, &edge.verifier, origin, unix_now()).await
+            }
+            Listener::Peer => admit::admit_hop(req, &edge.origin.config),
+        }
+    };
     let admitted = match gate.await {
         Ok(admitted) => admitted,
         Err(refusal) => {
@@ -122,20 +141,27 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
             let manifest = manifest::kind_of_path(&admitted.path)
                 .filter(|_| admitted.token_query.is_some())
                 .and_then(|kind| Some((kind, Propagation::of(req, &admitted, &edge.verifier)?)));
-            let route = match manifest {
-                Some((kind, propagation)) => Route::Manifest(kind, propagation),
-                None => match memory_hit::find(engine, req, &key)? {
-                    // Known as a manifest by its type alone: Pingora's path
-                    // gives it the token.
-                    Some(hit)
-                        if admitted.token_query.is_some()
-                            && crate::manifest::is_manifest_answer(&hit.header) =>
-                    {
-                        Route::Cache
-                    }
-                    Some(hit) => Route::MemoryHit(hit),
-                    None if edge.slicer.is_some() => Route::Slice,
-                    None => Route::Cache,
+            let owner = match edge.listener {
+                Listener::Client => peer::owner(edge, &admitted, req),
+                Listener::Peer => None,
+            };
+            let route = match (owner, manifest) {
+                (Some(owner), manifest) => Route::Peer(owner, manifest.map(|(_, p)| p)),
+                (None, manifest) => match manifest {
+                    Some((kind, propagation)) => Route::Manifest(kind, propagation),
+                    None => match memory_hit::find(engine, req, &key)? {
+                        // Known as a manifest by its type alone: Pingora's path
+                        // gives it the token.
+                        Some(hit)
+                            if admitted.token_query.is_some()
+                                && crate::manifest::is_manifest_answer(&hit.header) =>
+                        {
+                            Route::Cache
+                        }
+                        Some(hit) => Route::MemoryHit(hit),
+                        None if edge.slicer.is_some() => Route::Slice,
+                        None => Route::Cache,
+                    },
                 },
             };
             ctx.cache_key = Some(key);
@@ -232,6 +258,15 @@ pub async fn serve(
                     Ok(true)
                 }
             }
+        }
+        (Route::Peer(owner, propagation), _) => {
+            ctx.origin.upstream = Some(crate::origin::Upstream::Peer(owner));
+            ctx.manifest = propagation.map(Pending::Expected);
+            Ok(false)
+        }
+        (Route::Health, _) => {
+            peer::serve_health(edge, session).await?;
+            Ok(true)
         }
         (Route::MemoryHit(_) | Route::Slice | Route::Manifest(..), None) => {
             Error::e_explain(ErrorType::InternalError, "cache route without a cache")

@@ -14,6 +14,7 @@ pub mod browser;
 pub mod cli;
 pub mod clock;
 pub mod fault_origin;
+pub mod fleet;
 pub mod http;
 pub mod jwks;
 pub mod node;

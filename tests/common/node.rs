@@ -46,6 +46,9 @@ pub struct Options {
     pub audience: Option<String>,
     /// Environment variables of the node's process (a preloaded library).
     pub env: Vec<(String, String)>,
+    /// Extra lines of the `origin:` section (indented two spaces), e.g.
+    /// `parents`.
+    pub origin_extra: String,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -77,6 +80,7 @@ impl Options {
             server_extra: String::new(),
             audience: Some(format!("\"{AUDIENCE}\"")),
             env: Vec::new(),
+            origin_extra: String::new(),
         }
     }
 }
@@ -153,7 +157,7 @@ origin:
   connect_timeout_ms: 1000
   read_timeout_ms: {read_timeout}
   forward_query: {forward}
-auth:
+{origin_extra}auth:
   keys:
     - kid: main
       algorithm: HS256
@@ -168,6 +172,7 @@ auth:
             bucket = BUCKET,
             read_timeout = opts.read_timeout_ms,
             forward = yaml_list(&opts.forward_query),
+            origin_extra = opts.origin_extra,
             public = yaml_list(&opts.public_prefixes),
             extra_keys = opts.extra_keys,
             extra_auth = opts.extra_auth,

@@ -16,24 +16,52 @@ use crate::metrics::{Metrics, status_class};
 use crate::origin::Origin;
 use crate::origin::response::ERROR_BODY_LIMIT;
 
-/// One request to the origin: the session with its response header read.
+/// Connections tried per request: the shield that owns the key, the next
+/// ones on the ring, then the origin.
+const MAX_UPSTREAMS: usize = 4;
+
+/// One request to the origin (or the shield that owns `ring_key`): the
+/// session with its response header read. A node that cannot be reached is
+/// passed over for a while and the next one is asked.
 async fn exchange(
     connector: &Connector,
     origin: &Origin,
     metrics: &Metrics,
-    req: RequestHeader,
+    ring_key: &[u8],
+    (path, query): (&str, &str),
+    prepared: &RequestHeader,
 ) -> Result<(HttpSession, ResponseHeader, HttpPeer), FetchError> {
-    let peer = origin.peer().ok_or_else(|| failed("no origin address"))?;
-    let (mut session, _reused) = connector
-        .get_http_session(&peer)
-        .await
-        .map_err(|e| transport("origin connect", &e))?;
-    session.set_read_timeout(Some(origin.config.read_timeout));
-    session.set_write_timeout(Some(origin.config.read_timeout));
+    let mut tried = Vec::new();
+    let (mut session, req, peer, to) = loop {
+        let to = origin
+            .choose(ring_key, &tried)
+            .ok_or_else(|| failed("no origin or parent left"))?;
+        let peer = origin
+            .peer_of(to)
+            .ok_or_else(|| failed("no origin address"))?;
+        match connector.get_http_session(&peer).await {
+            Ok((session, _reused)) => {
+                let req = origin
+                    .request_to(to, path, query, prepared, SystemTime::now())
+                    .map_err(failed)?;
+                break (session, req, peer, to);
+            }
+            Err(e) => match to.node() {
+                Some(node) if tried.len() + 1 < MAX_UPSTREAMS => {
+                    origin.mark_failed(to);
+                    metrics.count_peer_error(to, "connect");
+                    tried.push(node);
+                }
+                _ => return Err(transport("origin connect", &e)),
+            },
+        }
+    };
     session
         .write_request_header(Box::new(req))
         .await
         .map_err(|e| transport("origin request", &e))?;
+    session.set_read_timeout(Some(origin.config.read_timeout));
+    session.set_write_timeout(Some(origin.config.read_timeout));
     session
         .read_response_header()
         .await
@@ -42,10 +70,14 @@ async fn exchange(
         .response_header()
         .cloned()
         .ok_or_else(|| failed("origin response without a header"))?;
-    metrics
-        .origin_requests
-        .with_label_values(&[status_class(resp.status.as_u16())])
-        .inc();
+    if to == crate::origin::Upstream::Direct {
+        metrics
+            .origin_requests
+            .with_label_values(&[status_class(resp.status.as_u16())])
+            .inc();
+    } else {
+        metrics.count_forward(to);
+    }
     Ok((session, resp, peer))
 }
 
@@ -58,11 +90,17 @@ pub async fn head(
     query: &str,
 ) -> Result<ResponseHeader, FetchError> {
     let prepared = RequestHeader::build("HEAD", b"/", None).map_err(|e| failed(e.to_string()))?;
-    let req = origin
-        .request(path, query, &prepared, SystemTime::now())
-        .map_err(failed)?;
     metrics.slices.origin_head_requests.inc();
-    let (session, resp, _) = exchange(connector, origin, metrics, req).await?;
+    let ring_key = crate::cluster::ring_key(path, query, Some(0));
+    let (session, resp, _) = exchange(
+        connector,
+        origin,
+        metrics,
+        &ring_key,
+        (path, query),
+        &prepared,
+    )
+    .await?;
     // A HEAD answer has no body; the connection is not reused, to be safe.
     drop(session);
     Ok(resp)
@@ -120,11 +158,17 @@ pub async fn probe(
     prepared
         .insert_header("range", format!("bytes=0-{}", len - 1))
         .map_err(|e| failed(e.to_string()))?;
-    let req = origin
-        .request(path, query, &prepared, SystemTime::now())
-        .map_err(failed)?;
     metrics.slices.origin_probe_requests.inc();
-    let (mut session, resp, peer) = exchange(connector, origin, metrics, req).await?;
+    let ring_key = crate::cluster::ring_key(path, query, Some(0));
+    let (mut session, resp, peer) = exchange(
+        connector,
+        origin,
+        metrics,
+        &ring_key,
+        (path, query),
+        &prepared,
+    )
+    .await?;
     let span = (resp.status.as_u16() == 206)
         .then(|| span_from_zero(&resp))
         .flatten();
@@ -209,12 +253,17 @@ pub(super) async fn open_span(
     prepared
         .insert_header("if-match", &job.etag)
         .map_err(|e| failed(e.to_string()))?;
-    let req = ctx
-        .origin
-        .request(&job.path, &job.query, &prepared, SystemTime::now())
-        .map_err(failed)?;
     ctx.metrics.slices.origin_range_requests.inc();
-    let (session, resp, peer) = exchange(ctx.connector, ctx.origin, ctx.metrics, req).await?;
+    let ring_key = crate::cluster::ring_key(&job.path, &job.query, Some(job.start));
+    let (session, resp, peer) = exchange(
+        ctx.connector,
+        ctx.origin,
+        ctx.metrics,
+        &ring_key,
+        (&job.path, &job.query),
+        &prepared,
+    )
+    .await?;
     match resp.status.as_u16() {
         206 => {}
         412 => return Err(FetchError::VersionChanged),

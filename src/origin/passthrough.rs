@@ -1,0 +1,172 @@
+//! The request to a plain HTTP origin (`origin.kind: http`): the client's
+//! end-to-end fields pass through, as a shared cache passes them (RFC 9110
+//! 7.6.1), without the hop-by-hop ones and without whatever carried the
+//! client's token.
+
+use http::HeaderName;
+use pingora::http::RequestHeader;
+
+use super::settings::OriginConfig;
+use crate::auth::settings::TokenSource;
+
+/// Fields that belong to one connection (RFC 9110 7.6.1), or to the hop
+/// between this node and the client.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    crate::cluster::marker::HEADER,
+];
+
+/// The headers and cookies that may carry a client's token.
+#[derive(Debug, Clone, Default)]
+pub struct TokenCarriers {
+    /// Lower-case field names.
+    pub headers: Vec<String>,
+    pub cookies: Vec<String>,
+}
+
+impl TokenCarriers {
+    pub fn of(sources: &[TokenSource]) -> TokenCarriers {
+        let mut carriers = TokenCarriers::default();
+        for source in sources {
+            match source {
+                TokenSource::Header(name) => carriers.headers.push(name.to_ascii_lowercase()),
+                TokenSource::Cookie(name) => carriers.cookies.push(name.clone()),
+                TokenSource::Query(_) => {}
+            }
+        }
+        carriers
+    }
+
+    /// A `Cookie` field without the token cookies; `None` when nothing is left.
+    fn strip_cookies(&self, value: &str) -> Option<String> {
+        let kept: Vec<&str> = value
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or("").trim();
+                !pair.is_empty() && !self.cookies.iter().any(|c| c == name)
+            })
+            .collect();
+        (!kept.is_empty()).then(|| kept.join("; "))
+    }
+}
+
+/// The fields named in `Connection` are hop-by-hop too.
+fn named_by_connection(prepared: &RequestHeader) -> Vec<String> {
+    prepared
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+pub fn request(
+    config: &OriginConfig,
+    carriers: &TokenCarriers,
+    canonical_path: &str,
+    canonical_query: &str,
+    prepared: &RequestHeader,
+) -> Result<RequestHeader, String> {
+    let uri = config.object_uri(canonical_path);
+    let target = if canonical_query.is_empty() {
+        uri
+    } else {
+        format!("{uri}?{canonical_query}")
+    };
+    let method = prepared.method.as_str();
+    let mut req = RequestHeader::build(method, target.as_bytes(), Some(prepared.headers.len() + 1))
+        .map_err(|e| format!("origin request: {e}"))?;
+    req.insert_header("host", config.host_header())
+        .map_err(|e| format!("origin host header: {e}"))?;
+    let connection = named_by_connection(prepared);
+    for (name, value) in prepared.headers.iter() {
+        let lower = name.as_str();
+        if HOP_BY_HOP.contains(&lower)
+            || connection.iter().any(|c| c == lower)
+            || carriers.headers.iter().any(|h| h == lower)
+        {
+            continue;
+        }
+        if name == http::header::COOKIE && !carriers.cookies.is_empty() {
+            if let Some(kept) = value.to_str().ok().and_then(|v| carriers.strip_cookies(v)) {
+                req.append_header(HeaderName::clone(name), kept)
+                    .map_err(|e| format!("origin header {name}: {e}"))?;
+            }
+            continue;
+        }
+        req.append_header(HeaderName::clone(name), value.clone())
+            .map_err(|e| format!("origin header {name}: {e}"))?;
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn carriers() -> TokenCarriers {
+        TokenCarriers::of(&[
+            TokenSource::Query("jwt".into()),
+            TokenSource::Header("authorization".into()),
+            TokenSource::Cookie("session".into()),
+        ])
+    }
+
+    #[test]
+    fn end_to_end_fields_pass_and_token_carriers_do_not() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("accept", "video/*", Some("video/*")),
+            ("user-agent", "hls.js", Some("hls.js")),
+            ("range", "bytes=0-9", Some("bytes=0-9")),
+            ("if-none-match", "\"a\"", Some("\"a\"")),
+            ("authorization", "Bearer x.y.z", None),
+            ("connection", "keep-alive, x-trace", None),
+            ("x-trace", "1", None),
+            ("keep-alive", "timeout=5", None),
+            ("te", "trailers", None),
+            ("upgrade", "h2c", None),
+            ("proxy-authorization", "Basic x", None),
+            ("cookie", "session=x.y.z; theme=dark", Some("theme=dark")),
+            ("cdn-node-hop", "v1.1.AA", None),
+        ];
+        let mut prepared = RequestHeader::build("GET", b"/v/a.mp4?jwt=x", None).unwrap();
+        for (name, value, _) in cases {
+            prepared.append_header(*name, *value).unwrap();
+        }
+        let config = crate::origin::settings::tests_support::http_origin();
+        let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared).unwrap();
+        assert_eq!(req.uri.to_string(), "/v/a.mp4");
+        assert_eq!(req.headers.get("host").unwrap(), "web.example:8081");
+        for (name, _, want) in cases {
+            let got = req.headers.get(*name).map(|v| v.to_str().unwrap());
+            assert_eq!(got, *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_the_token_cookie_is_removed() {
+        let c = carriers();
+        let cases = [
+            ("session=abc", None),
+            ("a=1; session=abc; b=2", Some("a=1; b=2")),
+            ("sessionx=1", Some("sessionx=1")),
+            ("", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(c.strip_cookies(value).as_deref(), want, "{value}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The fleet on the request path. On the client listener: which PoP member
+//! owns a request (the `Peer` route forwards it there, uncached here). On
+//! the peer listener: the hop marker instead of the token, and the health
+//! answer the other nodes check. On both: `CDN-Loop`.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+
+use super::Edge;
+use super::admit::Admitted;
+use super::route::Route;
+use crate::cluster::{Cluster, cdn_loop, marker, ring};
+use crate::refusal::Refusal;
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Clients, with their tokens.
+    Client,
+    /// Other nodes of the fleet, with hop markers.
+    Peer,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The route of a request the fleet answers before the gate: a loop, the
+/// health check, a hop without a valid marker. `None`: on to the gate.
+pub fn before_gate(cluster: &Cluster, listener: Listener, req: &RequestHeader) -> Option<Route> {
+    if cdn_loop::is_loop(&req.headers, &cluster.config.name, cluster.me()) {
+        return Some(Route::Refuse(Refusal::Loop));
+    }
+    if listener == Listener::Client {
+        return None;
+    }
+    let marker = req.headers.get(marker::HEADER).map(|v| v.as_bytes());
+    if marker.is_none() && req.uri.path() == ring::HEALTH_PATH && req.method == http::Method::GET {
+        return Some(Route::Health);
+    }
+    let target = req
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    match cluster
+        .marker
+        .verify(marker, req.method.as_str(), target, unix_now())
+    {
+        Ok(()) => None,
+        Err(invalid) => Some(Route::Refuse(Refusal::HopForbidden(invalid))),
+    }
+}
+
+/// The PoP member that owns an admitted client request, when it is another
+/// node: the ring key is the canonical target, and for a sliced cache the
+/// slice the request starts in.
+pub fn owner(edge: &Edge, admitted: &Admitted, req: &RequestHeader) -> Option<SocketAddr> {
+    let me = edge.cluster.as_ref()?.me();
+    next_owner(edge, admitted, req, &[]).filter(|owner| *owner != me)
+}
+
+/// The PoP member that owns the request once the nodes in `skip` are left
+/// out, this node included: a request whose owner failed is sent to this
+/// node's own peer listener when the ring now names it, so that it is
+/// stored.
+pub fn next_owner(
+    edge: &Edge,
+    admitted: &Admitted,
+    req: &RequestHeader,
+    skip: &[SocketAddr],
+) -> Option<SocketAddr> {
+    let cluster = edge.cluster.as_ref()?;
+    let slice_start = edge
+        .cache
+        .and_then(|engine| engine.config.slicing)
+        .map(|slicing| first_byte(req) / slicing.size * slicing.size);
+    let key = crate::cluster::ring_key(&admitted.path, &admitted.query, slice_start);
+    cluster.pop.pick(&key, skip)
+}
+
+/// The first byte a `Range: bytes=N-...` asks for; 0 otherwise (no range,
+/// a suffix range, several ranges: the owner of the start serves them).
+fn first_byte(req: &RequestHeader) -> u64 {
+    req.headers
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+        .filter(|spec| !spec.contains(','))
+        .and_then(|spec| spec.split('-').next())
+        .and_then(|start| start.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Answers the health check of the other nodes: 200, or 503 while draining
+/// (they move this node's keys to the next nodes before it stops).
+pub async fn serve_health(edge: &Edge, session: &mut Session) -> Result<()> {
+    let draining = edge.cluster.as_ref().is_some_and(|c| c.is_draining());
+    let (status, body): (u16, &[u8]) = if draining {
+        (503, b"draining\n")
+    } else {
+        (200, b"ok\n")
+    };
+    let mut header = ResponseHeader::build(status, Some(3))?;
+    header.insert_header("content-type", "text/plain")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("cache-control", "no-store")?;
+    crate::answer::send_whole(session, header, bytes::Bytes::from_static(body), false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_byte_of_a_range() {
+        let cases = [
+            (None, 0),
+            (Some("bytes=0-99"), 0),
+            (Some("bytes=1048576-"), 1_048_576),
+            (Some(" bytes=5-9"), 5),
+            (Some("bytes=-500"), 0),
+            (Some("bytes=1-2,5-6"), 0),
+            (Some("items=4-5"), 0),
+            (Some("bytes=x-"), 0),
+        ];
+        for (range, want) in cases {
+            let mut req = RequestHeader::build("GET", b"/v.mp4", None).unwrap();
+            if let Some(r) = range {
+                req.insert_header("range", r).unwrap();
+            }
+            assert_eq!(first_byte(&req), want, "{range:?}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A fleet on one machine: s3s-fs behind a tap that counts what reaches
+//! S3, shields on 127.0.0.10 and up, and a PoP of edges on 127.0.0.1 and
+//! up, each node the real binary with its own cache folder and a peer
+//! listener on its own loopback address (its identity on the rings).
+
+use std::net::SocketAddr;
+
+use super::node::{Node, Options, cache_section};
+use super::s3::S3;
+use super::tap::Tap;
+use super::token::{good_claims, hs256};
+
+/// The fleet's shared secret (written to each node's `cluster.key`).
+pub const SECRET: &str = "the-fleet-secret-0123456789abcdef0123456789";
+/// The fleet's name, its `CDN-Loop` identifier.
+pub const NAME: &str = "test-fleet";
+
+/// A free port on a loopback address other than 127.0.0.1.
+pub fn free_port_on(ip: [u8; 4]) -> u16 {
+    let l = std::net::TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// One node of the fleet.
+pub struct Member {
+    pub node: Node,
+    /// Its peer listener.
+    pub peer: SocketAddr,
+    _cache: tempfile::TempDir,
+}
+
+/// What to start.
+pub struct Plan {
+    pub edges: usize,
+    pub shields: usize,
+    /// Extra lines of every node's `cache:` section.
+    pub cache_extra: String,
+    /// Whether the edges may go to S3 themselves when no shield is left.
+    pub edges_reach_s3: bool,
+    /// Extra lines of every node's `cluster:` section.
+    pub cluster_extra: String,
+}
+
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            edges: 3,
+            shields: 1,
+            cache_extra: String::new(),
+            edges_reach_s3: true,
+            cluster_extra: "  health_check_interval_ms: 200\n".into(),
+        }
+    }
+}
+
+pub struct Fleet {
+    pub s3: S3,
+    pub tap: Tap,
+    pub shields: Vec<Member>,
+    pub edges: Vec<Member>,
+    /// A good token for `alice`.
+    pub token: String,
+}
+
+/// `cluster:` for a node whose peer listener is `me`, in a PoP of `peers`.
+pub fn cluster_yaml(me: SocketAddr, peers: &[SocketAddr], extra: &str) -> String {
+    let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        "cluster:\n  name: {NAME}\n  listen: \"{me}\"\n  peers: [{}]\n  secret_file: cluster.key\n{extra}",
+        list.join(", ")
+    )
+}
+
+/// `origin.parents` lines for the shields at `parents`.
+pub fn parents_yaml(parents: &[SocketAddr]) -> String {
+    let list: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
+    format!("  parents: [{}]\n", list.join(", "))
+}
+
+/// The options of one node of the fleet, its S3 behind `origin_port`.
+pub fn member_options(
+    origin_port: u16,
+    cache: &std::path::Path,
+    cache_extra: &str,
+    cluster: String,
+    origin_extra: String,
+) -> Options {
+    let mut o = Options::new(origin_port);
+    o.cache = Some(cache_section(cache, cache_extra));
+    o.files
+        .push(("cluster.key".into(), SECRET.as_bytes().to_vec()));
+    o.extra_yaml = cluster;
+    o.origin_extra = origin_extra;
+    o
+}
+
+impl Fleet {
+    pub async fn start(objects: &[(&str, &[u8])], plan: Plan) -> Fleet {
+        let s3 = S3::start(objects).await;
+        let tap = Tap::start(s3.port).await;
+        let addr = |ip: [u8; 4]| SocketAddr::from((ip, free_port_on(ip)));
+        let shield_addrs: Vec<SocketAddr> = (0..plan.shields)
+            .map(|i| addr([127, 0, 0, 10 + i as u8]))
+            .collect();
+        let edge_addrs: Vec<SocketAddr> = (0..plan.edges)
+            .map(|i| addr([127, 0, 0, 1 + i as u8]))
+            .collect();
+        let mut shields = Vec::new();
+        for me in &shield_addrs {
+            let cache = tempfile::tempdir().expect("tempdir");
+            let opts = member_options(
+                tap.port,
+                cache.path(),
+                &plan.cache_extra,
+                cluster_yaml(*me, &[], &plan.cluster_extra),
+                String::new(),
+            );
+            shields.push(Member {
+                node: Node::start(opts).await,
+                peer: *me,
+                _cache: cache,
+            });
+        }
+        let mut edges = Vec::new();
+        for me in &edge_addrs {
+            let cache = tempfile::tempdir().expect("tempdir");
+            let mut opts = member_options(
+                tap.port,
+                cache.path(),
+                &plan.cache_extra,
+                cluster_yaml(*me, &edge_addrs, &plan.cluster_extra),
+                if shield_addrs.is_empty() {
+                    String::new()
+                } else {
+                    parents_yaml(&shield_addrs)
+                },
+            );
+            if !plan.edges_reach_s3 {
+                opts.origin_port = free_port_on([127, 0, 0, 1]);
+            }
+            edges.push(Member {
+                node: Node::start(opts).await,
+                peer: *me,
+                _cache: cache,
+            });
+        }
+        Fleet {
+            s3,
+            tap,
+            shields,
+            edges,
+            token: hs256(&good_claims("alice")),
+        }
+    }
+
+    /// `path?jwt=<token>`.
+    pub fn target(&self, path: &str) -> String {
+        format!("{path}?jwt={}", self.token)
+    }
+}
