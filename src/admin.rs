@@ -13,6 +13,7 @@ use pingora::protocols::http::ServerSession;
 
 use crate::auth::Verifier;
 use crate::cache::engine::Engine;
+use crate::cluster::purge::Purge as PurgeRequest;
 use crate::metrics::Metrics;
 use crate::request::{path, query};
 
@@ -24,8 +25,10 @@ pub struct Admin {
     pub token: Option<String>,
     /// The token policy's routes (`/auth/...`), when set.
     pub auth: Option<Arc<Verifier>>,
-    /// The fleet, for `POST /drain`.
+    /// The fleet, for `POST /drain` and for purges sent to the other nodes.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The shields, which purges reach too.
+    pub parents: Option<Arc<crate::cluster::ring::Ring>>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -50,15 +53,6 @@ fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
 /// guessed token was right.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// What `/purge` was asked to remove.
-#[derive(Debug, PartialEq, Eq)]
-enum PurgeRequest {
-    /// One object: canonical path and canonical query.
-    One(String, String),
-    /// Every object whose key starts with this canonical path prefix.
-    Prefix(String),
 }
 
 fn purge_request(raw_query: &str) -> Result<PurgeRequest, &'static str> {
@@ -179,16 +173,41 @@ impl Admin {
         if method != "POST" {
             return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
         }
-        let purged = match purge_request(raw_query) {
-            Ok(PurgeRequest::One(p, q)) => engine.purge_one(&p, &q).await,
-            Ok(PurgeRequest::Prefix(p)) => engine.purge_prefix(&p).await,
+        let purge = match purge_request(raw_query) {
+            Ok(purge) => purge,
             Err(msg) => return text(StatusCode::BAD_REQUEST, msg),
         };
+        let purged = match &purge {
+            PurgeRequest::One(p, q) => engine.purge_one(p, q).await,
+            PurgeRequest::Prefix(p) => engine.purge_prefix(p).await,
+        };
         self.metrics.cache_purged.inc_by(purged as u64);
+        let Some(cluster) = &self.cluster else {
+            return reply(
+                StatusCode::OK,
+                "application/json",
+                format!("{{\"purged\":{purged}}}\n").into_bytes(),
+            );
+        };
+        // The PoP's other members and the shields remove their copies too.
+        let mut to = cluster.others();
+        to.extend(self.parents.iter().flat_map(|p| p.members().addrs()));
+        let spread = crate::cluster::purge::spread(cluster, &to, &purge).await;
+        let failed: Vec<String> = spread.failed.iter().map(|a| format!("\"{a}\"")).collect();
+        let status = if spread.failed.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
         reply(
-            StatusCode::OK,
+            status,
             "application/json",
-            format!("{{\"purged\":{purged}}}\n").into_bytes(),
+            format!(
+                "{{\"purged\":{purged},\"nodes\":{},\"failed\":[{}]}}\n",
+                spread.reached,
+                failed.join(",")
+            )
+            .into_bytes(),
         )
     }
 }
@@ -225,6 +244,7 @@ mod tests {
             metrics: Arc::new(Metrics::new()),
             ready: Box::new(|| false),
             cluster: None,
+            parents: None,
             cache: None,
             token: Some("0123456789abcdef".into()),
             auth: None,

@@ -164,6 +164,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         token: config.admin_token,
         auth: Some(verifier.clone()),
         cluster: cluster.clone(),
+        parents: origin.parents.clone(),
     };
     let mut admin_service = Service::new("cdn-node admin".to_string(), admin);
     admin_service.add_tcp(&config.admin_listen.to_string());

@@ -330,3 +330,136 @@ async fn a_node_killed_under_load_costs_only_its_share_of_keys() {
     )
     .await;
 }
+
+/// Requests the `members` forwarded in their PoP.
+async fn forwarded(members: &[Member]) -> f64 {
+    let mut sum = 0.0;
+    for m in members {
+        sum += total(m, "cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+    }
+    sum
+}
+
+/// The cache status an edge reports for `path`.
+async fn cache_status(fleet: &Fleet, edge: usize, path: &str) -> (u16, String) {
+    let (status, headers, _) =
+        raw(fleet.edges[edge].node.http, "GET", &fleet.target(path), &[]).await;
+    let x_cache = common::http::header(&headers, "x-cache")
+        .unwrap_or("-")
+        .to_string();
+    (status, x_cache)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_through_one_node_reaches_the_owner_and_the_shield() {
+    let body = object(20_000);
+    let key = VIDEO.trim_start_matches('/');
+    let plan = Plan {
+        cache_extra: "  status_header: x-cache\n".into(),
+        ..Plan::default()
+    };
+    let fleet = Fleet::start(&[(key, &body)], plan).await;
+    for edge in 0..3 {
+        let (status, _) = cache_status(&fleet, edge, VIDEO).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(cache_status(&fleet, 0, VIDEO).await, (200, "HIT".into()));
+    assert_eq!(fleet.tap.count("GET"), 1);
+
+    // Through whichever node: here one that may not own the key.
+    let (status, answer) = fleet.edges[1]
+        .admin_post(&format!("/purge?path={VIDEO}"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"nodes\":3"), "{answer}");
+    // The owner and the shield lost their copies: the next request misses
+    // everywhere and reaches S3 again, once.
+    assert_eq!(cache_status(&fleet, 2, VIDEO).await, (200, "MISS".into()));
+    assert_eq!(fleet.tap.count("GET"), 2);
+    assert_eq!(cache_status(&fleet, 0, VIDEO).await, (200, "HIT".into()));
+
+    // A prefix purge, the same way.
+    let (status, answer) = fleet.edges[0]
+        .admin_post("/purge?prefix=/courses/101/")
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(cache_status(&fleet, 1, VIDEO).await, (200, "MISS".into()));
+    assert_eq!(fleet.tap.count("GET"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_leaves_the_ring_and_no_request_fails() {
+    let bodies: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| {
+            (
+                format!("courses/7/seg-{i:03}.ts"),
+                bytes(2_000 + i, 100 + i as u64),
+            )
+        })
+        .collect();
+    let objects: Vec<(&str, &[u8])> = bodies
+        .iter()
+        .map(|(k, b)| (k.as_str(), b.as_slice()))
+        .collect();
+    let plan = Plan {
+        shields: 0,
+        ..Plan::default()
+    };
+    let mut fleet = Fleet::start(&objects, plan).await;
+    for (k, _) in &bodies {
+        let (status, _, _) = raw(
+            fleet.edges[0].node.http,
+            "GET",
+            &fleet.target(&format!("/{k}")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = fleet.edges[2].admin_post("/drain").await;
+    assert_eq!(status, 200);
+    let (status, _, _) = raw(fleet.edges[2].peer, "GET", "/healthz", &[]).await;
+    assert_eq!(status, 503);
+    for m in &fleet.edges[..2] {
+        common::eventually(
+            "the drained node out of the ring",
+            Duration::from_secs(10),
+            || async {
+                let healthy = total(m, "cdn_node_ring_healthy_members", &[("ring", "pop")]).await;
+                (healthy == 2.0).then_some(())
+            },
+        )
+        .await;
+    }
+    // Nothing goes to the drained node any more: it can stop.
+    let sent_before = forwarded(&fleet.edges[..2]).await;
+    let share = s3_answers(&fleet.edges[2]).await;
+    fleet.edges[2].node.kill();
+    for (i, (k, b)) in bodies.iter().enumerate() {
+        let (status, _, got) = raw(
+            fleet.edges[i % 2].node.http,
+            "GET",
+            &fleet.target(&format!("/{k}")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "{k}");
+        assert!(got == *b, "{k}");
+    }
+    let errors: f64 = {
+        let mut sum = 0.0;
+        for m in &fleet.edges[..2] {
+            sum += total(
+                m,
+                "cdn_node_peer_errors_total",
+                &[("to", "peer"), ("kind", "connect")],
+            )
+            .await;
+        }
+        sum
+    };
+    assert_eq!(errors, 0.0, "a request went to the drained node");
+    let sent_after = forwarded(&fleet.edges[..2]).await;
+    assert!(sent_after > sent_before);
+    assert_eq!(fleet.tap.count("GET"), 30 + share as usize);
+}

@@ -11,10 +11,12 @@
 //! | `marker` | the HMAC-signed hop marker |
 //! | `cdn_loop` | RFC 8586 loop detection |
 //! | `hop` | what a request sent to another node carries |
+//! | `purge` | purges sent to the other nodes |
 
 pub mod cdn_loop;
 pub mod hop;
 pub mod marker;
+pub mod purge;
 pub mod ring;
 pub mod settings;
 
@@ -34,23 +36,40 @@ pub struct Cluster {
     /// Set when the node is leaving: its health check answers 503 so the
     /// PoP moves its keys to the next nodes before it stops.
     draining: AtomicBool,
+    /// For the purges this node sends the others.
+    pub connector: pingora::connectors::http::Connector,
 }
 
 impl Cluster {
     pub fn new(config: ClusterConfig) -> Cluster {
         let members = Members::new(config.peers.iter().copied());
-        let pop = Arc::new(Ring::new(members, Some(config.listen), config.timing()));
+        let pop = Arc::new(Ring::new(
+            members.clone(),
+            Some(config.listen),
+            config.timing(),
+        ));
         Cluster {
             marker: Marker::new(&config.secret, config.marker_ttl.as_secs()),
             pop,
             config,
             draining: AtomicBool::new(false),
+            connector: pingora::connectors::http::Connector::new(None),
         }
     }
 
     /// This node's identity on the ring: its peer listener.
     pub fn me(&self) -> SocketAddr {
         self.config.listen
+    }
+
+    /// The PoP's other members, as the ring has them now.
+    pub fn others(&self) -> Vec<SocketAddr> {
+        self.pop
+            .members()
+            .addrs()
+            .into_iter()
+            .filter(|a| *a != self.me())
+            .collect()
     }
 
     pub fn drain(&self) {

@@ -52,6 +52,14 @@ impl Members {
             *members = set;
         }
     }
+
+    /// The members' addresses.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.0
+            .read()
+            .map(|m| m.iter().filter_map(inet).collect())
+            .unwrap_or_default()
+    }
 }
 
 #[async_trait]
@@ -71,6 +79,7 @@ pub struct Timing {
 
 pub struct Ring {
     lb: LoadBalancer<KetamaHashing>,
+    members: Members,
     /// This node, when it is a member: always taken as healthy by itself.
     me: Option<SocketAddr>,
     failed: Mutex<HashMap<SocketAddr, Instant>>,
@@ -104,6 +113,7 @@ impl Ring {
         let lb = LoadBalancer::<KetamaHashing>::from_backends(backends);
         Ring {
             lb,
+            members,
             me,
             failed: Mutex::new(HashMap::new()),
             timing,
@@ -160,6 +170,11 @@ impl Ring {
             })
             .count();
         (backends.len(), healthy)
+    }
+
+    /// The members, which the fleet's control plane may replace.
+    pub fn members(&self) -> &Members {
+        &self.members
     }
 
     /// Reads the members and checks their health once.

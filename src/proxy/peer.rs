@@ -12,6 +12,7 @@ use pingora::prelude::*;
 use super::Edge;
 use super::admit::Admitted;
 use super::route::Route;
+use crate::cluster::purge::{self, Purge};
 use crate::cluster::{Cluster, cdn_loop, marker, ring};
 use crate::refusal::Refusal;
 
@@ -53,9 +54,45 @@ pub fn before_gate(cluster: &Cluster, listener: Listener, req: &RequestHeader) -
         .marker
         .verify(marker, req.method.as_str(), target, unix_now())
     {
+        Ok(()) if req.method.as_str() == purge::METHOD => Purge::of_request(req)
+            .map(Route::Purge)
+            .or(Some(Route::Refuse(Refusal::NotFound))),
         Ok(()) => None,
         Err(invalid) => Some(Route::Refuse(Refusal::HopForbidden(invalid))),
     }
+}
+
+/// Applies a purge another node sent, and sends it on to this node's own
+/// shields: `{"purged":N,"nodes":N,"failed":[...]}`, 502 when a shield
+/// could not be reached.
+pub async fn serve_purge(edge: &Edge, session: &mut Session, purge: Purge) -> Result<()> {
+    let purged = match (edge.cache, &purge) {
+        (Some(engine), Purge::One(path, query)) => engine.purge_one(path, query).await,
+        (Some(engine), Purge::Prefix(prefix)) => engine.purge_prefix(prefix).await,
+        (None, _) => 0,
+    };
+    edge.metrics.cache_purged.inc_by(purged as u64);
+    let parents = edge
+        .origin
+        .parents
+        .as_ref()
+        .map(|p| p.members().addrs())
+        .unwrap_or_default();
+    let spread = match &edge.cluster {
+        Some(cluster) if !parents.is_empty() => purge::spread(cluster, &parents, &purge).await,
+        _ => purge::Spread::default(),
+    };
+    let status = if spread.failed.is_empty() { 200 } else { 502 };
+    let body = format!(
+        "{{\"purged\":{purged},\"nodes\":{},\"failed\":{}}}\n",
+        spread.reached,
+        spread.failed.len()
+    );
+    let mut header = ResponseHeader::build(status, Some(3))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    header.insert_header("cache-control", "no-store")?;
+    crate::answer::send_whole(session, header, bytes::Bytes::from(body), false).await
 }
 
 /// The PoP member that owns an admitted client request, when it is another

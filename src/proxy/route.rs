@@ -12,6 +12,7 @@
 //! | `Origin` | Pingora's proxy phases (no cache configured) | by Pingora |
 //! | `Peer` | Pingora's proxy phases, to the PoP member owning the key, uncached | by Pingora |
 //! | `Health` | [`super::peer`]: the peer listener's health check | here: 200, or 503 draining |
+//! | `Purge` | [`super::peer`]: a purge another node sent | here: 200, or 502 |
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -56,6 +57,8 @@ pub enum Route {
     Peer(SocketAddr, Option<Propagation>),
     /// The health check of the other nodes, on the peer listener.
     Health,
+    /// A purge another node sent, on the peer listener.
+    Purge(crate::cluster::purge::Purge),
 }
 
 /// The route a request took, kept for the later phases.
@@ -70,6 +73,7 @@ pub enum RouteKind {
     Origin,
     Peer,
     Health,
+    Purge,
 }
 
 impl Route {
@@ -84,6 +88,7 @@ impl Route {
             Route::Origin => RouteKind::Origin,
             Route::Peer(..) => RouteKind::Peer,
             Route::Health => RouteKind::Health,
+            Route::Purge(_) => RouteKind::Purge,
         }
     }
 }
@@ -266,6 +271,10 @@ pub async fn serve(
         }
         (Route::Health, _) => {
             peer::serve_health(edge, session).await?;
+            Ok(true)
+        }
+        (Route::Purge(purge), _) => {
+            peer::serve_purge(edge, session, purge).await?;
             Ok(true)
         }
         (Route::MemoryHit(_) | Route::Slice | Route::Manifest(..), None) => {

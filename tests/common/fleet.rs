@@ -91,7 +91,23 @@ pub fn member_options(
         .push(("cluster.key".into(), SECRET.as_bytes().to_vec()));
     o.extra_yaml = cluster;
     o.origin_extra = origin_extra;
+    o.admin_token = Some(super::world::ADMIN_TOKEN.into());
     o
+}
+
+impl Member {
+    /// `POST` to an admin route with the admin token.
+    pub async fn admin_post(&self, target: &str) -> (u16, String) {
+        let auth = format!("Bearer {}", super::world::ADMIN_TOKEN);
+        let (status, _, body) = super::http::raw(
+            self.node.admin,
+            "POST",
+            target,
+            &[("authorization", &auth), ("content-length", "0")],
+        )
+        .await;
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
 }
 
 impl Fleet {
