@@ -173,6 +173,16 @@ impl Edge {
     }
 }
 
+/// The `kind` label of a failed hop to another node: `timeout`, else `other`.
+fn peer_error_kind(e: &Error, other: &'static str) -> &'static str {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            "timeout"
+        }
+        _ => other,
+    }
+}
+
 /// The cache status of a request going through Pingora's cache phases. An
 /// expired copy whose refetch failed (not served stale) is `expired`: the
 /// phase alone says the cache was disabled.
@@ -341,12 +351,41 @@ impl ProxyHttp for Edge {
             && let Some(node) = to.node()
         {
             self.origin.mark_failed(to);
-            self.metrics.count_peer_error(to, "connect");
+            self.metrics
+                .count_peer_error(to, peer_error_kind(&e, "connect"));
             ctx.origin.tried.push(node);
             ctx.origin.upstream = self.next_upstream(session, ctx, to);
             if ctx.origin.upstream.is_some() {
                 e.set_retry(true);
             }
+        }
+        e
+    }
+
+    /// A node that failed before anything was sent to the client is passed
+    /// over like one that could not be reached (it died mid-request, or
+    /// closed a pooled connection); other errors keep Pingora's policy.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let unsent = session.response_written().is_none();
+        match ctx.origin.upstream {
+            Some(to @ (Upstream::Peer(node) | Upstream::Parent(node))) if unsent => {
+                self.origin.mark_failed(to);
+                self.metrics
+                    .count_peer_error(to, peer_error_kind(&e, "other"));
+                ctx.origin.tried.push(node);
+                ctx.origin.upstream = self.next_upstream(session, ctx, to);
+                e.set_retry(ctx.origin.upstream.is_some());
+            }
+            _ if session.as_ref().retry_buffer_truncated() => e.set_retry(false),
+            _ => e.retry.decide_reuse(client_reused),
         }
         e
     }

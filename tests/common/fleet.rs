@@ -4,6 +4,7 @@
 //! listener on its own loopback address (its identity on the rings).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::node::{Node, Options, cache_section};
 use super::s3::S3;
@@ -159,6 +160,25 @@ impl Fleet {
                 peer: *me,
                 _cache: cache,
             });
+        }
+        // Nodes started one after the other: each must see all the others
+        // up before the views agree (no test wants the start-up churn).
+        for edge in &edges {
+            let want = [("pop", edge_addrs.len()), ("parents", shield_addrs.len())];
+            super::eventually("every node healthy", Duration::from_secs(15), || async {
+                let text = edge.node.metrics().await;
+                want.iter()
+                    .all(|(ring, n)| {
+                        *n == 0
+                            || super::http::metric(
+                                &text,
+                                "cdn_node_ring_healthy_members",
+                                &[("ring", ring)],
+                            ) == *n as f64
+                    })
+                    .then_some(())
+            })
+            .await;
         }
         Fleet {
             s3,
