@@ -48,6 +48,25 @@ impl Policy {
         if resp.headers.contains_key("set-cookie") {
             return Decision::Skip("set_cookie");
         }
+        // An answer chosen by request fields nobody can name (RFC 9111
+        // 4.1) cannot be served from a store keyed on the target alone.
+        if resp
+            .headers
+            .get_all("vary")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|f| f.trim() == "*"))
+        {
+            return Decision::Skip("vary");
+        }
+        // Time the answer already spent in caches upstream (a shield's, a
+        // web server's) counts against its freshness (RFC 9111 4.2.3).
+        let age = resp
+            .headers
+            .get("age")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(Duration::ZERO, Duration::from_secs);
         let cc = CacheControl::from_resp_headers(resp);
         let stale = |d: Option<u32>, default: Duration| d.unwrap_or(secs(default));
         let (swr, sie) = match &cc {
@@ -65,7 +84,7 @@ impl Policy {
                 return Decision::Skip("not_found_ttl_zero");
             }
             Decision::Store {
-                fresh_until: now + ttl,
+                fresh_until: now + ttl.saturating_sub(age),
                 stale_while_revalidate_sec: swr,
                 stale_if_error_sec: sie,
             }
@@ -138,6 +157,32 @@ mod tests {
     const CASES: &[Case] = &[
         (200, &[], Ok(3600), 60, 300),
         (200, &[("cache-control", "max-age=120")], Ok(120), 60, 300),
+        // Time spent upstream counts; a bad Age counts as none.
+        (
+            200,
+            &[("cache-control", "max-age=120"), ("age", "100")],
+            Ok(20),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=120"), ("age", "500")],
+            Ok(0),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=120"), ("age", "x")],
+            Ok(120),
+            60,
+            300,
+        ),
+        (200, &[("age", "600")], Ok(3000), 60, 300),
+        (200, &[("vary", "*")], Err("vary"), 0, 0),
+        (200, &[("vary", "Accept-Language, *")], Err("vary"), 0, 0),
+        (200, &[("vary", "Origin")], Ok(3600), 60, 300),
         (
             200,
             &[("cache-control", "max-age=120, s-maxage=30")],

@@ -22,6 +22,8 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
     "host",
+    // One stored copy serves every client: ask for the identity encoding.
+    "accept-encoding",
     crate::cluster::marker::HEADER,
 ];
 
@@ -137,6 +139,7 @@ mod tests {
             ("x-trace", "1", None),
             ("keep-alive", "timeout=5", None),
             ("te", "trailers", None),
+            ("accept-encoding", "gzip, br", None),
             ("upgrade", "h2c", None),
             ("proxy-authorization", "Basic x", None),
             ("cookie", "session=x.y.z; theme=dark", Some("theme=dark")),

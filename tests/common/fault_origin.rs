@@ -184,7 +184,11 @@ fn parse_head(head: &str) -> Option<Request> {
     let method = first.next()?.to_string();
     let target = first.next()?;
     let path = target.split('?').next()?;
-    let key = path.strip_prefix(&format!("/{BUCKET}/"))?.to_string();
+    // Path-style S3 keys, or a plain web server's paths.
+    let key = path
+        .strip_prefix(&format!("/{BUCKET}/"))
+        .or_else(|| path.strip_prefix('/'))?
+        .to_string();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))

@@ -49,6 +49,8 @@ pub struct Options {
     /// Extra lines of the `origin:` section (indented two spaces), e.g.
     /// `parents`.
     pub origin_extra: String,
+    /// A plain HTTP origin (`kind: http`) instead of S3.
+    pub http_origin: bool,
 }
 
 /// A `cache:` section for a folder, with extra settings appended.
@@ -81,6 +83,7 @@ impl Options {
             audience: Some(format!("\"{AUDIENCE}\"")),
             env: Vec::new(),
             origin_extra: String::new(),
+            http_origin: false,
         }
     }
 }
@@ -183,6 +186,14 @@ origin:
                 .map(|a| format!("  audience: {a}\n"))
                 .unwrap_or_default(),
         );
+        if opts.http_origin {
+            yaml = yaml.replace(
+                &format!(
+                    "  bucket: {BUCKET}\n  region: us-east-1\n  credentials:\n    from: env\n"
+                ),
+                "  kind: http\n",
+            );
+        }
         if let Some(cache) = &opts.cache {
             yaml.push_str("cache:\n");
             yaml.push_str(cache);

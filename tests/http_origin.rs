@@ -1,0 +1,94 @@
+//! `origin.kind: http`: a plain web server behind the node. Requests are
+//! not signed; the client's end-to-end fields reach it, its hop-by-hop
+//! fields and whatever carried the token do not; its `Cache-Control` and
+//! `Age` decide what is stored and for how long.
+
+mod common;
+
+use common::fault_origin::FaultOrigin;
+use common::http::{header, raw};
+use common::world::World;
+
+const VIDEO: &[u8] = b"a plain web server's video bytes";
+
+/// Whole objects: slice fetches are shared by every client and carry none
+/// of one client's fields (docs/cluster.md).
+async fn world(origin: &FaultOrigin) -> World {
+    World::builder()
+        .origin(origin.port)
+        .cache("  status_header: x-cache\n  slice_threshold: 0\n")
+        .configure(|o| o.http_origin = true)
+        .start()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_fields_reach_a_plain_origin_and_the_token_does_not() {
+    let origin = FaultOrigin::start().await;
+    origin.put_with("v/a.mp4", VIDEO, Some("max-age=60"));
+    let w = world(&origin).await;
+    // The token comes in a cookie, beside one of the site's own.
+    let cookie = format!("theme=dark; jwt={}", w.token);
+    let (status, headers, body) = raw(
+        w.node.http,
+        "GET",
+        "/v/a.mp4",
+        &[
+            ("accept-language", "fr"),
+            ("user-agent", "hls.js"),
+            ("cookie", &cookie),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
+            ("accept-encoding", "gzip"),
+        ],
+    )
+    .await;
+    assert_eq!((status, body.as_slice()), (200, VIDEO));
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+    let heads = origin.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_ascii_lowercase();
+    assert!(head.starts_with("get /v/a.mp4 http/1.1\r\n"), "{head}");
+    for present in [
+        "accept-language: fr",
+        "user-agent: hls.js",
+        "cookie: theme=dark\r\n",
+    ] {
+        assert!(head.contains(present), "{present} missing in {head}");
+    }
+    for absent in [
+        "jwt=",
+        "x-hop",
+        "authorization",
+        "x-amz-",
+        "accept-encoding",
+    ] {
+        assert!(!head.contains(absent), "{absent} in {head}");
+    }
+    // Stored for the origin's max-age: a second student is a hit.
+    let (status, headers, body) = raw(w.node.http, "GET", &w.target("/v/a.mp4"), &[]).await;
+    assert_eq!((status, body.as_slice()), (200, VIDEO));
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_plain_origin_forbids_is_not_stored() {
+    let origin = FaultOrigin::start().await;
+    origin.put_with("v/private.mp4", VIDEO, Some("private, max-age=600"));
+    origin.put_with("v/no-store.mp4", VIDEO, Some("no-store"));
+    origin.put_with("v/fresh.mp4", VIDEO, Some("public, max-age=600"));
+    let w = world(&origin).await;
+    for (path, second) in [
+        ("/v/private.mp4", "MISS"),
+        ("/v/no-store.mp4", "MISS"),
+        ("/v/fresh.mp4", "HIT"),
+    ] {
+        for want in ["MISS", second] {
+            let (status, headers, body) = raw(w.node.http, "GET", &w.target(path), &[]).await;
+            assert_eq!((status, body.as_slice()), (200, VIDEO), "{path}");
+            assert_eq!(header(&headers, "x-cache"), Some(want), "{path}");
+        }
+    }
+    assert_eq!(origin.requests(), 5);
+}
