@@ -218,3 +218,87 @@ impl ClusterConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let section: ClusterSection = serde_yaml::from_str(yaml).expect("yaml");
+        let env = |name: &str| (name == "FLEET_SECRET").then(|| SECRET.to_string());
+        let mut problems = Vec::new();
+        let got = ClusterConfig::from_section(&section, Path::new("."), &env, &mut problems);
+        assert_eq!(got.is_some(), problems.is_empty(), "{yaml}");
+        problems.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn sections() {
+        let base = "name: edu\nlisten: 10.0.0.1:8090\nsecret_env: FLEET_SECRET\n";
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("peers: [10.0.0.1:8090, 10.0.0.2:8090]\n", &[]),
+            ("peers: [10.0.0.2:8090]\n", &["cluster.peers"]),
+            (
+                "peers: [10.0.0.1:8090, 10.0.0.2:8090, 10.0.0.2:8090]\n",
+                &["cluster.peers"],
+            ),
+            ("peers: [10.0.0.1]\n", &["cluster.peers[0]"]),
+            (
+                "health_check_interval_ms: 0\n",
+                &["cluster.health_check_interval_ms"],
+            ),
+            ("down_for_ms: 10\n", &["cluster.down_for_ms"]),
+            ("marker_ttl_seconds: 0\n", &["cluster.marker_ttl_seconds"]),
+            ("connect_timeout_ms: 0\n", &["cluster.connect_timeout_ms"]),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(problems(&format!("{base}{extra}")), *want, "{extra}");
+        }
+        let others: &[(&str, &[&str])] = &[
+            (
+                "name: \"edu cdn\"\nlisten: 10.0.0.1:8090\nsecret_env: FLEET_SECRET\n",
+                &["cluster.name"],
+            ),
+            (
+                "name: edu\nlisten: 0.0.0.0:8090\nsecret_env: FLEET_SECRET\n",
+                &["cluster.listen"],
+            ),
+            (
+                "name: edu\nlisten: 10.0.0.1:8090\n",
+                &["cluster.secret_file"],
+            ),
+            (
+                "name: edu\nlisten: 10.0.0.1:8090\nsecret_env: NOPE\n",
+                &["cluster.secret_env"],
+            ),
+            (
+                "name: edu\nlisten: 10.0.0.1:8090\nsecret_env: FLEET_SECRET\nsecret_file: x\n",
+                &["cluster.secret_file"],
+            ),
+        ];
+        for (yaml, want) in others {
+            assert_eq!(problems(yaml), *want, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        let section: ClusterSection =
+            serde_yaml::from_str("name: edu\nlisten: 10.0.0.1:8090\nsecret_env: S\n").unwrap();
+        let mut problems = Vec::new();
+        let env = |_: &str| Some("short".to_string());
+        assert!(
+            ClusterConfig::from_section(&section, Path::new("."), &env, &mut problems).is_none()
+        );
+        assert_eq!(problems[0].key, "cluster.secret_env");
+        assert!(
+            problems[0].message.contains("openssl rand"),
+            "{}",
+            problems[0]
+        );
+        assert!(!problems[0].message.contains("short"), "the secret leaked");
+    }
+}

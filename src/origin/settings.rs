@@ -384,6 +384,52 @@ mod tests {
         ("vid_eos", false),
     ];
 
+    /// (origin section, the keys of the problems it has)
+    const SECTIONS: &[(&str, &[&str])] = &[
+        (
+            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}",
+            &[],
+        ),
+        ("kind: http\nendpoint: http://web:8080", &[]),
+        ("parents: [\"10.0.0.9:8090\"]", &[]),
+        (
+            "kind: http\nparents: [\"10.0.0.9:8090\", \"10.0.0.10:8090\"]",
+            &[],
+        ),
+        ("bucket: videos", &["origin.endpoint"]),
+        (
+            "endpoint: http://s3:9000",
+            &["origin.bucket", "origin.credentials"],
+        ),
+        (
+            "kind: http\nendpoint: http://web:8080\nbucket: videos\ncredentials: {from: none}",
+            &["origin.bucket", "origin.credentials"],
+        ),
+        ("parents: [\"10.0.0.9\"]", &["origin.parents[0]"]),
+        ("parents: [\"h:1\"]\nkind: s3", &["origin.parents[0]"]),
+        ("kind: ftp\nendpoint: http://s3", &["(yaml)"]),
+    ];
+
+    #[test]
+    fn sections_by_kind() {
+        for (yaml, want) in SECTIONS {
+            let section: Result<OriginSection, _> = serde_yaml::from_str(yaml);
+            let Ok(section) = section else {
+                assert_eq!(*want, &["(yaml)"], "{yaml}");
+                continue;
+            };
+            let mut problems = Vec::new();
+            let got =
+                OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems);
+            let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, *want, "{yaml}");
+            assert_eq!(got.is_some(), want.is_empty(), "{yaml}");
+            for p in &problems {
+                assert!(p.message.contains(':'), "{yaml}: {p} names no fix");
+            }
+        }
+    }
+
     #[test]
     fn buckets() {
         for (name, ok) in BUCKETS {
