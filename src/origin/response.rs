@@ -36,6 +36,11 @@ pub fn verdict(status: u16) -> Verdict {
             refusal: Refusal::NotFound,
             origin_error: None,
         },
+        // Another node of the fleet saw a loop: so is this request.
+        508 => Verdict::Refuse {
+            refusal: Refusal::Loop,
+            origin_error: None,
+        },
         300..=399 => bad(OriginError::S3Redirect),
         401 | 403 => bad(OriginError::S3Denied),
         500..=599 => bad(OriginError::S3ServerError),
@@ -127,6 +132,7 @@ mod tests {
         (403, Some(502)),
         (500, Some(502)),
         (503, Some(502)),
+        (508, Some(508)),
     ];
 
     #[test]

@@ -169,8 +169,8 @@ impl Request {
             &self.slicer.connector,
             &self.origin,
             &self.metrics,
-            &self.path,
-            &self.query,
+            (&self.path, &self.query),
+            self.hops.as_ref(),
             PROBE_LEN,
         )
         .await
@@ -268,8 +268,8 @@ impl Request {
             &self.slicer.connector,
             &self.origin,
             &self.metrics,
-            &self.path,
-            &self.query,
+            (&self.path, &self.query),
+            self.hops.as_ref(),
         )
         .await
         {

@@ -95,6 +95,9 @@ struct Request {
     path: String,
     query: String,
     primary: String,
+    /// The client request's `CDN-Loop` entries, carried by the fetches it
+    /// starts, so that a loop through the fleet is seen on them too.
+    hops: Option<http::HeaderValue>,
 }
 
 /// What `serve` did.
@@ -219,6 +222,7 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
         path: path.to_string(),
         query: query.to_string(),
         primary,
+        hops: hops_of(session.req_header()),
     };
     let plain = plain_get(session.req_header());
     for _attempt in 0..2 {
@@ -314,6 +318,20 @@ fn add_cache_fields(
     let name = engine.config.status_header.as_deref();
     // Cannot fail: a configured name and static or token-safe values.
     let _ = crate::answer::add_cache_fields(header, name, status, renewal);
+}
+
+/// The request's `CDN-Loop` entries as one field value.
+fn hops_of(req: &pingora_http::RequestHeader) -> Option<http::HeaderValue> {
+    let values: Vec<&str> = req
+        .headers
+        .get_all(crate::cluster::cdn_loop::HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    http::HeaderValue::from_str(&values.join(", ")).ok()
 }
 
 impl Request {

@@ -85,6 +85,7 @@ impl Request {
             etag: info.etag.clone(),
             header: info.header.clone(),
             fresh_until: info.fresh_until,
+            hops: self.hops.clone(),
         }
     }
 

@@ -88,6 +88,8 @@ pub struct SliceJob {
     pub etag: String,
     pub header: ResponseHeader,
     pub fresh_until: SystemTime,
+    /// The `CDN-Loop` entries of the request that started the fetch.
+    pub hops: Option<http::HeaderValue>,
 }
 
 /// Where to split a slice fetch, and who gets the second part as it comes.

@@ -81,15 +81,31 @@ async fn exchange(
     Ok((session, resp, peer))
 }
 
+/// Puts the client's `CDN-Loop` entries on a fetch it started: a hop to
+/// another node appends this node's entry after them.
+fn carry_hops(
+    prepared: &mut RequestHeader,
+    hops: Option<&http::HeaderValue>,
+) -> Result<(), FetchError> {
+    if let Some(hops) = hops {
+        prepared
+            .insert_header(crate::cluster::cdn_loop::HEADER, hops.clone())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Asks the origin for the object's header with HEAD (no body).
 pub async fn head(
     connector: &Connector,
     origin: &Origin,
     metrics: &Metrics,
-    path: &str,
-    query: &str,
+    (path, query): (&str, &str),
+    hops: Option<&http::HeaderValue>,
 ) -> Result<ResponseHeader, FetchError> {
-    let prepared = RequestHeader::build("HEAD", b"/", None).map_err(|e| failed(e.to_string()))?;
+    let mut prepared =
+        RequestHeader::build("HEAD", b"/", None).map_err(|e| failed(e.to_string()))?;
+    carry_hops(&mut prepared, hops)?;
     metrics.slices.origin_head_requests.inc();
     let ring_key = crate::cluster::ring_key(path, query, Some(0));
     let (session, resp, _) = exchange(
@@ -149,12 +165,13 @@ pub async fn probe(
     connector: &Connector,
     origin: &Origin,
     metrics: &Metrics,
-    path: &str,
-    query: &str,
+    (path, query): (&str, &str),
+    hops: Option<&http::HeaderValue>,
     len: u64,
 ) -> Result<Probe, FetchError> {
     let mut prepared =
         RequestHeader::build("GET", b"/", None).map_err(|e| failed(e.to_string()))?;
+    carry_hops(&mut prepared, hops)?;
     prepared
         .insert_header("range", format!("bytes=0-{}", len - 1))
         .map_err(|e| failed(e.to_string()))?;
@@ -253,6 +270,7 @@ pub(super) async fn open_span(
     prepared
         .insert_header("if-match", &job.etag)
         .map_err(|e| failed(e.to_string()))?;
+    carry_hops(&mut prepared, job.hops.as_ref())?;
     ctx.metrics.slices.origin_range_requests.inc();
     let ring_key = crate::cluster::ring_key(&job.path, &job.query, Some(job.start));
     let (session, resp, peer) = exchange(
