@@ -119,6 +119,12 @@ pub fn next_owner(
         .and_then(|engine| engine.config.slicing)
         .map(|slicing| first_byte(req) / slicing.size * slicing.size);
     let key = crate::cluster::ring_key(&admitted.path, &admitted.query, slice_start);
+    if cluster.is_draining() {
+        // Leaving: its keys are the next nodes' already, as the others see it.
+        let mut skip = skip.to_vec();
+        skip.push(cluster.me());
+        return cluster.pop.pick(&key, &skip);
+    }
     cluster.pop.pick(&key, skip)
 }
 
