@@ -7,6 +7,8 @@
 #
 # Usage: deploy/pop/run.sh [start]   install what is missing, build, (re)start
 #        deploy/pop/run.sh stop      stop the four nodes and the S3 server
+#        deploy/pop/run.sh status    per node: objects stored, GETs sent to S3,
+#                                    requests passed on to the PoP and the shield
 #
 # Everything it makes lives in .run/pop/ at the top of the repository:
 # copies of the configurations, the secret files they name (random, mode
@@ -53,19 +55,6 @@ stop_all() {
     stop_pidfile "$RUN/s3s-fs.pid" s3s-fs TERM
 }
 
-case "${1:-start}" in
-    start) ;;
-    stop)
-        stop_all
-        exit 0
-        ;;
-    -h | --help | help)
-        sed -n '2,23s/^# \{0,1\}//p' "$0"
-        exit 0
-        ;;
-    *) die "unknown command '$1' (expected start or stop)" ;;
-esac
-
 # --- reading the configurations -------------------------------------------
 
 # The value of KEY in the top-level SECTION of a deploy/pop file, quotes and
@@ -97,6 +86,60 @@ BUCKET=$(yaml_value shield origin bucket)
 S3_ADDR=${S3_ENDPOINT#http://}
 [[ "$S3_ADDR" =~ ^[0-9.]+:[0-9]+$ ]] ||
     die "shield.yaml's origin.endpoint should be http://IP:PORT (the local s3s-fs), not $S3_ENDPOINT"
+
+# The value of a metric series (NAME{LABELS} as the node prints it) at an
+# admin listener; 0 when absent, the sum when several series match NAME
+# alone.
+metric() {
+    { curl -fs --max-time 2 "http://$1/metrics" || true; } |
+        awk -v series="$2" '
+            index($0, series) == 1 && substr($0, length(series) + 1, 1) ~ /[ {]/ { sum += $NF }
+            END { print sum + 0 }'
+}
+
+# GETs a node sent to S3: its origin answers but for the HEADs that learn an
+# object's size (one per cold object, besides its GET).
+s3_gets() {
+    echo $(($(metric "$1" cdn_node_origin_requests_total) - $(metric "$1" cdn_node_origin_head_requests_total)))
+}
+
+# One line per node: up or not, objects in its cache, GETs it sent to S3,
+# requests it passed to the key's owner in the PoP and to the shield, and
+# the PoP members it sees healthy.
+show_status() {
+    local node admin
+    printf '%-8s %-5s %7s %8s %9s %10s %9s\n' node up stored "S3 GETs" "to peers" "to shield" "PoP ring"
+    for node in "${NODES[@]}"; do
+        admin=${ADMIN[$node]}
+        if ! http_ok "http://$admin/healthz"; then
+            printf '%-8s %-5s\n' "$node" no
+            continue
+        fi
+        printf '%-8s %-5s %7s %8s %9s %10s %9s\n' "$node" yes \
+            "$(metric "$admin" cdn_node_cache_stored_objects)" \
+            "$(s3_gets "$admin")" \
+            "$(metric "$admin" 'cdn_node_peer_forwards_total{to="peer"}')" \
+            "$(metric "$admin" 'cdn_node_peer_forwards_total{to="parent"}')" \
+            "$(metric "$admin" 'cdn_node_ring_healthy_members{ring="pop"}')"
+    done
+}
+
+case "${1:-start}" in
+    start) ;;
+    stop)
+        stop_all
+        exit 0
+        ;;
+    status)
+        show_status
+        exit 0
+        ;;
+    -h | --help | help)
+        sed -n '2,25s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *) die "unknown command '$1' (expected start, stop or status)" ;;
+esac
 
 # --- starting -------------------------------------------------------------
 
@@ -163,16 +206,6 @@ for node in "${NODES[@]}"; do
 done
 cd "$ROOT"
 
-# The value of a metric series (NAME{LABELS} as the node prints it) at an
-# admin listener; 0 when absent, the sum when several series match NAME
-# alone.
-metric() {
-    { curl -fs --max-time 2 "http://$1/metrics" || true; } |
-        awk -v series="$2" '
-            index($0, series) == 1 && substr($0, length(series) + 1, 1) ~ /[ {]/ { sum += $NF }
-            END { print sum + 0 }'
-}
-
 # Each edge sees the three edges and the shield up (health checks every
 # second): only then do all agree on who owns which key.
 ring_complete() {
@@ -201,10 +234,9 @@ for node in "${EDGES[@]}"; do
     [[ "$code" == 401 ]] || die "self-check failed: GET through $node without a token answered $code, not 401"
 done
 rm -f "$RUN/check.mp4"
-s3_requests() { metric "${ADMIN[shield]}" cdn_node_origin_requests_total; }
-asked=$(s3_requests)
+asked=$(s3_gets "${ADMIN[shield]}")
 [[ "$asked" == 1 ]] ||
-    die "self-check failed: the shield sent $asked requests to S3 for one video fetched through three edges (expected 1)"
+    die "self-check failed: the shield sent $asked GETs to S3 for one video fetched through three edges (expected 1)"
 for node in "${EDGES[@]}"; do
     n=$(metric "${ADMIN[$node]}" cdn_node_origin_requests_total)
     [[ "$n" == 0 ]] || die "self-check failed: $node asked S3 itself ($n requests)"
@@ -214,12 +246,6 @@ reply=$(curl -s -X POST -H "Authorization: Bearer $ADMIN_TOKEN" --max-time 10 "$
 [[ "$reply" == *'"nodes":3,"failed":[]'* ]] ||
     die "self-check failed: the purge through edge-1 answered '$reply' (expected it to reach the 3 other nodes)"
 
-# The lines printed below, with the addresses of this layout.
-admins=""
-for node in "${NODES[@]}"; do
-    admins+=" ${ADMIN[$node]}"
-done
-admins=${admins# }
 token_file=$(here "$RUN/admin.token")
 
 started
@@ -237,8 +263,9 @@ for node in "${NODES[@]}"; do
 done
 cat <<EOF
 
-The same video through each edge, with a token valid for 1 hour (the first
-is a MISS everywhere, the next ones HITs in the owner's cache):
+The same video through each edge, with a token valid for 1 hour: the first
+answer is a MISS, the next ones HITs from the one edge that owns the key,
+whichever edge you ask:
 EOF
 for node in "${EDGES[@]}"; do
     printf '  curl -s -o /dev/null -D - "http://%s/%s?jwt=%s" | grep -i -e ^HTTP -e x-cache\n' \
@@ -246,9 +273,11 @@ for node in "${EDGES[@]}"; do
 done
 cat <<EOF
 
-Which node stored it (objects on disk) and how often each asked S3 (the
-shield's count goes up by one for the three fetches above; the edges' stays 0):
-  for a in $admins; do echo "\$a \$(curl -s http://\$a/metrics | grep -E '^cdn_node_(cache_stored_objects|origin_requests_total)' | tr '\\n' ' ')"; done
+Which node stored it, and who asked S3 (one GET from the shield per cold
+object; the edges never do):
+  $(here "$POP/run.sh") status
+or the same from the metrics, node by node:
+  curl -s http://${ADMIN[shield]}/metrics | grep -E '^cdn_node_(cache_stored_objects|origin_requests_total|peer_forwards_total)'
 
 Purge it through one node (the others and the shield remove their copies too):
   curl -X POST -H "Authorization: Bearer \$(cat $token_file)" "http://${ADMIN[edge-2]}/purge?path=/$KEY"
