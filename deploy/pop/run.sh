@@ -273,11 +273,12 @@ for node in "${EDGES[@]}"; do
 done
 cat <<EOF
 
-Which node stored it, and who asked S3 (one GET from the shield per cold
-object; the edges never do):
+Which node stored it, and who asked S3 (the shield, one GET per cold object,
+the self-check's included; the edges never do):
   $(here "$POP/run.sh") status
-or the same from the metrics, node by node:
-  curl -s http://${ADMIN[shield]}/metrics | grep -E '^cdn_node_(cache_stored_objects|origin_requests_total|peer_forwards_total)'
+or the same from the metrics, node by node (S3 GETs: origin requests less
+HEADs, one of each per cold object):
+  curl -s http://${ADMIN[shield]}/metrics | grep -E '^cdn_node_(cache_stored_objects|origin_(head_)?requests_total|peer_forwards_total)'
 
 Purge it through one node (the others and the shield remove their copies too):
   curl -X POST -H "Authorization: Bearer \$(cat $token_file)" "http://${ADMIN[edge-2]}/purge?path=/$KEY"
