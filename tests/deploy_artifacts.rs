@@ -690,7 +690,7 @@ fn pop_configs_agree_with_each_other_and_run_sh() {
         assert_eq!(strings(&conf["cluster"]["peers"]), edge_peers, "{node}");
         assert_eq!(
             strings(&conf["origin"]["parents"]),
-            [shield_peer.clone()],
+            std::slice::from_ref(&shield_peer),
             "{node}"
         );
         assert!(
