@@ -15,10 +15,14 @@
 # Ports: 8080 (clients), 9091 (admin), 9000 (S3) and 8081 (the player page)
 # when free, otherwise free ports chosen by the system. All listen on
 # 127.0.0.1 only.
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CALLER_DIR=$PWD
+LIB_NAME=quickstart
+STOP_SECONDS=10
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 RUN="$ROOT/.run"
@@ -33,49 +37,8 @@ REGION=us-east-1
 S3_READY_SECONDS=30
 NODE_READY_SECONDS=60
 PAGE_READY_SECONDS=10
-STOP_SECONDS=10
-
-CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
-case ":$PATH:" in
-    *":$CARGO_BIN:"*) ;;
-    *) export PATH="$CARGO_BIN:$PATH" ;;
-esac
-
-say() { printf 'quickstart: %s\n' "$*"; }
-die() {
-    printf 'quickstart: error: %s\n' "$*" >&2
-    exit 1
-}
 
 # --- stopping -------------------------------------------------------------
-
-# Stops the process named in a pid file, if it is still the program we
-# started (a recycled pid is left alone): SIGNAL first, SIGKILL after
-# STOP_SECONDS.
-stop_pidfile() {
-    local pidfile=$1 comm=$2 signal=$3
-    [[ -f "$pidfile" ]] || return 0
-    local pid
-    pid=$(cat "$pidfile" 2>/dev/null || true)
-    rm -f "$pidfile"
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-    # Just after a start the process may still be env or setsid, about to exec.
-    case "$(cat "/proc/$pid/comm" 2>/dev/null || true)" in
-        "$comm" | env | setsid) ;;
-        *) return 0 ;;
-    esac
-    kill "-$signal" "$pid" 2>/dev/null || return 0
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            say "$comm (pid $pid) did not stop within ${STOP_SECONDS}s: killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    say "stopped $comm (pid $pid)"
-}
 
 # The page server runs on the Python that python3 names; /proc/PID/comm
 # shows the name it was started by (at most 15 characters).
@@ -106,37 +69,13 @@ esac
 # --- starting -------------------------------------------------------------
 
 # Until the very end, any exit (an error, Ctrl-C) stops what was started here.
-started_ok=0
-on_exit() {
-    local rc=$?
-    if [[ $started_ok -eq 0 ]]; then
-        stop_all >/dev/null 2>&1 || true
-        [[ $rc -eq 0 ]] && rc=1
-        say "failed; nothing is left running. Logs are in .run/" >&2
-    fi
-    exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-show_log() {
-    local file=$1
-    [[ -s "$file" ]] || return 0
-    printf -- '--- last lines of %s ---\n' "${file#"$ROOT"/}" >&2
-    tail -n 20 "$file" >&2
-}
+stop_on_failure stop_all .run/
 
 bash "$ROOT/deploy/setup.sh" build s3
 
 stop_all
 
-say "building cdn-node (release; the first build takes several minutes)"
-cargo build --release --locked --bin cdn-node
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-NODE="$TARGET_DIR/release/cdn-node"
-[[ -x "$NODE" ]] || die "$NODE was not built"
+build_node
 
 # A fresh runtime folder: the S3 data, secrets and logs of the previous run go.
 mkdir -p "$RUN"
@@ -147,48 +86,15 @@ rm -rf "$RUN/s3" "$RUN"/*.log "$RUN"/*.yaml "$RUN"/*.sock "$RUN"/lecture-01.mp4 
 mkdir -p "$RUN/s3/$BUCKET"
 
 # Random S3 credentials and a 64-character (256-bit) HMAC secret, in files
-# only this user can read. No trailing newline: the files hold the exact bytes.
-(
-    umask 077
-    python3 - "$RUN" <<'EOF'
-import secrets, string, sys
-run = sys.argv[1]
-upper = string.ascii_uppercase + string.digits
-alnum = string.ascii_letters + string.digits
-values = {
-    "s3-access-key-id": "AKQS" + "".join(secrets.choice(upper) for _ in range(16)),
-    "s3-secret-access-key": "".join(secrets.choice(alnum) for _ in range(40)),
-    "hmac-secret": secrets.token_hex(32),
-}
-for name, value in values.items():
-    with open(f"{run}/{name}", "w") as f:
-        f.write(value)
-EOF
-)
-chmod 600 "$RUN/s3-access-key-id" "$RUN/s3-secret-access-key" "$RUN/hmac-secret"
+# only this user can read.
+write_secrets "$RUN" s3-access-key-id=s3-key-id s3-secret-access-key=s3-secret hmac-secret=hex32
 S3_ACCESS_KEY=$(cat "$RUN/s3-access-key-id")
 S3_SECRET_KEY=$(cat "$RUN/s3-secret-access-key")
 HMAC_SECRET=$(cat "$RUN/hmac-secret")
 
 # The preferred ports when free, else ports the system hands out. The sockets
 # stay open until all four are chosen, so the four differ.
-read -r HTTP_PORT ADMIN_PORT S3_PORT PLAYER_PORT < <(python3 - 8080 9091 9000 8081 <<'EOF'
-import socket, sys
-held, ports = [], []
-for want in map(int, sys.argv[1:]):
-    s = socket.socket()
-    # As the servers do: a port whose old connections linger in TIME_WAIT
-    # (after a restart) is free.
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", want))
-    except OSError:
-        s.bind(("127.0.0.1", 0))
-    held.append(s)
-    ports.append(s.getsockname()[1])
-print(*ports)
-EOF
-)
+read -r HTTP_PORT ADMIN_PORT S3_PORT PLAYER_PORT < <(choose_ports 127.0.0.1 8080 9091 9000 8081)
 [[ -n "${PLAYER_PORT:-}" ]] || die "could not choose ports"
 # The page's origin, as the browser sends it in Origin: another origin than
 # the node's (the port differs), so the node must allow it (cors:).
@@ -274,60 +180,12 @@ node_env=(
 env "${node_env[@]}" "$NODE" check -c "$RUN/cdn-node.yaml" >/dev/null ||
     die "cdn-node check refused .run/cdn-node.yaml (problems listed above)"
 
-# Polls until CHECK succeeds, the process dies, or the deadline passes.
-wait_for() {
-    local what=$1 pid=$2 seconds=$3 log=$4
-    shift 4
-    local deadline=$((SECONDS + seconds))
-    until "$@"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            show_log "$log"
-            die "$what exited during start-up"
-        fi
-        if ((SECONDS >= deadline)); then
-            show_log "$log"
-            die "$what was not ready within ${seconds}s"
-        fi
-        sleep 0.2
-    done
-}
-
-# Any HTTP answer (an unsigned request gets 403) means the server is up.
-s3_answers() {
-    local code
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$S3_PORT/" || true)
-    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]]
-}
-
-node_ready() {
-    curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz"
-}
-
 say "starting s3s-fs on 127.0.0.1:$S3_PORT (bucket '$BUCKET' in .run/s3)"
-setsid s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
-    --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$RUN/s3" \
-    </dev/null >"$RUN/s3s-fs.log" 2>&1 &
-echo $! >"$RUN/s3s-fs.pid"
-wait_for s3s-fs "$(cat "$RUN/s3s-fs.pid")" "$S3_READY_SECONDS" "$RUN/s3s-fs.log" s3_answers
-
-# Uploads FILE as KEY with a SigV4-signed PUT, as a real bucket is filled.
-put_object() {
-    local file=$1 key=$2 type=$3
-    local payload_sha put_code
-    payload_sha=$(sha256sum "$file" | cut -d' ' -f1)
-    put_code=$(curl -sS -o "$RUN/s3-put.log" -w '%{http_code}' --max-time 30 \
-        --aws-sigv4 "aws:amz:$REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-        -H "x-amz-content-sha256: $payload_sha" -H "Content-Type: $type" \
-        -T "$file" "http://127.0.0.1:$S3_PORT/$BUCKET/$key") || put_code=000
-    if [[ "$put_code" != 200 ]]; then
-        show_log "$RUN/s3-put.log"
-        die "uploading $key failed (HTTP $put_code)"
-    fi
-    rm -f "$RUN/s3-put.log"
-}
+start_s3 127.0.0.1 "$S3_PORT" "$RUN/s3" "$RUN/s3s-fs.pid" "$RUN/s3s-fs.log" "$S3_READY_SECONDS"
+S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 
 say "uploading the sample to s3://$BUCKET/$KEY"
-put_object "$SAMPLE" "$KEY" video/mp4
+put_object "$S3_ENDPOINT" "$BUCKET" "$SAMPLE" "$KEY" video/mp4
 
 # The HLS sample: its playlists and segments under HLS_PREFIX, by their
 # paths relative to deploy/sample/hls/.
@@ -341,7 +199,7 @@ while IFS= read -r -d '' file; do
         *.m4s | *.mp4) ctype=video/mp4 ;;
         *) continue ;;
     esac
-    put_object "$file" "$HLS_PREFIX/$rel" "$ctype"
+    put_object "$S3_ENDPOINT" "$BUCKET" "$file" "$HLS_PREFIX/$rel" "$ctype"
     hls_files=$((hls_files + 1))
 done < <(find "$HLS_SAMPLE" -type f -print0 | sort -z)
 ((hls_files > 0)) || die "no HLS sample found in $HLS_SAMPLE"
@@ -350,10 +208,10 @@ say "starting cdn-node (clients 127.0.0.1:$HTTP_PORT, admin 127.0.0.1:$ADMIN_POR
 env "${node_env[@]}" setsid "$NODE" run -c "$RUN/cdn-node.yaml" \
     </dev/null >"$RUN/access.log" 2>"$RUN/cdn-node.log" &
 echo $! >"$RUN/cdn-node.pid"
-wait_for cdn-node "$(cat "$RUN/cdn-node.pid")" "$NODE_READY_SECONDS" "$RUN/cdn-node.log" node_ready
+wait_for cdn-node "$(cat "$RUN/cdn-node.pid")" "$NODE_READY_SECONDS" "$RUN/cdn-node.log" \
+    http_ok "http://127.0.0.1:$ADMIN_PORT/readyz"
 
-TOKEN=$("$NODE" token --key-file "$RUN/hmac-secret" --alg HS256 --kid main --sub alice --ttl 3600)
-[[ -n "$TOKEN" ]] || die "cdn-node token printed nothing"
+TOKEN=$(mint_token "$RUN/hmac-secret")
 
 # Check the path a reader is about to try: with the token the bytes of the
 # sample, without it 401.
@@ -394,22 +252,11 @@ say "serving the player page on $PLAYER_ORIGIN (deploy/player/)"
 setsid "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$PLAYER_DIR" "$PLAYER_PORT" \
     </dev/null >"$RUN/player.log" 2>&1 &
 echo $! >"$RUN/player.pid"
-page_ready() {
-    curl -fs -o /dev/null --max-time 2 "$PLAYER_ORIGIN/index.html"
-}
-wait_for "the page server" "$(cat "$RUN/player.pid")" "$PAGE_READY_SECONDS" "$RUN/player.log" page_ready
+wait_for "the page server" "$(cat "$RUN/player.pid")" "$PAGE_READY_SECONDS" "$RUN/player.log" \
+    http_ok "$PLAYER_ORIGIN/index.html"
 PLAYER_URL="$PLAYER_ORIGIN/index.html?node=http://127.0.0.1:$HTTP_PORT&token=$TOKEN&mp4=/$KEY&hls=/$HLS_KEY"
 
-# Paths in the instructions: relative when run from the top of the repository.
-here() {
-    if [[ "$CALLER_DIR" == "$ROOT" ]]; then
-        printf '%s' "${1#"$ROOT"/}"
-    else
-        printf '%s' "$1"
-    fi
-}
-
-started_ok=1
+started
 cat <<EOF
 
 cdn-node is running (self-check passed: the video with a token, 401 without,

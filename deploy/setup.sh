@@ -10,7 +10,7 @@
 #             signatures (the origin for the quickstart and the tests)
 #   promtool  Prometheus' promtool, used by the tests to lint /metrics
 #   test-tools
-#             what other tests run: shellcheck (lints the reload helper),
+#             what other tests run: shellcheck (lints the deploy scripts),
 #             systemd's systemd-analyze (verifies the unit), openssl (makes
 #             the HTTPS tests' certificates), faketime (moves the node's
 #             clock in the clock tests)
@@ -122,7 +122,7 @@ if [[ $want_promtool -eq 1 ]]; then
     command -v promtool >/dev/null 2>&1 || need_pkg prometheus "provides promtool, used to lint /metrics"
 fi
 if [[ $want_test_tools -eq 1 ]]; then
-    command -v shellcheck >/dev/null 2>&1 || need_pkg shellcheck "used by the tests to lint the reload helper"
+    command -v shellcheck >/dev/null 2>&1 || need_pkg shellcheck "used by the tests to lint the scripts under deploy/"
     command -v systemd-analyze >/dev/null 2>&1 ||
         need_pkg systemd "provides systemd-analyze, used by the tests to verify the unit"
     command -v openssl >/dev/null 2>&1 || need_pkg openssl "used by the tests to make certificates"

@@ -1,9 +1,10 @@
 //! The deployment artifacts under deploy/: the Prometheus configuration, alert
 //! rules and their unit tests pass promtool; every metric the alerts and the
 //! Grafana dashboard query is one the node exports (src/metrics/names.rs);
-//! the systemd unit passes `systemd-analyze verify` and its reload helper
+//! the systemd unit passes `systemd-analyze verify`; the shell scripts pass
 //! `shellcheck`; the example configurations pass `cdn-node check` and agree
-//! with the unit and the container image.
+//! with the unit, the container image and, for the example PoP
+//! (deploy/pop/), with each other and with the script that runs them.
 
 mod common;
 #[path = "common/promql.rs"]
@@ -501,6 +502,204 @@ fn reload_helper_is_valid_shell() {
         let out = Command::new("shellcheck").arg(&script).output().unwrap();
         assert!(out.status.success(), "shellcheck:\n{}", report(&out));
     }
+}
+
+/// Every shell script under deploy/ (the sourced helpers included) parses
+/// and passes shellcheck, following what the scripts source (`-x`).
+#[test]
+fn deploy_scripts_are_valid_shell() {
+    let mut scripts = Vec::new();
+    collect_files(&root().join("deploy"), ".sh", &mut scripts);
+    scripts.sort();
+    for must in ["deploy/lib.sh", "deploy/quickstart.sh", "deploy/pop/run.sh"] {
+        assert!(
+            scripts.iter().any(|s| s.ends_with(must)),
+            "{must} not found among {scripts:?}"
+        );
+    }
+    for script in &scripts {
+        let out = Command::new("bash").arg("-n").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "bash -n {}: {}",
+            script.display(),
+            report(&out)
+        );
+    }
+    if tools::present_or_skip("shellcheck", "the scripts under deploy/") {
+        let out = Command::new("shellcheck")
+            .arg("-x")
+            .args(&scripts)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "shellcheck -x:\n{}", report(&out));
+    }
+}
+
+/// The files under `dir` (recursively) whose names end with `suffix`.
+fn collect_files(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(&path, suffix, out);
+        } else if path.to_str().is_some_and(|p| p.ends_with(suffix)) {
+            out.push(path);
+        }
+    }
+}
+
+// ---- the example PoP ------------------------------------------------------------
+
+const POP_EDGES: &[&str] = &["edge-1", "edge-2", "edge-3"];
+const POP_SHIELD: &str = "shield";
+/// The secret files deploy/pop/run.sh writes beside its copies of the
+/// configurations.
+const POP_SECRET_FILES: &[&str] = &[
+    "cluster.key",
+    "hmac.key",
+    "admin.token",
+    "s3-access-key-id",
+    "s3-secret-access-key",
+];
+
+fn pop_yaml(node: &str) -> serde_yaml::Value {
+    yaml(&format!("deploy/pop/{node}.yaml"))
+}
+
+fn strings(v: &serde_yaml::Value) -> Vec<String> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("expected a list: {v:?}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every string value under `v` whose key ends with `_file` (the secrets),
+/// but for `server.pid_file`.
+fn file_settings(v: &serde_yaml::Value, out: &mut Vec<String>) {
+    match v {
+        serde_yaml::Value::Mapping(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    (Some(k), Some(path)) if k.ends_with("_file") && k != "pid_file" => {
+                        out.push(path.to_string())
+                    }
+                    _ => file_settings(v, out),
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(items) => items.iter().for_each(|v| file_settings(v, out)),
+        _ => {}
+    }
+}
+
+/// Each deploy/pop configuration passes `cdn-node check` as run.sh runs it:
+/// a copy in a folder beside the secret files it names (dummy values here).
+#[test]
+fn pop_configs_pass_check() {
+    let dir = scratch_dir("pop");
+    for name in POP_SECRET_FILES {
+        std::fs::write(
+            dir.join(name),
+            "dummy-secret-for-config-checks-only-0123456789",
+        )
+        .unwrap();
+    }
+    let mut failures = Vec::new();
+    for node in POP_EDGES.iter().chain([&POP_SHIELD]) {
+        let copy = dir.join(format!("{node}.yaml"));
+        std::fs::copy(root().join(format!("deploy/pop/{node}.yaml")), &copy).unwrap();
+        let out = common::cli::check(&copy);
+        if !out.status.success() {
+            failures.push(format!("deploy/pop/{node}.yaml:\n{}", report(&out)));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "cdn-node check:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The four files describe one fleet: the edges list the same PoP (each
+/// itself included) and the shield as their parent, the shield shards with
+/// nobody and alone reaches S3, no two listeners or caches coincide, and
+/// every secret file named is one run.sh writes.
+#[test]
+fn pop_configs_agree_with_each_other_and_run_sh() {
+    let shield = pop_yaml(POP_SHIELD);
+    let shield_peer = shield["cluster"]["listen"].as_str().unwrap().to_string();
+    assert_eq!(strings(&shield["cluster"]["peers"]), Vec::<String>::new());
+    assert!(shield["origin"]["parents"].is_null());
+    assert!(shield["origin"]["endpoint"].is_string());
+
+    let edge_peers: Vec<String> = POP_EDGES
+        .iter()
+        .map(|e| {
+            pop_yaml(e)["cluster"]["listen"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut listeners = BTreeSet::new();
+    let mut caches = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    let script = read("deploy/pop/run.sh");
+    for node in POP_EDGES.iter().chain([&POP_SHIELD]) {
+        let conf = pop_yaml(node);
+        names.insert(conf["cluster"]["name"].as_str().unwrap().to_string());
+        let mut own = strings(&conf["listeners"]["http"]);
+        own.push(conf["admin"]["listen"].as_str().unwrap().to_string());
+        own.push(conf["cluster"]["listen"].as_str().unwrap().to_string());
+        let ip = own[0].rsplit_once(':').unwrap().0.to_string();
+        for addr in own {
+            assert!(
+                addr.starts_with(&format!("{ip}:")),
+                "{node}: {addr} is not on the node's own address {ip}"
+            );
+            assert!(listeners.insert(addr.clone()), "{node}: {addr} used twice");
+            // run.sh's usage text lists the layout.
+            assert!(
+                script
+                    .lines()
+                    .any(|l| l.starts_with('#') && l.split_whitespace().any(|w| w == addr)),
+                "run.sh's header does not list {addr} ({node})"
+            );
+        }
+        assert!(caches.insert(conf["cache"]["dir"].as_str().unwrap().to_string()));
+        for key in ["pid_file", "upgrade_sock"] {
+            assert!(
+                conf["server"][key].as_str().unwrap().starts_with(*node),
+                "{node}: server.{key} is not named after the node"
+            );
+        }
+        let mut files = Vec::new();
+        file_settings(&conf, &mut files);
+        for file in files {
+            assert!(
+                POP_SECRET_FILES.contains(&file.as_str()) && script.contains(&file),
+                "{node}: {file} is not a secret file deploy/pop/run.sh writes"
+            );
+        }
+        if *node == POP_SHIELD {
+            continue;
+        }
+        assert_eq!(strings(&conf["cluster"]["peers"]), edge_peers, "{node}");
+        assert_eq!(
+            strings(&conf["origin"]["parents"]),
+            std::slice::from_ref(&shield_peer),
+            "{node}"
+        );
+        assert!(
+            conf["origin"]["endpoint"].is_null() && conf["origin"]["credentials"].is_null(),
+            "{node}: only the shield talks to S3"
+        );
+    }
+    assert_eq!(names.len(), 1, "one fleet name: {names:?}");
+    assert!(POP_SECRET_FILES.iter().all(|f| script.contains(f)));
 }
 
 // ---- container ----------------------------------------------------------------
