@@ -3,6 +3,8 @@
 //! first decode is kept (`meta_decode`), so later hits decode nothing; two
 //! stored metas are equal when their bytes are.
 
+use std::time::{Duration, SystemTime};
+
 use pingora_cache::CacheMeta;
 
 use super::meta_decode::{Decoded, View};
@@ -28,6 +30,25 @@ impl StoredMeta {
     /// The `CacheMeta`; decoded in full only the first time.
     pub fn decode(&self) -> pingora_error::Result<CacheMeta> {
         self.decoded.decode(&self.internal, &self.header)
+    }
+
+    /// When the origin produced this copy: the time it was stored less
+    /// the `Age` it arrived with (a copy from another cache tier is as old
+    /// as that tier says). `None` when the meta does not decode.
+    pub fn fetched_at(&self) -> Option<SystemTime> {
+        let meta = self.decode().ok()?;
+        let age = meta
+            .response_header()
+            .headers
+            .get(http::header::AGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        Some(
+            meta.created()
+                .checked_sub(Duration::from_secs(age))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        )
     }
 
     /// The header and times, once a decode has learnt them.
