@@ -13,6 +13,7 @@ use pingora::protocols::http::ServerSession;
 
 use crate::auth::Verifier;
 use crate::cache::engine::Engine;
+use crate::cache::purge::Scope;
 use crate::metrics::Metrics;
 use crate::request::{path, query};
 
@@ -24,6 +25,8 @@ pub struct Admin {
     pub token: Option<String>,
     /// The token policy's routes (`/auth/...`), when set.
     pub auth: Option<Arc<Verifier>>,
+    /// With a `fleet` section: purges and revocations go to etcd.
+    pub fleet: Option<crate::fleet::admin::FleetAdmin>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -52,7 +55,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 /// What `/purge` was asked to remove.
 #[derive(Debug, PartialEq, Eq)]
-enum PurgeRequest {
+pub(crate) enum PurgeRequest {
     /// One object: canonical path and canonical query.
     One(String, String),
     /// Every object whose key starts with this canonical path prefix.
@@ -67,7 +70,25 @@ fn purge_request(raw_query: &str) -> Result<PurgeRequest, &'static str> {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_ref())
     };
-    match (get("path"), get("prefix")) {
+    purge_target(get("path"), get("prefix"))
+}
+
+impl PurgeRequest {
+    pub(crate) fn scope(self) -> Scope {
+        match self {
+            PurgeRequest::One(path, query) => Scope::One { path, query },
+            PurgeRequest::Prefix(p) => Scope::Prefix(p),
+        }
+    }
+}
+
+/// The object (`path`, with its query) or the prefix a purge names,
+/// canonicalized as requests are.
+pub(crate) fn purge_target(
+    object: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<PurgeRequest, &'static str> {
+    match (object, prefix) {
         (Some(target), None) => {
             let (p, q) = target.split_once('?').unwrap_or((target, ""));
             let p = path::canonicalize(p).map_err(|_| "path is not a valid object path\n")?;
@@ -97,6 +118,16 @@ impl Admin {
             if path == "/purge" {
                 return self.purge(method, raw_query).await;
             }
+            if let (Some(fleet), Some(rest)) = (&self.fleet, path.strip_prefix("/auth/denylist"))
+                && !rest.is_empty()
+                && method != "GET"
+                && method != "HEAD"
+            {
+                return match crate::auth::admin_routes::entry(rest) {
+                    Ok((kind, value)) => fleet.denylist(method, kind, &value, raw_query).await,
+                    Err(refused) => *refused,
+                };
+            }
             return self
                 .auth
                 .as_deref()
@@ -118,8 +149,7 @@ impl Admin {
                 )
             }
             "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" if (self.ready)() => text(StatusCode::OK, "ready\n"),
-            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            "/readyz" => self.readyz(),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
@@ -148,7 +178,30 @@ impl Admin {
         Some(r)
     }
 
+    /// 200 when the node can serve, else 503; a line more about the
+    /// fleet's rules when the node has a `fleet` section.
+    fn readyz(&self) -> Response<Vec<u8>> {
+        let (fleet_ok, detail) = self.fleet.as_ref().map_or((true, ""), |f| f.readiness());
+        if (self.ready)() && fleet_ok {
+            text(StatusCode::OK, &format!("ready\n{detail}"))
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready\n{detail}"),
+            )
+        }
+    }
+
     async fn purge(&self, method: &str, raw_query: &str) -> Response<Vec<u8>> {
+        if let Some(fleet) = &self.fleet {
+            if method != "POST" {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+            }
+            return match purge_request(raw_query) {
+                Ok(request) => fleet.purge(request.scope()).await,
+                Err(msg) => text(StatusCode::BAD_REQUEST, msg),
+            };
+        }
         let Some(engine) = self.cache else {
             return text(StatusCode::NOT_FOUND, "purge needs a cache section\n");
         };
@@ -203,6 +256,7 @@ mod tests {
             cache: None,
             token: Some("0123456789abcdef".into()),
             auth: None,
+            fleet: None,
         };
         const CASES: &[(&str, &str, u16)] = &[
             ("GET", "/metrics", 200),

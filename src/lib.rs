@@ -15,6 +15,7 @@ pub mod cli;
 mod config;
 mod cors;
 mod fast_exit;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::cors::Cors;
 use crate::cors::settings::CorsConfig;
 use crate::fast_exit::{ExitWhenIdle, Finishing};
+use crate::fleet::Fleet;
 use crate::listeners::{HttpSockets, Worker};
 use crate::metrics::Metrics;
 use crate::origin::Origin;
@@ -144,16 +145,35 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     let keys = verifier.clone();
     // The auth reloader, and the certificate reloader with HTTPS.
     let reloaders = 1 + usize::from(!certs.is_empty());
+    let ready = Arc::new(move || {
+        resolver.is_ready() && keys.keys_ready() && crate::reload_trigger::set_up() >= reloaders
+    });
+    let fleet = config.fleet.map(|fleet_config| {
+        let (fleet, rules) = Fleet::new(fleet_config, &metrics, cache, verifier.clone());
+        server.add_service(GenBackgroundService::new(
+            "fleet rules".to_string(),
+            Arc::new(rules),
+        ));
+        // The PoP's members reach this node at its first client listener.
+        if let Some(addr) = config.http_listeners.first() {
+            let ready = ready.clone();
+            server.add_service(GenBackgroundService::new(
+                "fleet membership".to_string(),
+                Arc::new(finishing.must_finish(fleet.membership(*addr, Box::new(move || ready())))),
+            ));
+        }
+        fleet
+    });
     let admin = Admin {
         metrics: metrics.clone(),
-        ready: Box::new(move || {
-            resolver.is_ready()
-                && keys.keys_ready()
-                && crate::reload_trigger::set_up() >= reloaders
-        }),
+        ready: Box::new(move || ready()),
         cache,
         token: config.admin_token,
         auth: Some(verifier.clone()),
+        fleet: fleet.as_ref().map(|f| crate::fleet::admin::FleetAdmin {
+            writer: f.writer(),
+            status: f.status(),
+        }),
     };
     let mut admin_service = Service::new("cdn-node admin".to_string(), admin);
     admin_service.add_tcp(&config.admin_listen.to_string());

@@ -36,6 +36,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "limits",
     "cors",
+    "fleet",
 ];
 
 /// Everything the node runs on, validated and with secrets loaded.
@@ -58,6 +59,8 @@ pub struct Config {
     pub cors: Option<CorsConfig>,
     pub auth: Verifier,
     pub log: LogSection,
+    /// `None`: a standalone node, which never talks to etcd.
+    pub fleet: Option<crate::fleet::settings::FleetConfig>,
 }
 
 impl Config {
@@ -97,7 +100,7 @@ impl Config {
         let Value::Mapping(map) = root else {
             return Err(vec![Problem::new(
                 "(file)",
-                "the top level must be a mapping of sections: server, listeners, admin, origin, auth, cache, log, limits",
+                "the top level must be a mapping of sections: server, listeners, admin, origin, auth, cache, log, limits, cors, fleet",
             )]);
         };
         let mut problems = Vec::new();
@@ -135,6 +138,8 @@ impl Config {
             Some(CorsSection::default),
             &mut problems,
         );
+        let fleet: Option<Option<crate::fleet::settings::FleetSection>> =
+            section(&get("fleet"), "fleet", Some(|| None), &mut problems);
         let limits: Option<LimitsSection> = section(
             &get("limits"),
             "limits",
@@ -224,6 +229,11 @@ impl Config {
                 config
             })
         });
+        let fleet = fleet.map(|f| {
+            f.and_then(|f| {
+                crate::fleet::settings::FleetConfig::from_section(&f, base_dir, &mut problems)
+            })
+        });
         let auth = auth.and_then(|a| match Verifier::from_settings(&a, base_dir) {
             Ok(v) => Some(v),
             Err(mut p) => {
@@ -239,7 +249,7 @@ impl Config {
             auth,
             cache,
             log,
-            cors,
+            (cors, fleet),
         ) {
             (
                 Some(server),
@@ -249,7 +259,7 @@ impl Config {
                 Some(auth),
                 Some(cache),
                 Some(log),
-                Some(cors),
+                (Some(cors), Some(fleet)),
             ) if problems.is_empty() => Ok(Config {
                 server,
                 http_listeners,
@@ -263,6 +273,7 @@ impl Config {
                 auth,
                 log,
                 cors,
+                fleet,
             }),
             _ => Err(problems),
         }

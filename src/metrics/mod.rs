@@ -1,6 +1,7 @@
 //! Prometheus metrics: one registry owned by the node, served on the admin
 //! listener. Names live in [`names`].
 
+pub mod fleet;
 pub mod names;
 pub mod ops;
 mod per_request;
@@ -386,6 +387,12 @@ impl Metrics {
             slices,
             cache,
         }
+    }
+
+    /// Registers the fleet's metrics: once, for a node with a `fleet`
+    /// section (a node without one exports none of them).
+    pub fn register_fleet(&self) -> fleet::FleetMetrics {
+        fleet::FleetMetrics::register(&self.registry)
     }
 
     /// Brings the cache families up to date with a snapshot taken at

@@ -126,3 +126,19 @@ pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "cdn_node_tls_handshake_failures_
 pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
 /// Access log file reopenings (SIGUSR1), by `result` (ok, error).
 pub const ACCESS_LOG_REOPENS_TOTAL: &str = "cdn_node_access_log_reopens_total";
+/// 1 while the node reaches the fleet's etcd, 0 otherwise (absent without a
+/// `fleet` section).
+pub const FLEET_ETCD_CONNECTED: &str = "cdn_node_fleet_etcd_connected";
+/// 1 while the fleet's rules are listed and watched, 0 while the node
+/// serves with what it applied last and tries again.
+pub const FLEET_WATCH_UP: &str = "cdn_node_fleet_watch_up";
+/// Full listings of the fleet's keys, by `reason` (start, error,
+/// compacted, canceled).
+pub const FLEET_LISTS_TOTAL: &str = "cdn_node_fleet_lists_total";
+/// Seconds from a rule's making to its application on this node.
+pub const FLEET_WATCH_LAG_SECONDS: &str = "cdn_node_fleet_watch_lag_seconds";
+/// Rules applied, by `kind` (purge, revocation, revocation_expired).
+pub const FLEET_RULES_APPLIED_TOTAL: &str = "cdn_node_fleet_rules_applied_total";
+/// Members of this node's PoP seen in etcd (this node included once it
+/// joined).
+pub const FLEET_MEMBERS: &str = "cdn_node_fleet_members";
