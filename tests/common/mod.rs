@@ -13,7 +13,9 @@
 pub mod browser;
 pub mod cli;
 pub mod clock;
+pub mod etcd;
 pub mod fault_origin;
+pub mod fleet;
 pub mod http;
 pub mod jwks;
 pub mod node;
