@@ -18,9 +18,9 @@ pub const POP: &str = "pop1";
 pub const LEASE_TTL_SECONDS: u64 = 2;
 
 /// The `fleet:` section for a node of the test fleet.
-pub fn fleet_yaml(endpoint: &str) -> String {
+pub fn fleet_yaml(endpoint: &str, lease_ttl_seconds: u64) -> String {
     format!(
-        "fleet:\n  name: {FLEET}\n  pop: {POP}\n  lease_ttl_seconds: {LEASE_TTL_SECONDS}\n  etcd:\n    endpoints: [\"{endpoint}\"]\n"
+        "fleet:\n  name: {FLEET}\n  pop: {POP}\n  lease_ttl_seconds: {lease_ttl_seconds}\n  etcd:\n    endpoints: [\"{endpoint}\"]\n"
     )
 }
 
@@ -30,6 +30,9 @@ pub struct Fleet {
     pub nodes: Vec<Node>,
     /// Each node's cache folder, kept across restarts.
     caches: Vec<tempfile::TempDir>,
+    endpoints: Vec<String>,
+    /// The membership lease of the nodes started from now on.
+    pub lease_ttl_seconds: u64,
     /// A good token for `alice`.
     pub token: String,
 }
@@ -37,6 +40,11 @@ pub struct Fleet {
 impl Fleet {
     /// etcd, the origin with `objects`, and `n` nodes, all ready.
     pub async fn start(n: usize, objects: &[(&str, &[u8])]) -> Fleet {
+        Self::start_with(n, objects, LEASE_TTL_SECONDS).await
+    }
+
+    /// As `start`, the nodes' membership lease being `lease_ttl_seconds`.
+    pub async fn start_with(n: usize, objects: &[(&str, &[u8])], lease_ttl_seconds: u64) -> Fleet {
         let etcd = Etcd::start().await;
         let s3 = S3::start(objects).await;
         let mut fleet = Fleet {
@@ -44,6 +52,8 @@ impl Fleet {
             s3,
             nodes: Vec::new(),
             caches: Vec::new(),
+            endpoints: Vec::new(),
+            lease_ttl_seconds,
             token: hs256(&good_claims("alice")),
         };
         for _ in 0..n {
@@ -52,20 +62,28 @@ impl Fleet {
         fleet
     }
 
-    /// The options of a node of this fleet with the cache in `dir`.
-    pub fn options(&self, dir: &std::path::Path) -> Options {
+    /// The options of a node of this fleet with the cache in `dir`,
+    /// reaching etcd at `endpoint`.
+    pub fn options(&self, dir: &std::path::Path, endpoint: &str) -> Options {
         let mut opts = Options::new(self.s3.port);
         opts.cache = Some(cache_section(dir, ""));
         opts.admin_token = Some(ADMIN_TOKEN.into());
-        opts.extra_yaml = fleet_yaml(&self.etcd.endpoint());
+        opts.extra_yaml = fleet_yaml(endpoint, self.lease_ttl_seconds);
         opts
     }
 
     /// Starts one more node; its index.
     pub async fn add_node(&mut self) -> usize {
+        let endpoint = self.etcd.endpoint();
+        self.add_node_via(&endpoint).await
+    }
+
+    /// Starts one more node that reaches etcd at `endpoint` (a relay).
+    pub async fn add_node_via(&mut self, endpoint: &str) -> usize {
         let dir = tempfile::tempdir().expect("tempdir");
-        let node = Node::start(self.options(dir.path())).await;
+        let node = Node::start(self.options(dir.path(), endpoint)).await;
         self.caches.push(dir);
+        self.endpoints.push(endpoint.to_string());
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -73,7 +91,7 @@ impl Fleet {
     /// Kills node `i` (SIGKILL) and starts it again on its cache folder.
     pub async fn restart(&mut self, i: usize) {
         self.nodes[i].kill();
-        let opts = self.options(self.caches[i].path());
+        let opts = self.options(self.caches[i].path(), &self.endpoints[i]);
         self.nodes[i] = Node::start(opts).await;
     }
 

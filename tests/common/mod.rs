@@ -20,6 +20,7 @@ pub mod http;
 pub mod jwks;
 pub mod node;
 pub mod ranges;
+pub mod relay;
 pub mod s3;
 pub mod tap;
 pub mod tls;
