@@ -279,6 +279,54 @@ mod tests {
         );
     }
 
+    /// With a fleet section, `/readyz` waits for the rules' first listing
+    /// and says when etcd is away.
+    #[tokio::test]
+    async fn readyz_follows_the_fleets_rules() {
+        use crate::fleet::settings::FleetConfig;
+        use crate::fleet::status::Status;
+        use std::time::Duration;
+        let config = FleetConfig {
+            name: "prod".into(),
+            pop: "fra1".into(),
+            endpoints: vec!["http://127.0.0.1:9".into()],
+            prefix: "/cdn-node".into(),
+            tls: None,
+            credentials: None,
+            lease_ttl: Duration::from_secs(10),
+            purge_rule_ttl: Duration::from_secs(3600),
+            revocation_ttl: Duration::from_secs(3600),
+        };
+        let status = Arc::new(Status::default());
+        let admin = Admin {
+            metrics: Arc::new(Metrics::new()),
+            ready: Box::new(|| true),
+            cache: None,
+            token: None,
+            auth: None,
+            fleet: Some(crate::fleet::admin::FleetAdmin {
+                writer: Arc::new(crate::fleet::writer::Writer::new(config)),
+                status: status.clone(),
+            }),
+        };
+        let readyz = |admin: &Admin| {
+            let r = admin.readyz();
+            (
+                r.status().as_u16(),
+                String::from_utf8(r.into_body()).unwrap(),
+            )
+        };
+        let (code, body) = readyz(&admin);
+        assert_eq!(code, 503);
+        assert!(body.contains("not been listed"), "{body}");
+        status.set_listed();
+        let (code, body) = readyz(&admin);
+        assert_eq!(code, 200);
+        assert!(body.contains("etcd unreachable"), "{body}");
+        status.set_watching(true);
+        assert_eq!(readyz(&admin), (200, "ready\n".to_string()));
+    }
+
     #[test]
     fn purge_requests() {
         let cases: &[(&str, Result<PurgeRequest, ()>)] = &[
