@@ -212,3 +212,36 @@ async fn a_revocation_from_the_command_line_ends_with_its_lease() {
     .await;
     assert_eq!(f.get_with(0, "/v/a.mp4", token).await.0, 200);
 }
+
+/// A rule set larger than one gRPC message (4 MiB) is listed in pages: a
+/// node started on 50,000 stored revocations refuses the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lists_more_rules_than_one_message_holds() {
+    use etcd_client::{Client, Txn, TxnOp};
+    let body = bytes(1024, 8);
+    let mut f = Fleet::start(0, &[("v/a.mp4", &body)]).await;
+    let mut client = Client::connect([f.etcd.endpoint()], None)
+        .await
+        .expect("connect");
+    const RULES: usize = 50_000;
+    for batch in 0..RULES / 1000 {
+        let ops: Vec<TxnOp> = (batch * 1000..(batch + 1) * 1000)
+            .map(|k| {
+                TxnOp::put(
+                    format!(
+                        "/cdn-node/test/rules/revoke/jti/many-{k:06}-{}",
+                        "x".repeat(40)
+                    ),
+                    format!("{{\"made_at_ms\":{}}}", unix_now() * 1000),
+                    None,
+                )
+            })
+            .collect();
+        client.txn(Txn::new().and_then(ops)).await.expect("txn");
+    }
+    let node = f.add_node().await;
+    let mut claims = good_claims("dave");
+    claims["jti"] = json!(format!("many-{:06}-{}", RULES - 1, "x".repeat(40)));
+    assert_eq!(f.get_with(node, "/v/a.mp4", &hs256(&claims)).await.0, 401);
+    assert_eq!(f.get(node, "/v/a.mp4").await.0, 200);
+}

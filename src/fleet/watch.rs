@@ -19,6 +19,9 @@ use super::settings::FleetConfig;
 use super::status::Status;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// Keys per page of a listing: some 150 bytes each, well under gRPC's
+/// 4 MiB message limit.
+const PAGE: i64 = 5_000;
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// Why the keys are listed (again): the label of the lists metric.
@@ -59,23 +62,39 @@ impl RulesWatch {
     }
 
     /// Lists everything and applies it; the client and the revision seen.
+    /// The listing comes in pages of [`PAGE`] keys, all read at the
+    /// revision of the first, so that a large rule set fits gRPC's message
+    /// size and is still one consistent view.
     async fn list(&self, seen: i64) -> Result<(Client, i64), etcd_client::Error> {
         let mut client = super::client::connect(&self.config).await?;
-        let root = self.applier.layout.root().to_string();
-        let resp = client
-            .get(root, Some(GetOptions::new().with_prefix()))
-            .await?;
-        let revision = resp.header().map_or(0, |h| h.revision());
-        let kvs: Vec<Change> = resp
-            .kvs()
-            .iter()
-            .map(|kv| Change {
+        let root = self.applier.layout.root().as_bytes().to_vec();
+        let end = range_end(&root);
+        let mut start = root;
+        let mut revision = 0;
+        let mut kvs = Vec::new();
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let resp = client.get(start.clone(), Some(options)).await?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            kvs.extend(resp.kvs().iter().map(|kv| Change {
                 key: kv.key().to_vec(),
                 value: kv.value().to_vec(),
                 revision: kv.mod_revision(),
                 deleted: false,
-            })
-            .collect();
+            }));
+            match (resp.more(), resp.kvs().last()) {
+                (true, Some(last)) => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
         self.applier.reset(&kvs, seen).await;
         Ok((client, revision))
     }
@@ -191,5 +210,30 @@ impl BackgroundService for RulesWatch {
             }
             pause = (pause * 2).min(MAX_PAUSE);
         }
+    }
+}
+
+/// The end of the key range of everything that starts with `prefix` (etcd's
+/// convention: the prefix with its last byte below 0xff incremented).
+fn range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_end;
+
+    #[test]
+    fn range_ends() {
+        assert_eq!(range_end(b"/cdn-node/prod/"), b"/cdn-node/prod0");
+        assert_eq!(range_end(b"a\xff"), b"b");
+        assert_eq!(range_end(b"\xff"), b"\0");
     }
 }
