@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::etcd_fleet::{FLEET, Fleet, LEASE_TTL_SECONDS, POP};
 use common::eventually;
-use common::fleet::{FLEET, Fleet, LEASE_TTL_SECONDS, POP};
 
 const MEMBERS: &str = "cdn_node_fleet_members";
 

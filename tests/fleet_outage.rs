@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::fleet::Fleet;
+use common::etcd_fleet::Fleet;
 use common::http::{header, raw};
 use common::relay::Relay;
 use common::token::hs256;

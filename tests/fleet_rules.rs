@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::fleet::{Fleet, PROPAGATION};
+use common::etcd_fleet::{Fleet, PROPAGATION};
 use common::http::header;
 use common::token::{good_claims, hs256};
 use common::{bytes, eventually, unix_now};

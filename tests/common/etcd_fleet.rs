@@ -1,4 +1,4 @@
-//! A fleet for the tests: a real etcd, one s3s-fs origin, and several real
+//! A fleet on etcd for the tests: a real etcd, one s3s-fs origin, and several real
 //! nodes in one PoP, each with its own disk cache and a `fleet` section
 //! pointing at that etcd.
 
