@@ -4,8 +4,10 @@
 #
 # Usage: deploy/setup.sh [GROUP...]
 #
-#   build     cmake (Pingora's zlib-ng build needs it), curl, ca-certificates;
-#             checks that cargo, rustfmt and clippy are there
+#   build     cmake (Pingora's zlib-ng build needs it), protoc and the
+#             protobuf well-known types (etcd-client's build needs them:
+#             packages protobuf-compiler, libprotobuf-dev), curl,
+#             ca-certificates; checks that cargo, rustfmt and clippy are there
 #   s3        s3s-fs 0.14.1, a local S3-compatible server that checks SigV4
 #             signatures (the origin for the quickstart and the tests)
 #   promtool  Prometheus' promtool, used by the tests to lint /metrics
@@ -16,6 +18,8 @@
 #             clock in the clock tests)
 #   browser   Chromium and its chromedriver (packages chromium and
 #             chromium-driver), for the browser tests (tests/browser.rs)
+#   fleet     etcd and etcdctl (packages etcd-server, etcd-client), for the
+#             fleet tests (tests/fleet_*.rs) and a local fleet
 #   all       all of the above (the default when no group is given)
 #
 # The groups can also be given as CDN_NODE_SETUP="build s3".
@@ -42,7 +46,7 @@ case ":$PATH:" in
     *) export PATH="$CARGO_BIN:$PATH" ;;
 esac
 
-want_build=0 want_s3=0 want_promtool=0 want_test_tools=0 want_browser=0
+want_build=0 want_s3=0 want_promtool=0 want_test_tools=0 want_browser=0 want_fleet=0
 groups=("$@")
 if [[ ${#groups[@]} -eq 0 && -n "${CDN_NODE_SETUP:-}" ]]; then
     read -r -a groups <<<"$CDN_NODE_SETUP"
@@ -55,14 +59,15 @@ for g in "${groups[@]}"; do
         promtool) want_promtool=1 ;;
         test-tools) want_test_tools=1 ;;
         browser) want_browser=1 ;;
-        all) want_build=1 want_s3=1 want_promtool=1 want_test_tools=1 want_browser=1 ;;
+        fleet) want_fleet=1 ;;
+        all) want_build=1 want_s3=1 want_promtool=1 want_test_tools=1 want_browser=1 want_fleet=1 ;;
         -h | --help | help)
             usage
             exit 0
             ;;
         *)
             usage >&2
-            die "unknown group '$g' (expected build, s3, promtool, test-tools, browser or all)"
+            die "unknown group '$g' (expected build, s3, promtool, test-tools, browser, fleet or all)"
             ;;
     esac
 done
@@ -113,6 +118,9 @@ need_pkg() {
 
 if [[ $want_build -eq 1 ]]; then
     command -v cmake >/dev/null 2>&1 || need_pkg cmake "needed to build Pingora's zlib-ng"
+    command -v protoc >/dev/null 2>&1 || need_pkg protobuf-compiler "protoc, needed to build etcd-client"
+    [[ -f /usr/include/google/protobuf/descriptor.proto ]] ||
+        need_pkg libprotobuf-dev "the protobuf well-known types etcd-client's build imports"
 fi
 if [[ $want_build -eq 1 || $want_s3 -eq 1 ]]; then
     command -v curl >/dev/null 2>&1 || need_pkg curl "used to download, upload and probe"
@@ -134,6 +142,11 @@ if [[ $want_browser -eq 1 ]]; then
     [[ -x /usr/bin/chromium ]] || need_pkg chromium "the browser the browser tests drive"
     command -v chromedriver >/dev/null 2>&1 ||
         need_pkg chromium-driver "provides chromedriver, which drives Chromium for the browser tests"
+fi
+
+if [[ $want_fleet -eq 1 ]]; then
+    command -v etcd >/dev/null 2>&1 || need_pkg etcd-server "etcd, the fleet's control plane (started by the fleet tests)"
+    command -v etcdctl >/dev/null 2>&1 || need_pkg etcd-client "etcdctl, to inspect and write the fleet's keys"
 fi
 
 if [[ ${#apt_missing[@]} -gt 0 ]]; then
@@ -179,6 +192,12 @@ if [[ $want_test_tools -eq 1 ]]; then
     systemd-analyze --version >/dev/null 2>&1 || die "systemd-analyze was installed but does not run"
     openssl version >/dev/null 2>&1 || die "openssl was installed but does not run"
 fi
+if [[ $want_build -eq 1 ]]; then
+    protoc --version >/dev/null 2>&1 || die "protoc was installed but does not run"
+fi
+if [[ $want_fleet -eq 1 ]]; then
+    etcd --version >/dev/null 2>&1 || die "etcd was installed but does not run"
+fi
 if [[ $want_browser -eq 1 ]]; then
     /usr/bin/chromium --version >/dev/null 2>&1 || die "chromium was installed but does not run"
     chromedriver --version >/dev/null 2>&1 || die "chromedriver was installed but does not run"
@@ -189,6 +208,7 @@ done_list=()
 [[ $want_s3 -eq 1 ]] && done_list+=("s3: $(command -v s3s-fs)")
 [[ $want_promtool -eq 1 ]] && done_list+=("promtool: $(command -v promtool)")
 [[ $want_test_tools -eq 1 ]] && done_list+=("test-tools: shellcheck $(shellcheck --version | sed -n 's/^version: //p'), systemd-analyze $(systemd-analyze --version | sed -n '1p' | cut -d' ' -f2), $(openssl version | cut -d' ' -f1-2)")
+[[ $want_fleet -eq 1 ]] && done_list+=("fleet: $(etcd --version | sed -n '1p')")
 [[ $want_browser -eq 1 ]] && done_list+=("browser: $(/usr/bin/chromium --version 2>/dev/null | cut -d' ' -f1-2), $(chromedriver --version | cut -d' ' -f1-2)")
 summary=$(printf '%s; ' "${done_list[@]}")
 say "ready: ${summary%; }"

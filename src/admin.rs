@@ -13,7 +13,7 @@ use pingora::protocols::http::ServerSession;
 
 use crate::auth::Verifier;
 use crate::cache::engine::Engine;
-use crate::cluster::purge::Purge as PurgeRequest;
+pub(crate) use crate::cluster::purge::Purge as PurgeRequest;
 use crate::metrics::Metrics;
 use crate::request::{path, query};
 
@@ -25,9 +25,12 @@ pub struct Admin {
     pub token: Option<String>,
     /// The token policy's routes (`/auth/...`), when set.
     pub auth: Option<Arc<Verifier>>,
-    /// The fleet, for `POST /drain` and for purges sent to the other nodes.
+    /// With a `fleet` section: purges and revocations go to etcd.
+    pub fleet: Option<crate::fleet::admin::FleetAdmin>,
+    /// The PoP, for `POST /drain` and, without a fleet, for purges sent to
+    /// the other nodes.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
-    /// The shields, which purges reach too.
+    /// The shields, which those purges reach too.
     pub parents: Option<Arc<crate::cluster::ring::Ring>>,
 }
 
@@ -63,7 +66,16 @@ fn purge_request(raw_query: &str) -> Result<PurgeRequest, &'static str> {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_ref())
     };
-    match (get("path"), get("prefix")) {
+    purge_target(get("path"), get("prefix"))
+}
+
+/// The object (`path`, with its query) or the prefix a purge names,
+/// canonicalized as requests are.
+pub(crate) fn purge_target(
+    object: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<PurgeRequest, &'static str> {
+    match (object, prefix) {
         (Some(target), None) => {
             let (p, q) = target.split_once('?').unwrap_or((target, ""));
             let p = path::canonicalize(p).map_err(|_| "path is not a valid object path\n")?;
@@ -99,6 +111,16 @@ impl Admin {
             if path == "/purge" {
                 return self.purge(method, raw_query).await;
             }
+            if let (Some(fleet), Some(rest)) = (&self.fleet, path.strip_prefix("/auth/denylist"))
+                && !rest.is_empty()
+                && method != "GET"
+                && method != "HEAD"
+            {
+                return match crate::auth::admin_routes::entry(rest) {
+                    Ok((kind, value)) => fleet.denylist(method, kind, &value, raw_query).await,
+                    Err(refused) => *refused,
+                };
+            }
             return self
                 .auth
                 .as_deref()
@@ -120,25 +142,8 @@ impl Admin {
                 )
             }
             "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" if (self.ready)() => text(StatusCode::OK, "ready\n"),
-            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            "/readyz" => self.readyz(),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
-        }
-    }
-
-    /// `POST /drain`: the node leaves its PoP's ring (its health check
-    /// answers 503, so the other nodes move its keys on) and goes on serving
-    /// what it is sent, until it is stopped.
-    fn drain(&self, method: &str) -> Response<Vec<u8>> {
-        if method != "POST" {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        }
-        match &self.cluster {
-            Some(cluster) => {
-                cluster.drain();
-                text(StatusCode::OK, "draining\n")
-            }
-            None => text(StatusCode::NOT_FOUND, "no cluster section\n"),
         }
     }
 
@@ -166,7 +171,30 @@ impl Admin {
         Some(r)
     }
 
+    /// 200 when the node can serve, else 503; a line more about the
+    /// fleet's rules when the node has a `fleet` section.
+    fn readyz(&self) -> Response<Vec<u8>> {
+        let (fleet_ok, detail) = self.fleet.as_ref().map_or((true, ""), |f| f.readiness());
+        if (self.ready)() && fleet_ok {
+            text(StatusCode::OK, &format!("ready\n{detail}"))
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready\n{detail}"),
+            )
+        }
+    }
+
     async fn purge(&self, method: &str, raw_query: &str) -> Response<Vec<u8>> {
+        if let Some(fleet) = &self.fleet {
+            if method != "POST" {
+                return text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+            }
+            return match purge_request(raw_query) {
+                Ok(request) => fleet.purge(request.scope()).await,
+                Err(msg) => text(StatusCode::BAD_REQUEST, msg),
+            };
+        }
         let Some(engine) = self.cache else {
             return text(StatusCode::NOT_FOUND, "purge needs a cache section\n");
         };
@@ -189,7 +217,8 @@ impl Admin {
                 format!("{{\"purged\":{purged}}}\n").into_bytes(),
             );
         };
-        // The PoP's other members and the shields remove their copies too.
+        // Without the fleet's rules, the PoP's other members and the
+        // shields are sent the purge, and remove their copies too.
         let mut to = cluster.others();
         to.extend(self.parents.iter().flat_map(|p| p.members().addrs()));
         let spread = crate::cluster::purge::spread(cluster, &to, &purge).await;
@@ -209,6 +238,22 @@ impl Admin {
             )
             .into_bytes(),
         )
+    }
+
+    /// `POST /drain`: the node leaves its PoP's ring (its health check
+    /// answers 503, so the other nodes move its keys on) and goes on serving
+    /// what it is sent, until it is stopped.
+    fn drain(&self, method: &str) -> Response<Vec<u8>> {
+        if method != "POST" {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        match &self.cluster {
+            Some(cluster) => {
+                cluster.drain();
+                text(StatusCode::OK, "draining\n")
+            }
+            None => text(StatusCode::NOT_FOUND, "no cluster section\n"),
+        }
     }
 }
 
@@ -243,11 +288,12 @@ mod tests {
         let admin = Admin {
             metrics: Arc::new(Metrics::new()),
             ready: Box::new(|| false),
-            cluster: None,
-            parents: None,
             cache: None,
             token: Some("0123456789abcdef".into()),
             auth: None,
+            fleet: None,
+            cluster: None,
+            parents: None,
         };
         const CASES: &[(&str, &str, u16)] = &[
             ("GET", "/metrics", 200),
@@ -268,6 +314,56 @@ mod tests {
                 .unwrap()
                 .contains("cdn_node_build_info")
         );
+    }
+
+    /// With a fleet section, `/readyz` waits for the rules' first listing
+    /// and says when etcd is away.
+    #[tokio::test]
+    async fn readyz_follows_the_fleets_rules() {
+        use crate::fleet::settings::FleetConfig;
+        use crate::fleet::status::Status;
+        use std::time::Duration;
+        let config = FleetConfig {
+            name: "prod".into(),
+            pop: "fra1".into(),
+            endpoints: vec!["http://127.0.0.1:9".into()],
+            prefix: "/cdn-node".into(),
+            tls: None,
+            credentials: None,
+            lease_ttl: Duration::from_secs(10),
+            purge_rule_ttl: Duration::from_secs(3600),
+            revocation_ttl: Duration::from_secs(3600),
+        };
+        let status = Arc::new(Status::default());
+        let admin = Admin {
+            metrics: Arc::new(Metrics::new()),
+            ready: Box::new(|| true),
+            cache: None,
+            token: None,
+            auth: None,
+            cluster: None,
+            parents: None,
+            fleet: Some(crate::fleet::admin::FleetAdmin {
+                writer: Arc::new(crate::fleet::writer::Writer::new(config)),
+                status: status.clone(),
+            }),
+        };
+        let readyz = |admin: &Admin| {
+            let r = admin.readyz();
+            (
+                r.status().as_u16(),
+                String::from_utf8(r.into_body()).unwrap(),
+            )
+        };
+        let (code, body) = readyz(&admin);
+        assert_eq!(code, 503);
+        assert!(body.contains("not been listed"), "{body}");
+        status.set_listed();
+        let (code, body) = readyz(&admin);
+        assert_eq!(code, 200);
+        assert!(body.contains("etcd unreachable"), "{body}");
+        status.set_watching(true);
+        assert_eq!(readyz(&admin), (200, "ready\n".to_string()));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The command line: `run`, `check` and `token`.
+//! The command line: `run`, `check`, `token`, and `purge` and `revoke`
+//! for a fleet.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,8 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::denylist::DenyKind;
 use crate::auth::mint::{MintSpec, mint};
 use crate::config::Config;
+use crate::fleet::command::Action;
 use crate::run::{ProcessOptions, build};
 
 #[derive(Debug, Parser)]
@@ -42,6 +45,42 @@ pub enum Command {
     },
     /// Mint a token for testing, printed on stdout.
     Token(TokenArgs),
+    /// Purge across the fleet: writes a purge rule to the etcd of the
+    /// configuration's `fleet` section; every node applies it.
+    Purge(PurgeArgs),
+    /// Revoke a token's `jti` or `sub` across the fleet (see `purge`).
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// A node's configuration file (only its `fleet` section is read).
+    #[arg(short = 'c', long = "conf")]
+    pub conf: PathBuf,
+    /// One object: its path, with its query if the query selects it.
+    #[arg(long, conflicts_with = "prefix", required_unless_present = "prefix")]
+    pub path: Option<String>,
+    /// Every object whose path starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[arg(short = 'c', long = "conf")]
+    pub conf: PathBuf,
+    /// The token's `jti`.
+    #[arg(long, conflicts_with = "sub", required_unless_present = "sub")]
+    pub jti: Option<String>,
+    /// The token's subject: every token of that user.
+    #[arg(long)]
+    pub sub: Option<String>,
+    /// The token's `exp` (Unix seconds): the revocation is kept until then.
+    #[arg(long)]
+    pub exp: Option<u64>,
+    /// Take the revocation back instead.
+    #[arg(long, conflicts_with = "exp")]
+    pub undo: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,8 +135,61 @@ fn load(conf: &Path) -> Result<Config, ExitCode> {
     })
 }
 
+/// Runs `purge` or `revoke`.
+fn fleet_command(conf: &Path, action: Result<Action, &str>) -> ExitCode {
+    let action = match action {
+        Ok(a) => a,
+        Err(msg) => {
+            eprint!("cdn-node: {msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match crate::fleet::command::load(conf) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("{}:", conf.display());
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::fleet::command::run(config, action) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cdn-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Purge(args) => {
+            let action = crate::admin::purge_target(args.path.as_deref(), args.prefix.as_deref())
+                .map(|r| Action::Purge(r.scope()));
+            fleet_command(&args.conf, action)
+        }
+        Command::Revoke(args) => {
+            let (kind, value) = match (args.jti, args.sub) {
+                (Some(v), _) => (DenyKind::Jti, v),
+                (None, Some(v)) => (DenyKind::Sub, v),
+                (None, None) => return ExitCode::FAILURE,
+            };
+            let action = if args.undo {
+                Action::Unrevoke { kind, value }
+            } else {
+                Action::Revoke {
+                    kind,
+                    value,
+                    exp: args.exp,
+                }
+            };
+            fleet_command(&args.conf, Ok(action))
+        }
         Command::Check { conf } => match load(&conf) {
             Ok(_) => {
                 println!("{}: ok", conf.display());

@@ -16,6 +16,7 @@ mod cluster;
 mod config;
 mod cors;
 mod fast_exit;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 mod limits;

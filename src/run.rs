@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::cors::Cors;
 use crate::cors::settings::CorsConfig;
 use crate::fast_exit::{ExitWhenIdle, Finishing};
+use crate::fleet::Fleet;
 use crate::listeners::{HttpSockets, Worker};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, TokenCarriers};
@@ -152,17 +153,53 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     let keys = verifier.clone();
     // The auth reloader, and the certificate reloader with HTTPS.
     let reloaders = 1 + usize::from(!certs.is_empty());
+    let ready = Arc::new(move || {
+        resolved.is_ready()
+            && keys.keys_ready()
+            && rings.iter().all(|r| r.is_refreshed())
+            && crate::reload_trigger::set_up() >= reloaders
+    });
+    let fleet = config.fleet.map(|fleet_config| {
+        let (fleet, rules) = Fleet::new(fleet_config, &metrics, cache, verifier.clone());
+        server.add_service(GenBackgroundService::new(
+            "fleet rules".to_string(),
+            Arc::new(rules),
+        ));
+        // A member of a PoP is known by its peer listener (without a
+        // cluster section, by its first client listener), and the PoP's
+        // ring follows the members listed.
+        let me = match &cluster {
+            Some(cluster) => Some(cluster.me()),
+            None => config.http_listeners.first().copied(),
+        };
+        if let Some(me) = me {
+            let ready = ready.clone();
+            server.add_service(GenBackgroundService::new(
+                "fleet membership".to_string(),
+                Arc::new(finishing.must_finish(fleet.membership(me, Box::new(move || ready())))),
+            ));
+        }
+        if let Some(cluster) = &cluster {
+            server.add_service(GenBackgroundService::new(
+                "ring members from the fleet".to_string(),
+                Arc::new(crate::cluster::follow::Follow {
+                    from: fleet.members(),
+                    members: cluster.pop.members().clone(),
+                }),
+            ));
+        }
+        fleet
+    });
     let admin = Admin {
         metrics: metrics.clone(),
-        ready: Box::new(move || {
-            resolved.is_ready()
-                && keys.keys_ready()
-                && rings.iter().all(|r| r.is_refreshed())
-                && crate::reload_trigger::set_up() >= reloaders
-        }),
+        ready: Box::new(move || ready()),
         cache,
         token: config.admin_token,
         auth: Some(verifier.clone()),
+        fleet: fleet.as_ref().map(|f| crate::fleet::admin::FleetAdmin {
+            writer: f.writer(),
+            status: f.status(),
+        }),
         cluster: cluster.clone(),
         parents: origin.parents.clone(),
     };

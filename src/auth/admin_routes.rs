@@ -26,6 +26,29 @@ fn reply(status: StatusCode, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
         .unwrap_or_default()
 }
 
+/// The entry `/KIND/VALUE` (the path after `/auth/denylist`) names, or the refusal to send.
+pub fn entry(rest: &str) -> Result<(DenyKind, String), Box<Response<Vec<u8>>>> {
+    let Some((kind, value)) = rest.strip_prefix('/').and_then(|r| r.split_once('/')) else {
+        return Err(Box::new(reply(
+            StatusCode::NOT_FOUND,
+            "use /auth/denylist/jti/VALUE or /auth/denylist/sub/VALUE\n",
+        )));
+    };
+    let Some(kind) = DenyKind::parse(kind) else {
+        return Err(Box::new(reply(
+            StatusCode::NOT_FOUND,
+            "the kind is jti or sub: /auth/denylist/jti/VALUE\n",
+        )));
+    };
+    match percent_decode_str(value).decode_utf8() {
+        Ok(value) if !value.is_empty() => Ok((kind, value.into_owned())),
+        _ => Err(Box::new(reply(
+            StatusCode::BAD_REQUEST,
+            "give a UTF-8 value\n",
+        ))),
+    }
+}
+
 /// The answer for `method path`, or `None` when the path is not one of these routes.
 pub fn answer(verifier: &Verifier, method: &str, path: &str) -> Option<Response<Vec<u8>>> {
     let rest = path.strip_prefix("/auth/denylist")?;
@@ -35,21 +58,9 @@ pub fn answer(verifier: &Verifier, method: &str, path: &str) -> Option<Response<
             _ => reply(StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         });
     }
-    let Some((kind, value)) = rest.strip_prefix('/').and_then(|r| r.split_once('/')) else {
-        return Some(reply(
-            StatusCode::NOT_FOUND,
-            "use /auth/denylist/jti/VALUE or /auth/denylist/sub/VALUE\n",
-        ));
-    };
-    let Some(kind) = DenyKind::parse(kind) else {
-        return Some(reply(
-            StatusCode::NOT_FOUND,
-            "the kind is jti or sub: /auth/denylist/jti/VALUE\n",
-        ));
-    };
-    let value = match percent_decode_str(value).decode_utf8() {
-        Ok(value) if !value.is_empty() => value,
-        _ => return Some(reply(StatusCode::BAD_REQUEST, "give a UTF-8 value\n")),
+    let (kind, value) = match entry(rest) {
+        Ok(e) => e,
+        Err(refused) => return Some(*refused),
     };
     Some(match method {
         "PUT" | "POST" => {

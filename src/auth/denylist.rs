@@ -3,8 +3,10 @@
 //!
 //! The file holds one entry a line, `jti VALUE` or `sub VALUE`; blank lines and lines starting
 //! with `#` are ignored. Entries added through the admin listener live beside the file's and
-//! survive its reloads (not a restart). The list is checked on every request, cached token or
-//! not, so a change is effective on the next request.
+//! survive its reloads (not a restart). A fleet's revocation rules (`crate::fleet`) are a third
+//! set, kept by the fleet's watch: added, removed when their lease ends, replaced as a whole when
+//! the rules are listed again. The list is checked on every request, cached token or not, so a
+//! change is effective on the next request.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,11 @@ impl Entries {
             DenyKind::Jti => &mut self.jti,
             DenyKind::Sub => &mut self.sub,
         }
+    }
+
+    /// Adds one value; false when it was there already.
+    pub fn insert(&mut self, kind: DenyKind, value: &str) -> bool {
+        self.set(kind).insert(value.to_owned())
     }
 
     fn len(&self) -> usize {
@@ -95,6 +102,7 @@ struct State {
     file_text: Option<String>,
     file: Entries,
     admin: Entries,
+    fleet: Entries,
 }
 
 /// What a reload did.
@@ -137,7 +145,7 @@ impl Denylist {
             return false;
         }
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        state.file.holds(jti, sub) || state.admin.holds(jti, sub)
+        state.file.holds(jti, sub) || state.admin.holds(jti, sub) || state.fleet.holds(jti, sub)
     }
 
     /// Reads the file again and takes its entries when it changed and parses.
@@ -192,17 +200,38 @@ impl Denylist {
         removed
     }
 
+    /// Adds (`revoked`) or removes a fleet entry; true when it changed.
+    pub fn set_fleet(&self, kind: DenyKind, value: &str, revoked: bool) -> bool {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let changed = if revoked {
+            state.fleet.insert(kind, value)
+        } else {
+            state.fleet.set(kind).remove(value)
+        };
+        self.publish(&state);
+        changed
+    }
+
+    /// Replaces every fleet entry (the rules were listed again).
+    pub fn replace_fleet(&self, entries: Entries) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.fleet = entries;
+        self.publish(&state);
+    }
+
     /// Called with the write lock held, after every change of `state`.
     fn publish(&self, state: &State) {
-        self.entries
-            .store(state.file.len() + state.admin.len(), Ordering::Release);
+        self.entries.store(
+            state.file.len() + state.admin.len() + state.fleet.len(),
+            Ordering::Release,
+        );
     }
 
     /// Every entry, file and admin, one `KIND VALUE` a line, sorted.
     pub fn listing(&self) -> String {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         let mut lines: Vec<String> = Vec::new();
-        for entries in [&state.file, &state.admin] {
+        for entries in [&state.file, &state.admin, &state.fleet] {
             for (kind, set) in [("jti", &entries.jti), ("sub", &entries.sub)] {
                 lines.extend(set.iter().map(|v| format!("{kind} {v}")));
             }
@@ -299,6 +328,23 @@ mod tests {
         assert_eq!(list.reload(), Reloaded::Changed);
         assert_eq!(list.len(), 0);
         assert!(!list.is_revoked(None, Some("b")));
+    }
+
+    #[test]
+    fn fleet_entries_are_a_set_of_their_own() {
+        let list = Denylist::load(None).expect("no file");
+        assert!(list.add(DenyKind::Jti, "a"));
+        assert!(list.set_fleet(DenyKind::Jti, "a", true));
+        assert!(list.set_fleet(DenyKind::Sub, "b", true));
+        assert!(list.set_fleet(DenyKind::Sub, "b", false));
+        assert!(!list.is_revoked(None, Some("b")));
+        let mut listed = Entries::default();
+        listed.insert(DenyKind::Sub, "c");
+        list.replace_fleet(listed);
+        assert_eq!(list.len(), 2);
+        assert!(list.is_revoked(Some("a"), None), "the admin entry stays");
+        assert!(list.is_revoked(None, Some("c")));
+        assert_eq!(list.listing(), "jti a\nsub c\n");
     }
 
     #[test]

@@ -375,6 +375,21 @@ impl Verifier {
         changed
     }
 
+    /// Adds or removes an entry of the fleet's revocation rules; true when it changed.
+    pub fn set_fleet_denied(&self, kind: DenyKind, value: &str, revoke: bool) -> bool {
+        let changed = self.denylist.set_fleet(kind, value, revoke);
+        if changed {
+            self.new_epoch();
+        }
+        changed
+    }
+
+    /// Replaces the fleet's entries (its rules were listed again).
+    pub fn replace_fleet_denied(&self, entries: crate::auth::denylist::Entries) {
+        self.denylist.replace_fleet(entries);
+        self.new_epoch();
+    }
+
     /// The denylist, one `KIND VALUE` a line.
     pub fn denylist_listing(&self) -> String {
         self.denylist.listing()

@@ -14,6 +14,7 @@ use pingora_cache::trace::Span;
 
 use crate::cache::eviction::Manager;
 use crate::cache::key;
+use crate::cache::purge::{Matcher, TimedPurge};
 use crate::cache::settings::CacheConfig;
 use crate::cache::store::{DiskStore, StoreConfig};
 use crate::metrics::CacheSnapshot;
@@ -115,6 +116,27 @@ impl Engine {
             self.eviction.remove(entry.into());
         }
         // Bodies, whole or slices; an object's record is not one.
+        removed
+            .iter()
+            .filter(|(_, primary)| !key::slice::is_record(primary))
+            .count()
+    }
+
+    /// Removes what the purges name and the origin produced before their
+    /// time ([`crate::cache::purge`]), in one pass over the index; counts
+    /// bodies as `purge_prefix` does.
+    pub async fn purge_before(&self, purges: &[TimedPurge]) -> usize {
+        if purges.is_empty() {
+            return 0;
+        }
+        let matcher = Matcher::new(purges);
+        let removed = self
+            .store
+            .purge_where(|primary, meta| matcher.matches(primary, meta))
+            .await;
+        for (entry, _) in &removed {
+            self.eviction.remove(entry.into());
+        }
         removed
             .iter()
             .filter(|(_, primary)| !key::slice::is_record(primary))

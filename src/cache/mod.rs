@@ -6,6 +6,7 @@ pub mod engine;
 pub mod eviction;
 pub mod key;
 pub mod policy;
+pub mod purge;
 pub mod settings;
 pub mod status;
 pub mod store;

@@ -12,8 +12,10 @@
 //! | `cdn_loop` | RFC 8586 loop detection |
 //! | `hop` | what a request sent to another node carries |
 //! | `purge` | purges sent to the other nodes |
+//! | `follow` | the ring's members from the fleet's control plane |
 
 pub mod cdn_loop;
+pub mod follow;
 pub mod hop;
 pub mod marker;
 pub mod purge;

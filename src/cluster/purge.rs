@@ -29,6 +29,14 @@ pub enum Purge {
 }
 
 impl Purge {
+    /// What the store removes for it.
+    pub fn scope(self) -> crate::cache::purge::Scope {
+        match self {
+            Purge::One(path, query) => crate::cache::purge::Scope::One { path, query },
+            Purge::Prefix(prefix) => crate::cache::purge::Scope::Prefix(prefix),
+        }
+    }
+
     /// The request target of its `PURGE`.
     pub fn target(&self) -> String {
         match self {

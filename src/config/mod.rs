@@ -38,6 +38,7 @@ const SECTIONS: &[&str] = &[
     "limits",
     "cors",
     "cluster",
+    "fleet",
 ];
 
 /// Everything the node runs on, validated and with secrets loaded.
@@ -62,6 +63,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     pub auth: Verifier,
     pub log: LogSection,
+    /// `None`: a standalone node, which never talks to etcd.
+    pub fleet: Option<crate::fleet::settings::FleetConfig>,
 }
 
 impl Config {
@@ -101,7 +104,7 @@ impl Config {
         let Value::Mapping(map) = root else {
             return Err(vec![Problem::new(
                 "(file)",
-                "the top level must be a mapping of sections: server, listeners, admin, origin, auth, cache, log, limits",
+                "the top level must be a mapping of sections: server, listeners, admin, origin, auth, cache, log, limits, cors, fleet",
             )]);
         };
         let mut problems = Vec::new();
@@ -141,6 +144,8 @@ impl Config {
         );
         let cluster: Option<Option<ClusterSection>> =
             section(&get("cluster"), "cluster", Some(|| None), &mut problems);
+        let fleet: Option<Option<crate::fleet::settings::FleetSection>> =
+            section(&get("fleet"), "fleet", Some(|| None), &mut problems);
         let limits: Option<LimitsSection> = section(
             &get("limits"),
             "limits",
@@ -253,6 +258,11 @@ impl Config {
                 config
             })
         });
+        let fleet = fleet.map(|f| {
+            f.and_then(|f| {
+                crate::fleet::settings::FleetConfig::from_section(&f, base_dir, &mut problems)
+            })
+        });
         let auth = auth.and_then(|a| match Verifier::from_settings(&a, base_dir) {
             Ok(v) => Some(v),
             Err(mut p) => {
@@ -268,7 +278,7 @@ impl Config {
             auth,
             cache,
             log,
-            (cors, cluster),
+            (cors, cluster, fleet),
         ) {
             (
                 Some(server),
@@ -278,7 +288,7 @@ impl Config {
                 Some(auth),
                 Some(cache),
                 Some(log),
-                (Some(cors), Some(cluster)),
+                (Some(cors), Some(cluster), Some(fleet)),
             ) if problems.is_empty() => Ok(Config {
                 server,
                 http_listeners,
@@ -293,6 +303,7 @@ impl Config {
                 log,
                 cors,
                 cluster,
+                fleet,
             }),
             _ => Err(problems),
         }

@@ -2,6 +2,7 @@
 //! listener. Names live in [`names`].
 
 pub mod cluster;
+pub mod fleet;
 pub mod names;
 pub mod ops;
 mod per_request;
@@ -390,6 +391,12 @@ impl Metrics {
             slices,
             cache,
         }
+    }
+
+    /// Registers the fleet's metrics: once, for a node with a `fleet`
+    /// section (a node without one exports none of them).
+    pub fn register_fleet(&self) -> fleet::FleetMetrics {
+        fleet::FleetMetrics::register(&self.registry)
     }
 
     /// Brings the cache families up to date with a snapshot taken at

@@ -138,3 +138,19 @@ pub const RING_MEMBERS: &str = "cdn_node_ring_members";
 pub const RING_HEALTHY_MEMBERS: &str = "cdn_node_ring_healthy_members";
 /// Requests refused on the peer listener or for a loop, by `reason`.
 pub const HOPS_REFUSED_TOTAL: &str = "cdn_node_hops_refused_total";
+/// 1 while the node reaches the fleet's etcd, 0 otherwise (absent without a
+/// `fleet` section).
+pub const FLEET_ETCD_CONNECTED: &str = "cdn_node_fleet_etcd_connected";
+/// 1 while the fleet's rules are listed and watched, 0 while the node
+/// serves with what it applied last and tries again.
+pub const FLEET_WATCH_UP: &str = "cdn_node_fleet_watch_up";
+/// Full listings of the fleet's keys, by `reason` (start, error,
+/// compacted, canceled).
+pub const FLEET_LISTS_TOTAL: &str = "cdn_node_fleet_lists_total";
+/// Seconds from a rule's making to its application on this node.
+pub const FLEET_WATCH_LAG_SECONDS: &str = "cdn_node_fleet_watch_lag_seconds";
+/// Rules applied, by `kind` (purge, revocation, revocation_expired).
+pub const FLEET_RULES_APPLIED_TOTAL: &str = "cdn_node_fleet_rules_applied_total";
+/// Members of this node's PoP seen in etcd (this node included once it
+/// joined).
+pub const FLEET_MEMBERS: &str = "cdn_node_fleet_members";

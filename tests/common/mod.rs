@@ -13,12 +13,15 @@
 pub mod browser;
 pub mod cli;
 pub mod clock;
+pub mod etcd;
+pub mod etcd_fleet;
 pub mod fault_origin;
 pub mod fleet;
 pub mod http;
 pub mod jwks;
 pub mod node;
 pub mod ranges;
+pub mod relay;
 pub mod s3;
 pub mod tap;
 pub mod tls;

@@ -14,6 +14,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("shellcheck", "test-tools"),
     ("systemd-analyze", "test-tools"),
     ("faketime", "test-tools"),
+    ("etcd", "fleet"),
+    ("etcdctl", "fleet"),
 ];
 
 fn setup_group(name: &str) -> &'static str {

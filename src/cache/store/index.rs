@@ -307,21 +307,24 @@ impl Index {
         true
     }
 
-    /// Removes every committed object whose primary key starts with
-    /// `prefix`, and dooms matching fills.
-    pub fn drain_prefix(&mut self, prefix: &[u8]) -> Vec<Arc<Complete>> {
+    /// Removes every committed object for which `matches(primary, meta)`
+    /// holds, and dooms the fills in progress for which it holds.
+    pub fn drain_where(
+        &mut self,
+        mut matches: impl FnMut(&[u8], &StoredMeta) -> bool,
+    ) -> Vec<Arc<Complete>> {
         let mut removed = Vec::new();
         let mut emptied = Vec::new();
         for (key, slot) in self.slots.iter_mut() {
             for f in &slot.fills {
-                if f.primary.starts_with(prefix) {
+                if matches(&f.primary, &f.meta) {
                     f.doom();
                 }
             }
             if slot
                 .complete
                 .as_ref()
-                .is_some_and(|c| c.primary.starts_with(prefix))
+                .is_some_and(|c| matches(&c.primary, &c.meta))
                 && let Some(c) = slot.complete.take()
             {
                 removed.push(c);

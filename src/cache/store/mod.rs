@@ -171,7 +171,19 @@ impl DiskStore {
     /// keys removed, for the eviction manager (`remove`), each with its
     /// primary key text.
     pub async fn purge_prefix(&'static self, prefix: &str) -> Vec<(CacheEntryKey, Vec<u8>)> {
-        let removed = self.lock_index().drain_prefix(prefix.as_bytes());
+        self.purge_where(|primary, _| primary.starts_with(prefix.as_bytes()))
+            .await
+    }
+
+    /// Removes every complete object for which `matches(primary key text,
+    /// stored meta)` holds, and keeps such fills in progress from being
+    /// committed; returns what `purge_prefix` returns. One pass over the
+    /// index whatever `matches` tests (many purge rules at once).
+    pub async fn purge_where(
+        &'static self,
+        matches: impl FnMut(&[u8], &StoredMeta) -> bool,
+    ) -> Vec<(CacheEntryKey, Vec<u8>)> {
+        let removed = self.lock_index().drain_where(matches);
         let keys = removed
             .iter()
             .map(|c| (c.eviction_key(), c.primary.clone()))

@@ -227,3 +227,31 @@ async fn hits_after_a_rewrite_get_the_new_meta() {
     );
     assert_eq!(hit_metas(store, "/v/a.mp4", 3).await, vec![want; 3]);
 }
+
+/// A purge with a time removes what was stored before it and spares what
+/// was stored since: replaying it later removes nothing new.
+#[tokio::test]
+async fn a_timed_purge_spares_objects_stored_after_its_time() {
+    use crate::cache::purge::{Matcher, Scope, TimedPurge};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store_object(store, "/v/old.mp4", b"old", 1).await;
+    let purge_time = SystemTime::now() + Duration::from_secs(1);
+    let matcher = |before| {
+        Matcher::new(&[TimedPurge {
+            scope: Scope::Prefix("/v/".into()),
+            before,
+        }])
+    };
+    let earlier = matcher(SystemTime::now() - Duration::from_secs(3600));
+    assert!(
+        store
+            .purge_where(|p, m| earlier.matches(p, m))
+            .await
+            .is_empty()
+    );
+    let now = matcher(purge_time);
+    let removed = store.purge_where(|p, m| now.matches(p, m)).await;
+    assert_eq!(removed.len(), 1);
+    assert!(fetch(store, "/v/old.mp4").await.is_none());
+}
