@@ -77,8 +77,9 @@ impl Plan {
     }
 
     /// The body the plan was made for, with `token`'s pair at every
-    /// insertion point. `body` must be that body (its length is checked);
-    /// `Err(NoToken)` for an empty value.
+    /// insertion point. `body` must be that body; `Err(NoToken)` for an
+    /// empty value, and for a body of another length or a token in another
+    /// parameter than the plan's (nothing is inserted then).
     pub fn apply(&self, body: &[u8], token: &Token<'_>) -> Result<Vec<u8>, Unchanged> {
         if token.value.is_empty() || token.param != self.param || body.len() != self.len {
             return Err(Unchanged::NoToken);

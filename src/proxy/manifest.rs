@@ -291,7 +291,8 @@ async fn send_parts(
 ) -> Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
     let (parts, framing) = multipart::parts(range, body.len() as u64);
-    // The whole body or one range: the header and the body in two writes.
+    // The whole body or one range: the header and the body in two writes
+    // (one send on plain HTTP when both fit the connection's write buffer).
     if let ([part], None) = (parts.as_slice(), &framing) {
         let whole = part.start == 0 && part.end == body.len() as u64;
         let bytes = if whole {
