@@ -73,8 +73,6 @@ RANGE_SEED=${RANGE_SEED:-1}
 KEEP=${KEEP:-0}
 SCENARIOS=${SCENARIOS:-small,medium,manifest,seek,large,ranges}
 BUCKET=videos
-READY_SECONDS=60
-STOP_SECONDS=10
 
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: DURATION must be a whole number of seconds" >&2; exit 2; }
 [[ "$MEM_DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: MEM_DURATION must be a whole number of seconds" >&2; exit 2; }
@@ -92,173 +90,32 @@ done
 # wants SCENARIO: whether SCENARIO was chosen.
 wants() { [[ ",$SCENARIOS," == *",$1,"* ]]; }
 
-
-CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
-case ":$PATH:" in
-    *":$CARGO_BIN:"*) ;;
-    *) export PATH="$CARGO_BIN:$PATH" ;;
-esac
-
-say() { printf 'load: %s\n' "$*"; }
-die() {
-    printf 'load: error: %s\n' "$*" >&2
-    exit 1
-}
+BENCH=load
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at start: $LOAD_START"
 
 # --- what is needed -------------------------------------------------------
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo -n DEBIAN_FRONTEND=noninteractive "$@"
-    else
-        die "installing $* needs root: run as root (or install sudo)"
-    fi
-}
-
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-if [[ ${#missing[@]} -gt 0 ]]; then
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} by hand"
-    export DEBIAN_FRONTEND=noninteractive
-    say "installing ${missing[*]}"
-    if ! as_root apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-        as_root apt-get -q update >/dev/null
-        as_root apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-fi
+need wrk=wrk nginx=nginx-light curl=curl python3=python3
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+build_node
 
-bash "$ROOT/deploy/setup.sh" build s3
+# --- clean-up ---------------------------------------------------------------
 
-say "building cdn-node (release)"
-cargo build --release --locked --bin cdn-node
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-NODE="$TARGET_DIR/release/cdn-node"
-[[ -x "$NODE" ]] || die "$NODE was not built"
-
-# --- processes and clean-up -----------------------------------------------
-
-SCRATCH="$TARGET_DIR/load"
-case "$SCRATCH" in
-    *'|'* | *'"'* | *\\* | *' '*) die "the scratch folder path must not contain '|', '\"', '\\' or spaces: $SCRATCH" ;;
-esac
-
-# Every process started here, as "pid signal"; the sampler too.
-STARTED=()
-
-stop_pid() {
-    local pid=$1 signal=$2
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$signal" "$pid" 2>/dev/null || return 0
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || true
-}
-
-stop_all() {
-    local i
-    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
-        # shellcheck disable=SC2086
-        stop_pid ${STARTED[$i]}
-    done
-    STARTED=()
-}
-
-finished=0
-on_exit() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_all
+bench_cleanup() {
     if [[ "$KEEP" != 1 && -d "$SCRATCH" ]]; then
         # The objects and caches are large; the logs and results stay.
         rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache" "$SCRATCH/nginx-cache/cache" \
             "$SCRATCH/nginx-cache/slice-cache" "$SCRATCH/check.bin" "$SCRATCH/seek.bin" "$SCRATCH/seek.want"
     fi
-    if [[ $finished -eq 0 ]]; then
-        [[ $rc -eq 0 ]] && rc=1
-        say "failed or interrupted; every process it started is stopped. Logs: ${SCRATCH#"$ROOT"/}/" >&2
-    fi
-    exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start NAME SIGNAL LOG COMMAND...: runs COMMAND in the background, stdout and
-# stderr to LOG; sets STARTED_PID.
-start() {
-    local name=$1 signal=$2 log=$3
-    shift 3
-    "$@" </dev/null >"$log" 2>&1 &
-    STARTED_PID=$!
-    STARTED+=("$STARTED_PID $signal")
-    say "started $name (pid $STARTED_PID)"
-}
-
-show_log() {
-    [[ -s "$1" ]] || return 0
-    printf -- '--- last lines of %s ---\n' "${1#"$ROOT"/}" >&2
-    tail -n 20 "$1" >&2
-}
-
-# wait_until WHAT PID LOG COMMAND...: polls COMMAND until it succeeds.
-wait_until() {
-    local what=$1 pid=$2 log=$3
-    shift 3
-    local deadline=$((SECONDS + READY_SECONDS))
-    until "$@" >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            show_log "$log"
-            die "$what exited during start-up"
-        fi
-        if ((SECONDS >= deadline)); then
-            show_log "$log"
-            die "$what was not ready within ${READY_SECONDS}s"
-        fi
-        sleep 0.2
-    done
-}
-
-answers() {
-    local code
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)
-    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]]
-}
-
-# render TEMPLATE OUT NAME=VALUE...: fills @NAME@ placeholders.
-render() {
-    local template=$1 out=$2
-    shift 2
-    local args=() kv
-    for kv in "$@"; do
-        args+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
-    done
-    sed "${args[@]}" "$template" >"$out"
-    if grep -q '@[A-Z_]*@' "$out"; then
-        die "unfilled placeholder in $out: $(grep -o '@[A-Z_]*@' "$out" | head -1)"
-    fi
 }
 
 # --- scratch folder, objects and secrets ----------------------------------
 
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
-chmod 700 "$SCRATCH"
+scratch load
 OBJECTS="$SCRATCH/objects"
 mkdir -p "$OBJECTS/$BUCKET/bench"
 
@@ -335,25 +192,9 @@ for folder, _, files in os.walk(os.path.join(root, bucket)):
             json.dump({"e_tag": digests[inode]}, f)
 EOF
 
-# Random S3 credentials and HMAC secret, in files only this user can read.
-(
-    umask 077
-    head -c 32 /dev/urandom | sha256sum | cut -c1-20 | tr a-f A-F | sed 's/^/AKLB/' | tr -d '\n' >"$SCRATCH/s3-access-key-id"
-    head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/s3-secret-access-key"
-    head -c 32 /dev/urandom | sha256sum | cut -c1-64 | tr -d '\n' >"$SCRATCH/hmac-secret"
-    head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/admin-token"
-)
+make_secrets AKLB
 
-read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT SLICE_PORT < <(python3 - <<'EOF'
-import socket
-held = []
-for _ in range(6):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    held.append(s)
-print(*(s.getsockname()[1] for s in held))
-EOF
-)
+read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT SLICE_PORT < <(free_ports 6)
 [[ -n "${SLICE_PORT:-}" ]] || die "could not choose ports"
 
 # Caches large enough for every object three times over: cdn-node holds the
@@ -363,62 +204,14 @@ CACHE_MIB=$((3 * (LARGE_MIB + 64)))
 
 # --- the origins and the two caches ---------------------------------------
 
-S3_ACCESS_KEY=$(cat "$SCRATCH/s3-access-key-id")
-S3_SECRET_KEY=$(cat "$SCRATCH/s3-secret-access-key")
+start_s3s "$S3_PORT" "$OBJECTS"
 
-start s3s-fs TERM "$SCRATCH/s3s-fs.log" \
-    s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
-    --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$OBJECTS"
-S3_PID=$STARTED_PID
-wait_until s3s-fs "$S3_PID" "$SCRATCH/s3s-fs.log" answers "http://127.0.0.1:$S3_PORT/"
-
-mkdir -p "$SCRATCH/node"
-UPGRADE_SOCK="$SCRATCH/node/upgrade.sock"
-if ((${#UPGRADE_SOCK} > 100)); then
-    UPGRADE_SOCK="$(mktemp -u "${TMPDIR:-/tmp}/cdn-node-load.XXXXXX").sock"
-fi
-render "$HERE/cdn-node.yaml.in" "$SCRATCH/node/cdn-node.yaml" \
-    PREFIX="$SCRATCH/node" UPGRADE_SOCK="$UPGRADE_SOCK" PORT="$NODE_PORT" \
-    ADMIN_PORT="$ADMIN_PORT" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
-    MAX_SIZE="${CACHE_MIB}MiB" MAX_OBJECT_SIZE="${CACHE_MIB}MiB" ACCESS_LOG="$ACCESS_LOG" \
-    ADMIN_TOKEN_FILE="$SCRATCH/admin-token"
-node_env=(
-    "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
-    "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
-    "CDN_NODE_HMAC_SECRET=$(cat "$SCRATCH/hmac-secret")"
-)
-env "${node_env[@]}" "$NODE" check -c "$SCRATCH/node/cdn-node.yaml" >/dev/null ||
-    die "cdn-node check refused the generated configuration"
 # stdout is the access log; stderr the node's own log.
-env "${node_env[@]}" "$NODE" run -c "$SCRATCH/node/cdn-node.yaml" \
-    </dev/null >"$SCRATCH/node/access.log" 2>"$SCRATCH/node/cdn-node.log" &
-NODE_PID=$!
-STARTED+=("$NODE_PID INT")
-say "started cdn-node (pid $NODE_PID)"
-wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" \
-    curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz"
-wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" answers "http://127.0.0.1:$NODE_PORT/"
+start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
+    MAX_SIZE="${CACHE_MIB}MiB" MAX_OBJECT_SIZE="${CACHE_MIB}MiB" ACCESS_LOG="$ACCESS_LOG"
 
-start_nginx() {
-    local name=$1 template=$2 prefix=$3
-    shift 3
-    mkdir -p "$prefix/tmp" "$prefix/logs"
-    local user="# (not started as root: workers keep this user)"
-    if [[ $(id -u) -eq 0 ]]; then
-        user="user $(id -un) $(id -gn);"
-    fi
-    render "$template" "$prefix/nginx.conf" PREFIX="$prefix" USER_DIRECTIVE="$user" "$@"
-    "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;' ||
-        die "nginx refused $prefix/nginx.conf"
-    start "$name" TERM "$prefix/stderr.log" \
-        "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;'
-}
-
-start_nginx "nginx origin" "$HERE/nginx-origin.conf.in" "$SCRATCH/nginx-origin" \
-    PORT="$ORIGIN_PORT" ROOT="$OBJECTS/$BUCKET"
-ORIGIN_PID=$STARTED_PID
-wait_until "nginx origin" "$ORIGIN_PID" "$SCRATCH/nginx-origin/error.log" \
-    answers "http://127.0.0.1:$ORIGIN_PORT/"
+start_nginx "nginx origin" "$HERE/nginx-origin.conf.in" "$SCRATCH/nginx-origin" "$ORIGIN_PORT" \
+    ROOT="$OBJECTS/$BUCKET"
 
 # The cache logs each request when cdn-node does, so both do the same work.
 if [[ "$ACCESS_LOG" == true ]]; then
@@ -426,15 +219,12 @@ if [[ "$ACCESS_LOG" == true ]]; then
 else
     NGINX_ACCESS_LOG="access_log off;"
 fi
-start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cache" \
-    PORT="$NGINX_PORT" SLICE_PORT="$SLICE_PORT" ORIGIN_PORT="$ORIGIN_PORT" MAX_SIZE="${CACHE_MIB}m" \
+start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cache" "$NGINX_PORT" \
+    SLICE_PORT="$SLICE_PORT" ORIGIN_PORT="$ORIGIN_PORT" MAX_SIZE="${CACHE_MIB}m" \
     ACCESS_LOG_DIRECTIVE="$NGINX_ACCESS_LOG"
 NGINX_PID=$STARTED_PID
-wait_until "nginx proxy_cache" "$NGINX_PID" "$SCRATCH/nginx-cache/error.log" \
-    answers "http://127.0.0.1:$NGINX_PORT/"
 
-TOKEN=$("$NODE" token --key-file "$SCRATCH/hmac-secret" --alg HS256 --kid bench --sub load --ttl 86400)
-[[ -n "$TOKEN" ]] || die "cdn-node token printed nothing"
+TOKEN=$(mint_token load) || exit 1
 
 node_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NODE_PORT" "$1" "$TOKEN"; }
 # nginx gets the same request line, token included; it ignores it.
@@ -631,12 +421,6 @@ SEEK_BYTES=$((1024 * 1024))
 LARGE_BYTES=$((LARGE_MIB * 1024 * 1024))
 SEEKS="$SCRATCH/seeks.txt"
 : >"$SEEKS"
-
-# metric_sum NAME: the sum of a counter of cdn-node's /metrics over its labels.
-metric_sum() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" |
-        awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%d", s }'
-}
 
 # Waits until cdn-node's slice fetches, read-ahead included, are over: the
 # next measurement must not share the CPUs with the last one's tail.

@@ -51,7 +51,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 HERE="$ROOT/benches/soak"
-LOAD_DIR="$ROOT/benches/load"
 
 COMMAND="benches/soak.sh"
 for v in QUICK WINDOW WARMUP SAT_SECONDS LOAD DURATION; do
@@ -88,8 +87,6 @@ RANGE_BYTES=$((4 * 1024 * 1024))
 SAMPLE_SECONDS=10
 PURGE_SECONDS=10
 HUP_SECONDS=60
-READY_SECONDS=60
-STOP_SECONDS=10
 # Connections of each class in the saturation run.
 declare -A SAT_CONNECTIONS=([hit]=32 [miss]=16 [range]=8 [notoken]=4 [badtoken]=4)
 CLASSES=(hit miss range notoken badtoken)
@@ -98,167 +95,22 @@ CLASSES=(hit miss range notoken badtoken)
 # connections, each with a shorter pause, cost the machine less.
 MIN_PACE_MS=10
 
-CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
-case ":$PATH:" in
-    *":$CARGO_BIN:"*) ;;
-    *) export PATH="$CARGO_BIN:$PATH" ;;
-esac
-
-say() { printf 'soak: %s\n' "$*"; }
-die() {
-    printf 'soak: error: %s\n' "$*" >&2
-    exit 1
-}
+BENCH=soak
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at start: $LOAD_START"
 
-# --- what is needed -------------------------------------------------------
+need wrk=wrk curl=curl python3=python3
+build_node
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo -n DEBIAN_FRONTEND=noninteractive "$@"
-    else
-        die "installing $* needs root: run as root (or install sudo)"
-    fi
-}
-
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3)
-if [[ ${#missing[@]} -gt 0 ]]; then
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} by hand"
-    export DEBIAN_FRONTEND=noninteractive
-    say "installing ${missing[*]}"
-    if ! as_root apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-        as_root apt-get -q update >/dev/null
-        as_root apt-get -q install -y --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-fi
-
-bash "$ROOT/deploy/setup.sh" build s3
-
-say "building cdn-node (release)"
-cargo build --release --locked --bin cdn-node
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-NODE="$TARGET_DIR/release/cdn-node"
-[[ -x "$NODE" ]] || die "$NODE was not built"
-
-# --- processes and clean-up -----------------------------------------------
-
-SCRATCH="$TARGET_DIR/soak"
-case "$SCRATCH" in
-    *'|'* | *'"'* | *\\* | *' '*) die "the scratch folder path must not contain '|', '\"', '\\' or spaces: $SCRATCH" ;;
-esac
-
-# Every process started here, as "pid signal".
-STARTED=()
-
-stop_pid() {
-    local pid=$1 signal=$2
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$signal" "$pid" 2>/dev/null || return 0
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || true
-}
-
-stop_all() {
-    local i
-    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
-        # shellcheck disable=SC2086
-        stop_pid ${STARTED[$i]}
-    done
-    STARTED=()
-}
-
-finished=0
-on_exit() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_all
-    # The objects and the cache are large; the logs and results stay.
-    [[ -d "$SCRATCH" ]] && rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache"
-    if [[ $finished -eq 0 ]]; then
-        [[ $rc -eq 0 ]] && rc=1
-        say "failed or interrupted; every process it started is stopped. Logs: ${SCRATCH#"$ROOT"/}/" >&2
-    fi
-    exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# start NAME SIGNAL LOG COMMAND...: runs COMMAND in the background, stdout and
-# stderr to LOG; sets STARTED_PID.
-start() {
-    local name=$1 signal=$2 log=$3
-    shift 3
-    "$@" </dev/null >"$log" 2>&1 &
-    STARTED_PID=$!
-    STARTED+=("$STARTED_PID $signal")
-    say "started $name (pid $STARTED_PID)"
-}
-
-show_log() {
-    [[ -s "$1" ]] || return 0
-    printf -- '--- last lines of %s ---\n' "${1#"$ROOT"/}" >&2
-    tail -n 20 "$1" >&2
-}
-
-# wait_until WHAT PID LOG COMMAND...: polls COMMAND until it succeeds.
-wait_until() {
-    local what=$1 pid=$2 log=$3
-    shift 3
-    local deadline=$((SECONDS + READY_SECONDS))
-    until "$@" >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            show_log "$log"
-            die "$what exited during start-up"
-        fi
-        if ((SECONDS >= deadline)); then
-            show_log "$log"
-            die "$what was not ready within ${READY_SECONDS}s"
-        fi
-        sleep 0.2
-    done
-}
-
-answers() {
-    local code
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)
-    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]]
-}
-
-# render TEMPLATE OUT NAME=VALUE...: fills @NAME@ placeholders.
-render() {
-    local template=$1 out=$2
-    shift 2
-    local args=() kv
-    for kv in "$@"; do
-        args+=(-e "s|@${kv%%=*}@|${kv#*=}|g")
-    done
-    sed "${args[@]}" "$template" >"$out"
-    if grep -q '@[A-Z_]*@' "$out"; then
-        die "unfilled placeholder in $out: $(grep -o '@[A-Z_]*@' "$out" | head -1)"
-    fi
-}
+# The objects and the cache are large; the logs and results stay.
+bench_cleanup() { if [[ -d "$SCRATCH" ]]; then rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache"; fi; }
 
 # --- scratch folder, objects and secrets ----------------------------------
 
-rm -rf "$SCRATCH"
-mkdir -p "$SCRATCH"
-chmod 700 "$SCRATCH"
+scratch soak
 OBJECTS="$SCRATCH/objects"
 mkdir -p "$OBJECTS/$BUCKET/soak/hot" "$OBJECTS/$BUCKET/soak/cat"
 
@@ -276,71 +128,24 @@ with open(f"{base}/range.bin", "wb") as f:
     f.write(os.urandom(range_bytes))
 EOF
 
-(
-    umask 077
-    head -c 32 /dev/urandom | sha256sum | cut -c1-20 | tr a-f A-F | sed 's/^/AKSK/' | tr -d '\n' >"$SCRATCH/s3-access-key-id"
-    head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/s3-secret-access-key"
-    head -c 32 /dev/urandom | sha256sum | cut -c1-64 | tr -d '\n' >"$SCRATCH/hmac-secret"
-    head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/admin-token"
-)
+make_secrets AKSK
 
-read -r S3_PORT NODE_PORT ADMIN_PORT < <(python3 - <<'EOF'
-import socket
-held = []
-for _ in range(3):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    held.append(s)
-print(*(s.getsockname()[1] for s in held))
-EOF
-)
+read -r S3_PORT NODE_PORT ADMIN_PORT < <(free_ports 3)
 [[ -n "${ADMIN_PORT:-}" ]] || die "could not choose ports"
 
 # --- the origin and the node ----------------------------------------------
 
-S3_ACCESS_KEY=$(cat "$SCRATCH/s3-access-key-id")
-S3_SECRET_KEY=$(cat "$SCRATCH/s3-secret-access-key")
+start_s3s "$S3_PORT" "$OBJECTS"
 
-start s3s-fs TERM "$SCRATCH/s3s-fs.log" \
-    s3s-fs --host 127.0.0.1 --port "$S3_PORT" \
-    --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$OBJECTS"
-S3_PID=$STARTED_PID
-wait_until s3s-fs "$S3_PID" "$SCRATCH/s3s-fs.log" answers "http://127.0.0.1:$S3_PORT/"
-
-mkdir -p "$SCRATCH/node"
-UPGRADE_SOCK="$SCRATCH/node/upgrade.sock"
-if ((${#UPGRADE_SOCK} > 100)); then
-    UPGRADE_SOCK="$(mktemp -u "${TMPDIR:-/tmp}/cdn-node-soak.XXXXXX").sock"
-fi
-render "$LOAD_DIR/cdn-node.yaml.in" "$SCRATCH/node/cdn-node.yaml" \
-    PREFIX="$SCRATCH/node" UPGRADE_SOCK="$UPGRADE_SOCK" PORT="$NODE_PORT" \
-    ADMIN_PORT="$ADMIN_PORT" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
-    MAX_SIZE="${MAX_SIZE_MIB}MiB" MAX_OBJECT_SIZE="${MAX_SIZE_MIB}MiB" ACCESS_LOG=true \
-    ADMIN_TOKEN_FILE="$SCRATCH/admin-token"
-node_env=(
-    "AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY"
-    "AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY"
-    "CDN_NODE_HMAC_SECRET=$(cat "$SCRATCH/hmac-secret")"
-)
-env "${node_env[@]}" "$NODE" check -c "$SCRATCH/node/cdn-node.yaml" >/dev/null ||
-    die "cdn-node check refused the generated configuration"
 # stdout is the access log: written, not kept (ten minutes of it is gigabytes).
-env "${node_env[@]}" "$NODE" run -c "$SCRATCH/node/cdn-node.yaml" \
-    </dev/null >/dev/null 2>"$SCRATCH/node/cdn-node.log" &
-NODE_PID=$!
-STARTED+=("$NODE_PID INT")
-say "started cdn-node (pid $NODE_PID)"
-wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" \
-    curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz"
-wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" answers "http://127.0.0.1:$NODE_PORT/"
+start_node /dev/null "$LOAD_DIR/cdn-node.yaml.in" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
+    MAX_SIZE="${MAX_SIZE_MIB}MiB" MAX_OBJECT_SIZE="${MAX_SIZE_MIB}MiB" ACCESS_LOG=true
 
-TOKEN=$("$NODE" token --key-file "$SCRATCH/hmac-secret" --alg HS256 --kid bench --sub soak --ttl 86400)
-[[ -n "$TOKEN" ]] || die "cdn-node token printed nothing"
+TOKEN=$(mint_token soak) || exit 1
 # The same token with another signature: refused (bad_signature).
 SIGNATURE=${TOKEN##*.}
 if [[ "${SIGNATURE:0:1}" == A ]]; then FIRST=B; else FIRST=A; fi
 BAD_TOKEN="${TOKEN%.*}.$FIRST${SIGNATURE:1}"
-ADMIN_TOKEN=$(cat "$SCRATCH/admin-token")
 
 # Each class: expected status, path (%d: a random number below the count),
 # count, and the size of the object whose ranges it asks (0: no range).

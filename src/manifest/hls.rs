@@ -27,12 +27,16 @@ const URI_TAGS: [&str; 9] = [
 
 const BOM: &str = "\u{feff}";
 
-/// Rewrites a playlist. It must start with `#EXTM3U` (after an optional
-/// UTF-8 byte order mark), trailing spaces on that line allowed.
-///
-/// The output is the input with insertions: the text between them, line
-/// endings included, is copied in spans as it is.
-pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<String, Unchanged> {
+/// Where the token goes in a playlist, in order: the byte offset and what
+/// goes before the pair there ([`super::Plan`] writes the new body). The
+/// playlist must start with `#EXTM3U` (after an optional UTF-8 byte order
+/// mark), trailing spaces on that line allowed. The offsets depend on the
+/// playlist, the request's host and the token's parameter names, not on the
+/// token's value.
+pub(super) fn insertions(
+    text: &str,
+    propagation: &Propagation<'_>,
+) -> Result<Vec<(usize, Separator)>, Unchanged> {
     let body = text.strip_prefix(BOM).unwrap_or(text);
     let first = body.split('\n').next().unwrap_or("");
     let header = first
@@ -41,9 +45,6 @@ pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<Strin
     if !header.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
         return Err(Unchanged::NotAPlaylist);
     }
-
-    // First where the token goes, then the new body at its exact size: the
-    // body grows several times over with a long token.
     let bytes = text.as_bytes();
     let mut insertions: Vec<(usize, Separator)> = Vec::new();
     let mut start = text.len() - body.len();
@@ -56,20 +57,7 @@ pub(super) fn rewrite(text: &str, propagation: &Propagation<'_>) -> Result<Strin
         }
         start = end + 1;
     }
-
-    let added: usize = insertions
-        .iter()
-        .map(|&(_, separator)| propagation.addition(separator, false).len())
-        .sum();
-    let mut out = String::with_capacity(text.len() + added);
-    let mut copied = 0;
-    for (at, separator) in insertions {
-        out.push_str(&text[copied..at]);
-        out.push_str(propagation.addition(separator, false));
-        copied = at;
-    }
-    out.push_str(&text[copied..]);
-    Ok(out)
+    Ok(insertions)
 }
 
 /// The first `\n` in `bytes`, eight bytes at a time: playlists are

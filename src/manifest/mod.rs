@@ -4,7 +4,8 @@
 //! token came in, so that players fetch segments and renditions with it.
 //!
 //! [`kind`] tells which responses are manifests, [`rewrite`] rewrites one
-//! body. `uri` decides, for one URI, whether it gets the token and where it
+//! body; a [`Plan`] does an HLS playlist's rewrite in two steps, so that a
+//! stored copy is walked once for many requests. `uri` decides, for one URI, whether it gets the token and where it
 //! goes; `hls` walks playlist lines and attribute lists; `dash` walks the
 //! MPD's elements over `xml`, a small scanner that refuses DTDs and never
 //! expands an entity beyond the five predefined ones and character
@@ -15,6 +16,7 @@
 
 mod dash;
 mod hls;
+mod plan;
 mod uri;
 mod xml;
 
@@ -22,6 +24,8 @@ mod xml;
 mod tests;
 
 use thiserror::Error;
+
+pub use plan::Plan;
 
 /// The two manifest formats the node rewrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,11 +164,14 @@ pub fn rewrite(
     if token.param.is_empty() || token.value.is_empty() {
         return Err(Unchanged::NoToken);
     }
-    let text = std::str::from_utf8(body).map_err(|_| Unchanged::NotUtf8)?;
-    let propagation = uri::Propagation::new(token, this_host);
-    let rewritten = match kind {
-        Kind::Hls => hls::rewrite(text, &propagation)?,
-        Kind::Dash => dash::rewrite(text, &propagation)?,
-    };
-    Ok(rewritten.into_bytes())
+    match kind {
+        Kind::Hls => {
+            Plan::hls(body, token.param, token.known_params, this_host)?.apply(body, token)
+        }
+        Kind::Dash => {
+            let text = std::str::from_utf8(body).map_err(|_| Unchanged::NotUtf8)?;
+            let propagation = uri::Propagation::new(token, this_host);
+            Ok(dash::rewrite(text, &propagation)?.into_bytes())
+        }
+    }
 }

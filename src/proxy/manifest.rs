@@ -19,6 +19,8 @@
 //! differ per student. A manifest over `cache.manifest_max_size`, or one
 //! that does not parse, is sent as stored, and counted.
 
+mod plans;
+
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -101,13 +103,26 @@ impl Propagation {
     }
 
     fn rewrite(&self, kind: Kind, body: &[u8]) -> Result<Vec<u8>, manifest::Unchanged> {
+        self.with_token(|token, host| manifest::rewrite(kind, body, token, host))
+    }
+
+    /// A stored copy held in memory, rewritten: an HLS playlist from its
+    /// kept plan ([`plans`]).
+    fn rewrite_held(&self, kind: Kind, body: &Bytes) -> Result<Vec<u8>, manifest::Unchanged> {
+        match kind {
+            Kind::Hls => self.with_token(|token, host| plans::rewrite_hls(body, token, host)),
+            Kind::Dash => self.rewrite(kind, body),
+        }
+    }
+
+    fn with_token<T>(&self, f: impl FnOnce(&Token<'_>, Option<&str>) -> T) -> T {
         let known: Vec<&str> = self.known.iter().map(String::as_str).collect();
         let token = Token {
             param: &self.param,
             value: &self.value,
             known_params: &known,
         };
-        manifest::rewrite(kind, body, &token, self.host.as_deref())
+        f(&token, self.host.as_deref())
     }
 }
 
@@ -178,7 +193,9 @@ pub async fn serve_stored(
             propagation,
             renewal,
         };
-        answer.send(session, header, &hit.body, metrics).await?;
+        answer
+            .send(session, header, Stored::Held(hit.body), metrics)
+            .await?;
         return Ok(true);
     }
     let span = Span::inactive();
@@ -209,8 +226,18 @@ pub async fn serve_stored(
         propagation,
         renewal,
     };
-    answer.send(session, header, &body, metrics).await?;
+    answer
+        .send(session, header, Stored::Read(body.into()), metrics)
+        .await?;
     Ok(true)
+}
+
+/// A stored manifest's body.
+enum Stored {
+    /// The copy held in memory: its plan is kept.
+    Held(Bytes),
+    /// Read from the disk for this request.
+    Read(Bytes),
 }
 
 /// A stored manifest's answer, given the token.
@@ -227,10 +254,14 @@ impl Rewritten<'_> {
         &self,
         session: &mut Session,
         mut header: ResponseHeader,
-        stored: &[u8],
+        stored: Stored,
         metrics: &Metrics,
     ) -> Result<()> {
-        let body = match self.propagation.rewrite(self.kind, stored) {
+        let (rewritten, stored) = match stored {
+            Stored::Held(body) => (self.propagation.rewrite_held(self.kind, &body), body),
+            Stored::Read(body) => (self.propagation.rewrite(self.kind, &body), body),
+        };
+        let body = match rewritten {
             Ok(rewritten) => {
                 metrics.playback.manifests_rewritten.inc();
                 weaken_etag(&mut header);
@@ -239,7 +270,7 @@ impl Rewritten<'_> {
             Err(unchanged) => {
                 tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
                 count_as_stored(metrics, "unparsable");
-                Bytes::copy_from_slice(stored)
+                stored
             }
         };
         header.insert_header(CONTENT_LENGTH, body.len())?;
@@ -260,9 +291,15 @@ async fn send_parts(
 ) -> Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
     let (parts, framing) = multipart::parts(range, body.len() as u64);
-    // The whole body or one range: the header and the body in two writes.
+    // The whole body or one range: the header and the body in two writes
+    // (one send on plain HTTP when both fit the connection's write buffer).
     if let ([part], None) = (parts.as_slice(), &framing) {
-        let bytes = body.slice(part.start as usize..part.end as usize);
+        let whole = part.start == 0 && part.end == body.len() as u64;
+        let bytes = if whole {
+            body
+        } else {
+            body.slice(part.start as usize..part.end as usize)
+        };
         return answer::send_whole(session, header, bytes, head).await;
     }
     let empty = head || parts.is_empty();

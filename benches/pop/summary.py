@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""The table of benches/pop_workload.sh from its result lines.
+
+  summary.py RESULTS RATE_PERCENT
+
+RESULTS holds one client run per line as `key=value` words (zipf, server,
+phase: warm, saturation or rate-R; requests, bytes, duration_us, p99_us,
+errors, dropped, not_ok, origin_bytes). The byte figures count the
+saturation and fixed-rate runs together, the warm-up left out.
+"""
+
+import sys
+
+NAMES = {"node": "cdn-node", "nginx": "nginx proxy_cache"}
+
+
+def main():
+    path, percent = sys.argv[1], sys.argv[2]
+    runs = []
+    with open(path) as f:
+        for line in f:
+            runs.append(dict(w.split("=", 1) for w in line.split() if "=" in w))
+    print(f"| Zipf | server | saturation (req/s) | vs nginx | p99 at {percent} % of nginx's rate "
+          "| origin bytes per client byte | byte hit ratio | errors / not 200-206 / dropped |")
+    print("|---|---|---|---|---|---|---|---|")
+    for zipf in dict.fromkeys(r["zipf"] for r in runs):
+        of = [r for r in runs if r["zipf"] == zipf]
+        sat = {r["server"]: int(r["requests"]) * 1e6 / int(r["duration_us"])
+               for r in of if r["phase"] == "saturation"}
+        for server in ("node", "nginx"):
+            mine = [r for r in of if r["server"] == server]
+            measured = [r for r in mine if r["phase"] != "warm"]
+            paced = next((r for r in mine if r["phase"].startswith("rate-")), None)
+            client = sum(int(r["bytes"]) for r in measured)
+            origin = sum(int(r["origin_bytes"]) for r in measured)
+            faults = [sum(int(r[k]) for r in measured) for k in ("errors", "not_ok", "dropped")]
+            ratio = sat.get(server, 0) / sat["nginx"] if sat.get("nginx") else 0
+            if paced:
+                rate = paced["phase"].removeprefix("rate-")
+                achieved = int(paced["requests"]) * 1e6 / int(paced["duration_us"])
+                p99 = f"{int(paced['p99_us']) / 1000:.1f} ms ({rate} req/s asked, {achieved:.0f} done)"
+            else:
+                p99 = "-"
+            per = origin / client if client else 0
+            print(f"| {zipf} | {NAMES[server]} | {sat.get(server, 0):,.0f} | {ratio:.2f}x | {p99} "
+                  f"| {per:.3f} ({origin / 2**30:.1f} of {client / 2**30:.1f} GiB) | {1 - per:.1%} "
+                  f"| {' / '.join(map(str, faults))} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# PoP workload: cdn-node against nginx proxy_cache on a video PoP's traffic,
+# a catalogue larger than either cache, requests with Zipf popularity.
+#
+# Usage: benches/pop_workload.sh
+#
+#   POP_OBJECTS=50000  objects in the catalogue (scale it down on a small
+#                      machine: the disk budget and the warm-up follow it)
+#   MP4_MIB=1024       size of each MP4 (one per 5,000 objects, at least two)
+#   ZIPFS=0.8,1.0      Zipf exponents, one run each, caches empty at each start
+#   WARM=POP_OBJECTS   requests played before measuring (32 connections)
+#   SAT_SECONDS=20     seconds of the saturation run (closed loop, 32 connections)
+#   RATE_SECONDS=20    seconds of the fixed-rate run (open loop)
+#   RATE_PERCENT=70    its rate, in % of nginx's saturation rate
+#   KEEP=1             keep the caches and objects afterwards
+#
+# The catalogue (benches/pop/trace.py): HLS-like segments of 0.5-2 MiB,
+# playlist-sized objects of 2-20 KiB, MP4s read as 2 MiB ranges; sparse
+# files, so they take no disk. Both caches get a disk budget (max_size) of a
+# third of the catalogue's bytes; cdn-node has memory_size 64 MiB, nginx the
+# kernel's page cache. Both fetch from one plain nginx origin (cdn-node with
+# path-style S3 URLs, signed; the origin ignores the signature), which logs
+# the bytes it sends to each: origin bytes per client byte, and the byte hit
+# ratio as 1 minus that, count everything a cache fetched (read-ahead and
+# slices included) against everything its clients received.
+#
+# Per Zipf exponent, for each server in turn (the first going second at the
+# next exponent): WARM requests, then a saturation run of SAT_SECONDS (the
+# client, benches/pop/client, on 32 kept-alive connections), then an
+# open-loop run at RATE_PERCENT % of nginx's saturation rate (each request
+# sent at its time whatever the server does; latency counted from then).
+# Each server plays the same trace from its start; durations are fixed, so
+# how far into it a server gets depends on its speed.
+#
+# Installs what is missing (nginx, curl, python3; as root or with sudo),
+# builds the release binary and the client, works in target/pop/ and stops
+# every process it started when it ends, fails or is interrupted.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+HERE="$ROOT/benches/pop"
+
+COMMAND="benches/pop_workload.sh"
+for v in KEEP RATE_PERCENT RATE_SECONDS SAT_SECONDS WARM ZIPFS MP4_MIB POP_OBJECTS; do
+    if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
+done
+POP_OBJECTS=${POP_OBJECTS:-50000}
+MP4_MIB=${MP4_MIB:-1024}
+ZIPFS=${ZIPFS:-0.8,1.0}
+WARM=${WARM:-$POP_OBJECTS}
+SAT_SECONDS=${SAT_SECONDS:-20}
+RATE_SECONDS=${RATE_SECONDS:-20}
+RATE_PERCENT=${RATE_PERCENT:-70}
+KEEP=${KEEP:-0}
+for v in POP_OBJECTS MP4_MIB WARM SAT_SECONDS RATE_SECONDS RATE_PERCENT; do
+    [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "pop: $v must be a whole number above 0" >&2; exit 2; }
+done
+IFS=, read -r -a zipfs <<<"$ZIPFS"
+for z in "${zipfs[@]}"; do
+    [[ "$z" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "pop: ZIPFS: '$z' is not a number" >&2; exit 2; }
+done
+BUCKET=videos
+CONNECTIONS=32
+SEED=1
+
+BENCH=pop
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average at start: $LOAD_START"
+need nginx=nginx-light curl=curl python3=python3
+build_node
+say "building the client (release)"
+cargo build --release --locked --manifest-path "$HERE/client/Cargo.toml" --target-dir "$TARGET_DIR/pop-client"
+CLIENT="$TARGET_DIR/pop-client/release/pop-client"
+
+bench_cleanup() {
+    if [[ "$KEEP" != 1 && -d "$SCRATCH" ]]; then
+        rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache" "$SCRATCH/nginx-cache/cache"
+    fi
+}
+scratch pop
+OBJECTS="$SCRATCH/objects"
+mkdir -p "$OBJECTS/$BUCKET"
+
+# --- the catalogue and the traces -----------------------------------------
+
+python3 "$HERE/trace.py" catalogue "$SCRATCH" "$POP_OBJECTS" "$MP4_MIB" "$SEED"
+python3 "$HERE/trace.py" files "$SCRATCH" "$OBJECTS/$BUCKET"
+CATALOGUE_BYTES=$(awk -F'\t' '{ s += $2 } END { printf "%.0f", s }' "$SCRATCH/catalogue.tsv")
+BUDGET_MIB=$((CATALOGUE_BYTES / 3 / 1048576))
+# Enough lines for the warm-up and a fast server's runs; the client wraps round.
+REQUESTS=$((WARM + 3000 * (SAT_SECONDS + RATE_SECONDS)))
+for z in "${zipfs[@]}"; do
+    python3 "$HERE/trace.py" trace "$SCRATCH" "$z" "$REQUESTS" "$SEED"
+done
+SCALE="catalogue of $POP_OBJECTS objects, $((CATALOGUE_BYTES / 1048576)) MiB ($(grep -c '\.mp4' "$SCRATCH/catalogue.tsv") MP4s of $MP4_MIB MiB); max_size ${BUDGET_MIB} MiB each"
+if ((POP_OBJECTS < 50000)); then SCALE="$SCALE (scaled down from the 50,000 objects of the full workload)"; fi
+say "$SCALE"
+
+make_secrets AKPW
+read -r NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_SIDE_PORT NGINX_PORT < <(free_ports 5)
+[[ -n "${NGINX_PORT:-}" ]] || die "could not choose ports"
+
+start_nginx "nginx origin" "$HERE/nginx-origin.conf.in" "$SCRATCH/origin" "$ORIGIN_PORT" \
+    NGINX_SIDE_PORT="$NGINX_SIDE_PORT" ROOT="$OBJECTS" BUCKET="$BUCKET"
+TOKEN=$(mint_token pop) || exit 1
+
+# start_server NAME: the cache NAME (node or nginx) started with an empty
+# cache; sets PID_node or PID_nginx.
+start_server() {
+    if [[ $1 == node ]]; then
+        rm -rf "$SCRATCH/node/cache"
+        start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$ORIGIN_PORT" \
+            BUCKET="$BUCKET" MAX_SIZE="${BUDGET_MIB}MiB"
+        PID_node=$NODE_PID
+    else
+        rm -rf "$SCRATCH/nginx-cache/cache"
+        start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cache" "$NGINX_PORT" \
+            ORIGIN_PORT="$NGINX_SIDE_PORT" MAX_SIZE="${BUDGET_MIB}m"
+        PID_nginx=$STARTED_PID
+    fi
+}
+
+# stop_servers: both caches stopped, and no longer in STARTED.
+stop_servers() {
+    stop_pid "$PID_node" INT
+    stop_pid "$PID_nginx" TERM
+    local kept=() entry
+    for entry in "${STARTED[@]}"; do
+        [[ "${entry%% *}" == "$PID_node" || "${entry%% *}" == "$PID_nginx" ]] || kept+=("$entry")
+    done
+    STARTED=("${kept[@]}")
+}
+
+# origin_bytes NAME: the bytes the origin has sent to NAME's side so far.
+origin_bytes() {
+    awk '{ s += $2 } END { printf "%.0f", s }' "$SCRATCH/origin/$1-side.log"
+}
+
+# play NAME ZIPF PHASE ARGS...: one client run against NAME, from where its
+# last run stopped in the trace; the result line, with the phase and the
+# origin bytes fetched meanwhile, appended to RESULTS and kept in RESULT.
+RESULTS="$SCRATCH/results.txt"
+: >"$RESULTS"
+declare -A SKIP
+play() {
+    local name=$1 zipf=$2 phase=$3 port before taken
+    shift 3
+    if [[ $name == node ]]; then port=$NODE_PORT; else port=$NGINX_PORT; fi
+    before=$(origin_bytes "$name")
+    echo "$name $phase:" >>"$SCRATCH/client-errors.log"
+    RESULT=$("$CLIENT" --addr "127.0.0.1:$port" --trace "$SCRATCH/trace-$zipf.txt" --query "jwt=$TOKEN" \
+        --skip "${SKIP[$name]}" "$@" 2>>"$SCRATCH/client-errors.log") || die "the client failed against $name"
+    # The origin's log line of a fetch is written when it ends.
+    sleep 1
+    taken=$(field "$RESULT" taken)
+    SKIP[$name]=$((SKIP[$name] + taken))
+    RESULT="zipf=$zipf server=$name phase=$phase ${RESULT#pop-result } origin_bytes=$(($(origin_bytes "$name") - before))"
+    echo "$RESULT" >>"$RESULTS"
+    say "  $name $phase: $(rate_of "$RESULT") req/s, p50 $(ms "$(field "$RESULT" p50_us)") ms," \
+        "p99 $(ms "$(field "$RESULT" p99_us)") ms, errors $(field "$RESULT" errors)," \
+        "not 200/206 $(field "$RESULT" not_ok), dropped $(field "$RESULT" dropped)"
+}
+
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+rate_of() { awk -v n="$(field "$1" requests)" -v us="$(field "$1" duration_us)" 'BEGIN { printf "%.0f", n * 1e6 / us }'; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.1f", us / 1000 }'; }
+
+# --- the runs -------------------------------------------------------------
+
+index=0
+for zipf in "${zipfs[@]}"; do
+    index=$((index + 1))
+    if ((index % 2)); then order=(nginx node); else order=(node nginx); fi
+    echo
+    say "Zipf $zipf: both caches empty; ${order[*]} in turn"
+    start_server node
+    start_server nginx
+    SKIP=([node]=0 [nginx]=0)
+    for name in "${order[@]}"; do
+        play "$name" "$zipf" warm --connections "$CONNECTIONS" --requests "$WARM" --duration 3600
+    done
+    declare -A SAT
+    for name in "${order[@]}"; do
+        play "$name" "$zipf" saturation --connections "$CONNECTIONS" --duration "$SAT_SECONDS"
+        SAT[$name]=$(rate_of "$RESULT")
+    done
+    rate=$((SAT[nginx] * RATE_PERCENT / 100))
+    ((rate >= 1)) || rate=1
+    for name in "${order[@]}"; do
+        play "$name" "$zipf" "rate-$rate" --rate "$rate" --duration "$RATE_SECONDS"
+    done
+    stop_servers
+done
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+echo
+echo "## PoP workload ($COMMAND)"
+echo
+echo "$(machine_line); load average $LOAD_START at the start, $LOAD_END at the end."
+echo "$SCALE; memory_size 64 MiB (cdn-node); the client: benches/pop/client."
+echo
+python3 "$HERE/summary.py" "$RESULTS" "$RATE_PERCENT"
+finished=1
