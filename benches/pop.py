@@ -17,10 +17,11 @@ client and admin listeners on 127.0.0.1, its peer listener on 127.0.0.N):
 2. origin fetches per object: 3 edges (C each) behind 1 shield whose cache
    holds the whole catalogue; a Zipf(first of ZIPF) trace through random
    edges; S3 requests / distinct objects requested.
-3. forwarding cost: a 2-node PoP (cache as shipped, memory tier on); a key
-   owned by node A and one owned by node B, both warm; wrk -t1 -c1 on A
-   for each in turn (Python sequential client if wrk is missing): p50/p99
-   latency, and A's CPU time (utime+stime from /proc) per request.
+3. forwarding cost: a 2-node PoP, memory tier as shipped (64MiB: a local
+   hit is a memory hit) and off (disk hits); a key owned by node A and one
+   owned by node B, both warm; wrk -t1 -c1 on A for each in turn (Python
+   sequential client if wrk is missing): p50/p99 latency, and A's CPU time
+   (utime+stime from /proc) per request.
 
 Settings (environment):
   CATALOGUE=20000         objects, sizes uniform in [MIN_KIB, MAX_KIB] KiB
@@ -32,6 +33,7 @@ Settings (environment):
   SEED=1                  trace seed (objects, ranks and nodes)
   NODE_THREADS=1          server.threads of every node
   LAT_SECONDS=10 LAT_ROUNDS=3   part 3: seconds per run, rounds per key
+  FORWARD_MEMORY=64MiB,0  part 3: the memory tiers (cache.memory_size) tried
   PARTS=hit,origin,forward      which parts to run
   CDN_NODE=path           use this binary instead of building it
   KEEP=1                  keep the scratch folder (target/pop-bench)
@@ -96,7 +98,8 @@ def env_float(name, default, low, high):
 
 SETTINGS = [
     "CATALOGUE", "MIN_KIB", "MAX_KIB", "CATALOGUE_PER_DISK", "REQUESTS", "WARMUP",
-    "ZIPF", "WORKERS", "SEED", "NODE_THREADS", "LAT_SECONDS", "LAT_ROUNDS", "PARTS",
+    "ZIPF", "WORKERS", "SEED", "NODE_THREADS", "LAT_SECONDS", "LAT_ROUNDS", "FORWARD_MEMORY",
+    "PARTS",
 ]
 CATALOGUE = env_int("CATALOGUE", 20000, 10)
 MIN_KIB = env_int("MIN_KIB", 2)
@@ -115,6 +118,7 @@ SEED = env_int("SEED", 1, 0)
 NODE_THREADS = env_int("NODE_THREADS", 1)
 LAT_SECONDS = env_int("LAT_SECONDS", 10)
 LAT_ROUNDS = env_int("LAT_ROUNDS", 3)
+FORWARD_MEMORY = os.environ.get("FORWARD_MEMORY", "64MiB,0").split(",")
 PARTS = os.environ.get("PARTS", "hit,origin,forward").split(",")
 for p in PARTS:
     if p not in ("hit", "origin", "forward"):
@@ -681,11 +685,11 @@ def python_run(port, target):
     return len(times), times[len(times) // 2], times[int(len(times) * 0.99)]
 
 
-def part_forward(token):
+def part_forward(token, memory):
     tool = "wrk -t1 -c1 --latency" if shutil.which("wrk") else "python sequential client"
-    say(f"part 3: forwarding cost in a 2-node PoP, {tool}, {LAT_SECONDS} s per run, "
-        f"{LAT_ROUNDS} rounds per key; cache as shipped (memory tier 64MiB)")
-    nodes = WORLD.start_nodes(2, 4 * WORLD.catalogue_bytes, memory="64MiB", peers=True)
+    say(f"part 3: forwarding cost in a 2-node PoP, memory tier {memory}, {tool}, "
+        f"{LAT_SECONDS} s per run, {LAT_ROUNDS} rounds per key")
+    nodes = WORLD.start_nodes(2, 4 * WORLD.catalogue_bytes, memory=memory, peers=True)
     a, b = nodes
     conn = Conn(a["http"])
     keys = {}
@@ -706,7 +710,7 @@ def part_forward(token):
                 die(f"the {name} key is not served as a hit")
             time.sleep(0.1)
     conn.close()
-    results = {k: [] for k in keys}
+    results = {k: [] for k in ("local", "owner B")}
     for r in range(LAT_ROUNDS):
         for name in (["local", "owner B"] if r % 2 == 0 else ["owner B", "local"]):
             target = keys[name]
@@ -760,7 +764,9 @@ def main():
         disk = WORLD.catalogue_bytes // PER_DISK
         hit = part_hit(token, disk) if "hit" in PARTS else None
         origin = part_origin(token, disk) if "origin" in PARTS else None
-        forward = part_forward(token) if "forward" in PARTS else None
+        forward = None
+        if "forward" in PARTS:
+            forward = [(m, *part_forward(token, m)) for m in FORWARD_MEMORY]
     finally:
         WORLD.cleanup()
     load_end = open("/proc/loadavg").read().split()[:3]
@@ -799,24 +805,28 @@ def main():
               f"objects = {per:.4f} (target 1.0); S3 HEADs {heads}; S3 requests by the "
               f"nodes' metrics {s3}; edges asked the shield {to_parent} times")
     if forward:
-        tool, results = forward
         print()
-        print(f"Forwarding cost (2-node PoP, requests to node A, {tool}, "
+        print(f"Forwarding cost (2-node PoP, requests to node A, {forward[0][1]}, "
               f"{LAT_SECONDS} s x {LAT_ROUNDS} rounds, medians over rounds):")
         print()
-        print("| key | requests/run | p50 ms | p99 ms | A CPU us/req | B CPU us/req |")
-        print("|---|---|---|---|---|---|")
-        med = {}
-        for name, runs in results.items():
-            m = [statistics.median(r[i] for r in runs) for i in range(5)]
-            med[name] = m
-            print(f"| {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]:.1f} | {m[4]:.1f} |")
-        d50 = med["owner B"][1] - med["local"][1]
-        cpu = med["owner B"][3] / med["local"][3] if med["local"][3] else float("inf")
+        print("| memory tier | key | requests/run | p50 ms | p99 ms | A CPU us/req "
+              "| B CPU us/req |")
+        print("|---|---|---|---|---|---|---|")
+        verdicts = []
+        for memory, _, results in forward:
+            med = {}
+            for name, runs in results.items():
+                m = [statistics.median(r[i] for r in runs) for i in range(5)]
+                med[name] = m
+                print(f"| {memory} | {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | "
+                      f"{m[3]:.1f} | {m[4]:.1f} |")
+            d50 = med["owner B"][1] - med["local"][1]
+            cpu = med["owner B"][3] / med["local"][3] if med["local"][3] else float("inf")
+            verdicts.append(f"- memory tier {memory}: p50 added by the hop {d50:+.3f} ms "
+                            f"(target at most +0.3 ms); A's CPU per forwarded request / per "
+                            f"local hit = {cpu:.2f}x (target at most 1.5x)")
         print()
-        print(f"- p50 added by the hop: {d50:+.3f} ms (target at most +0.3 ms); A's CPU per "
-              f"forwarded request / per local hit = {cpu:.2f}x (target at most 1.5x)")
-
+        print("\n".join(verdicts))
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, on_signal)
