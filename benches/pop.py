@@ -48,6 +48,7 @@ import itertools
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -309,8 +310,7 @@ class Tap:
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            s.close()
+        self._end(src, dst)
 
     def _answers(self, src, dst):
         try:
@@ -319,7 +319,18 @@ class Tap:
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
+        self._end(src, dst)
+
+    @staticmethod
+    def _end(*socks):
+        # shutdown, not just close: it wakes the other direction's blocked
+        # recv and lets s3s-fs see the connection end (else its descriptors
+        # run out).
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             s.close()
 
     def close(self):
@@ -753,6 +764,9 @@ def main():
         say("building cdn-node (release)")
         subprocess.run(["cargo", "build", "--release", "--locked", "--bin", "cdn-node"],
                        cwd=ROOT, check=True, env=dict(os.environ, CARGO_INCREMENTAL="0"))
+    # s3s-fs and the nodes hold a connection or two per node and client.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     WORLD = World()
     if not os.access(WORLD.node_bin, os.X_OK):
         die(f"{WORLD.node_bin} is not an executable")
