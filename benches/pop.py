@@ -16,7 +16,7 @@ client and admin listeners on 127.0.0.1, its peer listener on 127.0.0.N):
    what limits.
 2. origin fetches per object: 3 edges (C each) behind 1 shield whose cache
    holds the whole catalogue; a Zipf(first of ZIPF) trace through random
-   edges; S3 requests / distinct objects requested.
+   edges; S3 GETs / distinct objects requested (HEADs shown apart).
 3. forwarding cost: a 2-node PoP, memory tier as shipped (64MiB: a local
    hit is a memory hit) and off (disk hits); a key owned by node A and one
    owned by node B, both warm; wrk -t1 -c1 on A for each in turn (Python
@@ -37,6 +37,11 @@ Settings (environment):
   PARTS=hit,origin,forward      which parts to run
   CDN_NODE=path           use this binary instead of building it
   KEEP=1                  keep the scratch folder (target/pop-bench)
+
+The nodes reach s3s-fs through a tap in this script that counts requests
+by method (the S3 GETs of parts 1 and 2) and acks s3s-fs's segments at
+once (s3s-fs's small answers on reused connections otherwise wait ~40 ms
+for a delayed ACK). One run at a time: the scratch folder is shared.
 
 Needs s3s-fs (deploy/setup.sh s3) and, for part 3, wrk (apt-get install
 wrk). Builds the release binary unless CDN_NODE is set. Stops every process
