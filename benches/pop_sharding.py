@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PoP benchmark: the "Speed and scale" figures of a PoP of cdn-node nodes.
 
-Usage: benches/pop.py            (Python 3.11, standard library only)
+Usage: benches/pop_sharding.py            (Python 3.11, standard library only)
 
 Three parts, every process on loopback (s3s-fs on 127.0.0.1, node N's
 client and admin listeners on 127.0.0.1, its peer listener on 127.0.0.N):
@@ -761,7 +761,7 @@ def cpu_model():
 def main():
     global WORLD
     command = " ".join([f"{k}={os.environ[k]}" for k in SETTINGS if k in os.environ]
-                       + ["benches/pop.py"])
+                       + ["benches/pop_sharding.py"])
     load_start = open("/proc/loadavg").read().split()[:3]
     if not shutil.which("s3s-fs"):
         subprocess.run(["bash", os.path.join(ROOT, "deploy", "setup.sh"), "s3"], check=True)
