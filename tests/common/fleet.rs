@@ -27,7 +27,7 @@ pub struct Member {
     pub node: Node,
     /// Its peer listener.
     pub peer: SocketAddr,
-    _cache: tempfile::TempDir,
+    pub _cache: tempfile::TempDir,
 }
 
 /// What to start.
