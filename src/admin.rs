@@ -205,10 +205,7 @@ impl Admin {
             Ok(purge) => purge,
             Err(msg) => return text(StatusCode::BAD_REQUEST, msg),
         };
-        let purged = match &purge {
-            PurgeRequest::One(p, q) => engine.purge_one(p, q).await,
-            PurgeRequest::Prefix(p) => engine.purge_prefix(p).await,
-        };
+        let purged = purge.apply(engine).await;
         self.metrics.cache_purged.inc_by(purged as u64);
         let Some(cluster) = &self.cluster else {
             return reply(
@@ -222,22 +219,12 @@ impl Admin {
         let mut to = cluster.others();
         to.extend(self.parents.iter().flat_map(|p| p.members().addrs()));
         let spread = crate::cluster::purge::spread(cluster, &to, &purge).await;
-        let failed: Vec<String> = spread.failed.iter().map(|a| format!("\"{a}\"")).collect();
         let status = if spread.failed.is_empty() {
             StatusCode::OK
         } else {
             StatusCode::BAD_GATEWAY
         };
-        reply(
-            status,
-            "application/json",
-            format!(
-                "{{\"purged\":{purged},\"nodes\":{},\"failed\":[{}]}}\n",
-                spread.reached,
-                failed.join(",")
-            )
-            .into_bytes(),
-        )
+        reply(status, "application/json", spread.json(purged).into_bytes())
     }
 
     /// `POST /drain`: the node leaves its PoP's ring (its health check

@@ -4,13 +4,13 @@
 //! appended, and the signed marker that opens the target on the other
 //! node's peer listener.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use pingora::http::RequestHeader;
 
 use super::Cluster;
 use super::{cdn_loop, marker};
-use crate::origin::FORWARDED_HEADERS;
+use crate::origin::copy_forwarded;
 
 /// `to_self` marks the hop to this node's own peer listener (a request
 /// whose owner failed and whose next owner is this node): it does not name
@@ -44,12 +44,7 @@ pub fn request(
         req.insert_header(http::header::HOST, host.clone())
             .map_err(|e| format!("hop host: {e}"))?;
     }
-    for name in FORWARDED_HEADERS {
-        for value in prepared.headers.get_all(*name) {
-            req.append_header(*name, value.clone())
-                .map_err(|e| format!("hop header {name}: {e}"))?;
-        }
-    }
+    copy_forwarded(prepared, &mut req)?;
     for value in prepared.headers.get_all(cdn_loop::HEADER) {
         req.append_header(cdn_loop::HEADER, value.clone())
             .map_err(|e| format!("hop header cdn-loop: {e}"))?;
@@ -60,11 +55,9 @@ pub fn request(
         cdn_loop::HEADER,
         &cdn_loop::entry(&cluster.config.name, node),
     )?;
-    let now_unix = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let signed = cluster.marker.sign(method, &target, now_unix);
+    let signed = cluster
+        .marker
+        .sign(method, &target, marker::unix_seconds(now));
     put(&mut req, marker::HEADER, &signed)?;
     Ok(req)
 }

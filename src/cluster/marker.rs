@@ -8,6 +8,13 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// Seconds since the Unix epoch, as markers count time (0 before it).
+pub fn unix_seconds(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The request field that carries the marker.
 pub const HEADER: &str = "cdn-node-hop";
 const VERSION: &str = "v1";

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
@@ -34,6 +34,14 @@ impl Purge {
         match self {
             Purge::One(path, query) => crate::cache::purge::Scope::One { path, query },
             Purge::Prefix(prefix) => crate::cache::purge::Scope::Prefix(prefix),
+        }
+    }
+
+    /// Removes this node's copies; how many objects went.
+    pub async fn apply(&self, engine: &crate::cache::engine::Engine) -> usize {
+        match self {
+            Purge::One(path, query) => engine.purge_one(path, query).await,
+            Purge::Prefix(prefix) => engine.purge_prefix(prefix).await,
         }
     }
 
@@ -69,11 +77,17 @@ pub struct Spread {
     pub failed: Vec<SocketAddr>,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+impl Spread {
+    /// The answer to a purge: `{"purged":N,"nodes":N,"failed":["ip:port",...]}`
+    /// with `purged` objects removed here.
+    pub fn json(&self, purged: usize) -> String {
+        let failed: Vec<String> = self.failed.iter().map(|a| format!("\"{a}\"")).collect();
+        format!(
+            "{{\"purged\":{purged},\"nodes\":{},\"failed\":[{}]}}\n",
+            self.reached,
+            failed.join(",")
+        )
+    }
 }
 
 async fn send(
@@ -85,7 +99,9 @@ async fn send(
     let target = purge.target();
     let mut req =
         RequestHeader::build(METHOD, target.as_bytes(), Some(4)).map_err(|e| e.to_string())?;
-    let mark = cluster.marker.sign(METHOD, &target, unix_now());
+    let mark = cluster
+        .marker
+        .sign(METHOD, &target, marker::unix_seconds(SystemTime::now()));
     let entry = cdn_loop::entry(&cluster.config.name, Some(cluster.me()));
     req.insert_header("host", "cdn-node")
         .map_err(|e| e.to_string())?;

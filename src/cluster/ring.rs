@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -82,7 +82,8 @@ pub struct Ring {
     members: Members,
     /// This node, when it is a member: always taken as healthy by itself.
     me: Option<SocketAddr>,
-    failed: Mutex<HashMap<SocketAddr, Instant>>,
+    /// Read on every pick, written only when a connection fails.
+    failed: RwLock<HashMap<SocketAddr, Instant>>,
     timing: Timing,
     /// Set once the members were read and checked.
     refreshed: AtomicBool,
@@ -115,59 +116,56 @@ impl Ring {
             lb,
             members,
             me,
-            failed: Mutex::new(HashMap::new()),
+            failed: RwLock::new(HashMap::new()),
             timing,
             refreshed: AtomicBool::new(false),
         }
     }
 
-    /// The node that owns `key`: the first on the ring that is healthy, not
-    /// recently failed and not in `skip`. `None` when none is left.
+    /// Whether `b` may be given keys: this node always, another when its
+    /// checks pass and no connection to it failed lately.
+    fn usable(
+        &self,
+        b: &Backend,
+        healthy: bool,
+        failed: &HashMap<SocketAddr, Instant>,
+        now: Instant,
+    ) -> bool {
+        let Some(addr) = inet(b) else { return false };
+        Some(addr) == self.me || (healthy && failed.get(&addr).is_none_or(|until| *until <= now))
+    }
+
+    /// The node that owns `key`: the first on the ring that is usable and
+    /// not in `skip`. `None` when none is left.
     pub fn pick(&self, key: &[u8], skip: &[SocketAddr]) -> Option<SocketAddr> {
         let now = Instant::now();
-        let failed = self.failed.lock().ok();
-        let recently_failed = |a: &SocketAddr| {
-            failed
-                .as_ref()
-                .and_then(|f| f.get(a))
-                .is_some_and(|until| *until > now)
-        };
+        let failed = self.failed.read().ok()?;
         self.lb
             .select_with(key, MAX_ITERATIONS, |b, healthy| {
-                let Some(addr) = inet(b) else { return false };
-                let mine = Some(addr) == self.me;
-                (mine || healthy) && !skip.contains(&addr) && (mine || !recently_failed(&addr))
+                self.usable(b, healthy, &failed, now) && inet(b).is_some_and(|a| !skip.contains(&a))
             })
             .and_then(|b| inet(&b))
     }
 
     /// A connection to `addr` failed: pass it over for a while.
     pub fn mark_failed(&self, addr: SocketAddr) {
-        if let Ok(mut failed) = self.failed.lock() {
+        if let Ok(mut failed) = self.failed.write() {
             let now = Instant::now();
             failed.retain(|_, until| *until > now);
             failed.insert(addr, now + self.timing.down_for);
         }
     }
 
-    /// (members, of them healthy and not recently failed).
+    /// (members, of them usable).
     pub fn census(&self) -> (usize, usize) {
         let now = Instant::now();
-        let failed = self.failed.lock().ok();
         let backends = self.lb.backends().get_backend();
+        let Ok(failed) = self.failed.read() else {
+            return (backends.len(), 0);
+        };
         let healthy = backends
             .iter()
-            .filter(|b| {
-                let addr = inet(b);
-                let mine = addr.is_some() && addr == self.me;
-                let down = addr.is_some_and(|a| {
-                    failed
-                        .as_ref()
-                        .and_then(|f| f.get(&a))
-                        .is_some_and(|until| *until > now)
-                });
-                mine || (self.lb.backends().ready(b) && !down)
-            })
+            .filter(|b| self.usable(b, self.lb.backends().ready(b), &failed, now))
             .count();
         (backends.len(), healthy)
     }

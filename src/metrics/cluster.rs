@@ -4,6 +4,7 @@
 use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use super::names;
+use super::register::{add, counter_vec};
 
 pub struct ClusterMetrics {
     pub forwards: IntCounterVec,
@@ -32,18 +33,13 @@ pub const HOP_REFUSALS: &[&str] = &[
 impl ClusterMetrics {
     pub fn register(registry: &Registry) -> ClusterMetrics {
         let counters = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            counter_vec(registry, name, help, labels, &[])
         };
         let gauges = |name: &str, help: &str| {
-            let g = IntGaugeVec::new(Opts::new(name, help), &["ring"]).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            add(
+                registry,
+                IntGaugeVec::new(Opts::new(name, help), &["ring"]).expect("valid metric"),
+            )
         };
         let m = ClusterMetrics {
             forwards: counters(

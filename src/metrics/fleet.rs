@@ -1,9 +1,10 @@
 //! Metrics of the fleet's control plane: etcd reachability, the rules'
 //! watch, rules applied and the PoP's members.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Registry};
 
 use super::names;
+use super::register::{add, counter_vec};
 
 pub struct FleetMetrics {
     pub etcd_connected: IntGauge,
@@ -27,24 +28,11 @@ const LAG_BUCKETS: &[f64] = &[
 impl FleetMetrics {
     /// Registered only for a node with a `fleet` section.
     pub fn register(registry: &Registry) -> FleetMetrics {
-        fn add<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
-            registry
-                .register(Box::new(m.clone()))
-                .expect("unique metric");
-            m
-        }
         let gauge = |name: &str, help: &str| {
             add(registry, IntGauge::new(name, help).expect("valid metric"))
         };
         let counter_vec = |name: &str, help: &str, label: &str, values: &[&str]| {
-            let c = add(
-                registry,
-                IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric"),
-            );
-            for v in values {
-                c.with_label_values(&[v]);
-            }
-            c
+            counter_vec(registry, name, help, &[label], values)
         };
         FleetMetrics {
             etcd_connected: gauge(

@@ -7,6 +7,7 @@ pub mod names;
 pub mod ops;
 mod per_request;
 pub mod playback;
+mod register;
 
 use std::sync::Mutex;
 

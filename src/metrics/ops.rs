@@ -1,9 +1,10 @@
 //! Metrics of the operational features: connection limits, TLS certificate
 //! reloads, access log reopening.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
 use super::names;
+use super::register::{add, counter_vec};
 
 pub struct OpsMetrics {
     pub connections_open: IntGauge,
@@ -27,21 +28,8 @@ pub const HANDSHAKE_FAILURE_REASONS: &[&str] = &["timeout", "error"];
 
 impl OpsMetrics {
     pub fn register(registry: &Registry) -> OpsMetrics {
-        fn add<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: M) -> M {
-            registry
-                .register(Box::new(m.clone()))
-                .expect("unique metric");
-            m
-        }
         let counter_vec = |name: &str, help: &str, label: &str, values: &[&str]| {
-            let c = add(
-                registry,
-                IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric"),
-            );
-            for v in values {
-                c.with_label_values(&[v]);
-            }
-            c
+            counter_vec(registry, name, help, &[label], values)
         };
         OpsMetrics {
             connections_open: add(

@@ -1,9 +1,10 @@
 //! Metrics of playback in browsers: CORS preflights and manifests given
 //! the requesting student's token.
 
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, Registry};
 
 use super::names;
+use super::register::{add, counter_vec};
 
 pub struct PlaybackMetrics {
     pub cors_preflights: IntCounterVec,
@@ -20,23 +21,16 @@ pub const AS_STORED_REASONS: &[&str] = &["too_large", "unparsable"];
 impl PlaybackMetrics {
     pub fn register(registry: &Registry) -> PlaybackMetrics {
         let counter_vec = |name: &str, help: &str, label: &str, values: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            for v in values {
-                c.with_label_values(&[v]);
-            }
-            c
+            counter_vec(registry, name, help, &[label], values)
         };
-        let rewritten = IntCounter::new(
-            names::MANIFESTS_REWRITTEN_TOTAL,
-            "Manifests sent with the request's token added to their URIs.",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(rewritten.clone()))
-            .expect("unique metric");
+        let rewritten = add(
+            registry,
+            IntCounter::new(
+                names::MANIFESTS_REWRITTEN_TOTAL,
+                "Manifests sent with the request's token added to their URIs.",
+            )
+            .expect("valid metric"),
+        );
         PlaybackMetrics {
             cors_preflights: counter_vec(
                 names::CORS_PREFLIGHTS_TOTAL,

@@ -37,6 +37,17 @@ pub const FORWARDED_HEADERS: &[&str] = &[
     "if-unmodified-since",
 ];
 
+/// Copies the [`FORWARDED_HEADERS`] of `prepared` onto `req`.
+pub fn copy_forwarded(prepared: &RequestHeader, req: &mut RequestHeader) -> Result<(), String> {
+    for name in FORWARDED_HEADERS {
+        for value in prepared.headers.get_all(*name) {
+            req.append_header(*name, value.clone())
+                .map_err(|e| format!("header {name}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 pub struct Origin {
     pub config: OriginConfig,
     /// The direct origin's addresses; `None` when misses go to parents only.
@@ -190,12 +201,7 @@ impl Origin {
         let host = self.config.host_header();
         req.insert_header("host", &host)
             .map_err(|e| format!("origin host header: {e}"))?;
-        for name in FORWARDED_HEADERS {
-            for value in prepared.headers.get_all(*name) {
-                req.append_header(*name, value.clone())
-                    .map_err(|e| format!("origin header {name}: {e}"))?;
-            }
-        }
+        copy_forwarded(prepared, &mut req)?;
         if let Some(creds) = &self.config.credentials {
             let signed = sigv4::sign(
                 method,

@@ -4,14 +4,13 @@
 //! answer the other nodes check. On both: `CDN-Loop`.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 
 use super::Edge;
 use super::admit::Admitted;
-use super::route::Route;
+use super::route::{Route, unix_now};
 use crate::cluster::purge::{self, Purge};
 use crate::cluster::{Cluster, cdn_loop, marker, ring};
 use crate::refusal::Refusal;
@@ -23,13 +22,6 @@ pub enum Listener {
     Client,
     /// Other nodes of the fleet, with hop markers.
     Peer,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The route of a request the fleet answers before the gate: a loop, the
@@ -63,13 +55,11 @@ pub fn before_gate(cluster: &Cluster, listener: Listener, req: &RequestHeader) -
 }
 
 /// Applies a purge another node sent, and sends it on to this node's own
-/// shields: `{"purged":N,"nodes":N,"failed":[...]}`, 502 when a shield
-/// could not be reached.
+/// shields: [`purge::Spread::json`], 502 when a shield could not be reached.
 pub async fn serve_purge(edge: &Edge, session: &mut Session, purge: Purge) -> Result<()> {
-    let purged = match (edge.cache, &purge) {
-        (Some(engine), Purge::One(path, query)) => engine.purge_one(path, query).await,
-        (Some(engine), Purge::Prefix(prefix)) => engine.purge_prefix(prefix).await,
-        (None, _) => 0,
+    let purged = match edge.cache {
+        Some(engine) => purge.apply(engine).await,
+        None => 0,
     };
     edge.metrics.cache_purged.inc_by(purged as u64);
     let parents = edge
@@ -83,11 +73,7 @@ pub async fn serve_purge(edge: &Edge, session: &mut Session, purge: Purge) -> Re
         _ => purge::Spread::default(),
     };
     let status = if spread.failed.is_empty() { 200 } else { 502 };
-    let body = format!(
-        "{{\"purged\":{purged},\"nodes\":{},\"failed\":{}}}\n",
-        spread.reached,
-        spread.failed.len()
-    );
+    let body = spread.json(purged);
     let mut header = ResponseHeader::build(status, Some(3))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;

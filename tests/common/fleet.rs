@@ -36,8 +36,6 @@ pub struct Plan {
     pub shields: usize,
     /// Extra lines of every node's `cache:` section.
     pub cache_extra: String,
-    /// Whether the edges may go to S3 themselves when no shield is left.
-    pub edges_reach_s3: bool,
     /// Extra lines of every node's `cluster:` section.
     pub cluster_extra: String,
 }
@@ -48,7 +46,6 @@ impl Default for Plan {
             edges: 3,
             shields: 1,
             cache_extra: String::new(),
-            edges_reach_s3: true,
             cluster_extra: "  health_check_interval_ms: 200\n".into(),
         }
     }
@@ -141,7 +138,7 @@ impl Fleet {
         let mut edges = Vec::new();
         for me in &edge_addrs {
             let cache = tempfile::tempdir().expect("tempdir");
-            let mut opts = member_options(
+            let opts = member_options(
                 tap.port,
                 cache.path(),
                 &plan.cache_extra,
@@ -152,9 +149,6 @@ impl Fleet {
                     parents_yaml(&shield_addrs)
                 },
             );
-            if !plan.edges_reach_s3 {
-                opts.origin_port = free_port_on([127, 0, 0, 1]);
-            }
             edges.push(Member {
                 node: Node::start(opts).await,
                 peer: *me,
