@@ -54,6 +54,7 @@ fn hit(c: &mut Criterion) {
             max_object_size: 1 << 30,
             min_free_bytes: 0,
             memory_bytes: 1 << 20,
+            memory_object_max: 64 * 1024,
         })
         .expect("open"),
     ));

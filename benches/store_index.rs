@@ -79,6 +79,7 @@ fn open_100k(c: &mut Criterion) {
         max_object_size: 1 << 30,
         min_free_bytes: 0,
         memory_bytes: 0,
+        memory_object_max: 0,
     };
     let store = DiskStore::open(config.clone()).expect("open");
     assert_eq!(store.stats().objects_stored, OBJECTS);

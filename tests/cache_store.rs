@@ -231,6 +231,77 @@ async fn small_hot_objects_are_served_from_memory_and_never_outlive_their_object
     assert_eq!(w.tap().origin_requests(), (2, 0));
 }
 
+/// With `memory_object_max_size` raised, a larger hot object is copied into
+/// memory on its second read from disk and answered from there, whole and
+/// in ranges, until it is purged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_larger_hot_object_is_served_from_memory_once_read_twice() {
+    let object = bytes(3 << 20, 43);
+    let w = World::builder()
+        .object("v/segment.ts", &object)
+        .tap()
+        .cache("  memory_size: 64MiB\n  memory_object_max_size: 8MiB\n")
+        .admin_token()
+        .start()
+        .await;
+    let memory = |m: &str| {
+        (
+            metric(m, "cdn_node_cache_memory_hits_total", &[]),
+            metric(m, "cdn_node_cache_memory_bytes", &[]),
+        )
+    };
+    {
+        let (w, object) = (&w, &object);
+        eventually("a copy in memory", Duration::from_secs(10), || async move {
+            let (status, _, got) = w.get("/v/segment.ts").await;
+            assert_eq!(status, 200);
+            assert!(got == *object);
+            let m = w.node.metrics().await;
+            (memory(&m).1 == object.len() as f64).then_some(())
+        })
+        .await;
+    }
+    let (hits_before, _) = memory(&w.node.metrics().await);
+    let fetched = w.tap().origin_requests();
+    for _ in 0..3 {
+        let (status, headers, got) = w.get("/v/segment.ts").await;
+        assert_eq!((status, header(&headers, "x-cache")), (200, Some("HIT")));
+        assert!(got == object);
+    }
+    let (status, _, got) = w
+        .request(
+            "GET",
+            "/v/segment.ts",
+            &[("range", "bytes=1000000-1999999")],
+        )
+        .await;
+    assert_eq!(status, 206);
+    assert!(got == object[1_000_000..2_000_000]);
+    let (hits_after, held) = memory(&w.node.metrics().await);
+    assert_eq!(hits_after - hits_before, 4.0, "every hit from memory");
+    assert_eq!(held, object.len() as f64, "no thread copies of it");
+    assert_eq!(
+        metric(
+            &w.node.metrics().await,
+            "cdn_node_cache_thread_copy_bytes",
+            &[]
+        ),
+        0.0
+    );
+    assert_eq!(w.tap().origin_requests(), fetched, "no origin request");
+
+    assert_eq!(
+        w.purge("path=/v/segment.ts", ADMIN_TOKEN).await,
+        (200, b"{\"purged\":1}\n".to_vec())
+    );
+    assert_eq!(memory(&w.node.metrics().await).1, 0.0, "the copy went");
+    let changed = bytes(3 << 20, 44);
+    w.s3().put("v/segment.ts", &changed);
+    let (status, _, got) = w.get("/v/segment.ts").await;
+    assert_eq!(status, 200);
+    assert!(got == changed, "a purged object's copy was served");
+}
+
 /// A fresh hit held in memory is answered without Pingora's cache phases:
 /// the answer must be the one Pingora's hit path gives. A conditional GET
 /// that does not match takes Pingora's path and answers the whole object.

@@ -133,6 +133,11 @@ const OUT_OF_RANGE: &[(&str, &str, &str)] = &[
         "use 0 (none) to 64GiB",
     ),
     (
+        "cache:\n  dir: c\n  memory_size: 64MiB\n  memory_object_max_size: 32MiB\n",
+        "cache.memory_object_max_size",
+        "lower it or raise memory_size",
+    ),
+    (
         "cache:\n  dir: c\n  memory_size: lots\n",
         "cache",
         "\"lots\" is not a size: write bytes or a number with KiB",

@@ -35,6 +35,7 @@ impl Engine {
             max_object_size: config.max_object_size,
             min_free_bytes: config.min_free_space,
             memory_bytes: config.memory_size,
+            memory_object_max: config.memory_object_max_size,
         })
         .map_err(|e| format!("cache.dir {}: {e}", config.dir.display()))?;
         let store: &'static DiskStore = Box::leak(Box::new(store));

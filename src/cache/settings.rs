@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::cache::policy::Policy;
 use crate::config::Problem;
-use crate::config::sections::CacheSection;
+use crate::config::sections::{ByteSize, CacheSection, DEFAULT_MEMORY_OBJECT_MAX_SIZE};
 
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -13,8 +13,10 @@ pub struct CacheConfig {
     pub max_size: u64,
     pub max_object_size: u64,
     pub min_free_space: u64,
-    /// Memory for copies of small hot bodies (0: none).
+    /// Memory for copies of hot bodies (0: none).
     pub memory_size: u64,
+    /// Largest body copied into memory.
+    pub memory_object_max_size: u64,
     /// Largest manifest given the request's token.
     pub manifest_max_size: u64,
     pub policy: Policy,
@@ -132,6 +134,20 @@ impl CacheConfig {
                 ),
             ));
         }
+        let memory_object = match section.memory_object_max_size {
+            Some(size) => size.0,
+            None => ByteSize::parse(DEFAULT_MEMORY_OBJECT_MAX_SIZE).map_or(0, |s| s.0),
+        };
+        if section.memory_object_max_size.is_some() && memory_object > section.memory_size.0 / 4 {
+            problems.push(Problem::new(
+                "cache.memory_object_max_size",
+                format!(
+                    "{memory_object} bytes is more than a quarter of cache.memory_size ({} bytes), \
+                     and a copy that large would never be kept: lower it or raise memory_size",
+                    section.memory_size.0
+                ),
+            ));
+        }
         let header = section.status_header.trim();
         if !header.is_empty() && http::HeaderName::from_bytes(header.as_bytes()).is_err() {
             problems.push(Problem::new(
@@ -165,6 +181,7 @@ impl CacheConfig {
             max_object_size: section.max_object_size.0,
             min_free_space: section.min_free_space.0,
             memory_size: section.memory_size.0,
+            memory_object_max_size: memory_object,
             manifest_max_size: section.manifest_max_size.0,
             policy: Policy {
                 default_ttl: Duration::from_secs(section.default_ttl_seconds),

@@ -293,6 +293,7 @@ pub const DEFAULT_CACHE_MAX_SIZE: &str = "10GiB";
 pub const DEFAULT_MAX_OBJECT_SIZE: &str = "8GiB";
 pub const DEFAULT_MIN_FREE_SPACE: &str = "1GiB";
 pub const DEFAULT_MEMORY_SIZE: &str = "64MiB";
+pub const DEFAULT_MEMORY_OBJECT_MAX_SIZE: &str = "64KiB";
 pub const DEFAULT_SLICE_THRESHOLD: &str = "64MiB";
 pub const DEFAULT_SLICE_SIZE: &str = "4MiB";
 pub const DEFAULT_READ_AHEAD_SLICES: u32 = 2;
@@ -319,6 +320,11 @@ pub struct CacheSection {
     /// Memory for copies of small hot bodies; 0 keeps none.
     #[serde(default = "default_memory_size")]
     pub memory_size: ByteSize,
+    /// Largest body copied into memory (default `DEFAULT_MEMORY_OBJECT_MAX_SIZE`).
+    /// Bodies above 64 KiB are copied on their second read from disk (a hot
+    /// object), smaller ones on the first.
+    #[serde(default)]
+    pub memory_object_max_size: Option<ByteSize>,
     /// Largest manifest (HLS, DASH) given the request's token; larger ones
     /// are sent as stored.
     #[serde(default = "default_manifest_max_size")]

@@ -4,7 +4,9 @@
 //! are copied on the calling thread (`cached_read`), the rest on
 //! `spawn_blocking`. Small complete objects (at most `INLINE_MAX` bytes)
 //! are read whole when the hit is opened, on the calling thread like nginx does: a hand-off
-//! to the blocking pool costs more than reading a few page-cached KiB. A
+//! to the blocking pool costs more than reading a few page-cached KiB.
+//! Larger ones within `StoreConfig::memory_object_max` are read whole on
+//! their second hit, for their copy in memory. A
 //! reader of a fill waits on the fill's watch channel for more bytes and
 //! returns an error (never a clean end) when the fill fails.
 
@@ -113,6 +115,14 @@ impl DiskHit {
                 FillState::Done(n) => Ok((n, Some(n))),
                 FillState::Failed => Err(pingora_err("cache store: the fill being read failed")),
             },
+        }
+    }
+
+    /// The whole body of a complete object, in one read.
+    pub async fn read_whole(&self) -> Result<Bytes> {
+        match self.source {
+            Source::Complete { len } => self.read_chunk(0, len).await,
+            Source::Fill { .. } => Err(pingora_err("cache store: a fill is not whole yet")),
         }
     }
 

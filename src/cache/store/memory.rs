@@ -44,7 +44,7 @@ pub struct Held<'a, V> {
     pub hot: bool,
 }
 
-/// Copies of small bodies, at most `capacity` bytes of them.
+/// Copies of bodies, at most `capacity` bytes of them.
 pub struct MemoryTier<V = Bytes> {
     capacity: u64,
     copies: HashMap<HashBinary, Copy<V>>,
@@ -52,7 +52,13 @@ pub struct MemoryTier<V = Bytes> {
     /// the hand skips.
     clock: VecDeque<(HashBinary, u64)>,
     bytes: u64,
+    /// Objects read from disk once and not copied yet (`read_before`).
+    seen: HashMap<HashBinary, u64>,
+    seen_order: VecDeque<HashBinary>,
 }
+
+/// How many objects read once `read_before` remembers.
+const SEEN_OBJECTS: usize = 4096;
 
 impl<V: Weighed> MemoryTier<V> {
     pub fn new(capacity: u64) -> MemoryTier<V> {
@@ -61,7 +67,36 @@ impl<V: Weighed> MemoryTier<V> {
             copies: HashMap::new(),
             clock: VecDeque::new(),
             bytes: 0,
+            seen: HashMap::new(),
+            seen_order: VecDeque::new(),
         }
+    }
+
+    /// Whether object `id` of `key` was read from disk since it was last
+    /// asked about here (among the last `SEEN_OBJECTS` asked about): true
+    /// makes it a hot object worth a copy, false remembers this read.
+    pub fn read_before(&mut self, key: HashBinary, id: u64) -> bool {
+        if self.seen.get(&key) == Some(&id) {
+            self.seen.remove(&key);
+            return true;
+        }
+        if self.seen.insert(key, id).is_none() {
+            self.seen_order.push_back(key);
+        }
+        while self.seen.len() > SEEN_OBJECTS {
+            match self.seen_order.pop_front() {
+                Some(old) => {
+                    self.seen.remove(&old);
+                }
+                None => break,
+            }
+        }
+        // Keys asked about again leave stale entries behind: sweep them.
+        if self.seen_order.len() > 2 * SEEN_OBJECTS {
+            let seen = &self.seen;
+            self.seen_order.retain(|k| seen.contains_key(k));
+        }
+        false
     }
 
     /// The copy of object `id` of `key` (of whichever object of `key` is
@@ -169,6 +204,29 @@ mod tests {
 
     fn body(len: usize) -> Bytes {
         Bytes::from(vec![7u8; len])
+    }
+
+    #[test]
+    fn an_object_is_read_before_on_its_second_read_of_the_same_version() {
+        let mut m: MemoryTier = MemoryTier::new(1000);
+        assert!(!m.read_before(key(1), 10), "first read");
+        assert!(m.read_before(key(1), 10), "second read");
+        assert!(!m.read_before(key(1), 10), "asked again: counted afresh");
+        assert!(!m.read_before(key(2), 20));
+        assert!(!m.read_before(key(2), 21), "another version");
+        assert!(m.read_before(key(2), 21));
+    }
+
+    #[test]
+    fn reads_are_remembered_for_a_bounded_number_of_objects() {
+        let mut m: MemoryTier = MemoryTier::new(1000);
+        assert!(!m.read_before(key(0), 1));
+        for n in 0..SEEN_OBJECTS as u64 {
+            let k: HashBinary = (n + 1).to_le_bytes().repeat(2).try_into().unwrap();
+            assert!(!m.read_before(k, 1));
+        }
+        assert!(m.seen.len() <= SEEN_OBJECTS && m.seen_order.len() <= 2 * SEEN_OBJECTS);
+        assert!(!m.read_before(key(0), 1), "the oldest was forgotten");
     }
 
     #[test]

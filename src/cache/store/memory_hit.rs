@@ -60,7 +60,7 @@ impl DiskStore {
         let Some(Found::Complete(c)) = self.lock_index().lookup(&hash) else {
             return Ok(None);
         };
-        if c.body_len > INLINE_MAX {
+        if c.body_len > self.config.memory_object_max {
             return Ok(None);
         }
         let Some(view) = c.meta.view() else {
@@ -83,7 +83,10 @@ impl DiskStore {
         prepare(&mut header)?;
         // A retired object is still the index's answer after an abandoned
         // fill, but a copy of it would never answer.
+        // Threads copy small bodies only: a large one is not written faster
+        // from a thread's own memory.
         if hot
+            && body.len() as u64 <= INLINE_MAX
             && self.thread_copies.enabled()
             && !c.retired.is_set()
             && self.thread_copies.admits(body.len(), now)

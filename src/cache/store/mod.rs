@@ -61,10 +61,13 @@ pub struct StoreConfig {
     pub max_object_size: u64,
     /// New fills are refused while the filesystem has less free space.
     pub min_free_bytes: u64,
-    /// Bytes of memory for copies of small hot bodies (0: none); each
-    /// worker thread may keep copies of the hottest within an eighth of it
-    /// besides.
+    /// Bytes of memory for copies of hot bodies (0: none); each worker
+    /// thread may keep copies of the hottest small ones within an eighth of
+    /// it besides.
     pub memory_bytes: u64,
+    /// Largest body copied into memory: at most `INLINE_MAX` bytes on its
+    /// first read from disk, larger ones on their second.
+    pub memory_object_max: u64,
 }
 
 /// A snapshot of the store's figures.

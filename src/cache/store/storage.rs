@@ -50,7 +50,8 @@ impl DiskStore {
         };
         let (key, id, len) = (c.key, c.id, c.body_len);
         let weight = c.eviction_weight();
-        if len <= INLINE_MAX
+        let copied = len <= self.config.memory_object_max;
+        if copied
             && let Some(body) = self
                 .lock_memory()
                 .get(&key, Some(id))
@@ -76,12 +77,22 @@ impl DiskStore {
         match opened {
             Ok((_file, Some(body))) => {
                 // Read from disk: the next hits take it from memory.
-                self.lock_memory().put(key, id, body.clone());
+                if copied {
+                    self.lock_memory().put(key, id, body.clone());
+                }
                 let hit = DiskHit::complete_inline(body, c.id, weight);
                 Ok(Some((meta, Box::new(hit))))
             }
             Ok((file, None)) => {
                 let hit = DiskHit::complete(Arc::new(file), c.body_len, c.id, weight);
+                // A larger body is copied on its second read, and read
+                // whole for it: one read instead of the chunks' as many.
+                if copied && self.lock_memory().read_before(key, id) {
+                    let body = hit.read_whole().await?;
+                    self.lock_memory().put(key, id, body.clone());
+                    let hit = DiskHit::complete_inline(body, c.id, weight);
+                    return Ok(Some((meta, Box::new(hit))));
+                }
                 Ok(Some((meta, Box::new(hit))))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

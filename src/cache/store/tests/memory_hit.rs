@@ -245,3 +245,87 @@ async fn a_full_thread_budget_is_replaced_at_a_bounded_rate() {
     assert!(from_copy(&paths[9], next), "copied in the next window");
     assert_eq!(copies(), 4);
 }
+
+/// A store copying bodies up to 1 MiB into 4 MiB of memory.
+fn open_copying_large(dir: &std::path::Path) -> &'static DiskStore {
+    open_with(crate::cache::store::StoreConfig {
+        memory_bytes: 4 << 20,
+        memory_object_max: 1 << 20,
+        ..config(dir)
+    })
+}
+
+#[tokio::test]
+async fn a_larger_body_is_copied_into_memory_on_its_second_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_copying_large(dir.path());
+    let data = body(300 * 1024);
+    store_object(store, "/v/large", &data, 300).await;
+    let now = SystemTime::now();
+
+    assert_eq!(fetch(store, "/v/large").await.unwrap(), data, "first read");
+    assert_eq!(store.stats().memory_bytes, 0, "read once: not copied");
+    assert!(hit(store, "/v/large", now).is_none());
+
+    assert_eq!(fetch(store, "/v/large").await.unwrap(), data, "second read");
+    assert_eq!(store.stats().memory_bytes, data.len() as u64, "copied");
+    let memory_hits = store.stats().memory_hits;
+    assert_eq!(fetch(store, "/v/large").await.unwrap(), data, "third read");
+    assert_eq!(store.stats().memory_hits, memory_hits + 1, "from memory");
+
+    // Handed out whole on the memory route, never as a thread's copy.
+    for _ in 0..3 {
+        assert_eq!(
+            hit(store, "/v/large", now).expect("a memory hit").body,
+            data
+        );
+    }
+    assert_eq!(store.stats().thread_copy_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_body_over_the_copy_limit_is_always_read_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_copying_large(dir.path());
+    let data = body((1 << 20) + 1);
+    store_object(store, "/v/larger", &data, 300).await;
+    for _ in 0..3 {
+        assert_eq!(fetch(store, "/v/larger").await.unwrap(), data);
+    }
+    assert_eq!(store.stats().memory_bytes, 0);
+    assert_eq!(store.stats().memory_hits, 0);
+    assert!(hit(store, "/v/larger", SystemTime::now()).is_none());
+
+    // With the default limit a body above 64 KiB is never copied.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let data = body(64 * 1024 + 1);
+    store_object(store, "/v/medium", &data, 300).await;
+    for _ in 0..3 {
+        assert_eq!(fetch(store, "/v/medium").await.unwrap(), data);
+    }
+    assert_eq!(store.stats().memory_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_purged_larger_body_leaves_memory_with_its_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_copying_large(dir.path());
+    let data = body(200 * 1024);
+    store_object(store, "/v/large", &data, 300).await;
+    fetch(store, "/v/large").await.unwrap();
+    fetch(store, "/v/large").await.unwrap();
+    assert_eq!(store.stats().memory_bytes, data.len() as u64);
+    let entry = store.entries()[0].0.clone();
+    let outcome = store
+        .purge(PurgeTarget::Exact(&entry), PurgeType::Invalidation, &span())
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        pingora_cache::storage::PurgeOutcome::Purged(_)
+    ));
+    assert_eq!(store.stats().memory_bytes, 0);
+    assert!(fetch(store, "/v/large").await.is_none());
+    assert!(hit(store, "/v/large", SystemTime::now()).is_none());
+}
