@@ -27,6 +27,11 @@ pub fn is_record(primary: &[u8]) -> bool {
     primary.ends_with(INFO_SUFFIX.as_bytes())
 }
 
+/// Whether a stored primary key is a slice's.
+pub fn is_slice(primary: &[u8]) -> bool {
+    primary.windows(4).any(|w| w == b" #v=")
+}
+
 /// A short, stable tag of an ETag (FNV-1a 64, hex).
 pub fn version_tag(etag: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -92,5 +97,15 @@ mod tests {
         assert!(!is_record(&text(slice(p, &version_tag("\"x\""), 0))));
         assert!(!is_record(p.as_bytes()));
         assert!(!is_record(b"/v/info"));
+    }
+
+    #[test]
+    fn slices_are_told_from_other_keys() {
+        let p = "/v/a.mp4";
+        let text = |k: CacheKey| k.primary_key_str().unwrap().as_bytes().to_vec();
+        assert!(is_slice(&text(slice(p, &version_tag("\"x\""), 0))));
+        assert!(!is_slice(&text(info(p))));
+        assert!(!is_slice(p.as_bytes()));
+        assert!(!is_slice(b"/v/a.mp4?v=1"));
     }
 }

@@ -39,7 +39,9 @@ impl DiskStore {
 
     /// A hit on a committed object, or `None` when its files turn out to be
     /// missing or invalid (then it is dropped from the index and the disk).
-    async fn hit_from_complete(&'static self, c: Arc<Complete>) -> Result<Hit> {
+    /// `copy_large`: whether a body above `INLINE_MAX` may be copied into
+    /// memory (not for slices, which the slicer streams to many readers).
+    async fn hit_from_complete(&'static self, c: Arc<Complete>, copy_large: bool) -> Result<Hit> {
         let meta = match c.meta.decode() {
             Ok(m) => m,
             Err(e) => {
@@ -87,7 +89,7 @@ impl DiskStore {
                 let hit = DiskHit::complete(Arc::new(file), c.body_len, c.id, weight);
                 // A larger body is copied on its second read, and read
                 // whole for it: one read instead of the chunks' as many.
-                if copied && self.lock_memory().read_before(key, id) {
+                if copied && copy_large && self.lock_memory().read_before(key, id) {
                     let body = hit.read_whole().await?;
                     self.lock_memory().put(key, id, body.clone());
                     let hit = DiskHit::complete_inline(body, c.id, weight);
@@ -114,7 +116,7 @@ impl DiskStore {
         }
     }
 
-    async fn lookup_hash(&'static self, hash: &HashBinary) -> Result<Hit> {
+    async fn lookup_hash(&'static self, hash: &HashBinary, copy_large: bool) -> Result<Hit> {
         // A second try covers an object replaced between index and open.
         for _ in 0..2 {
             let found = self.lock_index().lookup(hash);
@@ -122,7 +124,7 @@ impl DiskStore {
                 None => return Ok(None),
                 Some(Found::Fill(fill)) => return self.hit_from_fill(&fill),
                 Some(Found::Complete(c)) => {
-                    if let Some(hit) = self.hit_from_complete(c).await? {
+                    if let Some(hit) = self.hit_from_complete(c, copy_large).await? {
                         return Ok(Some(hit));
                     }
                 }
@@ -135,7 +137,8 @@ impl DiskStore {
 #[async_trait]
 impl Storage for DiskStore {
     async fn lookup(&'static self, key: &CacheKey, _trace: &SpanHandle) -> Result<Hit> {
-        self.lookup_hash(&key.combined_bin()).await
+        let copy_large = !crate::cache::key::slice::is_slice(key.primary_key());
+        self.lookup_hash(&key.combined_bin(), copy_large).await
     }
 
     async fn lookup_streaming_write(
@@ -153,7 +156,7 @@ impl Storage for DiskStore {
         let found = self.lock_index().by_id(&key.combined_bin(), id);
         match found {
             Some(Found::Fill(fill)) => self.hit_from_fill(&fill),
-            Some(Found::Complete(c)) => match self.hit_from_complete(c).await? {
+            Some(Found::Complete(c)) => match self.hit_from_complete(c, false).await? {
                 Some(hit) => Ok(Some(hit)),
                 None => Err(pingora_err("cache store: the fill's object is gone")),
             },

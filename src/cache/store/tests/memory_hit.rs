@@ -296,6 +296,16 @@ async fn a_body_over_the_copy_limit_is_always_read_from_disk() {
     assert_eq!(store.stats().memory_hits, 0);
     assert!(hit(store, "/v/larger", SystemTime::now()).is_none());
 
+    // Nor is a slice: the slicer streams those to many readers at once.
+    let slice = crate::cache::key::slice::slice("/v/film.mp4", "0123456789abcdef", 2);
+    let slice = slice.primary_key_str().unwrap().to_owned();
+    let data = body(200 * 1024);
+    store_object(store, &slice, &data, 300).await;
+    for _ in 0..3 {
+        assert_eq!(fetch(store, &slice).await.unwrap(), data);
+    }
+    assert_eq!(store.stats().memory_bytes, 0);
+
     // With the default limit a body above 64 KiB is never copied.
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
