@@ -27,7 +27,8 @@
 # every request; a plain nginx serving the same files; nginx proxy_cache (on
 # disk) in front of it, checking no token. Each scenario's object is cached by
 # both just before the scenario runs, then wrk loads each in turn: 1 KiB hits
-# (wrk -t2 -c50) and 10 MiB hits (-c8). Then the large object, which cdn-node
+# (wrk -t2 -c50) and 10 MiB hits (-c8; Varnish with malloc storage in front of
+# the same origin as a third server). Then the large object, which cdn-node
 # keeps in slices (above its slice_threshold, plain GETs included): cold seeks
 # (a 1 MiB range at 0, 10, 50 and 90 % of an object neither cache holds: time
 # to first byte and total, against the time of one 4 MiB slice GET from
@@ -39,7 +40,7 @@
 # each given the request's token in every URI, against 1 KiB hits, in
 # rotating order (wrk -t2 -c50).
 #
-# Installs what is missing (wrk, nginx, s3s-fs; as root or with sudo), builds
+# Installs what is missing (wrk, nginx, Varnish, s3s-fs; as root or with sudo), builds
 # the release binary, works in target/load/ and stops every process it
 # started when it ends, fails or is interrupted.
 set -euo pipefail
@@ -100,6 +101,7 @@ say "load average at start: $LOAD_START"
 # --- what is needed -------------------------------------------------------
 
 need wrk=wrk nginx=nginx-light curl=curl python3=python3
+if wants medium; then need varnishd=varnish; fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 build_node
 
@@ -194,8 +196,8 @@ EOF
 
 make_secrets AKLB
 
-read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT SLICE_PORT < <(free_ports 6)
-[[ -n "${SLICE_PORT:-}" ]] || die "could not choose ports"
+read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT SLICE_PORT VARNISH_PORT < <(free_ports 7)
+[[ -n "${VARNISH_PORT:-}" ]] || die "could not choose ports"
 
 # Caches large enough for every object three times over: cdn-node holds the
 # large object in slices under two paths (plain GETs and ranges), nginx's
@@ -224,11 +226,27 @@ start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cach
     ACCESS_LOG_DIRECTIVE="$NGINX_ACCESS_LOG"
 NGINX_PID=$STARTED_PID
 
+# Varnish (10 MiB scenario): malloc storage as large as nginx's cache, one
+# thread pool per CPU, in the foreground under its own working folder.
+if wants medium; then
+    render "$HERE/varnish.vcl.in" "$SCRATCH/varnish.vcl" ORIGIN_PORT="$ORIGIN_PORT"
+    # As root, without its jail: the scratch folder is the invoking user's
+    # alone, and Varnish's own users could not read the VCL in it.
+    jail=()
+    if [[ $(id -u) -eq 0 ]]; then jail=(-j none); fi
+    start varnish TERM "$SCRATCH/varnish.log" \
+        varnishd -F "${jail[@]}" -n "$SCRATCH/varnish" -a "127.0.0.1:$VARNISH_PORT" \
+        -f "$SCRATCH/varnish.vcl" -s "malloc,${CACHE_MIB}m" -p thread_pools=2
+    VARNISH_PID=$STARTED_PID
+    wait_until varnish "$VARNISH_PID" "$SCRATCH/varnish.log" answers "http://127.0.0.1:$VARNISH_PORT/"
+fi
+
 TOKEN=$(mint_token load) || exit 1
 
 node_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NODE_PORT" "$1" "$TOKEN"; }
 # nginx gets the same request line, token included; it ignores it.
 nginx_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NGINX_PORT" "$1" "$TOKEN"; }
+varnish_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$VARNISH_PORT" "$1" "$TOKEN"; }
 nginx_slice_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$SLICE_PORT" "$1" "$TOKEN"; }
 
 # --- warming --------------------------------------------------------------
@@ -278,11 +296,14 @@ RESULTS="$SCRATCH/results.txt"
 CLK_TCK=$(getconf CLK_TCK)
 
 nginx_workers() { pgrep -P "$NGINX_PID" -f 'worker process' | tr '\n' ' ' || true; }
+# Varnish's manager process and its cache child (which serves).
+varnish_pids() { echo "$VARNISH_PID $(pgrep -P "$VARNISH_PID" | tr '\n' ' ')"; }
 
 server_label() {
     case "$1" in
         node) echo cdn-node ;;
         nginx-slice) echo 'nginx slice 1m' ;;
+        varnish) echo 'Varnish malloc' ;;
         *) echo 'nginx proxy_cache' ;;
     esac
 }
@@ -315,7 +336,11 @@ measure() {
     local scenario=$1 server=$2 url=$3
     shift 3
     local pids sampler="" peak_file="$SCRATCH/$scenario-$server.rss" extra=""
-    if [[ "$server" == node ]]; then pids=$NODE_PID; else pids=$(nginx_workers); fi
+    case "$server" in
+        node) pids=$NODE_PID ;;
+        varnish) pids=$(varnish_pids) ;;
+        *) pids=$(nginx_workers) ;;
+    esac
     # shellcheck disable=SC2086
     kill -0 $pids 2>/dev/null || die "$server is not running"
     if [[ "${MEMORY:-0}" == 1 ]]; then
@@ -353,17 +378,24 @@ measure() {
 
 # The servers of a round in turn, the first going second in the next round.
 round_order() {
-    if (($1 % 2)); then echo "$2 $3"; else echo "$3 $2"; fi
+    local round=$1
+    shift
+    local servers=("$@") n=$#
+    local i
+    for ((i = 0; i < n; i++)); do
+        printf '%s ' "${servers[(i + round - 1) % n]}"
+    done
 }
 
 # scenario SCENARIO KEY TITLE WRK_ARGS...: ROUNDS runs per server (ROUNDS=1
 # in the environment of the call for one).
 scenario() {
-    local scenario=$1 key=$2 title=$3 round server
+    local scenario=$1 key=$2 title=$3 round server servers=(nginx node)
     shift 3
+    if [[ "$scenario" == medium ]]; then servers+=(varnish); fi
     say "$title: wrk $* --latency, $ROUNDS round(s)"
     for ((round = 1; round <= ROUNDS; round++)); do
-        for server in $(round_order "$round" nginx node); do
+        for server in $(round_order "$round" "${servers[@]}"); do
             measure "$scenario" "$server" "$("${server}_url" "$key")" "$@"
         done
     done
@@ -382,6 +414,7 @@ fi
 if wants medium; then
     echo
     warm_both "$MEDIUM"
+    warm varnish "$(varnish_url "$MEDIUM")" X-Cache "$OBJECTS/$BUCKET/$MEDIUM"
     scenario medium "$MEDIUM" "10 MiB hits" "${MEDIUM_ARGS[@]}"
 fi
 if wants manifest; then

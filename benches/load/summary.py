@@ -21,6 +21,7 @@ SERVERS = {
     "nginx": "nginx proxy_cache",
     "nginx-slice": "nginx slice 1m",
     "node": "cdn-node",
+    "varnish": "Varnish malloc",
     "s3": "s3s-fs (signed GET)",
     "s3-head": "s3s-fs (signed HEAD)",
     "origin": "nginx origin (static)",
@@ -188,14 +189,20 @@ def pair_lines(runs, scenario):
     elif scenario == "medium":
         r = ratio(byte_rate(node), byte_rate(nginx))
         lines.append(f"  throughput cdn-node/nginx {fmt_ratio(r)} (target >= 1.00x: {verdict(r >= 1.0)})")
+        varnish = runs.get((scenario, "varnish"))
+        if varnish:
+            r = ratio(byte_rate(node), byte_rate(varnish))
+            lines.append(f"  throughput cdn-node/Varnish {fmt_ratio(r)} (target >= 1.00x: {verdict(r >= 1.0)})")
     elif scenario == "large":
         peak = num(node, "peak_kib") / 1024
         lines.append(
             f"  cdn-node peak RSS {peak:.1f} MiB (target < {MEM_TARGET_MIB} MiB: "
             f"{verdict(peak < MEM_TARGET_MIB)}); nginx workers {fmt_mib(num(nginx, 'peak_kib'))}"
         )
-    for server in ("nginx", "node"):
-        run = runs[(scenario, server)]
+    for server in ("nginx", "node", "varnish"):
+        run = runs.get((scenario, server))
+        if not run:
+            continue
         eff = num(run, "requests") / max(num(run, "cpu_s"), 1e-9)
         if scenario == "small":
             lines.append(f"  {SERVERS[server]}: {fmt_count(eff)} requests per server CPU-second")
@@ -376,6 +383,16 @@ def table(runs, seeks=None):
         row(t, "p50 / p99 latency", f"{fmt_ms(num(nginx, 'p50_us'))} / {fmt_ms(num(nginx, 'p99_us'))}",
             f"{fmt_ms(num(node, 'p50_us'))} / {fmt_ms(num(node, 'p99_us'))}", "", "", "")
         row(t, "server CPU (1 core = 100%)", f"{cpu_share(nginx) * 100:.0f}%", f"{cpu_share(node) * 100:.0f}%", "", "", "")
+        varnish = runs.get(("medium", "varnish"))
+        if varnish:
+            # The Varnish comparison in the nginx column's place.
+            r = ratio(byte_rate(node), byte_rate(varnish))
+            row(t, "transfer against Varnish malloc (its figure in the nginx column)",
+                fmt_bytes_rate(byte_rate(varnish)), fmt_bytes_rate(byte_rate(node)), fmt_ratio(r), ">= 1.0x", verdict(r >= 1.0))
+            e_v = num(varnish, "bytes") / max(num(varnish, "cpu_s"), 1e-9)
+            e_n = num(node, "bytes") / max(num(node, "cpu_s"), 1e-9)
+            row(t, "bytes per server CPU-second against Varnish", fmt_bytes_rate(e_v)[:-2], fmt_bytes_rate(e_n)[:-2],
+                fmt_ratio(ratio(e_n, e_v)), "", "")
     nginx, node = get("large")
     if nginx and node:
         t = titles["large"]
