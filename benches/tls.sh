@@ -22,10 +22,11 @@
 #   h1       HTTP/1.1 over TLS: wrk -t2 -c50 (kept-alive connections)
 #   h2       HTTP/2: h2load -c50 -m10 -t2 (ten streams in flight on each)
 #   full     new connections, each a full TLS 1.3 handshake (no session
-#            offered) and one GET with `Connection: close`
-#            (benches/tls/handshakes.py, HS_CLIENTS processes)
-#   resumed  the same, each connection offering the session ticket the
-#            previous one received; the share really resumed is printed
+#            offered) and one HTTP/1.0 GET: HS_CLIENTS `openssl s_time -new`
+#            processes at once
+#   resumed  the same with `s_time -reuse`: each connection offers the
+#            session (ticket) of the previous one; the share s_time reports
+#            resumed is printed
 # h1 and h2 run on the ECDSA P-256 listener (the certificate does not matter
 # on kept-alive connections); full and resumed on each of KEYS.
 #
@@ -192,6 +193,31 @@ cpu_seconds() {
     awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }'
 }
 
+# connections MODE PORT LOG: HS_CLIENTS `openssl s_time` processes at once
+# for HS_SECONDS, each opening one connection after another with one
+# HTTP/1.0 GET on each; `-new` (MODE full) offers no session, `-reuse`
+# (resumed) the one from its previous connection. Prints `ops= seconds=
+# resumed= failed=`: connections, wall-clock time, the ones s_time reports
+# as resumed ('r'), and processes that failed.
+connections() {
+    local mode=$1 port=$2 log=$3 flag=-new i pids=() failed=0 start end
+    [[ "$mode" == resumed ]] && flag=-reuse
+    start=$(date +%s.%N)
+    for ((i = 1; i <= HS_CLIENTS; i++)); do
+        openssl s_time -connect "127.0.0.1:$port" "$flag" -time "$HS_SECONDS" -www "$PATH_Q" \
+            >"$log.$i" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || failed=$((failed + 1)); done
+    end=$(date +%s.%N)
+    cat "$log".* >"$log"
+    rm -f "$log".*
+    awk -v start="$start" -v end="$end" -v failed="$failed" '
+        / connections in [0-9.]+ real seconds/ { n += $1 }
+        /^[r*t3]+$/ { r += gsub(/r/, "r") }
+        END { printf "ops=%d seconds=%.3f resumed=%d failed=%d", n, end - start, r, failed }' "$log"
+}
+
 # run SCENARIO SERVER KEY: one run; appends `scenario= server= key= ops=
 # seconds= cpu_s= [resumed= failed=]` to RESULTS and prints it.
 run() {
@@ -218,9 +244,7 @@ run() {
                 END { printf "ops=%d seconds=%.3f failed=%d", ok, secs, failed }' "$log")
             ;;
         full | resumed)
-            python3 "$HERE/handshakes.py" "$scenario" 127.0.0.1 "$(port "$server" "$key")" "$PATH_Q" \
-                "$HS_SECONDS" "$HS_CLIENTS" >"$log" 2>&1 || { cat "$log" >&2; die "handshakes.py failed against $server"; }
-            line=$(tail -n 1 "$log" | sed 's/^connections=/ops=/')
+            line=$(connections "$scenario" "$(port "$server" "$key")" "$log")
             ;;
     esac
     # shellcheck disable=SC2086

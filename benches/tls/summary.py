@@ -15,8 +15,8 @@ import sys
 TITLES = {
     "h1": "1 KiB hits, HTTP/1.1 over TLS (wrk -t2 -c50), req/s",
     "h2": "1 KiB hits, HTTP/2 (h2load -c50 -m10 -t2), req/s",
-    "full": "new connections, full handshake + 1 GET, conn/s",
-    "resumed": "new connections, resumed (ticket) + 1 GET, conn/s",
+    "full": "new connections, full handshake + 1 GET (s_time -new), conn/s",
+    "resumed": "new connections, resumed + 1 GET (s_time -reuse), conn/s",
 }
 
 
