@@ -22,7 +22,7 @@ use crate::cors::Cors;
 use crate::cors::settings::CorsConfig;
 use crate::fast_exit::{ExitWhenIdle, Finishing};
 use crate::fleet::Fleet;
-use crate::listeners::{HttpSockets, Worker};
+use crate::listeners::{HttpSockets, Kind, Worker};
 use crate::metrics::Metrics;
 use crate::origin::{Origin, TokenCarriers};
 use crate::proxy::Edge;
@@ -137,16 +137,20 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     let connections = limited.open_connections();
     if !config.http_listeners.is_empty() {
         let workers = config.server.threads;
-        let sockets = HttpSockets::bind(&config.http_listeners, workers, opts.upgrade)?;
+        let sockets = HttpSockets::bind(Kind::Http, &config.http_listeners, workers, opts.upgrade)?;
         for index in 0..workers {
             server.add_service(Worker::new(index, limited.clone(), sockets.clone()));
         }
     }
     let mut certs = Vec::new();
     if !config.https_listeners.is_empty() {
-        let mut https = Service::new("cdn-node https".to_string(), limited);
-        certs = crate::listeners::add_https(&mut https, &config.https_listeners)?;
-        server.add_service(https);
+        certs = crate::listeners::add_https(
+            &mut server,
+            &limited,
+            &config.https_listeners,
+            config.server.threads,
+            opts.upgrade,
+        )?;
     }
 
     let resolved = origin.clone();

@@ -1,7 +1,8 @@
 //! HTTPS listeners through the real node and curl: HTTP/2 by ALPN, the
 //! object byte-identical, plain HTTP still served, the certificate replaced
 //! on disk and picked up on SIGHUP without a restart, and `check` catching a
-//! key that does not match.
+//! key that does not match. Session resumption through `openssl s_client`:
+//! a session ticket resumes, and resumes again.
 
 mod common;
 
@@ -160,4 +161,72 @@ fn check_reports_a_key_that_does_not_match() {
         text.contains("listeners.https[0].key_file: does not match the certificate"),
         "{text}"
     );
+}
+
+/// One `openssl s_client` connection to 127.0.0.1:`port` carrying an
+/// HTTP/1.1 GET of `target` (`Connection: close`), offering the session in
+/// `sess_in` if given and saving the tickets it receives to `sess_out`;
+/// returns what it printed.
+async fn s_client(port: u16, target: &str, sess_in: Option<&Path>, sess_out: &Path) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(tools::require("openssl"));
+    command
+        .args(["s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-servername", "localhost", "-alpn", "http/1.1", "-ign_eof"])
+        .arg("-sess_out")
+        .arg(sess_out);
+    if let Some(file) = sess_in {
+        command.arg("-sess_in").arg(file);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run openssl s_client");
+    let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).await.unwrap();
+    drop(stdin);
+    // The node closes the connection after the answer; s_client then exits.
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("openssl s_client did not finish within 20 s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("HTTP/1.1 200"),
+        "no 200 over TLS: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test]
+async fn a_session_ticket_resumes_and_resumes_again() {
+    let w = World::builder()
+        .object("courses/101/intro.mp4", &bytes(1024, 3))
+        .tls()
+        .start()
+        .await;
+    let port = w.node.https.expect("https listener").port();
+    let target = w.target("/courses/101/intro.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first.pem"), dir.path().join("second.pem"));
+
+    let full = s_client(port, &target, None, &first).await;
+    assert!(full.contains("New, TLSv1.3"), "{full}");
+    assert!(first.exists(), "no session ticket received");
+
+    let resumed = s_client(port, &target, Some(&first), &second).await;
+    assert!(resumed.contains("Reused, TLSv1.3"), "{resumed}");
+    // The same ticket once more: the server keeps nothing per ticket (a
+    // session cache would have handed it out once), so it resumes again,
+    // whichever worker thread the connection reaches.
+    for _ in 0..3 {
+        let again = s_client(port, &target, Some(&first), &second).await;
+        assert!(again.contains("Reused, TLSv1.3"), "{again}");
+    }
 }

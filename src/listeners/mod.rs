@@ -1,18 +1,18 @@
-//! The client listeners: plain HTTP served by one worker service per thread,
-//! HTTPS endpoints with their reloadable certificates, and the HTTP server
-//! options both use.
+//! The client listeners: plain HTTP and HTTPS, each served by one worker
+//! service per thread, HTTPS with its reloadable certificates, and the HTTP
+//! server options both use.
 
 mod workers;
 
-pub use workers::{HttpSockets, Worker};
+pub use workers::{HttpSockets, Kind, Worker};
 
 use std::sync::Arc;
 
 use pingora::apps::{HttpServerApp, HttpServerOptions};
-use pingora::services::listening::Service;
+use pingora::server::Server;
 
 use crate::limits::LimitedApp;
-use crate::tls::{HttpsListener, ReloadingCert, settings};
+use crate::tls::{HttpsListener, ReloadingCert, acceptor};
 
 /// Options for the proxy application: an HTTP/2 connection with nothing in
 /// flight is closed after [`crate::limits::H2_IDLE_TIMEOUT`].
@@ -22,16 +22,22 @@ pub fn server_options() -> HttpServerOptions {
     options
 }
 
-/// Adds one endpoint per HTTPS listener; returns their certificates for
-/// the reloader. Pingora listens on each as plain TCP and the application
-/// completes the TLS handshake, so that a connection is admitted against
-/// the connection limits before its handshake, not after. Fails when a
-/// pair no longer loads (it was checked moments ago when the configuration
-/// was read).
+/// Adds `workers` worker services, as for plain HTTP, serving every
+/// HTTPS listener with a copy of `app` that completes the TLS handshake;
+/// returns the listeners' certificates for the reloader. Pingora listens on
+/// each as plain TCP and the application does the handshake, so that a
+/// connection is admitted against the connection limits before its
+/// handshake, not after. Fails when a pair no longer loads (it was checked
+/// moments ago when the configuration was read) or an address cannot be
+/// listened on.
 pub fn add_https<A: HttpServerApp + Send + Sync + 'static>(
-    service: &mut Service<LimitedApp<A>>,
+    server: &mut Server,
+    app: &LimitedApp<A>,
     listeners: &[HttpsListener],
+    workers: usize,
+    inherit: bool,
 ) -> Result<Vec<Arc<ReloadingCert>>, String> {
+    let mut app = app.clone();
     let mut certs = Vec::new();
     for l in listeners {
         let cert = ReloadingCert::open(&l.cert_file, &l.key_file).map_err(|e| {
@@ -44,12 +50,13 @@ pub fn add_https<A: HttpServerApp + Send + Sync + 'static>(
             )
         })?;
         let cert = Arc::new(cert);
-        let app = service
-            .app_logic_mut()
-            .ok_or_else(|| format!("HTTPS listener {}: the service is running already", l.addr))?;
-        app.serve_tls(l.addr, settings(l, cert.clone()).build());
-        service.add_tcp(&l.addr.to_string());
+        app.serve_tls(l.addr, acceptor(l, cert.clone()));
         certs.push(cert);
+    }
+    let addrs: Vec<_> = listeners.iter().map(|l| l.addr).collect();
+    let sockets = HttpSockets::bind(Kind::Https, &addrs, workers, inherit)?;
+    for index in 0..workers {
+        server.add_service(Worker::new(index, app.clone(), sockets.clone()));
     }
     Ok(certs)
 }

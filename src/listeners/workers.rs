@@ -1,5 +1,6 @@
-//! The plain HTTP listeners, served by one single-thread Pingora service per
-//! worker thread, each with its own listening socket (`SO_REUSEPORT`).
+//! The client listeners, plain HTTP and HTTPS alike, served by one
+//! single-thread Pingora service per worker thread, each with its own
+//! listening socket (`SO_REUSEPORT`).
 //!
 //! With one service of N threads, Pingora 0.9.1 accepts every connection on
 //! one thread, where the socket is registered with that thread's reactor, and
@@ -47,7 +48,34 @@ use pingora::services::listening::Service;
 /// playlist, 20 KB for 100 segments) cost two sends and two wake-ups.
 /// Larger bodies, written in chunks of this size or more, still go out
 /// directly; the buffer's pages are touched only as far as it is filled.
+/// Under TLS the buffer gathers encrypted records: a header record and a
+/// body record leave in one send, as do the frames of several HTTP/2
+/// streams written together.
 pub const WRITE_BUFFER: usize = 32 * 1024;
+
+/// Which listeners a group of sockets serves: the setting that names their
+/// addresses (for messages) and the services' name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Http,
+    Https,
+}
+
+impl Kind {
+    fn setting(self) -> &'static str {
+        match self {
+            Kind::Http => "listeners.http",
+            Kind::Https => "listeners.https",
+        }
+    }
+
+    fn service_name(self, index: usize) -> String {
+        match self {
+            Kind::Http => format!("cdn-node {index}"),
+            Kind::Https => format!("cdn-node https {index}"),
+        }
+    }
+}
 
 /// The key of `worker`'s socket for `addr` in Pingora's socket table.
 pub fn key(addr: &SocketAddr, worker: usize) -> String {
@@ -58,8 +86,9 @@ pub fn key(addr: &SocketAddr, worker: usize) -> String {
     }
 }
 
-/// The listening sockets of the plain HTTP listeners, shared by the workers.
+/// The listening sockets of one kind of listener, shared by its workers.
 pub struct HttpSockets {
+    kind: Kind,
     addrs: Vec<SocketAddr>,
     workers: usize,
     /// Sockets bound at start-up (per address, per worker), until they are
@@ -71,7 +100,12 @@ impl HttpSockets {
     /// Binds every worker's socket now, so that an address in use stops the
     /// start with a clear message, unless the sockets are to be inherited
     /// from the running node (`inherit`, a graceful upgrade).
-    pub fn bind(addrs: &[SocketAddr], workers: usize, inherit: bool) -> Result<Arc<Self>, String> {
+    pub fn bind(
+        kind: Kind,
+        addrs: &[SocketAddr],
+        workers: usize,
+        inherit: bool,
+    ) -> Result<Arc<Self>, String> {
         let bound = if inherit {
             None
         } else {
@@ -79,12 +113,13 @@ impl HttpSockets {
                 .iter()
                 .map(|a| {
                     bind_group(a, workers)
-                        .map_err(|e| format!("listeners.http {a}: cannot listen ({e})"))
+                        .map_err(|e| format!("{} {a}: cannot listen ({e})", kind.setting()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Some(sockets)
         };
         Ok(Arc::new(HttpSockets {
+            kind,
             addrs: addrs.to_vec(),
             workers,
             bound: Mutex::new(bound),
@@ -220,9 +255,9 @@ pub struct Worker<A> {
 }
 
 impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
-    /// Worker number `index` serving `app` on every plain HTTP address.
+    /// Worker number `index` serving `app` on every address of `sockets`.
     pub fn new(index: usize, app: A, sockets: Arc<HttpSockets>) -> Self {
-        let mut service = Service::new(format!("cdn-node {index}"), app);
+        let mut service = Service::new(sockets.kind.service_name(index), app);
         service.threads = Some(1);
         let buffers = L4BufferSettings::default().write(WRITE_BUFFER);
         for addr in &sockets.addrs {
@@ -245,7 +280,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceTrait for Worker<A> {
         {
             // Pingora would fail the same way, but only for this thread's
             // service; a node that cannot listen must not keep running.
-            tracing::error!(error = %e, "the HTTP listeners cannot listen");
+            tracing::error!(error = %e, setting = self.sockets.kind.setting(), "the listeners cannot listen");
             std::process::exit(1);
         }
         ServiceTrait::start_service(&mut self.service, fds, shutdown, listeners_per_fd).await
@@ -297,7 +332,7 @@ mod tests {
     #[test]
     fn a_fresh_start_gives_each_worker_a_socket_and_the_kernel_spreads_connections() {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let sockets = HttpSockets::bind(&[any], 3, false).unwrap();
+        let sockets = HttpSockets::bind(Kind::Http, &[any], 3, false).unwrap();
         let mut table = Fds::new();
         sockets.publish(&mut table).unwrap();
         assert_eq!(
@@ -360,7 +395,7 @@ mod tests {
         table.add(admin_key.clone(), admin.into_raw_fd());
         let (extra2, extra3) = (target(fds[2]).unwrap(), target(fds[3]).unwrap());
 
-        let sockets = HttpSockets::bind(&[addr], 2, true).unwrap();
+        let sockets = HttpSockets::bind(Kind::Http, &[addr], 2, true).unwrap();
         sockets.publish(&mut table).unwrap();
         let mut want = vec![admin_key, key(&addr, 0), key(&addr, 1)];
         want.sort();
@@ -388,7 +423,7 @@ mod tests {
         let mut table = Fds::new();
         table.add(key(&addr, 0), base);
 
-        let sockets = HttpSockets::bind(&[addr], 3, true).unwrap();
+        let sockets = HttpSockets::bind(Kind::Http, &[addr], 3, true).unwrap();
         sockets.publish(&mut table).unwrap();
         for w in 1..3 {
             let fd = *table.get(&key(&addr, w)).unwrap();
@@ -404,11 +439,16 @@ mod tests {
         let sharing = TcpListener::from(sharing);
         for taken in [&plain, &sharing] {
             let addr = taken.local_addr().unwrap();
-            let err = HttpSockets::bind(&[addr], 2, false).err().unwrap();
-            assert!(
-                err.starts_with(&format!("listeners.http {addr}: cannot listen")),
-                "{err}"
-            );
+            for (kind, setting) in [
+                (Kind::Http, "listeners.http"),
+                (Kind::Https, "listeners.https"),
+            ] {
+                let err = HttpSockets::bind(kind, &[addr], 2, false).err().unwrap();
+                assert!(
+                    err.starts_with(&format!("{setting} {addr}: cannot listen")),
+                    "{err}"
+                );
+            }
         }
     }
 }
