@@ -31,7 +31,7 @@ use crate::cache::store::MemoryHit;
 
 /// Whether the request is one this path may answer: the whole object,
 /// unconditionally.
-fn plain(req: &RequestHeader) -> bool {
+pub(super) fn plain(req: &RequestHeader) -> bool {
     (req.method == http::Method::GET || req.method == http::Method::HEAD)
         && !req.headers.contains_key(RANGE)
         && !req.headers.contains_key(IF_NONE_MATCH)

@@ -374,9 +374,11 @@ impl ProxyHttp for Edge {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        // The client going away is no fault of the node.
+        let node_failed = e.esource() == &ErrorSource::Upstream;
         let unsent = session.response_written().is_none();
         match ctx.origin.upstream {
-            Some(to @ (Upstream::Peer(node) | Upstream::Parent(node))) if unsent => {
+            Some(to @ (Upstream::Peer(node) | Upstream::Parent(node))) if unsent && node_failed => {
                 self.origin.mark_failed(to);
                 self.metrics
                     .count_peer_error(to, peer_error_kind(&e, "other"));
@@ -429,6 +431,9 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         self.origin_answered(ctx, status);
+        if ctx.copy.is_some() {
+            peer::copy_header(self, ctx, upstream_response);
+        }
         if !self.origin_speaks_s3(ctx) {
             // Another node of the fleet, or a plain HTTP origin: its answers
             // pass as they are (RFC 9111 decides what is stored).
@@ -471,6 +476,9 @@ impl ProxyHttp for Edge {
         if let Some(chunk) = body.as_ref() {
             ctx.origin.bytes += chunk.len() as u64;
             self.metrics.origin_bytes.inc_by(chunk.len() as u64);
+        }
+        if ctx.copy.is_some() {
+            peer::copy_body(self, ctx, body.as_ref(), end_of_stream);
         }
         if let Some(replaced) = ctx.origin.error_body.as_mut()
             && let Some(code) = replaced.replace(body, end_of_stream)
