@@ -243,3 +243,22 @@ async fn a_copy_lasts_as_long_as_the_owner_had_left() {
     .await;
     assert_eq!(expired, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_memory_copies_off_every_request_is_forwarded() {
+    let (objects, paths) = catalogue(8, SMALL);
+    let refs: Vec<(&str, &[u8])> = objects
+        .iter()
+        .map(|(k, b)| (k.as_str(), b.as_slice()))
+        .collect();
+    let mut off = plan();
+    off.cluster_extra.push_str("  memory_copies: false\n");
+    let fleet = Fleet::start(&refs, off).await;
+    let path = owned_by_the_other(&fleet, 0, &paths).await;
+    for n in 0..4 {
+        let before = forwards(&fleet.edges[0]).await;
+        let (status, x_cache, ..) = get(&fleet, 0, &path).await;
+        assert_eq!((status, x_cache.as_str()), (200, "HIT"), "{n}");
+        assert_eq!(forwards(&fleet.edges[0]).await, before + 1.0, "{n}");
+    }
+}

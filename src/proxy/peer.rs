@@ -126,13 +126,18 @@ pub fn next_owner(
 /// from this node's copy of the object when it holds a fresh one, else
 /// forwarded, and its answer copied when the key is hot.
 pub fn forward_or_copy(
+    edge: &Edge,
     engine: &'static Engine,
     req: &RequestHeader,
     key: &CacheKey,
     owner: SocketAddr,
     ctx: &mut RequestCtx,
 ) -> Route {
-    if !memory_hit::plain(req) {
+    let wanted = edge
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.config.memory_copies);
+    if !wanted || !memory_hit::plain(req) {
         return Route::Peer(owner, None);
     }
     let copies = copies::of(engine);

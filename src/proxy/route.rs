@@ -152,7 +152,7 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
                 Listener::Peer => None,
             };
             let route = match (owner, manifest) {
-                (Some(owner), None) => peer::forward_or_copy(engine, req, &key, owner, ctx),
+                (Some(owner), None) => peer::forward_or_copy(edge, engine, req, &key, owner, ctx),
                 (Some(owner), Some((_, p))) => Route::Peer(owner, Some(p)),
                 (None, manifest) => match manifest {
                     Some((kind, propagation)) => Route::Manifest(kind, propagation),
