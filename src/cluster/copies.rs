@@ -48,6 +48,10 @@ pub struct Copy {
     /// The owner's `Age` when the copy was kept, and when that was.
     age_then: Duration,
     kept_at: SystemTime,
+    /// When the owner got the object from upstream, as its `Age` tells
+    /// (rounded down to a second there, so a second earlier here): what
+    /// timed purges compare.
+    fetched_at: SystemTime,
     fresh_until: SystemTime,
     /// The cache key's text, which purges name.
     primary: Box<str>,
@@ -149,16 +153,16 @@ pub fn purge(scope: &Scope) -> usize {
         .map_or(0, |c| c.remove_where(|p, _| names(scope, p)))
 }
 
-/// Removes the copies the timed purges name that were kept before their
-/// time; how many went.
+/// Removes the copies the timed purges name whose object the owner got
+/// before their time; how many went.
 pub fn purge_before(purges: &[TimedPurge]) -> usize {
     let Some(copies) = COPIES.get() else {
         return 0;
     };
-    copies.remove_where(|primary, kept_at| {
+    copies.remove_where(|primary, fetched_at| {
         purges
             .iter()
-            .any(|p| kept_at < p.before && names(&p.scope, primary))
+            .any(|p| fetched_at < p.before && names(&p.scope, primary))
     })
 }
 
@@ -330,6 +334,7 @@ impl Copies {
             body: f.body.freeze(),
             age_then: f.age_then,
             kept_at: now,
+            fetched_at: now - f.age_then - Duration::from_secs(1),
             fresh_until: f.fresh_until,
             primary: primary.into(),
         };
@@ -339,7 +344,7 @@ impl Copies {
         }
     }
 
-    /// Removes the copies `gone` names (by key text and time kept).
+    /// Removes the copies `gone` names (by key text and time fetched).
     fn remove_where(&self, gone: impl Fn(&str, SystemTime) -> bool) -> usize {
         let Ok(mut held) = self.held.lock() else {
             return 0;
@@ -347,7 +352,7 @@ impl Copies {
         let before = held.copies.len();
         let mut freed = 0;
         held.copies.retain(|_, (_, copy)| {
-            let keep = !gone(&copy.primary, copy.kept_at);
+            let keep = !gone(&copy.primary, copy.fetched_at);
             if !keep {
                 freed += copy.weight();
             }
@@ -416,7 +421,8 @@ mod tests {
     #[test]
     fn only_whole_fresh_shareable_small_answers_qualify() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let cases: &[(u16, &[(&str, &str)], bool)] = &[
+        type Case<'a> = (u16, &'a [(&'a str, &'a str)], bool);
+        let cases: &[Case] = &[
             (200, &[("content-length", "5")], true),
             (
                 200,
@@ -541,11 +547,11 @@ mod tests {
             scope: Scope::Prefix("/v/".into()),
             before,
         };
-        let earlier = [timed(now)];
+        let earlier = [timed(now - Duration::from_secs(1))];
         assert_eq!(
             c.remove_where(|p, t| earlier.iter().any(|x| t < x.before && names(&x.scope, p))),
             0,
-            "kept at the purge's time: spared"
+            "fetched at the purge's time: spared"
         );
         assert_eq!(
             c.remove_where(|p, _| names(&Scope::Prefix("/v/".into()), p)),
