@@ -11,7 +11,9 @@
 //!   `Set-Cookie`). Its freshness is the policy's lifetime less the owner's
 //!   `Age`: what the owner has left.
 //! - Purges: every purge this node applies (its admin API, a `PURGE` hop,
-//!   the fleet's rules) removes the matching copies too.
+//!   the fleet's rules) removes the matching copies too, and for a minute
+//!   an answer it names that the owner got before its time (an owner that
+//!   has not applied it yet) is not copied.
 //! - Budget: a quarter of `cache.memory_size`, beside the store's memory
 //!   tier; the oldest copies go first when it is full; none when the
 //!   memory tier is off.
@@ -36,6 +38,12 @@ use crate::cache::store::MemoryHit;
 pub const HEADER_VALUE: &str = "HIT-COPY";
 /// Keys the doorkeeper remembers before it starts over.
 const SEEN_MAX: usize = 65_536;
+/// How long the purges applied here are remembered: an owner that applies
+/// one later still answers with the old object meanwhile, which is not
+/// copied.
+const RECENT_PURGES_FOR: Duration = Duration::from_secs(60);
+/// How many of them, at most.
+const RECENT_PURGES_MAX: usize = 1024;
 /// What a copy's header and key count against the budget, besides its body.
 const OVERHEAD: u64 = 512;
 
@@ -123,6 +131,8 @@ pub struct Filling {
 pub struct Copies {
     held: Mutex<Held>,
     seen: Mutex<HashSet<HashBinary>>,
+    /// The purges applied lately, and when.
+    recent: Mutex<VecDeque<(TimedPurge, SystemTime)>>,
     capacity: u64,
     max_object: u64,
     /// The cache status header the copies answer with.
@@ -148,22 +158,19 @@ pub fn of(engine: &Engine) -> &'static Copies {
 /// Removes the copies a purge names, when this process keeps any; how many
 /// went.
 pub fn purge(scope: &Scope) -> usize {
-    COPIES
-        .get()
-        .map_or(0, |c| c.remove_where(|p, _| names(scope, p)))
+    let now = SystemTime::now();
+    let purge = TimedPurge {
+        scope: scope.clone(),
+        before: now,
+    };
+    COPIES.get().map_or(0, |c| c.purged(&[purge], now))
 }
 
 /// Removes the copies the timed purges name whose object the owner got
 /// before their time; how many went.
 pub fn purge_before(purges: &[TimedPurge]) -> usize {
-    let Some(copies) = COPIES.get() else {
-        return 0;
-    };
-    copies.remove_where(|primary, fetched_at| {
-        purges
-            .iter()
-            .any(|p| fetched_at < p.before && names(&p.scope, primary))
-    })
+    let now = SystemTime::now();
+    COPIES.get().map_or(0, |c| c.purged(purges, now))
 }
 
 /// Whether a purge's scope names the object of `primary`.
@@ -183,6 +190,7 @@ impl Copies {
                 bytes: 0,
             }),
             seen: Mutex::new(HashSet::new()),
+            recent: Mutex::new(VecDeque::new()),
             capacity,
             max_object,
             status_header,
@@ -329,6 +337,11 @@ impl Copies {
         let Some(primary) = key.primary_key_str() else {
             return;
         };
+        // The latest the owner can have got it (its `Age` is rounded down).
+        let got = now - f.age_then;
+        if self.purged_lately(primary, got, now) {
+            return;
+        }
         let copy = Copy {
             header: f.header,
             body: f.body.freeze(),
@@ -342,6 +355,41 @@ impl Copies {
         if let Ok(mut held) = self.held.lock() {
             held.put(key.combined_bin(), id, copy, self.capacity);
         }
+    }
+
+    /// Removes the copies `purges` name whose object the owner got before
+    /// their time, and remembers them for a while.
+    fn purged(&self, purges: &[TimedPurge], now: SystemTime) -> usize {
+        if let Ok(mut recent) = self.recent.lock() {
+            for p in purges {
+                if recent.len() >= RECENT_PURGES_MAX {
+                    recent.pop_front();
+                }
+                recent.push_back((p.clone(), now));
+            }
+        }
+        self.remove_where(|primary, fetched_at| {
+            purges
+                .iter()
+                .any(|p| fetched_at < p.before && names(&p.scope, primary))
+        })
+    }
+
+    /// Whether a purge applied lately names `primary` as the owner got it
+    /// at `got`.
+    fn purged_lately(&self, primary: &str, got: SystemTime, now: SystemTime) -> bool {
+        let Ok(mut recent) = self.recent.lock() else {
+            return true;
+        };
+        while recent
+            .front()
+            .is_some_and(|(_, at)| *at + RECENT_PURGES_FOR < now)
+        {
+            recent.pop_front();
+        }
+        recent
+            .iter()
+            .any(|(p, _)| got < p.before && names(&p.scope, primary))
     }
 
     /// Removes the copies `gone` names (by key text and time fetched).
@@ -528,6 +576,31 @@ mod tests {
         assert!(c.hit(&key("/a"), now).is_none());
         assert!(c.hit(&key("/b"), now).is_none());
         assert!(c.hit(&key("/c"), now).is_some());
+    }
+
+    #[test]
+    fn an_old_object_answered_after_a_purge_is_not_copied() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let c = copies();
+        let purge = TimedPurge {
+            scope: Scope::Prefix("/v/".into()),
+            before: now,
+        };
+        c.purged(&[purge], now);
+        // An owner that has not applied it yet: its object is 10 s old.
+        let old = answer(200, &[("content-length", "1"), ("age", "10")]);
+        copy(&c, "/v/a", &old, b"x", now + Duration::from_secs(2));
+        assert!(c.hit(&key("/v/a"), now + Duration::from_secs(2)).is_none());
+        // Fetched anew since, or not named: copied.
+        let new = answer(200, &[("content-length", "1"), ("age", "1")]);
+        copy(&c, "/v/b", &new, b"x", now + Duration::from_secs(2));
+        copy(&c, "/w/a", &old, b"x", now + Duration::from_secs(2));
+        assert!(c.hit(&key("/v/b"), now + Duration::from_secs(2)).is_some());
+        assert!(c.hit(&key("/w/a"), now + Duration::from_secs(2)).is_some());
+        // Forgotten after a while.
+        let later = now + RECENT_PURGES_FOR + Duration::from_secs(5);
+        copy(&c, "/v/a", &old, b"x", later);
+        assert!(c.hit(&key("/v/a"), later).is_some());
     }
 
     #[test]
