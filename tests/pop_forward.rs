@@ -1,5 +1,5 @@
 //! A node of a PoP that does not own a small hot object keeps a copy of
-//! the owner's answer in memory and answers it from there: not the first
+//! the owner's answer in memory and answers it from there (ranges too): not the first
 //! time it forwards the key, once it has forwarded it twice; for as long as
 //! the owner's freshness lasts; never for what must not be shared or is too
 //! large; and a purge through either node removes the copy.
@@ -131,7 +131,8 @@ async fn a_hot_small_object_is_answered_from_the_non_owners_memory() {
     // Counted as this node's hits.
     let text = fleet.edges[0].node.metrics().await;
     assert!(metric(&text, "cdn_node_cache_lookups_total", &[("result", "hit")]) >= 3.0);
-    // A HEAD and a range are answered too (the range by the owner).
+    // A HEAD and ranges are answered from the copy too.
+    let owner_before = answered(&fleet.edges[1]).await;
     let (status, headers, got) =
         raw(fleet.edges[0].node.http, "HEAD", &fleet.target(&path), &[]).await;
     assert_eq!(status, 200);
@@ -141,15 +142,35 @@ async fn a_hot_small_object_is_answered_from_the_non_owners_memory() {
         header(&headers, "content-length"),
         Some(SMALL.to_string().as_str())
     );
-    let (status, _, got) = raw(
-        fleet.edges[0].node.http,
-        "GET",
-        &fleet.target(&path),
-        &[("range", "bytes=10-19")],
-    )
-    .await;
+    let ranged = |range: &'static str| {
+        let target = fleet.target(&path);
+        let at = fleet.edges[0].node.http;
+        async move { raw(at, "GET", &target, &[("range", range)]).await }
+    };
+    let (status, headers, got) = ranged("bytes=10-19").await;
     assert_eq!(status, 206);
     assert!(got == body[10..20]);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT-COPY"));
+    assert_eq!(
+        header(&headers, "content-range"),
+        Some(format!("bytes 10-19/{SMALL}").as_str())
+    );
+    let (status, headers, got) = ranged("bytes=0-1,10-11").await;
+    assert_eq!(status, 206);
+    let kind = header(&headers, "content-type").unwrap_or("-");
+    assert!(kind.starts_with("multipart/byteranges"), "{kind}");
+    assert_eq!(
+        header(&headers, "content-length"),
+        Some(got.len().to_string().as_str())
+    );
+    assert!(got.windows(2).any(|w| w == &body[10..12]));
+    let (status, headers, _) = ranged("bytes=5000-").await;
+    assert_eq!(status, 416);
+    assert_eq!(
+        header(&headers, "content-range"),
+        Some(format!("bytes */{SMALL}").as_str())
+    );
+    assert_eq!(answered(&fleet.edges[1]).await, owner_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,14 +137,15 @@ pub fn forward_or_copy(
         .cluster
         .as_ref()
         .is_some_and(|c| c.config.memory_copies);
-    if !wanted || !memory_hit::plain(req) {
+    if !wanted || !memory_hit::unconditional(req) {
         return Route::Peer(owner, None);
     }
     let copies = copies::of(engine);
     if let Some(hit) = copies.hit(key, SystemTime::now()) {
         return Route::MemoryHit(hit);
     }
-    if req.method == http::Method::GET {
+    // A copy is made of whole answers only.
+    if req.method == http::Method::GET && !req.headers.contains_key(http::header::RANGE) {
         ctx.copy = copies.wanted(key);
     }
     Route::Peer(owner, None)
