@@ -52,6 +52,17 @@ async fn get(fleet: &Fleet, at: usize, path: &str) -> (u16, String, Option<u64>,
 /// Of `paths`, the first that edge `at` forwards to the other node (that
 /// request is the key's first forward).
 async fn owned_by_the_other(fleet: &Fleet, at: usize, paths: &[String]) -> String {
+    // Not while a late health check has the other node out of the ring.
+    common::eventually(
+        "both nodes in the ring",
+        Duration::from_secs(10),
+        || async {
+            let text = fleet.edges[at].node.metrics().await;
+            let healthy = metric(&text, "cdn_node_ring_healthy_members", &[("ring", "pop")]);
+            (healthy == 2.0).then_some(())
+        },
+    )
+    .await;
     for path in paths {
         let before = forwards(&fleet.edges[at]).await;
         let (status, ..) = get(fleet, at, path).await;
@@ -115,7 +126,7 @@ async fn copied(fleet: &Fleet, at: usize, path: &str, body: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_small_object_is_answered_from_the_non_owners_memory() {
-    let (objects, paths) = catalogue(8, SMALL);
+    let (objects, paths) = catalogue(16, SMALL);
     let fleet = start(&objects).await;
     let path = owned_by_the_other(&fleet, 0, &paths).await;
     let body = body_of(&objects, &path);
@@ -175,7 +186,7 @@ async fn a_hot_small_object_is_answered_from_the_non_owners_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_through_either_node_removes_the_copy() {
-    let (objects, paths) = catalogue(8, SMALL);
+    let (objects, paths) = catalogue(16, SMALL);
     let fleet = start(&objects).await;
     let path = owned_by_the_other(&fleet, 0, &paths).await;
     let body = body_of(&objects, &path);
@@ -204,7 +215,7 @@ async fn a_purge_through_either_node_removes_the_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_must_not_be_shared_or_is_too_large_is_never_kept() {
-    let (mut objects, paths) = catalogue(8, SMALL);
+    let (mut objects, paths) = catalogue(16, SMALL);
     let (large, large_paths) = catalogue(8, 100_000);
     // Other names for the large ones.
     let large: Vec<(String, Vec<u8>)> = large
@@ -252,7 +263,7 @@ async fn what_must_not_be_shared_or_is_too_large_is_never_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_lasts_as_long_as_the_owner_had_left() {
-    let (objects, paths) = catalogue(8, SMALL);
+    let (objects, paths) = catalogue(16, SMALL);
     let fleet = start(&objects).await;
     let path = owned_by_the_other(&fleet, 0, &paths).await;
     fleet
@@ -285,7 +296,7 @@ async fn a_copy_lasts_as_long_as_the_owner_had_left() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_memory_copies_off_every_request_is_forwarded() {
-    let (objects, paths) = catalogue(8, SMALL);
+    let (objects, paths) = catalogue(16, SMALL);
     let refs: Vec<(&str, &[u8])> = objects
         .iter()
         .map(|(k, b)| (k.as_str(), b.as_slice()))
@@ -312,7 +323,7 @@ async fn a_fleet_purge_from_etcd_removes_the_copy() {
     use common::tap::Tap;
     use std::net::SocketAddr;
 
-    let (objects, paths) = catalogue(8, SMALL);
+    let (objects, paths) = catalogue(16, SMALL);
     let etcd = Etcd::start().await;
     let refs: Vec<(&str, &[u8])> = objects
         .iter()

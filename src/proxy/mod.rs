@@ -431,12 +431,9 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         self.origin_answered(ctx, status);
-        if ctx.copy.is_some() {
-            peer::copy_header(self, ctx, upstream_response);
-        }
+        peer::copy_header(self, ctx, upstream_response);
         if !self.origin_speaks_s3(ctx) {
-            // Another node of the fleet, or a plain HTTP origin: its answers
-            // pass as they are (RFC 9111 decides what is stored).
+            // A node of the fleet or a plain HTTP origin: answers pass as is.
             if session.cache.enabled() && status == 200 {
                 crate::range::advertise(upstream_response);
             }
@@ -477,9 +474,7 @@ impl ProxyHttp for Edge {
             ctx.origin.bytes += chunk.len() as u64;
             self.metrics.origin_bytes.inc_by(chunk.len() as u64);
         }
-        if ctx.copy.is_some() {
-            peer::copy_body(self, ctx, body.as_ref(), end_of_stream);
-        }
+        peer::copy_body(self, ctx, body.as_ref(), end_of_stream);
         if let Some(replaced) = ctx.origin.error_body.as_mut()
             && let Some(code) = replaced.replace(body, end_of_stream)
         {

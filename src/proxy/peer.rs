@@ -154,6 +154,9 @@ pub fn forward_or_copy(
 /// The owner's answer header, for a forward whose answer is wanted as a
 /// copy: whether it qualifies.
 pub fn copy_header(edge: &Edge, ctx: &mut RequestCtx, resp: &ResponseHeader) {
+    if ctx.copy.is_none() {
+        return;
+    }
     let (Some(engine), Some(Upstream::Peer(_))) = (edge.cache, ctx.origin.upstream) else {
         ctx.copy = None;
         return;
@@ -164,6 +167,9 @@ pub fn copy_header(edge: &Edge, ctx: &mut RequestCtx, resp: &ResponseHeader) {
 
 /// A chunk of the owner's body, for a copy being filled.
 pub fn copy_body(edge: &Edge, ctx: &mut RequestCtx, chunk: Option<&Bytes>, end: bool) {
+    if ctx.copy.is_none() {
+        return;
+    }
     if let (Some(engine), Some(capture), Some(key)) = (edge.cache, &mut ctx.copy, &ctx.cache_key) {
         copies::of(engine).fill(capture, key, chunk, end);
     }
