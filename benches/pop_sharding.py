@@ -21,7 +21,9 @@ client and admin listeners on 127.0.0.1, its peer listener on 127.0.0.N):
    hit is a memory hit) and off (disk hits); a key owned by node A and one
    owned by node B, both warm; wrk -t1 -c1 on A for each in turn (Python
    sequential client if wrk is missing): p50/p99 latency, and A's CPU time
-   (utime+stime from /proc) per request.
+   (utime+stime from /proc) per request. With the memory tier on, twice:
+   cluster.memory_copies off (every request for B's key is forwarded) and
+   on (A answers B's hot key from its memory copy, X-Cache HIT-COPY).
 
 Settings (environment):
   CATALOGUE=20000         objects, sizes uniform in [MIN_KIB, MAX_KIB] KiB
@@ -400,7 +402,8 @@ class World:
         env.pop("AWS_SESSION_TOKEN", None)
         return env
 
-    def start_nodes(self, count, cache_bytes, memory="0", peers=False, parents=(), first_ip=1):
+    def start_nodes(self, count, cache_bytes, memory="0", peers=False, parents=(), first_ip=1,
+                    copies=True):
         """count nodes (a PoP when peers), each with max_size cache_bytes."""
         ips = [f"127.0.0.{first_ip + i}" for i in range(count)]
         peer_addrs = [f"{ip}:{free_port(ip)}" for ip in ips]
@@ -416,7 +419,8 @@ class World:
                 listed = ", ".join(f'"{a}"' for a in peer_addrs)
                 cluster = (f"cluster:\n  name: pop-bench\n  listen: \"{me}\"\n"
                            f"  peers: [{listed}]\n"
-                           f"  secret_file: \"{self.scratch}/cluster\"\n")
+                           f"  secret_file: \"{self.scratch}/cluster\"\n"
+                           f"  memory_copies: {'true' if copies else 'false'}\n")
             elif peers is None:  # a shield: a cluster with no peers
                 cluster = (f"cluster:\n  name: pop-bench\n  listen: \"{me}\"\n  peers: []\n"
                            f"  secret_file: \"{self.scratch}/cluster\"\n")
@@ -701,11 +705,13 @@ def python_run(port, target):
     return len(times), times[len(times) // 2], times[int(len(times) * 0.99)]
 
 
-def part_forward(token, memory):
+def part_forward(token, memory, copies):
     tool = "wrk -t1 -c1 --latency" if shutil.which("wrk") else "python sequential client"
-    say(f"part 3: forwarding cost in a 2-node PoP, memory tier {memory}, {tool}, "
-        f"{LAT_SECONDS} s per run, {LAT_ROUNDS} rounds per key")
-    nodes = WORLD.start_nodes(2, 4 * WORLD.catalogue_bytes, memory=memory, peers=True)
+    say(f"part 3: forwarding cost in a 2-node PoP, memory tier {memory}, memory copies "
+        f"{'on' if copies else 'off'}, {tool}, {LAT_SECONDS} s per run, {LAT_ROUNDS} rounds "
+        f"per key")
+    nodes = WORLD.start_nodes(2, 4 * WORLD.catalogue_bytes, memory=memory, peers=True,
+                              copies=copies)
     a, b = nodes
     conn = Conn(a["http"])
     keys = {}
@@ -720,8 +726,9 @@ def part_forward(token, memory):
         if len(keys) == 2:
             break
     for name, target in keys.items():
+        want = "HIT-COPY" if copies and name == "owner B" else "HIT"
         deadline = time.monotonic() + 30
-        while conn.get(target)[1] != "HIT":
+        while conn.get(target)[1] != want:
             if time.monotonic() > deadline:
                 die(f"the {name} key is not served as a hit")
             time.sleep(0.1)
@@ -785,7 +792,9 @@ def main():
         origin = part_origin(token, disk) if "origin" in PARTS else None
         forward = None
         if "forward" in PARTS:
-            forward = [(m, *part_forward(token, m)) for m in FORWARD_MEMORY]
+            setups = [(m, c) for m in FORWARD_MEMORY
+                      for c in ([False, True] if m not in ("0", "0B") else [False])]
+            forward = [(m, c, *part_forward(token, m, c)) for m, c in setups]
     finally:
         WORLD.cleanup()
     load_end = open("/proc/loadavg").read().split()[:3]
@@ -825,24 +834,26 @@ def main():
               f"nodes' metrics {s3}; edges asked the shield {to_parent} times")
     if forward:
         print()
-        print(f"Forwarding cost (2-node PoP, requests to node A, {forward[0][1]}, "
+        print(f"Forwarding cost (2-node PoP, requests to node A, {forward[0][2]}, "
               f"{LAT_SECONDS} s x {LAT_ROUNDS} rounds, medians over rounds):")
         print()
-        print("| memory tier | key | requests/run | p50 ms | p99 ms | A CPU us/req "
-              "| B CPU us/req |")
-        print("|---|---|---|---|---|---|---|")
+        print("| memory tier | memory copies | key | requests/run | p50 ms | p99 ms "
+              "| A CPU us/req | B CPU us/req |")
+        print("|---|---|---|---|---|---|---|---|")
         verdicts = []
-        for memory, _, results in forward:
+        for memory, copies, _, results in forward:
             med = {}
+            on = "on" if copies else "off"
             for name, runs in results.items():
                 m = [statistics.median(r[i] for r in runs) for i in range(5)]
                 med[name] = m
-                print(f"| {memory} | {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | "
+                print(f"| {memory} | {on} | {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | "
                       f"{m[3]:.1f} | {m[4]:.1f} |")
             d50 = med["owner B"][1] - med["local"][1]
             cpu = med["owner B"][3] / med["local"][3] if med["local"][3] else float("inf")
-            verdicts.append(f"- memory tier {memory}: p50 added by the hop {d50:+.3f} ms "
-                            f"(target at most +0.3 ms); A's CPU per forwarded request / per "
+            what = "copy hit of B's key" if copies else "forwarded request"
+            verdicts.append(f"- memory tier {memory}, copies {on}: p50 added {d50:+.3f} ms "
+                            f"(target at most +0.3 ms); A's CPU per {what} / per "
                             f"local hit = {cpu:.2f}x (target at most 1.5x)")
         print()
         print("\n".join(verdicts))

@@ -10,11 +10,13 @@
 //! | `ring` | a Ketama ring with active and passive health |
 //! | `marker` | the HMAC-signed hop marker |
 //! | `cdn_loop` | RFC 8586 loop detection |
+//! | `copies` | memory copies of hot objects forwarded to their owner |
 //! | `hop` | what a request sent to another node carries |
 //! | `purge` | purges sent to the other nodes |
 //! | `follow` | the ring's members from the fleet's control plane |
 
 pub mod cdn_loop;
+pub mod copies;
 pub mod follow;
 pub mod hop;
 pub mod marker;

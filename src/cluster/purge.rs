@@ -37,12 +37,14 @@ impl Purge {
         }
     }
 
-    /// Removes this node's copies; how many objects went.
+    /// Removes this node's copies, stored and forwarded ones
+    /// ([`super::copies`]); how many objects went.
     pub async fn apply(&self, engine: &crate::cache::engine::Engine) -> usize {
-        match self {
+        let stored = match self {
             Purge::One(path, query) => engine.purge_one(path, query).await,
             Purge::Prefix(prefix) => engine.purge_prefix(prefix).await,
-        }
+        };
+        stored + super::copies::purge(&self.clone().scope())
     }
 
     /// The request target of its `PURGE`.

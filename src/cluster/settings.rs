@@ -48,6 +48,10 @@ pub struct ClusterSection {
     pub marker_ttl_seconds: u64,
     #[serde(default = "default_peer_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Whether this node keeps memory copies of the small hot objects it
+    /// forwards to their owner ([`super::copies`]).
+    #[serde(default = "default_memory_copies")]
+    pub memory_copies: bool,
 }
 
 fn default_health_check_interval_ms() -> u64 {
@@ -62,6 +66,9 @@ fn default_marker_ttl_seconds() -> u64 {
 fn default_peer_connect_timeout_ms() -> u64 {
     DEFAULT_PEER_CONNECT_TIMEOUT_MS
 }
+fn default_memory_copies() -> bool {
+    true
+}
 
 /// The validated section.
 #[derive(Clone)]
@@ -74,6 +81,7 @@ pub struct ClusterConfig {
     pub down_for: Duration,
     pub marker_ttl: Duration,
     pub connect_timeout: Duration,
+    pub memory_copies: bool,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -215,6 +223,7 @@ impl ClusterConfig {
             down_for: Duration::from_millis(section.down_for_ms),
             marker_ttl: Duration::from_secs(section.marker_ttl_seconds),
             connect_timeout: Duration::from_millis(section.connect_timeout_ms),
+            memory_copies: section.memory_copies,
         })
     }
 }

@@ -132,6 +132,7 @@ impl Applier {
         if !batch.purges.is_empty() {
             if let Some(engine) = self.engine {
                 engine.purge_before(&batch.purges).await;
+                crate::cluster::copies::purge_before(&batch.purges);
             }
             self.metrics
                 .rules_applied

@@ -39,6 +39,8 @@ pub struct RequestCtx {
     pub origin: OriginFacts,
     /// A manifest answered on Pingora's path, to be given the token.
     pub manifest: Option<Pending>,
+    /// A forwarded answer being copied into memory ([`crate::cluster::copies`]).
+    pub copy: Option<crate::cluster::copies::Capture>,
 }
 
 /// What happened at the origin, when the request went there.
@@ -74,6 +76,7 @@ impl RequestCtx {
             client: None,
             origin: OriginFacts::default(),
             manifest: None,
+            copy: None,
         }
     }
 }

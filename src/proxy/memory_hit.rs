@@ -11,13 +11,15 @@
 //! hit of an object carries are added once per copy (`prepare`); a hit sets
 //! `Age` in its place and appends a renewed token.
 //!
-//! Whatever this path does not handle takes Pingora's: a `Range` or
-//! conditional request, a stored status other than 200, a body without
+//! Whatever this path does not handle takes Pingora's: a `Range` (but on a
+//! copy of a forwarded object, [`crate::cluster::copies`]) or conditional
+//! request, a stored status other than 200, a body without
 //! `Content-Length`, and every object the store's `memory_hit` declines (not
 //! in memory, not fresh, a fill in progress, variance).
 
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::header::{AGE, CONTENT_LENGTH, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
 use pingora::prelude::*;
 use pingora_cache::CacheKey;
@@ -32,8 +34,13 @@ use crate::cache::store::MemoryHit;
 /// Whether the request is one this path may answer: the whole object,
 /// unconditionally.
 fn plain(req: &RequestHeader) -> bool {
+    unconditional(req) && !req.headers.contains_key(RANGE)
+}
+
+/// A GET or HEAD without conditionals: what a copy of a forwarded object
+/// answers, ranges included ([`send`]).
+pub(super) fn unconditional(req: &RequestHeader) -> bool {
     (req.method == http::Method::GET || req.method == http::Method::HEAD)
-        && !req.headers.contains_key(RANGE)
         && !req.headers.contains_key(IF_NONE_MATCH)
         && !req.headers.contains_key(IF_MODIFIED_SINCE)
 }
@@ -86,7 +93,8 @@ pub fn told(engine: &'static Engine, hit: &MemoryHit) {
     }
 }
 
-/// Answers with `hit`, telling the eviction manager of the access.
+/// Answers with `hit`, telling the eviction manager of the access; cut to
+/// the request's `Range` when it has one (a copy of a forwarded object).
 pub async fn send(
     engine: &'static Engine,
     session: &mut Session,
@@ -100,7 +108,46 @@ pub async fn send(
     if let Some(renewed) = renewal {
         header.append_header(renewed.name.clone(), renewed.value.as_str())?;
     }
+    if session.req_header().headers.contains_key(RANGE) {
+        return send_ranged(session, header, hit.body).await;
+    }
     answer::send_whole(session, header, hit.body, head).await
+}
+
+/// Answers the request's `Range` from a whole body: 206 (single or
+/// multipart), 416, or the whole object.
+async fn send_ranged(session: &mut Session, mut header: ResponseHeader, body: Bytes) -> Result<()> {
+    let range = crate::range::apply(session.req_header(), &mut header);
+    let (parts, framing) = crate::range::multipart::parts(&range, body.len() as u64);
+    let head = session.req_header().method == http::Method::HEAD;
+    let end = head || parts.is_empty();
+    session
+        .write_response_header(Box::new(header), end)
+        .await
+        .map_err(|e| e.into_down())?;
+    if end {
+        return Ok(());
+    }
+    for r in parts {
+        if let Some(m) = &framing {
+            write(session, m.part_head(&r)).await?;
+        }
+        write(session, body.slice(r.start as usize..r.end as usize)).await?;
+    }
+    if let Some(m) = &framing {
+        write(session, m.tail()).await?;
+    }
+    session
+        .write_response_body(None, true)
+        .await
+        .map_err(|e| e.into_down())
+}
+
+async fn write(session: &mut Session, chunk: Bytes) -> Result<()> {
+    session
+        .write_response_body(Some(chunk), false)
+        .await
+        .map_err(|e| e.into_down())
 }
 
 #[cfg(test)]

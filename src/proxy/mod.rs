@@ -374,9 +374,11 @@ impl ProxyHttp for Edge {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        // The client going away is no fault of the node.
+        let node_failed = e.esource() == &ErrorSource::Upstream;
         let unsent = session.response_written().is_none();
         match ctx.origin.upstream {
-            Some(to @ (Upstream::Peer(node) | Upstream::Parent(node))) if unsent => {
+            Some(to @ (Upstream::Peer(node) | Upstream::Parent(node))) if unsent && node_failed => {
                 self.origin.mark_failed(to);
                 self.metrics
                     .count_peer_error(to, peer_error_kind(&e, "other"));
@@ -429,9 +431,9 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         self.origin_answered(ctx, status);
+        peer::copy_header(self, ctx, upstream_response);
         if !self.origin_speaks_s3(ctx) {
-            // Another node of the fleet, or a plain HTTP origin: its answers
-            // pass as they are (RFC 9111 decides what is stored).
+            // A node of the fleet or a plain HTTP origin: answers pass as is.
             if session.cache.enabled() && status == 200 {
                 crate::range::advertise(upstream_response);
             }
@@ -472,6 +474,7 @@ impl ProxyHttp for Edge {
             ctx.origin.bytes += chunk.len() as u64;
             self.metrics.origin_bytes.inc_by(chunk.len() as u64);
         }
+        peer::copy_body(self, ctx, body.as_ref(), end_of_stream);
         if let Some(replaced) = ctx.origin.error_body.as_mut()
             && let Some(code) = replaced.replace(body, end_of_stream)
         {

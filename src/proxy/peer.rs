@@ -4,15 +4,23 @@
 //! answer the other nodes check. On both: `CDN-Loop`.
 
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora_cache::CacheKey;
 
 use super::Edge;
 use super::admit::Admitted;
+use super::ctx::RequestCtx;
+use super::memory_hit;
 use super::route::{Route, unix_now};
+use crate::cache::engine::Engine;
+use crate::cluster::copies::{self, Capture};
 use crate::cluster::purge::{self, Purge};
 use crate::cluster::{Cluster, cdn_loop, marker, ring};
+use crate::origin::Upstream;
 use crate::refusal::Refusal;
 
 /// Which listener a request came in on.
@@ -112,6 +120,62 @@ pub fn next_owner(
         return cluster.pop.pick(&key, &skip);
     }
     cluster.pop.pick(&key, skip)
+}
+
+/// A request another node owns (not a manifest to give the token): answered
+/// from this node's copy of the object when it holds a fresh one, else
+/// forwarded, and its answer copied when the key is hot.
+pub fn forward_or_copy(
+    edge: &Edge,
+    engine: &'static Engine,
+    req: &RequestHeader,
+    key: &CacheKey,
+    owner: SocketAddr,
+    ctx: &mut RequestCtx,
+) -> Route {
+    let wanted = edge
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.config.memory_copies);
+    if !wanted || !memory_hit::unconditional(req) {
+        return Route::Peer(owner, None);
+    }
+    let copies = copies::of(engine);
+    if let Some(hit) = copies.hit(key, SystemTime::now()) {
+        return Route::MemoryHit(hit);
+    }
+    // A copy is made of whole answers only.
+    if req.method == http::Method::GET && !req.headers.contains_key(http::header::RANGE) {
+        ctx.copy = copies.wanted(key);
+    }
+    Route::Peer(owner, None)
+}
+
+/// The owner's answer header, for a forward whose answer is wanted as a
+/// copy: whether it qualifies.
+pub fn copy_header(edge: &Edge, ctx: &mut RequestCtx, resp: &ResponseHeader) {
+    if ctx.copy.is_none() {
+        return;
+    }
+    let (Some(engine), Some(Upstream::Peer(_))) = (edge.cache, ctx.origin.upstream) else {
+        ctx.copy = None;
+        return;
+    };
+    let now = SystemTime::now();
+    ctx.copy = Some(copies::of(engine).start(&engine.config.policy, resp, now));
+}
+
+/// A chunk of the owner's body, for a copy being filled.
+pub fn copy_body(edge: &Edge, ctx: &mut RequestCtx, chunk: Option<&Bytes>, end: bool) {
+    if ctx.copy.is_none() {
+        return;
+    }
+    if let (Some(engine), Some(capture), Some(key)) = (edge.cache, &mut ctx.copy, &ctx.cache_key) {
+        copies::of(engine).fill(capture, key, chunk, end);
+    }
+    if end || matches!(ctx.copy, Some(Capture::Wanted)) {
+        ctx.copy = None;
+    }
 }
 
 /// The first byte a `Range: bytes=N-...` asks for; 0 otherwise (no range,

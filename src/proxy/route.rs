@@ -6,7 +6,7 @@
 //! | `Preflight` | [`crate::cors::preflight`] | here: 204, or 403 refused |
 //! | `Refuse` | [`crate::answer::send_refusal`] | here: 400, 401, 403, 404, 405 |
 //! | `Manifest` | [`super::manifest`] | here, rewritten from the store; or by `Cache` |
-//! | `MemoryHit` | [`super::memory_hit`] | here, from memory |
+//! | `MemoryHit` | [`super::memory_hit`] | here, from memory (the store's, or a copy of a forwarded answer) |
 //! | `Slice` | [`crate::slice`] | here, from slices; or handed to `Cache` |
 //! | `Cache` | [`super::caching`] and Pingora's cache phases | by Pingora |
 //! | `Origin` | Pingora's proxy phases (no cache configured) | by Pingora |
@@ -45,7 +45,8 @@ pub enum Route {
     Refuse(Refusal),
     /// An HLS or DASH manifest whose URIs get the request's token.
     Manifest(Kind, Propagation),
-    /// A fresh small object held in memory.
+    /// A fresh small object held in memory: the store's, or this node's
+    /// copy of an object another node owns.
     MemoryHit(MemoryHit),
     /// The slicer answers, or hands the request to the cache.
     Slice,
@@ -151,7 +152,8 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
                 Listener::Peer => None,
             };
             let route = match (owner, manifest) {
-                (Some(owner), manifest) => Route::Peer(owner, manifest.map(|(_, p)| p)),
+                (Some(owner), None) => peer::forward_or_copy(edge, engine, req, &key, owner, ctx),
+                (Some(owner), Some((_, p))) => Route::Peer(owner, Some(p)),
                 (None, manifest) => match manifest {
                     Some((kind, propagation)) => Route::Manifest(kind, propagation),
                     None => match memory_hit::find(engine, req, &key)? {
