@@ -256,9 +256,12 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
                     if manifest_token && crate::manifest::is_manifest_answer(&header) {
                         return Ok(Served::Pass);
                     }
-                    req.respond_fill(session, (&header, len, done), renewal)
-                        .await?;
-                    return Ok(Served::Done(CacheStatus::Miss));
+                    let fill = (&*header, len, done);
+                    return Ok(match req.respond_fill(session, fill, renewal).await? {
+                        true => Served::Done(CacheStatus::Miss),
+                        // Evicted already: the ordinary path fetches it.
+                        false => Served::Pass,
+                    });
                 }
                 Learned::Pass => return Ok(Served::Pass),
                 Learned::Refused(refused) => return Ok(Served::Refused((*refused).clone())),

@@ -208,24 +208,32 @@ impl Request {
     /// into the store under its own key (`header`: its 200, with its
     /// length), each part read from the fill as it arrives. The answer ends
     /// once the fill has ended, so what follows it finds the object stored.
+    /// `false`, with nothing sent, when the store no longer offers it (a
+    /// short fill may be done and evicted before this request looks).
     pub(super) async fn respond_fill(
         &self,
         session: &mut Session,
         (header, len, mut done): (&ResponseHeader, u64, watch::Receiver<Option<bool>>),
         renewal: Option<&Renewed>,
-    ) -> Result<(), Box<Error>> {
+    ) -> Result<bool, Box<Error>> {
         let mut header = header.clone();
         let range = crate::range::apply(session.req_header(), &mut header);
         let (parts, framing) = multipart::parts(&range, len);
         add_cache_fields(self.engine, &mut header, CacheStatus::Miss, renewal);
         let head = session.req_header().method == http::Method::HEAD;
         if head || parts.is_empty() {
-            return session
+            session
                 .write_response_header(Box::new(header), true)
                 .await
-                .map_err(|e| e.into_down());
+                .map_err(|e| e.into_down())?;
+            return Ok(true);
         }
-        let key = self.whole_key();
+        // Held from here on: an eviction no longer takes the bytes away.
+        let (key, span) = (self.whole_key(), Span::inactive());
+        let found = self.engine.store.lookup(&key, &span.handle()).await?;
+        let Some((_, mut hit)) = found else {
+            return Ok(false);
+        };
         session
             .write_response_header(Box::new(header), false)
             .await
@@ -237,13 +245,6 @@ impl Request {
                     .await
                     .map_err(|e| e.into_down())?;
             }
-            let span = Span::inactive();
-            let Some((_, mut hit)) = self.engine.store.lookup(&key, &span.handle()).await? else {
-                return Error::e_explain(
-                    ErrorType::HTTPStatus(502),
-                    "the object's fill was dropped while it was sent",
-                );
-            };
             hit.seek(r.start as usize, Some(r.end as usize))?;
             while let Some(chunk) = hit.read_body().await? {
                 session
@@ -263,7 +264,8 @@ impl Request {
         session
             .write_response_body(Some(tail), true)
             .await
-            .map_err(|e| e.into_down())
+            .map_err(|e| e.into_down())?;
+        Ok(true)
     }
 
     /// A reader of slice `n`: from disk, or following a fetch (ours or one
