@@ -278,7 +278,7 @@ async fn an_origin_dying_mid_body_is_an_error_and_nothing_is_kept() {
     );
     // The probe, cut mid-body, and the retry: the object's record (from the
     // probe) spares the retry another probe.
-    assert_eq!(w.tap().origin_requests(), (2, 0));
+    assert_eq!(w.tap().origin_requests(), (2, 0), "{:#?}", w.tap().heads());
     assert_eq!(w.tap().probes(), 1);
     let m = w.node.metrics().await;
     assert!(metric(&m, "cdn_node_cache_aborted_fills_total", &[]) >= 1.0);

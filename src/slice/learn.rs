@@ -265,7 +265,9 @@ impl Request {
 
     /// The whole object from `opened` into the store, on a task of its own
     /// (a client going away does not cut it short for the others); the
-    /// receiver says when it ended, and whether it was stored.
+    /// receiver says when it ended, and whether it was stored. A failure
+    /// after the commit (in the admission) cannot happen: `Some(true)`
+    /// stays.
     fn fill_whole(
         &self,
         miss: MissHandler,
@@ -283,11 +285,16 @@ impl Request {
                 len,
                 first_len: len,
             };
-            let res = fetch::write_fill(req.fetch_ctx(), fill, miss, opened, None).await;
-            if let Err(e) = &res {
+            // Readers are told once the object is committed, before its
+            // admission removes what it evicts.
+            let committed = || {
+                tx.send_replace(Some(true));
+            };
+            let res = fetch::write_fill(req.fetch_ctx(), fill, miss, opened, None, committed);
+            if let Err(e) = res.await {
                 tracing::debug!(error = %e, "probe fill failed");
+                tx.send_replace(Some(false));
             }
-            tx.send_replace(Some(res.is_ok()));
         });
         rx
     }

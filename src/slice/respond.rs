@@ -209,7 +209,8 @@ impl Request {
     /// length), each part read from the fill as it arrives. The answer ends
     /// once the fill has ended, so what follows it finds the object stored.
     /// `false`, with nothing sent, when the store no longer offers it (a
-    /// short fill may be done and evicted before this request looks).
+    /// short fill may be done and evicted before this request looks); a
+    /// 502 when the fill failed before this request looked.
     pub(super) async fn respond_fill(
         &self,
         session: &mut Session,
@@ -232,6 +233,14 @@ impl Request {
         let (key, span) = (self.whole_key(), Span::inactive());
         let found = self.engine.store.lookup(&key, &span.handle()).await?;
         let Some((_, mut hit)) = found else {
+            // A failed fill is this request's failure; only a stored one
+            // that was evicted since leaves it to the ordinary path.
+            if *done.borrow() == Some(false) {
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(502),
+                    "the origin's answer broke off",
+                );
+            }
             return Ok(false);
         };
         session

@@ -169,7 +169,7 @@ pub async fn fill_slice(
         len,
         first_len: first_end - job.start,
     };
-    write_fill(ctx, fill, miss, opened, held).await
+    write_fill(ctx, fill, miss, opened, held, || {}).await
 }
 
 /// A store entry being written from an origin answer.
@@ -197,14 +197,17 @@ pub async fn open_fill(
 }
 
 /// Writes `fill`'s body into `miss`: the `first_len` bytes of `opened`,
-/// then whatever `held` brings. Finished and admitted for eviction only
-/// when every byte arrived; otherwise dropped unfinished (not kept).
+/// then whatever `held` brings. Finished (committed) and admitted for
+/// eviction only when every byte arrived; otherwise dropped unfinished
+/// (not kept). `committed` is called between the commit and the admission
+/// (which may take time to remove what it evicts).
 pub async fn write_fill(
     ctx: Ctx<'_>,
     fill: Fill<'_>,
     miss: MissHandler,
     (mut session, peer): (HttpSession, HttpPeer),
     held: Option<Chunks>,
+    committed: impl FnOnce(),
 ) -> Result<(), FetchError> {
     let len = fill.len;
     let mut filler = Filler {
@@ -246,6 +249,7 @@ pub async fn write_fill(
     let size = match finished {
         MissFinishType::Created(size) | MissFinishType::Appended(size, _) => size,
     };
+    committed();
     admit(ctx.engine, fill.key, entry_id, size, fill.fresh_until).await;
     Ok(())
 }
