@@ -32,6 +32,11 @@
 # Each server plays the same trace from its start; durations are fixed, so
 # how far into it a server gets depends on its speed.
 #
+# The scratch folder (target/pop/) keeps the catalogue, the traces and the
+# origin's logs afterwards: benches/pop/origin_log.py breaks a log down
+# per object class and request kind, benches/pop/bounds.py gives the byte
+# hit ratios an exact LRU and the best static choice reach on a trace.
+#
 # Installs what is missing (nginx, curl, python3; as root or with sudo),
 # builds the release binary and the client, works in target/pop/ and stops
 # every process it started when it ends, fails or is interrupted.

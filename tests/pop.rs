@@ -69,7 +69,11 @@ async fn a_cold_object_through_every_node_is_fetched_from_s3_once() {
             assert!(common::http::header(&headers, "x-amz-request-id").is_none());
         }
     }
+    // One GET in all, and no HEAD: the edge's first-slice GET reaches the
+    // shield as a cold range inside the first slice, which it asks S3 for
+    // with that same GET.
     assert_eq!(fleet.tap.count("GET"), 1, "{:?}", fleet.tap.heads());
+    assert_eq!(fleet.tap.count("HEAD"), 0, "{:?}", fleet.tap.heads());
     // Only the shield spoke to S3; the PoP sent its misses to it.
     let asked = fleet.tap.requests() as f64;
     assert_eq!(s3_answers(&fleet.shields[0]).await, asked);

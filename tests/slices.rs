@@ -93,8 +93,24 @@ async fn random_ranges_on_sliced_objects_match_the_source_cold_and_warm() {
     );
 }
 
+/// The span of each origin Range GET, sorted.
+fn asked_ranges(w: &World) -> Vec<String> {
+    let mut asked: Vec<String> = w
+        .tap()
+        .heads()
+        .iter()
+        .filter_map(|h| {
+            h.to_ascii_lowercase()
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix("range: bytes=").map(str::to_string))
+        })
+        .collect();
+    asked.sort();
+    asked
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cold_seek_pulls_only_its_slices_and_the_read_ahead() {
+async fn a_cold_seek_pulls_only_its_slice_and_reading_on_pulls_the_read_ahead() {
     let object = bytes(40 * S + 5, 300);
     let w = World::builder()
         .object("v/big.mp4", &object)
@@ -109,54 +125,102 @@ async fn a_cold_seek_pulls_only_its_slices_and_the_read_ahead() {
     settle(&w).await;
     assert_eq!(w.tap().count("HEAD"), 1, "{:#?}", w.tap().heads());
     // The seek lands inside slice 20: its fetch is split there, in two
-    // Range GETs; slices 21 and 22 are read ahead whole.
-    assert_eq!(w.tap().count("GET"), 4, "{:#?}", w.tap().heads());
-    let mut asked: Vec<String> = w
-        .tap()
-        .heads()
-        .iter()
-        .filter_map(|h| {
-            h.to_ascii_lowercase()
-                .split("\r\n")
-                .find_map(|l| l.strip_prefix("range: bytes=").map(str::to_string))
-        })
-        .collect();
-    asked.sort();
+    // Range GETs. A range read at a random place gets no read-ahead.
+    assert_eq!(w.tap().count("GET"), 2, "{:#?}", w.tap().heads());
     let mut want = vec![
         format!("{}-{}", 20 * S, a - 1),
         format!("{a}-{}", 21 * S - 1),
-        format!("{}-{}", 21 * S, 22 * S - 1),
-        format!("{}-{}", 22 * S, 23 * S - 1),
     ];
     want.sort();
-    assert_eq!(asked, want);
-    // One slice for the range, two read ahead, plus response heads.
+    assert_eq!(asked_ranges(&w), want);
     let pulled = w.tap().response_bytes();
     assert!(
-        pulled <= 3 * S as u64 + 4096,
+        pulled <= S as u64 + 4096,
         "pulled {pulled} bytes from the origin"
     );
-    assert!(pulled >= 3 * S as u64);
+    assert!(pulled >= S as u64);
     for head in w.tap().heads().iter().filter(|h| h.starts_with("GET ")) {
         let lower = head.to_ascii_lowercase();
         assert!(lower.contains("\r\nrange: bytes="), "{head}");
         assert!(lower.contains("\r\nif-match: "), "{head}");
     }
-    // Playback goes on: the read-ahead slices are used from disk.
-    let next = format!("bytes={}-{}", 21 * S, 23 * S - 1);
+    // Playback reads on from where it stopped: slice 21 for the range, and
+    // slices 22 and 23 read ahead.
+    let (c, d) = (b + 1, 22 * S as u64 - 1);
+    let next = format!("bytes={c}-{d}");
     let answer = w.request("GET", "/v/big.mp4", &[("range", &next)]).await;
+    check(&object, &next, Some(&[Spec::Closed(c, d)]), &answer);
+    settle(&w).await;
+    assert_eq!(w.tap().count("GET"), 5, "{:#?}", w.tap().heads());
+    want.extend([
+        format!("{}-{}", 21 * S, 22 * S - 1),
+        format!("{}-{}", 22 * S, 23 * S - 1),
+        format!("{}-{}", 23 * S, 24 * S - 1),
+    ]);
+    want.sort();
+    assert_eq!(asked_ranges(&w), want);
+    // And on: the read-ahead slices are used from disk.
+    let last = format!("bytes={}-{}", 22 * S, 24 * S - 1);
+    let answer = w.request("GET", "/v/big.mp4", &[("range", &last)]).await;
     check(
         &object,
-        &next,
-        Some(&[Spec::Closed(21 * S as u64, 23 * S as u64 - 1)]),
+        &last,
+        Some(&[Spec::Closed(22 * S as u64, 24 * S as u64 - 1)]),
         &answer,
     );
     assert_eq!(header(&answer.1, "x-cache"), Some("HIT"));
     assert_eq!(
         w.metric("cdn_node_slice_read_ahead_total", &[("outcome", "used")])
             .await,
-        2.0
+        3.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_range_inside_the_first_slice_costs_one_get_and_no_head() {
+    let large = bytes(10 * S + 3, 310);
+    let small = bytes(S - 10, 311);
+    let w = World::builder()
+        .object("v/first.mp4", &large)
+        .object("v/short.mp4", &small)
+        .tap()
+        .cache(&slicing(2, "1"))
+        .start()
+        .await;
+    // (path, object, a range inside the first slice, another one)
+    type Case<'a> = (&'a str, &'a [u8], (u64, u64), (u64, u64));
+    let cases: [Case; 2] = [
+        ("/v/first.mp4", &large, (1000, 2000), (30_000, 40_000)),
+        (
+            "/v/short.mp4",
+            &small,
+            (S as u64 - 100, S as u64 - 11),
+            (0, 10),
+        ),
+    ];
+    for (path, object, (a, b), (c, d)) in cases {
+        let before = w.tap().requests();
+        let range = format!("bytes={a}-{b}");
+        let answer = w.request("GET", path, &[("range", &range)]).await;
+        check(object, &range, Some(&[Spec::Closed(a, b)]), &answer);
+        assert_eq!(header(&answer.1, "x-cache"), Some("MISS"), "{path}");
+        settle(&w).await;
+        // One GET of the first slice, unpinned (it learns the version);
+        // no HEAD, and no read-ahead past a range read at random.
+        let heads = w.tap().heads()[before..].to_vec();
+        assert_eq!(heads.len(), 1, "{path}: {heads:#?}");
+        let probe = heads[0].to_ascii_lowercase();
+        assert!(probe.starts_with("get "), "{probe}");
+        let want = format!("\r\nrange: bytes=0-{}\r\n", S - 1);
+        assert!(probe.contains(&want), "{probe}");
+        assert!(!probe.contains("\r\nif-match:"), "{probe}");
+        // Another range of the first slice: from the store.
+        let range = format!("bytes={c}-{d}");
+        let answer = w.request("GET", path, &[("range", &range)]).await;
+        check(object, &range, Some(&[Spec::Closed(c, d)]), &answer);
+        assert_eq!(header(&answer.1, "x-cache"), Some("HIT"), "{path}");
+        assert_eq!(w.tap().requests(), before + 1, "{:#?}", w.tap().heads());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,8 +330,9 @@ async fn concurrent_seekers_share_slice_fetches() {
         check(&object, &range, Some(&[Spec::Closed(a, b)]), &answer);
     }
     settle(&w).await;
-    // Slices 10 and 11, and 12-13 read ahead: each fetched once.
-    assert_eq!(w.tap().count("GET"), 4, "{:#?}", w.tap().heads());
+    // Slices 10 and 11, each fetched once; nothing read ahead past a range
+    // read at a random place.
+    assert_eq!(w.tap().count("GET"), 2, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,14 +476,15 @@ async fn a_plain_cold_get_slices_large_objects_and_passes_small_ones() {
         whole: usize,
     }
     let cases = [
+        // The probe's answer is slice 0; slices 1 to 10 follow.
         Case {
             path: "/v/large.mp4",
             status: 200,
             body: Some(large.clone()),
-            ranged: 12,
+            ranged: 11,
             whole: 0,
         },
-        // 64 KiB: whole in the probe's answer.
+        // One slice (64 KiB): whole in the probe's answer.
         Case {
             path: "/v/small.mp4",
             status: 200,
@@ -450,10 +516,16 @@ async fn a_plain_cold_get_slices_large_objects_and_passes_small_ones() {
             .iter()
             .filter(|h| h.to_ascii_lowercase().contains("\r\nrange: "))
             .count();
-        // The first GET is the probe: the object's first 64 KiB, unpinned.
+        // The first GET is the probe: the object's first slice, unpinned,
+        // and the only one from byte 0 (slice 0 is not fetched again).
         let probe = gets.first().expect("a probe GET").to_ascii_lowercase();
         assert!(probe.contains("\r\nrange: bytes=0-65535\r\n"), "{probe}");
         assert!(!probe.contains("\r\nif-match:"), "{probe}");
+        let from_zero = gets
+            .iter()
+            .filter(|h| h.to_ascii_lowercase().contains("\r\nrange: bytes=0-"))
+            .count();
+        assert_eq!(from_zero, 1, "{}: {heads:#?}", c.path);
         assert_eq!(head_requests, 0, "{}: {heads:#?}", c.path);
         assert_eq!(ranged, c.ranged, "{}: {heads:#?}", c.path);
         assert_eq!(gets.len() - ranged, c.whole, "{}: {heads:#?}", c.path);
@@ -467,6 +539,32 @@ async fn a_plain_cold_get_slices_large_objects_and_passes_small_ones() {
         assert_eq!(header(&headers, "x-cache"), Some("HIT"), "{path}");
     }
     assert_eq!(w.tap().requests(), before, "{:#?}", w.tap().heads());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_plain_get_of_an_object_within_one_slice_is_one_origin_get() {
+    let object = bytes(1024 * 1024, 707);
+    // The default 4 MiB slices.
+    let w = World::builder()
+        .object("v/seg.ts", &object)
+        .tap()
+        .cache("")
+        .start()
+        .await;
+    let (status, headers, got) = w.request("GET", "/v/seg.ts", &[]).await;
+    assert_eq!(status, 200);
+    assert!(got == object);
+    assert_eq!(header(&headers, "x-cache"), Some("MISS"));
+    assert_eq!(header(&headers, "content-length"), Some("1048576"));
+    // One GET of the first slice, which held the whole object; no HEAD.
+    assert_eq!(w.tap().origin_requests(), (1, 0), "{:#?}", w.tap().heads());
+    assert_eq!(w.tap().probes(), 1, "{:#?}", w.tap().heads());
+    // Stored whole: the next request is a hit.
+    let (status, headers, got) = w.request("GET", "/v/seg.ts", &[]).await;
+    assert_eq!(status, 200);
+    assert!(got == object);
+    assert_eq!(header(&headers, "x-cache"), Some("HIT"));
+    assert_eq!(w.tap().requests(), 1, "{:#?}", w.tap().heads());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

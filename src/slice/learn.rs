@@ -1,12 +1,15 @@
 //! Learning an object: its record (length, version, headers) from the
 //! store or, once per object however many requests arrive together, from
-//! an origin HEAD or a probe GET that may bring a small object whole.
+//! an origin HEAD or a probe GET of the first slice, which brings a small
+//! object whole and a sliced one's slice 0.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use pingora_cache::storage::Storage;
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use pingora_cache::storage::{MissHandler, Storage};
 use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::ResponseHeader;
@@ -29,16 +32,16 @@ const NOT_OF_THE_WHOLE: &[&str] = &[
     "keep-alive",
 ];
 
-/// Bytes a probe GET asks for (`Range: bytes=0-65535`): an object up to
-/// this size comes whole in its answer.
-pub const PROBE_LEN: u64 = 64 * 1024;
-
 /// What an origin HEAD or probe GET taught about an object.
 #[derive(Clone)]
 pub(super) enum Learned {
     Object(Arc<ObjectInfo>),
-    /// A probe GET brought the whole object (stored when the policy allows).
+    /// A probe GET brought the whole object, not to be kept: its bytes.
     Whole(Arc<Whole>),
+    /// A probe GET brings the whole object, written into the store as it
+    /// comes: its 200 header, its length, and whether the fill ended
+    /// stored (`None` while under way).
+    Filling(Arc<ResponseHeader>, u64, watch::Receiver<Option<bool>>),
     /// Not a cacheable object with a length and an ETag, or the HEAD failed:
     /// the ordinary path answers (errors included).
     Pass,
@@ -157,13 +160,15 @@ impl Request {
         hashed_key(self.primary.clone())
     }
 
-    /// GETs the object's first `PROBE_LEN` bytes from the origin. A 206
-    /// from byte 0 with an ETag gives the object's length and version: the
-    /// record is stored as after a HEAD, and when the answer holds the whole
-    /// object, that is stored too (before the record, so a request finding
-    /// the record finds the object) and answered. An error answer other
-    /// than 404 is every waiting request's answer (`Refused`); any other
-    /// answer: the ordinary path asks again and answers.
+    /// GETs the object's first slice (`slice_size` bytes) from the origin.
+    /// A 206 from byte 0 with an ETag gives the object's length and
+    /// version: the record is stored as after a HEAD. When the answer holds
+    /// the whole object, that is stored too (before the record, so a
+    /// request finding the record finds the object) and answered; when the
+    /// object is sliced, the answer's bytes are its slice 0, stored as they
+    /// come like any slice fetch. An error answer other than 404 is every
+    /// waiting request's answer (`Refused`); any other answer: the ordinary
+    /// path asks again and answers.
     pub(super) async fn probe(&self) -> Learned {
         let probe = match fetch::probe(
             &self.slicer.connector,
@@ -171,7 +176,7 @@ impl Request {
             &self.metrics,
             (&self.path, &self.query),
             self.hops.as_ref(),
-            PROBE_LEN,
+            self.slicer.config.size,
         )
         .await
         {
@@ -212,6 +217,7 @@ impl Request {
         crate::range::advertise(&mut header);
         let now = SystemTime::now();
         let decision = self.engine.config.policy.decide(&origin_200, now);
+        let whole = probe.is_whole();
         let Decision::Store {
             fresh_until,
             stale_while_revalidate_sec: swr,
@@ -220,22 +226,94 @@ impl Request {
         else {
             // Not to be kept: a small object is still answered from the
             // probe's bytes.
-            return match probe.body {
-                Some(body) => Learned::Whole(Arc::new(Whole { header, body })),
+            return match probe.opened.filter(|_| whole) {
+                Some(opened) => self.buffer(header, opened, probe.span).await,
                 None => Learned::Pass,
             };
         };
         let Some(info) = ObjectInfo::from_head(&origin_200, fresh_until) else {
             return Learned::Pass;
         };
-        if let Some(body) = &probe.body {
-            let meta = CacheMeta::new(fresh_until, now, swr, sie, header.clone());
-            fetch::store_entry(self.engine, &self.whole_key(), &meta, Some(body.clone())).await;
+        let mut learned = None;
+        match probe.opened {
+            // Stored as it comes, before the record, so a request finding
+            // the record finds the object.
+            Some(opened) if whole => {
+                let meta = CacheMeta::new(fresh_until, now, swr, sie, header.clone());
+                learned = Some(
+                    match fetch::open_fill(self.engine, &self.whole_key(), &meta).await {
+                        Ok(miss) => {
+                            let done = self.fill_whole(miss, opened, info.len, fresh_until);
+                            Learned::Filling(Arc::new(header), info.len, done)
+                        }
+                        // No room: answered from memory, not kept.
+                        Err(_) => self.buffer(header, opened, probe.span).await,
+                    },
+                );
+            }
+            // Slice 0's fetch, registered before the record lets any
+            // request look for it.
+            Some(opened) if info.len > self.slicer.config.threshold => {
+                self.slicer.adopt_first(self, &info, opened);
+            }
+            // Neither: the ordinary path GETs the object whole.
+            _ => {}
         }
         let info = self.keep_record(info, now, swr, sie).await;
-        match probe.body {
-            Some(body) => Learned::Whole(Arc::new(Whole { header, body })),
-            None => Learned::Object(info),
+        learned.unwrap_or(Learned::Object(info))
+    }
+
+    /// The whole object from `opened` into the store, on a task of its own
+    /// (a client going away does not cut it short for the others); the
+    /// receiver says when it ended, and whether it was stored. A failure
+    /// after the commit (in the admission) cannot happen: `Some(true)`
+    /// stays.
+    fn fill_whole(
+        &self,
+        miss: MissHandler,
+        opened: (HttpSession, HttpPeer),
+        len: u64,
+        fresh_until: SystemTime,
+    ) -> watch::Receiver<Option<bool>> {
+        let (tx, rx) = watch::channel(None);
+        let req = self.clone();
+        tokio::spawn(async move {
+            let key = req.whole_key();
+            let fill = fetch::Fill {
+                key: &key,
+                fresh_until,
+                len,
+                first_len: len,
+            };
+            // Readers are told once the object is committed, before its
+            // admission removes what it evicts.
+            let committed = || {
+                tx.send_replace(Some(true));
+            };
+            let res = fetch::write_fill(req.fetch_ctx(), fill, miss, opened, None, committed);
+            if let Err(e) = res.await {
+                tracing::debug!(error = %e, "probe fill failed");
+                tx.send_replace(Some(false));
+            }
+        });
+        rx
+    }
+
+    /// The whole object from `opened`, read into memory.
+    async fn buffer(
+        &self,
+        header: ResponseHeader,
+        opened: (HttpSession, HttpPeer),
+        len: u64,
+    ) -> Learned {
+        let read = fetch::read_whole(&self.slicer.connector, &self.metrics, opened, len);
+        match read.await {
+            Ok(body) => Learned::Whole(Arc::new(Whole { header, body })),
+            Err(FetchError::TimedOut(why)) => Learned::TimedOut(why),
+            Err(e) => {
+                tracing::debug!(error = %e, "origin probe GET failed");
+                Learned::Pass
+            }
         }
     }
 

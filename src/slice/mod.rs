@@ -11,13 +11,15 @@
 //!
 //! Every cold GET or HEAD (no whole object and no fresh record in the store)
 //! starts by asking the origin, once per object however many requests
-//! arrive together. A plain GET (no `Range`, no conditions) sends a probe
-//! GET of the first `PROBE_LEN` bytes rather than the HEAD: its 206 gives
-//! the length and ETag (the record), and an object no longer than that
-//! comes whole in it, so it is stored and answered with that one origin
-//! request. Other requests send the HEAD. Objects at or below the
-//! threshold not brought whole go the ordinary way, and their record
-//! spares later requests the HEAD or probe.
+//! arrive together. A plain GET (no `Range`, no conditions), or a GET whose
+//! one range starts inside the first slice, sends a probe GET of the first
+//! slice (`slice_size` bytes) rather than the HEAD: its 206 gives the
+//! length and ETag (the record). An object no longer than a slice comes
+//! whole in it, so it is stored and answered with that one origin request;
+//! for a sliced object the answer's bytes are slice 0, stored as they come
+//! like any slice fetch. Other requests send the HEAD. Objects at or below
+//! the threshold not brought whole go the ordinary way (the probe's bytes
+//! are dropped), and their record spares later requests the HEAD or probe.
 //!
 //! Concurrent requests for one slice share one fetch: the first starts it,
 //! the others wait until its fill is visible and then read it as it is
@@ -25,7 +27,7 @@
 //! yet splits the fetch at its offset and gets its bytes straight from the
 //! origin (`fetch`), so its first byte costs the same wherever it lands.
 //! After each slice served, the next `read_ahead` slices are fetched in the
-//! background.
+//! background when the reading looks sequential (`read_ahead`).
 //!
 //! One version per response: slice keys carry a tag of the ETag, and a slice
 //! fetch that finds another version (412, another ETag or length) drops the
@@ -188,9 +190,10 @@ fn key_text(key: &CacheKey) -> &str {
 /// A whole object in the store goes the ordinary way at once. Otherwise the
 /// object's record says what it is; without a fresh one, the origin is
 /// asked (once per object however many requests arrive together): a plain
-/// GET sends a probe GET of the first `PROBE_LEN` bytes, which brings a
-/// small object whole (stored and answered at once), others a HEAD. Large
-/// objects are then served from slices, small ones by the ordinary path.
+/// GET, or one ranged inside the first slice, sends a probe GET of the
+/// first slice, which brings a small object whole (stored, and answered at
+/// once when the GET is plain), others a HEAD. Large objects are then
+/// served from slices, small ones by the ordinary path.
 /// `asked.renewal` is added to every response written here.
 pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) -> Result<Served> {
     let Parts {
@@ -228,11 +231,13 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
     for _attempt in 0..2 {
         let (info, known) = match req.record().await {
             Some(info) => (info, true),
-            None => match req.learn_shared(plain).await {
+            None => match req
+                .learn_shared(plain || first_slice_range(session.req_header(), slicer.config.size))
+                .await
+            {
                 Learned::Object(info) => (info, false),
                 Learned::Whole(whole) => {
-                    // A GET with a range or conditions: the ordinary path
-                    // (from the store when the object was kept).
+                    // A GET with a range or conditions: the ordinary path.
                     if (method != http::Method::HEAD && !plain)
                         || (manifest_token && crate::manifest::is_manifest_answer(&whole.header))
                     {
@@ -246,6 +251,17 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
                     let body = whole.body.clone();
                     crate::answer::send_whole(session, header, body, head_only).await?;
                     return Ok(Served::Done(CacheStatus::Miss));
+                }
+                Learned::Filling(header, len, done) => {
+                    if manifest_token && crate::manifest::is_manifest_answer(&header) {
+                        return Ok(Served::Pass);
+                    }
+                    let fill = (&*header, len, done);
+                    return Ok(match req.respond_fill(session, fill, renewal).await? {
+                        true => Served::Done(CacheStatus::Miss),
+                        // Evicted already: the ordinary path fetches it.
+                        false => Served::Pass,
+                    });
                 }
                 Learned::Pass => return Ok(Served::Pass),
                 Learned::Refused(refused) => return Ok(Served::Refused((*refused).clone())),
@@ -273,7 +289,8 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
         if !sliced {
             return Ok(Served::Pass);
         }
-        match req.respond(session, &info, renewal).await {
+        // Just learnt: the origin was asked (and may be bringing slice 0).
+        match req.respond(session, &info, renewal, !known).await {
             Ok(status) => return Ok(Served::Done(status)),
             Err(Failure::Changed) if session.response_written().is_none() => {
                 req.forget().await;
@@ -295,17 +312,42 @@ pub async fn serve(parts: Parts<'_>, session: &mut Session, asked: Asked<'_>) ->
     )
 }
 
-/// A GET without `Range` or conditions: the request a probe GET can answer.
+/// Request conditions a probe GET cannot answer.
+const CONDITIONS: &[http::HeaderName] = &[
+    http::header::IF_RANGE,
+    http::header::IF_MATCH,
+    http::header::IF_NONE_MATCH,
+    http::header::IF_MODIFIED_SINCE,
+    http::header::IF_UNMODIFIED_SINCE,
+];
+
+fn unconditional_get(req: &RequestHeader) -> bool {
+    req.method == http::Method::GET && !CONDITIONS.iter().any(|h| req.headers.contains_key(h))
+}
+
+/// A GET without `Range` or conditions: the request a probe GET that
+/// brings the object whole answers.
 fn plain_get(req: &RequestHeader) -> bool {
-    const NOT_PLAIN: &[http::HeaderName] = &[
-        http::header::RANGE,
-        http::header::IF_RANGE,
-        http::header::IF_MATCH,
-        http::header::IF_NONE_MATCH,
-        http::header::IF_MODIFIED_SINCE,
-        http::header::IF_UNMODIFIED_SINCE,
-    ];
-    req.method == http::Method::GET && !NOT_PLAIN.iter().any(|h| req.headers.contains_key(h))
+    unconditional_get(req) && !req.headers.contains_key(http::header::RANGE)
+}
+
+/// A GET whose only condition is a `Range` of one span starting inside the
+/// first `slice_size` bytes: the probe GET of the first slice serves it.
+fn first_slice_range(req: &RequestHeader, slice_size: u64) -> bool {
+    use crate::range::spec::{Parsed, Spec, parse};
+    let Some(range) = req.headers.get(http::header::RANGE) else {
+        return false;
+    };
+    if !unconditional_get(req) {
+        return false;
+    }
+    match parse(range.as_bytes()) {
+        Parsed::Bytes(specs) => match specs.as_slice() {
+            [Spec::Closed { first, .. } | Spec::Open { first }] => *first < slice_size,
+            _ => false,
+        },
+        Parsed::Ignore => false,
+    }
 }
 
 /// The cache status and a renewed token, as on every answer of the cache.
@@ -372,5 +414,42 @@ mod tests {
         }
         let head = RequestHeader::build("HEAD", b"/v/a.mp4", None).unwrap();
         assert!(!plain_get(&head));
+    }
+
+    #[test]
+    fn a_range_of_one_span_from_inside_the_first_slice_is_probed() {
+        const SLICE: u64 = 1000;
+        // (Range, another header, probed)
+        type Case = (
+            Option<&'static str>,
+            Option<(&'static str, &'static str)>,
+            bool,
+        );
+        let cases: &[Case] = &[
+            (Some("bytes=0-99"), None, true),
+            (Some("bytes=999-5000"), None, true),
+            (Some("bytes=500-"), None, true),
+            (Some("bytes=1000-1999"), None, false),
+            (Some("bytes=-100"), None, false),
+            (Some("bytes=0-9,20-29"), None, false),
+            (Some("items=0-9"), None, false),
+            (Some("bytes=9-0"), None, false),
+            (Some("bytes=0-99"), Some(("if-range", "\"e\"")), false),
+            (Some("bytes=0-99"), Some(("if-none-match", "\"e\"")), false),
+            (None, None, false),
+        ];
+        for &(range, extra, want) in cases {
+            let mut req = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+            if let Some(r) = range {
+                req.insert_header("range", r).unwrap();
+            }
+            if let Some((n, v)) = extra {
+                req.insert_header(n.to_string(), v).unwrap();
+            }
+            assert_eq!(first_slice_range(&req, SLICE), want, "{range:?} {extra:?}");
+        }
+        let mut head = RequestHeader::build("HEAD", b"/v/a.mp4", None).unwrap();
+        head.insert_header("range", "bytes=0-99").unwrap();
+        assert!(!first_slice_range(&head, SLICE));
     }
 }

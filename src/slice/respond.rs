@@ -9,6 +9,8 @@ use pingora_cache::CacheKey;
 use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
 use pingora_cache::storage::{HitHandler, Storage};
 use pingora_cache::trace::Span;
+use pingora_http::ResponseHeader;
+use tokio::sync::watch;
 
 use super::fetch::{Chunks, FetchError, SliceJob};
 use super::inflight::FetchState;
@@ -89,12 +91,14 @@ impl Request {
         }
     }
 
-    /// Writes the answer: header from the record, body from slices.
+    /// Writes the answer: header from the record, body from slices. A
+    /// request that `learnt` the object from the origin is a miss.
     pub(super) async fn respond(
         &self,
         session: &mut Session,
         info: &ObjectInfo,
         renewal: Option<&Renewed>,
+        learnt: bool,
     ) -> Result<CacheStatus, Failure> {
         let mut header = info.client_header();
         let range = crate::range::apply(session.req_header(), &mut header);
@@ -105,7 +109,7 @@ impl Request {
             (r.start / size..=(r.end - 1) / size)
                 .all(|n| self.engine.store.contains(&keys::slice_at(&prefix, n)))
         });
-        let status = if all_here {
+        let status = if all_here && !learnt {
             CacheStatus::Hit
         } else {
             CacheStatus::Miss
@@ -136,6 +140,12 @@ impl Request {
             .map_err(client_gone)?;
         let last_slice = info.slices(size) - 1;
         let read_ahead = u64::from(self.slicer.config.read_ahead);
+        let span_end = parts.iter().map(|r| r.end).max().unwrap_or(first_part.end);
+        let ahead_until = self.slicer.read_ahead_until(
+            &self.primary,
+            (first_part.start, span_end),
+            info.slices(size),
+        );
         for r in &parts {
             if let Some(m) = &framing {
                 session
@@ -148,8 +158,9 @@ impl Request {
                     Some(reader) => reader,
                     None => self.slice(info, &prefix, n, None).await?,
                 };
-                if read_ahead > 0 && n < last_slice {
-                    self.read_ahead(info, &prefix, n + 1..=(n + read_ahead).min(last_slice));
+                let until = (n + read_ahead).min(ahead_until).min(last_slice);
+                if read_ahead > 0 && n < until {
+                    self.read_ahead(info, &prefix, n + 1..=until);
                 }
                 let base = n * size;
                 let from = r.start.max(base) - base;
@@ -191,6 +202,79 @@ impl Request {
             .await
             .map_err(client_gone)?;
         Ok(status)
+    }
+
+    /// Answers from the whole object the probe that learnt it is writing
+    /// into the store under its own key (`header`: its 200, with its
+    /// length), each part read from the fill as it arrives. The answer ends
+    /// once the fill has ended, so what follows it finds the object stored.
+    /// `false`, with nothing sent, when the store no longer offers it (a
+    /// short fill may be done and evicted before this request looks); a
+    /// 502 when the fill failed before this request looked.
+    pub(super) async fn respond_fill(
+        &self,
+        session: &mut Session,
+        (header, len, mut done): (&ResponseHeader, u64, watch::Receiver<Option<bool>>),
+        renewal: Option<&Renewed>,
+    ) -> Result<bool, Box<Error>> {
+        let mut header = header.clone();
+        let range = crate::range::apply(session.req_header(), &mut header);
+        let (parts, framing) = multipart::parts(&range, len);
+        add_cache_fields(self.engine, &mut header, CacheStatus::Miss, renewal);
+        let head = session.req_header().method == http::Method::HEAD;
+        if head || parts.is_empty() {
+            session
+                .write_response_header(Box::new(header), true)
+                .await
+                .map_err(|e| e.into_down())?;
+            return Ok(true);
+        }
+        // Held from here on: an eviction no longer takes the bytes away.
+        let (key, span) = (self.whole_key(), Span::inactive());
+        let found = self.engine.store.lookup(&key, &span.handle()).await?;
+        let Some((_, mut hit)) = found else {
+            // A failed fill is this request's failure; only a stored one
+            // that was evicted since leaves it to the ordinary path.
+            if *done.borrow() == Some(false) {
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(502),
+                    "the origin's answer broke off",
+                );
+            }
+            return Ok(false);
+        };
+        session
+            .write_response_header(Box::new(header), false)
+            .await
+            .map_err(|e| e.into_down())?;
+        for r in &parts {
+            if let Some(m) = &framing {
+                session
+                    .write_response_body(Some(m.part_head(r)), false)
+                    .await
+                    .map_err(|e| e.into_down())?;
+            }
+            hit.seek(r.start as usize, Some(r.end as usize))?;
+            while let Some(chunk) = hit.read_body().await? {
+                session
+                    .write_response_body(Some(chunk), false)
+                    .await
+                    .map_err(|e| e.into_down())?;
+            }
+        }
+        let stored = done.wait_for(Option::is_some).await.ok().and_then(|d| *d);
+        if stored != Some(true) {
+            return Error::e_explain(
+                ErrorType::HTTPStatus(502),
+                "the object's fill failed while it was sent",
+            );
+        }
+        let tail = framing.as_ref().map(Multipart::tail).unwrap_or_default();
+        session
+            .write_response_body(Some(tail), true)
+            .await
+            .map_err(|e| e.into_down())?;
+        Ok(true)
     }
 
     /// A reader of slice `n`: from disk, or following a fetch (ours or one

@@ -84,15 +84,16 @@ impl Tap {
     }
 
     /// Origin requests so far: (GETs, HEADs). The first plain GET of an
-    /// object the node does not hold is a probe GET of its first 64 KiB
-    /// (`Range: bytes=0-65535`): it learns the size (to choose between
-    /// slices and the whole object) and brings a smaller object whole; a
-    /// larger one then costs the ordinary GET too.
+    /// object the node does not hold is a probe GET of its first slice
+    /// (`Range: bytes=0-`, `slice_size` bytes, 4 MiB by default): it learns
+    /// the size (to choose between slices and the whole object) and brings a
+    /// smaller object whole; a larger one not sliced then costs the
+    /// ordinary GET too.
     pub fn origin_requests(&self) -> (usize, usize) {
         (self.count("GET"), self.count("HEAD"))
     }
 
-    /// Probe GETs so far: the first 64 KiB, not pinned to a version by
+    /// Probe GETs so far: the first slice, not pinned to a version by
     /// `If-Match` (as slice fetches are).
     pub fn probes(&self) -> usize {
         self.heads().iter().filter(|h| is_probe(h)).count()
@@ -247,11 +248,9 @@ async fn answer_not_modified(mut client: TcpStream, upstream_port: u16, state: A
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
 
-/// Whether a request head is a probe GET: the object's first 64 KiB, not
-/// pinned to a version.
+/// Whether a request head is a probe GET: the object's first slice (a
+/// range from byte 0), not pinned to a version.
 fn is_probe(head: &str) -> bool {
     let h = head.to_ascii_lowercase();
-    h.starts_with("get ")
-        && h.contains("\r\nrange: bytes=0-65535\r\n")
-        && !h.contains("\r\nif-match:")
+    h.starts_with("get ") && h.contains("\r\nrange: bytes=0-") && !h.contains("\r\nif-match:")
 }

@@ -24,7 +24,9 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use pingora::ErrorType;
 use pingora::connectors::http::Connector;
-use pingora_cache::storage::{MissFinishType, Storage};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use pingora_cache::storage::{MissFinishType, MissHandler, Storage};
 use pingora_cache::trace::Span;
 use pingora_cache::{CacheKey, CacheMeta};
 use pingora_http::ResponseHeader;
@@ -33,7 +35,7 @@ use tokio::sync::mpsc;
 use crate::cache::engine::Engine;
 use crate::metrics::Metrics;
 use crate::origin::Origin;
-pub use origin::{head, probe};
+pub use origin::{head, probe, read_whole};
 use origin::{next_chunk, open_span, stream_second};
 use store::Filler;
 pub use store::{admit, store_entry};
@@ -138,32 +140,88 @@ pub async fn fetch_slice(
         },
         None => None,
     };
-    let (mut session, peer) = open_span(ctx, job, job.start, first_end).await?;
+    let (session, peer) = open_span(ctx, job, job.start, first_end).await?;
+    fill_slice(ctx, job, (session, peer), first_end, held, started).await
+}
+
+/// Writes a slice into the store from `opened`, an origin answer already
+/// checked to hold `[job.start, first_end)` of the job's version, then from
+/// `held` (the rest of a split fetch). `started` is called once the fill is
+/// visible to lookups. The slice is complete in the store only when every
+/// byte arrived.
+pub async fn fill_slice(
+    ctx: Ctx<'_>,
+    job: &SliceJob,
+    opened: (HttpSession, HttpPeer),
+    first_end: u64,
+    held: Option<Chunks>,
+    started: impl FnOnce(),
+) -> Result<(), FetchError> {
     let len = job.end - job.start;
     let mut header = job.header.clone();
     let _ = header.insert_header(http::header::CONTENT_LENGTH, len);
     let meta = CacheMeta::new(job.fresh_until, SystemTime::now(), 0, 0, header);
+    let miss = open_fill(ctx.engine, &job.key, &meta).await?;
+    started();
+    let fill = Fill {
+        key: &job.key,
+        fresh_until: job.fresh_until,
+        len,
+        first_len: first_end - job.start,
+    };
+    write_fill(ctx, fill, miss, opened, held, || {}).await
+}
+
+/// A store entry being written from an origin answer.
+pub struct Fill<'a> {
+    pub key: &'a CacheKey,
+    pub fresh_until: SystemTime,
+    /// Its body's length.
+    pub len: u64,
+    /// The bytes the opened answer brings (the rest come held).
+    pub first_len: u64,
+}
+
+/// Starts writing `key` into the store: visible to lookups from now on.
+pub async fn open_fill(
+    engine: &'static Engine,
+    key: &CacheKey,
+    meta: &CacheMeta,
+) -> Result<MissHandler, FetchError> {
     let span = Span::inactive();
-    let miss = ctx
-        .engine
+    engine
         .store
-        .get_miss_handler(&job.key, &meta, &span.handle())
+        .get_miss_handler(key, meta, &span.handle())
         .await
-        .map_err(|e| failed(format!("slice store: {e}")))?;
-    let mut fill = Filler {
+        .map_err(|e| failed(format!("store: {e}")))
+}
+
+/// Writes `fill`'s body into `miss`: the `first_len` bytes of `opened`,
+/// then whatever `held` brings. Finished (committed) and admitted for
+/// eviction only when every byte arrived; otherwise dropped unfinished
+/// (not kept). `committed` is called between the commit and the admission
+/// (which may take time to remove what it evicts).
+pub async fn write_fill(
+    ctx: Ctx<'_>,
+    fill: Fill<'_>,
+    miss: MissHandler,
+    (mut session, peer): (HttpSession, HttpPeer),
+    held: Option<Chunks>,
+    committed: impl FnOnce(),
+) -> Result<(), FetchError> {
+    let len = fill.len;
+    let mut filler = Filler {
         miss,
         written: 0,
         len,
     };
-    started();
     while let Some(chunk) = next_chunk(&mut session, ctx.metrics).await? {
-        fill.write(chunk).await?;
+        filler.write(chunk).await?;
     }
-    if fill.written != first_end - job.start {
+    if filler.written != fill.first_len {
         return Err(failed(format!(
-            "origin sent {} of {} slice bytes",
-            fill.written,
-            first_end - job.start
+            "origin sent {} of {} bytes",
+            filler.written, fill.first_len
         )));
     }
     if session.response_done() {
@@ -173,24 +231,25 @@ pub async fn fetch_slice(
     }
     if let Some(mut held) = held {
         while let Some(chunk) = held.recv().await {
-            fill.write(chunk?).await?;
+            filler.write(chunk?).await?;
         }
     }
-    if fill.written != len {
+    if filler.written != len {
         return Err(failed(format!(
-            "origin sent {} of {len} slice bytes",
-            fill.written
+            "origin sent {} of {len} bytes",
+            filler.written
         )));
     }
-    let Filler { miss, .. } = fill;
+    let Filler { miss, .. } = filler;
     let entry_id = miss.entry_id();
     let finished = miss
         .finish()
         .await
-        .map_err(|e| failed(format!("slice store: {e}")))?;
+        .map_err(|e| failed(format!("store: {e}")))?;
     let size = match finished {
         MissFinishType::Created(size) | MissFinishType::Appended(size, _) => size,
     };
-    admit(ctx.engine, &job.key, entry_id, size, job.fresh_until).await;
+    committed();
+    admit(ctx.engine, fill.key, entry_id, size, fill.fresh_until).await;
     Ok(())
 }

@@ -129,11 +129,21 @@ pub struct Probe {
     /// The object's length, when the answer is a 206 starting at byte 0
     /// (`Content-Range: bytes 0-E/T`).
     pub total: Option<u64>,
-    /// The whole object, when the answer held all of it (T at most the
-    /// probe's length and exactly T bytes came).
-    pub body: Option<Bytes>,
     /// S3's error code, when the answer is an error document.
     pub s3_code: Option<String>,
+    /// The answer with its body unread, when it is exactly the asked span
+    /// or the whole object (`span` bytes from byte 0): the caller keeps its
+    /// bytes or drops it.
+    pub opened: Option<(HttpSession, HttpPeer)>,
+    /// The bytes `opened` brings.
+    pub span: u64,
+}
+
+impl Probe {
+    /// The answer holds the whole object.
+    pub fn is_whole(&self) -> bool {
+        self.opened.is_some() && self.total == Some(self.span)
+    }
 }
 
 /// The object length of a `Content-Range: bytes 0-E/T` answer whose span
@@ -158,9 +168,10 @@ fn span_from_zero(resp: &ResponseHeader) -> Option<(u64, u64)> {
 }
 
 /// Asks the origin for the object's first `len` bytes with a Range GET (no
-/// `If-Match`: the version is not known yet). When the answer is a 206
-/// holding the whole object, its body is read (at most `len` bytes);
-/// otherwise only the header is kept and the connection dropped.
+/// `If-Match`: the version is not known yet). An answer that is exactly
+/// those bytes, or the whole object when shorter, is handed back unread
+/// (`opened`); otherwise only the header is kept and the connection
+/// dropped.
 pub async fn probe(
     connector: &Connector,
     origin: &Origin,
@@ -200,41 +211,46 @@ pub async fn probe(
         return Ok(Probe {
             resp,
             total: None,
-            body: None,
             s3_code,
+            opened: None,
+            span: 0,
         });
     };
-    if total > len || end + 1 != total {
-        drop(session);
-        return Ok(Probe {
-            resp,
-            total: Some(total),
-            body: None,
-            s3_code: None,
-        });
-    }
-    let mut body = Vec::with_capacity(total as usize);
+    let span = end + 1;
+    let usable = span == len.min(total);
+    Ok(Probe {
+        resp,
+        total: Some(total),
+        s3_code: None,
+        opened: usable.then_some((session, peer)),
+        span,
+    })
+}
+
+/// Reads an answer's whole body of `len` bytes into memory.
+pub async fn read_whole(
+    connector: &Connector,
+    metrics: &Metrics,
+    (mut session, peer): (HttpSession, HttpPeer),
+    len: u64,
+) -> Result<Bytes, FetchError> {
+    let mut body = Vec::with_capacity(len as usize);
     while let Some(chunk) = next_chunk(&mut session, metrics).await? {
-        if (body.len() + chunk.len()) as u64 > total {
+        if (body.len() + chunk.len()) as u64 > len {
             return Err(failed("origin sent more than the probed span"));
         }
         body.extend_from_slice(&chunk);
     }
-    if body.len() as u64 != total {
+    if body.len() as u64 != len {
         return Err(failed(format!(
-            "origin sent {} of {total} probed bytes",
+            "origin sent {} of {len} probed bytes",
             body.len()
         )));
     }
     if session.response_done() {
         connector.release_http_session(session, &peer, None).await;
     }
-    Ok(Probe {
-        resp,
-        total: Some(total),
-        body: Some(Bytes::from(body)),
-        s3_code: None,
-    })
+    Ok(Bytes::from(body))
 }
 
 /// The `<Code>` of the error document an answer carries, from at most its
