@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{Chunks, Ctx, FetchError, SliceJob, failed, transport};
 use crate::metrics::{Metrics, status_class};
-use crate::origin::Origin;
+use crate::origin::{Origin, OriginError};
 use crate::origin::response::ERROR_BODY_LIMIT;
 
 /// Connections tried per request: the shield that owns the key, the next
@@ -326,15 +326,16 @@ pub(super) async fn open_span(
     Ok((session, peer))
 }
 
-/// The next body chunk of a span, counting origin bytes; `None` at its end.
+/// The next body chunk of a span, counting origin bytes and, when the body
+/// fails (reset, cut short, timed out), the origin error; `None` at its end.
 pub(super) async fn next_chunk(
     session: &mut HttpSession,
     metrics: &Metrics,
 ) -> Result<Option<Bytes>, FetchError> {
-    let chunk = session
-        .read_response_body()
-        .await
-        .map_err(|e| transport("origin body", &e))?;
+    let chunk = session.read_response_body().await.map_err(|e| {
+        metrics.count_origin_error(OriginError::of_proxy_error(&e));
+        transport("origin body", &e)
+    })?;
     if let Some(c) = &chunk {
         metrics.origin_bytes.inc_by(c.len() as u64);
     }
