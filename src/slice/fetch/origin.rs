@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::{Chunks, Ctx, FetchError, SliceJob, failed, transport};
 use crate::metrics::{Metrics, status_class};
-use crate::origin::{Origin, OriginError};
 use crate::origin::response::ERROR_BODY_LIMIT;
+use crate::origin::{Origin, OriginError};
 
 /// Connections tried per request: the shield that owns the key, the next
 /// ones on the ring, then the origin.
