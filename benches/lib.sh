@@ -284,6 +284,20 @@ metric_sum() {
         awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.0f", s }'
 }
 
+# cpu_seconds PID...: CPU seconds (user + system) used so far by the given
+# processes.
+cpu_seconds() {
+    local ticks=0 pid stat fields hz
+    hz=$(getconf CLK_TCK)
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # After "pid (comm) ": state is field 3, utime 14, stime 15.
+        read -r -a fields <<<"${stat##*) }"
+        ticks=$((ticks + fields[11] + fields[12]))
+    done
+    awk -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }'
+}
+
 # machine_line: CPU model, CPUs, date and commit, for every printed figure.
 machine_line() {
     local commit

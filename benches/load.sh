@@ -293,7 +293,6 @@ warm_both() {
 
 RESULTS="$SCRATCH/results.txt"
 : >"$RESULTS"
-CLK_TCK=$(getconf CLK_TCK)
 
 nginx_workers() { pgrep -P "$NGINX_PID" -f 'worker process' | tr '\n' ' ' || true; }
 # Varnish's manager process and its cache child (which serves).
@@ -306,18 +305,6 @@ server_label() {
         varnish) echo 'Varnish malloc' ;;
         *) echo 'nginx proxy_cache' ;;
     esac
-}
-
-# CPU seconds (user + system) used so far by the given processes.
-cpu_seconds() {
-    local ticks=0 pid stat fields
-    for pid in "$@"; do
-        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        # After "pid (comm) ": state is field 3, utime 14, stime 15.
-        read -r -a fields <<<"${stat##*) }"
-        ticks=$((ticks + fields[11] + fields[12]))
-    done
-    awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }'
 }
 
 rss_kib() {

@@ -177,20 +177,9 @@ sync
 
 RESULTS="$SCRATCH/results.txt"
 : >"$RESULTS"
-CLK_TCK=$(getconf CLK_TCK)
 
 server_pids() {
     if [[ "$1" == node ]]; then echo "$NODE_PID"; else pgrep -P "$NGINX_PID" -f 'worker process' | tr '\n' ' '; fi
-}
-
-cpu_seconds() {
-    local ticks=0 pid stat fields
-    for pid in "$@"; do
-        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        read -r -a fields <<<"${stat##*) }"
-        ticks=$((ticks + fields[11] + fields[12]))
-    done
-    awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }'
 }
 
 # connections MODE PORT LOG: HS_CLIENTS `openssl s_time` processes at once
