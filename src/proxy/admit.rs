@@ -52,10 +52,9 @@ pub async fn admit(
     }
 }
 
-/// Lets a request on the peer listener through: another node of the fleet
-/// checked the client's token and signed the hop (the caller checked the
-/// marker); the target arrives canonical, without a token.
-pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted, Refusal> {
+/// The checks every request's target passes first, on either listener: a
+/// GET or HEAD, a UTF-8 path, then the canonical path and the query's pairs.
+fn read_target(req: &RequestHeader) -> Result<(String, Vec<query::Pair<'_>>), Refusal> {
     if !matches!(req.method.as_str(), "GET" | "HEAD") {
         return Err(Refusal::MethodNotAllowed);
     }
@@ -66,6 +65,14 @@ pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted,
         path::canonicalize(req.uri.path()).map_err(|e| Refusal::BadRequest(BadRequest::Path(e)))?;
     let pairs = query::parse(req.uri.query().unwrap_or(""))
         .map_err(|_| Refusal::BadRequest(BadRequest::Query))?;
+    Ok((canonical, pairs))
+}
+
+/// Lets a request on the peer listener through: another node of the fleet
+/// checked the client's token and signed the hop (the caller checked the
+/// marker); the target arrives canonical, without a token.
+pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted, Refusal> {
+    let (canonical, pairs) = read_target(req)?;
     let query = query::canonical(&pairs, |name| origin.forwards_query(name));
     if canonical.ends_with('/') {
         return Err(Refusal::NotFound);
@@ -87,16 +94,7 @@ fn admit_from(
     origin: &OriginConfig,
     now_unix: u64,
 ) -> Result<Admitted, Refusal> {
-    if !matches!(req.method.as_str(), "GET" | "HEAD") {
-        return Err(Refusal::MethodNotAllowed);
-    }
-    if !req.raw_path_is_utf8() {
-        return Err(Refusal::BadRequest(BadRequest::PathEncoding));
-    }
-    let canonical =
-        path::canonicalize(req.uri.path()).map_err(|e| Refusal::BadRequest(BadRequest::Path(e)))?;
-    let pairs = query::parse(req.uri.query().unwrap_or(""))
-        .map_err(|_| Refusal::BadRequest(BadRequest::Query))?;
+    let (canonical, pairs) = read_target(req)?;
     let sources = verifier.token_sources();
     let found = extract::find_token(sources, &pairs, &req.headers).map_err(Refusal::from)?;
     let query = query::canonical(&pairs, |name| {
