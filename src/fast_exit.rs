@@ -18,10 +18,18 @@
 //! accepting, idle kept-alive connections are closed, requests in flight go
 //! on. Pingora then sleeps `server.grace_period_seconds` whatever happens,
 //! 300 s by default, even with nothing left to serve. [`ExitWhenIdle`] ends
-//! the wait instead: once no client connection is open and the background
-//! services that write something at shutdown ([`MustFinish`]) are done, it
-//! writes out the access log and exits. The grace period stays the bound: if
-//! it ends first, Pingora's own shutdown goes on and drops what is left.
+//! the wait instead: once every listener's accept loop has ended and the
+//! connections it accepted are counted, no client connection is open, and
+//! the background services that write something at shutdown
+//! ([`MustFinish`]) are done, it writes out the access log and exits. The
+//! grace period stays the bound: if it ends first, Pingora's own shutdown
+//! goes on and drops what is left.
+//!
+//! The accept loops come first because Pingora's loop spawns a task for a
+//! connection it accepts and the connection is counted only when that task
+//! first runs: a connection accepted as the shutdown came could otherwise
+//! be uncounted when the count is read as zero, and be reset (its request
+//! unread) or cut mid-answer by the exit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -98,11 +106,28 @@ impl Finishing {
         }
     }
 
+    /// Counts the caller until the guard returned is dropped: a listener
+    /// until its accept loops have ended and what they accepted is counted.
+    pub fn enter(&self) -> Entered {
+        self.0.send_modify(|n| *n += 1);
+        Entered(self.clone())
+    }
+
     /// Resolves once every service counted has returned.
     async fn all_done(&self) {
         let mut pending = self.0.subscribe();
         // The sender lives in `self`: the channel cannot close while waiting.
         let _ = pending.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One part the graceful stop waits for, until dropped (see
+/// [`Finishing::enter`]).
+pub struct Entered(Finishing);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        (self.0).0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -127,6 +152,9 @@ pub struct ExitWhenIdle {
     pub log: AccessLog,
     /// Client connections open, across every client listener.
     pub connections: watch::Receiver<usize>,
+    /// The listeners whose accept loops are still running (see
+    /// [`Finishing::enter`]).
+    pub accepting: Finishing,
     pub finishing: Finishing,
 }
 
@@ -138,6 +166,9 @@ impl BackgroundService for ExitWhenIdle {
             return;
         }
         let started = Instant::now();
+        // No connection is accepted after this, and every one accepted
+        // before is counted.
+        self.accepting.all_done().await;
         let mut connections = self.connections.clone();
         let open = *connections.borrow_and_update();
         tracing::info!(

@@ -112,6 +112,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     // What a graceful stop waits for before the process exits, besides the
     // client connections: the access log's last flush, the eviction state.
     let finishing = Finishing::default();
+    let accepting = Finishing::default();
     server.add_service(GenBackgroundService::new(
         "access log flusher".to_string(),
         Arc::new(finishing.must_finish(crate::access_log::Flusher {
@@ -139,7 +140,12 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         let workers = config.server.threads;
         let sockets = HttpSockets::bind(Kind::Http, &config.http_listeners, workers, opts.upgrade)?;
         for index in 0..workers {
-            server.add_service(Worker::new(index, limited.clone(), sockets.clone()));
+            server.add_service(Worker::new(
+                index,
+                limited.clone(),
+                sockets.clone(),
+                accepting.enter(),
+            ));
         }
     }
     let mut certs = Vec::new();
@@ -150,6 +156,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
             &config.https_listeners,
             config.server.threads,
             opts.upgrade,
+            &accepting,
         )?;
     }
 
@@ -221,6 +228,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         Arc::new(ExitWhenIdle {
             log: access_log.clone(),
             connections,
+            accepting,
             finishing,
         }),
     ));

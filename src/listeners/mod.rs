@@ -11,6 +11,7 @@ use std::sync::Arc;
 use pingora::apps::{HttpServerApp, HttpServerOptions};
 use pingora::server::Server;
 
+use crate::fast_exit::Finishing;
 use crate::limits::LimitedApp;
 use crate::tls::{HttpsListener, ReloadingCert, acceptor};
 
@@ -36,6 +37,7 @@ pub fn add_https<A: HttpServerApp + Send + Sync + 'static>(
     listeners: &[HttpsListener],
     workers: usize,
     inherit: bool,
+    accepting: &Finishing,
 ) -> Result<Vec<Arc<ReloadingCert>>, String> {
     let mut app = app.clone();
     let mut certs = Vec::new();
@@ -56,7 +58,12 @@ pub fn add_https<A: HttpServerApp + Send + Sync + 'static>(
     let addrs: Vec<_> = listeners.iter().map(|l| l.addr).collect();
     let sockets = HttpSockets::bind(Kind::Https, &addrs, workers, inherit)?;
     for index in 0..workers {
-        server.add_service(Worker::new(index, app.clone(), sockets.clone()));
+        server.add_service(Worker::new(
+            index,
+            app.clone(),
+            sockets.clone(),
+            accepting.enter(),
+        ));
     }
     Ok(certs)
 }

@@ -23,6 +23,10 @@
 //! build without `SO_REUSEPORT` cannot be joined: the other workers then
 //! accept on duplicates of it.
 //!
+//! A worker counts itself among the listeners the graceful stop waits for
+//! (see `fast_exit`) until its accept loops have ended and every connection
+//! they accepted has been counted by the application.
+//!
 //! Sockets are made with `rustix`. Pingora's table holds raw descriptors:
 //! borrowing or closing one of them is the only unsafe code here.
 
@@ -39,6 +43,8 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::{Fds, ListenFds, ShutdownWatch};
 use pingora::services::Service as ServiceTrait;
 use pingora::services::listening::Service;
+
+use crate::fast_exit::Entered;
 
 /// Bytes of a response a connection gathers before it writes them out.
 /// Pingora's default (1,460, one segment) sends a header and a body over
@@ -252,18 +258,26 @@ fn close_extra_workers(table: &mut Fds, addrs: &[SocketAddr], workers: usize) {
 pub struct Worker<A> {
     service: Service<A>,
     sockets: Arc<HttpSockets>,
+    /// Held until the accept loops have ended (see [`Worker::new`]).
+    accepting: Option<Entered>,
 }
 
 impl<A: ServerApp + Send + Sync + 'static> Worker<A> {
-    /// Worker number `index` serving `app` on every address of `sockets`.
-    pub fn new(index: usize, app: A, sockets: Arc<HttpSockets>) -> Self {
+    /// Worker number `index` serving `app` on every address of `sockets`;
+    /// `accepting` is released once the worker accepts no more and what it
+    /// accepted has reached `app`.
+    pub fn new(index: usize, app: A, sockets: Arc<HttpSockets>, accepting: Entered) -> Self {
         let mut service = Service::new(sockets.kind.service_name(index), app);
         service.threads = Some(1);
         let buffers = L4BufferSettings::default().write(WRITE_BUFFER);
         for addr in &sockets.addrs {
             service.add_listener(ListenerConfig::tcp(key(addr, index)).l4_buffer(buffers));
         }
-        Worker { service, sockets }
+        Worker {
+            service,
+            sockets,
+            accepting: Some(accepting),
+        }
     }
 }
 
@@ -283,7 +297,15 @@ impl<A: ServerApp + Send + Sync + 'static> ServiceTrait for Worker<A> {
             tracing::error!(error = %e, setting = self.sockets.kind.setting(), "the listeners cannot listen");
             std::process::exit(1);
         }
-        ServiceTrait::start_service(&mut self.service, fds, shutdown, listeners_per_fd).await
+        ServiceTrait::start_service(&mut self.service, fds, shutdown, listeners_per_fd).await;
+        // The accept loops have ended (at the shutdown). Each connection
+        // they accepted last is a task spawned on this one-thread runtime
+        // (`work_stealing: false`) that reaches the application, and is
+        // counted there, on its first run. That runtime runs the tasks
+        // spawned from its thread in order: once a task spawned now has run,
+        // every one spawned before it has started.
+        let _ = tokio::spawn(async {}).await;
+        self.accepting.take();
     }
 
     fn name(&self) -> &str {
