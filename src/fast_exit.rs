@@ -150,8 +150,9 @@ impl<S: BackgroundService + Send + Sync> BackgroundService for MustFinish<S> {
 /// soon as nothing is left to serve (see the module's documentation).
 pub struct ExitWhenIdle {
     pub log: AccessLog,
-    /// Client connections open, across every client listener.
-    pub connections: watch::Receiver<usize>,
+    /// Connections open: across every client listener, and on the peer
+    /// listener.
+    pub connections: Vec<watch::Receiver<usize>>,
     /// The listeners whose accept loops are still running (see
     /// [`Finishing::enter`]).
     pub accepting: Finishing,
@@ -170,15 +171,18 @@ impl BackgroundService for ExitWhenIdle {
         // before is counted.
         self.accepting.all_done().await;
         let mut connections = self.connections.clone();
-        let open = *connections.borrow_and_update();
+        let open: usize = connections.iter_mut().map(|c| *c.borrow_and_update()).sum();
         tracing::info!(
             connections = open,
             "graceful stop: no longer accepting; exiting once the open connections are done \
              (at most server.grace_period_seconds)"
         );
-        if connections.wait_for(|n| *n == 0).await.is_err() {
-            // The connection table is gone: Pingora's shutdown decides.
-            return;
+        // One count after the other: none rises again once at zero.
+        for count in &mut connections {
+            if count.wait_for(|n| *n == 0).await.is_err() {
+                // The connection table is gone: Pingora's shutdown decides.
+                return;
+            }
         }
         self.finishing.all_done().await;
         tracing::info!(

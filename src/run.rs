@@ -1,5 +1,5 @@
 //! Assembles the node from a validated configuration: the proxy service on
-//! the client listeners, the admin service, and the origin resolver, all
+//! the client listeners (and the peer listener in a PoP), the admin service, and the origin resolver, all
 //! under one Pingora server.
 
 use std::sync::Arc;
@@ -22,7 +22,8 @@ use crate::cors::Cors;
 use crate::cors::settings::CorsConfig;
 use crate::fast_exit::{ExitWhenIdle, Finishing};
 use crate::fleet::Fleet;
-use crate::listeners::{HttpSockets, Kind, Worker};
+use crate::limits::LimitedApp;
+use crate::listeners::Kind;
 use crate::metrics::Metrics;
 use crate::origin::{Origin, TokenCarriers};
 use crate::proxy::Edge;
@@ -109,8 +110,10 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
             log: access_log.clone(),
         }),
     ));
-    // What a graceful stop waits for before the process exits, besides the
-    // client connections: the access log's last flush, the eviction state.
+    // What a graceful stop waits for before the process exits: the
+    // listeners' accept loops to end, then the connections (client and
+    // peer) to close, then the access log's last flush and the eviction
+    // state saved.
     let finishing = Finishing::default();
     let accepting = Finishing::default();
     server.add_service(GenBackgroundService::new(
@@ -132,22 +135,28 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         listener: Listener::Client,
     };
     let rings = add_fleet(&mut server, &edge, &metrics);
+    let peer_connections = add_peer_listener(
+        &mut server,
+        &edge,
+        &config.limits,
+        config.server.threads,
+        opts,
+        &accepting,
+    )?;
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
-    let limited = crate::limits::LimitedApp::new(proxy_app, &config.limits, metrics.clone());
-    let connections = limited.open_connections();
-    if !config.http_listeners.is_empty() {
-        let workers = config.server.threads;
-        let sockets = HttpSockets::bind(Kind::Http, &config.http_listeners, workers, opts.upgrade)?;
-        for index in 0..workers {
-            server.add_service(Worker::new(
-                index,
-                limited.clone(),
-                sockets.clone(),
-                accepting.enter(),
-            ));
-        }
-    }
+    let limited = LimitedApp::new(proxy_app, &config.limits, metrics.clone());
+    let mut connections = vec![limited.open_connections()];
+    crate::listeners::add_plain(
+        &mut server,
+        &limited,
+        Kind::Http,
+        &config.http_listeners,
+        config.server.threads,
+        opts.upgrade,
+        &accepting,
+    )?;
+    connections.extend(peer_connections);
     let mut certs = Vec::new();
     if !config.https_listeners.is_empty() {
         certs = crate::listeners::add_https(
@@ -255,10 +264,43 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     Ok(Node { server, access_log })
 }
 
-/// The fleet's parts, when configured: the peer listener (a second proxy
-/// over the same cache, taking hop markers instead of tokens) and the
-/// services keeping the PoP's and the shields' rings current. Returns the
-/// rings, which `/readyz` waits for.
+/// The peer listener of a PoP's node: a second proxy over the same cache,
+/// taking hop markers instead of tokens, one worker per thread as for
+/// clients. Returns its count of open connections, which a graceful stop
+/// waits for as it does for the clients'.
+fn add_peer_listener(
+    server: &mut Server,
+    edge: &Edge,
+    limits: &crate::limits::Limits,
+    workers: usize,
+    opts: ProcessOptions,
+    accepting: &Finishing,
+) -> Result<Option<tokio::sync::watch::Receiver<usize>>, String> {
+    let Some(cluster) = &edge.cluster else {
+        return Ok(None);
+    };
+    let peers = Edge {
+        listener: Listener::Peer,
+        ..edge.clone()
+    };
+    let mut app = pingora_proxy::http_proxy(&server.configuration, peers);
+    app.server_options = Some(crate::listeners::server_options());
+    let limited = LimitedApp::for_peers(app, limits, edge.metrics.clone());
+    crate::listeners::add_plain(
+        server,
+        &limited,
+        Kind::Peer,
+        &[cluster.config.listen],
+        workers,
+        opts.upgrade,
+        accepting,
+    )?;
+    Ok(Some(limited.open_connections()))
+}
+
+/// The fleet's rings, when configured: the services keeping the PoP's and
+/// the shields' rings current. Returns the rings, which `/readyz` waits
+/// for.
 fn add_fleet(server: &mut Server, edge: &Edge, metrics: &Arc<Metrics>) -> Vec<Arc<Ring>> {
     let mut rings = Vec::new();
     let mut keep = |server: &mut Server, ring: Arc<Ring>, name: &'static str| {
@@ -280,15 +322,6 @@ fn add_fleet(server: &mut Server, edge: &Edge, metrics: &Arc<Metrics>) -> Vec<Ar
     };
     if let Some(cluster) = &edge.cluster {
         keep(server, cluster.pop.clone(), "pop");
-        let peers = Edge {
-            listener: Listener::Peer,
-            ..edge.clone()
-        };
-        let mut app = pingora_proxy::http_proxy(&server.configuration, peers);
-        app.server_options = Some(crate::listeners::server_options());
-        let mut service = Service::new("cdn-node peers".to_string(), app);
-        service.add_tcp(&cluster.config.listen.to_string());
-        server.add_service(service);
     }
     if let Some(parents) = &edge.origin.parents {
         keep(server, parents.clone(), "parents");

@@ -2,7 +2,8 @@
 //! the owner's answer in memory and answers it from there (ranges too): not the first
 //! time it forwards the key, once it has forwarded it twice; for as long as
 //! the owner's freshness lasts; never for what must not be shared or is too
-//! large; and a purge through either node removes the copy.
+//! large; and a purge through either node removes the copy. A node being
+//! stopped finishes the forwarded answers it is sending.
 
 mod common;
 
@@ -393,4 +394,77 @@ async fn a_fleet_purge_from_etcd_removes_the_copy() {
     assert!(got == body);
     assert_eq!(fleet.tap.count("GET"), gets + 1);
     drop(etcd);
+}
+
+/// A node being stopped (SIGTERM) while it sends a forwarded answer
+/// finishes that answer before it exits: the peer listener's connections
+/// are waited for as the clients' are, though the node has no client of
+/// its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_mid_forward_finishes_the_answer_then_exits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // Larger than what the sockets and the forwarding node can hold on
+    // the way (about 14 MiB on loopback): the owner is still sending when
+    // it is stopped. Not sliced (64 MiB and under).
+    const LEN: usize = 24 << 20;
+    let (objects, paths) = catalogue(8, LEN);
+    let mut fleet = start(&objects).await;
+    drop(objects);
+    let mut found = None;
+    for path in &paths {
+        let before = forwards(&fleet.edges[0]).await;
+        let (status, _, _) = raw(fleet.edges[0].node.http, "HEAD", &fleet.target(path), &[]).await;
+        assert_eq!(status, 200, "{path}");
+        if forwards(&fleet.edges[0]).await > before {
+            found = Some(path.clone());
+            break;
+        }
+    }
+    let path = found.expect("edge 0 owns none of 8 objects");
+    let seed = 40 + paths.iter().position(|p| *p == path).unwrap() as u64;
+
+    // A client that reads the head and a little of the body, then stops
+    // reading; a small receive buffer keeps the rest upstream.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    let mut conn = socket.connect(fleet.edges[0].node.http).await.unwrap();
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n",
+        fleet.target(&path)
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = vec![0; 16 * 1024];
+    let head_end = loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .expect("the head within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed before the head");
+        got.extend_from_slice(&chunk[..n]);
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n")
+            && got.len() >= i + 4 + 64 * 1024
+        {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    let owner = &mut fleet.edges[1];
+    owner.node.signal("TERM");
+    let rest = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest).await.map(|_| rest)
+    })
+    .await
+    .expect("the rest within 30 s")
+    .expect("the rest of the answer");
+    got.extend_from_slice(&rest);
+    let body = &got[head_end..];
+    assert_eq!(body.len(), LEN, "the answer was cut");
+    assert!(body == bytes(LEN, seed), "another body");
+    let status = owner.node.exited(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
 }

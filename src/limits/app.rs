@@ -50,18 +50,43 @@ impl<A> Clone for LimitedApp<A> {
 }
 
 impl<A> LimitedApp<A> {
+    /// The application of the client listeners.
     pub fn new(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        let table = ConnectionTable::new(
+            limits.max_connections,
+            limits.max_connections_per_client,
+            metrics.ops.connections_open.clone(),
+        );
+        Self::with_table(inner, table, limits, metrics)
+    }
+
+    /// The application of the peer listener: a table of its own, up to
+    /// `limits.max_connections` with no limit per address (a PoP's few
+    /// nodes each hold many connections to it), counted in
+    /// `cdn_node_peer_connections_open`; the head limits and the header
+    /// timeout as for clients.
+    pub fn for_peers(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
+        let table = ConnectionTable::new(
+            limits.max_connections,
+            None,
+            metrics.cluster.connections_open.clone(),
+        );
+        Self::with_table(inner, table, limits, metrics)
+    }
+
+    fn with_table(
+        inner: A,
+        table: ConnectionTable,
+        limits: &Limits,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         LimitedApp {
             inner: Arc::new(HeaderLimited::new(
                 inner,
                 limits.head,
                 metrics.ops.request_header_refusals.clone(),
             )),
-            table: Arc::new(ConnectionTable::new(
-                limits.max_connections,
-                limits.max_connections_per_client,
-                metrics.ops.connections_open.clone(),
-            )),
+            table: Arc::new(table),
             header_timeout: limits.header_timeout,
             head: limits.head,
             tls_handshake_timeout: limits.tls_handshake_timeout,

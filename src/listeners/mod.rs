@@ -1,6 +1,6 @@
-//! The client listeners: plain HTTP and HTTPS, each served by one worker
-//! service per thread, HTTPS with its reloadable certificates, and the HTTP
-//! server options both use.
+//! The listeners: the client's plain HTTP and HTTPS and the peer listener,
+//! each served by one worker service per thread, HTTPS with its reloadable
+//! certificates, and the HTTP server options they use.
 
 mod workers;
 
@@ -21,6 +21,33 @@ pub fn server_options() -> HttpServerOptions {
     let mut options = HttpServerOptions::default();
     options.h2_idle_timeout = Some(crate::limits::H2_IDLE_TIMEOUT);
     options
+}
+
+/// Adds `workers` worker services serving `app` over plain HTTP on every
+/// address of `addrs`, sockets inherited in an upgrade (`inherit`). Fails
+/// when an address cannot be listened on.
+pub fn add_plain<A: HttpServerApp + Send + Sync + 'static>(
+    server: &mut Server,
+    app: &LimitedApp<A>,
+    kind: Kind,
+    addrs: &[std::net::SocketAddr],
+    workers: usize,
+    inherit: bool,
+    accepting: &Finishing,
+) -> Result<(), String> {
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    let sockets = HttpSockets::bind(kind, addrs, workers, inherit)?;
+    for index in 0..workers {
+        server.add_service(Worker::new(
+            index,
+            app.clone(),
+            sockets.clone(),
+            accepting.enter(),
+        ));
+    }
+    Ok(())
 }
 
 /// Adds `workers` worker services, as for plain HTTP, serving every

@@ -65,6 +65,8 @@ pub const WRITE_BUFFER: usize = 32 * 1024;
 pub enum Kind {
     Http,
     Https,
+    /// The peer listener of a PoP's node (plain HTTP).
+    Peer,
 }
 
 impl Kind {
@@ -72,6 +74,7 @@ impl Kind {
         match self {
             Kind::Http => "listeners.http",
             Kind::Https => "listeners.https",
+            Kind::Peer => "cluster.listen",
         }
     }
 
@@ -79,6 +82,7 @@ impl Kind {
         match self {
             Kind::Http => format!("cdn-node {index}"),
             Kind::Https => format!("cdn-node https {index}"),
+            Kind::Peer => format!("cdn-node peers {index}"),
         }
     }
 }

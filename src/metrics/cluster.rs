@@ -1,7 +1,7 @@
 //! Metrics of the fleet: hops to other nodes, their failures, the rings'
-//! members and health, and hops refused.
+//! members and health, hops refused, and the peer listener's connections.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::names;
 use super::register::{add, counter_vec};
@@ -12,6 +12,7 @@ pub struct ClusterMetrics {
     pub ring_members: IntGaugeVec,
     pub ring_healthy: IntGaugeVec,
     pub hops_refused: IntCounterVec,
+    pub connections_open: IntGauge,
 }
 
 /// The `to` values of the forward and error counters.
@@ -61,6 +62,14 @@ impl ClusterMetrics {
                 names::HOPS_REFUSED_TOTAL,
                 "Requests refused for an invalid hop marker on the peer listener, or for a CDN-Loop.",
                 &["reason"],
+            ),
+            connections_open: add(
+                registry,
+                IntGauge::new(
+                    names::PEER_CONNECTIONS_OPEN,
+                    "Connections open on the peer listener.",
+                )
+                .expect("valid metric"),
             ),
         };
         for to in TO {

@@ -132,6 +132,8 @@ pub const PEER_FORWARDS_TOTAL: &str = "cdn_node_peer_forwards_total";
 /// Failed requests to another node, by `to` and `kind` (connect, timeout,
 /// other); each moves the request to the next node.
 pub const PEER_ERRORS_TOTAL: &str = "cdn_node_peer_errors_total";
+/// Connections open now on the peer listener (hops from other nodes).
+pub const PEER_CONNECTIONS_OPEN: &str = "cdn_node_peer_connections_open";
 /// Members of a ring, by `ring` (pop, parents).
 pub const RING_MEMBERS: &str = "cdn_node_ring_members";
 /// Members of a ring that are healthy and not recently failed, by `ring`.
