@@ -1,6 +1,6 @@
 //! Assembles the node from a validated configuration: the proxy service on
-//! the client listeners (and the peer listener in a PoP), the admin service, and the origin resolver, all
-//! under one Pingora server.
+//! the client listeners (and the peer listener in a PoP), the admin
+//! service, and the origin resolver, all under one Pingora server.
 
 use std::sync::Arc;
 use std::time::Duration;
