@@ -287,15 +287,11 @@ async fn a_node_killed_under_load_costs_only_its_share_of_keys() {
             )
         })
         .collect();
-    let objects: Vec<(&str, &[u8])> = bodies
-        .iter()
-        .map(|(k, b)| (k.as_str(), b.as_slice()))
-        .collect();
     let plan = Plan {
         shields: 0,
         ..Plan::default()
     };
-    let mut fleet = Fleet::start(&objects, plan).await;
+    let mut fleet = Fleet::start(&bodies, plan).await;
     for (i, (k, b)) in bodies.iter().enumerate() {
         let edge = &fleet.edges[i % 3];
         let (status, _, got) =
@@ -426,15 +422,11 @@ async fn a_drained_node_leaves_the_ring_and_no_request_fails() {
             )
         })
         .collect();
-    let objects: Vec<(&str, &[u8])> = bodies
-        .iter()
-        .map(|(k, b)| (k.as_str(), b.as_slice()))
-        .collect();
     let plan = Plan {
         shields: 0,
         ..Plan::default()
     };
-    let mut fleet = Fleet::start(&objects, plan).await;
+    let mut fleet = Fleet::start(&bodies, plan).await;
     for (k, _) in &bodies {
         let (status, _, _) = raw(
             fleet.edges[0].node.http,

@@ -85,11 +85,7 @@ fn catalogue(n: usize, len: usize) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
 }
 
 async fn start(objects: &[(String, Vec<u8>)]) -> Fleet {
-    let refs: Vec<(&str, &[u8])> = objects
-        .iter()
-        .map(|(k, b)| (k.as_str(), b.as_slice()))
-        .collect();
-    Fleet::start(&refs, plan()).await
+    Fleet::start(objects, plan()).await
 }
 
 fn body_of<'a>(objects: &'a [(String, Vec<u8>)], path: &str) -> &'a [u8] {
@@ -298,13 +294,9 @@ async fn a_copy_lasts_as_long_as_the_owner_had_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_memory_copies_off_every_request_is_forwarded() {
     let (objects, paths) = catalogue(16, SMALL);
-    let refs: Vec<(&str, &[u8])> = objects
-        .iter()
-        .map(|(k, b)| (k.as_str(), b.as_slice()))
-        .collect();
     let mut off = plan();
     off.cluster_extra.push_str("  memory_copies: false\n");
-    let fleet = Fleet::start(&refs, off).await;
+    let fleet = Fleet::start(&objects, off).await;
     let path = owned_by_the_other(&fleet, 0, &paths).await;
     for n in 0..4 {
         let before = forwards(&fleet.edges[0]).await;
@@ -326,11 +318,7 @@ async fn a_fleet_purge_from_etcd_removes_the_copy() {
 
     let (objects, paths) = catalogue(16, SMALL);
     let etcd = Etcd::start().await;
-    let refs: Vec<(&str, &[u8])> = objects
-        .iter()
-        .map(|(k, b)| (k.as_str(), b.as_slice()))
-        .collect();
-    let s3 = common::s3::S3::start(&refs).await;
+    let s3 = common::s3::S3::start(&objects).await;
     let tap = Tap::start(s3.port).await;
     let endpoint = etcd.endpoint();
     let mut edges = Vec::new();

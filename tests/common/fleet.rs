@@ -109,7 +109,7 @@ impl Member {
 }
 
 impl Fleet {
-    pub async fn start(objects: &[(&str, &[u8])], plan: Plan) -> Fleet {
+    pub async fn start<K: AsRef<str>, B: AsRef<[u8]>>(objects: &[(K, B)], plan: Plan) -> Fleet {
         let s3 = S3::start(objects).await;
         let tap = Tap::start(s3.port).await;
         let addr = |ip: [u8; 4]| SocketAddr::from((ip, free_port_on(ip)));

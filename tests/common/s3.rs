@@ -18,13 +18,13 @@ pub struct S3 {
 
 impl S3 {
     /// Starts s3s-fs with one bucket holding `objects` (key, bytes).
-    pub async fn start(objects: &[(&str, &[u8])]) -> S3 {
+    pub async fn start<K: AsRef<str>, B: AsRef<[u8]>>(objects: &[(K, B)]) -> S3 {
         let root = tempfile::tempdir().expect("tempdir");
         let bucket = root.path().join(BUCKET);
         std::fs::create_dir_all(&bucket).expect("bucket dir");
         let s3 = Self::spawn(root).await;
         for (key, body) in objects {
-            s3.put(key, body);
+            s3.put(key.as_ref(), body.as_ref());
         }
         s3
     }

@@ -176,12 +176,7 @@ impl Builder {
         let s3 = if self.origin_down || self.own_origin.is_some() {
             None
         } else {
-            let objects: Vec<(&str, &[u8])> = self
-                .objects
-                .iter()
-                .map(|(k, b)| (k.as_str(), b.as_slice()))
-                .collect();
-            Some(S3::start(&objects).await)
+            Some(S3::start(&self.objects).await)
         };
         let tap = match (&s3, self.tap) {
             (Some(s3), true) => Some(Tap::start(s3.port).await),

@@ -95,6 +95,37 @@ fn carry_hops(
     Ok(())
 }
 
+/// Sends `method` for the object's start, routed by its first slice's ring
+/// key, with the hops carried and, given `first`, `Range: bytes=0-(first-1)`.
+async fn ask_start(
+    connector: &Connector,
+    origin: &Origin,
+    metrics: &Metrics,
+    (path, query): (&str, &str),
+    hops: Option<&http::HeaderValue>,
+    method: &str,
+    first: Option<u64>,
+) -> Result<(HttpSession, ResponseHeader, HttpPeer), FetchError> {
+    let mut prepared =
+        RequestHeader::build(method, b"/", None).map_err(|e| failed(e.to_string()))?;
+    carry_hops(&mut prepared, hops)?;
+    if let Some(len) = first {
+        prepared
+            .insert_header("range", format!("bytes=0-{}", len - 1))
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let ring_key = crate::cluster::ring_key(path, query, Some(0));
+    exchange(
+        connector,
+        origin,
+        metrics,
+        &ring_key,
+        (path, query),
+        &prepared,
+    )
+    .await
+}
+
 /// Asks the origin for the object's header with HEAD (no body).
 pub async fn head(
     connector: &Connector,
@@ -103,18 +134,15 @@ pub async fn head(
     (path, query): (&str, &str),
     hops: Option<&http::HeaderValue>,
 ) -> Result<ResponseHeader, FetchError> {
-    let mut prepared =
-        RequestHeader::build("HEAD", b"/", None).map_err(|e| failed(e.to_string()))?;
-    carry_hops(&mut prepared, hops)?;
     metrics.slices.origin_head_requests.inc();
-    let ring_key = crate::cluster::ring_key(path, query, Some(0));
-    let (session, resp, _) = exchange(
+    let (session, resp, _) = ask_start(
         connector,
         origin,
         metrics,
-        &ring_key,
         (path, query),
-        &prepared,
+        hops,
+        "HEAD",
+        None,
     )
     .await?;
     // A HEAD answer has no body; the connection is not reused, to be safe.
@@ -180,21 +208,15 @@ pub async fn probe(
     hops: Option<&http::HeaderValue>,
     len: u64,
 ) -> Result<Probe, FetchError> {
-    let mut prepared =
-        RequestHeader::build("GET", b"/", None).map_err(|e| failed(e.to_string()))?;
-    carry_hops(&mut prepared, hops)?;
-    prepared
-        .insert_header("range", format!("bytes=0-{}", len - 1))
-        .map_err(|e| failed(e.to_string()))?;
     metrics.slices.origin_probe_requests.inc();
-    let ring_key = crate::cluster::ring_key(path, query, Some(0));
-    let (mut session, resp, peer) = exchange(
+    let (mut session, resp, peer) = ask_start(
         connector,
         origin,
         metrics,
-        &ring_key,
         (path, query),
-        &prepared,
+        hops,
+        "GET",
+        Some(len),
     )
     .await?;
     let span = (resp.status.as_u16() == 206)
