@@ -29,7 +29,12 @@ pub fn is_record(primary: &[u8]) -> bool {
 
 /// Whether a stored primary key is a slice's.
 pub fn is_slice(primary: &[u8]) -> bool {
-    primary.windows(4).any(|w| w == b" #v=")
+    // Derived keys are "{primary} #...": the first space starts the suffix
+    // (a request's own key has none).
+    let Some(space) = primary.iter().position(|b| *b == b' ') else {
+        return false;
+    };
+    primary[space..].starts_with(b" #v=")
 }
 
 /// A short, stable tag of an ETag (FNV-1a 64, hex).
