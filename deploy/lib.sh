@@ -143,14 +143,14 @@ show_log() {
     tail -n 20 "$file" >&2
 }
 
-# Polls until CHECK (its output discarded) succeeds, or dies when the
-# process PID has exited or SECONDS have passed, showing its LOG.
+# Polls until CHECK (a quiet command) succeeds, or dies when the process
+# PID has exited or SECONDS have passed, showing its LOG.
 # Usage: wait_for WHAT PID SECONDS LOG CHECK [ARGS...]
 wait_for() {
     local what=$1 pid=$2 seconds=$3 log=$4
     shift 4
     local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
+    until "$@"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             show_log "$log"
             die "$what exited during start-up"
