@@ -17,13 +17,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+LIB_NAME="fleet bench"
+# shellcheck source=deploy/lib.sh
+source "$ROOT/deploy/lib.sh"
 
-command -v etcd >/dev/null 2>&1 || { echo "fleet bench: etcd is missing: bash deploy/setup.sh fleet" >&2; exit 1; }
-command -v python3 >/dev/null 2>&1 || { echo "fleet bench: python3 is missing" >&2; exit 1; }
+command -v etcd >/dev/null 2>&1 || die "etcd is missing: bash deploy/setup.sh fleet"
+command -v python3 >/dev/null 2>&1 || die "python3 is missing"
 
-echo "fleet bench: building the release binary"
-CARGO_INCREMENTAL=0 cargo build --release --quiet --bin cdn-node
+build_node
 mkdir -p target/fleet-bench
-echo "fleet bench: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(etcd --version | sed -n 1p)"
-echo "fleet bench: commit $(git rev-parse --short HEAD)"
-SCRATCH="$ROOT/target/fleet-bench" exec python3 benches/fleet/bench.py "$ROOT/target/release/cdn-node"
+say "$(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; $(etcd --version | sed -n 1p)"
+say "commit $(git rev-parse --short HEAD)"
+SCRATCH="$ROOT/target/fleet-bench" exec python3 benches/fleet/bench.py "$NODE"

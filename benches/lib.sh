@@ -1,26 +1,21 @@
 # shellcheck shell=bash disable=SC2034
-# Shared parts of the benchmark scripts (load.sh, soak.sh, pop_workload.sh):
-# installing what is missing, building the node, starting s3s-fs, cdn-node
-# and nginx on free loopback ports, stopping every process started, and
-# minting tokens. Sourced, never run; the script sets BENCH (its name, for
-# messages) and ROOT (the repository) first, and may define bench_cleanup,
-# called on exit before the message of a failure.
+# What the benchmark scripts (load.sh, tls.sh, soak.sh, pop_workload.sh)
+# share beyond deploy/lib.sh, which this sources (messages, starting and
+# stopping processes, building the node, secrets, ports, s3s-fs, tokens):
+# installing the load tools, the scratch folder and its secrets, cdn-node
+# and nginx from templates on free loopback ports, and the figures (metrics,
+# CPU time, the machine). Sourced, never run; the script sets BENCH (its
+# name, for messages) and ROOT (the repository) first, and may define
+# bench_cleanup, run on exit once every process it started is stopped.
 
 READY_SECONDS=${READY_SECONDS:-60}
-STOP_SECONDS=${STOP_SECONDS:-10}
 LOAD_DIR="$ROOT/benches/load"
 
-CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
-case ":$PATH:" in
-    *":$CARGO_BIN:"*) ;;
-    *) export PATH="$CARGO_BIN:$PATH" ;;
-esac
+LIB_NAME=$BENCH
+# shellcheck source=deploy/lib.sh
+source "$ROOT/deploy/lib.sh"
 
-say() { printf '%s: %s\n' "$BENCH" "$*"; }
-die() {
-    printf '%s: error: %s\n' "$BENCH" "$*" >&2
-    exit 1
-}
+# --- installing -------------------------------------------------------------
 
 as_root() {
     if [[ $(id -u) -eq 0 ]]; then
@@ -50,115 +45,23 @@ need() {
     fi
 }
 
-# build_node: s3s-fs installed, the release binary built; sets NODE and
-# TARGET_DIR.
-build_node() {
-    bash "$ROOT/deploy/setup.sh" build s3
-    say "building cdn-node (release)"
-    cargo build --release --locked --bin cdn-node
-    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-    NODE="$TARGET_DIR/release/cdn-node"
-    [[ -x "$NODE" ]] || die "$NODE was not built"
-}
-
-# --- processes and clean-up -----------------------------------------------
-
-# Every process started here, as "pid signal".
-STARTED=()
-
-stop_pid() {
-    local pid=$1 signal=$2
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$signal" "$pid" 2>/dev/null || return 0
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || true
-}
-
-stop_all() {
-    local i
-    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
-        # shellcheck disable=SC2086
-        stop_pid ${STARTED[$i]}
-    done
-    STARTED=()
-}
-
-finished=0
-on_exit() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_all
-    if declare -F bench_cleanup >/dev/null; then bench_cleanup; fi
-    if [[ $finished -eq 0 ]]; then
-        [[ $rc -eq 0 ]] && rc=1
-        say "failed or interrupted; every process it started is stopped. Logs: ${SCRATCH#"$ROOT"/}/" >&2
-    fi
-    exit "$rc"
-}
+# --- the scratch folder ---------------------------------------------------
 
 # scratch NAME: the scratch folder TARGET_DIR/NAME, made empty; sets
-# SCRATCH and installs the exit trap.
+# SCRATCH and installs the exit trap (every process stopped, then
+# bench_cleanup).
 scratch() {
     SCRATCH="$TARGET_DIR/$1"
     case "$SCRATCH" in
         *'|'* | *'"'* | *\\* | *' '*) die "the scratch folder path must not contain '|', '\"', '\\' or spaces: $SCRATCH" ;;
     esac
-    trap on_exit EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    stop_on_exit "${SCRATCH#"$ROOT"/}/" _bench_cleanup
     rm -rf "$SCRATCH"
     mkdir -p "$SCRATCH"
     chmod 700 "$SCRATCH"
 }
 
-# start NAME SIGNAL LOG COMMAND...: runs COMMAND in the background, stdout and
-# stderr to LOG; sets STARTED_PID.
-start() {
-    local name=$1 signal=$2 log=$3
-    shift 3
-    "$@" </dev/null >"$log" 2>&1 &
-    STARTED_PID=$!
-    STARTED+=("$STARTED_PID $signal")
-    say "started $name (pid $STARTED_PID)"
-}
-
-show_log() {
-    [[ -s "$1" ]] || return 0
-    printf -- '--- last lines of %s ---\n' "${1#"$ROOT"/}" >&2
-    tail -n 20 "$1" >&2
-}
-
-# wait_until WHAT PID LOG COMMAND...: polls COMMAND until it succeeds.
-wait_until() {
-    local what=$1 pid=$2 log=$3
-    shift 3
-    local deadline=$((SECONDS + READY_SECONDS))
-    until "$@" >/dev/null 2>&1; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            show_log "$log"
-            die "$what exited during start-up"
-        fi
-        if ((SECONDS >= deadline)); then
-            show_log "$log"
-            die "$what was not ready within ${READY_SECONDS}s"
-        fi
-        sleep 0.2
-    done
-}
-
-answers() {
-    local code
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)
-    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]]
-}
+_bench_cleanup() { if declare -F bench_cleanup >/dev/null; then bench_cleanup; fi; }
 
 # render TEMPLATE OUT NAME=VALUE...: fills @NAME@ placeholders.
 render() {
@@ -174,45 +77,17 @@ render() {
     fi
 }
 
-# --- secrets, ports, servers ------------------------------------------------
+# --- secrets and servers ----------------------------------------------------
 
-# make_secrets PREFIX: random S3 credentials (the key id starting with
-# PREFIX), HMAC secret and admin token, in SCRATCH files only this user
-# can read; sets S3_ACCESS_KEY, S3_SECRET_KEY and ADMIN_TOKEN.
-make_secrets() {
-    (
-        umask 077
-        head -c 32 /dev/urandom | sha256sum | cut -c1-20 | tr a-f A-F | sed "s/^/$1/" | tr -d '\n' >"$SCRATCH/s3-access-key-id"
-        head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/s3-secret-access-key"
-        head -c 32 /dev/urandom | sha256sum | cut -c1-64 | tr -d '\n' >"$SCRATCH/hmac-secret"
-        head -c 32 /dev/urandom | sha256sum | cut -c1-40 | tr -d '\n' >"$SCRATCH/admin-token"
-    )
+# bench_secrets: random S3 credentials, HMAC secret and admin token in the
+# SCRATCH files the node's configuration names; sets S3_ACCESS_KEY,
+# S3_SECRET_KEY and ADMIN_TOKEN.
+bench_secrets() {
+    write_secrets "$SCRATCH" s3-access-key-id=s3-key-id s3-secret-access-key=s3-secret \
+        hmac-secret=hex32 admin-token=hex32
     S3_ACCESS_KEY=$(cat "$SCRATCH/s3-access-key-id")
     S3_SECRET_KEY=$(cat "$SCRATCH/s3-secret-access-key")
     ADMIN_TOKEN=$(cat "$SCRATCH/admin-token")
-}
-
-# free_ports N: N free TCP ports on 127.0.0.1, on one line.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-held = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    held.append(s)
-print(*(s.getsockname()[1] for s in held))
-EOF
-}
-
-# start_s3s PORT OBJECTS: s3s-fs over OBJECTS with the secrets' credentials;
-# sets S3_PID.
-start_s3s() {
-    start s3s-fs TERM "$SCRATCH/s3s-fs.log" \
-        s3s-fs --host 127.0.0.1 --port "$1" \
-        --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$2"
-    S3_PID=$STARTED_PID
-    wait_until s3s-fs "$S3_PID" "$SCRATCH/s3s-fs.log" answers "http://127.0.0.1:$1/"
 }
 
 # start_node ACCESS_LOG TEMPLATE NAME=VALUE...: cdn-node from TEMPLATE
@@ -238,14 +113,13 @@ start_node() {
     )
     env "${node_env[@]}" "$NODE" check -c "$SCRATCH/node/cdn-node.yaml" >/dev/null ||
         die "cdn-node check refused the generated configuration"
-    env "${node_env[@]}" "$NODE" run -c "$SCRATCH/node/cdn-node.yaml" \
-        </dev/null >"$access_log" 2>"$SCRATCH/node/cdn-node.log" &
-    NODE_PID=$!
-    STARTED+=("$NODE_PID INT")
-    say "started cdn-node (pid $NODE_PID)"
-    wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" \
-        curl -fs -o /dev/null --max-time 2 "http://127.0.0.1:$ADMIN_PORT/readyz"
-    wait_until cdn-node "$NODE_PID" "$SCRATCH/node/cdn-node.log" answers "http://127.0.0.1:$NODE_PORT/"
+    start cdn-node INT "$access_log" "$SCRATCH/node/cdn-node.log" \
+        env "${node_env[@]}" "$NODE" run -c "$SCRATCH/node/cdn-node.yaml"
+    NODE_PID=$STARTED_PID
+    wait_for cdn-node "$NODE_PID" "$READY_SECONDS" "$SCRATCH/node/cdn-node.log" \
+        http_ok "http://127.0.0.1:$ADMIN_PORT/readyz"
+    wait_for cdn-node "$NODE_PID" "$READY_SECONDS" "$SCRATCH/node/cdn-node.log" \
+        http_answers "http://127.0.0.1:$NODE_PORT/"
 }
 
 # start_nginx NAME TEMPLATE PREFIX PORT NAME=VALUE...: an nginx from
@@ -263,19 +137,11 @@ start_nginx() {
     render "$template" "$prefix/nginx.conf" PREFIX="$prefix" USER_DIRECTIVE="$user" PORT="$port" "$@"
     "$NGINX" -t -q -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;' ||
         die "nginx refused $prefix/nginx.conf"
-    start "$name" TERM "$prefix/stderr.log" \
+    start "$name" TERM "$prefix/stderr.log" "$prefix/stderr.log" \
         "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;'
     local pid=$STARTED_PID
-    wait_until "$name" "$pid" "$prefix/error.log" answers "http://127.0.0.1:$port/"
+    wait_for "$name" "$pid" "$READY_SECONDS" "$prefix/error.log" http_answers "http://127.0.0.1:$port/"
     STARTED_PID=$pid
-}
-
-# mint_token SUB: a day-long HS256 token for SUB.
-mint_token() {
-    local token
-    token=$("$NODE" token --key-file "$SCRATCH/hmac-secret" --alg HS256 --kid bench --sub "$1" --ttl 86400)
-    [[ -n "$token" ]] || die "cdn-node token printed nothing"
-    printf '%s' "$token"
 }
 
 # metric_sum NAME: the sum of a counter of cdn-node's /metrics over its labels.

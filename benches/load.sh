@@ -103,6 +103,7 @@ say "load average at start: $LOAD_START"
 need wrk=wrk nginx=nginx-light curl=curl python3=python3
 if wants medium; then need varnishd=varnish; fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+bash "$ROOT/deploy/setup.sh" build s3
 build_node
 
 # --- clean-up ---------------------------------------------------------------
@@ -194,9 +195,9 @@ for folder, _, files in os.walk(os.path.join(root, bucket)):
             json.dump({"e_tag": digests[inode]}, f)
 EOF
 
-make_secrets AKLB
+bench_secrets
 
-read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT SLICE_PORT VARNISH_PORT < <(free_ports 7)
+read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT SLICE_PORT VARNISH_PORT < <(choose_ports 127.0.0.1 0 0 0 0 0 0 0)
 [[ -n "${VARNISH_PORT:-}" ]] || die "could not choose ports"
 
 # Caches large enough for every object three times over: cdn-node holds the
@@ -206,7 +207,7 @@ CACHE_MIB=$((3 * (LARGE_MIB + 64)))
 
 # --- the origins and the two caches ---------------------------------------
 
-start_s3s "$S3_PORT" "$OBJECTS"
+start_s3 127.0.0.1 "$S3_PORT" "$OBJECTS" "$SCRATCH/s3s-fs.log" "$READY_SECONDS"
 
 # stdout is the access log; stderr the node's own log.
 start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
@@ -234,14 +235,14 @@ if wants medium; then
     # alone, and Varnish's own users could not read the VCL in it.
     jail=()
     if [[ $(id -u) -eq 0 ]]; then jail=(-j none); fi
-    start varnish TERM "$SCRATCH/varnish.log" \
+    start varnish TERM "$SCRATCH/varnish.log" "$SCRATCH/varnish.log" \
         varnishd -F "${jail[@]}" -n "$SCRATCH/varnish" -a "127.0.0.1:$VARNISH_PORT" \
         -f "$SCRATCH/varnish.vcl" -s "malloc,${CACHE_MIB}m" -p thread_pools=2
     VARNISH_PID=$STARTED_PID
-    wait_until varnish "$VARNISH_PID" "$SCRATCH/varnish.log" answers "http://127.0.0.1:$VARNISH_PORT/"
+    wait_for varnish "$VARNISH_PID" "$READY_SECONDS" "$SCRATCH/varnish.log" http_answers "http://127.0.0.1:$VARNISH_PORT/"
 fi
 
-TOKEN=$(mint_token load) || exit 1
+TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench load 86400) || exit 1
 
 node_url() { printf 'http://127.0.0.1:%s/%s?jwt=%s' "$NODE_PORT" "$1" "$TOKEN"; }
 # nginx gets the same request line, token included; it ignores it.
@@ -669,4 +670,4 @@ echo
 echo "## Summary (paste into BENCHMARKS.md)"
 echo
 python3 "$HERE/summary.py" table "$RESULTS" "$SEEKS"
-finished=1
+completed

@@ -76,6 +76,7 @@ source "$ROOT/benches/lib.sh"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at start: $LOAD_START"
 need nginx=nginx-light curl=curl python3=python3
+bash "$ROOT/deploy/setup.sh" build s3
 build_node
 say "building the client (release)"
 cargo build --release --locked --manifest-path "$HERE/client/Cargo.toml" --target-dir "$TARGET_DIR/pop-client"
@@ -105,13 +106,13 @@ SCALE="catalogue of $POP_OBJECTS objects, $((CATALOGUE_BYTES / 1048576)) MiB ($(
 if ((POP_OBJECTS < 50000)); then SCALE="$SCALE (scaled down from the 50,000 objects of the full workload)"; fi
 say "$SCALE"
 
-make_secrets AKPW
-read -r NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_SIDE_PORT NGINX_PORT < <(free_ports 5)
+bench_secrets
+read -r NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_SIDE_PORT NGINX_PORT < <(choose_ports 127.0.0.1 0 0 0 0 0)
 [[ -n "${NGINX_PORT:-}" ]] || die "could not choose ports"
 
 start_nginx "nginx origin" "$HERE/nginx-origin.conf.in" "$SCRATCH/origin" "$ORIGIN_PORT" \
     NGINX_SIDE_PORT="$NGINX_SIDE_PORT" ROOT="$OBJECTS" BUCKET="$BUCKET"
-TOKEN=$(mint_token pop) || exit 1
+TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench pop 86400) || exit 1
 
 # start_server NAME: the cache NAME (node or nginx) started with an empty
 # cache; sets PID_node or PID_nginx.
@@ -209,4 +210,4 @@ echo "$(machine_line); load average $LOAD_START at the start, $LOAD_END at the e
 echo "$SCALE; memory_size 64 MiB (cdn-node); the client: benches/pop/client."
 echo
 python3 "$HERE/summary.py" "$RESULTS" "$RATE_PERCENT"
-finished=1
+completed

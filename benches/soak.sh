@@ -103,6 +103,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at start: $LOAD_START"
 
 need wrk=wrk curl=curl python3=python3
+bash "$ROOT/deploy/setup.sh" build s3
 build_node
 
 # The objects and the cache are large; the logs and results stay.
@@ -128,20 +129,20 @@ with open(f"{base}/range.bin", "wb") as f:
     f.write(os.urandom(range_bytes))
 EOF
 
-make_secrets AKSK
+bench_secrets
 
-read -r S3_PORT NODE_PORT ADMIN_PORT < <(free_ports 3)
+read -r S3_PORT NODE_PORT ADMIN_PORT < <(choose_ports 127.0.0.1 0 0 0)
 [[ -n "${ADMIN_PORT:-}" ]] || die "could not choose ports"
 
 # --- the origin and the node ----------------------------------------------
 
-start_s3s "$S3_PORT" "$OBJECTS"
+start_s3 127.0.0.1 "$S3_PORT" "$OBJECTS" "$SCRATCH/s3s-fs.log" "$READY_SECONDS"
 
 # stdout is the access log: written, not kept (ten minutes of it is gigabytes).
 start_node /dev/null "$LOAD_DIR/cdn-node.yaml.in" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
     MAX_SIZE="${MAX_SIZE_MIB}MiB" MAX_OBJECT_SIZE="${MAX_SIZE_MIB}MiB" ACCESS_LOG=true
 
-TOKEN=$(mint_token soak) || exit 1
+TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench soak 86400) || exit 1
 # The same token with another signature: refused (bad_signature).
 SIGNATURE=${TOKEN##*.}
 if [[ "${SIGNATURE:0:1}" == A ]]; then FIRST=B; else FIRST=A; fi
@@ -406,7 +407,7 @@ printf '| purges / SIGHUP reloads | %s ok, %s failed / %s ok, %s failed |\n' \
 printf '| node running at the end, no panic | %s |\n' "$node_alive"
 printf '\n'
 
-finished=1
+completed
 if ((${#failures[@]} > 0)); then
     say "FAILED:"
     printf '  - %s\n' "${failures[@]}"

@@ -90,6 +90,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at start: $LOAD_START"
 
 need wrk=wrk nginx=nginx-light curl=curl python3=python3 h2load=nghttp2-client openssl=openssl
+bash "$ROOT/deploy/setup.sh" build s3
 build_node
 
 # --- objects, certificates, secrets ------------------------------------------
@@ -116,13 +117,13 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
     -keyout "$CERTS/ecdsa.key" -out "$CERTS/ecdsa.crt" 2>/dev/null
 
-make_secrets AKTL
-read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT NODE_RSA NODE_ECDSA NGINX_RSA NGINX_ECDSA < <(free_ports 9)
+bench_secrets
+read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT NODE_RSA NODE_ECDSA NGINX_RSA NGINX_ECDSA < <(choose_ports 127.0.0.1 0 0 0 0 0 0 0 0 0)
 [[ -n "${NGINX_ECDSA:-}" ]] || die "could not choose ports"
 
 # --- servers --------------------------------------------------------------
 
-start_s3s "$S3_PORT" "$OBJECTS"
+start_s3 127.0.0.1 "$S3_PORT" "$OBJECTS" "$SCRATCH/s3s-fs.log" "$READY_SECONDS"
 start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
     RSA_PORT="$NODE_RSA" ECDSA_PORT="$NODE_ECDSA" CERTS="$CERTS" ACCESS_LOG="$ACCESS_LOG"
 start_nginx "nginx origin" "$ROOT/benches/load/nginx-origin.conf.in" "$SCRATCH/nginx-origin" "$ORIGIN_PORT" \
@@ -137,7 +138,7 @@ start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cach
     ACCESS_LOG_DIRECTIVE="$NGINX_ACCESS_LOG"
 NGINX_PID=$STARTED_PID
 
-TOKEN=$(mint_token tls) || exit 1
+TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench tls 86400) || exit 1
 PATH_Q="/$SMALL?jwt=$TOKEN"
 
 # port SERVER KEY: the HTTPS port of SERVER (node, nginx) with KEY's certificate.
@@ -268,4 +269,4 @@ echo
 echo "$COMMAND"
 echo "$(machine_line); load average $LOAD_START at start, $LOAD_END at the end"
 python3 "$HERE/summary.py" table "$RESULTS"
-finished=1
+completed

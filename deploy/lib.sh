@@ -1,11 +1,13 @@
 # shellcheck shell=bash
-# Helpers shared by the scripts that run cdn-node on this machine
-# (deploy/quickstart.sh, deploy/pop/run.sh). Sourced, never run.
+# What the scripts that run cdn-node on this machine share: messages,
+# starting and stopping processes, building the node, secrets, ports, the
+# local S3 server and tokens. Sourced, never run, by deploy/quickstart.sh,
+# deploy/pop/run.sh and benches/lib.sh (the benchmarks).
 #
 # Before sourcing, the caller sets LIB_NAME (the prefix of its messages).
 # Sourcing sets ROOT (the top of the repository) and puts cargo's bin folder
-# on PATH (s3s-fs is installed there). Functions that start or stop
-# processes read STOP_SECONDS (default 10); the S3 helpers read S3_ACCESS_KEY,
+# on PATH (s3s-fs is installed there). Functions that stop processes read
+# STOP_SECONDS (default 10); the S3 helpers read S3_ACCESS_KEY,
 # S3_SECRET_KEY and REGION.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,9 +28,60 @@ die() {
 
 # --- processes ------------------------------------------------------------
 
-# Stops the process named in a pid file, if it is still the program we
-# started (a recycled pid is left alone): SIGNAL first, SIGKILL after
-# STOP_SECONDS.
+# Every process start started, as "PID SIGNAL", the latest last.
+STARTED=()
+
+# Runs COMMAND in the background, in a session of its own (a Ctrl-C in the
+# terminal reaches the script alone, which stops what it started; a process
+# meant to outlive the script does), stdin from /dev/null, stdout to OUT
+# and stderr to ERR (one file may be both); SIGNAL is the one that stops
+# it. Sets STARTED_PID.
+# Usage: start NAME SIGNAL OUT ERR COMMAND...
+start() {
+    local name=$1 signal=$2 out=$3 err=$4
+    shift 4
+    if [[ "$err" == "$out" ]]; then
+        setsid "$@" </dev/null >"$out" 2>&1 &
+    else
+        setsid "$@" </dev/null >"$out" 2>"$err" &
+    fi
+    STARTED_PID=$!
+    STARTED+=("$STARTED_PID $signal")
+    say "started $name (pid $STARTED_PID)"
+}
+
+# Sends SIGNAL to PID, then SIGKILL if it has not exited within
+# STOP_SECONDS. NAME is for the message.
+# Usage: stop_pid PID SIGNAL [NAME]
+stop_pid() {
+    local pid=$1 signal=$2 name=${3:-process}
+    kill "-$signal" "$pid" 2>/dev/null || return 0
+    local deadline=$((SECONDS + STOP_SECONDS))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            say "$name (pid $pid) did not stop within ${STOP_SECONDS}s: killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    # A child of this shell: its exit is collected here, not reported later.
+    wait "$pid" 2>/dev/null || true
+}
+
+# Stops every process start started, the latest first.
+stop_started() {
+    local i
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+        # shellcheck disable=SC2086
+        stop_pid ${STARTED[$i]}
+    done
+    STARTED=()
+}
+
+# Stops the process named in a pid file (written by an earlier run of the
+# script), if it is still the program COMM (a recycled pid is left alone).
+# Usage: stop_pidfile PIDFILE COMM SIGNAL
 stop_pidfile() {
     local pidfile=$1 comm=$2 signal=$3
     [[ -f "$pidfile" ]] || return 0
@@ -36,45 +89,48 @@ stop_pidfile() {
     pid=$(cat "$pidfile" 2>/dev/null || true)
     rm -f "$pidfile"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-    # Just after a start the process may still be env or setsid, about to exec.
+    # Just after a start the process may still be setsid or env, about to exec.
     case "$(cat "/proc/$pid/comm" 2>/dev/null || true)" in
         "$comm" | env | setsid) ;;
         *) return 0 ;;
     esac
-    kill "-$signal" "$pid" 2>/dev/null || return 0
-    local deadline=$((SECONDS + STOP_SECONDS))
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            say "$comm (pid $pid) did not stop within ${STOP_SECONDS}s: killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
+    stop_pid "$pid" "$signal" "$comm"
     say "stopped $comm (pid $pid)"
 }
 
-# Runs STOP_FUNCTION when the script exits before it calls started(): an
-# error or Ctrl-C leaves nothing running. RUN_LABEL names the folder with
-# the logs in the message.
-stop_on_failure() {
-    _stop_function=$1
-    _run_label=$2
-    _started_ok=0
+# The exit trap. When the script exits before it calls completed (an error,
+# Ctrl-C), every process start started is stopped, CLEANUP (a function, if
+# given) runs, and a message says where the logs are (LOGS). Once it has
+# completed, its processes keep running with stop_on_failure (they serve
+# on); with stop_on_exit they are stopped, and CLEANUP runs, however it ends.
+# Usage: stop_on_failure LOGS [CLEANUP]
+#        stop_on_exit LOGS [CLEANUP]
+stop_on_failure() { _exit_trap failure "$@"; }
+stop_on_exit() { _exit_trap always "$@"; }
+
+# The script got to its end: an exit from now on is not a failure of it.
+completed() { _completed=1; }
+
+_exit_trap() {
+    _stop_when=$1
+    _logs=$2
+    _cleanup=${3:-}
+    _completed=0
     trap _on_exit EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
 }
 
-# Everything is up: the processes stay when the script exits.
-started() { _started_ok=1; }
-
 _on_exit() {
     local rc=$?
-    if [[ ${_started_ok:-1} -eq 0 ]]; then
-        "$_stop_function" >/dev/null 2>&1 || true
+    trap - EXIT INT TERM
+    if [[ ${_completed:-1} -eq 0 || ${_stop_when:-} == always ]]; then
+        stop_started
+        if [[ -n "${_cleanup:-}" ]]; then "$_cleanup" >/dev/null 2>&1 || true; fi
+    fi
+    if [[ ${_completed:-1} -eq 0 ]]; then
         [[ $rc -eq 0 ]] && rc=1
-        say "failed; nothing is left running. Logs are in $_run_label" >&2
+        say "failed or interrupted; nothing it started is left running. Logs are in $_logs" >&2
     fi
     exit "$rc"
 }
@@ -87,7 +143,8 @@ show_log() {
     tail -n 20 "$file" >&2
 }
 
-# Polls until CHECK succeeds, the process dies, or the deadline passes.
+# Polls until CHECK (a quiet command) succeeds, or dies when the process
+# PID has exited or SECONDS have passed, showing its LOG.
 # Usage: wait_for WHAT PID SECONDS LOG CHECK [ARGS...]
 wait_for() {
     local what=$1 pid=$2 seconds=$3 log=$4
@@ -120,23 +177,23 @@ http_ok() {
 
 # --- the node ---------------------------------------------------------------
 
-# Builds the release binary (the first build takes several minutes) and sets
-# NODE to its path.
+# Builds the release binary (the first build takes several minutes); sets
+# NODE to its path and TARGET_DIR to cargo's target folder.
 build_node() {
     say "building cdn-node (release; the first build takes several minutes)"
     (cd "$ROOT" && cargo build --release --locked --bin cdn-node)
-    local target_dir
-    target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps --locked |
+    TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps --locked |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-    NODE="$target_dir/release/cdn-node"
+    NODE="$TARGET_DIR/release/cdn-node"
     [[ -x "$NODE" ]] || die "$NODE was not built"
 }
 
-# A token for the sample videos, valid for an hour, signed with the HMAC
-# secret in KEY_FILE (kid "main").
+# Prints a token for SUB, valid for TTL seconds, signed (HS256) with the
+# HMAC secret in KEY_FILE under the key id KID.
+# Usage: mint_token KEY_FILE KID SUB TTL
 mint_token() {
-    local key_file=$1 token
-    token=$("$NODE" token --key-file "$key_file" --alg HS256 --kid main --sub alice --ttl 3600)
+    local key_file=$1 kid=$2 sub=$3 ttl=$4 token
+    token=$("$NODE" token --key-file "$key_file" --alg HS256 --kid "$kid" --sub "$sub" --ttl "$ttl")
     [[ -n "$token" ]] || die "cdn-node token printed nothing"
     printf '%s' "$token"
 }
@@ -176,8 +233,8 @@ EOF
 }
 
 # Prints one port per PORT given: PORT itself when it is free on HOST, else
-# one the system hands out. The sockets stay open until all are chosen, so
-# the ports differ.
+# (or for 0) one the system hands out. The sockets stay open until all are
+# chosen, so the ports differ.
 # Usage: choose_ports HOST PORT...
 choose_ports() {
     python3 - "$@" <<'EOF'
@@ -219,16 +276,15 @@ EOF
 # --- the local S3 server ----------------------------------------------------
 
 # Starts s3s-fs on HOST:PORT serving the folder DATA (its buckets are its
-# sub-folders) with the credentials S3_ACCESS_KEY / S3_SECRET_KEY, and waits
-# until it answers.
-# Usage: start_s3 HOST PORT DATA PIDFILE LOG SECONDS
+# sub-folders) with the credentials S3_ACCESS_KEY / S3_SECRET_KEY, its
+# output to LOG, and waits up to SECONDS until it answers. Sets S3_PID.
+# Usage: start_s3 HOST PORT DATA LOG SECONDS
 start_s3() {
-    local host=$1 port=$2 data=$3 pidfile=$4 log=$5 seconds=$6
-    setsid s3s-fs --host "$host" --port "$port" \
-        --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$data" \
-        </dev/null >"$log" 2>&1 &
-    echo $! >"$pidfile"
-    wait_for s3s-fs "$(cat "$pidfile")" "$seconds" "$log" http_answers "http://$host:$port/"
+    local host=$1 port=$2 data=$3 log=$4 seconds=$5
+    start s3s-fs TERM "$log" "$log" s3s-fs --host "$host" --port "$port" \
+        --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY" "$data"
+    S3_PID=$STARTED_PID
+    wait_for s3s-fs "$S3_PID" "$seconds" "$log" http_answers "http://$host:$port/"
 }
 
 # Uploads FILE as KEY of BUCKET at ENDPOINT with a SigV4-signed PUT, as a

@@ -69,7 +69,7 @@ esac
 # --- starting -------------------------------------------------------------
 
 # Until the very end, any exit (an error, Ctrl-C) stops what was started here.
-stop_on_failure stop_all .run/
+stop_on_failure .run/ stop_all
 
 bash "$ROOT/deploy/setup.sh" build s3
 
@@ -181,7 +181,8 @@ env "${node_env[@]}" "$NODE" check -c "$RUN/cdn-node.yaml" >/dev/null ||
     die "cdn-node check refused .run/cdn-node.yaml (problems listed above)"
 
 say "starting s3s-fs on 127.0.0.1:$S3_PORT (bucket '$BUCKET' in .run/s3)"
-start_s3 127.0.0.1 "$S3_PORT" "$RUN/s3" "$RUN/s3s-fs.pid" "$RUN/s3s-fs.log" "$S3_READY_SECONDS"
+start_s3 127.0.0.1 "$S3_PORT" "$RUN/s3" "$RUN/s3s-fs.log" "$S3_READY_SECONDS"
+echo "$S3_PID" >"$RUN/s3s-fs.pid"
 S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 
 say "uploading the sample to s3://$BUCKET/$KEY"
@@ -205,13 +206,13 @@ done < <(find "$HLS_SAMPLE" -type f -print0 | sort -z)
 ((hls_files > 0)) || die "no HLS sample found in $HLS_SAMPLE"
 
 say "starting cdn-node (clients 127.0.0.1:$HTTP_PORT, admin 127.0.0.1:$ADMIN_PORT)"
-env "${node_env[@]}" setsid "$NODE" run -c "$RUN/cdn-node.yaml" \
-    </dev/null >"$RUN/access.log" 2>"$RUN/cdn-node.log" &
-echo $! >"$RUN/cdn-node.pid"
-wait_for cdn-node "$(cat "$RUN/cdn-node.pid")" "$NODE_READY_SECONDS" "$RUN/cdn-node.log" \
+start cdn-node INT "$RUN/access.log" "$RUN/cdn-node.log" \
+    env "${node_env[@]}" "$NODE" run -c "$RUN/cdn-node.yaml"
+echo "$STARTED_PID" >"$RUN/cdn-node.pid"
+wait_for cdn-node "$STARTED_PID" "$NODE_READY_SECONDS" "$RUN/cdn-node.log" \
     http_ok "http://127.0.0.1:$ADMIN_PORT/readyz"
 
-TOKEN=$(mint_token "$RUN/hmac-secret")
+TOKEN=$(mint_token "$RUN/hmac-secret" main alice 3600)
 
 # Check the path a reader is about to try: with the token the bytes of the
 # sample, without it 401.
@@ -249,14 +250,14 @@ fi
 rm -f "$RUN/master.m3u8" "$RUN/master.headers"
 
 say "serving the player page on $PLAYER_ORIGIN (deploy/player/)"
-setsid "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$PLAYER_DIR" "$PLAYER_PORT" \
-    </dev/null >"$RUN/player.log" 2>&1 &
-echo $! >"$RUN/player.pid"
-wait_for "the page server" "$(cat "$RUN/player.pid")" "$PAGE_READY_SECONDS" "$RUN/player.log" \
+start "the page server" TERM "$RUN/player.log" "$RUN/player.log" \
+    "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$PLAYER_DIR" "$PLAYER_PORT"
+echo "$STARTED_PID" >"$RUN/player.pid"
+wait_for "the page server" "$STARTED_PID" "$PAGE_READY_SECONDS" "$RUN/player.log" \
     http_ok "$PLAYER_ORIGIN/index.html"
 PLAYER_URL="$PLAYER_ORIGIN/index.html?node=http://127.0.0.1:$HTTP_PORT&token=$TOKEN&mp4=/$KEY&hls=/$HLS_KEY"
 
-started
+completed
 cat <<EOF
 
 cdn-node is running (self-check passed: the video with a token, 401 without,

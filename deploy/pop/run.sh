@@ -144,7 +144,7 @@ esac
 # --- starting -------------------------------------------------------------
 
 # Until the very end, any exit (an error, Ctrl-C) stops what was started here.
-stop_on_failure stop_all .run/pop/
+stop_on_failure .run/pop/ stop_all
 
 bash "$ROOT/deploy/setup.sh" build s3
 
@@ -188,7 +188,8 @@ for node in "${NODES[@]}"; do
 done
 
 say "starting s3s-fs on $S3_ADDR (bucket '$BUCKET' in .run/pop/s3)"
-start_s3 "${S3_ADDR%:*}" "${S3_ADDR##*:}" "$RUN/s3" "$RUN/s3s-fs.pid" "$RUN/s3s-fs.log" "$S3_READY_SECONDS"
+start_s3 "${S3_ADDR%:*}" "${S3_ADDR##*:}" "$RUN/s3" "$RUN/s3s-fs.log" "$S3_READY_SECONDS"
+echo "$S3_PID" >"$RUN/s3s-fs.pid"
 say "uploading the sample to s3://$BUCKET/$KEY"
 put_object "$S3_ENDPOINT" "$BUCKET" "$SAMPLE" "$KEY" video/mp4
 
@@ -196,9 +197,8 @@ put_object "$S3_ENDPOINT" "$BUCKET" "$SAMPLE" "$KEY" video/mp4
 cd "$RUN"
 for node in "${NODES[@]}"; do
     say "starting $node (clients ${CLIENT[$node]}, admin ${ADMIN[$node]}, peers ${PEER[$node]})"
-    setsid "$NODE" run -c "$RUN/$node.yaml" \
-        </dev/null >"$RUN/$node.access.log" 2>"$RUN/$node.log" &
-    echo $! >"$RUN/$node.pid"
+    start "$node" INT "$RUN/$node.access.log" "$RUN/$node.log" "$NODE" run -c "$RUN/$node.yaml"
+    echo "$STARTED_PID" >"$RUN/$node.pid"
 done
 for node in "${NODES[@]}"; do
     wait_for "$node" "$(cat "$RUN/$node.pid")" "$NODE_READY_SECONDS" "$RUN/$node.log" \
@@ -218,7 +218,7 @@ for node in "${EDGES[@]}"; do
         "$RUN/$node.log" ring_complete "${ADMIN[$node]}"
 done
 
-TOKEN=$(mint_token "$RUN/hmac.key")
+TOKEN=$(mint_token "$RUN/hmac.key" main alice 3600)
 
 # The self-check: the video through every edge, byte for byte, with one S3
 # request in all (the shield's); then a purge through one edge reaches the
@@ -248,7 +248,7 @@ reply=$(curl -s -X POST -H "Authorization: Bearer $ADMIN_TOKEN" --max-time 10 "$
 
 token_file=$(here "$RUN/admin.token")
 
-started
+completed
 cat <<EOF
 
 The PoP is running: three edges sharding by cache key in front of one shield,
