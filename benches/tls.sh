@@ -317,7 +317,7 @@ run() {
                 for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
                 errors = v["err_connect"] + v["err_read"] + v["err_write"] + v["err_status"] + v["err_timeout"]
                 printf "ops=%d seconds=%.3f failed=%d", v["requests"], v["duration_us"] / 1e6, errors
-                if (scenario == "large") printf " bytes=%d", v["bytes"] }' "$log")
+                if (scenario == "large") printf " bytes=%.0f", v["bytes"] }' "$log")
             ;;
         h2)
             h2load -c50 -m10 -t2 -D "$DURATION" "$url" >"$log" 2>&1 ||
