@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # HTTPS benchmark: cdn-node against nginx proxy_cache, both terminating TLS
 # with the same self-signed certificates on loopback, side by side in one
-# run, in alternating order.
+# run, in alternating order; for 10 MiB hits also against Varnish (malloc
+# storage) behind hitch, as Varnish is served over HTTPS.
 #
 # Usage: benches/tls.sh
 #
-#   DURATION=8       seconds of each 1 KiB run (h1, h2)
+#   DURATION=8       seconds of each hit run (h1, h2, large)
 #   HS_SECONDS=8     seconds of each new-connection run (full, resumed)
 #   HS_CLIENTS=4     client processes of the new-connection runs
 #   ROUNDS=3         runs per server and scenario, alternating which server
@@ -13,8 +14,8 @@
 #   QUICK=1          smoke run: 2 s runs, one round
 #   ACCESS_LOG=true  cdn-node's log.access_stdout (to a file); nginx logs
 #                    each request too (buffered), or neither does (false)
-#   SCENARIOS=h1,h2,full,resumed   the scenarios, comma-separated, always
-#                    run in this order
+#   SCENARIOS=h1,h2,large,full,resumed   the scenarios, comma-separated,
+#                    always run in this order
 #   KEYS=ecdsa,rsa   the certificates of the new-connection scenarios
 #
 # Scenarios, all on one 1 KiB object both servers hold (the token in every
@@ -27,14 +28,22 @@
 #   resumed  the same with `s_time -reuse`: each connection offers the
 #            session (ticket) of the previous one; the share s_time reports
 #            resumed is printed
-# h1 and h2 run on the ECDSA P-256 listener (the certificate does not matter
-# on kept-alive connections); full and resumed on each of KEYS.
+# and one on a 10 MiB object in the same bucket, with a third server:
+#   large    HTTP/1.1 over TLS: wrk -t2 -c8 (as benches/load.sh's 10 MiB
+#            hits), against cdn-node, nginx and Varnish with malloc storage
+#            behind hitch (TLS terminated by hitch, handed to a PROXY
+#            listener of Varnish with a PROXY v2 header); Varnish's CPU time
+#            is its own plus hitch's
+# h1, h2 and large run on the ECDSA P-256 listener (the certificate does not
+# matter on kept-alive connections); full and resumed on each of KEYS.
 #
 # For each run it prints the rate, the server's CPU time (utime + stime from
-# /proc) and operations per CPU-second; at the end, each scenario's
-# cdn-node / nginx ratios over the rounds. Installs what is missing (wrk,
-# nginx, h2load, openssl; as root or with sudo), builds the release binary,
-# works in target/tls/ and stops every process it started.
+# /proc) and operations per CPU-second (for large also bytes per second
+# and per CPU-second); at the end, each scenario's cdn-node / nginx (and
+# cdn-node / Varnish) ratios over the rounds. Installs what is missing (wrk,
+# nginx, h2load, openssl, Varnish and hitch for large; as root or with
+# sudo), builds the release binary, works in target/tls/ and stops every
+# process it started.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,7 +67,7 @@ else
 fi
 HS_CLIENTS=${HS_CLIENTS:-4}
 ACCESS_LOG=${ACCESS_LOG:-true}
-SCENARIOS=${SCENARIOS:-h1,h2,full,resumed}
+SCENARIOS=${SCENARIOS:-h1,h2,large,full,resumed}
 KEYS=${KEYS:-ecdsa,rsa}
 BUCKET=videos
 
@@ -69,8 +78,8 @@ done
 IFS=, read -r -a chosen <<<"$SCENARIOS"
 for s in "${chosen[@]}"; do
     case "$s" in
-        h1 | h2 | full | resumed) ;;
-        *) echo "tls: SCENARIOS: unknown scenario '$s' (h1, h2, full, resumed)" >&2; exit 2 ;;
+        h1 | h2 | large | full | resumed) ;;
+        *) echo "tls: SCENARIOS: unknown scenario '$s' (h1, h2, large, full, resumed)" >&2; exit 2 ;;
     esac
 done
 IFS=, read -r -a keys <<<"$KEYS"
@@ -90,6 +99,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average at start: $LOAD_START"
 
 need wrk=wrk nginx=nginx-light curl=curl python3=python3 h2load=nghttp2-client openssl=openssl
+if wants large; then need varnishd=varnish hitch=hitch; fi
 bash "$ROOT/deploy/setup.sh" build s3
 build_node
 
@@ -100,15 +110,22 @@ OBJECTS="$SCRATCH/objects"
 CERTS="$SCRATCH/certs"
 mkdir -p "$OBJECTS/$BUCKET/bench" "$CERTS"
 SMALL=bench/1k.bin
+LARGE=bench/10m.bin
 head -c 1024 /dev/urandom >"$OBJECTS/$BUCKET/$SMALL"
-python3 - "$OBJECTS" "$BUCKET" "$SMALL" <<'PY'
+objects=("$SMALL")
+if wants large; then
+    head -c $((10 * 1024 * 1024)) /dev/urandom >"$OBJECTS/$BUCKET/$LARGE"
+    objects+=("$LARGE")
+fi
+python3 - "$OBJECTS" "$BUCKET" "${objects[@]}" <<'PY'
 import base64, hashlib, json, os, sys
-root, bucket, key = sys.argv[1:4]
+root, bucket = sys.argv[1:3]
 b64 = lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
-with open(os.path.join(root, bucket, key), "rb") as f:
-    etag = hashlib.md5(f.read()).hexdigest()
-with open(os.path.join(root, f".bucket-{b64(bucket)}.object-{b64(key)}.internal.json"), "w") as f:
-    json.dump({"e_tag": etag}, f)
+for key in sys.argv[3:]:
+    with open(os.path.join(root, bucket, key), "rb") as f:
+        etag = hashlib.md5(f.read()).hexdigest()
+    with open(os.path.join(root, f".bucket-{b64(bucket)}.object-{b64(key)}.internal.json"), "w") as f:
+        json.dump({"e_tag": etag}, f)
 PY
 
 say "making the self-signed certificates (RSA-2048, ECDSA P-256)"
@@ -118,8 +135,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     -keyout "$CERTS/ecdsa.key" -out "$CERTS/ecdsa.crt" 2>/dev/null
 
 bench_secrets
-read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT NODE_RSA NODE_ECDSA NGINX_RSA NGINX_ECDSA < <(choose_ports 127.0.0.1 0 0 0 0 0 0 0 0 0)
-[[ -n "${NGINX_ECDSA:-}" ]] || die "could not choose ports"
+read -r S3_PORT NODE_PORT ADMIN_PORT ORIGIN_PORT NGINX_PORT NODE_RSA NODE_ECDSA NGINX_RSA NGINX_ECDSA \
+    VARNISH_PORT VARNISH_PROXY HITCH_PORT < <(choose_ports 127.0.0.1 0 0 0 0 0 0 0 0 0 0 0 0)
+[[ -n "${HITCH_PORT:-}" ]] || die "could not choose ports"
 
 # --- servers --------------------------------------------------------------
 
@@ -138,15 +156,52 @@ start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cach
     ACCESS_LOG_DIRECTIVE="$NGINX_ACCESS_LOG"
 NGINX_PID=$STARTED_PID
 
+# Any HTTP answer over TLS (the certificate not checked) means its server is up.
+http_answers_tls() {
+    local code
+    code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)
+    [[ "$code" =~ ^[1-5][0-9][0-9]$ ]]
+}
+
+# Varnish (large): malloc storage as large as the others' caches, one thread
+# pool per CPU, a plain listener (the readiness check) and a PROXY one for
+# hitch, which terminates TLS with the ECDSA certificate and key in one PEM.
+if wants large; then
+    render "$ROOT/benches/load/varnish.vcl.in" "$SCRATCH/varnish.vcl" ORIGIN_PORT="$ORIGIN_PORT"
+    # As root, without its jail: the scratch folder is the invoking user's
+    # alone, and Varnish's own users could not read the VCL in it.
+    jail=()
+    if [[ $(id -u) -eq 0 ]]; then jail=(-j none); fi
+    start varnish TERM "$SCRATCH/varnish.log" "$SCRATCH/varnish.log" \
+        varnishd -F "${jail[@]}" -n "$SCRATCH/varnish" -a "127.0.0.1:$VARNISH_PORT" \
+        -a "127.0.0.1:$VARNISH_PROXY,PROXY" -f "$SCRATCH/varnish.vcl" -s malloc,256m -p thread_pools=2
+    VARNISH_PID=$STARTED_PID
+    wait_for varnish "$VARNISH_PID" "$READY_SECONDS" "$SCRATCH/varnish.log" http_answers "http://127.0.0.1:$VARNISH_PORT/"
+    (umask 077 && cat "$CERTS/ecdsa.key" "$CERTS/ecdsa.crt" >"$CERTS/ecdsa.pem")
+    # Started as root, hitch insists on a user to become once it has read the
+    # PEM and bound its port.
+    user="# (not started as root: hitch keeps this user)"
+    if [[ $(id -u) -eq 0 ]]; then user='user = "nobody"'; fi
+    render "$HERE/hitch.conf.in" "$SCRATCH/hitch.conf" PORT="$HITCH_PORT" BACKEND_PORT="$VARNISH_PROXY" \
+        PEM="$CERTS/ecdsa.pem" USER_DIRECTIVE="$user"
+    hitch --test --config="$SCRATCH/hitch.conf" >"$SCRATCH/hitch.log" 2>&1 ||
+        { cat "$SCRATCH/hitch.log" >&2; die "hitch refused $SCRATCH/hitch.conf"; }
+    start hitch TERM "$SCRATCH/hitch.log" "$SCRATCH/hitch.log" hitch --config="$SCRATCH/hitch.conf"
+    HITCH_PID=$STARTED_PID
+    wait_for hitch "$HITCH_PID" "$READY_SECONDS" "$SCRATCH/hitch.log" http_answers_tls "https://127.0.0.1:$HITCH_PORT/"
+fi
+
 TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench tls 86400) || exit 1
 PATH_Q="/$SMALL?jwt=$TOKEN"
 
-# port SERVER KEY: the HTTPS port of SERVER (node, nginx) with KEY's certificate.
+# port SERVER KEY: the HTTPS port of SERVER (node, nginx, varnish: hitch)
+# with KEY's certificate (hitch has the ECDSA one only).
 port() {
     case "$1-$2" in
         node-rsa) echo "$NODE_RSA" ;;
         node-ecdsa) echo "$NODE_ECDSA" ;;
         nginx-rsa) echo "$NGINX_RSA" ;;
+        varnish-*) echo "$HITCH_PORT" ;;
         *) echo "$NGINX_ECDSA" ;;
     esac
 }
@@ -172,15 +227,50 @@ warm() {
 }
 warm node X-Cache
 warm nginx X-Cache-Status
+
+# warm_large SERVER HEADER: the 10 MiB object cached, then served as a hit
+# over HTTPS (HTTP/1.1, ECDSA), byte-identical; prints the protocol and
+# cipher the server chooses for a client with OpenSSL's defaults (as wrk's).
+warm_large() {
+    local server=$1 header=$2 url status="" i code negotiated
+    url="https://127.0.0.1:$(port "$server" ecdsa)/$LARGE?jwt=$TOKEN"
+    code=$(curl -sS -k --http1.1 -o /dev/null -w '%{http_code}' --max-time 120 "$url") || code=000
+    [[ "$code" == 200 ]] || die "$server: the first GET of the 10 MiB object answered $code"
+    for ((i = 0; i < 50; i++)); do
+        curl -sS -k --http1.1 --max-time 120 -D "$SCRATCH/check.head" "$url" |
+            cmp -s - "$OBJECTS/$BUCKET/$LARGE" || die "$server: not the 10 MiB object's bytes"
+        status=$(tr -d '\r' <"$SCRATCH/check.head" | awk -v h="$header:" 'tolower($1) == tolower(h) { print $2 }')
+        [[ "$status" == HIT ]] && break
+        sleep 0.2
+    done
+    [[ "$status" == HIT ]] || die "$server: the 10 MiB object is not served as a hit ($header: ${status:-none})"
+    negotiated=$(openssl s_client -connect "127.0.0.1:$(port "$server" ecdsa)" -brief </dev/null 2>&1 |
+        awk -F': ' '/^(Protocol version|Ciphersuite|Server Temp Key):/ { printf "%s%s", sep, $2; sep = ", " }')
+    say "$server: the 10 MiB object is a hit over HTTPS ($negotiated)"
+}
+if wants large; then
+    warm_large node X-Cache
+    warm_large nginx X-Cache-Status
+    warm_large varnish X-Cache
+fi
 sync
 
 # --- measuring ------------------------------------------------------------
 
 RESULTS="$SCRATCH/results.txt"
+LARGE_RESULTS="$SCRATCH/results-large.txt"
 : >"$RESULTS"
+: >"$LARGE_RESULTS"
 
+# server_pids SERVER: the processes whose CPU time is the server's: cdn-node;
+# nginx's workers; Varnish's manager and cache child with hitch's master and
+# workers (the cost of Varnish over HTTPS).
 server_pids() {
-    if [[ "$1" == node ]]; then echo "$NODE_PID"; else pgrep -P "$NGINX_PID" -f 'worker process' | tr '\n' ' '; fi
+    case "$1" in
+        node) echo "$NODE_PID" ;;
+        nginx) pgrep -P "$NGINX_PID" -f 'worker process' | tr '\n' ' ' ;;
+        varnish) echo "$VARNISH_PID $(pgrep -P "$VARNISH_PID" | tr '\n' ' ') $HITCH_PID $(pgrep -P "$HITCH_PID" | tr '\n' ' ')" ;;
+    esac
 }
 
 # connections MODE PORT LOG: HS_CLIENTS `openssl s_time` processes at once
@@ -209,21 +299,25 @@ connections() {
 }
 
 # run SCENARIO SERVER KEY: one run; appends `scenario= server= key= ops=
-# seconds= cpu_s= [resumed= failed=]` to RESULTS and prints it.
+# seconds= cpu_s= [bytes=] [resumed= failed=]` to RESULTS (large to
+# LARGE_RESULTS) and prints it.
 run() {
-    local scenario=$1 server=$2 key=$3 pids before after log="$SCRATCH/$1-$2-$3.txt" line url
+    local scenario=$1 server=$2 key=$3 pids before after log="$SCRATCH/$1-$2-$3.txt" line url connections
     url="https://127.0.0.1:$(port "$server" "$key")$PATH_Q"
+    if [[ "$scenario" == large ]]; then url="https://127.0.0.1:$(port "$server" "$key")/$LARGE?jwt=$TOKEN"; fi
     pids=$(server_pids "$server")
     # shellcheck disable=SC2086
     before=$(cpu_seconds $pids)
     case "$scenario" in
-        h1)
-            wrk -t2 -c50 "-d${DURATION}s" -s "$ROOT/benches/load/wrk-result.lua" "$url" >"$log" 2>&1 ||
+        h1 | large)
+            if [[ "$scenario" == h1 ]]; then connections=-c50; else connections=-c8; fi
+            wrk -t2 "$connections" "-d${DURATION}s" -s "$ROOT/benches/load/wrk-result.lua" "$url" >"$log" 2>&1 ||
                 { cat "$log" >&2; die "wrk failed against $server"; }
-            line=$(awk '/^wrk-result / {
+            line=$(awk -v scenario="$scenario" '/^wrk-result / {
                 for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
                 errors = v["err_connect"] + v["err_read"] + v["err_write"] + v["err_status"] + v["err_timeout"]
-                printf "ops=%d seconds=%.3f failed=%d", v["requests"], v["duration_us"] / 1e6, errors }' "$log")
+                printf "ops=%d seconds=%.3f failed=%d", v["requests"], v["duration_us"] / 1e6, errors
+                if (scenario == "large") printf " bytes=%.0f", v["bytes"] }' "$log")
             ;;
         h2)
             h2load -c50 -m10 -t2 -D "$DURATION" "$url" >"$log" 2>&1 ||
@@ -241,24 +335,97 @@ run() {
     after=$(cpu_seconds $pids)
     [[ "$line" == ops=* ]] || { cat "$log" >&2; die "no result from the $scenario run against $server"; }
     line="scenario=$scenario server=$server key=$key $line cpu_s=$(awk -v a="$before" -v b="$after" 'BEGIN { printf "%.2f", b - a }')"
-    echo "$line" >>"$RESULTS"
     # shellcheck disable=SC2086
     kill -0 $pids 2>/dev/null || die "$server exited during the run"
-    printf '  %-6s %s\n' "$server" "$(python3 "$HERE/summary.py" run "$line")"
+    if [[ "$scenario" == large ]]; then
+        echo "$line" >>"$LARGE_RESULTS"
+        printf '  %-7s %s\n' "$server" "$(large_summary run "$line")"
+    else
+        echo "$line" >>"$RESULTS"
+        printf '  %-7s %s\n' "$server" "$(python3 "$HERE/summary.py" run "$line")"
+    fi
 }
 
-# scenario SCENARIO KEY: ROUNDS runs per server, alternating which goes first.
+# large_summary run LINE | table FILE: the figures of one 10 MiB run (rate,
+# bytes per second, CPU, bytes per CPU-second), or the table over the
+# rounds of LARGE_RESULTS, with cdn-node / nginx and cdn-node / Varnish
+# ratios (each round's in brackets).
+large_summary() {
+    python3 - "$@" <<'PY'
+import sys
+
+def words(line):
+    return dict(w.split("=", 1) for w in line.split() if "=" in w)
+
+mode, arg = sys.argv[1:3]
+if mode == "run":
+    r = words(arg)
+    ops, secs, cpu, nbytes = int(r["ops"]), float(r["seconds"]), float(r["cpu_s"]), int(r["bytes"])
+    text = (f"{ops / secs:>8,.0f} req/s  {nbytes / secs / 1e6:>7,.0f} MB/s  cpu {cpu:5.2f} s"
+            f"  {nbytes / cpu / 1e6 if cpu else 0:>7,.0f} MB per CPU-s")
+    if int(r["failed"]):
+        text += f"  FAILED {r['failed']}"
+    print(text)
+    sys.exit()
+runs = {}
+with open(arg) as f:
+    for line in f:
+        r = words(line)
+        runs.setdefault(r["server"], []).append(r)
+servers = [s for s in ("nginx", "varnish", "node") if s in runs]
+fig = {}
+for s in servers:
+    rs = runs[s]
+    secs = sum(float(r["seconds"]) for r in rs)
+    cpu = sum(float(r["cpu_s"]) for r in rs)
+    nbytes = sum(int(r["bytes"]) for r in rs)
+    fig[s] = {
+        "req/s": sum(int(r["ops"]) for r in rs) / secs,
+        "MB/s": nbytes / secs / 1e6,
+        "server CPU, s per run": cpu / len(rs),
+        "MB per CPU-s": nbytes / cpu / 1e6 if cpu else 0,
+        "rounds": [int(r["bytes"]) / float(r["seconds"]) for r in rs],
+        "rounds per CPU-s": [int(r["bytes"]) / float(r["cpu_s"]) if float(r["cpu_s"]) else 0 for r in rs],
+    }
+names = {"nginx": "nginx", "varnish": "Varnish + hitch", "node": "cdn-node"}
+others = [s for s in ("nginx", "varnish") if s in fig and "node" in fig]
+print("| 10 MiB hits, HTTP/1.1 over TLS (wrk -t2 -c8) | "
+      + " | ".join(names[s] for s in servers) + " | "
+      + " | ".join(f"cdn-node / {names[s]}" for s in others) + " |")
+print("|---" * (1 + len(servers) + len(others)) + "|")
+for row in ("req/s", "MB/s", "server CPU, s per run", "MB per CPU-s"):
+    cells = [f"{fig[s][row]:,.2f}" if row.startswith("server") else f"{fig[s][row]:,.0f}" for s in servers]
+    for s in others:
+        if row.startswith("server"):
+            cells.append("")
+            continue
+        each = {"MB/s": "rounds", "MB per CPU-s": "rounds per CPU-s"}.get(row)
+        ratio = f"{fig['node'][row] / fig[s][row]:.2f}x" if fig[s][row] else "-"
+        if each:
+            ratio += " (" + ", ".join(f"{n / o:.2f}" if o else "-" for n, o in zip(fig["node"][each], fig[s][each])) + ")"
+        cells.append(ratio)
+    print(f"| {row} | " + " | ".join(cells) + " |")
+PY
+}
+
+# scenario SCENARIO KEY: ROUNDS runs per server, the order rotating: the
+# first server of a round goes last in the next.
 scenario() {
-    local round server first second
+    local round server servers=(nginx node) i n
+    [[ "$1" == large ]] && servers+=(varnish)
+    n=${#servers[@]}
     say "$1 ($2): $ROUNDS round(s)"
     for ((round = 1; round <= ROUNDS; round++)); do
-        if ((round % 2)); then first=nginx second=node; else first=node second=nginx; fi
-        for server in $first $second; do run "$1" "$server" "$2"; done
+        for ((i = 0; i < n; i++)); do
+            server=${servers[(i + round - 1) % n]}
+            run "$1" "$server" "$2"
+        done
     done
 }
 
 wants h1 && scenario h1 ecdsa
 wants h2 && scenario h2 ecdsa
+wants large && scenario large ecdsa
 for k in "${keys[@]}"; do
     wants full && scenario full "$k"
     wants resumed && scenario resumed "$k"
@@ -268,5 +435,9 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "$COMMAND"
 echo "$(machine_line); load average $LOAD_START at start, $LOAD_END at the end"
-python3 "$HERE/summary.py" table "$RESULTS"
+if [[ -s "$RESULTS" ]]; then python3 "$HERE/summary.py" table "$RESULTS"; fi
+if [[ -s "$LARGE_RESULTS" ]]; then
+    [[ -s "$RESULTS" ]] && echo
+    large_summary table "$LARGE_RESULTS"
+fi
 completed
