@@ -339,73 +339,11 @@ run() {
     kill -0 $pids 2>/dev/null || die "$server exited during the run"
     if [[ "$scenario" == large ]]; then
         echo "$line" >>"$LARGE_RESULTS"
-        printf '  %-7s %s\n' "$server" "$(large_summary run "$line")"
+        printf '  %-7s %s\n' "$server" "$(python3 "$HERE/summary.py" large-run "$line")"
     else
         echo "$line" >>"$RESULTS"
         printf '  %-7s %s\n' "$server" "$(python3 "$HERE/summary.py" run "$line")"
     fi
-}
-
-# large_summary run LINE | table FILE: the figures of one 10 MiB run (rate,
-# bytes per second, CPU, bytes per CPU-second), or the table over the
-# rounds of LARGE_RESULTS, with cdn-node / nginx and cdn-node / Varnish
-# ratios (each round's in brackets).
-large_summary() {
-    python3 - "$@" <<'PY'
-import sys
-
-def words(line):
-    return dict(w.split("=", 1) for w in line.split() if "=" in w)
-
-mode, arg = sys.argv[1:3]
-if mode == "run":
-    r = words(arg)
-    ops, secs, cpu, nbytes = int(r["ops"]), float(r["seconds"]), float(r["cpu_s"]), int(r["bytes"])
-    text = (f"{ops / secs:>8,.0f} req/s  {nbytes / secs / 1e6:>7,.0f} MB/s  cpu {cpu:5.2f} s"
-            f"  {nbytes / cpu / 1e6 if cpu else 0:>7,.0f} MB per CPU-s")
-    if int(r["failed"]):
-        text += f"  FAILED {r['failed']}"
-    print(text)
-    sys.exit()
-runs = {}
-with open(arg) as f:
-    for line in f:
-        r = words(line)
-        runs.setdefault(r["server"], []).append(r)
-servers = [s for s in ("nginx", "varnish", "node") if s in runs]
-fig = {}
-for s in servers:
-    rs = runs[s]
-    secs = sum(float(r["seconds"]) for r in rs)
-    cpu = sum(float(r["cpu_s"]) for r in rs)
-    nbytes = sum(int(r["bytes"]) for r in rs)
-    fig[s] = {
-        "req/s": sum(int(r["ops"]) for r in rs) / secs,
-        "MB/s": nbytes / secs / 1e6,
-        "server CPU, s per run": cpu / len(rs),
-        "MB per CPU-s": nbytes / cpu / 1e6 if cpu else 0,
-        "rounds": [int(r["bytes"]) / float(r["seconds"]) for r in rs],
-        "rounds per CPU-s": [int(r["bytes"]) / float(r["cpu_s"]) if float(r["cpu_s"]) else 0 for r in rs],
-    }
-names = {"nginx": "nginx", "varnish": "Varnish + hitch", "node": "cdn-node"}
-others = [s for s in ("nginx", "varnish") if s in fig and "node" in fig]
-print("| 10 MiB hits, HTTP/1.1 over TLS (wrk -t2 -c8) | "
-      + " | ".join(names[s] for s in servers) + " | "
-      + " | ".join(f"cdn-node / {names[s]}" for s in others) + " |")
-print("|---" * (1 + len(servers) + len(others)) + "|")
-for row in ("req/s", "MB/s", "server CPU, s per run", "MB per CPU-s"):
-    cells = [f"{fig[s][row]:,.2f}" if row.startswith("server") else f"{fig[s][row]:,.0f}" for s in servers]
-    for s in others:
-        if row.startswith("server"):
-            cells.append("")
-            continue
-        each = {"MB/s": "rounds", "MB per CPU-s": "rounds per CPU-s"}.get(row)
-        ratio = f"{fig['node'][row] / fig[s][row]:.2f}x" if fig[s][row] else "-"
-        if each:
-            ratio += " (" + ", ".join(f"{n / o:.2f}" if o else "-" for n, o in zip(fig["node"][each], fig[s][each])) + ")"
-        cells.append(ratio)
-    print(f"| {row} | " + " | ".join(cells) + " |")
-PY
 }
 
 # scenario SCENARIO KEY: ROUNDS runs per server, the order rotating: the
@@ -438,6 +376,6 @@ echo "$(machine_line); load average $LOAD_START at start, $LOAD_END at the end"
 if [[ -s "$RESULTS" ]]; then python3 "$HERE/summary.py" table "$RESULTS"; fi
 if [[ -s "$LARGE_RESULTS" ]]; then
     [[ -s "$RESULTS" ]] && echo
-    large_summary table "$LARGE_RESULTS"
+    python3 "$HERE/summary.py" large-table "$LARGE_RESULTS"
 fi
 completed
