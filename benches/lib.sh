@@ -144,6 +144,27 @@ start_nginx() {
     STARTED_PID=$pid
 }
 
+# start_varnish PORT STORAGE_MIB [LISTEN...]: Varnish with malloc storage
+# of STORAGE_MIB in front of the origin on ORIGIN_PORT
+# (benches/load/varnish.vcl.in), one thread pool per CPU, in the foreground
+# under SCRATCH/varnish, answering on 127.0.0.1:PORT and on each further
+# LISTEN (varnishd's -a, e.g. "127.0.0.1:P,PROXY"); waits until it answers
+# on PORT. Sets VARNISH_PID.
+start_varnish() {
+    local port=$1 mib=$2 listen=() a jail=()
+    shift 2
+    for a in "$@"; do listen+=(-a "$a"); done
+    render "$ROOT/benches/load/varnish.vcl.in" "$SCRATCH/varnish.vcl" ORIGIN_PORT="$ORIGIN_PORT"
+    # As root, without its jail: the scratch folder is the invoking user's
+    # alone, and Varnish's own users could not read the VCL in it.
+    if [[ $(id -u) -eq 0 ]]; then jail=(-j none); fi
+    start varnish TERM "$SCRATCH/varnish.log" "$SCRATCH/varnish.log" \
+        varnishd -F "${jail[@]}" -n "$SCRATCH/varnish" -a "127.0.0.1:$port" "${listen[@]}" \
+        -f "$SCRATCH/varnish.vcl" -s "malloc,${mib}m" -p thread_pools=2
+    VARNISH_PID=$STARTED_PID
+    wait_for varnish "$VARNISH_PID" "$READY_SECONDS" "$SCRATCH/varnish.log" http_answers "http://127.0.0.1:$port/"
+}
+
 # metric_sum NAME: the sum of a counter of cdn-node's /metrics over its labels.
 metric_sum() {
     curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" |

@@ -230,16 +230,7 @@ NGINX_PID=$STARTED_PID
 # Varnish (10 MiB scenario): malloc storage as large as nginx's cache, one
 # thread pool per CPU, in the foreground under its own working folder.
 if wants medium; then
-    render "$HERE/varnish.vcl.in" "$SCRATCH/varnish.vcl" ORIGIN_PORT="$ORIGIN_PORT"
-    # As root, without its jail: the scratch folder is the invoking user's
-    # alone, and Varnish's own users could not read the VCL in it.
-    jail=()
-    if [[ $(id -u) -eq 0 ]]; then jail=(-j none); fi
-    start varnish TERM "$SCRATCH/varnish.log" "$SCRATCH/varnish.log" \
-        varnishd -F "${jail[@]}" -n "$SCRATCH/varnish" -a "127.0.0.1:$VARNISH_PORT" \
-        -f "$SCRATCH/varnish.vcl" -s "malloc,${CACHE_MIB}m" -p thread_pools=2
-    VARNISH_PID=$STARTED_PID
-    wait_for varnish "$VARNISH_PID" "$READY_SECONDS" "$SCRATCH/varnish.log" http_answers "http://127.0.0.1:$VARNISH_PORT/"
+    start_varnish "$VARNISH_PORT" "$CACHE_MIB"
 fi
 
 TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench load 86400) || exit 1

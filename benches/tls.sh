@@ -167,16 +167,7 @@ http_answers_tls() {
 # pool per CPU, a plain listener (the readiness check) and a PROXY one for
 # hitch, which terminates TLS with the ECDSA certificate and key in one PEM.
 if wants large; then
-    render "$ROOT/benches/load/varnish.vcl.in" "$SCRATCH/varnish.vcl" ORIGIN_PORT="$ORIGIN_PORT"
-    # As root, without its jail: the scratch folder is the invoking user's
-    # alone, and Varnish's own users could not read the VCL in it.
-    jail=()
-    if [[ $(id -u) -eq 0 ]]; then jail=(-j none); fi
-    start varnish TERM "$SCRATCH/varnish.log" "$SCRATCH/varnish.log" \
-        varnishd -F "${jail[@]}" -n "$SCRATCH/varnish" -a "127.0.0.1:$VARNISH_PORT" \
-        -a "127.0.0.1:$VARNISH_PROXY,PROXY" -f "$SCRATCH/varnish.vcl" -s malloc,256m -p thread_pools=2
-    VARNISH_PID=$STARTED_PID
-    wait_for varnish "$VARNISH_PID" "$READY_SECONDS" "$SCRATCH/varnish.log" http_answers "http://127.0.0.1:$VARNISH_PORT/"
+    start_varnish "$VARNISH_PORT" 256 "127.0.0.1:$VARNISH_PROXY,PROXY"
     (umask 077 && cat "$CERTS/ecdsa.key" "$CERTS/ecdsa.crt" >"$CERTS/ecdsa.pem")
     # Started as root, hitch insists on a user to become once it has read the
     # PEM and bound its port.
@@ -206,21 +197,30 @@ port() {
     esac
 }
 
+# until_hit WHAT HEADER URL FILE CURL_ARGS...: GETs URL (with CURL_ARGS)
+# until HEADER says HIT, at most 50 times 0.2 s apart, each answer checked
+# byte for byte against FILE; WHAT names it in a failure.
+until_hit() {
+    local what=$1 header=$2 url=$3 file=$4 status="" i
+    shift 4
+    for ((i = 0; i < 50; i++)); do
+        curl -sS -k "$@" --max-time 120 -D "$SCRATCH/check.head" "$url" |
+            cmp -s - "$file" || die "$what: not the object's bytes"
+        status=$(tr -d '\r' <"$SCRATCH/check.head" | awk -v h="$header:" 'tolower($1) == tolower(h) { print $2 }')
+        [[ "$status" == HIT ]] && return 0
+        sleep 0.2
+    done
+    die "$what: not served as a hit ($header: ${status:-none})"
+}
+
 # warm SERVER HEADER: the object cached, then served as a hit over HTTPS on
 # both certificates, byte-identical, over HTTP/1.1 and HTTP/2.
 warm() {
-    local server=$1 header=$2 key status="" i version
+    local server=$1 header=$2 key version
     for key in ecdsa rsa; do
         for version in --http1.1 --http2; do
-            for ((i = 0; i < 50; i++)); do
-                curl -sS -k "$version" --max-time 30 -D "$SCRATCH/check.head" \
-                    "https://127.0.0.1:$(port "$server" "$key")$PATH_Q" |
-                    cmp -s - "$OBJECTS/$BUCKET/$SMALL" || die "$server ($key, $version): not the object's bytes"
-                status=$(tr -d '\r' <"$SCRATCH/check.head" | awk -v h="$header:" 'tolower($1) == tolower(h) { print $2 }')
-                [[ "$status" == HIT ]] && break
-                sleep 0.2
-            done
-            [[ "$status" == HIT ]] || die "$server ($key, $version): not served as a hit ($header: ${status:-none})"
+            until_hit "$server ($key, $version)" "$header" "https://127.0.0.1:$(port "$server" "$key")$PATH_Q" \
+                "$OBJECTS/$BUCKET/$SMALL" "$version"
         done
     done
     say "$server: the 1 KiB object is a hit over HTTPS (both certificates, HTTP/1.1 and HTTP/2)"
@@ -232,18 +232,11 @@ warm nginx X-Cache-Status
 # over HTTPS (HTTP/1.1, ECDSA), byte-identical; prints the protocol and
 # cipher the server chooses for a client with OpenSSL's defaults (as wrk's).
 warm_large() {
-    local server=$1 header=$2 url status="" i code negotiated
+    local server=$1 header=$2 url code negotiated
     url="https://127.0.0.1:$(port "$server" ecdsa)/$LARGE?jwt=$TOKEN"
     code=$(curl -sS -k --http1.1 -o /dev/null -w '%{http_code}' --max-time 120 "$url") || code=000
     [[ "$code" == 200 ]] || die "$server: the first GET of the 10 MiB object answered $code"
-    for ((i = 0; i < 50; i++)); do
-        curl -sS -k --http1.1 --max-time 120 -D "$SCRATCH/check.head" "$url" |
-            cmp -s - "$OBJECTS/$BUCKET/$LARGE" || die "$server: not the 10 MiB object's bytes"
-        status=$(tr -d '\r' <"$SCRATCH/check.head" | awk -v h="$header:" 'tolower($1) == tolower(h) { print $2 }')
-        [[ "$status" == HIT ]] && break
-        sleep 0.2
-    done
-    [[ "$status" == HIT ]] || die "$server: the 10 MiB object is not served as a hit ($header: ${status:-none})"
+    until_hit "$server (10 MiB)" "$header" "$url" "$OBJECTS/$BUCKET/$LARGE" --http1.1
     negotiated=$(openssl s_client -connect "127.0.0.1:$(port "$server" ecdsa)" -brief </dev/null 2>&1 |
         awk -F': ' '/^(Protocol version|Ciphersuite|Server Temp Key):/ { printf "%s%s", sep, $2; sep = ", " }')
     say "$server: the 10 MiB object is a hit over HTTPS ($negotiated)"

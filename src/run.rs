@@ -147,7 +147,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     proxy_app.server_options = Some(crate::listeners::server_options());
     let limited = LimitedApp::new(proxy_app, &config.limits, metrics.clone());
     let mut connections = vec![limited.open_connections()];
-    crate::listeners::add_plain(
+    crate::listeners::add_workers(
         &mut server,
         &limited,
         Kind::Http,
@@ -286,7 +286,7 @@ fn add_peer_listener(
     let mut app = pingora_proxy::http_proxy(&server.configuration, peers);
     app.server_options = Some(crate::listeners::server_options());
     let limited = LimitedApp::for_peers(app, limits, edge.metrics.clone());
-    crate::listeners::add_plain(
+    crate::listeners::add_workers(
         server,
         &limited,
         Kind::Peer,

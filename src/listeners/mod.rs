@@ -23,10 +23,11 @@ pub fn server_options() -> HttpServerOptions {
     options
 }
 
-/// Adds `workers` worker services serving `app` over plain HTTP on every
-/// address of `addrs`, sockets inherited in an upgrade (`inherit`). Fails
-/// when an address cannot be listened on.
-pub fn add_plain<A: HttpServerApp + Send + Sync + 'static>(
+/// Adds `workers` worker services serving `app` on every address of
+/// `addrs` (as plain TCP: an HTTPS app does its own handshake), sockets
+/// inherited in an upgrade (`inherit`). Fails when an address cannot be
+/// listened on.
+pub fn add_workers<A: HttpServerApp + Send + Sync + 'static>(
     server: &mut Server,
     app: &LimitedApp<A>,
     kind: Kind,
@@ -83,14 +84,14 @@ pub fn add_https<A: HttpServerApp + Send + Sync + 'static>(
         certs.push(cert);
     }
     let addrs: Vec<_> = listeners.iter().map(|l| l.addr).collect();
-    let sockets = HttpSockets::bind(Kind::Https, &addrs, workers, inherit)?;
-    for index in 0..workers {
-        server.add_service(Worker::new(
-            index,
-            app.clone(),
-            sockets.clone(),
-            accepting.enter(),
-        ));
-    }
+    add_workers(
+        server,
+        &app,
+        Kind::Https,
+        &addrs,
+        workers,
+        inherit,
+        accepting,
+    )?;
     Ok(certs)
 }
