@@ -19,8 +19,9 @@
 //! on. Pingora then sleeps `server.grace_period_seconds` whatever happens,
 //! 300 s by default, even with nothing left to serve. [`ExitWhenIdle`] ends
 //! the wait instead: once every listener's accept loop has ended and the
-//! connections it accepted are counted, no client connection is open, and
-//! the background services that write something at shutdown
+//! connections it accepted are counted, no connection is open, the cache's
+//! last fills are committed, and the background services that write
+//! something at shutdown
 //! ([`MustFinish`]) are done, it writes out the access log and exits. The
 //! grace period stays the bound: if it ends first, Pingora's own shutdown
 //! goes on and drops what is left.
@@ -150,8 +151,10 @@ impl<S: BackgroundService + Send + Sync> BackgroundService for MustFinish<S> {
 /// soon as nothing is left to serve (see the module's documentation).
 pub struct ExitWhenIdle {
     pub log: AccessLog,
-    /// Connections open: across every client listener, and on the peer
-    /// listener.
+    /// What must come to zero, in this order: the connections open across
+    /// every client listener, those on the peer listener, and the cache's
+    /// commits under way (but for slices read ahead, none starts once no
+    /// connection is left).
     pub connections: Vec<watch::Receiver<usize>>,
     /// The listeners whose accept loops are still running (see
     /// [`Finishing::enter`]).

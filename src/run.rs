@@ -157,6 +157,10 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         &accepting,
     )?;
     connections.extend(peer_connections);
+    // Then the fills finished by those connections, still being committed.
+    if let Some(engine) = cache {
+        connections.push(engine.store.commits_in_progress());
+    }
     let mut certs = Vec::new();
     if !config.https_listeners.is_empty() {
         certs = crate::listeners::add_https(

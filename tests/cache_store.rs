@@ -223,7 +223,9 @@ async fn small_hot_objects_are_served_from_memory_and_never_outlive_their_object
     assert_eq!(w.tap().origin_requests(), (2, 0));
     assert_eq!(w.tap().probes(), 2);
 
-    // Copies are memory only: after a restart the object is read from disk.
+    // Copies are memory only: after a restart the object is read from disk
+    // (the object and its record committed first).
+    w.stored(2.0).await;
     w.restart().await;
     let (status, headers, got) = w.get("/v/small.mp4").await;
     assert_eq!((status, header(&headers, "x-cache")), (200, Some("HIT")));

@@ -187,7 +187,7 @@ async fn two_processes_filling_one_store_during_an_upgrade_lose_and_tear_nothing
     // A restart scans what both processes committed: the old process's
     // fills of 1 and 2 (after the new one had scanned) are there, whole,
     // and of the two copies of 7 one is kept.
-    w.restart().await;
+    w.restart_gracefully().await;
     let asked = w.tap().origin_requests();
     for i in [0, 1, 2, 3, 7] {
         let (status, headers, got) = w.get(&path(i)).await;
@@ -207,7 +207,7 @@ async fn two_processes_filling_one_store_during_an_upgrade_lose_and_tear_nothing
         assert_eq!(status, 200);
         assert!(got == *object, "object {i}");
     }
-    w.restart().await;
+    w.restart_gracefully().await;
     for (i, object) in objects.iter().enumerate() {
         let (status, headers, got) = w.get(&path(i)).await;
         assert_eq!(status, 200);

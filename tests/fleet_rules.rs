@@ -75,7 +75,9 @@ async fn a_prefix_purge_from_the_command_line_is_replayed_by_a_node_that_was_dow
             f.get(i, path).await;
         }
     }
-    f.nodes[2].kill();
+    // Stopped (its fills committed), not crashed.
+    f.nodes[2].signal("TERM");
+    f.nodes[2].exited(Duration::from_secs(30)).await;
     let conf = f.nodes[0].dir.path().join("cdn-node.yaml");
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_cdn-node"))

@@ -302,6 +302,20 @@ impl World {
         metric(&self.node.metrics().await, name, labels)
     }
 
+    /// Waits until the node holds `n` objects (records and slices
+    /// included): a fill is committed just after its answer ends.
+    pub async fn stored(&self, n: f64) {
+        super::eventually(
+            &format!("{n} objects stored"),
+            std::time::Duration::from_secs(10),
+            || async {
+                let now = self.metric("cdn_node_cache_stored_objects", &[]).await;
+                (now == n).then_some(())
+            },
+        )
+        .await
+    }
+
     /// `POST /purge?QUERY` on the admin listener with `token`: the status
     /// and the body.
     pub async fn purge(&self, query: &str, token: &str) -> (u16, Vec<u8>) {
@@ -320,6 +334,15 @@ impl World {
     /// the same options and cache folder.
     pub async fn restart(&mut self) {
         self.node.kill();
+        self.node = Node::start(self.opts.clone()).await;
+    }
+
+    /// Stops the node (SIGTERM: it ends what it was doing, its last fills
+    /// committed) and starts it again with the same options and folder.
+    pub async fn restart_gracefully(&mut self) {
+        self.node.signal("TERM");
+        let status = self.node.exited(std::time::Duration::from_secs(30)).await;
+        assert!(status.success(), "{status}: {}", self.node.stderr());
         self.node = Node::start(self.opts.clone()).await;
     }
 

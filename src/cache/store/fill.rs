@@ -74,6 +74,11 @@ impl Fill {
         self.state.subscribe()
     }
 
+    /// Whether the whole body is written (the fill may be being committed).
+    pub fn is_done(&self) -> bool {
+        matches!(*self.state.borrow(), FillState::Done(_))
+    }
+
     /// More bytes are on disk. Ignored once the fill has ended.
     pub fn advance(&self, written: u64) {
         self.state.send_if_modified(|s| match s {

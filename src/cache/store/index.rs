@@ -271,6 +271,18 @@ impl Index {
         removed
     }
 
+    /// The newest fill of `key` whose body is complete and that is not
+    /// doomed: an object being committed.
+    pub fn finished_fill(&self, key: &HashBinary) -> Option<u64> {
+        let slot = self.slots.get(key)?;
+        let fill = slot
+            .fills
+            .iter()
+            .rev()
+            .find(|f| f.is_done() && !f.is_doomed())?;
+        Some(fill.id)
+    }
+
     /// Dooms the fill with this id; returns whether there was one.
     pub fn doom_fill(&mut self, key: &HashBinary, id: u64) -> bool {
         self.slots
@@ -308,16 +320,22 @@ impl Index {
     }
 
     /// Removes every committed object for which `matches(primary, meta)`
-    /// holds, and dooms the fills in progress for which it holds.
+    /// holds, and dooms the fills in progress for which it holds. Returns
+    /// the objects removed, and the fills doomed whose body was complete
+    /// (being committed: objects the purge removes as well).
     pub fn drain_where(
         &mut self,
         mut matches: impl FnMut(&[u8], &StoredMeta) -> bool,
-    ) -> Vec<Arc<Complete>> {
+    ) -> (Vec<Arc<Complete>>, Vec<Arc<Fill>>) {
         let mut removed = Vec::new();
+        let mut finished = Vec::new();
         let mut emptied = Vec::new();
         for (key, slot) in self.slots.iter_mut() {
             for f in &slot.fills {
                 if matches(&f.primary, &f.meta) {
+                    if f.is_done() && !f.is_doomed() {
+                        finished.push(f.clone());
+                    }
                     f.doom();
                 }
             }
@@ -339,7 +357,7 @@ impl Index {
         for c in &removed {
             self.sub_totals(c);
         }
-        removed
+        (removed, finished)
     }
 
     pub fn entries(&self) -> Vec<Arc<Complete>> {

@@ -127,6 +127,8 @@ pub struct DiskStore {
     counters: Counters,
     /// Serializes header rewrites (`update_meta`).
     meta_lock: tokio::sync::Mutex<()>,
+    /// Commits under way (see `miss.rs`): a graceful stop waits for them.
+    commits: tokio::sync::watch::Sender<usize>,
 }
 
 impl DiskStore {
@@ -135,6 +137,13 @@ impl DiskStore {
     /// fail validation (logged, never a panic), and builds the index.
     pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         scan::open(config)
+    }
+
+    /// The number of fills whose commit is under way, kept up to date:
+    /// `wait_for(|n| *n == 0)` resolves once every finished fill is on disk
+    /// for good (or dropped).
+    pub fn commits_in_progress(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.commits.subscribe()
     }
 
     /// Every complete object: its identified eviction key, weight (body plus
@@ -186,10 +195,17 @@ impl DiskStore {
         &'static self,
         matches: impl FnMut(&[u8], &StoredMeta) -> bool,
     ) -> Vec<(CacheEntryKey, Vec<u8>)> {
-        let removed = self.lock_index().drain_where(matches);
+        let (removed, finished) = self.lock_index().drain_where(matches);
         let keys = removed
             .iter()
             .map(|c| (c.eviction_key(), c.primary.clone()))
+            .chain(finished.iter().map(|f| {
+                let id = pingora_cache::eviction::CacheEntryId::new(f.id);
+                (
+                    CacheEntryKey::identified(f.compact.clone(), id),
+                    f.primary.clone(),
+                )
+            }))
             .collect();
         let targets: Vec<_> = removed.iter().map(|c| (c.key, c.id)).collect();
         self.delete_objects(targets).await;

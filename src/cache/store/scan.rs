@@ -148,6 +148,7 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         next_id: AtomicU64::new(next_id),
         _tmp_lock: tmp_lock,
         counters,
+        commits: tokio::sync::watch::Sender::new(0),
         meta_lock: tokio::sync::Mutex::new(()),
     })
 }

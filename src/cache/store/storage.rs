@@ -199,7 +199,18 @@ impl Storage for DiskStore {
                     None => None,
                 }
             }
-            PurgeTarget::Active(_) => self.lock_index().remove_complete(&hash, None, true),
+            PurgeTarget::Active(_) => {
+                let mut index = self.lock_index();
+                let finished = index.finished_fill(&hash);
+                match (index.remove_complete(&hash, None, true), finished) {
+                    (Some(c), _) => Some(c),
+                    // Being committed: doomed with the key's other fills.
+                    (None, Some(id)) => {
+                        return Ok(PurgeOutcome::Purged(Some(CacheEntryId::new(id))));
+                    }
+                    (None, None) => None,
+                }
+            }
         };
         match removed {
             Some(c) => {

@@ -46,6 +46,7 @@ async fn empty_body_and_finish_without_eof() {
     miss.write_body("abc".into(), false).await.unwrap();
     miss.write_body("def".into(), false).await.unwrap();
     miss.finish().await.unwrap();
+    committed(store).await;
     assert_eq!(fetch(store, "/chunked").await.unwrap(), b"abcdef");
 }
 

@@ -82,6 +82,7 @@ async fn readers_join_the_fill_and_wait_for_bytes() {
     miss.write_body(Bytes::new(), true).await.unwrap();
     assert_eq!(read_all(&mut own).await.unwrap(), data);
     miss.finish().await.unwrap();
+    committed(store).await;
     assert_eq!(reader.await.unwrap().unwrap(), data);
     assert_eq!(fetch(store, "/v/a.mp4").await.unwrap(), data);
     assert_eq!(store.stats().fills_in_progress, 0);
@@ -217,7 +218,9 @@ async fn streaming_write_tag_selects_the_right_fill() {
     assert_eq!(read_all(&mut r1).await.unwrap(), b"111");
     assert_eq!(read_all(&mut r2).await.unwrap(), b"222");
     first.finish().await.unwrap();
+    committed(store).await;
     second.finish().await.unwrap();
+    committed(store).await;
     assert_eq!(fetch(store, "/same").await.unwrap(), b"222");
     // A tag of no fill is an error, never `None` (Pingora panics on `None`).
     let bogus = 42u64.to_be_bytes();
@@ -260,4 +263,5 @@ async fn seek_into_a_fill_waits_for_the_range() {
     miss.write_body(Bytes::new(), true).await.unwrap();
     assert!(hit.read_body().await.unwrap().is_none());
     miss.finish().await.unwrap();
+    committed(store).await;
 }

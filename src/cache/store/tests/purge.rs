@@ -75,6 +75,7 @@ async fn active_purge_reports_the_id_and_stops_fills() {
     miss.write_body("xyz".into(), true).await.unwrap();
     assert_eq!(read_all(&mut own).await.unwrap(), b"xyz");
     miss.finish().await.unwrap();
+    committed(store).await;
     assert!(fetch(store, "/v/a.mp4").await.is_none());
     assert!(files_under(dir.path()).is_empty());
     let outcome = store
@@ -254,4 +255,36 @@ async fn a_timed_purge_spares_objects_stored_after_its_time() {
     let removed = store.purge_where(|p, m| now.matches(p, m)).await;
     assert_eq!(removed.len(), 1);
     assert!(fetch(store, "/v/old.mp4").await.is_none());
+}
+
+/// A purge just after a fill finished removes the object and counts it,
+/// whether its commit, which runs on after the request, is done or not.
+#[tokio::test]
+async fn a_purge_just_after_a_fill_finished_removes_it_committed_or_not() {
+    use pingora_cache::storage::HandleMiss;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let inv = PurgeType::Invalidation;
+    for (n, by_prefix) in [(0, false), (1, true)] {
+        let path = format!("/v/fresh-{n}.mp4");
+        let mut miss = store
+            .get_miss_handler(&key(&path), &meta(Some(3)), &span())
+            .await
+            .unwrap();
+        miss.write_body("abc".into(), true).await.unwrap();
+        miss.finish().await.unwrap();
+        if by_prefix {
+            assert_eq!(store.purge_prefix(&path).await.len(), 1);
+        } else {
+            let compact = key(&path).to_compact();
+            let outcome = store
+                .purge(PurgeTarget::Active(&compact), inv, &span())
+                .await
+                .unwrap();
+            assert!(matches!(outcome, PurgeOutcome::Purged(Some(_))), "{outcome:?}");
+        }
+        committed(store).await;
+        assert!(fetch(store, &path).await.is_none(), "{path}");
+    }
+    assert!(files_under(&dir.path().join("objects")).is_empty());
 }

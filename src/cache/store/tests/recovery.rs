@@ -166,6 +166,7 @@ async fn large_headers_survive_a_restart() {
         .unwrap();
     miss.write_body("ok".into(), true).await.unwrap();
     miss.finish().await.unwrap();
+    committed(store).await;
     let reopened = open(dir.path());
     let (m2, _) = reopened.lookup(&key("/h"), &span()).await.unwrap().unwrap();
     assert_eq!(m2.headers().get("x-long").unwrap().to_str().unwrap(), long);

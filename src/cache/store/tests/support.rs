@@ -95,10 +95,23 @@ pub async fn store_object(
     miss.write_body(bytes::Bytes::new(), true)
         .await
         .expect("eof");
-    match miss.finish().await.expect("finish") {
+    let stored = match miss.finish().await.expect("finish") {
         MissFinishType::Created(w) => (id, w),
         MissFinishType::Appended(..) => panic!("unexpected append"),
-    }
+    };
+    committed(store).await;
+    stored
+}
+
+/// Waits until every finished fill of `store` is committed (or dropped).
+pub async fn committed(store: &DiskStore) {
+    let mut commits = store.commits_in_progress();
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        commits.wait_for(|n| *n == 0),
+    )
+    .await;
+    assert!(matches!(waited, Ok(Ok(_))), "commits not done within 10 s");
 }
 
 /// Looks `path` up and reads the whole body.
