@@ -281,7 +281,10 @@ async fn a_purge_just_after_a_fill_finished_removes_it_committed_or_not() {
                 .purge(PurgeTarget::Active(&compact), inv, &span())
                 .await
                 .unwrap();
-            assert!(matches!(outcome, PurgeOutcome::Purged(Some(_))), "{outcome:?}");
+            assert!(
+                matches!(outcome, PurgeOutcome::Purged(Some(_))),
+                "{outcome:?}"
+            );
         }
         committed(store).await;
         assert!(fetch(store, &path).await.is_none(), "{path}");
