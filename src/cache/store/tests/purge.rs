@@ -261,7 +261,6 @@ async fn a_timed_purge_spares_objects_stored_after_its_time() {
 /// whether its commit, which runs on after the request, is done or not.
 #[tokio::test]
 async fn a_purge_just_after_a_fill_finished_removes_it_committed_or_not() {
-    use pingora_cache::storage::HandleMiss;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let inv = PurgeType::Invalidation;
