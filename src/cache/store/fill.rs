@@ -74,9 +74,10 @@ impl Fill {
         self.state.subscribe()
     }
 
-    /// Whether the whole body is written (the fill may be being committed).
-    pub fn is_done(&self) -> bool {
-        matches!(*self.state.borrow(), FillState::Done(_))
+    /// Whether the whole body is written and no purge doomed it: an object
+    /// whose commit is under way (or about to be).
+    pub fn is_finished(&self) -> bool {
+        matches!(*self.state.borrow(), FillState::Done(_)) && !self.is_doomed()
     }
 
     /// More bytes are on disk. Ignored once the fill has ended.

@@ -275,11 +275,7 @@ impl Index {
     /// doomed: an object being committed.
     pub fn finished_fill(&self, key: &HashBinary) -> Option<u64> {
         let slot = self.slots.get(key)?;
-        let fill = slot
-            .fills
-            .iter()
-            .rev()
-            .find(|f| f.is_done() && !f.is_doomed())?;
+        let fill = slot.fills.iter().rev().find(|f| f.is_finished())?;
         Some(fill.id)
     }
 
@@ -333,7 +329,7 @@ impl Index {
         for (key, slot) in self.slots.iter_mut() {
             for f in &slot.fills {
                 if matches(&f.primary, &f.meta) {
-                    if f.is_done() && !f.is_doomed() {
+                    if f.is_finished() {
                         finished.push(f.clone());
                     }
                     f.doom();
