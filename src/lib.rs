@@ -19,6 +19,7 @@ mod fast_exit;
 pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lane;
 mod limits;
 mod listeners;
 pub mod manifest;

@@ -143,9 +143,10 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
         opts,
         &accepting,
     )?;
+    let lane = crate::lane::Lane::of(edge.clone());
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
-    let limited = LimitedApp::new(proxy_app, &config.limits, metrics.clone());
+    let limited = LimitedApp::new(proxy_app, &config.limits, metrics.clone()).with_lane(lane);
     let mut connections = vec![limited.open_connections()];
     crate::listeners::add_workers(
         &mut server,

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use pingora::prelude::*;
+use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 
 use super::{AccessLog, Client, Entry};
 use crate::auth::AuthOutcome;
@@ -41,7 +42,23 @@ impl AccessLog {
         token_sources: &[TokenSource],
         finished: &Finished<'_>,
     ) {
-        let req = session.req_header();
+        self.write_answered(
+            session.req_header(),
+            session.client_addr(),
+            token_sources,
+            finished,
+        );
+    }
+
+    /// [`Self::write_request`] for a request answered outside a Pingora
+    /// session: its header and the connection's peer address.
+    pub fn write_answered(
+        &self,
+        req: &RequestHeader,
+        socket: Option<&PeerAddr>,
+        token_sources: &[TokenSource],
+        finished: &Finished<'_>,
+    ) {
         // Validating is quicker than the lossy decode, which is only for
         // targets that are not UTF-8.
         let raw = req.raw_path();
@@ -49,7 +66,6 @@ impl AccessLog {
             .map(Cow::Borrowed)
             .unwrap_or_else(|_| String::from_utf8_lossy(raw));
         // The socket address, unless a trusted proxy named another client.
-        let socket = session.client_addr();
         let named;
         let client = match (finished.client, socket.and_then(|a| a.as_inet())) {
             (Some(ip), Some(peer)) if ip != peer.ip().to_canonical() => {

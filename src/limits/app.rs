@@ -19,6 +19,7 @@ use super::h2::HeaderLimited;
 use super::stream::{Counters, Guarded};
 use super::table::ConnectionTable;
 use super::{HeadLimits, Limits};
+use crate::lane::Lane;
 use crate::metrics::Metrics;
 
 pub struct LimitedApp<A> {
@@ -30,6 +31,8 @@ pub struct LimitedApp<A> {
     /// The HTTPS endpoints this copy serves: the address each listens on,
     /// and its TLS acceptor. Empty for plain HTTP.
     tls: Vec<(SocketAddr, Arc<Acceptor>)>,
+    /// Where HTTP/1 connections are read first, when the proxy has one.
+    lane: Option<Arc<Lane>>,
     metrics: Arc<Metrics>,
 }
 
@@ -44,6 +47,7 @@ impl<A> Clone for LimitedApp<A> {
             head: self.head,
             tls_handshake_timeout: self.tls_handshake_timeout,
             tls: self.tls.clone(),
+            lane: self.lane.clone(),
             metrics: self.metrics.clone(),
         }
     }
@@ -91,8 +95,15 @@ impl<A> LimitedApp<A> {
             head: limits.head,
             tls_handshake_timeout: limits.tls_handshake_timeout,
             tls: Vec::new(),
+            lane: None,
             metrics,
         }
+    }
+
+    /// Reads HTTP/1 connections in `lane` first ([`crate::lane`]).
+    pub fn with_lane(mut self, lane: Option<Lane>) -> Self {
+        self.lane = lane.map(Arc::new);
+        self
     }
 
     /// The number of client connections open, across every listener and
@@ -217,6 +228,13 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
         if let Err(e) = guarded.first_bytes().await {
             tracing::debug!(?client, error = %e, "no request on the connection");
             return None;
+        }
+        let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
+        if let Some(lane) = &self.lane
+            && !h2c
+            && Lane::takes(&guarded)
+        {
+            return lane.serve(&self.inner, guarded, shutdown).await;
         }
         self.inner.process_new(Box::new(guarded), shutdown).await
     }

@@ -8,6 +8,7 @@
 
 mod app;
 mod h2;
+mod lingering;
 mod refuse;
 mod stream;
 mod table;
@@ -16,6 +17,7 @@ mod watch;
 use std::time::Duration;
 
 pub use app::LimitedApp;
+pub use stream::Guarded;
 
 /// How long an HTTP/2 connection with no request in flight is kept: the
 /// same as Pingora's HTTP/1 keep-alive (60 s).

@@ -6,10 +6,8 @@
 //!
 //! An HTTP/1 request head that grows past the size limits is answered here,
 //! in the read that crosses the limit: those bytes never reach Pingora, the
-//! refusal (414 or 431, `Connection: close`) is written, the connection's
-//! sending side is closed, and what the client still sends is read and
-//! dropped until it closes too or [`LINGER`] has passed (so that the client
-//! reads the answer instead of a reset). The read then fails.
+//! refusal is written and the connection closed ([`super::lingering`]).
+//! The read then fails.
 
 use std::fmt;
 use std::future::Future;
@@ -32,19 +30,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::HeadLimits;
-use super::refuse;
+use super::lingering::Refusing;
 use super::table::Permit;
-use super::watch::{HeaderWatch, Over};
+use super::watch::HeaderWatch;
 
 /// The most a stream that cannot peek is read of before it is handed on.
 const FIRST_READ: usize = 4096;
-
-/// The longest a refused connection stays open after its head passed a
-/// limit: the answer is written and the client's further bytes dropped.
-pub const LINGER: Duration = Duration::from_secs(5);
-
-/// Reads of dropped bytes per poll while lingering, before yielding.
-const LINGER_READS_PER_POLL: usize = 16;
 
 pub struct Guarded {
     inner: Stream,
@@ -68,25 +59,6 @@ pub struct Counters {
     pub timeouts: IntCounter,
     /// Request heads refused for their size, by reason.
     pub refusals: IntCounterVec,
-}
-
-/// The steps of answering a head that passed a limit.
-struct Refusing {
-    over: Over,
-    answer: &'static [u8],
-    sent: usize,
-    step: Step,
-    /// The end of the whole refusal.
-    linger: Pin<Box<Sleep>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Write,
-    Flush,
-    Close,
-    Drain,
-    Done,
 }
 
 impl fmt::Debug for Guarded {
@@ -183,6 +155,25 @@ impl Guarded {
         Err(Self::timed_out())
     }
 
+    /// Puts `bytes` back in front of what the stream reads next: a head
+    /// read by one reader (the hit lane) and left to another (Pingora's
+    /// session). The head was measured as it was read the first time; read
+    /// again before a response is written, it is not measured twice.
+    pub fn hold(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.held = Some(match self.held.take() {
+            Some(rest) => {
+                let mut joined = Vec::with_capacity(bytes.len() + rest.len());
+                joined.extend_from_slice(&bytes);
+                joined.extend_from_slice(&rest);
+                Bytes::from(joined)
+            }
+            None => bytes,
+        });
+    }
+
     fn timed_out() -> io::Error {
         io::Error::new(
             io::ErrorKind::TimedOut,
@@ -235,13 +226,9 @@ impl AsyncRead for Guarded {
                 this.deadline = None;
                 this.refusals.with_label_values(&[over.reason()]).inc();
                 tracing::debug!(reason = over.reason(), "request head over the limits");
-                let refusing = this.refusing.insert(Box::new(Refusing {
-                    over,
-                    answer: refuse::http1(over, this.watch.head_request()),
-                    sent: 0,
-                    step: Step::Write,
-                    linger: Box::pin(tokio::time::sleep(LINGER)),
-                }));
+                let refusing = this
+                    .refusing
+                    .insert(Box::new(Refusing::new(over, this.watch.head_request())));
                 return refusing.poll(&mut this.inner, cx);
             }
             if !this.watch.waiting() {
@@ -251,97 +238,6 @@ impl AsyncRead for Guarded {
             }
         }
         polled
-    }
-}
-
-impl Refusing {
-    /// Takes the refusal as far as it goes now; ready (with the error the
-    /// reader gets) once it is over.
-    fn poll(&mut self, inner: &mut Stream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let pending = match self.step {
-                Step::Write if self.sent == self.answer.len() => {
-                    self.step = Step::Flush;
-                    false
-                }
-                Step::Write => {
-                    let rest = &self.answer[self.sent..];
-                    match Pin::new(&mut *inner).poll_write(cx, rest) {
-                        Poll::Ready(Ok(n)) if n > 0 => {
-                            self.sent += n;
-                            false
-                        }
-                        Poll::Ready(_) => {
-                            self.step = Step::Done;
-                            false
-                        }
-                        Poll::Pending => true,
-                    }
-                }
-                Step::Flush => match Pin::new(&mut *inner).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {
-                        self.step = Step::Close;
-                        false
-                    }
-                    Poll::Ready(Err(_)) => {
-                        self.step = Step::Done;
-                        false
-                    }
-                    Poll::Pending => true,
-                },
-                Step::Close => match Pin::new(&mut *inner).poll_shutdown(cx) {
-                    Poll::Ready(_) => {
-                        self.step = Step::Drain;
-                        false
-                    }
-                    Poll::Pending => true,
-                },
-                Step::Drain => match Self::drain(inner, cx) {
-                    Poll::Ready(()) => {
-                        self.step = Step::Done;
-                        false
-                    }
-                    Poll::Pending => true,
-                },
-                Step::Done => return Poll::Ready(Err(self.error())),
-            };
-            if pending {
-                if self.linger.as_mut().poll(cx).is_ready() {
-                    self.step = Step::Done;
-                    continue;
-                }
-                return Poll::Pending;
-            }
-        }
-    }
-
-    /// Reads and drops what the client sends; ready when it has closed (or
-    /// the connection failed).
-    fn drain(inner: &mut Stream, cx: &mut Context<'_>) -> Poll<()> {
-        let mut scratch = [0u8; 4096];
-        for _ in 0..LINGER_READS_PER_POLL {
-            let mut dropped = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut *inner).poll_read(cx, &mut dropped) {
-                Poll::Ready(Ok(())) if !dropped.filled().is_empty() => {}
-                Poll::Ready(_) => return Poll::Ready(()),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        // A client sending fast: let other tasks run, then go on.
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-
-    fn error(&self) -> io::Error {
-        let what = match self.over {
-            Over::RequestLine => "request line over limits.max_header_field_bytes",
-            Over::Field => "a request header field over limits.max_header_field_bytes",
-            Over::Head => "request header over limits.max_header_bytes",
-        };
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{what}: answered {}", refuse::status(self.over)),
-        )
     }
 }
 
@@ -480,7 +376,10 @@ impl Peek for Guarded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::lingering::LINGER;
+    use crate::limits::refuse;
     use crate::limits::table::ConnectionTable;
+    use crate::limits::watch::Over;
     use prometheus::IntGauge;
     use tokio::io::{AsyncWriteExt, DuplexStream, duplex};
 

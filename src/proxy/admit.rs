@@ -40,15 +40,70 @@ pub async fn admit(
     origin: &OriginConfig,
     now_unix: u64,
 ) -> Result<Admitted, Refusal> {
-    match admit_from(req, client, verifier, origin, now_unix) {
+    let target = Target::read(req, verifier, origin)?;
+    admit_target(target, req, client, verifier, now_unix).await
+}
+
+/// [`admit`] for a target already read.
+pub async fn admit_target(
+    target: Target<'_>,
+    req: &RequestHeader,
+    client: Option<IpAddr>,
+    verifier: &Verifier,
+    now_unix: u64,
+) -> Result<Admitted, Refusal> {
+    let checked = match check(&target, req, client, verifier, now_unix) {
         Err(refused) if refused.reject() == Some(Reject::UnknownKey) && verifier.has_key_urls() => {
             if verifier.fetch_for_unknown_kid().await {
-                admit_from(req, client, verifier, origin, now_unix)
+                check(&target, req, client, verifier, now_unix)
             } else {
                 Err(refused)
             }
         }
         other => other,
+    }?;
+    Ok(Admitted {
+        path: target.canonical,
+        query: target.query,
+        ..checked
+    })
+}
+
+/// A client request's target as the gate reads it before any token is
+/// checked: the canonical path and the canonical query (no token, no S3
+/// overrides). Reading it changes nothing (no token is checked, no replay
+/// recorded): a caller may look at it and still leave the request to
+/// another path, which admits it then.
+pub struct Target<'r> {
+    pub canonical: String,
+    pub query: String,
+    pairs: Vec<query::Pair<'r>>,
+}
+
+impl<'r> Target<'r> {
+    /// Reads `req`'s target; the refusal the gate gives when it cannot.
+    pub fn read(
+        req: &'r RequestHeader,
+        verifier: &Verifier,
+        origin: &OriginConfig,
+    ) -> Result<Target<'r>, Refusal> {
+        let (canonical, pairs) = read_target(req)?;
+        let sources = verifier.token_sources();
+        let query = query::canonical(&pairs, |name| {
+            !extract::is_token_param(sources, name) && origin.forwards_query(name)
+        });
+        Ok(Target {
+            canonical,
+            query,
+            pairs,
+        })
+    }
+
+    /// Whether the request's token came in a query parameter (`false` when
+    /// it has none, or the gate would refuse its tokens).
+    pub fn token_in_query(&self, req: &RequestHeader, verifier: &Verifier) -> bool {
+        extract::find_token(verifier.token_sources(), &self.pairs, &req.headers)
+            .is_ok_and(|found| found.is_some_and(|f| f.kind == SourceKind::Query))
     }
 }
 
@@ -87,20 +142,20 @@ pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted,
     })
 }
 
-fn admit_from(
+/// The token checks of [`admit`]: what the admitted request learnt, its
+/// path and query left empty for the caller to move in.
+fn check(
+    target: &Target<'_>,
     req: &RequestHeader,
     client: Option<IpAddr>,
     verifier: &Verifier,
-    origin: &OriginConfig,
     now_unix: u64,
 ) -> Result<Admitted, Refusal> {
-    let (canonical, pairs) = read_target(req)?;
     let sources = verifier.token_sources();
-    let found = extract::find_token(sources, &pairs, &req.headers).map_err(Refusal::from)?;
-    let query = query::canonical(&pairs, |name| {
-        !extract::is_token_param(sources, name) && origin.forwards_query(name)
-    });
-    let (subject, auth, renewal, token_query) = if verifier.is_public(&canonical) {
+    let found = extract::find_token(sources, &target.pairs, &req.headers).map_err(Refusal::from)?;
+    let canonical = &target.canonical;
+    let query = &target.query;
+    let (subject, auth, renewal, token_query) = if verifier.is_public(canonical) {
         (None, AuthOutcome::Public, None, None)
     } else {
         let Some(found) = found else {
@@ -112,10 +167,10 @@ fn admit_from(
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri.authority().map(|a| a.as_str()));
         let facts = RequestFacts {
-            path: &canonical,
+            path: canonical,
             client,
             host,
-            query: &query,
+            query,
         };
         let grant = verifier
             .authorize(found.token, &facts, now_unix)
@@ -134,8 +189,8 @@ fn admit_from(
         return Err(Refusal::NotFound);
     }
     Ok(Admitted {
-        path: canonical,
-        query,
+        path: String::new(),
+        query: String::new(),
         subject,
         auth,
         renewal,

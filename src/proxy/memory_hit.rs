@@ -33,7 +33,7 @@ use crate::cache::store::MemoryHit;
 
 /// Whether the request is one this path may answer: the whole object,
 /// unconditionally.
-fn plain(req: &RequestHeader) -> bool {
+pub(super) fn plain(req: &RequestHeader) -> bool {
     unconditional(req) && !req.headers.contains_key(RANGE)
 }
 
@@ -102,16 +102,27 @@ pub async fn send(
     renewal: Option<&Renewed>,
 ) -> Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
+    let (header, body) = answer(engine, hit, renewal)?;
+    if session.req_header().headers.contains_key(RANGE) {
+        return send_ranged(session, header, body).await;
+    }
+    answer::send_whole(session, header, body, head).await
+}
+
+/// The whole answer of `hit`, its access told: the stored header with its
+/// `Age` and a renewed token, and the body.
+pub fn answer(
+    engine: &'static Engine,
+    hit: MemoryHit,
+    renewal: Option<&Renewed>,
+) -> Result<(ResponseHeader, Bytes)> {
     told(engine, &hit);
     let mut header = hit.header;
     header.insert_header(AGE, hit.age.as_secs())?;
     if let Some(renewed) = renewal {
         header.append_header(renewed.name.clone(), renewed.value.as_str())?;
     }
-    if session.req_header().headers.contains_key(RANGE) {
-        return send_ranged(session, header, hit.body).await;
-    }
-    answer::send_whole(session, header, hit.body, head).await
+    Ok((header, hit.body))
 }
 
 /// Answers the request's `Range` from a whole body: 206 (single or

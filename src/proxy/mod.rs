@@ -6,6 +6,7 @@
 pub mod admit;
 mod caching;
 pub mod ctx;
+mod lane;
 mod manifest;
 mod memory_hit;
 pub mod peer;
@@ -531,17 +532,41 @@ impl ProxyHttp for Edge {
             None => 0,
         };
         let bytes = session.as_downstream().body_bytes_sent() as u64;
-        let elapsed = ctx.started.elapsed();
         self.settle_cache_status(session, ctx);
-        self.metrics
-            .count_request(status, ctx.cache_status, elapsed.as_secs_f64());
-        self.metrics.response_bytes.inc_by(bytes);
         if let Some(e) = e {
             tracing::debug!(error = %e, "request ended with an error");
         }
+        let sent = Sent { status, bytes };
+        self.finish(session.req_header(), session.client_addr(), sent, ctx);
+    }
+}
+
+/// What was sent of an answer, for its log line and metrics.
+pub struct Sent {
+    /// The status sent (0 when nothing was, 499 when the client went away
+    /// first).
+    pub status: u16,
+    /// The body bytes sent.
+    pub bytes: u64,
+}
+
+impl Edge {
+    /// Counts an answered request and writes its log line: the last step of
+    /// every request, on Pingora's path and on the hit lane's.
+    pub fn finish(
+        &self,
+        req: &RequestHeader,
+        socket: Option<&pingora::protocols::l4::socket::SocketAddr>,
+        sent: Sent,
+        ctx: &RequestCtx,
+    ) {
+        let elapsed = ctx.started.elapsed();
+        self.metrics
+            .count_request(sent.status, ctx.cache_status, elapsed.as_secs_f64());
+        self.metrics.response_bytes.inc_by(sent.bytes);
         let finished = Finished {
-            status,
-            bytes,
+            status: sent.status,
+            bytes: sent.bytes,
             elapsed,
             cache: ctx.cache_status,
             origin_status: ctx.origin.status,
@@ -553,6 +578,7 @@ impl ProxyHttp for Edge {
             client: ctx.client,
         };
         let sources = self.verifier.token_sources();
-        self.access_log.write_request(session, sources, &finished);
+        self.access_log
+            .write_answered(req, socket, sources, &finished);
     }
 }

@@ -1,0 +1,251 @@
+//! The HTTP/1 hit lane: an HTTP/1 client connection's requests are read
+//! here first, and the plainest ones that memory can answer (a GET or HEAD
+//! of a fresh small object, whole, on a node outside a PoP) are answered
+//! here, without a Pingora session. Every other request is handed to
+//! Pingora's HTTP/1 session with the bytes already read put back in front
+//! of the stream; the connection comes back after Pingora's answer, and
+//! the next request is read here again.
+//!
+//! Why: a memory hit is the node's most frequent answer and its cheapest to
+//! make, and on Pingora's path most of its CPU time is the path itself (a
+//! session and its buffers per request, the proxy's phases, a boxed
+//! per-request future moved on every poll), not the answer. The lane makes
+//! the same answer ([`crate::proxy::lane`]) in one read, one parse and one
+//! write.
+//!
+//! What stays as it is: the connection's limits and header deadline (the
+//! stream is the same [`Guarded`] stream Pingora reads), the answers'
+//! fields (Pingora's `Date` and `Connection` added as its HTTP/1 session
+//! adds them), the counting and the log line, and the graceful stop: an
+//! idle connection is closed when the service shuts down, as Pingora closes
+//! one between requests, and an answer given during the shutdown says
+//! `Connection: close`.
+
+mod head;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use http::header::{CONNECTION, DATE};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{ALPN, GetSocketDigest, Shutdown, Ssl, Stream};
+use pingora::server::ShutdownWatch;
+use pingora_core::protocols::http::date::get_cached_date;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{Instant, Sleep};
+
+use crate::limits::Guarded;
+use crate::proxy::{Edge, Sent};
+use head::Parsed;
+
+/// How long a kept-alive connection may wait for its next request: the
+/// keep-alive timeout Pingora gives a new HTTP/1 session.
+pub const IDLE: Duration = Duration::from_secs(60);
+
+/// Room made in the read buffer before each read.
+const READ_SIZE: usize = 4096;
+
+/// The lane of one proxy's client listeners.
+pub struct Lane {
+    edge: Edge,
+}
+
+impl Lane {
+    /// The lane of `edge`, when it answers anything: a client listener of a
+    /// node with a cache, outside a PoP.
+    pub fn of(edge: Edge) -> Option<Lane> {
+        edge.lane_serves().then_some(Lane { edge })
+    }
+
+    /// Whether a connection is the lane's: HTTP/1 (no HTTP/2 or other
+    /// protocol agreed in TLS).
+    pub fn takes(stream: &Guarded) -> bool {
+        matches!(stream.selected_alpn_proto(), None | Some(ALPN::H1))
+    }
+
+    /// Serves an HTTP/1 connection until it closes: requests the lane
+    /// answers here, the others through `app` (Pingora's session).
+    pub async fn serve<A>(
+        &self,
+        app: &Arc<A>,
+        stream: Guarded,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream>
+    where
+        A: HttpServerApp + Send + Sync + 'static,
+    {
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().cloned());
+        let peer_ip = peer.as_ref().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let mut stream = Box::new(stream);
+        let mut buf = BytesMut::with_capacity(READ_SIZE);
+        // What Pingora's last session passes to the next one (keep-alive).
+        let mut settings: Option<HttpPersistentSettings> = None;
+        // One timer and one shutdown waiter for the connection's idle
+        // waits, moved on rather than made anew for each.
+        let mut idle = Idle {
+            deadline: std::pin::pin!(tokio::time::sleep(IDLE)),
+            down: std::pin::pin!(shut_down(shutdown.clone())),
+        };
+        let mut first = true;
+        loop {
+            let parsed = read_head(&mut stream, &mut buf, first, &mut idle).await?;
+            first = false;
+            let head = match parsed {
+                Parsed::Lane(head) => Some(head),
+                Parsed::Pingora | Parsed::Partial => None,
+            };
+            let answer = match &head {
+                Some(head) => match self.edge.lane_answer(&head.req, peer_ip).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the hit lane left a request to Pingora");
+                        None
+                    }
+                },
+                None => None,
+            };
+            if let (Some(head), Some(answer)) = (head, answer) {
+                let keep = !head.close && !*shutdown.borrow();
+                let status = answer.header.status.as_u16();
+                let bodiless = head.req.method == http::Method::HEAD;
+                let bytes = if bodiless { 0 } else { answer.body.len() };
+                let written = write(&mut stream, answer.header, &answer.body, bodiless, keep).await;
+                let sent = Sent {
+                    status,
+                    bytes: bytes as u64,
+                };
+                self.edge
+                    .finish(&head.req, peer.as_ref(), sent, &answer.ctx);
+                buf.clear();
+                if let Err(e) = written {
+                    tracing::debug!(error = %e, "a hit lane answer was not sent");
+                    return None;
+                }
+                if !keep {
+                    Shutdown::shutdown(&mut *stream).await;
+                    return None;
+                }
+                continue;
+            }
+            // Pingora's session reads the head again, from the start.
+            stream.hold(buf.split().freeze());
+            let mut session = ServerSession::new_http1(stream);
+            match settings.take() {
+                Some(kept) => kept.apply_to_session(&mut session),
+                None => session.set_keepalive(Some(IDLE.as_secs())),
+            }
+            if *shutdown.borrow() {
+                session.set_keepalive(None);
+            }
+            let reused = app.process_new_http(session, shutdown).await?;
+            let (back, kept) = reused.consume();
+            settings = kept;
+            stream = match back.into_any().downcast::<Guarded>() {
+                Ok(stream) => stream,
+                Err(_) => {
+                    tracing::error!("a connection came back from Pingora as another stream");
+                    return None;
+                }
+            };
+        }
+    }
+}
+
+/// What ends a connection's wait for its next request.
+struct Idle<'a, D> {
+    /// [`IDLE`] after the wait began. Moved later for each wait: a timer
+    /// moved later is not taken out of tokio's timer wheel.
+    deadline: Pin<&'a mut Sleep>,
+    /// The service shuts down.
+    down: Pin<&'a mut D>,
+}
+
+async fn shut_down(mut shutdown: ShutdownWatch) {
+    if shutdown.wait_for(|down| *down).await.is_err() {
+        // The service is gone: nothing will shut it down.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Reads until `buf` holds a whole head (or what Pingora must read);
+/// `None` when the connection closed, failed, stayed idle past [`IDLE`],
+/// or the service shut down while it was idle. The first request's bytes
+/// have arrived already ([`Guarded::first_bytes`]).
+async fn read_head<D: Future<Output = ()>>(
+    stream: &mut Guarded,
+    buf: &mut BytesMut,
+    first: bool,
+    idle: &mut Idle<'_, D>,
+) -> Option<Parsed> {
+    loop {
+        if !buf.is_empty() {
+            match head::parse(buf) {
+                Parsed::Partial => {}
+                parsed => return Some(parsed),
+            }
+        }
+        buf.reserve(READ_SIZE);
+        let read = if buf.is_empty() && !first {
+            idle.deadline.as_mut().reset(Instant::now() + IDLE);
+            tokio::select! {
+                biased;
+                read = stream.read_buf(buf) => read,
+                () = idle.down.as_mut() => return None,
+                () = idle.deadline.as_mut() => return None,
+            }
+        } else {
+            stream.read_buf(buf).await
+        };
+        match read {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a request head");
+                return None;
+            }
+        }
+    }
+}
+
+/// Writes an answer as Pingora's HTTP/1 session writes it: the header
+/// with its `Date` and `Connection` fields, then the body (none for a
+/// HEAD), gathered in the connection's write buffer and sent together.
+async fn write(
+    stream: &mut Guarded,
+    mut header: pingora_http::ResponseHeader,
+    body: &[u8],
+    bodiless: bool,
+    keep: bool,
+) -> io::Result<()> {
+    let invalid =
+        |e: Box<pingora::Error>| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    header
+        .insert_header(DATE, get_cached_date())
+        .map_err(invalid)?;
+    let connection = if keep { "keep-alive" } else { "close" };
+    header
+        .insert_header(CONNECTION, connection)
+        .map_err(invalid)?;
+    let mut wire = BytesMut::with_capacity(512);
+    wire.put_slice(b"HTTP/1.1 ");
+    wire.put_slice(header.status.as_str().as_bytes());
+    wire.put_u8(b' ');
+    if let Some(reason) = header.get_reason_phrase() {
+        wire.put_slice(reason.as_bytes());
+    }
+    wire.put_slice(b"\r\n");
+    header.header_to_h1_wire(&mut wire);
+    wire.put_slice(b"\r\n");
+    stream.write_all(&wire).await?;
+    if !bodiless {
+        stream.write_all(body).await?;
+    }
+    stream.flush().await
+}

@@ -1,0 +1,115 @@
+//! The requests the HTTP/1 hit lane ([`crate::lane`]) answers without a
+//! Pingora session: a fresh memory hit, whole and unconditional, on a node
+//! outside a PoP (the `MemoryHit` route), and the gate's refusal of such a
+//! request. The answer is the one `request_filter` gives on Pingora's path,
+//! field for field: the same route code builds it ([`memory_hit::answer`],
+//! [`Refusal::header`]), the CORS fields are the CORS module's, and the
+//! request is counted and logged by [`Edge::finish`].
+//!
+//! The lane looks before it commits: the target is read, the key built and
+//! memory asked without checking the token ([`admit::Target`]). Anything
+//! else (no copy in memory, a manifest to give the token, a `Range`, a
+//! refusal of the target itself) is left to Pingora's path with nothing
+//! changed, which then admits the request as it admits every other. Once
+//! memory holds the object the token is checked here, and its refusal is
+//! answered here too: a token must not be checked twice (a replay-protected
+//! one would be refused the second time).
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::header::ORIGIN;
+use pingora::prelude::*;
+use pingora_http::{RequestHeader, ResponseHeader};
+
+use super::Edge;
+use super::admit::{self, Target};
+use super::ctx::RequestCtx;
+use super::manifest;
+use super::memory_hit;
+use super::peer::Listener;
+use super::route::{RouteKind, unix_now};
+use crate::auth::AuthOutcome;
+use crate::cache::key;
+use crate::cache::status::CacheStatus;
+
+/// An answer the lane writes.
+pub struct Answer {
+    pub header: ResponseHeader,
+    pub body: Bytes,
+    /// What the request path learnt, for [`Edge::finish`].
+    pub ctx: RequestCtx,
+}
+
+impl Edge {
+    /// Whether the lane may answer any request of this proxy: a client
+    /// listener with a cache, on a node outside a PoP (whose keys may be
+    /// another node's).
+    pub fn lane_serves(&self) -> bool {
+        self.listener == Listener::Client && self.cache.is_some() && self.cluster.is_none()
+    }
+
+    /// The answer to `req` from a client at `peer` when memory holds the
+    /// object; `None` (nothing checked, counted or changed) when Pingora's
+    /// path serves it.
+    pub async fn lane_answer(
+        &self,
+        req: &RequestHeader,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Answer>> {
+        let Some(engine) = self.cache.filter(|_| self.lane_serves()) else {
+            return Ok(None);
+        };
+        if !memory_hit::plain(req) {
+            return Ok(None);
+        }
+        let Ok(target) = Target::read(req, &self.verifier, &self.origin.config) else {
+            return Ok(None);
+        };
+        let token_in_query = target.token_in_query(req, &self.verifier);
+        // A manifest given the token is the `Manifest` route's.
+        if token_in_query && manifest::kind_of_path(&target.canonical).is_some() {
+            return Ok(None);
+        }
+        let key = key::object(&target.canonical, &target.query);
+        let Some(hit) = memory_hit::held(engine, &key)? else {
+            return Ok(None);
+        };
+        // Known as a manifest by its type alone: Pingora's path gives it the
+        // token.
+        if token_in_query && crate::manifest::is_manifest_answer(&hit.header) {
+            return Ok(None);
+        }
+        let mut ctx = RequestCtx::new();
+        ctx.client = self.verifier.client_address(peer, &req.headers);
+        let verifier = &self.verifier;
+        let (mut header, body) =
+            match admit::admit_target(target, req, ctx.client, verifier, unix_now()).await {
+                Ok(admitted) => {
+                    ctx.route = RouteKind::MemoryHit;
+                    ctx.auth = admitted.auth;
+                    ctx.served_status = Some(CacheStatus::Hit);
+                    ctx.cache_status = CacheStatus::Hit;
+                    self.metrics.count_lookup(CacheStatus::Hit);
+                    let answer = memory_hit::answer(engine, hit, admitted.renewal.as_ref())?;
+                    ctx.admitted = Some(admitted);
+                    answer
+                }
+                Err(refusal) => {
+                    if let Some(reject) = refusal.reject() {
+                        ctx.auth = AuthOutcome::Rejected(reject);
+                    }
+                    ctx.route = RouteKind::Refuse;
+                    self.metrics.count_refusal(refusal);
+                    let body = Bytes::from_static(refusal.body().as_bytes());
+                    (refusal.header(), body)
+                }
+            };
+        if let Some(cors) = self.cors
+            && let Some(origin) = req.headers.get(ORIGIN).filter(|o| cors.allows(o))
+        {
+            cors.add_fields(&mut header, origin);
+        }
+        Ok(Some(Answer { header, body, ctx }))
+    }
+}

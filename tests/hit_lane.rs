@@ -1,0 +1,336 @@
+//! The HTTP/1 hit lane through the real node: memory hits answered before
+//! Pingora's session, every other request handed to it on the same
+//! connection and the connection taken back; the token checked once
+//! whichever path answers; an idle connection closed at a graceful stop.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::http::{Headers, header, metric, parse_answer, raw};
+use common::token::{good_claims, hs256};
+use common::world::{Builder, World};
+use common::{bytes, eventually};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const HOT: &str = "/v/hot.bin";
+const COLD: &str = "/v/cold.bin";
+
+/// A kept-alive HTTP/1.1 connection that reads one whole answer per
+/// request (a `Content-Length` or chunked body).
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends a request in `pieces` writes and reads its answer.
+    async fn ask_in(
+        &mut self,
+        method: &str,
+        target: &str,
+        extra: &[(&str, &str)],
+        pieces: usize,
+    ) -> (u16, Headers, Vec<u8>) {
+        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: cdn.example\r\n");
+        for (n, v) in extra {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let bytes = req.as_bytes();
+        let step = bytes.len().div_ceil(pieces);
+        for piece in bytes.chunks(step) {
+            self.stream.write_all(piece).await.expect("send");
+            self.stream.flush().await.expect("send");
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.answer(method == "HEAD"))
+            .await
+            .unwrap_or_else(|_| panic!("{method} {target}: no answer"))
+    }
+
+    async fn ask(
+        &mut self,
+        method: &str,
+        target: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Headers, Vec<u8>) {
+        self.ask_in(method, target, extra, 1).await
+    }
+
+    async fn answer(&mut self, head: bool) -> (u16, Headers, Vec<u8>) {
+        loop {
+            if let Some(len) = self.whole(head) {
+                let answer: Vec<u8> = self.buf.drain(..len).collect();
+                return parse_answer(&answer, head).expect("an HTTP answer");
+            }
+            let mut chunk = [0u8; 16384];
+            let n = self.stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed before a whole answer: {:?}", self.buf);
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The length of the first whole answer in the buffer.
+    fn whole(&self, head: bool) -> Option<usize> {
+        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+        let (status, headers, _) = parse_answer(&self.buf[..end], true).ok()?;
+        if head || status == 304 || status == 204 {
+            return Some(end);
+        }
+        if let Some(len) = header(&headers, "content-length") {
+            let len: usize = len.parse().ok()?;
+            return (self.buf.len() >= end + len).then_some(end + len);
+        }
+        let rest = &self.buf[end..];
+        let last = rest.windows(5).position(|w| w == b"0\r\n\r\n")?;
+        Some(end + last + 5)
+    }
+
+    /// Whether the node closed the connection (within 10 s).
+    async fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(_)) | Err(_) => false,
+        }
+    }
+}
+
+fn world(hot: &[u8], cold: &[u8]) -> Builder {
+    World::builder()
+        .object(&HOT[1..], hot)
+        .object(&COLD[1..], cold)
+        .tap()
+        .cache("")
+}
+
+/// GETs `target` until memory answers it.
+async fn make_hot(w: &World, target: &str) {
+    let memory_hits = |m: &str| metric(m, "cdn_node_cache_memory_hits_total", &[]);
+    let before = memory_hits(&w.metrics().await);
+    eventually("hits from memory", Duration::from_secs(10), || async move {
+        let (status, _, _) = raw(w.node.http, "GET", target, &[]).await;
+        assert_eq!(status, 200);
+        (memory_hits(&w.metrics().await) > before).then_some(())
+    })
+    .await;
+}
+
+/// One connection: hits the lane answers and requests it hands to
+/// Pingora's session (a miss, a range, a conditional), in turn, each
+/// answered whole and in order; each counted and logged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_is_served_by_the_lane_and_by_pingora_in_turn() {
+    let (hot, cold) = (bytes(1024, 1), bytes(3000, 2));
+    let w = world(&hot, &cold).start().await;
+    make_hot(&w, &w.target(HOT)).await;
+    let requests = |m: &str| metric(m, "cdn_node_cache_lookups_total", &[("result", "hit")]);
+    let before = w.metrics().await;
+    // This connection's student, to find its log lines.
+    let token = hs256(&good_claims("carol"));
+    let target = |path: &str| format!("{path}?jwt={token}");
+
+    let mut c = Conn::open(w.node.http).await;
+    let bad = format!("{HOT}?jwt=x{token}");
+    let etag = {
+        let (_, h, _) = c.ask("GET", &target(HOT), &[]).await;
+        header(&h, "etag").expect("an ETag").to_string()
+    };
+    // (method, target, extra fields, status, body, cache status)
+    type Step<'a> = (
+        &'a str,
+        String,
+        Vec<(&'a str, String)>,
+        u16,
+        Vec<u8>,
+        &'a str,
+    );
+    let steps: Vec<Step> = vec![
+        ("GET", target(HOT), vec![], 200, hot.clone(), "HIT"),
+        ("GET", target(COLD), vec![], 200, cold.clone(), "MISS"),
+        (
+            "GET",
+            target(HOT),
+            vec![("range", "bytes=10-19".into())],
+            206,
+            hot[10..20].to_vec(),
+            "HIT",
+        ),
+        ("HEAD", target(HOT), vec![], 200, vec![], "HIT"),
+        ("GET", bad.clone(), vec![], 401, vec![], ""),
+        (
+            "GET",
+            target(HOT),
+            vec![("if-none-match", etag.clone())],
+            304,
+            vec![],
+            "HIT",
+        ),
+        ("GET", target(COLD), vec![], 200, cold.clone(), "HIT"),
+        (
+            "GET",
+            target(HOT),
+            vec![("connection", "keep-alive".into())],
+            200,
+            hot.clone(),
+            "HIT",
+        ),
+        // The head in three writes.
+        (
+            "GET",
+            target(HOT),
+            vec![("accept", "*/*".into())],
+            200,
+            hot.clone(),
+            "HIT",
+        ),
+    ];
+    for (i, (method, target, extra, status, body, cache)) in steps.iter().enumerate() {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let pieces = if i == steps.len() - 1 { 3 } else { 1 };
+        let (got, h, got_body) = c.ask_in(method, target, &extra, pieces).await;
+        assert_eq!(got, *status, "step {i}: {method} {target} {extra:?}");
+        assert_eq!(header(&h, "connection"), Some("keep-alive"), "step {i}");
+        assert!(header(&h, "date").is_some(), "step {i}: no Date");
+        if *status == 401 {
+            assert!(header(&h, "www-authenticate").is_some(), "step {i}");
+            assert!(!got_body.is_empty(), "step {i}: the refusal has a body");
+        } else {
+            assert!(got_body == *body, "step {i}: body");
+            assert_eq!(header(&h, "x-cache"), Some(*cache), "step {i}");
+        }
+    }
+    // The client closes: the node answers and closes too.
+    let (status, h, got) = c.ask("GET", &target(HOT), &[("connection", "close")]).await;
+    assert_eq!((status, header(&h, "connection")), (200, Some("close")));
+    assert!(got == hot);
+    assert!(c.closed().await, "the connection stayed open after close");
+
+    // Every request counted and logged once: 11 on the connection.
+    let after = w.metrics().await;
+    // Hits: the ETag GET, steps 0, 2, 3, 5, 6, 7, 8 and the last one.
+    assert_eq!(requests(&after) - requests(&before), 9.0);
+    let carol = |log: &[serde_json::Value]| -> Vec<u64> {
+        log.iter()
+            .filter(|l| l["sub"] == "carol" || l["status"] == 401)
+            .map(|l| l["status"].as_u64().unwrap())
+            .collect()
+    };
+    let statuses = eventually("the log lines", Duration::from_secs(10), || async {
+        let statuses = carol(&w.node.access_log());
+        (statuses.len() >= 11).then_some(statuses)
+    })
+    .await;
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 206, 200, 401, 304, 200, 200, 200, 200]
+    );
+    // S3 was asked for the cold object once, and the hot one once.
+    assert_eq!(w.tap().origin_requests(), (2, 0));
+}
+
+/// The lane checks the token of a request it answers, and of no other: a
+/// one-time token opens an object once, whichever path answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_time_token_is_checked_once_on_either_path() {
+    let (hot, cold) = (bytes(1024, 3), bytes(2048, 4));
+    let w = world(&hot, &cold)
+        .configure(|o| {
+            o.extra_auth = "  replay_protection: true\n  replay_cache_entries: 1000\n".into();
+        })
+        .start()
+        .await;
+    let mut jti = 0;
+    let mut once = || {
+        jti += 1;
+        let mut claims = good_claims("alice");
+        claims["jti"] = json!(format!("view-{jti}"));
+        hs256(&claims)
+    };
+    let memory_hits = |m: &str| metric(m, "cdn_node_cache_memory_hits_total", &[]);
+    eventually("hits from memory", Duration::from_secs(10), || {
+        let token = once();
+        let w = &w;
+        async move {
+            assert_eq!(w.status(HOT, &token).await, 200);
+            (memory_hits(&w.metrics().await) > 0.0).then_some(())
+        }
+    })
+    .await;
+    // A memory hit (the lane), a miss and then a disk hit (Pingora's path).
+    for path in [HOT, COLD, COLD] {
+        let token = once();
+        let mut c = Conn::open(w.node.http).await;
+        let target = format!("{path}?jwt={token}");
+        assert_eq!(c.ask("GET", &target, &[]).await.0, 200, "{path}: first use");
+        assert_eq!(
+            c.ask("GET", &target, &[]).await.0,
+            401,
+            "{path}: second use"
+        );
+        assert_eq!(
+            w.status(path, &token).await,
+            401,
+            "{path}: on another connection"
+        );
+    }
+}
+
+/// An idle kept-alive connection whose last answer was the lane's is
+/// closed when the node stops, and the node exits at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_at_a_graceful_stop() {
+    let (hot, cold) = (bytes(1024, 5), bytes(10, 6));
+    let mut w = world(&hot, &cold).start().await;
+    make_hot(&w, &w.target(HOT)).await;
+    let mut c = Conn::open(w.node.http).await;
+    let (status, h, _) = c.ask("GET", &w.target(HOT), &[]).await;
+    assert_eq!((status, header(&h, "x-cache")), (200, Some("HIT")));
+    w.node.signal("TERM");
+    assert!(c.closed().await, "the idle connection was not closed");
+    let status = w.node.exited(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status}: {}", w.node.stderr());
+}
+
+/// The lane's refusal is the one Pingora's path gives: a token refused on
+/// a memory hit and on an object memory does not hold answer alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_in_the_lane_is_the_refusal_of_pingoras_path() {
+    let (hot, cold) = (bytes(1024, 7), bytes(10, 8));
+    let w = world(&hot, &cold).start().await;
+    make_hot(&w, &w.target(HOT)).await;
+    let expired = {
+        let mut claims = good_claims("alice");
+        claims["exp"] = json!(common::unix_now() - 3600);
+        hs256(&claims)
+    };
+    let mut c = Conn::open(w.node.http).await;
+    let (lane, lane_h, lane_body) = c.ask("GET", &format!("{HOT}?jwt={expired}"), &[]).await;
+    let (path, path_h, path_body) = c.ask("GET", &format!("{COLD}?jwt={expired}"), &[]).await;
+    assert_eq!((lane, path), (401, 401));
+    let without_date =
+        |h: Headers| -> Headers { h.into_iter().filter(|(n, _)| n != "date").collect() };
+    assert_eq!(without_date(lane_h), without_date(path_h));
+    assert_eq!(lane_body, path_body);
+    let m = w.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_auth_rejections_total",
+            &[("reason", "expired")]
+        ),
+        2.0
+    );
+}
