@@ -316,6 +316,8 @@ async fn a_refusal_in_the_lane_is_the_refusal_of_pingoras_path() {
         claims["exp"] = json!(common::unix_now() - 3600);
         hs256(&claims)
     };
+    let answered = |m: &str| metric(m, "cdn_node_lane_answers_total", &[]);
+    let before = answered(&w.metrics().await);
     let mut c = Conn::open(w.node.http).await;
     let (lane, lane_h, lane_body) = c.ask("GET", &format!("{HOT}?jwt={expired}"), &[]).await;
     let (path, path_h, path_body) = c.ask("GET", &format!("{COLD}?jwt={expired}"), &[]).await;
@@ -325,12 +327,79 @@ async fn a_refusal_in_the_lane_is_the_refusal_of_pingoras_path() {
     assert_eq!(without_date(lane_h), without_date(path_h));
     assert_eq!(lane_body, path_body);
     let m = w.metrics().await;
-    assert_eq!(
-        metric(
-            &m,
-            "cdn_node_auth_rejections_total",
-            &[("reason", "expired")]
-        ),
-        2.0
+    let expired = metric(
+        &m,
+        "cdn_node_auth_rejections_total",
+        &[("reason", "expired")],
     );
+    assert_eq!(expired, 2.0);
+    assert_eq!(
+        answered(&m) - before,
+        1.0,
+        "the lane refused the memory hit only"
+    );
+}
+
+/// The lane's answers are Pingora's: the same requests, once as the lane
+/// takes them and once with a `Content-Length: 0` field (a GET Pingora
+/// reads alike, which the lane leaves to it), give the same status,
+/// fields and body: a memory hit, its HEAD, a playlist given the token,
+/// a refusal, a CORS request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lanes_answers_are_pingoras_answers() {
+    let playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXTINF:6,\nseg-1.ts\n#EXTINF:6,\nseg-2.ts\n#EXT-X-ENDLIST\n";
+    let (hot, cold) = (bytes(1024, 9), bytes(10, 10));
+    let w = world(&hot, &cold)
+        .object("v/index.m3u8", playlist)
+        .cors(&["https://portal.example"])
+        .start()
+        .await;
+    make_hot(&w, &w.target(HOT)).await;
+    make_hot(&w, &w.target("/v/index.m3u8")).await;
+    let token = hs256(&good_claims("dave"));
+    let expired = {
+        let mut claims = good_claims("dave");
+        claims["exp"] = json!(common::unix_now() - 3600);
+        hs256(&claims)
+    };
+    let origin = ("origin", "https://portal.example");
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        ("GET", format!("{HOT}?jwt={token}"), vec![]),
+        ("HEAD", format!("{HOT}?jwt={token}"), vec![]),
+        ("GET", format!("{HOT}?jwt={token}"), vec![origin]),
+        ("GET", format!("{HOT}?jwt={expired}"), vec![origin]),
+        ("GET", format!("/v/index.m3u8?jwt={token}"), vec![]),
+        ("HEAD", format!("/v/index.m3u8?jwt={token}"), vec![]),
+    ];
+    let comparable = |h: Headers| -> Headers {
+        h.into_iter()
+            .filter(|(n, _)| n != "date" && n != "age")
+            .collect()
+    };
+    let lane = |m: &str| metric(m, "cdn_node_lane_answers_total", &[]);
+    let before = lane(&w.metrics().await);
+    let mut c = Conn::open(w.node.http).await;
+    for (method, target, extra) in &cases {
+        let (status, lane_h, lane_body) = c.ask(method, target, extra).await;
+        let mut handed = extra.clone();
+        handed.push(("content-length", "0"));
+        let (p_status, path_h, path_body) = c.ask(method, target, &handed).await;
+        assert_eq!(status, p_status, "{method} {target} {extra:?}");
+        assert_eq!(
+            comparable(lane_h),
+            comparable(path_h),
+            "{method} {target} {extra:?}"
+        );
+        assert_eq!(lane_body, path_body, "{method} {target} {extra:?}");
+    }
+    // The playlist was given the token.
+    let (_, _, body) = c
+        .ask("GET", &format!("/v/index.m3u8?jwt={token}"), &[])
+        .await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains(&format!("seg-1.ts?jwt={token}")), "{text}");
+    // The lane answered each case once, and the last GET.
+    let answered = lane(&w.metrics().await) - before;
+    assert_eq!(answered, cases.len() as f64 + 1.0);
 }

@@ -123,6 +123,7 @@ impl Lane {
                 };
                 self.edge
                     .finish(&head.req, peer.as_ref(), sent, &answer.ctx);
+                self.edge.metrics.ops.lane_answers.inc();
                 buf.clear();
                 if let Err(e) = written {
                     tracing::debug!(error = %e, "a hit lane answer was not sent");

@@ -112,6 +112,9 @@ pub const SLICE_FETCHES_IN_PROGRESS: &str = "cdn_node_slice_fetches_in_progress"
 pub const CONNECTIONS_OPEN: &str = "cdn_node_connections_open";
 /// Client connections closed at once, by `reason` (max_connections, per_client).
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "cdn_node_connections_refused_total";
+/// Requests answered by the HTTP/1 hit lane, before Pingora's session (a
+/// part of `cdn_node_requests_total`).
+pub const LANE_ANSWERS_TOTAL: &str = "cdn_node_lane_answers_total";
 /// Client connections closed because a request header was not complete
 /// within `limits.header_timeout_ms`.
 pub const HEADER_TIMEOUTS_TOTAL: &str = "cdn_node_header_timeouts_total";

@@ -14,6 +14,7 @@ pub struct OpsMetrics {
     pub tls_handshake_failures: IntCounterVec,
     pub tls_reloads: IntCounterVec,
     pub access_log_reopens: IntCounterVec,
+    pub lane_answers: IntCounter,
 }
 
 /// The `reason` values of [`names::CONNECTIONS_REFUSED_TOTAL`].
@@ -77,6 +78,14 @@ impl OpsMetrics {
                 "Access log file reopenings, by result (ok, error).",
                 "result",
                 &["ok", "error"],
+            ),
+            lane_answers: add(
+                registry,
+                IntCounter::new(
+                    names::LANE_ANSWERS_TOTAL,
+                    "Requests answered by the HTTP/1 hit lane, before Pingora's session.",
+                )
+                .expect("valid metric"),
             ),
         }
     }

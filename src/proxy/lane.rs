@@ -1,10 +1,12 @@
 //! The requests the HTTP/1 hit lane ([`crate::lane`]) answers without a
 //! Pingora session: a fresh memory hit, whole and unconditional, on a node
-//! outside a PoP (the `MemoryHit` route), and the gate's refusal of such a
-//! request. The answer is the one `request_filter` gives on Pingora's path,
-//! field for field: the same route code builds it ([`memory_hit::answer`],
-//! [`Refusal::header`]), the CORS fields are the CORS module's, and the
-//! request is counted and logged by [`Edge::finish`].
+//! outside a PoP (the `MemoryHit` route, and the `Manifest` route for a
+//! playlist held in memory), and the gate's refusal of such a request. The
+//! answer is the one `request_filter` gives on Pingora's path, field for
+//! field: the same route code builds it ([`memory_hit::answer`],
+//! [`manifest::answer_held`], `Refusal::header`), the CORS fields are the
+//! CORS module's, and the request is counted and logged by
+//! [`Edge::finish`].
 //!
 //! The lane looks before it commits: the target is read, the key built and
 //! memory asked without checking the token ([`admit::Target`]). Anything
@@ -25,7 +27,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use super::Edge;
 use super::admit::{self, Target};
 use super::ctx::RequestCtx;
-use super::manifest;
+use super::manifest::{self, Propagation};
 use super::memory_hit;
 use super::peer::Listener;
 use super::route::{RouteKind, unix_now};
@@ -67,17 +69,20 @@ impl Edge {
             return Ok(None);
         };
         let token_in_query = target.token_in_query(req, &self.verifier);
-        // A manifest given the token is the `Manifest` route's.
-        if token_in_query && manifest::kind_of_path(&target.canonical).is_some() {
-            return Ok(None);
-        }
+        // A manifest to give the token: the `Manifest` route's.
+        let manifest = manifest::kind_of_path(&target.canonical).filter(|_| token_in_query);
         let key = key::object(&target.canonical, &target.query);
-        let Some(hit) = memory_hit::held(engine, &key)? else {
+        let found = match manifest {
+            Some(_) => manifest::held_copy(engine, &key)?,
+            None => memory_hit::held(engine, &key)?,
+        };
+        let Some(hit) = found else {
             return Ok(None);
         };
         // Known as a manifest by its type alone: Pingora's path gives it the
         // token.
-        if token_in_query && crate::manifest::is_manifest_answer(&hit.header) {
+        if manifest.is_none() && token_in_query && crate::manifest::is_manifest_answer(&hit.header)
+        {
             return Ok(None);
         }
         let mut ctx = RequestCtx::new();
@@ -86,12 +91,38 @@ impl Edge {
         let (mut header, body) =
             match admit::admit_target(target, req, ctx.client, verifier, unix_now()).await {
                 Ok(admitted) => {
-                    ctx.route = RouteKind::MemoryHit;
                     ctx.auth = admitted.auth;
                     ctx.served_status = Some(CacheStatus::Hit);
                     ctx.cache_status = CacheStatus::Hit;
                     self.metrics.count_lookup(CacheStatus::Hit);
-                    let answer = memory_hit::answer(engine, hit, admitted.renewal.as_ref())?;
+                    let renewal = admitted.renewal.as_ref();
+                    let answer = match manifest {
+                        Some(kind) => {
+                            ctx.route = RouteKind::Manifest;
+                            // The token came in the query: it has a value
+                            // to pass on.
+                            let Some(propagation) = Propagation::of(req, &admitted, verifier)
+                            else {
+                                return Error::e_explain(
+                                    ErrorType::InternalError,
+                                    "an admitted manifest request without its token",
+                                );
+                            };
+                            let metrics = &self.metrics;
+                            manifest::answer_held(
+                                engine,
+                                metrics,
+                                hit,
+                                kind,
+                                &propagation,
+                                renewal,
+                            )?
+                        }
+                        None => {
+                            ctx.route = RouteKind::MemoryHit;
+                            memory_hit::answer(engine, hit, renewal)?
+                        }
+                    };
                     ctx.admitted = Some(admitted);
                     answer
                 }

@@ -41,6 +41,7 @@ use crate::auth::Verifier;
 use crate::auth::settings::TokenSource;
 use crate::cache::engine::Engine;
 use crate::cache::status::CacheStatus;
+use crate::cache::store::MemoryHit;
 use crate::manifest::{self, Kind, Token};
 use crate::metrics::Metrics;
 use crate::range::multipart;
@@ -179,23 +180,17 @@ pub async fn serve_stored(
     propagation: &Propagation,
     renewal: Option<&crate::auth::Renewed>,
 ) -> Result<bool> {
-    let limit = usize::try_from(engine.config.manifest_max_size).unwrap_or(usize::MAX);
-    let fits = |header: &ResponseHeader| content_length(header).is_some_and(|len| len <= limit);
     if let Some(hit) = memory_hit::held(engine, key)? {
-        if !fits(&hit.header) {
+        if !fits(engine, &hit.header) {
             return Ok(false);
         }
-        memory_hit::told(engine, &hit);
-        let mut header = hit.header;
-        header.insert_header(AGE, hit.age.as_secs())?;
+        let (header, stored) = told_hit(engine, hit)?;
         let answer = Rewritten {
             kind,
             propagation,
             renewal,
         };
-        answer
-            .send(session, header, Stored::Held(hit.body), metrics)
-            .await?;
+        answer.send(session, header, stored, metrics).await?;
         return Ok(true);
     }
     let span = Span::inactive();
@@ -203,7 +198,7 @@ pub async fn serve_stored(
         return Ok(false);
     };
     let stored = meta.response_header();
-    if !meta.is_fresh(SystemTime::now()) || stored.status != 200 || !fits(stored) {
+    if !meta.is_fresh(SystemTime::now()) || stored.status != 200 || !fits(engine, stored) {
         return Ok(false);
     }
     let mut body = Vec::new();
@@ -232,6 +227,48 @@ pub async fn serve_stored(
     Ok(true)
 }
 
+/// Whether a stored manifest is small enough to be rewritten
+/// (`cache.manifest_max_size`).
+fn fits(engine: &Engine, header: &ResponseHeader) -> bool {
+    let limit = usize::try_from(engine.config.manifest_max_size).unwrap_or(usize::MAX);
+    content_length(header).is_some_and(|len| len <= limit)
+}
+
+/// The copy memory holds of a manifest, its access told: its header with
+/// `Age`, and its body.
+fn told_hit(engine: &'static Engine, hit: MemoryHit) -> Result<(ResponseHeader, Stored)> {
+    memory_hit::told(engine, &hit);
+    let mut header = hit.header;
+    header.insert_header(AGE, hit.age.as_secs())?;
+    Ok((header, Stored::Held(hit.body)))
+}
+
+/// The copy memory holds of a manifest when it is one the `Manifest`
+/// route rewrites from memory (small enough): what the hit lane asks
+/// before it commits to the request ([`answer_held`]).
+pub fn held_copy(engine: &'static Engine, key: &CacheKey) -> Result<Option<MemoryHit>> {
+    Ok(memory_hit::held(engine, key)?.filter(|hit| fits(engine, &hit.header)))
+}
+
+/// The whole answer of a copy [`held_copy`] found, given the token: the
+/// `Manifest` route's answer to a request without `Range`.
+pub fn answer_held(
+    engine: &'static Engine,
+    metrics: &Metrics,
+    hit: MemoryHit,
+    kind: Kind,
+    propagation: &Propagation,
+    renewal: Option<&crate::auth::Renewed>,
+) -> Result<(ResponseHeader, Bytes)> {
+    let (header, stored) = told_hit(engine, hit)?;
+    let answer = Rewritten {
+        kind,
+        propagation,
+        renewal,
+    };
+    answer.whole(header, stored, metrics)
+}
+
 /// A stored manifest's body.
 enum Stored {
     /// The copy held in memory: its plan is kept.
@@ -253,10 +290,24 @@ impl Rewritten<'_> {
     async fn send(
         &self,
         session: &mut Session,
-        mut header: ResponseHeader,
+        header: ResponseHeader,
         stored: Stored,
         metrics: &Metrics,
     ) -> Result<()> {
+        let (mut header, body) = self.whole(header, stored, metrics)?;
+        let range = crate::range::apply(session.req_header(), &mut header);
+        send_parts(session, header, body, &range).await
+    }
+
+    /// The whole answer of `stored` under `header`: the rewritten body (or
+    /// the stored one when it does not parse), its length, a weak ETag and
+    /// the renewed token.
+    fn whole(
+        &self,
+        mut header: ResponseHeader,
+        stored: Stored,
+        metrics: &Metrics,
+    ) -> Result<(ResponseHeader, Bytes)> {
         let (rewritten, stored) = match stored {
             Stored::Held(body) => (self.propagation.rewrite_held(self.kind, &body), body),
             Stored::Read(body) => (self.propagation.rewrite(self.kind, &body), body),
@@ -277,8 +328,7 @@ impl Rewritten<'_> {
         if let Some(renewed) = self.renewal {
             header.append_header(renewed.name.clone(), renewed.value.as_str())?;
         }
-        let range = crate::range::apply(session.req_header(), &mut header);
-        send_parts(session, header, body, &range).await
+        Ok((header, body))
     }
 }
 
