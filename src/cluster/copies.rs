@@ -217,7 +217,8 @@ impl Copies {
         let (_, copy) = held.copies.get(&hash)?;
         let since = now.duration_since(copy.kept_at).unwrap_or_default();
         Some(MemoryHit {
-            header: copy.header.clone(),
+            header: std::sync::Arc::new(copy.header.clone()),
+            wire: None,
             age: copy.age_then + since,
             body: copy.body.clone(),
             accesses: None,

@@ -39,7 +39,9 @@ use pingora_core::protocols::http::date::get_cached_date;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
+use crate::cache::store::put_status_line;
 use crate::limits::Guarded;
+use crate::proxy::lane::Head;
 use crate::proxy::{Edge, Sent};
 use head::Parsed;
 
@@ -113,10 +115,10 @@ impl Lane {
             };
             if let (Some(head), Some(answer)) = (head, answer) {
                 let keep = !head.close && !*shutdown.borrow();
-                let status = answer.header.status.as_u16();
+                let status = answer.head.status();
                 let bodiless = head.req.method == http::Method::HEAD;
                 let bytes = if bodiless { 0 } else { answer.body.len() };
-                let written = write(&mut stream, answer.header, &answer.body, bodiless, keep).await;
+                let written = write(&mut stream, answer.head, &answer.body, bodiless, keep).await;
                 let sent = Sent {
                     status,
                     bytes: bytes as u64,
@@ -220,30 +222,32 @@ async fn read_head<D: Future<Output = ()>>(
 /// HEAD), gathered in the connection's write buffer and sent together.
 async fn write(
     stream: &mut Guarded,
-    mut header: pingora_http::ResponseHeader,
+    head: Head,
     body: &[u8],
     bodiless: bool,
     keep: bool,
 ) -> io::Result<()> {
-    let invalid =
-        |e: Box<pingora::Error>| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
-    header
-        .insert_header(DATE, get_cached_date())
-        .map_err(invalid)?;
     let connection = if keep { "keep-alive" } else { "close" };
-    header
-        .insert_header(CONNECTION, connection)
-        .map_err(invalid)?;
+    let date = get_cached_date();
     let mut wire = BytesMut::with_capacity(512);
-    wire.put_slice(b"HTTP/1.1 ");
-    wire.put_slice(header.status.as_str().as_bytes());
-    wire.put_u8(b' ');
-    if let Some(reason) = header.get_reason_phrase() {
-        wire.put_slice(reason.as_bytes());
+    match head {
+        Head::Kept {
+            wire: kept, age, ..
+        } => {
+            kept.write(&mut wire, age, date.as_bytes(), connection);
+        }
+        Head::Fields(mut header) => {
+            let invalid =
+                |e: Box<pingora::Error>| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+            header.insert_header(DATE, date).map_err(invalid)?;
+            header
+                .insert_header(CONNECTION, connection)
+                .map_err(invalid)?;
+            put_status_line(&mut wire, &header);
+            header.header_to_h1_wire(&mut wire);
+            wire.put_slice(b"\r\n");
+        }
     }
-    wire.put_slice(b"\r\n");
-    header.header_to_h1_wire(&mut wire);
-    wire.put_slice(b"\r\n");
     stream.write_all(&wire).await?;
     if !bodiless {
         stream.write_all(body).await?;

@@ -18,6 +18,7 @@
 //! one would be refused the second time).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::ORIGIN;
@@ -34,13 +35,38 @@ use super::route::{RouteKind, unix_now};
 use crate::auth::AuthOutcome;
 use crate::cache::key;
 use crate::cache::status::CacheStatus;
+use crate::cache::store::Wire;
 
 /// An answer the lane writes.
 pub struct Answer {
-    pub header: ResponseHeader,
+    pub head: Head,
     pub body: Bytes,
     /// What the request path learnt, for [`Edge::finish`].
     pub ctx: RequestCtx,
+}
+
+/// An answer's header. On the stack for one answer: boxing the header
+/// would cost an allocation per answer.
+#[allow(clippy::large_enum_variant)]
+pub enum Head {
+    /// A header to write as Pingora's HTTP/1 session would.
+    Fields(ResponseHeader),
+    /// A thread copy's kept HTTP/1 form ([`Wire`]) with its `Age`: a hit
+    /// with nothing added to its stored header.
+    Kept {
+        wire: Arc<Wire>,
+        status: u16,
+        age: u64,
+    },
+}
+
+impl Head {
+    pub fn status(&self) -> u16 {
+        match self {
+            Head::Fields(header) => header.status.as_u16(),
+            Head::Kept { status, .. } => *status,
+        }
+    }
 }
 
 impl Edge {
@@ -87,60 +113,79 @@ impl Edge {
         }
         let mut ctx = RequestCtx::new();
         ctx.client = self.verifier.client_address(peer, &req.headers);
+        let cors = self.cors.and_then(|cors| {
+            let origin = req.headers.get(ORIGIN).filter(|o| cors.allows(o))?;
+            Some((cors, origin))
+        });
         let verifier = &self.verifier;
-        let (mut header, body) =
-            match admit::admit_target(target, req, ctx.client, verifier, unix_now()).await {
-                Ok(admitted) => {
-                    ctx.auth = admitted.auth;
-                    ctx.served_status = Some(CacheStatus::Hit);
-                    ctx.cache_status = CacheStatus::Hit;
-                    self.metrics.count_lookup(CacheStatus::Hit);
-                    let renewal = admitted.renewal.as_ref();
-                    let answer = match manifest {
-                        Some(kind) => {
-                            ctx.route = RouteKind::Manifest;
-                            // The token came in the query: it has a value
-                            // to pass on.
-                            let Some(propagation) = Propagation::of(req, &admitted, verifier)
-                            else {
-                                return Error::e_explain(
-                                    ErrorType::InternalError,
-                                    "an admitted manifest request without its token",
-                                );
-                            };
-                            let metrics = &self.metrics;
-                            manifest::answer_held(
-                                engine,
-                                metrics,
-                                hit,
-                                kind,
-                                &propagation,
-                                renewal,
-                            )?
-                        }
-                        None => {
-                            ctx.route = RouteKind::MemoryHit;
-                            memory_hit::answer(engine, hit, renewal)?
-                        }
-                    };
-                    ctx.admitted = Some(admitted);
-                    answer
-                }
-                Err(refusal) => {
-                    if let Some(reject) = refusal.reject() {
-                        ctx.auth = AuthOutcome::Rejected(reject);
-                    }
-                    ctx.route = RouteKind::Refuse;
-                    self.metrics.count_refusal(refusal);
-                    let body = Bytes::from_static(refusal.body().as_bytes());
-                    (refusal.header(), body)
-                }
-            };
-        if let Some(cors) = self.cors
-            && let Some(origin) = req.headers.get(ORIGIN).filter(|o| cors.allows(o))
+        let (head, body) = match admit::admit_target(target, req, ctx.client, verifier, unix_now())
+            .await
         {
-            cors.add_fields(&mut header, origin);
-        }
-        Ok(Some(Answer { header, body, ctx }))
+            Ok(admitted) => {
+                ctx.auth = admitted.auth;
+                ctx.served_status = Some(CacheStatus::Hit);
+                ctx.cache_status = CacheStatus::Hit;
+                self.metrics.count_lookup(CacheStatus::Hit);
+                let renewal = admitted.renewal.as_ref();
+                let answer = match (manifest, &hit.wire) {
+                    (Some(kind), _) => {
+                        ctx.route = RouteKind::Manifest;
+                        // The token came in the query: it has a value
+                        // to pass on.
+                        let Some(propagation) = Propagation::of(req, &admitted, verifier) else {
+                            return Error::e_explain(
+                                ErrorType::InternalError,
+                                "an admitted manifest request without its token",
+                            );
+                        };
+                        let metrics = &self.metrics;
+                        let (header, body) = manifest::answer_held(
+                            engine,
+                            metrics,
+                            hit,
+                            kind,
+                            &propagation,
+                            renewal,
+                        )?;
+                        (Head::Fields(header), body)
+                    }
+                    // Nothing to add to the kept header: written as kept.
+                    (None, Some(wire)) if renewal.is_none() && cors.is_none() => {
+                        ctx.route = RouteKind::MemoryHit;
+                        memory_hit::told(engine, &hit);
+                        let head = Head::Kept {
+                            wire: wire.clone(),
+                            status: hit.header.status.as_u16(),
+                            age: hit.age.as_secs(),
+                        };
+                        (head, hit.body)
+                    }
+                    (None, _) => {
+                        ctx.route = RouteKind::MemoryHit;
+                        let (header, body) = memory_hit::answer(engine, hit, renewal)?;
+                        (Head::Fields(header), body)
+                    }
+                };
+                ctx.admitted = Some(admitted);
+                answer
+            }
+            Err(refusal) => {
+                if let Some(reject) = refusal.reject() {
+                    ctx.auth = AuthOutcome::Rejected(reject);
+                }
+                ctx.route = RouteKind::Refuse;
+                self.metrics.count_refusal(refusal);
+                let body = Bytes::from_static(refusal.body().as_bytes());
+                (Head::Fields(refusal.header()), body)
+            }
+        };
+        let head = match (head, cors) {
+            (Head::Fields(mut header), Some((cors, origin))) => {
+                cors.add_fields(&mut header, origin);
+                Head::Fields(header)
+            }
+            (head, _) => head,
+        };
+        Ok(Some(Answer { head, body, ctx }))
     }
 }

@@ -238,7 +238,7 @@ fn fits(engine: &Engine, header: &ResponseHeader) -> bool {
 /// `Age`, and its body.
 fn told_hit(engine: &'static Engine, hit: MemoryHit) -> Result<(ResponseHeader, Stored)> {
     memory_hit::told(engine, &hit);
-    let mut header = hit.header;
+    let mut header = std::sync::Arc::unwrap_or_clone(hit.header);
     header.insert_header(AGE, hit.age.as_secs())?;
     Ok((header, Stored::Held(hit.body)))
 }

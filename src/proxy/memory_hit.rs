@@ -17,6 +17,7 @@
 //! `Content-Length`, and every object the store's `memory_hit` declines (not
 //! in memory, not fresh, a fill in progress, variance).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -117,7 +118,7 @@ pub fn answer(
     renewal: Option<&Renewed>,
 ) -> Result<(ResponseHeader, Bytes)> {
     told(engine, &hit);
-    let mut header = hit.header;
+    let mut header = Arc::unwrap_or_clone(hit.header);
     header.insert_header(AGE, hit.age.as_secs())?;
     if let Some(renewed) = renewal {
         header.append_header(renewed.name.clone(), renewed.value.as_str())?;

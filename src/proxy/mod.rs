@@ -6,7 +6,7 @@
 pub mod admit;
 mod caching;
 pub mod ctx;
-mod lane;
+pub mod lane;
 mod manifest;
 mod memory_hit;
 pub mod peer;

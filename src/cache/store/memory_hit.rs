@@ -12,17 +12,22 @@ use super::DiskStore;
 use super::hit::INLINE_MAX;
 use super::index::Found;
 use super::thread_copies::ThreadCopy;
+use super::wire::Wire;
 use bytes::Bytes;
 use pingora_cache::CacheEntryKey;
 use pingora_cache::key::{CacheHashKey, CacheKey};
 use pingora_error::Result;
 use pingora_http::ResponseHeader;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// A fresh object, ready to send.
 pub struct MemoryHit {
-    /// The stored response header, with what the caller's `prepare` added.
-    pub header: ResponseHeader,
+    /// The stored response header, with what the caller's `prepare` added:
+    /// shared with the thread's copy, copied only by a caller that edits it.
+    pub header: Arc<ResponseHeader>,
+    /// The header's HTTP/1 form, kept by a thread's copy (see [`Wire`]).
+    pub wire: Option<Arc<Wire>>,
     /// Time since the object was stored or last revalidated (`Age`).
     pub age: Duration,
     pub body: Bytes,
@@ -96,7 +101,8 @@ impl DiskStore {
             return Ok(Some(hit));
         }
         Ok(Some(MemoryHit {
-            header,
+            header: Arc::new(header),
+            wire: None,
             age: now.duration_since(view.epoch).unwrap_or_default(),
             body,
             accesses: Some(Accesses {

@@ -34,6 +34,7 @@ mod storage;
 mod stored_meta;
 mod striped;
 mod thread_copies;
+mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ mod tests;
 pub use error::StoreError;
 pub use memory_hit::{Accesses, MemoryHit};
 pub(crate) use stored_meta::StoredMeta;
+pub use wire::{Wire, put_status_line};
 
 use index::Index;
 use layout::Layout;

@@ -32,6 +32,7 @@ use super::index::Complete;
 use super::memory::{MemoryTier, Weighed};
 use super::memory_hit::{Accesses, MemoryHit};
 use super::meta_decode::View;
+use super::wire::Wire;
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora_cache::CacheEntryKey;
@@ -59,7 +60,9 @@ pub struct ThreadCopy {
     /// The index's object: only its `retired` flag is read on a hit.
     object: Arc<Complete>,
     /// The stored header with what the caller adds to every hit of it.
-    header: ResponseHeader,
+    header: Arc<ResponseHeader>,
+    /// Its HTTP/1 form, when hits can be written from it.
+    wire: Option<Arc<Wire>>,
     body: Bytes,
     epoch: SystemTime,
     fresh_until: SystemTime,
@@ -87,11 +90,13 @@ impl ThreadCopy {
         body: &Bytes,
         now: SystemTime,
     ) -> (ThreadCopy, MemoryHit) {
+        let header = own_header(header);
         let copy = ThreadCopy {
             entry: object.eviction_key(),
             weight: object.eviction_weight(),
             object,
-            header: own_header(header),
+            wire: Wire::of(&header).map(Arc::new),
+            header: Arc::new(header),
             body: Bytes::copy_from_slice(body),
             epoch: view.epoch,
             fresh_until: view.fresh_until,
@@ -113,6 +118,7 @@ impl ThreadCopy {
     fn answer(&self, now: SystemTime, accesses: Option<Accesses>) -> MemoryHit {
         MemoryHit {
             header: self.header.clone(),
+            wire: self.wire.clone(),
             age: now.duration_since(self.epoch).unwrap_or_default(),
             body: self.body.clone(),
             accesses,
