@@ -405,3 +405,68 @@ async fn the_lanes_answers_are_pingoras_answers() {
     let answered = lane(&w.metrics().await) - before;
     assert_eq!(answered, 3.0 * cases.len() as f64 + 1.0);
 }
+
+/// In a PoP the lane answers the keys the node owns, and leaves another
+/// node's keys (forwarded, or answered from this node's copy) to
+/// Pingora's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_pop_the_lane_answers_the_nodes_own_keys_only() {
+    use common::fleet::{Fleet, Plan};
+    let objects: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| (format!("v/o-{i}.bin"), bytes(1000, 60 + i)))
+        .collect();
+    let plan = Plan {
+        edges: 2,
+        shields: 0,
+        cache_extra: "  status_header: x-cache\n".into(),
+        cluster_extra: "  health_check_interval_ms: 1000\n".into(),
+    };
+    let fleet = Fleet::start(&objects, plan).await;
+    let edge = &fleet.edges[0];
+    let sample = |name: &'static str, labels: &'static [(&'static str, &'static str)]| async move {
+        metric(&edge.node.metrics().await, name, labels)
+    };
+    eventually(
+        "both nodes in the ring",
+        Duration::from_secs(10),
+        || async {
+            let healthy = sample("cdn_node_ring_healthy_members", &[("ring", "pop")]).await;
+            (healthy == 2.0).then_some(())
+        },
+    )
+    .await;
+    let (mut own, mut others) = (0, 0);
+    for (key, body) in &objects {
+        let target = fleet.target(&format!("/{key}"));
+        let forwards = sample("cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+        let lane = sample("cdn_node_lane_answers_total", &[]).await;
+        let (status, _, got) = raw(edge.node.http, "GET", &target, &[]).await;
+        assert_eq!(status, 200);
+        assert!(got == *body);
+        let forwarded = sample("cdn_node_peer_forwards_total", &[("to", "peer")]).await > forwards;
+        if forwarded {
+            others += 1;
+            for _ in 0..5 {
+                let (status, _, got) = raw(edge.node.http, "GET", &target, &[]).await;
+                assert!(status == 200 && got == *body, "{key}");
+            }
+            let answered = sample("cdn_node_lane_answers_total", &[]).await - lane;
+            assert_eq!(answered, 0.0, "{key}: another node's key in the lane");
+        } else {
+            own += 1;
+            let target = &target;
+            eventually(
+                "the lane to answer",
+                Duration::from_secs(10),
+                || async move {
+                    let (status, _, got) = raw(edge.node.http, "GET", target, &[]).await;
+                    assert!(status == 200 && got == *body, "{key}");
+                    let answered = sample("cdn_node_lane_answers_total", &[]).await - lane;
+                    (answered > 0.0).then_some(())
+                },
+            )
+            .await;
+        }
+    }
+    assert!(own > 0 && others > 0, "own {own}, others {others}");
+}

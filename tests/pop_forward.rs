@@ -110,8 +110,18 @@ async fn copied(fleet: &Fleet, at: usize, path: &str, body: &[u8]) {
         }
         assert!(n < 3, "not copied after {} forwards", n + 2);
     }
-    let owner_before = answered(other).await;
+    // The owner counts a lookup once its answer is sent: wait until it has
+    // counted every request forwarded to it so far.
     let forwards_before = forwards(&fleet.edges[at]).await;
+    let owner_before = common::eventually(
+        "the owner to count the forwarded requests",
+        Duration::from_secs(10),
+        || async {
+            let answered = answered(other).await;
+            (answered >= forwards_before).then_some(answered)
+        },
+    )
+    .await;
     for n in 0..3 {
         let (status, x_cache, _, got) = get(fleet, at, path).await;
         assert_eq!((status, x_cache.as_str()), (200, "HIT-COPY"), "hit {n}");

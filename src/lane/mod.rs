@@ -1,6 +1,6 @@
 //! The HTTP/1 hit lane: an HTTP/1 client connection's requests are read
 //! here first, and the plainest ones that memory can answer (a GET or HEAD
-//! of a fresh small object, whole, on a node outside a PoP) are answered
+//! of a fresh small object, whole, whose key this node owns) are answered
 //! here, without a Pingora session. Every other request is handed to
 //! Pingora's HTTP/1 session with the bytes already read put back in front
 //! of the stream; the connection comes back after Pingora's answer, and
@@ -59,7 +59,7 @@ pub struct Lane {
 
 impl Lane {
     /// The lane of `edge`, when it answers anything: a client listener of a
-    /// node with a cache, outside a PoP.
+    /// node with a cache.
     pub fn of(edge: Edge) -> Option<Lane> {
         edge.lane_serves().then_some(Lane { edge })
     }
@@ -118,6 +118,8 @@ impl Lane {
                 let status = answer.head.status();
                 let bodiless = head.req.method == http::Method::HEAD;
                 let bytes = if bodiless { 0 } else { answer.body.len() };
+                // Counted before it is sent, as the cache lookup is.
+                self.edge.metrics.ops.lane_answers.inc();
                 let written = write(&mut stream, answer.head, &answer.body, bodiless, keep).await;
                 let sent = Sent {
                     status,
@@ -125,7 +127,6 @@ impl Lane {
                 };
                 self.edge
                     .finish(&head.req, peer.as_ref(), sent, &answer.ctx);
-                self.edge.metrics.ops.lane_answers.inc();
                 buf.clear();
                 if let Err(e) = written {
                     tracing::debug!(error = %e, "a hit lane answer was not sent");

@@ -1,6 +1,6 @@
 //! The requests the HTTP/1 hit lane ([`crate::lane`]) answers without a
-//! Pingora session: a fresh memory hit, whole and unconditional, on a node
-//! outside a PoP (the `MemoryHit` route, and the `Manifest` route for a
+//! Pingora session: a fresh memory hit, whole and unconditional, of a key
+//! this node owns (the `MemoryHit` route, and the `Manifest` route for a
 //! playlist held in memory), and the gate's refusal of such a request. The
 //! answer is the one `request_filter` gives on Pingora's path, field for
 //! field: the same route code builds it ([`memory_hit::answer`],
@@ -30,12 +30,13 @@ use super::admit::{self, Target};
 use super::ctx::RequestCtx;
 use super::manifest::{self, Propagation};
 use super::memory_hit;
-use super::peer::Listener;
+use super::peer::{self, Listener};
 use super::route::{RouteKind, unix_now};
 use crate::auth::AuthOutcome;
 use crate::cache::key;
 use crate::cache::status::CacheStatus;
 use crate::cache::store::Wire;
+use crate::cluster::cdn_loop;
 
 /// An answer the lane writes.
 pub struct Answer {
@@ -71,10 +72,9 @@ impl Head {
 
 impl Edge {
     /// Whether the lane may answer any request of this proxy: a client
-    /// listener with a cache, on a node outside a PoP (whose keys may be
-    /// another node's).
+    /// listener with a cache.
     pub fn lane_serves(&self) -> bool {
-        self.listener == Listener::Client && self.cache.is_some() && self.cluster.is_none()
+        self.listener == Listener::Client && self.cache.is_some()
     }
 
     /// The answer to `req` from a client at `peer` when memory holds the
@@ -94,6 +94,14 @@ impl Edge {
         let Ok(target) = Target::read(req, &self.verifier, &self.origin.config) else {
             return Ok(None);
         };
+        // In a PoP: a loop is refused, and another node's key is forwarded
+        // (or answered from this node's copy of it) on Pingora's path.
+        if let Some(cluster) = &self.cluster
+            && (cdn_loop::is_loop(&req.headers, &cluster.config.name, cluster.me())
+                || peer::owner_of(self, &target.canonical, &target.query, req).is_some())
+        {
+            return Ok(None);
+        }
         let token_in_query = target.token_in_query(req, &self.verifier);
         // A manifest to give the token: the `Manifest` route's.
         let manifest = manifest::kind_of_path(&target.canonical).filter(|_| token_in_query);

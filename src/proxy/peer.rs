@@ -93,8 +93,14 @@ pub async fn serve_purge(edge: &Edge, session: &mut Session, purge: Purge) -> Re
 /// node: the ring key is the canonical target, and for a sliced cache the
 /// slice the request starts in.
 pub fn owner(edge: &Edge, admitted: &Admitted, req: &RequestHeader) -> Option<SocketAddr> {
+    owner_of(edge, &admitted.path, &admitted.query, req)
+}
+
+/// [`owner`] of a canonical path and query: what the hit lane asks before
+/// the token is checked.
+pub fn owner_of(edge: &Edge, path: &str, query: &str, req: &RequestHeader) -> Option<SocketAddr> {
     let me = edge.cluster.as_ref()?.me();
-    next_owner(edge, admitted, req, &[]).filter(|owner| *owner != me)
+    pick_owner(edge, path, query, req, &[]).filter(|owner| *owner != me)
 }
 
 /// The PoP member that owns the request once the nodes in `skip` are left
@@ -107,12 +113,22 @@ pub fn next_owner(
     req: &RequestHeader,
     skip: &[SocketAddr],
 ) -> Option<SocketAddr> {
+    pick_owner(edge, &admitted.path, &admitted.query, req, skip)
+}
+
+fn pick_owner(
+    edge: &Edge,
+    path: &str,
+    query: &str,
+    req: &RequestHeader,
+    skip: &[SocketAddr],
+) -> Option<SocketAddr> {
     let cluster = edge.cluster.as_ref()?;
     let slice_start = edge
         .cache
         .and_then(|engine| engine.config.slicing)
         .map(|slicing| first_byte(req) / slicing.size * slicing.size);
-    let key = crate::cluster::ring_key(&admitted.path, &admitted.query, slice_start);
+    let key = crate::cluster::ring_key(path, query, slice_start);
     if cluster.is_draining() {
         // Leaving: its keys are the next nodes' already, as the others see it.
         let mut skip = skip.to_vec();
