@@ -1,6 +1,6 @@
 //! The HTTP/1 hit lane: an HTTP/1 client connection's requests are read
 //! here first, and the plainest ones that memory can answer (a GET or HEAD
-//! of a fresh small object, whole, whose key this node owns) are answered
+//! of a fresh small object, whole, not to be forwarded in a PoP) are answered
 //! here, without a Pingora session. Every other request is handed to
 //! Pingora's HTTP/1 session with the bytes already read put back in front
 //! of the stream; the connection comes back after Pingora's answer, and

@@ -1,7 +1,8 @@
 //! The requests the HTTP/1 hit lane ([`crate::lane`]) answers without a
-//! Pingora session: a fresh memory hit, whole and unconditional, of a key
-//! this node owns (the `MemoryHit` route, and the `Manifest` route for a
-//! playlist held in memory), and the gate's refusal of such a request. The
+//! Pingora session: a fresh memory hit, whole and unconditional (the
+//! `MemoryHit` route: a key this node owns, or in a PoP this node's copy of
+//! another node's answer; and the `Manifest` route for a playlist held in
+//! memory), and the gate's refusal of such a request. The
 //! answer is the one `request_filter` gives on Pingora's path, field for
 //! field: the same route code builds it ([`memory_hit::answer`],
 //! [`manifest::answer_held`], `Refusal::header`), the CORS fields are the
@@ -94,28 +95,37 @@ impl Edge {
         let Ok(target) = Target::read(req, &self.verifier, &self.origin.config) else {
             return Ok(None);
         };
-        // In a PoP: a loop is refused, and another node's key is forwarded
-        // (or answered from this node's copy of it) on Pingora's path.
-        if let Some(cluster) = &self.cluster
-            && (cdn_loop::is_loop(&req.headers, &cluster.config.name, cluster.me())
-                || peer::owner_of(self, &target.canonical, &target.query, req).is_some())
-        {
-            return Ok(None);
-        }
+        // In a PoP: a loop is refused on Pingora's path.
+        let owner = match &self.cluster {
+            Some(cluster)
+                if cdn_loop::is_loop(&req.headers, &cluster.config.name, cluster.me()) =>
+            {
+                return Ok(None);
+            }
+            Some(_) => peer::owner_of(self, &target.canonical, &target.query, req),
+            None => None,
+        };
         let token_in_query = target.token_in_query(req, &self.verifier);
         // A manifest to give the token: the `Manifest` route's.
         let manifest = manifest::kind_of_path(&target.canonical).filter(|_| token_in_query);
         let key = key::object(&target.canonical, &target.query);
-        let found = match manifest {
-            Some(_) => manifest::held_copy(engine, &key)?,
-            None => memory_hit::held(engine, &key)?,
+        let found = match (owner, manifest) {
+            // Another node's key: this node's copy of it, when it holds one
+            // fresh (the route `forward_or_copy` chooses); else forwarded.
+            (Some(_), None) => peer::held_copy(self, engine, req, &key),
+            (Some(_), Some(_)) => None,
+            (None, Some(_)) => manifest::held_copy(engine, &key)?,
+            (None, None) => memory_hit::held(engine, &key)?,
         };
         let Some(hit) = found else {
             return Ok(None);
         };
-        // Known as a manifest by its type alone: Pingora's path gives it the
-        // token.
-        if manifest.is_none() && token_in_query && crate::manifest::is_manifest_answer(&hit.header)
+        // This node's own copy known as a manifest by its type alone:
+        // Pingora's path gives it the token.
+        if owner.is_none()
+            && manifest.is_none()
+            && token_in_query
+            && crate::manifest::is_manifest_answer(&hit.header)
         {
             return Ok(None);
         }

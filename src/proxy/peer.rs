@@ -17,6 +17,7 @@ use super::ctx::RequestCtx;
 use super::memory_hit;
 use super::route::{Route, unix_now};
 use crate::cache::engine::Engine;
+use crate::cache::store::MemoryHit;
 use crate::cluster::copies::{self, Capture};
 use crate::cluster::purge::{self, Purge};
 use crate::cluster::{Cluster, cdn_loop, marker, ring};
@@ -149,11 +150,7 @@ pub fn forward_or_copy(
     owner: SocketAddr,
     ctx: &mut RequestCtx,
 ) -> Route {
-    let wanted = edge
-        .cluster
-        .as_ref()
-        .is_some_and(|c| c.config.memory_copies);
-    if !wanted || !memory_hit::unconditional(req) {
+    if !copies_wanted(edge, req) {
         return Route::Peer(owner, None);
     }
     let copies = copies::of(engine);
@@ -165,6 +162,29 @@ pub fn forward_or_copy(
         ctx.copy = copies.wanted(key);
     }
     Route::Peer(owner, None)
+}
+
+/// Whether copies of other nodes' answers are kept and may answer `req`.
+fn copies_wanted(edge: &Edge, req: &RequestHeader) -> bool {
+    let wanted = edge
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.config.memory_copies);
+    wanted && memory_hit::unconditional(req)
+}
+
+/// This node's fresh copy of another node's key, when it may answer `req`
+/// ([`forward_or_copy`]'s answer from memory): what the hit lane asks.
+pub fn held_copy(
+    edge: &Edge,
+    engine: &'static Engine,
+    req: &RequestHeader,
+    key: &CacheKey,
+) -> Option<MemoryHit> {
+    if !copies_wanted(edge, req) {
+        return None;
+    }
+    copies::of(engine).hit(key, SystemTime::now())
 }
 
 /// The owner's answer header, for a forward whose answer is wanted as a
