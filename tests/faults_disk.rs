@@ -79,7 +79,13 @@ async fn a_disk_too_small_for_an_object_never_truncates_it() {
         "{m}"
     );
     // No body of it on the disk, whole or truncated; no temp file left.
-    let on_disk = files(disk.path());
+    // The record is committed just after the answer: once it is there.
+    let on_disk = eventually("the record committed", Duration::from_secs(10), || async {
+        let on_disk = files(disk.path());
+        let bodies = on_disk.iter().filter(|(p, _)| p.ends_with(".body"));
+        (bodies.count() >= 1).then_some(on_disk)
+    })
+    .await;
     let bodies: Vec<_> = on_disk
         .iter()
         .filter(|(p, _)| p.ends_with(".body"))
@@ -158,6 +164,9 @@ async fn a_removed_cache_folder_is_served_around_until_a_restart() {
     assert_eq!(whole(&w, "/v/a.mp4", &a).await, "MISS");
     assert_eq!(whole(&w, "/v/a.mp4", &a).await, "HIT");
     assert_eq!(w.metric("cdn_node_cache_writable", &[]).await, 1.0);
+    // The fill is committed after its answer (the HIT may come from the
+    // finished fill): the folder is removed once nothing writes in it.
+    w.stored(2.0).await;
 
     let dir = w.cache_dir().to_path_buf();
     std::fs::remove_dir_all(&dir).expect("remove the cache folder");
