@@ -26,7 +26,17 @@ const REFUSALS: &str = "cdn_node_request_header_refusals_total";
 /// The node in front of an S3 holding `OBJECT`, with a `limits:` section
 /// of `limits` (none when empty), and an HTTPS listener when `tls`.
 async fn world(limits: &str, tls: bool) -> World {
-    let mut builder = World::builder().object(OBJECT, VIDEO);
+    world_of(World::builder(), limits, tls).await
+}
+
+/// With a cache: the HTTP/1 hit lane reads the heads (it answers those
+/// memory holds).
+async fn cached_world(limits: &str) -> World {
+    world_of(World::builder().cache(""), limits, false).await
+}
+
+async fn world_of(builder: common::world::Builder, limits: &str, tls: bool) -> World {
+    let mut builder = builder.object(OBJECT, VIDEO);
     if !limits.is_empty() {
         let section = format!("limits:\n{limits}");
         builder = builder.configure(|o| o.extra_yaml = section);
@@ -227,12 +237,36 @@ async fn the_refusal_comes_before_the_client_has_sent_the_whole_head() {
 
 #[tokio::test]
 async fn on_a_kept_alive_connection_each_request_head_is_held_to_the_limits() {
-    let w = world("", false).await;
+    kept_alive_heads_are_held_to_the_limits(&world("", false).await).await;
+}
+
+/// The same with a cache: after the first (a miss), the heads are read
+/// and the hits answered by the hit lane.
+#[tokio::test]
+async fn in_the_hit_lane_each_request_head_is_held_to_the_limits() {
+    let w = cached_world("").await;
+    // Until memory holds the object: then the lane answers it.
+    common::eventually("a memory hit", Duration::from_secs(10), || async {
+        assert_eq!(w.get(&format!("/{OBJECT}")).await.0, 200);
+        let hits = w.metric("cdn_node_cache_memory_hits_total", &[]).await;
+        (hits > 0.0).then_some(())
+    })
+    .await;
+    let before = w.metric("cdn_node_lane_answers_total", &[]).await;
+    kept_alive_heads_are_held_to_the_limits(&w).await;
+    let answered = w.metric("cdn_node_lane_answers_total", &[]).await - before;
+    assert_eq!(
+        answered, 4.0,
+        "the lane answered every request under the limits"
+    );
+}
+
+async fn kept_alive_heads_are_held_to_the_limits(w: &World) {
     let mut conn = TcpStream::connect(w.node.http).await.unwrap();
-    // Two requests of 6 KiB each: 12 KiB on the connection, every head
+    // Four requests of 6 KiB each: 24 KiB on the connection, every head
     // under its limits.
-    for _ in 0..2 {
-        conn.write_all(&request(&w, "GET", &[field("X-Mid", 6 * 1024)]))
+    for _ in 0..4 {
+        conn.write_all(&request(w, "GET", &[field("X-Mid", 6 * 1024)]))
             .await
             .unwrap();
         let (status, headers, body) = read_one(&mut conn).await;
@@ -240,14 +274,14 @@ async fn on_a_kept_alive_connection_each_request_head_is_held_to_the_limits() {
         assert_ne!(header(&headers, "connection"), Some("close"));
     }
     // Then one over the line limit, on the same connection.
-    conn.write_all(&request(&w, "GET", &[field("X-Big", 9 * 1024)]))
+    conn.write_all(&request(w, "GET", &[field("X-Big", 9 * 1024)]))
         .await
         .unwrap();
     let answer = read_until_closed(&mut conn, Duration::from_secs(10))
         .await
         .expect("closed after the refusal");
     assert_refused(&answer, 431, FIELDS_TOO_LARGE, false);
-    assert_eq!(refusals(&w).await, [0.0, 1.0, 0.0]);
+    assert_eq!(refusals(w).await, [0.0, 1.0, 0.0]);
 }
 
 #[tokio::test]

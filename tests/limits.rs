@@ -20,7 +20,11 @@ const OBJECT: &str = "courses/101/lecture-01.mp4";
 /// The node with a `limits:` section of `limits`, in front of an S3 that
 /// holds `OBJECT`.
 async fn world(limits: &str) -> World {
-    World::builder()
+    world_of(World::builder(), limits).await
+}
+
+async fn world_of(builder: common::world::Builder, limits: &str) -> World {
+    builder
         .object(OBJECT, b"video bytes")
         .configure(|o| o.extra_yaml = format!("limits:\n{limits}"))
         .start()
@@ -111,7 +115,28 @@ async fn a_slowloris_client_is_cut_off_at_the_header_deadline() {
 
 #[tokio::test]
 async fn a_slow_second_request_on_a_kept_alive_connection_is_cut_off_too() {
-    let w = world("  header_timeout_ms: 800\n").await;
+    slow_second_request_is_cut_off(world("  header_timeout_ms: 800\n").await).await;
+}
+
+/// The same with a cache, where the hit lane reads the second head.
+#[tokio::test]
+async fn a_slow_second_request_read_by_the_hit_lane_is_cut_off_too() {
+    let builder = World::builder().cache("");
+    let w = world_of(builder, "  header_timeout_ms: 800\n").await;
+    // Until memory holds the object: then the lane answers it.
+    eventually("a memory hit", Duration::from_secs(10), || async {
+        assert_eq!(get(&w).await, 200);
+        let hits = w.metric("cdn_node_cache_memory_hits_total", &[]).await;
+        (hits > 0.0).then_some(())
+    })
+    .await;
+    let before = w.metric("cdn_node_lane_answers_total", &[]).await;
+    let w = slow_second_request_is_cut_off(w).await;
+    let answered = w.metric("cdn_node_lane_answers_total", &[]).await - before;
+    assert_eq!(answered, 1.0, "the lane answered the first request");
+}
+
+async fn slow_second_request_is_cut_off(w: World) -> World {
     let token = hs256(&good_claims("mallory"));
     let mut conn = TcpStream::connect(w.node.http).await.unwrap();
     let request = format!("GET /{OBJECT}?jwt={token} HTTP/1.1\r\nHost: a\r\n\r\n");
@@ -133,6 +158,7 @@ async fn a_slow_second_request_on_a_kept_alive_connection_is_cut_off_too() {
         after >= Duration::from_millis(700),
         "cut off after {after:?}"
     );
+    w
 }
 
 #[tokio::test]

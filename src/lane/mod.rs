@@ -106,9 +106,12 @@ impl Lane {
             let answer = match &head {
                 Some(head) => match self.edge.lane_answer(&head.req, peer_ip).await {
                     Ok(answer) => answer,
+                    // An answer that could not be built (a header field
+                    // refused): its token may have been checked, so the
+                    // request is not handed on to be checked again.
                     Err(e) => {
-                        tracing::debug!(error = %e, "the hit lane left a request to Pingora");
-                        None
+                        tracing::error!(error = %e, "the hit lane could not answer; connection closed");
+                        return None;
                     }
                 },
                 None => None,

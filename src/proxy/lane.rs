@@ -80,7 +80,8 @@ impl Edge {
 
     /// The answer to `req` from a client at `peer` when memory holds the
     /// object; `None` (nothing checked, counted or changed) when Pingora's
-    /// path serves it.
+    /// path serves it. An error is an answer that could not be built (a
+    /// header field refused), the token perhaps checked already.
     pub async fn lane_answer(
         &self,
         req: &RequestHeader,
