@@ -1,80 +1,120 @@
 //! A hit's header as HTTP/1 writes it, made once per thread copy so that a
 //! hit of a hot object writes bytes instead of cloning, editing and
-//! serializing a header map: the status line and the fields before `Age`,
-//! then the fields after it. Only the `Age` value and the fields Pingora's
-//! HTTP/1 session adds to every answer (`Date`, `Connection`) change from
-//! one hit to the next; they are written around the kept bytes exactly
-//! where Pingora's serialization puts them.
+//! serializing a header map. Only three fields change from one hit to the
+//! next: `Age` (set by the node), `Date` and `Connection` (set by Pingora's
+//! HTTP/1 session). Each is set as Pingora sets it: in the place of the
+//! stored field when there is one (its name then in title case, as an
+//! insert with a standard name writes it), else after the stored fields;
+//! the kept bytes are the lines between them.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{AGE, CONNECTION, DATE};
+use http::header::{AGE, CONNECTION, DATE, HeaderName};
 use pingora_http::ResponseHeader;
 
 /// The HTTP/1 form of a prepared hit header (one with `Age`).
 #[derive(Debug)]
 pub struct Wire {
-    /// The status line and the fields before `Age`.
-    before_age: Bytes,
-    /// `Age` as the header names it.
-    age_name: Bytes,
-    /// The fields after `Age`.
-    after_age: Bytes,
+    /// The status line and the stored fields, in order, with a slot where
+    /// a changing field goes.
+    parts: Vec<Part>,
+    /// Whether the stored fields hold a `Date` and a `Connection` (set in
+    /// their places) or not (added at the end).
+    date_kept: bool,
+    connection_kept: bool,
+    len: usize,
+}
+
+#[derive(Debug)]
+enum Part {
+    Kept(Bytes),
+    Age,
+    Date,
+    Connection,
 }
 
 impl Wire {
     /// The form of `header`, when its hits can be written from it: an
-    /// HTTP/1.1 header with exactly one `Age` field and no `Date` or
-    /// `Connection` field (those Pingora replaces in place, so the header
-    /// is edited then, not written from kept bytes).
+    /// HTTP/1.1 header with exactly one `Age` field and at most one `Date`
+    /// and one `Connection` (several values of one of those Pingora would
+    /// fold into the first place: such a header is edited instead).
     pub fn of(header: &ResponseHeader) -> Option<Wire> {
+        let count = |name: &HeaderName| header.headers.get_all(name).iter().count();
         if header.version != http::Version::HTTP_11
-            || header.headers.get_all(AGE).iter().count() != 1
-            || header.headers.contains_key(DATE)
-            || header.headers.contains_key(CONNECTION)
+            || count(&AGE) != 1
+            || count(&DATE) > 1
+            || count(&CONNECTION) > 1
         {
             return None;
         }
         let mut fields = BytesMut::new();
+        put_status_line(&mut fields, header);
+        let status_len = fields.len();
         header.header_to_h1_wire(&mut fields);
         let fields = fields.freeze();
+        let mut parts = Vec::new();
+        let mut kept_from = 0;
+        let mut start = status_len;
         // Each field is one `name: value\r\n` line; values hold no CR or LF.
-        let mut start = 0;
-        for line in fields.split_inclusive(|&b| b == b'\n') {
+        for line in fields[status_len..].split_inclusive(|&b| b == b'\n') {
             let end = start + line.len();
-            let (name, _) = line.split_at(line.iter().position(|&b| b == b':')?);
-            if name.eq_ignore_ascii_case(AGE.as_str().as_bytes()) {
-                let mut before = BytesMut::with_capacity(32 + start);
-                put_status_line(&mut before, header);
-                before.put_slice(&fields[..start]);
-                return Some(Wire {
-                    before_age: before.freeze(),
-                    age_name: fields.slice(start..start + name.len()),
-                    after_age: fields.slice(end..),
-                });
+            let name = &line[..line.iter().position(|&b| b == b':')?];
+            let slot = [
+                (AGE, Part::Age),
+                (DATE, Part::Date),
+                (CONNECTION, Part::Connection),
+            ]
+            .into_iter()
+            .find(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes()));
+            if let Some((_, slot)) = slot {
+                parts.push(Part::Kept(fields.slice(kept_from..start)));
+                parts.push(slot);
+                kept_from = end;
             }
             start = end;
         }
-        None
+        parts.push(Part::Kept(fields.slice(kept_from..)));
+        Some(Wire {
+            date_kept: count(&DATE) == 1,
+            connection_kept: count(&CONNECTION) == 1,
+            len: fields.len(),
+            parts,
+        })
     }
 
     /// Appends the whole head to `out`: the kept fields with `Age` set to
-    /// `age` seconds, then `Date` and `Connection` as Pingora adds them,
-    /// then the empty line.
+    /// `age` seconds, `Date` and `Connection` as Pingora sets them, then
+    /// the empty line.
     pub fn write(&self, out: &mut BytesMut, age: u64, date: &[u8], connection: &str) {
-        out.reserve(self.before_age.len() + self.after_age.len() + date.len() + 64);
-        out.put_slice(&self.before_age);
-        out.put_slice(&self.age_name);
-        out.put_slice(b": ");
-        put_decimal(out, age);
+        out.reserve(self.len + date.len() + 64);
+        for part in &self.parts {
+            match part {
+                Part::Kept(bytes) => out.put_slice(bytes),
+                Part::Age => put_age(out, age),
+                Part::Date => put_field(out, b"Date", date),
+                Part::Connection => put_field(out, b"Connection", connection.as_bytes()),
+            }
+        }
+        if !self.date_kept {
+            put_field(out, b"Date", date);
+        }
+        if !self.connection_kept {
+            put_field(out, b"Connection", connection.as_bytes());
+        }
         out.put_slice(b"\r\n");
-        out.put_slice(&self.after_age);
-        // Pingora names the fields it adds in title case.
-        out.put_slice(b"Date: ");
-        out.put_slice(date);
-        out.put_slice(b"\r\nConnection: ");
-        out.put_slice(connection.as_bytes());
-        out.put_slice(b"\r\n\r\n");
     }
+}
+
+fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}
+
+fn put_age(out: &mut BytesMut, age: u64) {
+    out.put_slice(b"Age: ");
+    put_decimal(out, age);
+    out.put_slice(b"\r\n");
 }
 
 /// `HTTP/1.1 <code> <reason>\r\n`, as Pingora's HTTP/1 session writes it.
@@ -146,6 +186,18 @@ mod tests {
             // Age first and last, a repeated field, the origin's casing.
             (200, &[("Age", "0"), ("x-a", "1"), ("x-a", "2")]),
             (203, &[("Cache-Control", "max-age=60"), ("AGE", "0")]),
+            // A stored Date (S3 sends one) and Connection: set in their places.
+            (
+                200,
+                &[
+                    ("x-amz-request-id", "1"),
+                    ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+                    ("Content-Length", "5"),
+                    ("Connection", "close"),
+                    ("ETag", "\"e\""),
+                ],
+            ),
+            (200, &[("Date", "Thu, 01 Jan 2026 00:00:00 GMT")]),
         ];
         for (status, fields) in cases {
             // As the memory tier prepares a hit's header: `Age` set in its
@@ -171,8 +223,8 @@ mod tests {
         let cases: &[&[(&str, &str)]] = &[
             &[("content-length", "1")],
             &[("age", "0"), ("age", "1")],
-            &[("age", "0"), ("date", "Sun, 06 Dec 2026 14:00:00 GMT")],
-            &[("age", "0"), ("connection", "close")],
+            &[("age", "0"), ("date", "a"), ("date", "b")],
+            &[("age", "0"), ("connection", "close"), ("connection", "te")],
         ];
         for fields in cases {
             assert!(Wire::of(&header(200, fields)).is_none(), "{fields:?}");
