@@ -236,9 +236,12 @@ async fn write(
     let mut wire = BytesMut::with_capacity(512);
     match head {
         Head::Kept {
-            wire: kept, age, ..
+            wire: kept,
+            age,
+            rewritten,
+            ..
         } => {
-            kept.write(&mut wire, age, date.as_bytes(), connection);
+            kept.write_as(&mut wire, age, date.as_bytes(), connection, rewritten);
         }
         Head::Fields(mut header) => {
             let invalid =

@@ -36,7 +36,7 @@ use super::route::{RouteKind, unix_now};
 use crate::auth::AuthOutcome;
 use crate::cache::key;
 use crate::cache::status::CacheStatus;
-use crate::cache::store::Wire;
+use crate::cache::store::{Wire, wire};
 use crate::cluster::cdn_loop;
 
 /// An answer the lane writes.
@@ -54,11 +54,14 @@ pub enum Head {
     /// A header to write as Pingora's HTTP/1 session would.
     Fields(ResponseHeader),
     /// A thread copy's kept HTTP/1 form ([`Wire`]) with its `Age`: a hit
-    /// with nothing added to its stored header.
+    /// with nothing added to its stored header, or a playlist given the
+    /// token (its length and `ETag` changed as the `Manifest` route
+    /// changes them).
     Kept {
         wire: Arc<Wire>,
         status: u16,
         age: u64,
+        rewritten: Option<wire::Rewritten>,
     },
 }
 
@@ -146,8 +149,12 @@ impl Edge {
                 ctx.cache_status = CacheStatus::Hit;
                 self.metrics.count_lookup(CacheStatus::Hit);
                 let renewal = admitted.renewal.as_ref();
-                let answer = match (manifest, &hit.wire) {
-                    (Some(kind), _) => {
+                // Nothing to add to the stored header but what a body of
+                // its own changes: the copy's kept header can be written.
+                let plain = renewal.is_none() && cors.is_none();
+                let kept = hit.wire.clone().filter(|_| plain);
+                let answer = match (manifest, kept) {
+                    (Some(kind), kept) => {
                         ctx.route = RouteKind::Manifest;
                         // The token came in the query: it has a value
                         // to pass on.
@@ -158,28 +165,44 @@ impl Edge {
                             );
                         };
                         let metrics = &self.metrics;
-                        let (header, body) = manifest::answer_held(
-                            engine,
-                            metrics,
-                            hit,
-                            kind,
-                            &propagation,
-                            renewal,
-                        )?;
-                        (Head::Fields(header), body)
+                        match kept {
+                            Some(wire) => {
+                                let (status, age) = (hit.header.status.as_u16(), hit.age.as_secs());
+                                let (body, change) =
+                                    manifest::kept_answer(engine, metrics, hit, kind, &propagation);
+                                let head = Head::Kept {
+                                    wire,
+                                    status,
+                                    age,
+                                    rewritten: Some(change),
+                                };
+                                (head, body)
+                            }
+                            None => {
+                                let (header, body) = manifest::answer_held(
+                                    engine,
+                                    metrics,
+                                    hit,
+                                    kind,
+                                    &propagation,
+                                    renewal,
+                                )?;
+                                (Head::Fields(header), body)
+                            }
+                        }
                     }
-                    // Nothing to add to the kept header: written as kept.
-                    (None, Some(wire)) if renewal.is_none() && cors.is_none() => {
+                    (None, Some(wire)) => {
                         ctx.route = RouteKind::MemoryHit;
                         memory_hit::told(engine, &hit);
                         let head = Head::Kept {
-                            wire: wire.clone(),
+                            wire,
                             status: hit.header.status.as_u16(),
                             age: hit.age.as_secs(),
+                            rewritten: None,
                         };
                         (head, hit.body)
                     }
-                    (None, _) => {
+                    (None, None) => {
                         ctx.route = RouteKind::MemoryHit;
                         let (header, body) = memory_hit::answer(engine, hit, renewal)?;
                         (Head::Fields(header), body)

@@ -41,7 +41,7 @@ use crate::auth::Verifier;
 use crate::auth::settings::TokenSource;
 use crate::cache::engine::Engine;
 use crate::cache::status::CacheStatus;
-use crate::cache::store::MemoryHit;
+use crate::cache::store::{MemoryHit, wire};
 use crate::manifest::{self, Kind, Token};
 use crate::metrics::Metrics;
 use crate::range::multipart;
@@ -269,6 +269,31 @@ pub fn answer_held(
     answer.whole(header, stored, metrics)
 }
 
+/// The body of a copy [`held_copy`] found, given the token, for an answer
+/// written from the copy's kept header ([`wire::Wire`]): the body, and how the
+/// header changes with it (no renewed token: that is an edited header's).
+pub fn kept_answer(
+    engine: &'static Engine,
+    metrics: &Metrics,
+    hit: MemoryHit,
+    kind: Kind,
+    propagation: &Propagation,
+) -> (Bytes, wire::Rewritten) {
+    memory_hit::told(engine, &hit);
+    let answer = Rewritten {
+        kind,
+        propagation,
+        renewal: None,
+    };
+    let (body, rewritten) = answer.body(Stored::Held(hit.body), metrics);
+    let len = body.len();
+    let change = wire::Rewritten {
+        len,
+        weaken_etag: rewritten,
+    };
+    (body, change)
+}
+
 /// A stored manifest's body.
 enum Stored {
     /// The copy held in memory: its plan is kept.
@@ -308,27 +333,37 @@ impl Rewritten<'_> {
         stored: Stored,
         metrics: &Metrics,
     ) -> Result<(ResponseHeader, Bytes)> {
-        let (rewritten, stored) = match stored {
-            Stored::Held(body) => (self.propagation.rewrite_held(self.kind, &body), body),
-            Stored::Read(body) => (self.propagation.rewrite(self.kind, &body), body),
-        };
-        let body = match rewritten {
-            Ok(rewritten) => {
-                metrics.playback.manifests_rewritten.inc();
-                weaken_etag(&mut header);
-                Bytes::from(rewritten)
-            }
-            Err(unchanged) => {
-                tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
-                count_as_stored(metrics, "unparsable");
-                stored
-            }
-        };
+        let (body, rewritten) = self.body(stored, metrics);
+        if rewritten {
+            weaken_etag(&mut header);
+        }
         header.insert_header(CONTENT_LENGTH, body.len())?;
         if let Some(renewed) = self.renewal {
             header.append_header(renewed.name.clone(), renewed.value.as_str())?;
         }
         Ok((header, body))
+    }
+}
+
+impl Rewritten<'_> {
+    /// The body to send: `stored` given the token, or as stored when it
+    /// does not parse (counted either way); `true` when rewritten.
+    fn body(&self, stored: Stored, metrics: &Metrics) -> (Bytes, bool) {
+        let (rewritten, stored) = match stored {
+            Stored::Held(body) => (self.propagation.rewrite_held(self.kind, &body), body),
+            Stored::Read(body) => (self.propagation.rewrite(self.kind, &body), body),
+        };
+        match rewritten {
+            Ok(rewritten) => {
+                metrics.playback.manifests_rewritten.inc();
+                (Bytes::from(rewritten), true)
+            }
+            Err(unchanged) => {
+                tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
+                count_as_stored(metrics, "unparsable");
+                (stored, false)
+            }
+        }
     }
 }
 

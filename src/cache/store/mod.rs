@@ -34,7 +34,7 @@ mod storage;
 mod stored_meta;
 mod striped;
 mod thread_copies;
-mod wire;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@
 //! the kept bytes are the lines between them.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{AGE, CONNECTION, DATE, HeaderName};
+use http::header::{AGE, CONNECTION, CONTENT_LENGTH, DATE, ETAG, HeaderName};
 use pingora_http::ResponseHeader;
 
 /// The HTTP/1 form of a prepared hit header (one with `Age`).
@@ -30,6 +30,20 @@ enum Part {
     Age,
     Date,
     Connection,
+    /// The stored `Content-Length` line: kept, or set for a rewritten body.
+    ContentLength(Bytes),
+    /// The stored `ETag` line and value: kept, or weakened for a rewritten
+    /// body.
+    ETag(Bytes, Bytes),
+}
+
+/// How a rewritten body (a playlist given the token) changes the kept
+/// header, as the `Manifest` route changes it: its length, and a strong
+/// `ETag` made weak.
+#[derive(Debug, Clone, Copy)]
+pub struct Rewritten {
+    pub len: usize,
+    pub weaken_etag: bool,
 }
 
 impl Wire {
@@ -43,6 +57,8 @@ impl Wire {
             || count(&AGE) != 1
             || count(&DATE) > 1
             || count(&CONNECTION) > 1
+            || count(&CONTENT_LENGTH) != 1
+            || count(&ETAG) > 1
         {
             return None;
         }
@@ -65,7 +81,19 @@ impl Wire {
             ]
             .into_iter()
             .find(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes()));
-            if let Some((_, slot)) = slot {
+            let slot = match slot {
+                Some((_, slot)) => Some(slot),
+                None if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) => {
+                    Some(Part::ContentLength(fields.slice(start..end)))
+                }
+                None if name.eq_ignore_ascii_case(ETAG.as_str().as_bytes()) => {
+                    // `name: value\r\n`, as `header_to_h1_wire` writes it.
+                    let value = fields.slice(start + name.len() + 2..end - 2);
+                    Some(Part::ETag(fields.slice(start..end), value))
+                }
+                None => None,
+            };
+            if let Some(slot) = slot {
                 parts.push(Part::Kept(fields.slice(kept_from..start)));
                 parts.push(slot);
                 kept_from = end;
@@ -85,13 +113,40 @@ impl Wire {
     /// `age` seconds, `Date` and `Connection` as Pingora sets them, then
     /// the empty line.
     pub fn write(&self, out: &mut BytesMut, age: u64, date: &[u8], connection: &str) {
+        self.write_as(out, age, date, connection, None)
+    }
+
+    /// [`Self::write`] for a body rewritten as `rewritten` says.
+    pub fn write_as(
+        &self,
+        out: &mut BytesMut,
+        age: u64,
+        date: &[u8],
+        connection: &str,
+        rewritten: Option<Rewritten>,
+    ) {
         out.reserve(self.len + date.len() + 64);
         for part in &self.parts {
-            match part {
-                Part::Kept(bytes) => out.put_slice(bytes),
-                Part::Age => put_age(out, age),
-                Part::Date => put_field(out, b"Date", date),
-                Part::Connection => put_field(out, b"Connection", connection.as_bytes()),
+            match (part, rewritten) {
+                (Part::Kept(bytes), _) => out.put_slice(bytes),
+                (Part::Age, _) => put_age(out, age),
+                (Part::Date, _) => put_field(out, b"Date", date),
+                (Part::Connection, _) => put_field(out, b"Connection", connection.as_bytes()),
+                (Part::ContentLength(line), None) => out.put_slice(line),
+                (Part::ContentLength(_), Some(r)) => {
+                    out.put_slice(b"Content-Length: ");
+                    put_decimal(out, r.len as u64);
+                    out.put_slice(b"\r\n");
+                }
+                (Part::ETag(line, value), r) => match r {
+                    // Pingora's insert names it as `ETAG` is spelt.
+                    Some(r) if r.weaken_etag && weakened(value) => {
+                        out.put_slice(b"etag: W/");
+                        out.put_slice(value);
+                        out.put_slice(b"\r\n");
+                    }
+                    _ => out.put_slice(line),
+                },
             }
         }
         if !self.date_kept {
@@ -102,6 +157,16 @@ impl Wire {
         }
         out.put_slice(b"\r\n");
     }
+}
+
+/// Whether the `Manifest` route weakens this `ETag` value (a strong one,
+/// text).
+fn weakened(value: &[u8]) -> bool {
+    // `HeaderValue::to_str`'s test: visible ASCII or tab.
+    let text = value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+    text && !value.starts_with(b"W/")
 }
 
 fn put_field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
@@ -171,7 +236,7 @@ mod tests {
     fn a_kept_head_is_the_head_pingora_writes() {
         let date = "Sun, 06 Dec 2026 14:00:00 GMT";
         let cases: &[(u16, &[(&str, &str)])] = &[
-            (200, &[("age", "0")]),
+            (200, &[("age", "0"), ("content-length", "0")]),
             (
                 200,
                 &[
@@ -184,8 +249,23 @@ mod tests {
                 ],
             ),
             // Age first and last, a repeated field, the origin's casing.
-            (200, &[("Age", "0"), ("x-a", "1"), ("x-a", "2")]),
-            (203, &[("Cache-Control", "max-age=60"), ("AGE", "0")]),
+            (
+                200,
+                &[
+                    ("Age", "0"),
+                    ("x-a", "1"),
+                    ("x-a", "2"),
+                    ("Content-Length", "0"),
+                ],
+            ),
+            (
+                203,
+                &[
+                    ("Cache-Control", "max-age=60"),
+                    ("AGE", "0"),
+                    ("content-length", "1"),
+                ],
+            ),
             // A stored Date (S3 sends one) and Connection: set in their places.
             (
                 200,
@@ -197,7 +277,13 @@ mod tests {
                     ("ETag", "\"e\""),
                 ],
             ),
-            (200, &[("Date", "Thu, 01 Jan 2026 00:00:00 GMT")]),
+            (
+                200,
+                &[
+                    ("Date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+                    ("content-length", "1"),
+                ],
+            ),
         ];
         for (status, fields) in cases {
             // As the memory tier prepares a hit's header: `Age` set in its
@@ -218,18 +304,100 @@ mod tests {
         }
     }
 
+    /// The head Pingora writes for a playlist answer: the `Manifest`
+    /// route's edits (a strong ETag made weak, the rewritten length), then
+    /// Pingora's fields.
+    fn pingora_rewritten_head(
+        header: &ResponseHeader,
+        age: u64,
+        date: &str,
+        len: usize,
+    ) -> Vec<u8> {
+        let mut h = header.clone();
+        h.insert_header(AGE, age).unwrap();
+        let weak = match h.headers.get(ETAG).and_then(|v| v.to_str().ok()) {
+            Some(tag) if !tag.starts_with("W/") => Some(format!("W/{tag}")),
+            _ => None,
+        };
+        if let Some(weak) = weak {
+            h.insert_header(ETAG, weak).unwrap();
+        }
+        h.insert_header(CONTENT_LENGTH, len).unwrap();
+        h.insert_header(DATE, date).unwrap();
+        h.insert_header(CONNECTION, "keep-alive").unwrap();
+        let mut out = BytesMut::new();
+        put_status_line(&mut out, &h);
+        h.header_to_h1_wire(&mut out);
+        out.put_slice(b"\r\n");
+        out.to_vec()
+    }
+
+    #[test]
+    fn a_kept_head_of_a_rewritten_playlist_is_the_head_pingora_writes() {
+        let date = "Sun, 06 Dec 2026 14:00:00 GMT";
+        let cases: &[&[(&str, &str)]] = &[
+            &[
+                ("Content-Type", "application/vnd.apple.mpegurl"),
+                ("content-length", "120"),
+                ("ETag", "\"abc\""),
+                ("x-cache", "HIT"),
+            ],
+            &[("ETag", "W/\"weak\""), ("Content-Length", "9")],
+            &[
+                ("content-length", "9"),
+                ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+            ],
+        ];
+        for fields in cases {
+            let mut h = header(200, fields);
+            h.insert_header(AGE, 0).unwrap();
+            let wire = Wire::of(&h).expect("a kept head");
+            for len in [1, 4_567] {
+                let mut got = BytesMut::new();
+                let rewritten = Rewritten {
+                    len,
+                    weaken_etag: true,
+                };
+                wire.write_as(&mut got, 3, date.as_bytes(), "keep-alive", Some(rewritten));
+                let want = pingora_rewritten_head(&h, 3, date, len);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want),
+                    "{fields:?} len {len}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn heads_pingora_edits_in_place_are_not_kept() {
         let cases: &[&[(&str, &str)]] = &[
             &[("content-length", "1")],
-            &[("age", "0"), ("age", "1")],
-            &[("age", "0"), ("date", "a"), ("date", "b")],
-            &[("age", "0"), ("connection", "close"), ("connection", "te")],
+            &[("age", "0")],
+            &[("age", "0"), ("age", "1"), ("content-length", "1")],
+            &[
+                ("age", "0"),
+                ("content-length", "1"),
+                ("etag", "a"),
+                ("etag", "b"),
+            ],
+            &[
+                ("age", "0"),
+                ("content-length", "1"),
+                ("date", "a"),
+                ("date", "b"),
+            ],
+            &[
+                ("age", "0"),
+                ("content-length", "1"),
+                ("connection", "close"),
+                ("connection", "te"),
+            ],
         ];
         for fields in cases {
             assert!(Wire::of(&header(200, fields)).is_none(), "{fields:?}");
         }
-        let mut old = header(200, &[("age", "0")]);
+        let mut old = header(200, &[("age", "0"), ("content-length", "1")]);
         old.set_version(http::Version::HTTP_10);
         assert!(Wire::of(&old).is_none());
     }
