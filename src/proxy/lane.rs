@@ -2,18 +2,19 @@
 //! Pingora session: a fresh memory hit, whole and unconditional (the
 //! `MemoryHit` route: a key this node owns, or in a PoP this node's copy of
 //! another node's answer; and the `Manifest` route for a playlist held in
-//! memory), and the gate's refusal of such a request. The
-//! answer is the one `request_filter` gives on Pingora's path, field for
-//! field: the same route code builds it ([`memory_hit::answer`],
-//! [`manifest::answer_held`], `Refusal::header`), the CORS fields are the
-//! CORS module's, and the request is counted and logged by
-//! [`Edge::finish`].
+//! memory), and the gate's refusal of such a request. The answer is the
+//! one `request_filter` gives on Pingora's path, field for field: the same
+//! route code builds it ([`memory_hit::answer`], [`manifest::answer_held`],
+//! `Refusal::header`), or a thread copy's kept header is written with the
+//! same edits ([`Wire`]); the CORS fields are the CORS module's, and the
+//! request is counted and logged by [`Edge::finish`].
 //!
 //! The lane looks before it commits: the target is read, the key built and
 //! memory asked without checking the token ([`admit::Target`]). Anything
-//! else (no copy in memory, a manifest to give the token, a `Range`, a
-//! refusal of the target itself) is left to Pingora's path with nothing
-//! changed, which then admits the request as it admits every other. Once
+//! else (nothing fresh in memory, a `Range` or conditional request, another
+//! node's key to forward, a loop, a refusal of the target itself) is left
+//! to Pingora's path with nothing changed, which then admits the request
+//! as it admits every other. Once
 //! memory holds the object the token is checked here, and its refusal is
 //! answered here too: a token must not be checked twice (a replay-protected
 //! one would be refused the second time).
