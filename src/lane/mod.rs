@@ -241,7 +241,7 @@ async fn write(
             rewritten,
             ..
         } => {
-            kept.write_as(&mut wire, age, date.as_bytes(), connection, rewritten);
+            kept.write(&mut wire, age, date.as_bytes(), connection, rewritten);
         }
         Head::Fields(mut header) => {
             let invalid =

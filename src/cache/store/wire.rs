@@ -110,14 +110,10 @@ impl Wire {
     }
 
     /// Appends the whole head to `out`: the kept fields with `Age` set to
-    /// `age` seconds, `Date` and `Connection` as Pingora sets them, then
-    /// the empty line.
-    pub fn write(&self, out: &mut BytesMut, age: u64, date: &[u8], connection: &str) {
-        self.write_as(out, age, date, connection, None)
-    }
-
-    /// [`Self::write`] for a body rewritten as `rewritten` says.
-    pub fn write_as(
+    /// `age` seconds, `Date` and `Connection` as Pingora sets them, the
+    /// length and `ETag` of a body rewritten as `rewritten` says, then the
+    /// empty line.
+    pub fn write(
         &self,
         out: &mut BytesMut,
         age: u64,
@@ -293,7 +289,7 @@ mod tests {
             let wire = Wire::of(&h).expect("a kept head");
             for (age, connection) in [(0, "keep-alive"), (7, "close"), (1_234_567, "keep-alive")] {
                 let mut got = BytesMut::new();
-                wire.write(&mut got, age, date.as_bytes(), connection);
+                wire.write(&mut got, age, date.as_bytes(), connection, None);
                 let want = pingora_head(&h, age, date, connection);
                 assert_eq!(
                     String::from_utf8_lossy(&got),
@@ -358,7 +354,7 @@ mod tests {
                     len,
                     weaken_etag: true,
                 };
-                wire.write_as(&mut got, 3, date.as_bytes(), "keep-alive", Some(rewritten));
+                wire.write(&mut got, 3, date.as_bytes(), "keep-alive", Some(rewritten));
                 let want = pingora_rewritten_head(&h, 3, date, len);
                 assert_eq!(
                     String::from_utf8_lossy(&got),
