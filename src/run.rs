@@ -146,7 +146,7 @@ pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
     let lane = crate::lane::Lane::of(edge.clone());
     let mut proxy_app = pingora_proxy::http_proxy(&server.configuration, edge);
     proxy_app.server_options = Some(crate::listeners::server_options());
-    let limited = LimitedApp::new(proxy_app, &config.limits, metrics.clone()).with_lane(lane);
+    let limited = LimitedApp::new(proxy_app, &config.limits, metrics.clone(), lane);
     let mut connections = vec![limited.open_connections()];
     crate::listeners::add_workers(
         &mut server,

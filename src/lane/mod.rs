@@ -1,5 +1,6 @@
-//! The HTTP/1 hit lane: an HTTP/1 client connection's requests are read
-//! here first, and the plainest ones that memory can answer (a GET or HEAD
+//! The hit lane. On HTTP/2 ([`h2`]) each stream's request is offered to
+//! it before the proxy's phases. On HTTP/1 a client connection's requests
+//! are read here first, and the plainest ones that memory can answer (a GET or HEAD
 //! of a fresh small object, whole, not to be forwarded in a PoP) are answered
 //! here, without a Pingora session. Every other request is handed to
 //! Pingora's HTTP/1 session with the bytes already read put back in front
@@ -21,6 +22,7 @@
 //! one between requests, and an answer given during the shutdown says
 //! `Connection: close`.
 
+mod h2;
 mod head;
 
 use std::future::Future;
@@ -41,7 +43,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::cache::store::put_status_line;
 use crate::limits::Guarded;
-use crate::proxy::lane::Head;
+use crate::proxy::lane::{Form, Head};
 use crate::proxy::{Edge, Sent};
 use head::Parsed;
 
@@ -104,7 +106,7 @@ impl Lane {
                 Parsed::Pingora | Parsed::Partial => None,
             };
             let answer = match &head {
-                Some(head) => match self.edge.lane_answer(&head.req, peer_ip).await {
+                Some(head) => match self.edge.lane_answer(&head.req, peer_ip, Form::Http1).await {
                     Ok(answer) => answer,
                     // An answer that could not be built (a header field
                     // refused): its token may have been checked, so the

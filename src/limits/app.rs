@@ -31,8 +31,6 @@ pub struct LimitedApp<A> {
     /// The HTTPS endpoints this copy serves: the address each listens on,
     /// and its TLS acceptor. Empty for plain HTTP.
     tls: Vec<(SocketAddr, Arc<Acceptor>)>,
-    /// Where HTTP/1 connections are read first, when the proxy has one.
-    lane: Option<Arc<Lane>>,
     metrics: Arc<Metrics>,
 }
 
@@ -47,21 +45,21 @@ impl<A> Clone for LimitedApp<A> {
             head: self.head,
             tls_handshake_timeout: self.tls_handshake_timeout,
             tls: self.tls.clone(),
-            lane: self.lane.clone(),
             metrics: self.metrics.clone(),
         }
     }
 }
 
 impl<A> LimitedApp<A> {
-    /// The application of the client listeners.
-    pub fn new(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
+    /// The application of the client listeners, their requests offered to
+    /// `lane` first when there is one ([`crate::lane`]).
+    pub fn new(inner: A, limits: &Limits, metrics: Arc<Metrics>, lane: Option<Lane>) -> Self {
         let table = ConnectionTable::new(
             limits.max_connections,
             limits.max_connections_per_client,
             metrics.ops.connections_open.clone(),
         );
-        Self::with_table(inner, table, limits, metrics)
+        Self::with_table(inner, table, limits, metrics, lane)
     }
 
     /// The application of the peer listener: a table of its own, up to
@@ -75,7 +73,7 @@ impl<A> LimitedApp<A> {
             None,
             metrics.cluster.connections_open.clone(),
         );
-        Self::with_table(inner, table, limits, metrics)
+        Self::with_table(inner, table, limits, metrics, None)
     }
 
     fn with_table(
@@ -83,27 +81,22 @@ impl<A> LimitedApp<A> {
         table: ConnectionTable,
         limits: &Limits,
         metrics: Arc<Metrics>,
+        lane: Option<Lane>,
     ) -> Self {
         LimitedApp {
             inner: Arc::new(HeaderLimited::new(
                 inner,
                 limits.head,
                 metrics.ops.request_header_refusals.clone(),
+                lane.map(Arc::new),
             )),
             table: Arc::new(table),
             header_timeout: limits.header_timeout,
             head: limits.head,
             tls_handshake_timeout: limits.tls_handshake_timeout,
             tls: Vec::new(),
-            lane: None,
             metrics,
         }
-    }
-
-    /// Reads HTTP/1 connections in `lane` first ([`crate::lane`]).
-    pub fn with_lane(mut self, lane: Option<Lane>) -> Self {
-        self.lane = lane.map(Arc::new);
-        self
     }
 
     /// The number of client connections open, across every listener and
@@ -230,7 +223,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
             return None;
         }
         let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
-        if let Some(lane) = &self.lane
+        if let Some(lane) = self.inner.lane()
             && !h2c
             && Lane::takes(&guarded)
         {

@@ -7,7 +7,8 @@
 //! answered here, 431 or 414, on its stream alone. A field counts as its
 //! HTTP/1.1 line would (`name: value`), the path as its request line.
 //! HTTP/1 heads are measured on the connection, as they arrive
-//! (`stream.rs`).
+//! (`stream.rs`). A request within the limits is offered to the hit lane
+//! ([`crate::lane`]) when the proxy has one, then to the proxy.
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use prometheus::IntCounterVec;
 use super::HeadLimits;
 use super::refuse;
 use super::watch::Over;
+use crate::lane::Lane;
 
 /// `" HTTP/1.1"`, which an HTTP/1.1 request line adds after its target.
 const VERSION_LEN: usize = 9;
@@ -32,15 +34,28 @@ pub struct HeaderLimited<A> {
     inner: Arc<A>,
     limits: HeadLimits,
     refusals: IntCounterVec,
+    /// Where requests are offered first, when the proxy has one: HTTP/2
+    /// streams here, HTTP/1 connections in `LimitedApp`.
+    lane: Option<Arc<Lane>>,
 }
 
 impl<A> HeaderLimited<A> {
-    pub fn new(inner: A, limits: HeadLimits, refusals: IntCounterVec) -> Self {
+    pub fn new(
+        inner: A,
+        limits: HeadLimits,
+        refusals: IntCounterVec,
+        lane: Option<Arc<Lane>>,
+    ) -> Self {
         HeaderLimited {
             inner: Arc::new(inner),
             limits,
             refusals,
+            lane,
         }
+    }
+
+    pub fn lane(&self) -> Option<&Arc<Lane>> {
+        self.lane.as_ref()
     }
 }
 
@@ -83,7 +98,7 @@ async fn refuse(mut session: ServerSession, over: Over) {
 impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for HeaderLimited<A> {
     async fn process_new_http(
         self: &Arc<Self>,
-        session: ServerSession,
+        mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         // An HTTP/2 session holds its request already; an HTTP/1 one has
@@ -98,6 +113,11 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for HeaderLimited<A
             );
             refuse(session, over).await;
             return None;
+        }
+        if session.is_http2()
+            && let Some(lane) = &self.lane
+        {
+            session = lane.answer_stream(session).await?;
         }
         self.inner.process_new_http(session, shutdown).await
     }

@@ -48,6 +48,16 @@ pub struct Answer {
     pub ctx: RequestCtx,
 }
 
+/// The protocol an answer is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// By the lane's HTTP/1 connection loop, kept headers written as kept.
+    Http1,
+    /// On an HTTP/2 stream, through Pingora's HTTP/2 session: a header's
+    /// fields only.
+    Http2,
+}
+
 /// An answer's header. On the stack for one answer: boxing the header
 /// would cost an allocation per answer.
 #[allow(clippy::large_enum_variant)]
@@ -85,11 +95,14 @@ impl Edge {
     /// The answer to `req` from a client at `peer` when memory holds the
     /// object; `None` (nothing checked, counted or changed) when Pingora's
     /// path serves it. An error is an answer that could not be built (a
-    /// header field refused), the token perhaps checked already.
+    /// header field refused), the token perhaps checked already. `form` is
+    /// how the answer is sent: only an HTTP/1 answer may be a kept header
+    /// ([`Head::Kept`]).
     pub async fn lane_answer(
         &self,
         req: &RequestHeader,
         peer: Option<IpAddr>,
+        form: Form,
     ) -> Result<Option<Answer>> {
         let Some(engine) = self.cache.filter(|_| self.lane_serves()) else {
             return Ok(None);
@@ -152,7 +165,7 @@ impl Edge {
                 let renewal = admitted.renewal.as_ref();
                 // Nothing to add to the stored header but what a body of
                 // its own changes: the copy's kept header can be written.
-                let plain = renewal.is_none() && cors.is_none();
+                let plain = form == Form::Http1 && renewal.is_none() && cors.is_none();
                 let kept = hit.wire.clone().filter(|_| plain);
                 let answer = match (manifest, kept) {
                     (Some(kind), kept) => {

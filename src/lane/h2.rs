@@ -1,0 +1,100 @@
+//! The lane on HTTP/2: each stream's request, once Pingora's HTTP/2 layer
+//! has read its head, is offered to the lane before the proxy's phases
+//! run. A plain request that memory answers ([`crate::proxy::lane`]: a
+//! fresh memory hit, a playlist given the token, or the gate's refusal of
+//! such a request) is answered on its stream here, through the same HTTP/2
+//! session Pingora would write it with (which adds `Date` and drops the
+//! fields HTTP/2 has no place for, on either path); every other request
+//! goes on to the proxy unchanged.
+//!
+//! What the lane saves here is the proxy's per-request work around the
+//! answer (its session, phases and modules), not the HTTP/2 framing, which
+//! both paths share.
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use pingora::protocols::http::ServerSession;
+
+use super::Lane;
+use crate::proxy::Sent;
+use crate::proxy::lane::{Answer, Form, Head};
+
+impl Lane {
+    /// Answers an HTTP/2 stream's request when the lane can: `None` when it
+    /// did (or could not, and reset the stream), the session back when the
+    /// proxy serves it.
+    pub async fn answer_stream(&self, mut session: ServerSession) -> Option<ServerSession> {
+        if !plain_stream(&mut session) {
+            return Some(session);
+        }
+        let peer = session.client_addr().cloned();
+        let peer_ip = peer.as_ref().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let answer = match self
+            .edge
+            .lane_answer(session.req_header(), peer_ip, Form::Http2)
+            .await
+        {
+            Ok(Some(answer)) => answer,
+            Ok(None) => return Some(session),
+            // Its token may have been checked: not handed on to be checked
+            // again. Dropped unanswered, the stream is reset.
+            Err(e) => {
+                tracing::error!(error = %e, "the hit lane could not answer; HTTP/2 stream reset");
+                return None;
+            }
+        };
+        let Answer { head, body, ctx } = answer;
+        let Head::Fields(header) = head else {
+            tracing::error!(
+                "the hit lane made an HTTP/1 header for an HTTP/2 stream; stream reset"
+            );
+            return None;
+        };
+        let status = header.status.as_u16();
+        let bodiless = session.req_header().method == http::Method::HEAD;
+        let bytes = if bodiless { 0 } else { body.len() };
+        // Counted before it is sent, as the cache lookup is.
+        self.edge.metrics.ops.lane_answers.inc();
+        let written = write(&mut session, header, body, bodiless).await;
+        let sent = Sent {
+            status,
+            bytes: bytes as u64,
+        };
+        self.edge
+            .finish(session.req_header(), peer.as_ref(), sent, &ctx);
+        match written {
+            Ok(()) => {
+                if let Err(e) = session.finish().await {
+                    tracing::debug!(error = %e, "a hit lane answer on HTTP/2 was not ended");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "a hit lane answer on HTTP/2 was not sent"),
+        }
+        None
+    }
+}
+
+/// Whether the stream's request has nothing after its head: no body to
+/// read, and no field announcing one (such a request goes to the proxy, as
+/// on HTTP/1).
+fn plain_stream(session: &mut ServerSession) -> bool {
+    let req = session.req_header();
+    !req.headers.contains_key(CONTENT_LENGTH)
+        && !req.headers.contains_key(TRANSFER_ENCODING)
+        && session.is_body_done()
+}
+
+/// Writes the header, then the body with the end of the stream (for a
+/// HEAD, the header alone; the stream is ended by `finish`).
+async fn write(
+    session: &mut ServerSession,
+    header: pingora_http::ResponseHeader,
+    body: Bytes,
+    bodiless: bool,
+) -> pingora::Result<()> {
+    session.write_response_header(Box::new(header)).await?;
+    if !bodiless {
+        session.write_response_body(body, true).await?;
+    }
+    Ok(())
+}
