@@ -288,6 +288,39 @@ async fn a_one_time_token_is_checked_once_on_either_path() {
     }
 }
 
+/// A memory hit larger than the socket takes at once: the lane's header
+/// and body go out over several writes, whole and in order, and the
+/// connection then serves its next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hit_larger_than_the_socket_buffer_is_written_whole() {
+    let big = bytes(3 << 20, 41);
+    let w = World::builder()
+        .object("v/big.bin", &big)
+        .object(&HOT[1..], &bytes(1024, 42))
+        .tap()
+        .cache("  memory_size: 64MiB\n  memory_object_max_size: 4MiB\n")
+        .start()
+        .await;
+    let target = w.target("/v/big.bin");
+    make_hot(&w, &target).await;
+    let lane = |m: &str| metric(m, "cdn_node_lane_answers_total", &[]);
+    let before = lane(&w.metrics().await);
+    let mut c = Conn::open(w.node.http).await;
+    for _ in 0..2 {
+        let (status, h, body) = c.ask("GET", &target, &[]).await;
+        assert_eq!(status, 200);
+        assert_eq!(header(&h, "content-length"), Some("3145728"));
+        assert!(body == big, "the body differs");
+    }
+    let (status, _, _) = c.ask("GET", &w.target(HOT), &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        lane(&w.metrics().await) - before,
+        2.0,
+        "the lane answered the large hits"
+    );
+}
+
 /// An idle kept-alive connection whose last answer was the lane's is
 /// closed when the node stops, and the node exits at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -225,7 +225,7 @@ async fn read_head<D: Future<Output = ()>>(
 
 /// Writes an answer as Pingora's HTTP/1 session writes it: the header
 /// with its `Date` and `Connection` fields, then the body (none for a
-/// HEAD), gathered in the connection's write buffer and sent together.
+/// HEAD), sent together.
 async fn write(
     stream: &mut Guarded,
     head: Head,
@@ -257,9 +257,29 @@ async fn write(
             wire.put_slice(b"\r\n");
         }
     }
-    stream.write_all(&wire).await?;
-    if !bodiless {
-        stream.write_all(body).await?;
-    }
+    let body = if bodiless { &[][..] } else { body };
+    write_all_vectored(
+        stream,
+        &mut [io::IoSlice::new(&wire), io::IoSlice::new(body)],
+    )
+    .await?;
     stream.flush().await
+}
+
+/// Writes every slice of `bufs` in as few writes as the stream takes: the
+/// header and a body larger than Pingora's write buffer go out in one
+/// `writev`, not as a flushed header and then the body.
+async fn write_all_vectored(
+    stream: &mut Guarded,
+    mut bufs: &mut [io::IoSlice<'_>],
+) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        let n = stream.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
 }
