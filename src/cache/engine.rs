@@ -41,6 +41,7 @@ impl Engine {
         let store: &'static DiskStore = Box::leak(Box::new(store));
         let capacity = usize::try_from(config.max_size).unwrap_or(usize::MAX);
         let eviction: &'static Manager = Box::leak(Box::new(Manager::new(capacity)));
+        store.on_unkept(move |entry| eviction.remove(entry.into()));
         let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(config.lock_timeout));
         let engine = Engine {
             store,

@@ -20,7 +20,7 @@ use super::{DiskStore, files, space};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_cache::CacheMeta;
-use pingora_cache::eviction::CacheEntryId;
+use pingora_cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora_cache::key::{CacheHashKey, CacheKey};
 use pingora_cache::storage::{HandleMiss, MissFinishType};
 use pingora_error::Result;
@@ -164,10 +164,14 @@ impl DiskStore {
         header: ObjectHeader,
         meta_bytes: Vec<u8>,
     ) -> Result<()> {
+        // Pingora admitted the fill to the eviction manager when `finish`
+        // returned, before this task ran (nothing is awaited between the two).
+        let entry = fill_entry(&fill);
         if fill.is_doomed() {
             // Purged while filling: readers got their body, nothing is kept.
             self.lock_index().remove_fill(&fill.key, fill.id);
             let _ = remove_quietly(&self.layout.tmp_file(fill.id, FileKind::Body));
+            self.unkept(&entry);
             return Ok(());
         }
         let layout = self.layout.clone();
@@ -182,10 +186,12 @@ impl DiskStore {
             Ok(Err(e)) => {
                 self.count_write_error();
                 self.abort_fill(&fill, "commit failed");
+                self.unkept(&entry);
                 return Err(pingora_io("cache store: commit failed", e));
             }
             Err(e) => {
                 self.abort_fill(&fill, "commit task failed");
+                self.unkept(&entry);
                 return Err(pingora_err(format!("cache store: commit task failed: {e}")));
             }
         }
@@ -193,13 +199,22 @@ impl DiskStore {
         let installed = self.lock_index().install(&fill, complete);
         match installed {
             Ok(Some(old)) if old.id != fill.id => {
+                self.unkept(&old.eviction_key());
                 self.delete_objects(vec![(old.key, old.id)]).await
             }
             Ok(_) => {}
-            Err(InstallError::Doomed) => self.delete_objects(vec![(fill.key, fill.id)]).await,
+            Err(InstallError::Doomed) => {
+                self.unkept(&entry);
+                self.delete_objects(vec![(fill.key, fill.id)]).await
+            }
         }
         Ok(())
     }
+}
+
+/// The identified key the eviction manager was given for `fill`.
+fn fill_entry(fill: &Fill) -> CacheEntryKey {
+    CacheEntryKey::identified(fill.compact.clone(), CacheEntryId::new(fill.id))
 }
 
 /// A commit under way, counted in [`DiskStore::commits_in_progress`] until

@@ -131,7 +131,14 @@ pub struct DiskStore {
     meta_lock: tokio::sync::Mutex<()>,
     /// Commits under way (see `miss.rs`): a graceful stop waits for them.
     commits: tokio::sync::watch::Sender<usize>,
+    /// Told of each entry the eviction manager was given (a finished fill)
+    /// that the store does not keep after all: its commit failed, a purge
+    /// dropped it, or a newer fill replaced it ([`DiskStore::on_unkept`]).
+    unkept: std::sync::OnceLock<Unkept>,
 }
+
+/// What [`DiskStore::on_unkept`] calls.
+type Unkept = Box<dyn Fn(&CacheEntryKey) + Send + Sync>;
 
 impl DiskStore {
     /// Opens (creating) the store: scans `dir`, deletes temp files of fills
@@ -139,6 +146,23 @@ impl DiskStore {
     /// fail validation (logged, never a panic), and builds the index.
     pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         scan::open(config)
+    }
+
+    /// Calls `forget` with each entry the store does not keep after its
+    /// fill finished and was reported `Created` (so that Pingora gave it to
+    /// the eviction manager): a commit that failed, a fill purged before
+    /// its commit, an object replaced by a newer fill. The eviction manager
+    /// would otherwise count bytes that are not stored until the entry
+    /// aged out. Set once, by the engine; later calls are ignored.
+    pub fn on_unkept(&self, forget: impl Fn(&CacheEntryKey) + Send + Sync + 'static) {
+        let _ = self.unkept.set(Box::new(forget));
+    }
+
+    /// Tells the eviction manager that `entry` is not stored.
+    fn unkept(&self, entry: &CacheEntryKey) {
+        if let Some(forget) = self.unkept.get() {
+            forget(entry);
+        }
     }
 
     /// The number of fills whose commit is under way, kept up to date:

@@ -150,6 +150,7 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
         counters,
         commits: tokio::sync::watch::Sender::new(0),
         meta_lock: tokio::sync::Mutex::new(()),
+        unkept: std::sync::OnceLock::new(),
     })
 }
 

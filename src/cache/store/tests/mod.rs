@@ -9,3 +9,4 @@ mod purge;
 mod recovery;
 mod seek;
 mod support;
+mod unkept;
