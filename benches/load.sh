@@ -17,6 +17,9 @@
 #                    writes one JSON line per request to a file; or false);
 #                    nginx proxy_cache logs each request too (buffered) or not
 #   KEEP=1           keep the scratch folder's objects and caches afterwards
+#   MEMORY_OBJECT_MAX=16MiB  cdn-node's cache.memory_object_max_size: 16MiB
+#                    serves the 10 MiB object from memory (as Varnish's malloc
+#                    storage does); 64KiB (the shipped default) from disk
 #   SCENARIOS=small,medium,manifest,seek,large,ranges
 #                    the scenarios to run, comma-separated, always in this
 #                    order (default: all six);
@@ -51,7 +54,7 @@ HERE="$ROOT/benches/load"
 
 # The command as typed, with the settings given to it.
 COMMAND="benches/load.sh"
-for v in SCENARIOS ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION ROUNDS QUICK; do
+for v in MEMORY_OBJECT_MAX SCENARIOS ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION ROUNDS QUICK; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
@@ -211,7 +214,8 @@ start_s3 127.0.0.1 "$S3_PORT" "$OBJECTS" "$SCRATCH/s3s-fs.log" "$READY_SECONDS"
 
 # stdout is the access log; stderr the node's own log.
 start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
-    MAX_SIZE="${CACHE_MIB}MiB" MAX_OBJECT_SIZE="${CACHE_MIB}MiB" ACCESS_LOG="$ACCESS_LOG"
+    MAX_SIZE="${CACHE_MIB}MiB" MAX_OBJECT_SIZE="${CACHE_MIB}MiB" ACCESS_LOG="$ACCESS_LOG" \
+    MEMORY_OBJECT_MAX="${MEMORY_OBJECT_MAX:-16MiB}"
 
 start_nginx "nginx origin" "$HERE/nginx-origin.conf.in" "$SCRATCH/nginx-origin" "$ORIGIN_PORT" \
     ROOT="$OBJECTS/$BUCKET"

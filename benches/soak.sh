@@ -140,7 +140,8 @@ start_s3 127.0.0.1 "$S3_PORT" "$OBJECTS" "$SCRATCH/s3s-fs.log" "$READY_SECONDS"
 
 # stdout is the access log: written, not kept (ten minutes of it is gigabytes).
 start_node /dev/null "$LOAD_DIR/cdn-node.yaml.in" ORIGIN_PORT="$S3_PORT" BUCKET="$BUCKET" \
-    MAX_SIZE="${MAX_SIZE_MIB}MiB" MAX_OBJECT_SIZE="${MAX_SIZE_MIB}MiB" ACCESS_LOG=true
+    MAX_SIZE="${MAX_SIZE_MIB}MiB" MAX_OBJECT_SIZE="${MAX_SIZE_MIB}MiB" ACCESS_LOG=true \
+    MEMORY_OBJECT_MAX=16MiB
 
 TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench soak 86400) || exit 1
 # The same token with another signature: refused (bad_signature).

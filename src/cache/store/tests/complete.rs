@@ -128,3 +128,34 @@ async fn a_body_no_longer_in_the_page_cache_is_read_from_disk() {
         .unwrap();
     assert_eq!(read_all(&mut hit).await.unwrap(), data);
 }
+
+/// A reader reads large chunks while few readers are open, and the small
+/// ones once many are: what readers hold at once stays bounded.
+#[tokio::test]
+async fn readers_read_large_chunks_only_while_few_are_open() {
+    use crate::cache::store::hit::{CHUNK, LARGE_CHUNK};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let data = body(3 << 20);
+    store_object(store, "/v/big.mp4", &data, 1 << 20).await;
+    let first_chunk = || async {
+        let (_, mut hit) = store
+            .lookup(&key("/v/big.mp4"), &span())
+            .await
+            .unwrap()
+            .unwrap();
+        let chunk = hit.read_body().await.unwrap().unwrap();
+        (hit, chunk.len() as u64)
+    };
+    let (_one, len) = first_chunk().await;
+    assert_eq!(len, LARGE_CHUNK);
+    let mut open = Vec::new();
+    for _ in 0..40 {
+        open.push(first_chunk().await.0);
+    }
+    let (_many, len) = first_chunk().await;
+    assert_eq!(len, CHUNK);
+    drop(open);
+    let (_again, len) = first_chunk().await;
+    assert_eq!(len, LARGE_CHUNK);
+}

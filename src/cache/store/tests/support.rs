@@ -68,7 +68,7 @@ use pingora_cache::storage::{HitHandler, MissFinishType, Storage};
 pub async fn read_all(hit: &mut HitHandler) -> pingora_error::Result<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(chunk) = hit.read_body().await? {
-        assert!(chunk.len() as u64 <= crate::cache::store::hit::CHUNK);
+        assert!(chunk.len() as u64 <= crate::cache::store::hit::LARGE_CHUNK);
         out.extend_from_slice(&chunk);
     }
     Ok(out)
