@@ -120,6 +120,15 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// `headers` without the fields that change from one answer to the next
+/// (`Date`, `Age`): what two answers to the same request must share.
+pub fn lasting(headers: Headers) -> Headers {
+    headers
+        .into_iter()
+        .filter(|(n, _)| n != "date" && n != "age")
+        .collect()
+}
+
 /// The value of one sample in a Prometheus text exposition; 0 when absent.
 /// `labels` must list every label of the sample, in any order.
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {

@@ -1,7 +1,6 @@
 //! Refusals and write errors.
 
 use super::support::*;
-use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::Storage;
 
 #[tokio::test]
@@ -43,9 +42,7 @@ async fn low_free_space_refuses_new_fills() {
 async fn a_failed_commit_is_counted_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    // Make the key's shard directory impossible to create.
-    let shard = format!("{:02x}", key("/x").combined_bin()[0]);
-    std::fs::write(dir.path().join("objects").join(shard), b"not a directory").unwrap();
+    fail_commits(dir.path(), "/x");
     let mut miss = store
         .get_miss_handler(&key("/x"), &meta(Some(3)), &span())
         .await

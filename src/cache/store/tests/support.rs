@@ -140,3 +140,11 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Makes every commit of `path`'s fills fail: its shard directory cannot
+/// be created (a file is in its place).
+pub fn fail_commits(dir: &Path, path: &str) {
+    use pingora_cache::key::CacheHashKey;
+    let shard = format!("{:02x}", key(path).combined_bin()[0]);
+    std::fs::write(dir.join("objects").join(shard), b"not a directory").unwrap();
+}

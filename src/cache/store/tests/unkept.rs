@@ -6,7 +6,6 @@ use super::support::*;
 use crate::cache::store::DiskStore;
 use pingora_cache::CacheEntryKey;
 use pingora_cache::eviction::CacheEntryId;
-use pingora_cache::key::CacheHashKey;
 use pingora_cache::storage::{PurgeType, Storage};
 use std::sync::{Arc, Mutex};
 
@@ -27,8 +26,7 @@ fn entry(path: &str, id: u64) -> CacheEntryKey {
 async fn a_failed_commit_reports_its_entry() {
     let dir = tempfile::tempdir().unwrap();
     let (store, seen) = recorded(dir.path());
-    let shard = format!("{:02x}", key("/x").combined_bin()[0]);
-    std::fs::write(dir.path().join("objects").join(shard), b"not a directory").unwrap();
+    fail_commits(dir.path(), "/x");
     let mut miss = store
         .get_miss_handler(&key("/x"), &meta(Some(3)), &span())
         .await
