@@ -273,7 +273,6 @@ async fn write_all_vectored(
     stream: &mut Guarded,
     mut bufs: &mut [io::IoSlice<'_>],
 ) -> io::Result<()> {
-    io::IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         let n = stream.write_vectored(bufs).await?;
         if n == 0 {

@@ -343,9 +343,7 @@ impl Rewritten<'_> {
         }
         Ok((header, body))
     }
-}
 
-impl Rewritten<'_> {
     /// The body to send: `stored` given the token, or as stored when it
     /// does not parse (counted either way); `true` when rewritten.
     fn body(&self, stored: Stored, metrics: &Metrics) -> (Bytes, bool) {

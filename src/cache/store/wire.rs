@@ -74,24 +74,21 @@ impl Wire {
         for line in fields[status_len..].split_inclusive(|&b| b == b'\n') {
             let end = start + line.len();
             let name = &line[..line.iter().position(|&b| b == b':')?];
-            let slot = [
-                (AGE, Part::Age),
-                (DATE, Part::Date),
-                (CONNECTION, Part::Connection),
-            ]
-            .into_iter()
-            .find(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes()));
-            let slot = match slot {
-                Some((_, slot)) => Some(slot),
-                None if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) => {
-                    Some(Part::ContentLength(fields.slice(start..end)))
-                }
-                None if name.eq_ignore_ascii_case(ETAG.as_str().as_bytes()) => {
-                    // `name: value\r\n`, as `header_to_h1_wire` writes it.
-                    let value = fields.slice(start + name.len() + 2..end - 2);
-                    Some(Part::ETag(fields.slice(start..end), value))
-                }
-                None => None,
+            let is = |field: &HeaderName| name.eq_ignore_ascii_case(field.as_str().as_bytes());
+            let slot = if is(&AGE) {
+                Some(Part::Age)
+            } else if is(&DATE) {
+                Some(Part::Date)
+            } else if is(&CONNECTION) {
+                Some(Part::Connection)
+            } else if is(&CONTENT_LENGTH) {
+                Some(Part::ContentLength(fields.slice(start..end)))
+            } else if is(&ETAG) {
+                // `name: value\r\n`, as `header_to_h1_wire` writes it.
+                let value = fields.slice(start + name.len() + 2..end - 2);
+                Some(Part::ETag(fields.slice(start..end), value))
+            } else {
+                None
             };
             if let Some(slot) = slot {
                 parts.push(Part::Kept(fields.slice(kept_from..start)));
