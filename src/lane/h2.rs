@@ -14,33 +14,42 @@
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::v2::server::HttpSession;
 
 use super::Lane;
 use crate::proxy::Sent;
 use crate::proxy::lane::{Answer, Form, Head};
 
 impl Lane {
-    /// Answers an HTTP/2 stream's request when the lane can: `None` when it
-    /// did (or could not, and reset the stream), the session back when the
-    /// proxy serves it.
-    pub async fn answer_stream(&self, mut session: ServerSession) -> Option<ServerSession> {
-        if !plain_stream(&mut session) {
-            return Some(session);
+    /// Answers an HTTP/2 stream's request when the lane can: `true` when it
+    /// did (or could not, and the stream is to be reset by dropping the
+    /// session), `false` when the proxy serves it.
+    ///
+    /// The session is borrowed, and written through its HTTP/2 half
+    /// directly: moving a session in and out, or awaiting the generic
+    /// session's writes (whose futures are sized for HTTP/1's), cost more
+    /// than the answer's own work on every stream.
+    pub async fn answer_stream(&self, session: &mut ServerSession) -> bool {
+        let ServerSession::H2(stream) = session else {
+            return false;
+        };
+        if !plain_stream(stream) {
+            return false;
         }
-        let peer = session.client_addr().cloned();
+        let peer = stream.client_addr().cloned();
         let peer_ip = peer.as_ref().and_then(|a| a.as_inet()).map(|a| a.ip());
         let answer = match self
             .edge
-            .lane_answer(session.req_header(), peer_ip, Form::Http2)
+            .lane_answer(stream.req_header(), peer_ip, Form::Http2)
             .await
         {
             Ok(Some(answer)) => answer,
-            Ok(None) => return Some(session),
+            Ok(None) => return false,
             // Its token may have been checked: not handed on to be checked
             // again. Dropped unanswered, the stream is reset.
             Err(e) => {
                 tracing::error!(error = %e, "the hit lane could not answer; HTTP/2 stream reset");
-                return None;
+                return true;
             }
         };
         let Answer { head, body, ctx } = answer;
@@ -48,53 +57,49 @@ impl Lane {
             tracing::error!(
                 "the hit lane made an HTTP/1 header for an HTTP/2 stream; stream reset"
             );
-            return None;
+            return true;
         };
         let status = header.status.as_u16();
-        let bodiless = session.req_header().method == http::Method::HEAD;
+        let bodiless = stream.req_header().method == http::Method::HEAD;
         let bytes = if bodiless { 0 } else { body.len() };
         // Counted before it is sent, as the cache lookup is.
         self.edge.metrics.ops.lane_answers.inc();
-        let written = write(&mut session, header, body, bodiless).await;
+        let written = write(stream, header, body, bodiless).await;
         let sent = Sent {
             status,
             bytes: bytes as u64,
         };
         self.edge
-            .finish(session.req_header(), peer.as_ref(), sent, &ctx);
-        match written {
-            Ok(()) => {
-                if let Err(e) = session.finish().await {
-                    tracing::debug!(error = %e, "a hit lane answer on HTTP/2 was not ended");
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "a hit lane answer on HTTP/2 was not sent"),
+            .finish(stream.req_header(), peer.as_ref(), sent, &ctx);
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "a hit lane answer on HTTP/2 was not sent");
         }
-        None
+        true
     }
 }
 
 /// Whether the stream's request has nothing after its head: no body to
 /// read, and no field announcing one (such a request goes to the proxy, as
 /// on HTTP/1).
-fn plain_stream(session: &mut ServerSession) -> bool {
-    let req = session.req_header();
+fn plain_stream(stream: &HttpSession) -> bool {
+    let req = stream.req_header();
     !req.headers.contains_key(CONTENT_LENGTH)
         && !req.headers.contains_key(TRANSFER_ENCODING)
-        && session.is_body_done()
+        && stream.is_body_done()
 }
 
-/// Writes the header, then the body with the end of the stream (for a
-/// HEAD, the header alone; the stream is ended by `finish`).
+/// Writes the header and the body, the stream ended with the last of them
+/// (for a HEAD, the header).
 async fn write(
-    session: &mut ServerSession,
+    stream: &mut HttpSession,
     header: pingora_http::ResponseHeader,
     body: Bytes,
     bodiless: bool,
 ) -> pingora::Result<()> {
-    session.write_response_header(Box::new(header)).await?;
-    if !bodiless {
-        session.write_response_body(body, true).await?;
+    let end = bodiless || body.is_empty();
+    stream.write_response_header(Box::new(header), end)?;
+    if !end {
+        stream.write_body(body, true).await?;
     }
     Ok(())
 }

@@ -111,13 +111,16 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for HeaderLimited<A
                 reason = over.reason(),
                 "HTTP/2 request head over the limits"
             );
-            refuse(session, over).await;
+            // Boxed: its writes are the generic session's, sized for
+            // HTTP/1, and would enlarge every stream's future.
+            Box::pin(refuse(session, over)).await;
             return None;
         }
         if session.is_http2()
             && let Some(lane) = &self.lane
+            && lane.answer_stream(&mut session).await
         {
-            session = lane.answer_stream(session).await?;
+            return None;
         }
         self.inner.process_new_http(session, shutdown).await
     }

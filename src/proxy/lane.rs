@@ -202,6 +202,7 @@ impl Edge {
                                     kind,
                                     &propagation,
                                     renewal,
+                                    form,
                                 )?;
                                 (Head::Fields(header), body)
                             }
@@ -220,7 +221,7 @@ impl Edge {
                     }
                     (None, None) => {
                         ctx.route = RouteKind::MemoryHit;
-                        let (header, body) = memory_hit::answer(engine, hit, renewal)?;
+                        let (header, body) = memory_hit::answer(engine, hit, renewal, form)?;
                         (Head::Fields(header), body)
                     }
                 };

@@ -35,6 +35,7 @@ use pingora_proxy::RangeType;
 
 use super::admit::Admitted;
 use super::ctx::RequestCtx;
+use super::lane::Form;
 use super::memory_hit;
 use crate::answer;
 use crate::auth::Verifier;
@@ -184,7 +185,7 @@ pub async fn serve_stored(
         if !fits(engine, &hit.header) {
             return Ok(false);
         }
-        let (header, stored) = told_hit(engine, hit)?;
+        let (header, stored) = told_hit(engine, hit, Form::Http1)?;
         let answer = Rewritten {
             kind,
             propagation,
@@ -236,9 +237,13 @@ fn fits(engine: &Engine, header: &ResponseHeader) -> bool {
 
 /// The copy memory holds of a manifest, its access told: its header with
 /// `Age`, and its body.
-fn told_hit(engine: &'static Engine, hit: MemoryHit) -> Result<(ResponseHeader, Stored)> {
+fn told_hit(
+    engine: &'static Engine,
+    hit: MemoryHit,
+    form: Form,
+) -> Result<(ResponseHeader, Stored)> {
     memory_hit::told(engine, &hit);
-    let mut header = std::sync::Arc::unwrap_or_clone(hit.header);
+    let mut header = memory_hit::header_to_edit(hit.header, form);
     header.insert_header(AGE, hit.age.as_secs())?;
     Ok((header, Stored::Held(hit.body)))
 }
@@ -259,8 +264,9 @@ pub fn answer_held(
     kind: Kind,
     propagation: &Propagation,
     renewal: Option<&crate::auth::Renewed>,
+    form: Form,
 ) -> Result<(ResponseHeader, Bytes)> {
-    let (header, stored) = told_hit(engine, hit)?;
+    let (header, stored) = told_hit(engine, hit, form)?;
     let answer = Rewritten {
         kind,
         propagation,

@@ -26,6 +26,7 @@ use pingora::prelude::*;
 use pingora_cache::CacheKey;
 use pingora_http::{RequestHeader, ResponseHeader};
 
+use super::lane::Form;
 use crate::answer;
 use crate::auth::Renewed;
 use crate::cache::engine::Engine;
@@ -103,7 +104,7 @@ pub async fn send(
     renewal: Option<&Renewed>,
 ) -> Result<()> {
     let head = session.req_header().method == http::Method::HEAD;
-    let (header, body) = answer(engine, hit, renewal)?;
+    let (header, body) = answer(engine, hit, renewal, Form::Http1)?;
     if session.req_header().headers.contains_key(RANGE) {
         return send_ranged(session, header, body).await;
     }
@@ -116,14 +117,25 @@ pub fn answer(
     engine: &'static Engine,
     hit: MemoryHit,
     renewal: Option<&Renewed>,
+    form: Form,
 ) -> Result<(ResponseHeader, Bytes)> {
     told(engine, &hit);
-    let mut header = Arc::unwrap_or_clone(hit.header);
+    let mut header = header_to_edit(hit.header, form);
     header.insert_header(AGE, hit.age.as_secs())?;
     if let Some(renewed) = renewal {
         header.append_header(renewed.name.clone(), renewed.value.as_str())?;
     }
     Ok((header, hit.body))
+}
+
+/// A held copy's header to edit for one answer. HTTP/2 writes names in
+/// lower case: the fields are copied without the HTTP/1 spelling of their
+/// names, one map instead of two.
+pub fn header_to_edit(header: Arc<ResponseHeader>, form: Form) -> ResponseHeader {
+    match form {
+        Form::Http1 => Arc::unwrap_or_clone(header),
+        Form::Http2 => ResponseHeader::from(header.as_owned_parts()),
+    }
 }
 
 /// Answers the request's `Range` from a whole body: 206 (single or
