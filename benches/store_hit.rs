@@ -55,6 +55,7 @@ fn hit(c: &mut Criterion) {
             min_free_bytes: 0,
             memory_bytes: 1 << 20,
             memory_object_max: 64 * 1024,
+            durable: false,
         })
         .expect("open"),
     ));

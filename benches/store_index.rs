@@ -80,6 +80,7 @@ fn open_100k(c: &mut Criterion) {
         min_free_bytes: 0,
         memory_bytes: 0,
         memory_object_max: 0,
+        durable: false,
     };
     let store = DiskStore::open(config.clone()).expect("open");
     assert_eq!(store.stats().objects_stored, OBJECTS);

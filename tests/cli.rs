@@ -143,6 +143,11 @@ const OUT_OF_RANGE: &[(&str, &str, &str)] = &[
         "\"lots\" is not a size: write bytes or a number with KiB",
     ),
     (
+        "cache:\n  dir: c\n  durable_commits: yes please\n",
+        "cache.durable_commits",
+        "expected a boolean",
+    ),
+    (
         "log:\n  access_buffer: 17MiB\n",
         "log.access_buffer",
         "use 0 (a write per line) to 16MiB",

@@ -36,6 +36,7 @@ impl Engine {
             min_free_bytes: config.min_free_space,
             memory_bytes: config.memory_size,
             memory_object_max: config.memory_object_max_size,
+            durable: config.durable_commits,
         })
         .map_err(|e| format!("cache.dir {}: {e}", config.dir.display()))?;
         let store: &'static DiskStore = Box::leak(Box::new(store));

@@ -17,6 +17,8 @@ pub struct CacheConfig {
     pub memory_size: u64,
     /// Largest body copied into memory.
     pub memory_object_max_size: u64,
+    /// Commits are fsynced (`cache.durable_commits`).
+    pub durable_commits: bool,
     /// Largest manifest given the request's token.
     pub manifest_max_size: u64,
     pub policy: Policy,
@@ -182,6 +184,7 @@ impl CacheConfig {
             min_free_space: section.min_free_space.0,
             memory_size: section.memory_size.0,
             memory_object_max_size: memory_object,
+            durable_commits: section.durable_commits,
             manifest_max_size: section.manifest_max_size.0,
             policy: Policy {
                 default_ttl: Duration::from_secs(section.default_ttl_seconds),

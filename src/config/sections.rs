@@ -325,6 +325,10 @@ pub struct CacheSection {
     /// object), smaller ones on the first.
     #[serde(default)]
     pub memory_object_max_size: Option<ByteSize>,
+    /// fsync each object's files as it is committed, so that it outlives a
+    /// power loss (purges are fsynced whatever this says).
+    #[serde(default)]
+    pub durable_commits: bool,
     /// Largest manifest (HLS, DASH) given the request's token; larger ones
     /// are sent as stored.
     #[serde(default = "default_manifest_max_size")]

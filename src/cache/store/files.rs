@@ -81,16 +81,19 @@ pub fn probe_writable(layout: &Layout) -> io::Result<()> {
     fs::remove_file(&path)
 }
 
-/// Writes `bytes` to a new file at `path` and fsyncs it.
-fn write_synced(path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to a new file at `path`, fsynced when `durable`.
+fn write_new(path: &std::path::Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let mut f = OpenOptions::new().write(true).create_new(true).open(path)?;
     f.write_all(bytes)?;
-    f.sync_all()
+    if durable { f.sync_all() } else { Ok(()) }
 }
 
-/// Makes fill `id` a complete object: fsync the body, write and fsync the
-/// meta file, rename the body then the meta into place (the meta rename is
-/// the commit point) and fsync the directory. On error nothing of the fill
+/// Makes fill `id` a complete object: write the meta file, rename the body
+/// then the meta into place (the meta rename is the commit point). When
+/// `durable`, the body and the meta are fsynced before their renames and
+/// the directory after them, so that the object outlives a power loss;
+/// otherwise the filesystem writes them back in its own time (FORMAT.md:
+/// what start-up finds is checked either way). On error nothing of the fill
 /// is left behind.
 pub fn commit_fill(
     layout: &Layout,
@@ -98,18 +101,24 @@ pub fn commit_fill(
     key: &HashBinary,
     body: &File,
     meta: &[u8],
+    durable: bool,
 ) -> io::Result<()> {
     let tmp_body = layout.tmp_file(id, FileKind::Body);
     let tmp_meta = layout.tmp_file(id, FileKind::Meta);
     let obj_body = layout.object_file(key, id, FileKind::Body);
     let obj_meta = layout.object_file(key, id, FileKind::Meta);
     let result = (|| {
-        body.sync_all()?;
-        write_synced(&tmp_meta, meta)?;
+        if durable {
+            body.sync_all()?;
+        }
+        write_new(&tmp_meta, meta, durable)?;
         fs::create_dir_all(layout.shard(key[0]))?;
         fs::rename(&tmp_body, &obj_body)?;
         fs::rename(&tmp_meta, &obj_meta)?;
-        fsync_dir(&layout.shard(key[0]))
+        if durable {
+            fsync_dir(&layout.shard(key[0]))?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = remove_quietly(&obj_meta);
@@ -120,21 +129,26 @@ pub fn commit_fill(
     result
 }
 
-/// Replaces the meta file of object `id` atomically: a new file written and
-/// fsynced under `tmp/<write_id>.meta`, renamed over the old one, directory
-/// fsynced. The body is not touched.
+/// Replaces the meta file of object `id` atomically: a new file written
+/// under `tmp/<write_id>.meta` and renamed over the old one (when
+/// `durable`, fsynced before and the directory after). The body is not
+/// touched.
 pub fn replace_meta(
     layout: &Layout,
     write_id: u64,
     key: &HashBinary,
     id: u64,
     meta: &[u8],
+    durable: bool,
 ) -> io::Result<()> {
     let tmp_meta = layout.tmp_file(write_id, FileKind::Meta);
     let result = (|| {
-        write_synced(&tmp_meta, meta)?;
+        write_new(&tmp_meta, meta, durable)?;
         fs::rename(&tmp_meta, layout.object_file(key, id, FileKind::Meta))?;
-        fsync_dir(&layout.shard(key[0]))
+        if durable {
+            fsync_dir(&layout.shard(key[0]))?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = remove_quietly(&tmp_meta);
@@ -144,11 +158,15 @@ pub fn replace_meta(
 
 /// Deletes both files of an object: the meta first, so a crash in between
 /// leaves an orphan body (removed at the next open), never a meta without
-/// its body being served.
-pub fn remove_object(layout: &Layout, key: &HashBinary, id: u64) -> io::Result<()> {
+/// its body being served. When `durable` (a purge), the directory is
+/// fsynced: a purged object never comes back after a power loss.
+pub fn remove_object(layout: &Layout, key: &HashBinary, id: u64, durable: bool) -> io::Result<()> {
     remove_quietly(&layout.object_file(key, id, FileKind::Meta))?;
     remove_quietly(&layout.object_file(key, id, FileKind::Body))?;
-    fsync_dir(&layout.shard(key[0]))
+    if durable {
+        fsync_dir(&layout.shard(key[0]))?;
+    }
+    Ok(())
 }
 
 /// Opens the body of a complete object and checks it belongs to entry `id`

@@ -177,8 +177,9 @@ impl DiskStore {
         let layout = self.layout.clone();
         let f = fill.clone();
         let meta_len = meta_bytes.len() as u64;
+        let durable = self.config.durable;
         let res = tokio::task::spawn_blocking(move || {
-            files::commit_fill(&layout, f.id, &f.key, &f.file, &meta_bytes)
+            files::commit_fill(&layout, f.id, &f.key, &f.file, &meta_bytes, durable)
         })
         .await;
         match res {
@@ -200,12 +201,15 @@ impl DiskStore {
         match installed {
             Ok(Some(old)) if old.id != fill.id => {
                 self.unkept(&old.eviction_key());
-                self.delete_objects(vec![(old.key, old.id)]).await
+                // Replaced: after a power loss the newer of the two is kept.
+                self.delete_objects(vec![(old.key, old.id)], self.config.durable)
+                    .await
             }
             Ok(_) => {}
             Err(InstallError::Doomed) => {
                 self.unkept(&entry);
-                self.delete_objects(vec![(fill.key, fill.id)]).await
+                // Purged while it was committed.
+                self.delete_objects(vec![(fill.key, fill.id)], true).await
             }
         }
         Ok(())

@@ -3,7 +3,8 @@
 //! One object is two files, a small meta file (magic, version, key, body
 //! length, serialized `CacheMeta`, checksum) and a body file; see
 //! `FORMAT.md`. Fills stream into `tmp/` and become visible as complete
-//! objects only after both files are fsynced and renamed into place; readers
+//! objects only after both files are written and renamed into place
+//! (fsynced first with `durable`); readers
 //! can follow a fill while it is written (streaming partial writes).
 //!
 //! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
@@ -70,6 +71,10 @@ pub struct StoreConfig {
     /// Largest body copied into memory: at most `INLINE_MAX` bytes on its
     /// first read from disk, larger ones on their second.
     pub memory_object_max: u64,
+    /// Commits fsync the object's files and directory, so that every
+    /// committed object outlives a power loss (`cache.durable_commits`).
+    /// Purges are made durable either way.
+    pub durable: bool,
 }
 
 /// A snapshot of the store's figures.
@@ -234,7 +239,8 @@ impl DiskStore {
             }))
             .collect();
         let targets: Vec<_> = removed.iter().map(|c| (c.key, c.id)).collect();
-        self.delete_objects(targets).await;
+        // Purged: never to come back after a power loss.
+        self.delete_objects(targets, true).await;
         keys
     }
 
@@ -270,8 +276,13 @@ impl DiskStore {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Deletes the files of committed objects (already out of the index).
-    async fn delete_objects(&'static self, targets: Vec<(pingora_cache::key::HashBinary, u64)>) {
+    /// Deletes the files of committed objects (already out of the index);
+    /// `durable`: the deletions outlive a power loss (purges).
+    async fn delete_objects(
+        &'static self,
+        targets: Vec<(pingora_cache::key::HashBinary, u64)>,
+        durable: bool,
+    ) {
         if targets.is_empty() {
             return;
         }
@@ -284,7 +295,7 @@ impl DiskStore {
         let layout = self.layout.clone();
         let res = tokio::task::spawn_blocking(move || {
             for (key, id) in targets {
-                if let Err(e) = files::remove_object(&layout, &key, id) {
+                if let Err(e) = files::remove_object(&layout, &key, id, durable) {
                     tracing::warn!(error = %e, id, "cache store: could not delete object files");
                 }
             }

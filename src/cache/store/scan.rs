@@ -114,7 +114,8 @@ pub fn open(config: StoreConfig) -> Result<DiskStore, StoreError> {
     }
     for (key, id) in superseded {
         discarded += 2;
-        let _ = super::files::remove_object(&layout, &key, id);
+        // Not fsynced: after a power loss, the next open picks again.
+        let _ = super::files::remove_object(&layout, &key, id, false);
     }
 
     let now_micros = SystemTime::now()

@@ -112,7 +112,8 @@ impl DiskStore {
             .remove_complete(&c.key, Some(c.id), false)
             .is_some()
         {
-            self.delete_objects(vec![(c.key, c.id)]).await;
+            self.delete_objects(vec![(c.key, c.id)], self.config.durable)
+                .await;
         }
     }
 
@@ -179,7 +180,7 @@ impl Storage for DiskStore {
     async fn purge(
         &'static self,
         target: PurgeTarget<'_>,
-        _purge_type: PurgeType,
+        purge_type: PurgeType,
         _trace: &SpanHandle,
     ) -> Result<PurgeOutcome> {
         let hash = target.key().combined_bin();
@@ -214,7 +215,10 @@ impl Storage for DiskStore {
         };
         match removed {
             Some(c) => {
-                self.delete_objects(vec![(c.key, c.id)]).await;
+                // A purge is made durable whatever `durable_commits` says; an
+                // eviction only when commits are.
+                let durable = self.config.durable || matches!(purge_type, PurgeType::Invalidation);
+                self.delete_objects(vec![(c.key, c.id)], durable).await;
                 Ok(PurgeOutcome::Purged(Some(CacheEntryId::new(c.id))))
             }
             None => Ok(PurgeOutcome::NotFound),
@@ -241,8 +245,9 @@ impl Storage for DiskStore {
         let layout = self.layout.clone();
         let write_id = self.new_id();
         let (k, id) = (current.key, current.id);
+        let durable = self.config.durable;
         let res = tokio::task::spawn_blocking(move || {
-            files::replace_meta(&layout, write_id, &k, id, &bytes)
+            files::replace_meta(&layout, write_id, &k, id, &bytes, durable)
         })
         .await;
         match res {
@@ -262,7 +267,8 @@ impl Storage for DiskStore {
             .replace_meta(&hash, id, stored, meta_len, fresh_until);
         if !updated {
             // Purged or replaced meanwhile: the header just written is an orphan.
-            self.delete_objects(vec![(k, id)]).await;
+            self.delete_objects(vec![(k, id)], self.config.durable)
+                .await;
         }
         Ok(updated)
     }

@@ -1,6 +1,7 @@
 //! Complete objects: write, read, replace, restart.
 
 use super::support::*;
+use crate::cache::store::StoreConfig;
 use pingora_cache::storage::Storage;
 use std::time::SystemTime;
 
@@ -74,8 +75,17 @@ async fn new_fill_replaces_old_and_ids_are_unique() {
 
 #[tokio::test]
 async fn objects_survive_a_restart_with_their_keys() {
+    for durable in [false, true] {
+        objects_survive_a_restart(durable).await;
+    }
+}
+
+async fn objects_survive_a_restart(durable: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_with(StoreConfig {
+        durable,
+        ..config(dir.path())
+    });
     let data = body(100_000);
     let (id, weight) = store_object(store, "/courses/101/lecture-01.mp4", &data, 4096).await;
     store_object(store, "/courses/102/x.mp4?partNumber=2", b"xyz", 1).await;

@@ -20,6 +20,7 @@ pub fn config(dir: &Path) -> StoreConfig {
         min_free_bytes: 0,
         memory_bytes: 1 << 20,
         memory_object_max: 64 * 1024,
+        durable: false,
     }
 }
 
