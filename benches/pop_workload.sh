@@ -141,34 +141,47 @@ stop_servers() {
     STARTED=("${kept[@]}")
 }
 
+# server_pids NAME: the processes whose CPU time is NAME's: cdn-node; nginx's
+# master, workers, cache manager and loader.
+server_pids() {
+    if [[ $1 == node ]]; then echo "$PID_node"; else echo "$PID_nginx $(pgrep -P "$PID_nginx" | tr '\n' ' ')"; fi
+}
+
 # origin_bytes NAME: the bytes the origin has sent to NAME's side so far.
 origin_bytes() {
     awk '{ s += $2 } END { printf "%.0f", s }' "$SCRATCH/origin/$1-side.log"
 }
 
 # play NAME ZIPF PHASE ARGS...: one client run against NAME, from where its
-# last run stopped in the trace; the result line, with the phase and the
-# origin bytes fetched meanwhile, appended to RESULTS and kept in RESULT.
+# last run stopped in the trace; the result line, with the phase, the origin
+# bytes fetched meanwhile and the server's CPU seconds, appended to RESULTS
+# and kept in RESULT.
 RESULTS="$SCRATCH/results.txt"
 : >"$RESULTS"
 declare -A SKIP
 play() {
-    local name=$1 zipf=$2 phase=$3 port before taken
+    local name=$1 zipf=$2 phase=$3 port before taken pids cpu_before cpu_after
     shift 3
     if [[ $name == node ]]; then port=$NODE_PORT; else port=$NGINX_PORT; fi
     before=$(origin_bytes "$name")
+    pids=$(server_pids "$name")
+    # shellcheck disable=SC2086
+    cpu_before=$(cpu_seconds $pids)
     echo "$name $phase:" >>"$SCRATCH/client-errors.log"
     RESULT=$("$CLIENT" --addr "127.0.0.1:$port" --trace "$SCRATCH/trace-$zipf.txt" --query "jwt=$TOKEN" \
         --skip "${SKIP[$name]}" "$@" 2>>"$SCRATCH/client-errors.log") || die "the client failed against $name"
+    # shellcheck disable=SC2086
+    cpu_after=$(cpu_seconds $pids)
     # The origin's log line of a fetch is written when it ends.
     sleep 1
     taken=$(field "$RESULT" taken)
     SKIP[$name]=$((SKIP[$name] + taken))
     RESULT="zipf=$zipf server=$name phase=$phase ${RESULT#pop-result } origin_bytes=$(($(origin_bytes "$name") - before))"
+    RESULT="$RESULT cpu_s=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.2f", b - a }')"
     echo "$RESULT" >>"$RESULTS"
     say "  $name $phase: $(rate_of "$RESULT") req/s, p50 $(ms "$(field "$RESULT" p50_us)") ms," \
         "p99 $(ms "$(field "$RESULT" p99_us)") ms, errors $(field "$RESULT" errors)," \
-        "not 200/206 $(field "$RESULT" not_ok), dropped $(field "$RESULT" dropped)"
+        "not 200/206 $(field "$RESULT" not_ok), dropped $(field "$RESULT" dropped), cpu $(field "$RESULT" cpu_s) s"
 }
 
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }

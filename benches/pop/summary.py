@@ -5,8 +5,9 @@
 
 RESULTS holds one client run per line as `key=value` words (zipf, server,
 phase: warm, saturation or rate-R; requests, bytes, duration_us, p99_us,
-errors, dropped, not_ok, origin_bytes). The byte figures count the
-saturation and fixed-rate runs together, the warm-up left out.
+errors, dropped, not_ok, origin_bytes, cpu_s: the server's CPU seconds).
+The byte figures count the saturation and fixed-rate runs together, the
+warm-up left out; requests per CPU-second are the saturation run's.
 """
 
 import sys
@@ -20,13 +21,16 @@ def main():
     with open(path) as f:
         for line in f:
             runs.append(dict(w.split("=", 1) for w in line.split() if "=" in w))
-    print(f"| Zipf | server | saturation (req/s) | vs nginx | p99 at {percent} % of nginx's rate "
+    print(f"| Zipf | server | saturation (req/s) | vs nginx | per server CPU-second | vs nginx "
+          f"| p99 at {percent} % of nginx's rate "
           "| origin bytes per client byte | byte hit ratio | errors / not 200-206 / dropped |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for zipf in dict.fromkeys(r["zipf"] for r in runs):
         of = [r for r in runs if r["zipf"] == zipf]
         sat = {r["server"]: int(r["requests"]) * 1e6 / int(r["duration_us"])
                for r in of if r["phase"] == "saturation"}
+        per_cpu = {r["server"]: int(r["requests"]) / float(r["cpu_s"])
+                   for r in of if r["phase"] == "saturation" and float(r.get("cpu_s", 0)) > 0}
         for server in ("node", "nginx"):
             mine = [r for r in of if r["server"] == server]
             measured = [r for r in mine if r["phase"] != "warm"]
@@ -35,6 +39,8 @@ def main():
             origin = sum(int(r["origin_bytes"]) for r in measured)
             faults = [sum(int(r[k]) for r in measured) for k in ("errors", "not_ok", "dropped")]
             ratio = sat.get(server, 0) / sat["nginx"] if sat.get("nginx") else 0
+            cpu = per_cpu.get(server, 0)
+            cpu_ratio = cpu / per_cpu["nginx"] if per_cpu.get("nginx") else 0
             if paced:
                 rate = paced["phase"].removeprefix("rate-")
                 achieved = int(paced["requests"]) * 1e6 / int(paced["duration_us"])
@@ -42,7 +48,8 @@ def main():
             else:
                 p99 = "-"
             per = origin / client if client else 0
-            print(f"| {zipf} | {NAMES[server]} | {sat.get(server, 0):,.0f} | {ratio:.2f}x | {p99} "
+            print(f"| {zipf} | {NAMES[server]} | {sat.get(server, 0):,.0f} | {ratio:.2f}x "
+                  f"| {cpu:,.0f} | {cpu_ratio:.2f}x | {p99} "
                   f"| {per:.3f} ({origin / 2**30:.1f} of {client / 2**30:.1f} GiB) | {1 - per:.1%} "
                   f"| {' / '.join(map(str, faults))} |")
 
