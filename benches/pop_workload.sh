@@ -13,6 +13,10 @@
 #   RATE_SECONDS=20    seconds of the fixed-rate run (open loop)
 #   RATE_PERCENT=70    its rate, in % of nginx's saturation rate
 #   KEEP=1             keep the caches and objects afterwards
+#   NODE_MAX_SIZE_MIB  cdn-node's max_size in MiB instead of the shared budget
+#                      (nginx's cache runs past its max_size under load: the
+#                      table shows the disk each used; this compares the two
+#                      at the space nginx actually used)
 #
 # The catalogue (benches/pop/trace.py): HLS-like segments of 0.5-2 MiB,
 # playlist-sized objects of 2-20 KiB, MP4s read as 2 MiB ranges; sparse
@@ -47,7 +51,7 @@ cd "$ROOT"
 HERE="$ROOT/benches/pop"
 
 COMMAND="benches/pop_workload.sh"
-for v in KEEP RATE_PERCENT RATE_SECONDS SAT_SECONDS WARM ZIPFS MP4_MIB POP_OBJECTS; do
+for v in NODE_MAX_SIZE_MIB KEEP RATE_PERCENT RATE_SECONDS SAT_SECONDS WARM ZIPFS MP4_MIB POP_OBJECTS; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 POP_OBJECTS=${POP_OBJECTS:-50000}
@@ -61,6 +65,7 @@ KEEP=${KEEP:-0}
 for v in POP_OBJECTS MP4_MIB WARM SAT_SECONDS RATE_SECONDS RATE_PERCENT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "pop: $v must be a whole number above 0" >&2; exit 2; }
 done
+[[ "${NODE_MAX_SIZE_MIB:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "pop: NODE_MAX_SIZE_MIB must be a whole number above 0" >&2; exit 2; }
 IFS=, read -r -a zipfs <<<"$ZIPFS"
 for z in "${zipfs[@]}"; do
     [[ "$z" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "pop: ZIPFS: '$z' is not a number" >&2; exit 2; }
@@ -103,6 +108,7 @@ for z in "${zipfs[@]}"; do
     python3 "$HERE/trace.py" trace "$SCRATCH" "$z" "$REQUESTS" "$SEED"
 done
 SCALE="catalogue of $POP_OBJECTS objects, $((CATALOGUE_BYTES / 1048576)) MiB ($(grep -c '\.mp4' "$SCRATCH/catalogue.tsv") MP4s of $MP4_MIB MiB); max_size ${BUDGET_MIB} MiB each"
+if [[ -n "${NODE_MAX_SIZE_MIB:-}" ]]; then SCALE="$SCALE (cdn-node: $NODE_MAX_SIZE_MIB MiB)"; fi
 if ((POP_OBJECTS < 50000)); then SCALE="$SCALE (scaled down from the 50,000 objects of the full workload)"; fi
 say "$SCALE"
 
@@ -120,7 +126,7 @@ start_server() {
     if [[ $1 == node ]]; then
         rm -rf "$SCRATCH/node/cache"
         start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$ORIGIN_PORT" \
-            BUCKET="$BUCKET" MAX_SIZE="${BUDGET_MIB}MiB"
+            BUCKET="$BUCKET" MAX_SIZE="${NODE_MAX_SIZE_MIB:-$BUDGET_MIB}MiB"
         PID_node=$NODE_PID
     else
         rm -rf "$SCRATCH/nginx-cache/cache"
@@ -147,6 +153,11 @@ server_pids() {
     if [[ $1 == node ]]; then echo "$PID_node"; else echo "$PID_nginx $(pgrep -P "$PID_nginx" | tr '\n' ' ')"; fi
 }
 
+# cache_dir NAME: the folder of NAME's cache.
+cache_dir() {
+    if [[ $1 == node ]]; then echo "$SCRATCH/node/cache"; else echo "$SCRATCH/nginx-cache/cache"; fi
+}
+
 # origin_bytes NAME: the bytes the origin has sent to NAME's side so far.
 origin_bytes() {
     awk '{ s += $2 } END { printf "%.0f", s }' "$SCRATCH/origin/$1-side.log"
@@ -154,14 +165,20 @@ origin_bytes() {
 
 # play NAME ZIPF PHASE ARGS...: one client run against NAME, from where its
 # last run stopped in the trace; the result line, with the phase, the origin
-# bytes fetched meanwhile and the server's CPU seconds, appended to RESULTS
+# bytes fetched meanwhile, the server's CPU seconds and the disk space its
+# cache used (sampled each second: mean and peak, MiB), appended to RESULTS
 # and kept in RESULT.
 RESULTS="$SCRATCH/results.txt"
 : >"$RESULTS"
 declare -A SKIP
 play() {
-    local name=$1 zipf=$2 phase=$3 port before taken pids cpu_before cpu_after
+    local name=$1 zipf=$2 phase=$3 port before taken pids cpu_before cpu_after sampler
+    local disk="$SCRATCH/disk-$name-$phase.txt"
     shift 3
+    : >"$disk"
+    bash "$HERE/disk-use.sh" "$(cache_dir "$name")" "$disk" &
+    sampler=$!
+    STARTED+=("$sampler TERM")
     if [[ $name == node ]]; then port=$NODE_PORT; else port=$NGINX_PORT; fi
     before=$(origin_bytes "$name")
     pids=$(server_pids "$name")
@@ -172,16 +189,20 @@ play() {
         --skip "${SKIP[$name]}" "$@" 2>>"$SCRATCH/client-errors.log") || die "the client failed against $name"
     # shellcheck disable=SC2086
     cpu_after=$(cpu_seconds $pids)
+    stop_pid "$sampler" TERM
+    unset 'STARTED[${#STARTED[@]}-1]'
     # The origin's log line of a fetch is written when it ends.
     sleep 1
     taken=$(field "$RESULT" taken)
     SKIP[$name]=$((SKIP[$name] + taken))
     RESULT="zipf=$zipf server=$name phase=$phase ${RESULT#pop-result } origin_bytes=$(($(origin_bytes "$name") - before))"
     RESULT="$RESULT cpu_s=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.2f", b - a }')"
+    RESULT="$RESULT $(awk '{ s += $1; n++; if ($1 > m) m = $1 } END { printf "disk_samples=%d disk_mean_mib=%.0f disk_peak_mib=%.0f", n, n ? s / n / 1024 : 0, m / 1024 }' "$disk")"
     echo "$RESULT" >>"$RESULTS"
     say "  $name $phase: $(rate_of "$RESULT") req/s, p50 $(ms "$(field "$RESULT" p50_us)") ms," \
         "p99 $(ms "$(field "$RESULT" p99_us)") ms, errors $(field "$RESULT" errors)," \
-        "not 200/206 $(field "$RESULT" not_ok), dropped $(field "$RESULT" dropped), cpu $(field "$RESULT" cpu_s) s"
+        "not 200/206 $(field "$RESULT" not_ok), dropped $(field "$RESULT" dropped), cpu $(field "$RESULT" cpu_s) s," \
+        "disk $(field "$RESULT" disk_mean_mib) MiB mean, $(field "$RESULT" disk_peak_mib) peak"
 }
 
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }

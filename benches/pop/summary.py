@@ -5,9 +5,11 @@
 
 RESULTS holds one client run per line as `key=value` words (zipf, server,
 phase: warm, saturation or rate-R; requests, bytes, duration_us, p99_us,
-errors, dropped, not_ok, origin_bytes, cpu_s: the server's CPU seconds).
-The byte figures count the saturation and fixed-rate runs together, the
-warm-up left out; requests per CPU-second are the saturation run's.
+errors, dropped, not_ok, origin_bytes, cpu_s: the server's CPU seconds;
+disk_samples, disk_mean_mib, disk_peak_mib: its cache folder's size). The
+byte figures and the disk used count the saturation and fixed-rate runs
+together, the warm-up left out; requests per CPU-second are the
+saturation run's.
 """
 
 import sys
@@ -23,8 +25,9 @@ def main():
             runs.append(dict(w.split("=", 1) for w in line.split() if "=" in w))
     print(f"| Zipf | server | saturation (req/s) | vs nginx | per server CPU-second | vs nginx "
           f"| p99 at {percent} % of nginx's rate "
-          "| origin bytes per client byte | byte hit ratio | errors / not 200-206 / dropped |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| origin bytes per client byte | byte hit ratio | disk used, mean / peak (MiB) "
+          "| errors / not 200-206 / dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for zipf in dict.fromkeys(r["zipf"] for r in runs):
         of = [r for r in runs if r["zipf"] == zipf]
         sat = {r["server"]: int(r["requests"]) * 1e6 / int(r["duration_us"])
@@ -48,9 +51,14 @@ def main():
             else:
                 p99 = "-"
             per = origin / client if client else 0
+            samples = sum(int(r.get("disk_samples", 0)) for r in measured)
+            mean = sum(int(r.get("disk_samples", 0)) * float(r.get("disk_mean_mib", 0))
+                       for r in measured) / samples if samples else 0
+            peak = max((float(r.get("disk_peak_mib", 0)) for r in measured), default=0)
             print(f"| {zipf} | {NAMES[server]} | {sat.get(server, 0):,.0f} | {ratio:.2f}x "
                   f"| {cpu:,.0f} | {cpu_ratio:.2f}x | {p99} "
                   f"| {per:.3f} ({origin / 2**30:.1f} of {client / 2**30:.1f} GiB) | {1 - per:.1%} "
+                  f"| {mean:,.0f} / {peak:,.0f} "
                   f"| {' / '.join(map(str, faults))} |")
 
 

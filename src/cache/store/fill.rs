@@ -74,6 +74,11 @@ impl Fill {
         self.state.subscribe()
     }
 
+    /// Whether readers follow the fill now.
+    pub fn is_followed(&self) -> bool {
+        self.state.receiver_count() > 0
+    }
+
     /// Whether the whole body is written and no purge doomed it: an object
     /// whose commit is under way (or about to be).
     pub fn is_finished(&self) -> bool {

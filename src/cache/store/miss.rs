@@ -10,6 +10,7 @@
 //! load. A graceful stop waits for the commits under way
 //! ([`DiskStore::commits_in_progress`]).
 
+use super::batch::{self, Batch};
 use super::error::{pingora_err, pingora_io};
 use super::fill::{Fill, FillStart};
 use super::format::{self, ObjectHeader};
@@ -24,9 +25,9 @@ use pingora_cache::eviction::{CacheEntryId, CacheEntryKey};
 use pingora_cache::key::{CacheHashKey, CacheKey};
 use pingora_cache::storage::{HandleMiss, MissFinishType};
 use pingora_error::Result;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// The Content-Length a response header promises, if it is a plain number.
 pub fn content_length(meta: &CacheMeta) -> Option<u64> {
@@ -113,6 +114,7 @@ impl DiskStore {
             tag: id.to_be_bytes(),
             fill,
             written: 0,
+            batch: Batch::default(),
             body_ended: false,
             ended: false,
         })
@@ -243,7 +245,10 @@ pub struct DiskMiss {
     store: &'static DiskStore,
     fill: Arc<Fill>,
     tag: [u8; 8],
+    /// Body bytes accepted (written, or pending in `batch`).
     written: u64,
+    /// Chunks accepted and not written yet ([`batch`]).
+    batch: Batch,
     /// The last body byte has been written.
     body_ended: bool,
     /// Committed or aborted: nothing more to do, not even in `Drop`.
@@ -257,6 +262,32 @@ impl DiskMiss {
             self.store.abort_fill(&self.fill, reason);
         }
         pingora_err(format!("cache store: fill aborted: {reason}"))
+    }
+
+    /// Writes the pending chunks to the temp file, then lets readers
+    /// following the fill read them.
+    async fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let pending = self.batch.len();
+        let chunks = self.batch.take();
+        let file = self.fill.file.clone();
+        let written = self.written - pending;
+        let offset = format::BODY_PREAMBLE_LEN + written;
+        let res =
+            tokio::task::spawn_blocking(move || batch::write_all_at(&file, &chunks, offset)).await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.store.count_write_error();
+                self.abort("write error");
+                return Err(pingora_io("cache store: body write failed", e));
+            }
+            Err(_) => return Err(self.abort("write task failed")),
+        }
+        self.fill.advance(self.written);
+        Ok(())
     }
 
     /// The body is over: check it against the promised length.
@@ -285,21 +316,14 @@ impl HandleMiss for DiskMiss {
         if self.fill.content_length.is_some_and(|cl| new_len > cl) {
             return Err(self.abort("body longer than Content-Length"));
         }
-        if !data.is_empty() {
-            let file = self.fill.file.clone();
-            let offset = format::BODY_PREAMBLE_LEN + self.written;
-            let res = tokio::task::spawn_blocking(move || file.write_all_at(&data, offset)).await;
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    self.store.count_write_error();
-                    self.abort("write error");
-                    return Err(pingora_io("cache store: body write failed", e));
-                }
-                Err(_) => return Err(self.abort("write task failed")),
-            }
-            self.written = new_len;
-            self.fill.advance(new_len);
+        let now = Instant::now();
+        // The first bytes go at once, and every chunk while readers follow
+        // the fill: they see each as it comes.
+        let first = self.written == 0;
+        self.batch.push(data, now);
+        self.written = new_len;
+        if first || eof || self.batch.due(now) || self.fill.is_followed() {
+            self.flush().await?;
         }
         if eof && !self.body_ended {
             self.end_body()?;
@@ -311,6 +335,7 @@ impl HandleMiss for DiskMiss {
         if self.ended {
             return Err(pingora_err("cache store: finish after the fill ended"));
         }
+        self.flush().await?;
         if !self.body_ended {
             self.end_body()?;
         }

@@ -17,6 +17,7 @@
 //! meta as the index keeps it), `storage` (the
 //! Pingora trait), `scan` (start-up), `space` (free space).
 
+mod batch;
 mod cached_read;
 mod error;
 mod files;

@@ -265,3 +265,67 @@ async fn seek_into_a_fill_waits_for_the_range() {
     miss.finish().await.unwrap();
     committed(store).await;
 }
+
+/// A fill no reader follows gathers its chunks into fewer writes: what is
+/// stored is the body byte for byte. A reader that starts following it
+/// midway waits for what is still pending, gets it with the next chunk,
+/// and then every chunk as it comes.
+#[tokio::test]
+async fn a_fill_gathered_into_batches_is_whole_and_followed_midway() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let data = body(300_000);
+    let chunks: Vec<&[u8]> = data.chunks(1000).collect();
+    let mut miss = start(store, "/v/b.mp4", Some(data.len() as u64)).await;
+    for chunk in &chunks[..50] {
+        miss.write_body(Bytes::copy_from_slice(chunk), false)
+            .await
+            .unwrap();
+    }
+    let (_, mut hit) = store
+        .lookup(&key("/v/b.mp4"), &span())
+        .await
+        .unwrap()
+        .unwrap();
+    // The first chunk was written at once; at most the rest is pending.
+    let mut read = Vec::new();
+    while read.len() < 1000 {
+        read.extend_from_slice(&hit.read_body().await.unwrap().unwrap());
+    }
+    miss.write_body(Bytes::copy_from_slice(chunks[50]), false)
+        .await
+        .unwrap();
+    while read.len() < 51_000 {
+        read.extend_from_slice(&hit.read_body().await.unwrap().unwrap());
+    }
+    assert_eq!(read, &data[..51_000]);
+    assert_pending(&mut hit).await;
+    // Followed now: each chunk as it comes.
+    miss.write_body(Bytes::copy_from_slice(chunks[51]), false)
+        .await
+        .unwrap();
+    assert_eq!(hit.read_body().await.unwrap().unwrap(), chunks[51]);
+    for chunk in &chunks[52..] {
+        miss.write_body(Bytes::copy_from_slice(chunk), false)
+            .await
+            .unwrap();
+    }
+    miss.write_body(Bytes::new(), true).await.unwrap();
+    read.extend_from_slice(chunks[51]);
+    read.extend_from_slice(&read_all(&mut hit).await.unwrap());
+    assert_eq!(read, data);
+    miss.finish().await.unwrap();
+    committed(store).await;
+    assert_eq!(fetch(store, "/v/b.mp4").await.unwrap(), data);
+
+    // No reader at all: written in batches, stored whole.
+    let mut miss = start(store, "/v/c.mp4", Some(data.len() as u64)).await;
+    for chunk in &chunks {
+        miss.write_body(Bytes::copy_from_slice(chunk), false)
+            .await
+            .unwrap();
+    }
+    miss.finish().await.unwrap();
+    committed(store).await;
+    assert_eq!(fetch(store, "/v/c.mp4").await.unwrap(), data);
+}

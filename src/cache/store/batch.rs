@@ -1,0 +1,171 @@
+//! A fill's body chunks gathered into fewer, larger writes. The origin's
+//! body comes in chunks of a few tens of KiB; each write to the temp file
+//! is a hand-off to the blocking pool (a buffered write can wait for the
+//! disk, and the kernel offers no write that refuses to), and under a
+//! miss-heavy load those hand-offs, not the copies, were the fill's cost.
+//! Chunks are kept (not copied) until `WRITE_BATCH` bytes are pending, or
+//! the oldest has waited `MAX_HOLD` when the next arrives, then written
+//! with one `pwritev` per batch.
+//!
+//! Only while no reader follows the fill: the first chunk is written at
+//! once, and so is every chunk while readers follow it, so a reader sees
+//! each as it comes (one that starts following mid-fill, from the next
+//! chunk on).
+
+use std::fs::File;
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Bytes pending before a write.
+pub const WRITE_BATCH: u64 = 256 << 10;
+
+/// How long the oldest pending chunk may wait for more (checked when the
+/// next one arrives).
+pub const MAX_HOLD: Duration = Duration::from_millis(20);
+
+/// Chunks accepted and not written yet.
+#[derive(Default)]
+pub struct Batch {
+    chunks: Vec<Bytes>,
+    len: u64,
+    /// When the oldest pending chunk arrived.
+    since: Option<Instant>,
+}
+
+impl Batch {
+    /// Adds `data`, which arrived at `now`.
+    pub fn push(&mut self, data: Bytes, now: Instant) {
+        if data.is_empty() {
+            return;
+        }
+        self.len += data.len() as u64;
+        self.since.get_or_insert(now);
+        self.chunks.push(data);
+    }
+
+    /// Bytes pending.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the pending bytes are to be written at `now`: a full batch,
+    /// or the oldest chunk held `MAX_HOLD`.
+    pub fn due(&self, now: Instant) -> bool {
+        self.len >= WRITE_BATCH
+            || self
+                .since
+                .is_some_and(|since| now.saturating_duration_since(since) >= MAX_HOLD)
+    }
+
+    /// The pending chunks, in order; the batch is empty after.
+    pub fn take(&mut self) -> Vec<Bytes> {
+        self.len = 0;
+        self.since = None;
+        std::mem::take(&mut self.chunks)
+    }
+}
+
+/// Writes `chunks` one after the other at `offset` of `file` (blocking),
+/// in as few `pwritev` calls as the kernel takes.
+pub fn write_all_at(file: &File, chunks: &[Bytes], mut offset: u64) -> io::Result<()> {
+    // `(chunk, from)`: the first chunk not wholly written, and how much of it was.
+    let (mut chunk, mut from) = (0, 0);
+    loop {
+        // Past what is written, and past empty chunks.
+        while chunk < chunks.len() && chunks[chunk].len() == from {
+            chunk += 1;
+            from = 0;
+        }
+        if chunk == chunks.len() {
+            return Ok(());
+        }
+        let bufs: Vec<io::IoSlice<'_>> = std::iter::once(&chunks[chunk][from..])
+            .chain(chunks[chunk + 1..].iter().map(|c| &c[..]))
+            .take(MAX_IOVECS)
+            .map(io::IoSlice::new)
+            .collect();
+        let written = match rustix::io::pwritev(file, &bufs, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        offset += written as u64;
+        let mut left = written;
+        while left > 0 {
+            let rest = chunks[chunk].len() - from;
+            if left < rest {
+                from += left;
+                break;
+            }
+            left -= rest;
+            chunk += 1;
+            from = 0;
+        }
+    }
+}
+
+/// At most this many buffers per `pwritev` (below Linux's `IOV_MAX`).
+const MAX_IOVECS: usize = 512;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn a_batch_is_due_when_full_or_when_its_oldest_chunk_waited() {
+        let t0 = Instant::now();
+        let mut batch = Batch::default();
+        assert!(!batch.due(t0 + Duration::from_secs(60)), "empty");
+        batch.push(Bytes::from(vec![1; 1000]), t0);
+        assert!(!batch.due(t0));
+        assert!(!batch.due(t0 + MAX_HOLD - Duration::from_millis(1)));
+        assert!(batch.due(t0 + MAX_HOLD));
+        // A later chunk does not restart the wait of the oldest.
+        batch.push(Bytes::from(vec![2; 10]), t0 + Duration::from_millis(15));
+        assert!(batch.due(t0 + MAX_HOLD));
+        let taken = batch.take();
+        assert_eq!(taken.len(), 2);
+        assert!(batch.is_empty() && !batch.due(t0 + Duration::from_secs(60)));
+        // Full: due at once.
+        batch.push(Bytes::from(vec![3; WRITE_BATCH as usize - 1]), t0);
+        assert!(!batch.due(t0));
+        batch.push(Bytes::from_static(b"x"), t0);
+        assert!(batch.due(t0));
+        assert_eq!(batch.len(), WRITE_BATCH);
+        // Empty chunks add nothing and start no wait.
+        batch.take();
+        batch.push(Bytes::new(), t0);
+        assert!(batch.is_empty() && !batch.due(t0 + MAX_HOLD));
+    }
+
+    #[test]
+    fn chunks_are_written_in_order_at_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        // More chunks than one call takes, of uneven sizes, some empty.
+        let chunks: Vec<Bytes> = (0..1300u32)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; (i % 7) as usize * 3]))
+            .collect();
+        let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        write_all_at(&file, &chunks, 32).unwrap();
+        let mut got = vec![0; expected.len()];
+        file.read_exact_at(&mut got, 32).unwrap();
+        assert_eq!(got, expected);
+        assert_eq!(file.metadata().unwrap().len(), 32 + expected.len() as u64);
+        write_all_at(&file, &[], 0).unwrap();
+    }
+}
