@@ -9,7 +9,7 @@
 //!
 //! Module map: `format` (bytes), `layout` (paths), `index` (in-memory
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
-//! `miss` (writer), `hit` (reader), `cached_read` (reads that never wait
+//! `miss` (writer), `batch` (its chunks gathered into fewer writes), `hit` (reader), `cached_read` (reads that never wait
 //! for the disk), `memory` (copies of small hot bodies), `memory_hit`
 //! (fresh hits answered from them whole), `thread_copies` (each worker
 //! thread's own copies of the hottest), `striped` (counters without shared
