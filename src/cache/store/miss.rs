@@ -27,7 +27,7 @@ use pingora_cache::storage::{HandleMiss, MissFinishType};
 use pingora_error::Result;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// The Content-Length a response header promises, if it is a plain number.
 pub fn content_length(meta: &CacheMeta) -> Option<u64> {
