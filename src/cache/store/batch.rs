@@ -3,47 +3,32 @@
 //! is a hand-off to the blocking pool (a buffered write can wait for the
 //! disk, and the kernel offers no write that refuses to), and under a
 //! miss-heavy load those hand-offs, not the copies, were the fill's cost.
-//! Chunks are kept (not copied) until `WRITE_BATCH` bytes are pending, or
-//! the oldest has waited `MAX_HOLD` when the next arrives, then written
-//! with one `pwritev` per batch.
+//! Chunks are kept (not copied) until `WRITE_BATCH` bytes are pending or
+//! the body ends, then written with one `pwritev` per batch.
 //!
-//! Only while no reader follows the fill: the first chunk is written at
-//! once, and so is every chunk while readers follow it, so a reader sees
-//! each as it comes (one that starts following mid-fill, from the next
-//! chunk on).
-
-use std::fs::File;
-use std::io;
-use std::time::Duration;
-
-use tokio::time::Instant;
+//! Readers do not wait for the batch: a chunk is readable from memory as
+//! soon as it is accepted ([`super::fill::Fill::read_at`]).
 
 use bytes::Bytes;
+use std::fs::File;
+use std::io;
 
 /// Bytes pending before a write.
 pub const WRITE_BATCH: u64 = 256 << 10;
-
-/// How long the oldest pending chunk may wait for more (checked when the
-/// next one arrives).
-pub const MAX_HOLD: Duration = Duration::from_millis(20);
 
 /// Chunks accepted and not written yet.
 #[derive(Default)]
 pub struct Batch {
     chunks: Vec<Bytes>,
     len: u64,
-    /// When the oldest pending chunk arrived.
-    since: Option<Instant>,
 }
 
 impl Batch {
-    /// Adds `data`, which arrived at `now`.
-    pub fn push(&mut self, data: Bytes, now: Instant) {
+    pub fn push(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
         }
         self.len += data.len() as u64;
-        self.since.get_or_insert(now);
         self.chunks.push(data);
     }
 
@@ -56,19 +41,14 @@ impl Batch {
         self.len == 0
     }
 
-    /// Whether the pending bytes are to be written at `now`: a full batch,
-    /// or the oldest chunk held `MAX_HOLD`.
-    pub fn due(&self, now: Instant) -> bool {
+    /// Whether the pending bytes make a batch to write.
+    pub fn is_full(&self) -> bool {
         self.len >= WRITE_BATCH
-            || self
-                .since
-                .is_some_and(|since| now.saturating_duration_since(since) >= MAX_HOLD)
     }
 
     /// The pending chunks, in order; the batch is empty after.
     pub fn take(&mut self) -> Vec<Bytes> {
         self.len = 0;
-        self.since = None;
         std::mem::take(&mut self.chunks)
     }
 }
@@ -122,30 +102,21 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     #[test]
-    fn a_batch_is_due_when_full_or_when_its_oldest_chunk_waited() {
-        let t0 = Instant::now();
+    fn a_batch_is_full_at_write_batch_bytes() {
         let mut batch = Batch::default();
-        assert!(!batch.due(t0 + Duration::from_secs(60)), "empty");
-        batch.push(Bytes::from(vec![1; 1000]), t0);
-        assert!(!batch.due(t0));
-        assert!(!batch.due(t0 + MAX_HOLD - Duration::from_millis(1)));
-        assert!(batch.due(t0 + MAX_HOLD));
-        // A later chunk does not restart the wait of the oldest.
-        batch.push(Bytes::from(vec![2; 10]), t0 + Duration::from_millis(15));
-        assert!(batch.due(t0 + MAX_HOLD));
-        let taken = batch.take();
-        assert_eq!(taken.len(), 2);
-        assert!(batch.is_empty() && !batch.due(t0 + Duration::from_secs(60)));
-        // Full: due at once.
-        batch.push(Bytes::from(vec![3; WRITE_BATCH as usize - 1]), t0);
-        assert!(!batch.due(t0));
-        batch.push(Bytes::from_static(b"x"), t0);
-        assert!(batch.due(t0));
+        assert!(batch.is_empty() && !batch.is_full());
+        batch.push(Bytes::from(vec![1; 1000]));
+        batch.push(Bytes::from(vec![2; WRITE_BATCH as usize - 1001]));
+        assert!(!batch.is_full());
+        // Empty chunks add nothing.
+        batch.push(Bytes::new());
+        assert!(!batch.is_full());
+        batch.push(Bytes::from_static(b"x"));
+        assert!(batch.is_full());
         assert_eq!(batch.len(), WRITE_BATCH);
-        // Empty chunks add nothing and start no wait.
-        batch.take();
-        batch.push(Bytes::new(), t0);
-        assert!(batch.is_empty() && !batch.due(t0 + MAX_HOLD));
+        let taken = batch.take();
+        assert_eq!(taken.len(), 3);
+        assert!(batch.is_empty() && !batch.is_full());
     }
 
     #[test]

@@ -8,12 +8,13 @@
 //! to the blocking pool costs more than reading a few page-cached KiB.
 //! Larger ones within `StoreConfig::memory_object_max` are read whole on
 //! their second hit, for their copy in memory. A
-//! reader of a fill waits on the fill's watch channel for more bytes and
-//! returns an error (never a clean end) when the fill fails.
+//! reader of a fill waits on the fill's watch channel for more bytes, takes
+//! those not in the file yet from the fill's memory, and returns an error
+//! (never a clean end) when the fill fails.
 
 use super::cached_read::read_cached;
 use super::error::{pingora_err, pingora_io};
-use super::fill::FillState;
+use super::fill::{At, Fill, FillState};
 use super::format::BODY_PREAMBLE_LEN;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -78,10 +79,11 @@ pub const INLINE_MAX: u64 = 64 * 1024;
 enum Source {
     /// A committed object of this many body bytes.
     Complete { len: u64 },
-    /// A fill in progress.
+    /// A fill in progress: its accepted chunks not in the file yet are
+    /// read from it.
     Fill {
+        fill: Arc<Fill>,
         state: watch::Receiver<FillState>,
-        content_length: Option<u64>,
     },
 }
 
@@ -124,15 +126,11 @@ impl DiskHit {
         }
     }
 
-    pub fn fill(
-        file: Arc<File>,
-        state: watch::Receiver<FillState>,
-        content_length: Option<u64>,
-        id: u64,
-    ) -> Self {
+    pub fn fill(fill: Arc<Fill>) -> Self {
+        let (file, id) = (fill.file.clone(), fill.id);
         let source = Source::Fill {
-            state,
-            content_length,
+            state: fill.subscribe(),
+            fill,
         };
         DiskHit {
             id,
@@ -211,12 +209,23 @@ impl HandleHit for DiskHit {
             }
             let readable = available.min(stop);
             if self.pos < readable {
-                let len = (readable - self.pos).min(chunk());
-                let bytes = match &self.inline {
-                    Some(body) => body.slice(self.pos as usize..(self.pos + len) as usize),
-                    None => self.read_chunk(self.pos, len).await?,
+                let mut len = (readable - self.pos).min(chunk());
+                let held = match &self.source {
+                    Source::Fill { fill, .. } => match fill.read_at(self.pos, len) {
+                        At::Memory(bytes) => Some(bytes),
+                        At::File { end } => {
+                            len = len.min(end - self.pos);
+                            None
+                        }
+                    },
+                    Source::Complete { .. } => None,
                 };
-                self.pos += len;
+                let bytes = match (&self.inline, held) {
+                    (Some(body), _) => body.slice(self.pos as usize..(self.pos + len) as usize),
+                    (None, Some(held)) => held,
+                    (None, None) => self.read_chunk(self.pos, len).await?,
+                };
+                self.pos += bytes.len() as u64;
                 return Ok(Some(bytes));
             }
             // Wait for the writer; no polling.
@@ -256,15 +265,12 @@ impl HandleHit for DiskHit {
         let end = end.map(|e| e as u64);
         let known_len = match &self.source {
             Source::Complete { len } => Some(*len),
-            Source::Fill {
-                state,
-                content_length,
-            } => match *state.borrow() {
+            Source::Fill { state, fill } => match *state.borrow() {
                 FillState::Done(n) => Some(n),
                 FillState::Failed => {
                     return Err(pingora_err("cache store: the fill being read failed"));
                 }
-                FillState::Writing(_) => *content_length,
+                FillState::Writing(_) => fill.content_length,
             },
         };
         if let Some(len) = known_len

@@ -27,7 +27,6 @@ use pingora_cache::storage::{HandleMiss, MissFinishType};
 use pingora_error::Result;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::time::Instant;
 
 /// The Content-Length a response header promises, if it is a plain number.
 pub fn content_length(meta: &CacheMeta) -> Option<u64> {
@@ -264,8 +263,8 @@ impl DiskMiss {
         pingora_err(format!("cache store: fill aborted: {reason}"))
     }
 
-    /// Writes the pending chunks to the temp file, then lets readers
-    /// following the fill read them.
+    /// Writes the pending chunks to the temp file; readers read them from
+    /// there from then on, not from memory.
     async fn flush(&mut self) -> Result<()> {
         if self.batch.is_empty() {
             return Ok(());
@@ -286,7 +285,7 @@ impl DiskMiss {
             }
             Err(_) => return Err(self.abort("write task failed")),
         }
-        self.fill.advance(self.written);
+        self.fill.written_to(self.written);
         Ok(())
     }
 
@@ -316,13 +315,11 @@ impl HandleMiss for DiskMiss {
         if self.fill.content_length.is_some_and(|cl| new_len > cl) {
             return Err(self.abort("body longer than Content-Length"));
         }
-        let now = Instant::now();
-        // The first bytes go at once, and every chunk while readers follow
-        // the fill: they see each as it comes.
-        let first = self.written == 0;
-        self.batch.push(data, now);
+        // Readable at once, from memory until its batch is written.
+        self.fill.accept(data.clone(), new_len);
+        self.batch.push(data);
         self.written = new_len;
-        if first || eof || self.batch.due(now) || self.fill.is_followed() {
+        if eof || self.batch.is_full() {
             self.flush().await?;
         }
         if eof && !self.body_ended {

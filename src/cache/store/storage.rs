@@ -26,15 +26,9 @@ use std::sync::Arc;
 type Hit = Option<(CacheMeta, HitHandler)>;
 
 impl DiskStore {
-    fn hit_from_fill(&self, fill: &Fill) -> Result<Hit> {
+    fn hit_from_fill(&self, fill: Arc<Fill>) -> Result<Hit> {
         let meta = fill.meta.decode()?;
-        let hit = DiskHit::fill(
-            fill.file.clone(),
-            fill.subscribe(),
-            fill.content_length,
-            fill.id,
-        );
-        Ok(Some((meta, Box::new(hit))))
+        Ok(Some((meta, Box::new(DiskHit::fill(fill)))))
     }
 
     /// A hit on a committed object, or `None` when its files turn out to be
@@ -123,7 +117,7 @@ impl DiskStore {
             let found = self.lock_index().lookup(hash);
             match found {
                 None => return Ok(None),
-                Some(Found::Fill(fill)) => return self.hit_from_fill(&fill),
+                Some(Found::Fill(fill)) => return self.hit_from_fill(fill),
                 Some(Found::Complete(c)) => {
                     if let Some(hit) = self.hit_from_complete(c, copy_large).await? {
                         return Ok(Some(hit));
@@ -156,7 +150,7 @@ impl Storage for DiskStore {
             .map_err(|_| pingora_err("cache store: malformed streaming write tag"))?;
         let found = self.lock_index().by_id(&key.combined_bin(), id);
         match found {
-            Some(Found::Fill(fill)) => self.hit_from_fill(&fill),
+            Some(Found::Fill(fill)) => self.hit_from_fill(fill),
             Some(Found::Complete(c)) => match self.hit_from_complete(c, false).await? {
                 Some(hit) => Ok(Some(hit)),
                 None => Err(pingora_err("cache store: the fill's object is gone")),

@@ -266,54 +266,75 @@ async fn seek_into_a_fill_waits_for_the_range() {
     committed(store).await;
 }
 
-/// A fill no reader follows gathers its chunks into fewer writes: what is
-/// stored is the body byte for byte. A reader that starts following it
-/// midway waits for what is still pending, gets it with the next chunk,
-/// and then every chunk as it comes. (Paused clock: the chunks held stay
-/// held until the next one, whatever the machine's speed.)
+/// A fill gathers its chunks into fewer writes whoever reads it: a reader
+/// gets each chunk as soon as it is accepted (from memory), the temp file
+/// gets them a batch at a time, and a reader that starts later reads the
+/// written part from the file and the rest from memory; what is stored is
+/// the body byte for byte. (Paused clock: the chunks held stay held until
+/// the batch is full, whatever the machine's speed.)
 #[tokio::test(start_paused = true)]
-async fn a_fill_gathered_into_batches_is_whole_and_followed_midway() {
+async fn a_fill_is_written_in_batches_and_read_as_it_comes() {
+    use crate::cache::store::batch::WRITE_BATCH;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let data = body(300_000);
     let chunks: Vec<&[u8]> = data.chunks(1000).collect();
     let mut miss = start(store, "/v/b.mp4", Some(data.len() as u64)).await;
-    for chunk in &chunks[..50] {
-        miss.write_body(Bytes::copy_from_slice(chunk), false)
-            .await
-            .unwrap();
-    }
-    let (_, mut hit) = store
+    let (_, mut early) = store
         .lookup(&key("/v/b.mp4"), &span())
         .await
         .unwrap()
         .unwrap();
-    // The first chunk was written at once; the 49 after it are held.
-    let mut read = hit.read_body().await.unwrap().unwrap().to_vec();
-    assert_eq!(read, chunks[0]);
-    assert_pending(&mut hit).await;
-    miss.write_body(Bytes::copy_from_slice(chunks[50]), false)
-        .await
-        .unwrap();
-    while read.len() < 51_000 {
-        read.extend_from_slice(&hit.read_body().await.unwrap().unwrap());
+    for (i, chunk) in chunks[..50].iter().enumerate() {
+        miss.write_body(Bytes::copy_from_slice(chunk), false)
+            .await
+            .unwrap();
+        // Each chunk is readable at once, none of them is in the file.
+        assert_eq!(early.read_body().await.unwrap().unwrap(), chunk);
+        assert_pending(&mut early).await;
+        assert!(in_temp_file(store, 1000 * (i + 1)).iter().all(|b| *b == 0));
     }
-    assert_eq!(read, &data[..51_000]);
-    assert_pending(&mut hit).await;
-    // Followed now: each chunk as it comes.
-    miss.write_body(Bytes::copy_from_slice(chunks[51]), false)
+    // The batch fills up: written at once, and read from the file after.
+    let full = (WRITE_BATCH as usize).div_ceil(1000);
+    for chunk in &chunks[50..full] {
+        miss.write_body(Bytes::copy_from_slice(chunk), false)
+            .await
+            .unwrap();
+    }
+    assert_eq!(in_temp_file(store, 1000 * full), &data[..1000 * full]);
+    for chunk in &chunks[full..full + 10] {
+        miss.write_body(Bytes::copy_from_slice(chunk), false)
+            .await
+            .unwrap();
+    }
+    assert!(
+        in_temp_file(store, 1000 * (full + 10))[1000 * full..]
+            .iter()
+            .all(|b| *b == 0)
+    );
+    // A reader from the start: the file's bytes, then memory's.
+    let (_, mut late) = store
+        .lookup(&key("/v/b.mp4"), &span())
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(hit.read_body().await.unwrap().unwrap(), chunks[51]);
-    for chunk in &chunks[52..] {
+    let mut read = Vec::new();
+    while read.len() < 1000 * (full + 10) {
+        read.extend_from_slice(&late.read_body().await.unwrap().unwrap());
+    }
+    assert_eq!(read, &data[..1000 * (full + 10)]);
+    assert_pending(&mut late).await;
+    for chunk in &chunks[full + 10..] {
         miss.write_body(Bytes::copy_from_slice(chunk), false)
             .await
             .unwrap();
     }
     miss.write_body(Bytes::new(), true).await.unwrap();
-    read.extend_from_slice(chunks[51]);
-    read.extend_from_slice(&read_all(&mut hit).await.unwrap());
+    read.extend_from_slice(&read_all(&mut late).await.unwrap());
     assert_eq!(read, data);
+    let mut early_read = data[..50_000].to_vec();
+    early_read.extend_from_slice(&read_all(&mut early).await.unwrap());
+    assert_eq!(early_read, data);
     miss.finish().await.unwrap();
     committed(store).await;
     assert_eq!(fetch(store, "/v/b.mp4").await.unwrap(), data);
@@ -328,4 +349,32 @@ async fn a_fill_gathered_into_batches_is_whole_and_followed_midway() {
     miss.finish().await.unwrap();
     committed(store).await;
     assert_eq!(fetch(store, "/v/c.mp4").await.unwrap(), data);
+}
+
+/// The first `len` body bytes of the one fill's temp file, as the file
+/// holds them now (zeros where nothing was written: it is allocated whole).
+fn in_temp_file(store: &crate::cache::store::DiskStore, len: usize) -> Vec<u8> {
+    use crate::cache::store::format::BODY_PREAMBLE_LEN;
+    use crate::cache::store::layout::BODY_EXT;
+    use std::os::unix::fs::FileExt;
+    let bodies: Vec<_> = std::fs::read_dir(store.layout.own_tmp())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == BODY_EXT))
+        .collect();
+    assert_eq!(bodies.len(), 1, "one fill's temp file: {bodies:?}");
+    let file = std::fs::File::open(&bodies[0]).unwrap();
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file
+            .read_at(&mut buf[got..], BODY_PREAMBLE_LEN + got as u64)
+            .unwrap()
+        {
+            0 => break,
+            n => got += n,
+        }
+    }
+    buf
 }
