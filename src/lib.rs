@@ -2,8 +2,9 @@
 //! Pingora. `docs/architecture.md` draws how a request moves through the
 //! node.
 
-// One place needs `unsafe`: closing and duplicating descriptors of
-// Pingora's socket table (`listeners/workers.rs`), allowed there alone.
+// Two places need `unsafe`, allowed there alone: closing and duplicating
+// descriptors of Pingora's socket table (`listeners/workers.rs`), and a
+// read into a buffer's spare capacity (`cache/store/cached_read.rs`).
 #![deny(unsafe_code)]
 
 pub mod access_log;

@@ -25,7 +25,6 @@ use pingora_cache::trace::SpanHandle;
 use pingora_error::Result;
 use std::any::Any;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::watch;
@@ -173,16 +172,25 @@ impl DiskHit {
             return Err(pingora_err("cache store: no file behind this body"));
         };
         let start = BODY_PREAMBLE_LEN + offset;
-        let mut buf = vec![0u8; len as usize];
+        let len = len as usize;
+        // Not zeroed: the reads fill it.
+        let mut buf = Vec::with_capacity(len);
         // What the page cache holds is copied here, without a hand-off.
         let cached = read_cached(&file, &mut buf, start)
             .map_err(|e| pingora_io("cache store: body read failed", e))?;
-        if cached == buf.len() {
+        if cached == len {
             return Ok(Bytes::from(buf));
         }
         let res = tokio::task::spawn_blocking(move || {
-            file.read_exact_at(&mut buf[cached..], start + cached as u64)?;
-            Ok::<_, std::io::Error>(Bytes::from(buf))
+            while buf.len() < len {
+                let at = start + buf.len() as u64;
+                match rustix::io::pread(&*file, rustix::buffer::spare_capacity(&mut buf), at) {
+                    Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(std::io::Error::from(e)),
+                }
+            }
+            Ok(Bytes::from(buf))
         })
         .await;
         match res {
