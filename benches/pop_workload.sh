@@ -17,6 +17,10 @@
 #                      (nginx's cache runs past its max_size under load: the
 #                      table shows the disk each used; this compares the two
 #                      at the space nginx actually used)
+#   CACHE_ROOT=DIR     both caches' folders under DIR (a filesystem mounted
+#                      there) instead of the scratch folder: the file system
+#                      matters, each object being one or two files created
+#                      and deleted (BENCHMARKS.md shows how to make one)
 #
 # The catalogue (benches/pop/trace.py): HLS-like segments of 0.5-2 MiB,
 # playlist-sized objects of 2-20 KiB, MP4s read as 2 MiB ranges; sparse
@@ -51,7 +55,7 @@ cd "$ROOT"
 HERE="$ROOT/benches/pop"
 
 COMMAND="benches/pop_workload.sh"
-for v in NODE_MAX_SIZE_MIB KEEP RATE_PERCENT RATE_SECONDS SAT_SECONDS WARM ZIPFS MP4_MIB POP_OBJECTS; do
+for v in CACHE_ROOT NODE_MAX_SIZE_MIB KEEP RATE_PERCENT RATE_SECONDS SAT_SECONDS WARM ZIPFS MP4_MIB POP_OBJECTS; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 POP_OBJECTS=${POP_OBJECTS:-50000}
@@ -66,6 +70,10 @@ for v in POP_OBJECTS MP4_MIB WARM SAT_SECONDS RATE_SECONDS RATE_PERCENT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "pop: $v must be a whole number above 0" >&2; exit 2; }
 done
 [[ "${NODE_MAX_SIZE_MIB:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "pop: NODE_MAX_SIZE_MIB must be a whole number above 0" >&2; exit 2; }
+if [[ -n "${CACHE_ROOT:-}" ]]; then
+    [[ -d "$CACHE_ROOT" && -w "$CACHE_ROOT" ]] || { echo "pop: CACHE_ROOT: '$CACHE_ROOT' is not a writable folder" >&2; exit 2; }
+    CACHE_ROOT=$(cd "$CACHE_ROOT" && pwd)
+fi
 IFS=, read -r -a zipfs <<<"$ZIPFS"
 for z in "${zipfs[@]}"; do
     [[ "$z" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "pop: ZIPFS: '$z' is not a number" >&2; exit 2; }
@@ -87,12 +95,38 @@ say "building the client (release)"
 cargo build --release --locked --manifest-path "$HERE/client/Cargo.toml" --target-dir "$TARGET_DIR/pop-client"
 CLIENT="$TARGET_DIR/pop-client/release/pop-client"
 
+# cache_dir NAME: the folder of NAME's cache.
+cache_dir() {
+    local root=${CACHES:-$SCRATCH}
+    if [[ $1 == node ]]; then echo "$root/node-cache"; else echo "$root/nginx-cache"; fi
+}
+
+# cache_fs: the file system the caches are on (for ext4, whether it has a
+# journal: without one, ext4 looks past recently deleted inodes when it
+# makes a file, which costs each new file more).
+cache_fs() {
+    local fs dev journal
+    fs=$(stat -f -c %T "$CACHES")
+    if [[ $fs == ext2/ext3 ]]; then
+        fs=$(findmnt -T "$CACHES" -no FSTYPE 2>/dev/null || echo ext)
+        dev=$(basename "$(findmnt -T "$CACHES" -no SOURCE 2>/dev/null)")
+        journal=$(cat "/sys/fs/ext4/$dev/journal_task" 2>/dev/null || true)
+        case "$journal" in
+            "<none>") fs="$fs without a journal" ;;
+            "") ;;
+            *) fs="$fs with a journal" ;;
+        esac
+    fi
+    echo "$fs"
+}
+
 bench_cleanup() {
     if [[ "$KEEP" != 1 && -d "$SCRATCH" ]]; then
-        rm -rf "$SCRATCH/objects" "$SCRATCH/node/cache" "$SCRATCH/nginx-cache/cache"
+        rm -rf "$SCRATCH/objects" "$(cache_dir node)" "$(cache_dir nginx)"
     fi
 }
 scratch pop
+CACHES=${CACHE_ROOT:-$SCRATCH}
 OBJECTS="$SCRATCH/objects"
 mkdir -p "$OBJECTS/$BUCKET"
 
@@ -110,6 +144,7 @@ done
 SCALE="catalogue of $POP_OBJECTS objects, $((CATALOGUE_BYTES / 1048576)) MiB ($(grep -c '\.mp4' "$SCRATCH/catalogue.tsv") MP4s of $MP4_MIB MiB); max_size ${BUDGET_MIB} MiB each"
 if [[ -n "${NODE_MAX_SIZE_MIB:-}" ]]; then SCALE="$SCALE (cdn-node: $NODE_MAX_SIZE_MIB MiB)"; fi
 if ((POP_OBJECTS < 50000)); then SCALE="$SCALE (scaled down from the 50,000 objects of the full workload)"; fi
+SCALE="$SCALE; caches on $(cache_fs)"
 say "$SCALE"
 
 bench_secrets
@@ -124,14 +159,14 @@ TOKEN=$(mint_token "$SCRATCH/hmac-secret" bench pop 86400) || exit 1
 # cache; sets PID_node or PID_nginx.
 start_server() {
     if [[ $1 == node ]]; then
-        rm -rf "$SCRATCH/node/cache"
+        rm -rf "$(cache_dir node)"
         start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$ORIGIN_PORT" \
-            BUCKET="$BUCKET" MAX_SIZE="${NODE_MAX_SIZE_MIB:-$BUDGET_MIB}MiB"
+            BUCKET="$BUCKET" MAX_SIZE="${NODE_MAX_SIZE_MIB:-$BUDGET_MIB}MiB" CACHE="$(cache_dir node)"
         PID_node=$NODE_PID
     else
-        rm -rf "$SCRATCH/nginx-cache/cache"
+        rm -rf "$(cache_dir nginx)"
         start_nginx "nginx proxy_cache" "$HERE/nginx-cache.conf.in" "$SCRATCH/nginx-cache" "$NGINX_PORT" \
-            ORIGIN_PORT="$NGINX_SIDE_PORT" MAX_SIZE="${BUDGET_MIB}m"
+            ORIGIN_PORT="$NGINX_SIDE_PORT" MAX_SIZE="${BUDGET_MIB}m" CACHE="$(cache_dir nginx)"
         PID_nginx=$STARTED_PID
     fi
 }
@@ -151,11 +186,6 @@ stop_servers() {
 # master, workers, cache manager and loader.
 server_pids() {
     if [[ $1 == node ]]; then echo "$PID_node"; else echo "$PID_nginx $(pgrep -P "$PID_nginx" | tr '\n' ' ')"; fi
-}
-
-# cache_dir NAME: the folder of NAME's cache.
-cache_dir() {
-    if [[ $1 == node ]]; then echo "$SCRATCH/node/cache"; else echo "$SCRATCH/nginx-cache/cache"; fi
 }
 
 # origin_bytes NAME: the bytes the origin has sent to NAME's side so far.
