@@ -210,7 +210,7 @@ pub struct Browser {
     session: String,
     http: reqwest::Client,
     driver: Child,
-    /// Chromium's profile and chromedriver's log.
+    /// Chromium's profile, chromedriver's log, and both's temporary files.
     dir: tempfile::TempDir,
 }
 
@@ -394,8 +394,13 @@ impl Browser {
 fn spawn_driver(port: u16, dir: &Path) -> Child {
     use std::os::unix::process::CommandExt as _;
     let log = std::fs::File::create(dir.join("chromedriver.log")).expect("log file");
+    // Their temporary files (Chromium's singleton socket, the driver's
+    // scoped folders) in the test's folder: killed, they remove nothing.
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("temporary folder");
     Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .env("TMPDIR", &tmp)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)
