@@ -156,8 +156,11 @@ impl Fill {
             }
             let mut left = max;
             for chunk in &unwritten.chunks {
+                if left == 0 {
+                    break;
+                }
                 let end = start + chunk.len() as u64;
-                if pos < end && left > 0 {
+                if pos < end {
                     let from = pos.saturating_sub(start) as usize;
                     let to = chunk.len().min(from.saturating_add(left as usize));
                     left -= (to - from) as u64;
