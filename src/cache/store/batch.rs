@@ -3,8 +3,10 @@
 //! is a hand-off to the blocking pool (a buffered write can wait for the
 //! disk, and the kernel offers no write that refuses to), and under a
 //! miss-heavy load those hand-offs, not the copies, were the fill's cost.
-//! Chunks are kept (not copied) until `WRITE_BATCH` bytes are pending or
-//! the body ends, then written with one `pwritev` per batch.
+//! Chunks are kept (not copied) until a batch's worth is pending
+//! ([`limit`]: 1 MiB while at most 32 fills are under way, 256 KiB
+//! beyond, so that what fills hold stays bounded) or the body ends, then
+//! written with one `pwritev` per batch.
 //!
 //! Readers do not wait for the batch: a chunk is readable from memory as
 //! soon as it is accepted ([`super::fill::Fill::read_at`]).
@@ -12,18 +14,53 @@
 use bytes::Bytes;
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Bytes pending before a write.
-pub const WRITE_BATCH: u64 = 256 << 10;
+/// Bytes pending before a write while few fills are under way: a segment
+/// of a few MiB goes to its file in one or two hand-offs.
+pub const LARGE_BATCH: u64 = 1 << 20;
 
-/// Chunks accepted and not written yet.
-#[derive(Default)]
+/// Bytes pending before a write while many are.
+pub const BATCH: u64 = 256 << 10;
+
+/// Fills under way up to which each writes [`LARGE_BATCH`]es: 32 MiB
+/// pending at most.
+const LARGE_FILLS: usize = 32;
+
+/// Fills under way now: batches alive.
+static FILLS: AtomicUsize = AtomicUsize::new(0);
+
+/// The bytes a batch gathers before it is written, with `fills` fills under
+/// way.
+pub fn limit_for(fills: usize) -> u64 {
+    if fills <= LARGE_FILLS {
+        LARGE_BATCH
+    } else {
+        BATCH
+    }
+}
+
+/// [`limit_for`] the fills under way now.
+pub fn limit() -> u64 {
+    limit_for(FILLS.load(Ordering::Relaxed))
+}
+
+/// The chunks of one fill accepted and not written yet; counted in
+/// [`FILLS`] while it lives.
 pub struct Batch {
     chunks: Vec<Bytes>,
     len: u64,
 }
 
 impl Batch {
+    pub fn new() -> Self {
+        FILLS.fetch_add(1, Ordering::Relaxed);
+        Batch {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+
     pub fn push(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
@@ -41,15 +78,21 @@ impl Batch {
         self.len == 0
     }
 
-    /// Whether the pending bytes make a batch to write.
-    pub fn is_full(&self) -> bool {
-        self.len >= WRITE_BATCH
+    /// Whether the pending bytes make a batch of `limit` bytes to write.
+    pub fn is_full(&self, limit: u64) -> bool {
+        self.len >= limit
     }
 
     /// The pending chunks, in order; the batch is empty after.
     pub fn take(&mut self) -> Vec<Bytes> {
         self.len = 0;
         std::mem::take(&mut self.chunks)
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        FILLS.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -102,21 +145,34 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     #[test]
-    fn a_batch_is_full_at_write_batch_bytes() {
-        let mut batch = Batch::default();
-        assert!(batch.is_empty() && !batch.is_full());
+    fn a_batch_is_full_at_its_limit() {
+        let mut batch = Batch::new();
+        assert!(batch.is_empty() && !batch.is_full(BATCH));
         batch.push(Bytes::from(vec![1; 1000]));
-        batch.push(Bytes::from(vec![2; WRITE_BATCH as usize - 1001]));
-        assert!(!batch.is_full());
+        batch.push(Bytes::from(vec![2; BATCH as usize - 1001]));
+        assert!(!batch.is_full(BATCH));
         // Empty chunks add nothing.
         batch.push(Bytes::new());
-        assert!(!batch.is_full());
+        assert!(!batch.is_full(BATCH));
         batch.push(Bytes::from_static(b"x"));
-        assert!(batch.is_full());
-        assert_eq!(batch.len(), WRITE_BATCH);
+        assert!(batch.is_full(BATCH) && !batch.is_full(LARGE_BATCH));
+        assert_eq!(batch.len(), BATCH);
         let taken = batch.take();
         assert_eq!(taken.len(), 3);
-        assert!(batch.is_empty() && !batch.is_full());
+        assert!(batch.is_empty() && !batch.is_full(BATCH));
+    }
+
+    #[test]
+    fn batches_are_large_while_few_fills_are_under_way() {
+        for (fills, limit) in [
+            (0, LARGE_BATCH),
+            (1, LARGE_BATCH),
+            (32, LARGE_BATCH),
+            (33, BATCH),
+            (10_000, BATCH),
+        ] {
+            assert_eq!(limit_for(fills), limit, "{fills} fills");
+        }
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl DiskStore {
             tag: id.to_be_bytes(),
             fill,
             written: 0,
-            batch: Batch::default(),
+            batch: Batch::new(),
             body_ended: false,
             ended: false,
         })
@@ -319,7 +319,7 @@ impl HandleMiss for DiskMiss {
         self.fill.accept(data.clone(), new_len);
         self.batch.push(data);
         self.written = new_len;
-        if eof || self.batch.is_full() {
+        if eof || self.batch.is_full(batch::limit()) {
             self.flush().await?;
         }
         if eof && !self.body_ended {

@@ -274,10 +274,10 @@ async fn seek_into_a_fill_waits_for_the_range() {
 /// the batch is full, whatever the machine's speed.)
 #[tokio::test(start_paused = true)]
 async fn a_fill_is_written_in_batches_and_read_as_it_comes() {
-    use crate::cache::store::batch::WRITE_BATCH;
+    use crate::cache::store::batch;
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let data = body(300_000);
+    let data = body(1_200_000);
     let chunks: Vec<&[u8]> = data.chunks(1000).collect();
     let mut miss = start(store, "/v/b.mp4", Some(data.len() as u64)).await;
     let (_, mut early) = store
@@ -295,7 +295,10 @@ async fn a_fill_is_written_in_batches_and_read_as_it_comes() {
         assert!(in_temp_file(store, 1000 * (i + 1)).iter().all(|b| *b == 0));
     }
     // The batch fills up: written at once, and read from the file after.
-    let full = (WRITE_BATCH as usize).div_ceil(1000);
+    // One fill under way in this process: large batches.
+    assert_eq!(batch::limit(), batch::LARGE_BATCH);
+    let full = (batch::LARGE_BATCH as usize).div_ceil(1000);
+    assert!(1000 * (full + 10) < data.len());
     for chunk in &chunks[50..full] {
         miss.write_body(Bytes::copy_from_slice(chunk), false)
             .await
