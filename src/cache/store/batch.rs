@@ -27,7 +27,7 @@ pub const BATCH: u64 = 256 << 10;
 /// pending at most.
 const LARGE_FILLS: usize = 32;
 
-/// Fills under way now: batches alive.
+/// Fills under way now.
 static FILLS: AtomicUsize = AtomicUsize::new(0);
 
 /// The bytes a batch gathers before it is written, with `fills` fills under
@@ -45,52 +45,19 @@ pub fn limit() -> u64 {
     limit_for(FILLS.load(Ordering::Relaxed))
 }
 
-/// The chunks of one fill accepted and not written yet; counted in
-/// [`FILLS`] while it lives.
-pub struct Batch {
-    chunks: Vec<Bytes>,
-    len: u64,
-}
+/// A fill under way, counted in [`FILLS`] while it lives. (The chunks a
+/// batch gathers are the fill's own unwritten chunks,
+/// [`super::fill::Fill::unwritten`].)
+pub struct Filling(());
 
-impl Batch {
+impl Filling {
     pub fn new() -> Self {
         FILLS.fetch_add(1, Ordering::Relaxed);
-        Batch {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-
-    pub fn push(&mut self, data: Bytes) {
-        if data.is_empty() {
-            return;
-        }
-        self.len += data.len() as u64;
-        self.chunks.push(data);
-    }
-
-    /// Bytes pending.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether the pending bytes make a batch of `limit` bytes to write.
-    pub fn is_full(&self, limit: u64) -> bool {
-        self.len >= limit
-    }
-
-    /// The pending chunks, in order; the batch is empty after.
-    pub fn take(&mut self) -> Vec<Bytes> {
-        self.len = 0;
-        std::mem::take(&mut self.chunks)
+        Filling(())
     }
 }
 
-impl Drop for Batch {
+impl Drop for Filling {
     fn drop(&mut self) {
         FILLS.fetch_sub(1, Ordering::Relaxed);
     }
@@ -143,24 +110,6 @@ const MAX_IOVECS: usize = 512;
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
-
-    #[test]
-    fn a_batch_is_full_at_its_limit() {
-        let mut batch = Batch::new();
-        assert!(batch.is_empty() && !batch.is_full(BATCH));
-        batch.push(Bytes::from(vec![1; 1000]));
-        batch.push(Bytes::from(vec![2; BATCH as usize - 1001]));
-        assert!(!batch.is_full(BATCH));
-        // Empty chunks add nothing.
-        batch.push(Bytes::new());
-        assert!(!batch.is_full(BATCH));
-        batch.push(Bytes::from_static(b"x"));
-        assert!(batch.is_full(BATCH) && !batch.is_full(LARGE_BATCH));
-        assert_eq!(batch.len(), BATCH);
-        let taken = batch.take();
-        assert_eq!(taken.len(), 3);
-        assert!(batch.is_empty() && !batch.is_full(BATCH));
-    }
 
     #[test]
     fn batches_are_large_while_few_fills_are_under_way() {

@@ -125,6 +125,13 @@ impl Fill {
         });
     }
 
+    /// The chunks accepted and not in the file yet, in order, and the body
+    /// offset of the first: what the writer's next batch writes.
+    pub fn unwritten(&self) -> (u64, Vec<Bytes>) {
+        let unwritten = self.lock_unwritten();
+        (unwritten.start, unwritten.chunks.iter().cloned().collect())
+    }
+
     /// The body bytes up to `written` are in the file: memory lets their
     /// chunks go.
     pub fn written_to(&self, written: u64) {
@@ -255,6 +262,12 @@ mod tests {
             fill.accept(Bytes::copy_from_slice(chunk), accepted);
         }
         fill.written_to(10);
+        let chunks =
+            |parts: &[&'static [u8]]| parts.iter().map(|p| Bytes::from_static(p)).collect();
+        assert_eq!(
+            fill.unwritten(),
+            (10, chunks(&[b"abcd", b"efghij", b"klm"]))
+        );
         let memory = |b: &[u8]| At::Memory(Bytes::copy_from_slice(b));
         let cases = [
             // (pos, max, where)
@@ -277,6 +290,7 @@ mod tests {
         assert_eq!(fill.read_at(14, 100), At::File { end: 20 });
         assert_eq!(fill.read_at(20, 100), memory(b"klm"));
         fill.written_to(23);
+        assert_eq!(fill.unwritten(), (23, chunks(&[])));
         assert_eq!(fill.read_at(22, 100), At::File { end: 23 });
         assert_eq!(*fill.subscribe().borrow(), FillState::Writing(23));
     }

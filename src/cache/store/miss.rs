@@ -10,7 +10,7 @@
 //! load. A graceful stop waits for the commits under way
 //! ([`DiskStore::commits_in_progress`]).
 
-use super::batch::{self, Batch};
+use super::batch::{self, Filling};
 use super::error::{pingora_err, pingora_io};
 use super::fill::{Fill, FillStart};
 use super::format::{self, ObjectHeader};
@@ -113,7 +113,8 @@ impl DiskStore {
             tag: id.to_be_bytes(),
             fill,
             written: 0,
-            batch: Batch::new(),
+            pending: 0,
+            _filling: Filling::new(),
             body_ended: false,
             ended: false,
         })
@@ -244,10 +245,12 @@ pub struct DiskMiss {
     store: &'static DiskStore,
     fill: Arc<Fill>,
     tag: [u8; 8],
-    /// Body bytes accepted (written, or pending in `batch`).
+    /// Body bytes accepted (in the file, or held by the fill until the
+    /// next batch is written).
     written: u64,
-    /// Chunks accepted and not written yet ([`batch`]).
-    batch: Batch,
+    /// Of those, the bytes not in the file yet ([`batch`]).
+    pending: u64,
+    _filling: Filling,
     /// The last body byte has been written.
     body_ended: bool,
     /// Committed or aborted: nothing more to do, not even in `Drop`.
@@ -266,14 +269,12 @@ impl DiskMiss {
     /// Writes the pending chunks to the temp file; readers read them from
     /// there from then on, not from memory.
     async fn flush(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
+        if self.pending == 0 {
             return Ok(());
         }
-        let pending = self.batch.len();
-        let chunks = self.batch.take();
+        let (in_file, chunks) = self.fill.unwritten();
         let file = self.fill.file.clone();
-        let written = self.written - pending;
-        let offset = format::BODY_PREAMBLE_LEN + written;
+        let offset = format::BODY_PREAMBLE_LEN + in_file;
         let res =
             tokio::task::spawn_blocking(move || batch::write_all_at(&file, &chunks, offset)).await;
         match res {
@@ -285,6 +286,7 @@ impl DiskMiss {
             }
             Err(_) => return Err(self.abort("write task failed")),
         }
+        self.pending = 0;
         self.fill.written_to(self.written);
         Ok(())
     }
@@ -316,10 +318,10 @@ impl HandleMiss for DiskMiss {
             return Err(self.abort("body longer than Content-Length"));
         }
         // Readable at once, from memory until its batch is written.
-        self.fill.accept(data.clone(), new_len);
-        self.batch.push(data);
+        self.pending += data.len() as u64;
+        self.fill.accept(data, new_len);
         self.written = new_len;
-        if eof || self.batch.is_full(batch::limit()) {
+        if eof || self.pending >= batch::limit() {
             self.flush().await?;
         }
         if eof && !self.body_ended {
