@@ -24,6 +24,11 @@ client and admin listeners on 127.0.0.1, its peer listener on 127.0.0.N):
    (utime+stime from /proc) per request. With the memory tier on, twice:
    cluster.memory_copies off (every request for B's key is forwarded) and
    on (A answers B's hot key from its memory copy, X-Cache HIT-COPY).
+   Each run is repeated with LOAD_CONNECTIONS connections (wrk only): A's
+   CPU per request when it is busy. With one connection every request
+   also pays A's going idle and being woken (once for a local hit, twice
+   for a forward: the client's request, then the owner's answer), which a
+   node under load does not pay per request.
 
 Settings (environment):
   CATALOGUE=20000         objects, sizes uniform in [MIN_KIB, MAX_KIB] KiB
@@ -35,6 +40,7 @@ Settings (environment):
   SEED=1                  trace seed (objects, ranks and nodes)
   NODE_THREADS=1          server.threads of every node
   LAT_SECONDS=10 LAT_ROUNDS=3   part 3: seconds per run, rounds per key
+  LOAD_CONNECTIONS=16     part 3: connections of the loaded runs (1: none)
   FORWARD_MEMORY=64MiB,0  part 3: the memory tiers (cache.memory_size) tried
   PARTS=hit,origin,forward      which parts to run
   CDN_NODE=path           use this binary instead of building it
@@ -106,7 +112,7 @@ def env_float(name, default, low, high):
 
 SETTINGS = [
     "CATALOGUE", "MIN_KIB", "MAX_KIB", "CATALOGUE_PER_DISK", "REQUESTS", "WARMUP",
-    "ZIPF", "WORKERS", "SEED", "NODE_THREADS", "LAT_SECONDS", "LAT_ROUNDS", "FORWARD_MEMORY",
+    "ZIPF", "WORKERS", "SEED", "NODE_THREADS", "LAT_SECONDS", "LAT_ROUNDS", "LOAD_CONNECTIONS", "FORWARD_MEMORY",
     "PARTS",
 ]
 CATALOGUE = env_int("CATALOGUE", 20000, 10)
@@ -126,6 +132,7 @@ SEED = env_int("SEED", 1, 0)
 NODE_THREADS = env_int("NODE_THREADS", 1)
 LAT_SECONDS = env_int("LAT_SECONDS", 10)
 LAT_ROUNDS = env_int("LAT_ROUNDS", 3)
+LOAD_CONNECTIONS = env_int("LOAD_CONNECTIONS", 16)
 FORWARD_MEMORY = os.environ.get("FORWARD_MEMORY", "64MiB,0").split(",")
 PARTS = os.environ.get("PARTS", "hit,origin,forward").split(",")
 for p in PARTS:
@@ -671,9 +678,9 @@ def cpu_seconds(proc):
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk_run(url):
-    """(requests, p50 ms, p99 ms) of wrk -t1 -c1 on url."""
-    p = start(["wrk", "-t1", "-c1", f"-d{LAT_SECONDS}s", "--latency", url],
+def wrk_run(url, connections=1):
+    """(requests, p50 ms, p99 ms) of wrk -t1 -c<connections> on url."""
+    p = start(["wrk", "-t1", f"-c{connections}", f"-d{LAT_SECONDS}s", "--latency", url],
               os.path.join(WORLD.scratch, "wrk.log"))
     p.wait()
     stop(p, signal.SIGTERM)
@@ -744,9 +751,16 @@ def part_forward(token, memory, copies):
                 n, p50, p99 = python_run(a["http"], target)
             cpu_a = (cpu_seconds(a["proc"]) - ca) / n * 1e6
             cpu_b = (cpu_seconds(b["proc"]) - cb) / n * 1e6
-            results[name].append((n, p50, p99, cpu_a, cpu_b))
             say(f"  round {r + 1} {name}: {n} requests, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
                 f"CPU per request A {cpu_a:.1f} us, B {cpu_b:.1f} us")
+            n_load, cpu_load = 0, float("nan")
+            if LOAD_CONNECTIONS > 1 and shutil.which("wrk"):
+                ca = cpu_seconds(a["proc"])
+                n_load, _, _ = wrk_run(f"http://127.0.0.1:{a['http']}{target}", LOAD_CONNECTIONS)
+                cpu_load = (cpu_seconds(a["proc"]) - ca) / n_load * 1e6
+                say(f"  round {r + 1} {name}, {LOAD_CONNECTIONS} connections: {n_load} "
+                    f"requests, CPU per request A {cpu_load:.1f} us")
+            results[name].append((n, p50, p99, cpu_a, cpu_b, n_load, cpu_load))
     WORLD.stop_nodes(nodes)
     return tool, results
 
@@ -837,24 +851,32 @@ def main():
         print(f"Forwarding cost (2-node PoP, requests to node A, {forward[0][2]}, "
               f"{LAT_SECONDS} s x {LAT_ROUNDS} rounds, medians over rounds):")
         print()
+        loaded = LOAD_CONNECTIONS > 1 and forward[0][2].startswith("wrk")
         print("| memory tier | memory copies | key | requests/run | p50 ms | p99 ms "
-              "| A CPU us/req | B CPU us/req |")
-        print("|---|---|---|---|---|---|---|---|")
+              "| A CPU us/req | B CPU us/req |"
+              + (f" requests/run, {LOAD_CONNECTIONS} conns | A CPU us/req, {LOAD_CONNECTIONS} "
+                 "conns |" if loaded else ""))
+        print("|---|---|---|---|---|---|---|---|" + ("---|---|" if loaded else ""))
         verdicts = []
         for memory, copies, _, results in forward:
             med = {}
             on = "on" if copies else "off"
             for name, runs in results.items():
-                m = [statistics.median(r[i] for r in runs) for i in range(5)]
+                m = [statistics.median(r[i] for r in runs) for i in range(7)]
                 med[name] = m
                 print(f"| {memory} | {on} | {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | "
-                      f"{m[3]:.1f} | {m[4]:.1f} |")
+                      f"{m[3]:.1f} | {m[4]:.1f} |"
+                      + (f" {m[5]:.0f} | {m[6]:.1f} |" if loaded else ""))
             d50 = med["owner B"][1] - med["local"][1]
             cpu = med["owner B"][3] / med["local"][3] if med["local"][3] else float("inf")
             what = "copy hit of B's key" if copies else "forwarded request"
-            verdicts.append(f"- memory tier {memory}, copies {on}: p50 added {d50:+.3f} ms "
-                            f"(target at most +0.3 ms); A's CPU per {what} / per "
-                            f"local hit = {cpu:.2f}x (target at most 1.5x)")
+            line = (f"- memory tier {memory}, copies {on}: p50 added {d50:+.3f} ms "
+                    f"(target at most +0.3 ms); A's CPU per {what} / per local hit = "
+                    f"{cpu:.2f}x with one connection")
+            if loaded:
+                cpu_load = med["owner B"][6] / med["local"][6]
+                line += f", {cpu_load:.2f}x with {LOAD_CONNECTIONS}"
+            verdicts.append(line + " (target at most 1.5x)")
         print()
         print("\n".join(verdicts))
 
