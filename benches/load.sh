@@ -9,6 +9,10 @@
 #                    scenarios, alternating which server goes first (QUICK: 1):
 #                    on a shared machine, load that comes and goes then falls
 #                    on both servers alike
+#   RATE_PERCENT=40  also run the 1 KiB hits open loop at this % of nginx's
+#                    closed-loop rate (off when not given; the client is one
+#                    thread on the same cores: on two cores it keeps up with
+#                    about 20,000 req/s, not with 70 % of nginx's rate)
 #   MEM_DURATION=20  seconds of the large-object memory scenario
 #   QUICK=1          smoke run: 2 s scenarios, a 256 MiB large object
 #   SEEK_REPS=3      cold seeks per offset and server (QUICK: 2)
@@ -30,8 +34,10 @@
 # every request; a plain nginx serving the same files; nginx proxy_cache (on
 # disk) in front of it, checking no token. Each scenario's object is cached by
 # both just before the scenario runs, then wrk loads each in turn: 1 KiB hits
-# (wrk -t2 -c50) and 10 MiB hits (-c8; Varnish with malloc storage in front of
-# the same origin as a third server). Then the large object, which cdn-node
+# (wrk -t2 -c50; with RATE_PERCENT also open loop at that % of nginx's rate
+# with benches/pop/client, for the latency at equal load) and 10 MiB hits
+# (-c8; Varnish with malloc storage in front of the same origin as a third
+# server). Then the large object, which cdn-node
 # keeps in slices (above its slice_threshold, plain GETs included): cold seeks
 # (a 1 MiB range at 0, 10, 50 and 90 % of an object neither cache holds: time
 # to first byte and total, against the time of one 4 MiB slice GET from
@@ -54,7 +60,7 @@ HERE="$ROOT/benches/load"
 
 # The command as typed, with the settings given to it.
 COMMAND="benches/load.sh"
-for v in MEMORY_OBJECT_MAX SCENARIOS ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION ROUNDS QUICK; do
+for v in RATE_PERCENT MEMORY_OBJECT_MAX SCENARIOS ACCESS_LOG RANGE_SEED SEEK_REPS MEM_DURATION DURATION ROUNDS QUICK; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 
@@ -76,6 +82,7 @@ ACCESS_LOG=${ACCESS_LOG:-true}
 RANGE_SEED=${RANGE_SEED:-1}
 KEEP=${KEEP:-0}
 SCENARIOS=${SCENARIOS:-small,medium,manifest,seek,large,ranges}
+RATE_PERCENT=${RATE_PERCENT:-}
 BUCKET=videos
 
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || { echo "load: DURATION must be a whole number of seconds" >&2; exit 2; }
@@ -83,6 +90,7 @@ BUCKET=videos
 [[ "$SEEK_REPS" =~ ^[1-9][0-9]*$ ]] || { echo "load: SEEK_REPS must be a whole number" >&2; exit 2; }
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "load: ROUNDS must be a whole number" >&2; exit 2; }
 [[ "$RANGE_SEED" =~ ^[0-9]+$ ]] || { echo "load: RANGE_SEED must be a whole number" >&2; exit 2; }
+[[ -z "$RATE_PERCENT" || "$RATE_PERCENT" =~ ^[1-9][0-9]?$ ]] || { echo "load: RATE_PERCENT must be a whole number from 1 to 99" >&2; exit 2; }
 [[ "$ACCESS_LOG" == true || "$ACCESS_LOG" == false ]] || { echo "load: ACCESS_LOG must be true or false" >&2; exit 2; }
 IFS=, read -r -a chosen <<<"$SCENARIOS"
 for s in "${chosen[@]}"; do
@@ -389,10 +397,47 @@ SMALL_ARGS=(-t2 -c50 "-d${DURATION}s")
 MEDIUM_ARGS=(-t2 -c8 "-d${DURATION}s")
 LARGE_ARGS=(-t2 -c200 "-d${MEM_DURATION}s" --timeout "$((MEM_DURATION + 10))s")
 
+# small_at_rate: the 1 KiB hits again, open loop at RATE_PERCENT % of
+# nginx's closed-loop rate above (benches/pop/client: each request sent at
+# its time on an idle kept-alive connection or a new one, its latency
+# counted from then): the servers' latency at one and the same load, which
+# wrk's closed loop, each server at its own saturation, does not give.
+small_at_rate() {
+    say "building the open-loop client (release)"
+    cargo build --release --locked --manifest-path "$ROOT/benches/pop/client/Cargo.toml" \
+        --target-dir "$TARGET_DIR/pop-client" >"$SCRATCH/client-build.log" 2>&1 ||
+        { cat "$SCRATCH/client-build.log" >&2; die "the open-loop client did not build"; }
+    local client="$TARGET_DIR/pop-client/release/pop-client" trace="$SCRATCH/small-trace.txt"
+    printf '/%s\n' "$SMALL" >"$trace"
+    local rate
+    rate=$(awk -v p="$RATE_PERCENT" '$1 == "scenario=small" && $2 == "server=nginx" {
+            for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] += kv[2] }
+        } END { if (v["duration_us"] > 0) printf "%d", v["requests"] / v["duration_us"] * 1e6 * p / 100 }' "$RESULTS")
+    [[ -n "$rate" ]] || die "no nginx 1 KiB run to take the rate from"
+    say "1 KiB hits at $rate req/s ($RATE_PERCENT % of nginx's rate), open loop, ${DURATION} s, $ROUNDS round(s)"
+    local round server port line
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for server in $(round_order "$round" nginx node); do
+            if [[ "$server" == node ]]; then port=$NODE_PORT; else port=$NGINX_PORT; fi
+            line=$("$client" --addr "127.0.0.1:$port" --trace "$trace" --query "jwt=$TOKEN" \
+                --duration "$DURATION" --rate "$rate" 2>>"$SCRATCH/client-errors.log" | grep '^pop-result ') ||
+                die "the open-loop client failed against $server (see ${SCRATCH#"$ROOT"/}/client-errors.log)"
+            echo "scenario=small-rate server=$server rate=$rate ${line#pop-result }" >>"$RESULTS"
+            printf '  %-18s %s\n' "$(server_label "$server")" \
+                "$(python3 "$HERE/summary.py" run "$RESULTS" small-rate "$server")"
+        done
+    done
+    python3 "$HERE/summary.py" pair "$RESULTS" small-rate
+}
+
 if wants small; then
     echo
     warm_both "$SMALL"
     scenario small "$SMALL" "1 KiB hits" "${SMALL_ARGS[@]}"
+    if [[ -n "$RATE_PERCENT" ]]; then
+        echo
+        small_at_rate
+    fi
 fi
 if wants medium; then
     echo
@@ -636,7 +681,7 @@ say "load average at end: $LOAD_END"
 export BENCH_NPROC BENCH_CPU BENCH_KERNEL BENCH_DATE BENCH_LOAD_START BENCH_LOAD_END \
     BENCH_COMMAND BENCH_NODE_VERSION BENCH_NGINX_VERSION BENCH_WRK_VERSION BENCH_ACCESS_LOG \
     BENCH_SMALL_ARGS BENCH_MEDIUM_ARGS BENCH_LARGE_ARGS BENCH_LARGE_LABEL BENCH_RANGE_ARGS \
-    BENCH_SEEK_REPS BENCH_LARGE_BYTES BENCH_SLICE_BYTES BENCH_ROUNDS
+    BENCH_SEEK_REPS BENCH_LARGE_BYTES BENCH_SLICE_BYTES BENCH_ROUNDS BENCH_RATE_PERCENT
 BENCH_NPROC=$(nproc)
 BENCH_CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 BENCH_KERNEL=$(uname -sr)
@@ -658,6 +703,7 @@ BENCH_LARGE_LABEL=$LARGE_LABEL
 BENCH_RANGE_ARGS="wrk ${RANGE_ARGS[*]}"
 BENCH_SEEK_REPS=$SEEK_REPS
 BENCH_ROUNDS=$ROUNDS
+BENCH_RATE_PERCENT=$RATE_PERCENT
 BENCH_LARGE_BYTES=$LARGE_BYTES
 BENCH_SLICE_BYTES=$SLICE_BYTES
 

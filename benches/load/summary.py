@@ -34,7 +34,8 @@ SLICE_TARGET = 2.0
 RANGE_TARGET = 1.0
 
 
-SUMMED = ("requests", "bytes", "duration_us", "cpu_s", "err_connect", "err_read", "err_write", "err_status", "range_gets")
+SUMMED = ("requests", "bytes", "duration_us", "cpu_s", "err_connect", "err_read", "err_write", "err_status", "range_gets",
+          "errors", "dropped", "not_ok")
 MEDIAN = ("p50_us", "p90_us", "p99_us")
 
 
@@ -135,7 +136,56 @@ def verdict(ok):
     return "yes" if ok else "**no**"
 
 
+def describe_rate_run(run):
+    """An open-loop run of benches/pop/client: asked and done, latency, failures."""
+    return (
+        f"{fmt_count(num(run, 'rate'))} req/s asked, {fmt_count(req_rate(run))} done, "
+        f"p50 {fmt_ms(num(run, 'p50_us'))}, p90 {fmt_ms(num(run, 'p90_us'))}, "
+        f"p99 {fmt_ms(num(run, 'p99_us'))}, errors {int(num(run, 'errors'))}, "
+        f"dropped {int(num(run, 'dropped'))}, not 200 {int(num(run, 'not_ok'))}"
+    )
+
+
+def clean_p99(server):
+    """The median p99 of a server's open-loop runs in which every request was
+    sent on time and answered (None when there was none), and how many of
+    its runs that was. A run with requests not sent on time had a stall of
+    the client or the server, or of the machine under both."""
+    runs = ROUNDS_OF.get(("small-rate", server), [])
+    clean = [num(r, "p99_us") for r in runs if not (num(r, "dropped") or num(r, "errors"))]
+    return (statistics.median(clean) if clean else None), len(clean), len(runs)
+
+
+def rate_verdict():
+    """(cdn-node's p99, nginx's, text of the clean runs, verdict) over the clean runs."""
+    (node, n_node, of_node), (nginx, n_nginx, of_nginx) = clean_p99("node"), clean_p99("nginx")
+    runs = f"clean runs: cdn-node {n_node} of {of_node}, nginx {n_nginx} of {of_nginx}"
+    if node is None or nginx is None:
+        return node, nginx, runs, "not measured (no clean run)"
+    return node, nginx, runs, verdict(node <= nginx)
+
+
+def rate_lines(runs):
+    """The 1 KiB hits at one open-loop rate: p99 by run, and over the clean runs."""
+    nginx, node = runs.get(("small-rate", "nginx")), runs.get(("small-rate", "node"))
+    if not nginx or not node:
+        return ["  (incomplete: a run is missing)"]
+    a, b = ROUNDS_OF.get(("small-rate", "nginx"), []), ROUNDS_OF.get(("small-rate", "node"), [])
+
+    def p99(run):
+        late = int(num(run, "dropped") + num(run, "errors"))
+        return fmt_ms(num(run, "p99_us")) + (f" ({late} late or failed)" if late else "")
+    lines = ["  rounds, p99 cdn-node vs nginx: " + "; ".join(f"{p99(y)} vs {p99(x)}" for x, y in zip(a, b))]
+    p_node, p_nginx, clean, ok = rate_verdict()
+    show = lambda us: "-" if us is None else fmt_ms(us)  # noqa: E731
+    lines.append(f"  p99 at {fmt_count(num(node, 'rate'))} req/s over the clean runs: cdn-node {show(p_node)} "
+                 f"vs nginx {show(p_nginx)} ({clean}; target no worse: {ok})")
+    return lines
+
+
 def describe_run(run):
+    if run.get("scenario") == "small-rate":
+        return describe_rate_run(run)
     if num(run, "requests") > 0:
         text = (
             f"{fmt_count(req_rate(run))} req/s, {fmt_bytes_rate(byte_rate(run))}, "
@@ -173,6 +223,8 @@ def manifest_lines(runs):
 def pair_lines(runs, scenario):
     if scenario == "ranges":
         return range_lines(runs)
+    if scenario == "small-rate":
+        return rate_lines(runs)
     nginx, node = runs.get((scenario, "nginx")), runs.get((scenario, "node"))
     if not nginx or not node:
         return ["  (incomplete: a run is missing)"]
@@ -374,6 +426,17 @@ def table(runs, seeks=None):
         e_nginx = num(nginx, "requests") / max(num(nginx, "cpu_s"), 1e-9)
         e_node = num(node, "requests") / max(num(node, "cpu_s"), 1e-9)
         row(t, "requests per server CPU-second", fmt_count(e_nginx), fmt_count(e_node), fmt_ratio(ratio(e_node, e_nginx)), "", "")
+    nginx, node = get("small-rate")
+    if nginx and node:
+        t = f"1 KiB hit, open loop at {fmt_count(num(node, 'rate'))} req/s ({env('BENCH_RATE_PERCENT', '40')} % of nginx's rate)"
+        failed = any(num(r, k) for r in (node, nginx) for k in ("errors", "dropped", "not_ok"))
+        p_node, p_nginx, clean, ok = rate_verdict()
+        p99_ratio = fmt_ratio(ratio(p_node, p_nginx)) if p_node is not None and p_nginx is not None else ""
+        show = lambda us: "-" if us is None else fmt_ms(us)  # noqa: E731
+        row(t, f"p99 latency over the clean runs ({clean})", show(p_nginx), show(p_node), p99_ratio, "no worse", ok)
+        row(t, "p50 latency (median of the rounds)", fmt_ms(num(nginx, "p50_us")), fmt_ms(num(node, "p50_us")), "", "", "")
+        if failed:
+            row(t, "errors / dropped (not sent on time) / not 200, all rounds", *(f"{int(num(r, 'errors'))} / {int(num(r, 'dropped'))} / {int(num(r, 'not_ok'))}" for r in (nginx, node)), "", "", "")
     nginx, node = get("medium")
     if nginx and node:
         t = titles["medium"]
