@@ -26,6 +26,7 @@ mod listeners;
 pub mod manifest;
 pub mod metrics;
 mod origin;
+mod process_setup;
 mod proxy;
 mod range;
 mod refusal;

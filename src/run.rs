@@ -58,6 +58,7 @@ impl Node {
 /// Builds the server with all its services, ready to run. Fails when the
 /// cache folder cannot be opened.
 pub fn build(config: Config, opts: ProcessOptions) -> Result<Node, String> {
+    crate::process_setup::prepare(config.limits.max_connections);
     let server_conf = config.server_conf(opts.daemon);
     let opt = Opt {
         upgrade: opts.upgrade,
