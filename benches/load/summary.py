@@ -117,6 +117,9 @@ def fmt_bytes_rate(x):
 
 
 def fmt_ms(us):
+    """A latency in µs; "-" for none."""
+    if us is None:
+        return "-"
     return f"{us / 1000:.2f} ms" if us < 100_000 else f"{us / 1e6:.2f} s"
 
 
@@ -177,9 +180,8 @@ def rate_lines(runs):
         return fmt_ms(num(run, "p99_us")) + (f" ({late} late or failed)" if late else "")
     lines = ["  rounds, p99 cdn-node vs nginx: " + "; ".join(f"{p99(y)} vs {p99(x)}" for x, y in zip(a, b))]
     p_node, p_nginx, clean, ok = rate_verdict()
-    show = lambda us: "-" if us is None else fmt_ms(us)  # noqa: E731
-    lines.append(f"  p99 at {fmt_count(num(node, 'rate'))} req/s over the clean runs: cdn-node {show(p_node)} "
-                 f"vs nginx {show(p_nginx)} ({clean}; target no worse: {ok})")
+    lines.append(f"  p99 at {fmt_count(num(node, 'rate'))} req/s over the clean runs: cdn-node {fmt_ms(p_node)} "
+                 f"vs nginx {fmt_ms(p_nginx)} ({clean}; target no worse: {ok})")
     return lines
 
 
@@ -432,8 +434,7 @@ def table(runs, seeks=None):
         failed = any(num(r, k) for r in (node, nginx) for k in ("errors", "dropped", "not_ok"))
         p_node, p_nginx, clean, ok = rate_verdict()
         p99_ratio = fmt_ratio(ratio(p_node, p_nginx)) if p_node is not None and p_nginx is not None else ""
-        show = lambda us: "-" if us is None else fmt_ms(us)  # noqa: E731
-        row(t, f"p99 latency over the clean runs ({clean})", show(p_nginx), show(p_node), p99_ratio, "no worse", ok)
+        row(t, f"p99 latency over the clean runs ({clean})", fmt_ms(p_nginx), fmt_ms(p_node), p99_ratio, "no worse", ok)
         row(t, "p50 latency (median of the rounds)", fmt_ms(num(nginx, "p50_us")), fmt_ms(num(node, "p50_us")), "", "", "")
         if failed:
             row(t, "errors / dropped (not sent on time) / not 200, all rounds", *(f"{int(num(r, 'errors'))} / {int(num(r, 'dropped'))} / {int(num(r, 'not_ok'))}" for r in (nginx, node)), "", "", "")
