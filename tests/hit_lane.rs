@@ -5,108 +5,17 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::http::{Headers, header, lasting, metric, parse_answer, raw};
+use common::conn::Conn;
+use common::http::{Headers, header, lasting, metric, raw};
 use common::token::{good_claims, hs256};
 use common::world::{Builder, World};
 use common::{bytes, eventually};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const HOT: &str = "/v/hot.bin";
 const COLD: &str = "/v/cold.bin";
-
-/// A kept-alive HTTP/1.1 connection that reads one whole answer per
-/// request (a `Content-Length` or chunked body).
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).unwrap();
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Sends a request in `pieces` writes and reads its answer.
-    async fn ask_in(
-        &mut self,
-        method: &str,
-        target: &str,
-        extra: &[(&str, &str)],
-        pieces: usize,
-    ) -> (u16, Headers, Vec<u8>) {
-        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: cdn.example\r\n");
-        for (n, v) in extra {
-            req.push_str(&format!("{n}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        let bytes = req.as_bytes();
-        let step = bytes.len().div_ceil(pieces);
-        for piece in bytes.chunks(step) {
-            self.stream.write_all(piece).await.expect("send");
-            self.stream.flush().await.expect("send");
-        }
-        tokio::time::timeout(Duration::from_secs(30), self.answer(method == "HEAD"))
-            .await
-            .unwrap_or_else(|_| panic!("{method} {target}: no answer"))
-    }
-
-    async fn ask(
-        &mut self,
-        method: &str,
-        target: &str,
-        extra: &[(&str, &str)],
-    ) -> (u16, Headers, Vec<u8>) {
-        self.ask_in(method, target, extra, 1).await
-    }
-
-    async fn answer(&mut self, head: bool) -> (u16, Headers, Vec<u8>) {
-        loop {
-            if let Some(len) = self.whole(head) {
-                let answer: Vec<u8> = self.buf.drain(..len).collect();
-                return parse_answer(&answer, head).expect("an HTTP answer");
-            }
-            let mut chunk = [0u8; 16384];
-            let n = self.stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "closed before a whole answer: {:?}", self.buf);
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// The length of the first whole answer in the buffer.
-    fn whole(&self, head: bool) -> Option<usize> {
-        let end = self.buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-        let (status, headers, _) = parse_answer(&self.buf[..end], true).ok()?;
-        if head || status == 304 || status == 204 {
-            return Some(end);
-        }
-        if let Some(len) = header(&headers, "content-length") {
-            let len: usize = len.parse().ok()?;
-            return (self.buf.len() >= end + len).then_some(end + len);
-        }
-        let rest = &self.buf[end..];
-        let last = rest.windows(5).position(|w| w == b"0\r\n\r\n")?;
-        Some(end + last + 5)
-    }
-
-    /// Whether the node closed the connection (within 10 s).
-    async fn closed(&mut self) -> bool {
-        let mut chunk = [0u8; 64];
-        match tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => true,
-            Ok(Ok(_)) | Err(_) => false,
-        }
-    }
-}
 
 fn world(hot: &[u8], cold: &[u8]) -> Builder {
     World::builder()

@@ -19,6 +19,9 @@ pub struct CacheConfig {
     pub memory_object_max_size: u64,
     /// Commits are fsynced (`cache.durable_commits`).
     pub durable_commits: bool,
+    /// Whole disk hits over plain HTTP/1 sent with `sendfile`
+    /// (`cache.sendfile`).
+    pub sendfile: bool,
     /// Largest manifest given the request's token.
     pub manifest_max_size: u64,
     pub policy: Policy,
@@ -185,6 +188,7 @@ impl CacheConfig {
             memory_size: section.memory_size.0,
             memory_object_max_size: memory_object,
             durable_commits: section.durable_commits,
+            sendfile: section.sendfile,
             manifest_max_size: section.manifest_max_size.0,
             policy: Policy {
                 default_ttl: Duration::from_secs(section.default_ttl_seconds),

@@ -329,6 +329,10 @@ pub struct CacheSection {
     /// power loss (purges are fsynced whatever this says).
     #[serde(default)]
     pub durable_commits: bool,
+    /// Send whole disk hits over plain HTTP/1 from the page cache with
+    /// `sendfile` (nginx's `sendfile on`).
+    #[serde(default = "default_true")]
+    pub sendfile: bool,
     /// Largest manifest (HLS, DASH) given the request's token; larger ones
     /// are sent as stored.
     #[serde(default = "default_manifest_max_size")]

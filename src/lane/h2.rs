@@ -18,7 +18,7 @@ use pingora::protocols::http::v2::server::HttpSession;
 
 use super::Lane;
 use crate::proxy::Sent;
-use crate::proxy::lane::{Answer, Form, Head};
+use crate::proxy::lane::{Answer, Body, Form, Head};
 
 impl Lane {
     /// Answers an HTTP/2 stream's request when the lane can: `true` when it
@@ -40,7 +40,7 @@ impl Lane {
         let peer_ip = peer.as_ref().and_then(|a| a.as_inet()).map(|a| a.ip());
         let answer = match self
             .edge
-            .lane_answer(stream.req_header(), peer_ip, Form::Http2)
+            .lane_answer(stream.req_header(), peer_ip, Form::Http2, false)
             .await
         {
             Ok(Some(answer)) => answer,
@@ -53,9 +53,9 @@ impl Lane {
             }
         };
         let Answer { head, body, ctx } = answer;
-        let Head::Fields(header) = head else {
+        let (Head::Fields(header), Body::Bytes(body)) = (head, body) else {
             tracing::error!(
-                "the hit lane made an HTTP/1 header for an HTTP/2 stream; stream reset"
+                "the hit lane made an HTTP/1 header or a file body for an HTTP/2 stream; stream reset"
             );
             return true;
         };

@@ -24,6 +24,7 @@
 
 mod h2;
 mod head;
+mod sendfile;
 
 use std::future::Future;
 use std::io;
@@ -43,7 +44,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::cache::store::put_status_line;
 use crate::limits::Guarded;
-use crate::proxy::lane::{Form, Head};
+use crate::proxy::lane::{Body, Form, Head};
 use crate::proxy::{Edge, Sent};
 use head::Parsed;
 
@@ -105,8 +106,13 @@ impl Lane {
                 Parsed::Lane(head) => Some(head),
                 Parsed::Pingora | Parsed::Partial => None,
             };
+            let files = stream.socket().is_some();
             let answer = match &head {
-                Some(head) => match self.edge.lane_answer(&head.req, peer_ip, Form::Http1).await {
+                Some(head) => match self
+                    .edge
+                    .lane_answer(&head.req, peer_ip, Form::Http1, files)
+                    .await
+                {
                     Ok(answer) => answer,
                     // An answer that could not be built (a header field
                     // refused): its token may have been checked, so the
@@ -125,11 +131,11 @@ impl Lane {
                 let bytes = if bodiless { 0 } else { answer.body.len() };
                 // Counted before it is sent, as the cache lookup is.
                 self.edge.metrics.ops.lane_answers.inc();
+                if matches!(answer.body, Body::File(_)) && !bodiless {
+                    self.edge.metrics.ops.file_hits.inc();
+                }
                 let written = write(&mut stream, answer.head, &answer.body, bodiless, keep).await;
-                let sent = Sent {
-                    status,
-                    bytes: bytes as u64,
-                };
+                let sent = Sent { status, bytes };
                 self.edge
                     .finish(&head.req, peer.as_ref(), sent, &answer.ctx);
                 buf.clear();
@@ -225,14 +231,31 @@ async fn read_head<D: Future<Output = ()>>(
 
 /// Writes an answer as Pingora's HTTP/1 session writes it: the header
 /// with its `Date` and `Connection` fields, then the body (none for a
-/// HEAD), sent together.
+/// HEAD), sent together; a body file is sent with `sendfile`.
 async fn write(
     stream: &mut Guarded,
     head: Head,
-    body: &[u8],
+    body: &Body,
     bodiless: bool,
     keep: bool,
 ) -> io::Result<()> {
+    let wire = head_bytes(head, keep)?;
+    let body = match body {
+        _ if bodiless => &[][..],
+        Body::Bytes(bytes) => bytes,
+        Body::File(file) => return sendfile::send(stream, &wire, file).await,
+    };
+    write_all_vectored(
+        stream,
+        &mut [io::IoSlice::new(&wire), io::IoSlice::new(body)],
+    )
+    .await?;
+    stream.flush().await
+}
+
+/// An answer's head as Pingora's HTTP/1 session writes it, with its `Date`
+/// and `Connection` fields.
+fn head_bytes(head: Head, keep: bool) -> io::Result<BytesMut> {
     let connection = if keep { "keep-alive" } else { "close" };
     let date = get_cached_date();
     let mut wire = BytesMut::with_capacity(512);
@@ -257,13 +280,7 @@ async fn write(
             wire.put_slice(b"\r\n");
         }
     }
-    let body = if bodiless { &[][..] } else { body };
-    write_all_vectored(
-        stream,
-        &mut [io::IoSlice::new(&wire), io::IoSlice::new(body)],
-    )
-    .await?;
-    stream.flush().await
+    Ok(wire)
 }
 
 /// Writes every slice of `bufs` in as few writes as the stream takes: the

@@ -196,21 +196,24 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
         };
         // The connection holds its place during the handshake: a client
         // that never finishes one holds it until the deadline only.
-        let stream = if self.tls.is_empty() {
-            stream
-        } else {
-            self.handshake(stream).await?
+        let counters = Counters {
+            timeouts: self.metrics.ops.header_timeouts.clone(),
+            refusals: self.metrics.ops.request_header_refusals.clone(),
         };
-        let mut guarded = Guarded::new(
-            stream,
-            permit,
-            self.header_timeout,
-            self.head,
-            Counters {
-                timeouts: self.metrics.ops.header_timeouts.clone(),
-                refusals: self.metrics.ops.request_header_refusals.clone(),
-            },
-        );
+        let (timeout, head) = (self.header_timeout, self.head);
+        let mut guarded = if self.tls.is_empty() {
+            let Some(plain) = Guarded::plain(stream, permit, timeout, head, counters) else {
+                tracing::error!(
+                    ?client,
+                    "a TCP connection came from Pingora as another stream"
+                );
+                return None;
+            };
+            plain
+        } else {
+            let stream = self.handshake(stream).await?;
+            Guarded::new(stream, permit, timeout, head, counters)
+        };
         // Pingora drops a connection still waiting for its first request
         // when the service shuts down (as it drops idle keep-alive ones),
         // so a connection accepted just before a graceful upgrade or stop

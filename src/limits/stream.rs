@@ -12,6 +12,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::tls::{SslDigest, TlsRef};
 use pingora::protocols::{
@@ -49,6 +51,9 @@ pub struct Guarded {
     refusals: IntCounterVec,
     /// A head passed a limit: its answer and the lingering close.
     refusing: Option<Box<Refusing>>,
+    /// The TCP socket under `inner` when nothing (TLS) is between: a body
+    /// file can then be sent into it (`sendfile`).
+    socket: Option<RawFd>,
     _permit: Permit,
 }
 
@@ -102,8 +107,51 @@ impl Guarded {
             timeouts: counters.timeouts,
             refusals: counters.refusals,
             refusing: None,
+            socket: None,
             _permit: permit,
         }
+    }
+
+    /// Wraps an accepted plain TCP connection: as [`Guarded::new`], and
+    /// files can be sent into its socket ([`Guarded::socket`]). `None`
+    /// when the stream is not Pingora's TCP stream after all (no listener
+    /// of Pingora's makes another for a TCP connection): it is closed.
+    pub fn plain(
+        inner: Stream,
+        permit: Permit,
+        timeout: Duration,
+        limits: HeadLimits,
+        counters: Counters,
+    ) -> Option<Self> {
+        let tcp = inner.get_ssl().is_none()
+            && inner
+                .get_socket_digest()
+                .is_some_and(|d| d.peer_addr().is_some_and(|a| a.as_inet().is_some()));
+        if !tcp {
+            return Some(Guarded::new(inner, permit, timeout, limits, counters));
+        }
+        // `Stream` is a boxed trait object: Pingora's TCP stream is found
+        // by taking it out of the box.
+        let l4 = inner.into_any().downcast::<L4Stream>().ok()?;
+        let socket = l4.as_raw_fd();
+        let mut guarded = Guarded::new(l4, permit, timeout, limits, counters);
+        guarded.socket = Some(socket);
+        Some(guarded)
+    }
+
+    /// The connection's TCP socket, when nothing is between it and the
+    /// HTTP bytes (no TLS). Bytes written into it directly must follow
+    /// everything written through the stream: flush first.
+    pub fn socket(&self) -> Option<BorrowedFd<'_>> {
+        // SAFETY: the descriptor is the socket of `inner`, which this
+        // stream owns: it stays open as long as `self` is borrowed.
+        #[allow(unsafe_code)]
+        self.socket.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Bytes of an answer were written into [`Guarded::socket`] directly.
+    pub fn wrote_directly(&mut self) {
+        self.watch.wrote();
     }
 
     /// Waits until the client has sent something (or closed): the bytes

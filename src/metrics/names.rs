@@ -115,6 +115,9 @@ pub const CONNECTIONS_REFUSED_TOTAL: &str = "cdn_node_connections_refused_total"
 /// Requests answered by the HTTP/1 hit lane, before Pingora's session (a
 /// part of `cdn_node_requests_total`).
 pub const LANE_ANSWERS_TOTAL: &str = "cdn_node_lane_answers_total";
+/// Disk hits the hit lane sent from the body file with `sendfile` (a part
+/// of `cdn_node_lane_answers_total`).
+pub const FILE_HITS_TOTAL: &str = "cdn_node_file_hits_total";
 /// Client connections closed because a request header was not complete
 /// within `limits.header_timeout_ms`.
 pub const HEADER_TIMEOUTS_TOTAL: &str = "cdn_node_header_timeouts_total";

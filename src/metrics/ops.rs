@@ -15,6 +15,7 @@ pub struct OpsMetrics {
     pub tls_reloads: IntCounterVec,
     pub access_log_reopens: IntCounterVec,
     pub lane_answers: IntCounter,
+    pub file_hits: IntCounter,
 }
 
 /// The `reason` values of [`names::CONNECTIONS_REFUSED_TOTAL`].
@@ -84,6 +85,14 @@ impl OpsMetrics {
                 IntCounter::new(
                     names::LANE_ANSWERS_TOTAL,
                     "Requests answered by the HTTP/1 hit lane, before Pingora's session.",
+                )
+                .expect("valid metric"),
+            ),
+            file_hits: add(
+                registry,
+                IntCounter::new(
+                    names::FILE_HITS_TOTAL,
+                    "Disk hits the hit lane sent from the body file with sendfile.",
                 )
                 .expect("valid metric"),
             ),

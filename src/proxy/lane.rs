@@ -23,6 +23,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http::header::ORIGIN;
 use pingora::prelude::*;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -30,22 +31,42 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use super::Edge;
 use super::admit::{self, Target};
 use super::ctx::RequestCtx;
+use super::file_hit;
 use super::manifest::{self, Propagation};
 use super::memory_hit;
 use super::peer::{self, Listener};
 use super::route::{RouteKind, unix_now};
 use crate::auth::AuthOutcome;
+use crate::cache::engine::Engine;
 use crate::cache::key;
 use crate::cache::status::CacheStatus;
-use crate::cache::store::{Wire, wire};
+use crate::cache::store::{FileBody, FileHit, Held, Wire, wire};
 use crate::cluster::cdn_loop;
+use crate::cors::Cors;
+use crate::refusal::Refusal;
 
 /// An answer the lane writes.
 pub struct Answer {
     pub head: Head,
-    pub body: Bytes,
+    pub body: Body,
     /// What the request path learnt, for [`Edge::finish`].
     pub ctx: RequestCtx,
+}
+
+/// An answer's body.
+pub enum Body {
+    Bytes(Bytes),
+    /// A disk hit's body file, to send with `sendfile` ([`file_hit`]).
+    File(FileBody),
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::File(file) => file.len,
+        }
+    }
 }
 
 /// The protocol an answer is written in.
@@ -93,16 +114,19 @@ impl Edge {
     }
 
     /// The answer to `req` from a client at `peer` when memory holds the
-    /// object; `None` (nothing checked, counted or changed) when Pingora's
-    /// path serves it. An error is an answer that could not be built (a
-    /// header field refused), the token perhaps checked already. `form` is
-    /// how the answer is sent: only an HTTP/1 answer may be a kept header
-    /// ([`Head::Kept`]).
+    /// object (or, with `files`, the page cache holds its body file);
+    /// `None` (nothing checked, counted or changed) when Pingora's path
+    /// serves it. An error is an answer that could not be built (a header
+    /// field refused), the token perhaps checked already. `form` is how the
+    /// answer is sent: only an HTTP/1 answer may be a kept header
+    /// ([`Head::Kept`]). `files`: whether the connection can be sent a
+    /// file ([`Body::File`]): plain TCP, HTTP/1.
     pub async fn lane_answer(
         &self,
         req: &RequestHeader,
         peer: Option<IpAddr>,
         form: Form,
+        files: bool,
     ) -> Result<Option<Answer>> {
         // Only a lane calls this, and `Lane::of` makes one only where
         // `lane_serves`.
@@ -112,6 +136,7 @@ impl Edge {
         if !memory_hit::plain(req) {
             return Ok(None);
         }
+        let files = files && engine.config.sendfile;
         let Ok(target) = Target::read(req, &self.verifier, &self.origin.config) else {
             return Ok(None);
         };
@@ -135,7 +160,13 @@ impl Edge {
             (Some(_), None) => peer::held_copy(self, engine, req, &key),
             (Some(_), Some(_)) => None,
             (None, Some(_)) => manifest::held_copy(engine, &key)?,
-            (None, None) => memory_hit::held(engine, &key)?,
+            (None, None) => match file_hit::held(engine, &key, files)? {
+                Some(Held::Memory(hit)) => Some(hit),
+                Some(Held::File(hit)) => {
+                    return self.file_answer(engine, hit, target, req, peer).await;
+                }
+                None => None,
+            },
         };
         let Some(hit) = found else {
             return Ok(None);
@@ -149,12 +180,8 @@ impl Edge {
         {
             return Ok(None);
         }
-        let mut ctx = RequestCtx::new();
-        ctx.client = self.verifier.client_address(peer, &req.headers);
-        let cors = self.cors.and_then(|cors| {
-            let origin = req.headers.get(ORIGIN).filter(|o| cors.allows(o))?;
-            Some((cors, origin))
-        });
+        let mut ctx = self.lane_ctx(req, peer);
+        let cors = self.lane_cors(req);
         let verifier = &self.verifier;
         let (head, body) = match admit::admit_target(target, req, ctx.client, verifier, unix_now())
             .await
@@ -229,13 +256,8 @@ impl Edge {
                 answer
             }
             Err(refusal) => {
-                if let Some(reject) = refusal.reject() {
-                    ctx.auth = AuthOutcome::Rejected(reject);
-                }
-                ctx.route = RouteKind::Refuse;
-                self.metrics.count_refusal(refusal);
-                let body = Bytes::from_static(refusal.body().as_bytes());
-                (Head::Fields(refusal.header()), body)
+                let (header, body) = self.lane_refusal(&mut ctx, refusal);
+                (Head::Fields(header), body)
             }
         };
         let head = match (head, cors) {
@@ -245,6 +267,74 @@ impl Edge {
             }
             (head, _) => head,
         };
+        let body = Body::Bytes(body);
         Ok(Some(Answer { head, body, ctx }))
+    }
+
+    /// The answer to `req` when the page cache holds its object's body
+    /// file: the token checked as for a memory hit; a playlist known by its
+    /// type alone and given a token in the query is left to Pingora's path,
+    /// which rewrites it.
+    async fn file_answer(
+        &self,
+        engine: &'static Engine,
+        hit: FileHit,
+        target: Target<'_>,
+        req: &RequestHeader,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Answer>> {
+        if target.token_in_query(req, &self.verifier)
+            && crate::manifest::is_manifest_answer(&hit.header)
+        {
+            return Ok(None);
+        }
+        let mut ctx = self.lane_ctx(req, peer);
+        let (mut header, body) =
+            match admit::admit_target(target, req, ctx.client, &self.verifier, unix_now()).await {
+                Ok(admitted) => {
+                    ctx.route = RouteKind::Cache;
+                    ctx.served_status = Some(CacheStatus::Hit);
+                    ctx.cache_status = CacheStatus::Hit;
+                    self.metrics.count_lookup(CacheStatus::Hit);
+                    let (header, body) = file_hit::answer(engine, hit, admitted.renewal.as_ref())?;
+                    ctx.admitted = Some(admitted);
+                    (header, Body::File(body))
+                }
+                Err(refusal) => {
+                    let (header, body) = self.lane_refusal(&mut ctx, refusal);
+                    (header, Body::Bytes(body))
+                }
+            };
+        if let Some((cors, origin)) = self.lane_cors(req) {
+            cors.add_fields(&mut header, origin);
+        }
+        let head = Head::Fields(header);
+        Ok(Some(Answer { head, body, ctx }))
+    }
+
+    /// A lane answer's context: the client's address learnt.
+    fn lane_ctx(&self, req: &RequestHeader, peer: Option<IpAddr>) -> RequestCtx {
+        let mut ctx = RequestCtx::new();
+        ctx.client = self.verifier.client_address(peer, &req.headers);
+        ctx
+    }
+
+    /// The CORS policy and the request's `Origin`, when it is allowed.
+    fn lane_cors<'r>(&self, req: &'r RequestHeader) -> Option<(&'static Cors, &'r HeaderValue)> {
+        self.cors.and_then(|cors| {
+            let origin = req.headers.get(ORIGIN).filter(|o| cors.allows(o))?;
+            Some((cors, origin))
+        })
+    }
+
+    /// The gate's refusal, counted, as Pingora's path answers it.
+    fn lane_refusal(&self, ctx: &mut RequestCtx, refusal: Refusal) -> (ResponseHeader, Bytes) {
+        if let Some(reject) = refusal.reject() {
+            ctx.auth = AuthOutcome::Rejected(reject);
+        }
+        ctx.route = RouteKind::Refuse;
+        self.metrics.count_refusal(refusal);
+        let body = Bytes::from_static(refusal.body().as_bytes());
+        (refusal.header(), body)
     }
 }

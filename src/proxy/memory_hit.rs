@@ -48,14 +48,14 @@ pub(super) fn unconditional(req: &RequestHeader) -> bool {
 }
 
 /// Whether a stored answer is one this path may send.
-fn sendable(header: &ResponseHeader) -> bool {
+pub(super) fn sendable(header: &ResponseHeader) -> bool {
     header.status == http::StatusCode::OK && header.headers.contains_key(CONTENT_LENGTH)
 }
 
 /// What every hit of a stored header carries, added once per copy of it:
 /// `Age` (here, in its place; each hit sets its value), `Accept-Ranges`
 /// when missing (no Range is asked), then the cache status.
-fn prepare(engine: &'static Engine, header: &mut ResponseHeader) -> Result<()> {
+pub(super) fn prepare(engine: &'static Engine, header: &mut ResponseHeader) -> Result<()> {
     header.insert_header(AGE, 0)?;
     header.set_version(http::Version::HTTP_11);
     crate::range::advertise(header);

@@ -6,6 +6,7 @@
 pub mod admit;
 mod caching;
 pub mod ctx;
+mod file_hit;
 pub mod lane;
 mod manifest;
 mod memory_hit;

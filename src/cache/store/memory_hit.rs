@@ -6,9 +6,12 @@
 //! or refill in progress for the key), with no variance, fresh at `now`,
 //! whose meta a previous hit already decoded and whose body the memory tier
 //! holds. A hot one is answered from then on from the thread's own copy
-//! (`thread_copies`), without the index.
+//! (`thread_copies`), without the index. A caller that can send a file
+//! (`sendfile`) may be handed a larger object's body file instead
+//! ([`super::file_hit`]).
 
 use super::DiskStore;
+use super::file_hit::{FileHit, Held};
 use super::hit::INLINE_MAX;
 use super::index::Found;
 use super::thread_copies::ThreadCopy;
@@ -57,15 +60,39 @@ impl DiskStore {
         send: impl Fn(&ResponseHeader) -> bool,
         prepare: impl FnOnce(&mut ResponseHeader) -> Result<()>,
     ) -> Result<Option<MemoryHit>> {
+        Ok(match self.fresh_hit(key, now, send, prepare, false)? {
+            Some(Held::Memory(hit)) => Some(hit),
+            Some(Held::File(_)) | None => None,
+        })
+    }
+
+    /// As [`DiskStore::memory_hit`]; with `files`, an object too large
+    /// for memory (above `memory_object_max` and [`INLINE_MAX`]) whose
+    /// body file the page cache holds whole is handed out as that file
+    /// ([`Held::File`]): sent with `sendfile`, its bytes are never copied
+    /// by the process. The bodies an operator gave memory to are written
+    /// from memory, and small ones are written faster from there anyway (a
+    /// thread's copy, without the index).
+    pub fn fresh_hit(
+        &self,
+        key: &CacheKey,
+        now: SystemTime,
+        send: impl Fn(&ResponseHeader) -> bool,
+        prepare: impl FnOnce(&mut ResponseHeader) -> Result<()>,
+        files: bool,
+    ) -> Result<Option<Held>> {
         let hash = key.combined_bin();
         if let Some(hit) = self.thread_copies.hit(&hash, now) {
             self.counters.memory_hits.add(1);
-            return Ok(Some(hit));
+            return Ok(Some(Held::Memory(hit)));
         }
         let Some(Found::Complete(c)) = self.lock_index().lookup(&hash) else {
             return Ok(None);
         };
-        if c.body_len > self.config.memory_object_max {
+        // What memory may hold is written from memory (or read, until it
+        // is copied there); only larger bodies are sent from their files.
+        let from_file = files && c.body_len > self.config.memory_object_max.max(INLINE_MAX);
+        if c.body_len > self.config.memory_object_max && !from_file {
             return Ok(None);
         }
         let Some(view) = c.meta.view() else {
@@ -75,6 +102,25 @@ impl DiskStore {
         // `fresh_until`.
         if view.variance.is_some() || view.fresh_until < now || !send(view.header) {
             return Ok(None);
+        }
+        let accesses = || Accesses {
+            entry: c.eviction_key(),
+            weight: c.eviction_weight(),
+            requests: 1,
+        };
+        let age = now.duration_since(view.epoch).unwrap_or_default();
+        if from_file {
+            let Some(file) = self.cached_body(&c) else {
+                return Ok(None);
+            };
+            let mut header = view.header.clone();
+            prepare(&mut header)?;
+            return Ok(Some(Held::File(FileHit {
+                header,
+                age,
+                body: file,
+                accesses: accesses(),
+            })));
         }
         let Some((body, hot)) = self
             .lock_memory()
@@ -98,18 +144,14 @@ impl DiskStore {
         {
             let (copy, hit) = ThreadCopy::new(c.clone(), &view, &header, &body, now);
             self.thread_copies.keep(c.key, copy, now);
-            return Ok(Some(hit));
+            return Ok(Some(Held::Memory(hit)));
         }
-        Ok(Some(MemoryHit {
+        Ok(Some(Held::Memory(MemoryHit {
             header: Arc::new(header),
             wire: None,
-            age: now.duration_since(view.epoch).unwrap_or_default(),
+            age,
             body,
-            accesses: Some(Accesses {
-                entry: c.eviction_key(),
-                weight: c.eviction_weight(),
-                requests: 1,
-            }),
-        }))
+            accesses: Some(accesses()),
+        })))
     }
 }

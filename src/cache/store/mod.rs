@@ -11,7 +11,9 @@
 //! bookkeeping), `fill` (shared fill state), `files` (blocking file work),
 //! `miss` (writer), `batch` (its chunks gathered into fewer writes), `hit` (reader), `cached_read` (reads that never wait
 //! for the disk), `memory` (copies of small hot bodies), `memory_hit`
-//! (fresh hits answered from them whole), `thread_copies` (each worker
+//! (fresh hits answered from them whole), `file_hit` (fresh hits handed
+//! out as their body file, to send with `sendfile`), `resident` (whether
+//! the page cache holds a file's range), `thread_copies` (each worker
 //! thread's own copies of the hottest), `striped` (counters without shared
 //! writes), `meta_decode` (stored headers decoded once), `stored_meta` (an object's
 //! meta as the index keeps it), `storage` (the
@@ -20,6 +22,7 @@
 mod batch;
 mod cached_read;
 mod error;
+mod file_hit;
 mod files;
 mod fill;
 pub mod format;
@@ -30,6 +33,7 @@ mod memory;
 mod memory_hit;
 mod meta_decode;
 mod miss;
+mod resident;
 mod scan;
 pub mod space;
 mod storage;
@@ -42,6 +46,7 @@ pub mod wire;
 mod tests;
 
 pub use error::StoreError;
+pub use file_hit::{FileBody, FileHit, Held};
 pub use memory_hit::{Accesses, MemoryHit};
 pub(crate) use stored_meta::StoredMeta;
 pub use wire::{Wire, put_status_line};

@@ -1,0 +1,186 @@
+//! A disk hit's answer written straight into the connection's TCP socket:
+//! the head with `send(MSG_MORE)` (held by the kernel to go out with the
+//! first body bytes), then the body with `sendfile` from the page cache.
+//! The process never reads the body: what Pingora's hit path does with a
+//! read into a buffer and a write out of it, the kernel does without either
+//! copy (nginx's `sendfile on`).
+//!
+//! The socket is non-blocking and already registered with tokio by
+//! Pingora's stream, which does not lend its readiness out. A send that
+//! finds the socket's buffer full waits on a duplicate of the descriptor,
+//! registered for writability only then and dropped with the answer: an
+//! answer that fits the buffer costs no registration.
+//!
+//! A client that takes no byte for [`SEND_TIMEOUT`] is dropped, as nginx's
+//! `send_timeout` drops it.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use rustix::io::Errno;
+use rustix::net::SendFlags;
+use tokio::io::AsyncWriteExt;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::cache::store::FileBody;
+use crate::limits::Guarded;
+
+/// How long a send may wait for the client to take bytes.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The most one `sendfile` is asked to move (the kernel's own bound).
+const MAX_SEND: usize = 0x7fff_f000;
+
+/// Writes `head`, then the `body`'s bytes, into `stream`'s socket. The
+/// stream must have one ([`Guarded::socket`]).
+pub async fn send(stream: &mut Guarded, head: &[u8], body: &FileBody) -> io::Result<()> {
+    // Whatever the stream holds goes first.
+    stream.flush().await?;
+    let socket = stream.socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no socket to send a file into (TLS)",
+        )
+    })?;
+    let mut writable = Writable(None);
+    let mut sent = 0;
+    while sent < head.len() {
+        let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
+        let rest = &head[sent..];
+        let n = writable
+            .retry(socket, || rustix::net::send(socket, rest, flags))
+            .await?;
+        sent += n;
+    }
+    let mut offset = body.offset;
+    let end = body.offset.saturating_add(body.len);
+    while offset < end {
+        let count = usize::try_from(end - offset).map_or(MAX_SEND, |n| n.min(MAX_SEND));
+        let file = &body.file;
+        let moved = writable
+            .retry(socket, || {
+                rustix::fs::sendfile(socket, file, Some(&mut offset), count)
+            })
+            .await?;
+        if moved == 0 {
+            // The file is shorter than its object: the client is sent less
+            // than the `Content-Length` it was promised, and the
+            // connection is closed by the caller.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the body file ended before the object's length",
+            ));
+        }
+        // A fast reader on a large body: other connections of this thread
+        // get their turn.
+        tokio::task::consume_budget().await;
+    }
+    stream.wrote_directly();
+    Ok(())
+}
+
+/// The socket's writability, followed only once a send has found its
+/// buffer full.
+struct Writable(Option<AsyncFd<OwnedFd>>);
+
+impl Writable {
+    /// `op`'s result once it does not find the socket full; waits for
+    /// writability in between, at most [`SEND_TIMEOUT`] each time.
+    async fn retry<T>(
+        &mut self,
+        socket: BorrowedFd<'_>,
+        mut op: impl FnMut() -> rustix::io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            match op() {
+                Ok(v) => return Ok(v),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let fd = match &self.0 {
+            Some(fd) => fd,
+            None => {
+                let dup = socket.try_clone_to_owned()?;
+                // SAFETY: the `OwnedFd` is the duplicate's one owner, moved
+                // into the `AsyncFd`: it stays open, and the same, until
+                // the `AsyncFd` is dropped.
+                #[allow(unsafe_code)]
+                let registered =
+                    unsafe { AsyncFd::register_with_interest(dup, Interest::WRITABLE) };
+                self.0.insert(registered?)
+            }
+        };
+        loop {
+            let mut ready = tokio::time::timeout(SEND_TIMEOUT, fd.writable())
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took nothing within the send timeout",
+                    )
+                })??;
+            // A send that finds the buffer full again clears the
+            // readiness, and the wait goes on.
+            match ready.try_io(|_| {
+                loop {
+                    match op() {
+                        Err(Errno::INTR) => continue,
+                        other => return other.map_err(io::Error::from),
+                    }
+                }
+            }) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The sends over a real loopback connection are in
+    //! `tests/file_hits.rs`; here, the wait on a full socket.
+    use super::*;
+    use std::os::fd::AsFd;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_full_socket_is_waited_on_until_the_reader_drains_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).await.unwrap();
+            all.len()
+        });
+        let (server, _) = listener.accept().await.unwrap();
+        // Small buffers: the sends below fill them many times over.
+        rustix::net::sockopt::set_socket_send_buffer_size(server.as_fd(), 4096).unwrap();
+        let total = 4 << 20;
+        let chunk = vec![1u8; 64 * 1024];
+        let mut writable = Writable(None);
+        let mut sent = 0;
+        let mut waited = false;
+        while sent < total {
+            let socket = server.as_fd();
+            let n = writable
+                .retry(socket, || {
+                    rustix::net::send(socket, &chunk, SendFlags::NOSIGNAL)
+                })
+                .await
+                .unwrap();
+            waited |= writable.0.is_some();
+            sent += n;
+        }
+        drop(writable);
+        drop(server);
+        assert!(waited, "the socket never filled: nothing was waited on");
+        assert_eq!(client.await.unwrap(), sent);
+    }
+}

@@ -1,0 +1,270 @@
+//! Disk hits sent from the page cache with `sendfile` by the HTTP/1 hit
+//! lane, through the real node: the answer is Pingora's hit path's, field
+//! for field and byte for byte; a body many times the socket buffer goes
+//! out whole to a slow reader and the connection serves its next request;
+//! a body the page cache does not hold, a range, and `cache.sendfile:
+//! false` take the path that reads the file; a body memory may hold is
+//! written from memory.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::Duration;
+
+use common::conn::Conn;
+use common::http::{Headers, header, lasting, metric, raw};
+use common::token::{good_claims, hs256};
+use common::world::{Builder, World};
+use common::{bytes, eventually};
+use serde_json::json;
+
+const BIG: &str = "/v/seg-1.ts";
+const SMALL: &str = "/v/small.bin";
+
+/// A node with a cache section of `cache` lines.
+fn world(big: &[u8], cache: &str) -> Builder {
+    World::builder()
+        .object(&BIG[1..], big)
+        .object(&SMALL[1..], &bytes(1024, 2))
+        .tap()
+        .cache(cache)
+}
+
+fn file_hits(m: &str) -> f64 {
+    metric(m, "cdn_node_file_hits_total", &[])
+}
+
+/// Whether this kernel tells what the page cache holds (`cachestat`,
+/// Linux 6.5): without it no hit is sent from its file, and the node
+/// reads every hit as before.
+fn kernel_tells_residency() -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(dir.path().join("probe")).unwrap();
+    #[repr(C)]
+    struct Range(u64, u64);
+    let range = Range(0, 4096);
+    let mut stat = [0u64; 5];
+    #[allow(unsafe_code)]
+    // SAFETY: `range` and `stat` have the layouts of the kernel's
+    // `cachestat_range` and `cachestat`; the call reads one, writes the
+    // other.
+    let rc = unsafe {
+        libc::syscall(
+            451,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            &range as *const Range,
+            stat.as_mut_ptr(),
+            0u32,
+        )
+    };
+    rc == 0
+}
+
+/// GETs `target` until a hit is sent from its file; returns that answer.
+async fn until_sent_from_file(w: &World, target: &str) -> (u16, Headers, Vec<u8>) {
+    let before = file_hits(&w.metrics().await);
+    eventually(
+        "a hit sent from its file",
+        Duration::from_secs(10),
+        || async move {
+            let answer = raw(w.node.http, "GET", target, &[]).await;
+            assert_eq!(answer.0, 200);
+            (file_hits(&w.metrics().await) > before).then_some(answer)
+        },
+    )
+    .await
+}
+
+/// Drops every body file of the cache from the page cache.
+fn evict_bodies(dir: &Path) {
+    for entry in walk(dir) {
+        if entry.extension().is_some_and(|e| e == "body") {
+            let file = std::fs::File::open(&entry).unwrap();
+            // Dirty pages stay: written back first.
+            file.sync_all().unwrap();
+            rustix::fs::fadvise(file.as_fd(), 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// A file hit's answer is the one Pingora's hit path gives the same
+/// request (handed to it by a `Content-Length: 0`, which the lane never
+/// takes): status, fields but `Date` and `Age`, and body; a HEAD sends
+/// the head alone; a refused token is refused as on Pingora's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_hit_answers_as_pingoras_hit_path() {
+    if !kernel_tells_residency() {
+        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
+        return;
+    }
+    let big = bytes(1 << 20, 1);
+    let w = world(&big, "").start().await;
+    let target = w.target(BIG);
+    let (status, _, body) = until_sent_from_file(&w, &target).await;
+    assert_eq!(status, 200);
+    assert!(body == big, "the body differs");
+
+    let before = w.metrics().await;
+    let mut c = Conn::open(w.node.http).await;
+    let from_file = c.ask("GET", &target, &[]).await;
+    let read = c.ask("GET", &target, &[("content-length", "0")]).await;
+    let head = c.ask("HEAD", &target, &[]).await;
+    let after = w.metrics().await;
+    assert_eq!(
+        file_hits(&after) - file_hits(&before),
+        1.0,
+        "GET from the file"
+    );
+    let hits = |m: &str| metric(m, "cdn_node_cache_lookups_total", &[("result", "hit")]);
+    assert_eq!(hits(&after) - hits(&before), 3.0, "three hits counted");
+    assert_eq!((from_file.0, read.0, head.0), (200, 200, 200));
+    assert_eq!(header(&from_file.1, "x-cache"), Some("HIT"));
+    assert_eq!(header(&from_file.1, "content-length"), Some("1048576"));
+    assert!(header(&from_file.1, "age").is_some());
+    assert_eq!(lasting(from_file.1.clone()), lasting(read.1));
+    assert_eq!(lasting(head.1), lasting(from_file.1));
+    assert!(from_file.2 == big && read.2 == big, "a body differs");
+    assert!(head.2.is_empty(), "a HEAD was sent a body");
+
+    let expired = {
+        let mut claims = good_claims("alice");
+        claims["exp"] = json!(common::unix_now() - 3600);
+        hs256(&claims)
+    };
+    let refused = c.ask("GET", &format!("{BIG}?jwt={expired}"), &[]).await;
+    let by_proxy = c
+        .ask(
+            "GET",
+            &format!("{BIG}?jwt={expired}"),
+            &[("content-length", "0")],
+        )
+        .await;
+    assert_eq!((refused.0, by_proxy.0), (401, 401));
+    assert_eq!(lasting(refused.1), lasting(by_proxy.1));
+    assert_eq!(refused.2, by_proxy.2);
+    assert_eq!(
+        file_hits(&w.metrics().await),
+        file_hits(&after),
+        "no file sent on a refusal"
+    );
+}
+
+/// A body 16 times a small socket buffer, read slowly in small pieces:
+/// the sends wait for the client again and again, every byte arrives in
+/// order, and the same connection then gets its next answers (a HEAD, a
+/// small hit, the big one again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_many_times_the_socket_buffer_goes_out_whole_to_a_slow_reader() {
+    if !kernel_tells_residency() {
+        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
+        return;
+    }
+    let big = bytes(8 << 20, 3);
+    let w = world(&big, "").start().await;
+    let target = w.target(BIG);
+    until_sent_from_file(&w, &target).await;
+    let before = file_hits(&w.metrics().await);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(w.node.http).await.unwrap();
+    let mut c = Conn::from_stream(stream);
+    c.read_chunk = 1024;
+    let (status, h, body) = c.ask("GET", &target, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&h, "content-length"), Some("8388608"));
+    assert!(body == big, "the body differs");
+    let (status, _, body) = c.ask("HEAD", &target, &[]).await;
+    assert_eq!((status, body.len()), (200, 0));
+    let (status, _, body) = c.ask("GET", &w.target(SMALL), &[]).await;
+    assert_eq!((status, body), (200, bytes(1024, 2)));
+    let (status, _, body) = c.ask("GET", &target, &[]).await;
+    assert_eq!(status, 200);
+    assert!(body == big, "the second body differs");
+    assert_eq!(file_hits(&w.metrics().await) - before, 2.0);
+}
+
+/// What is not sent from a file is read as before: a body dropped from
+/// the page cache (the node must not wait for the disk on a worker
+/// thread), a range, and every hit of a node with `cache.sendfile: false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_not_in_the_page_cache_a_range_and_sendfile_off_are_read() {
+    if !kernel_tells_residency() {
+        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
+        return;
+    }
+    let big = bytes(1 << 20, 4);
+    let w = world(&big, "").start().await;
+    let target = w.target(BIG);
+    until_sent_from_file(&w, &target).await;
+    let before = file_hits(&w.metrics().await);
+    evict_bodies(w.cache_dir());
+    let mut c = Conn::open(w.node.http).await;
+    let (status, h, body) = c.ask("GET", &target, &[]).await;
+    assert_eq!((status, header(&h, "x-cache")), (200, Some("HIT")));
+    assert!(body == big, "the body read from disk differs");
+    let (status, _, body) = c.ask("GET", &target, &[("range", "bytes=1000-1999")]).await;
+    assert_eq!(status, 206);
+    assert!(body == big[1000..2000]);
+    assert_eq!(
+        file_hits(&w.metrics().await),
+        before,
+        "nothing sent from a file"
+    );
+    // Read once, the body is in the page cache again: sent from it.
+    let (status, _, body) = c.ask("GET", &target, &[]).await;
+    assert_eq!(status, 200);
+    assert!(body == big);
+    assert_eq!(file_hits(&w.metrics().await) - before, 1.0);
+
+    let off = world(&big, "  sendfile: false\n").start().await;
+    let target = off.target(BIG);
+    let mut c = Conn::open(off.node.http).await;
+    for _ in 0..3 {
+        let (status, _, body) = c.ask("GET", &target, &[]).await;
+        assert_eq!(status, 200);
+        assert!(body == big);
+    }
+    assert_eq!(file_hits(&off.metrics().await), 0.0, "sendfile is off");
+    let hits = off
+        .metric("cdn_node_cache_lookups_total", &[("result", "hit")])
+        .await;
+    assert_eq!(hits, 2.0);
+}
+
+/// A body memory may hold (`memory_object_max_size` above its size) is
+/// copied into memory and written from there, never sent from its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_memory_may_hold_is_written_from_memory() {
+    let big = bytes(1 << 20, 5);
+    let w = world(
+        &big,
+        "  memory_size: 64MiB\n  memory_object_max_size: 2MiB\n",
+    )
+    .start()
+    .await;
+    let target = w.target(BIG);
+    let memory_hits = |m: &str| metric(m, "cdn_node_cache_memory_hits_total", &[]);
+    let mut c = Conn::open(w.node.http).await;
+    for _ in 0..4 {
+        let (status, _, body) = c.ask("GET", &target, &[]).await;
+        assert_eq!(status, 200);
+        assert!(body == big);
+    }
+    let m = w.metrics().await;
+    assert_eq!(file_hits(&m), 0.0, "sent from a file");
+    assert!(memory_hits(&m) >= 1.0, "never written from memory");
+}
