@@ -17,6 +17,9 @@
 #                      (nginx's cache runs past its max_size under load: the
 #                      table shows the disk each used; this compares the two
 #                      at the space nginx actually used)
+#   NODE_SENDFILE=false  cdn-node's cache.sendfile (default true: whole disk
+#                      hits sent from the page cache with sendfile; false:
+#                      read and written, to compare the two)
 #   CACHE_ROOT=DIR     both caches' folders under DIR (a filesystem mounted
 #                      there) instead of the scratch folder: the file system
 #                      matters, each object being one or two files created
@@ -55,7 +58,7 @@ cd "$ROOT"
 HERE="$ROOT/benches/pop"
 
 COMMAND="benches/pop_workload.sh"
-for v in CACHE_ROOT NODE_MAX_SIZE_MIB KEEP RATE_PERCENT RATE_SECONDS SAT_SECONDS WARM ZIPFS MP4_MIB POP_OBJECTS; do
+for v in CACHE_ROOT NODE_MAX_SIZE_MIB NODE_SENDFILE KEEP RATE_PERCENT RATE_SECONDS SAT_SECONDS WARM ZIPFS MP4_MIB POP_OBJECTS; do
     if [[ -n "${!v:-}" ]]; then COMMAND="$v=${!v} $COMMAND"; fi
 done
 POP_OBJECTS=${POP_OBJECTS:-50000}
@@ -70,6 +73,8 @@ for v in POP_OBJECTS MP4_MIB WARM SAT_SECONDS RATE_SECONDS RATE_PERCENT; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "pop: $v must be a whole number above 0" >&2; exit 2; }
 done
 [[ "${NODE_MAX_SIZE_MIB:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "pop: NODE_MAX_SIZE_MIB must be a whole number above 0" >&2; exit 2; }
+NODE_SENDFILE=${NODE_SENDFILE:-true}
+[[ "$NODE_SENDFILE" == true || "$NODE_SENDFILE" == false ]] || { echo "pop: NODE_SENDFILE must be true or false" >&2; exit 2; }
 if [[ -n "${CACHE_ROOT:-}" ]]; then
     [[ -d "$CACHE_ROOT" && -w "$CACHE_ROOT" ]] || { echo "pop: CACHE_ROOT: '$CACHE_ROOT' is not a writable folder" >&2; exit 2; }
     CACHE_ROOT=$(cd "$CACHE_ROOT" && pwd)
@@ -161,7 +166,8 @@ start_server() {
     if [[ $1 == node ]]; then
         rm -rf "$(cache_dir node)"
         start_node "$SCRATCH/node/access.log" "$HERE/cdn-node.yaml.in" ORIGIN_PORT="$ORIGIN_PORT" \
-            BUCKET="$BUCKET" MAX_SIZE="${NODE_MAX_SIZE_MIB:-$BUDGET_MIB}MiB" CACHE="$(cache_dir node)"
+            BUCKET="$BUCKET" MAX_SIZE="${NODE_MAX_SIZE_MIB:-$BUDGET_MIB}MiB" CACHE="$(cache_dir node)" \
+            SENDFILE="$NODE_SENDFILE"
         PID_node=$NODE_PID
     else
         rm -rf "$(cache_dir nginx)"
