@@ -2,8 +2,8 @@
 //! lane, through the real node: the answer is Pingora's hit path's, field
 //! for field and byte for byte; a body many times the socket buffer goes
 //! out whole to a slow reader and the connection serves its next request;
-//! a body the page cache does not hold, a range, and `cache.sendfile:
-//! false` take the path that reads the file; a body memory may hold is
+//! a body the page cache does not hold, a range of several parts, and
+//! `cache.sendfile: false` take the path that reads the file; a body memory may hold is
 //! written from memory.
 
 mod common;
@@ -198,27 +198,29 @@ async fn a_body_many_times_the_socket_buffer_goes_out_whole_to_a_slow_reader() {
 }
 
 /// What is not sent from a file is read as before: a body dropped from
-/// the page cache (the node must not wait for the disk on a worker
-/// thread), a range, and every hit of a node with `cache.sendfile: false`.
+/// the page cache, whole or in part (the node must not wait for the disk
+/// on a worker thread), and every hit of a node with `cache.sendfile:
+/// false`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_not_in_the_page_cache_a_range_and_sendfile_off_are_read() {
+async fn a_body_not_in_the_page_cache_and_sendfile_off_are_read() {
     if !kernel_tells_residency() {
         eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
         return;
     }
-    let big = bytes(1 << 20, 4);
+    let big = bytes(4 << 20, 4);
     let w = world(&big, "").start().await;
     let target = w.target(BIG);
     until_sent_from_file(&w, &target).await;
     let before = file_hits(&w.metrics().await);
     evict_bodies(w.cache_dir());
     let mut c = Conn::open(w.node.http).await;
+    // A range read from disk brings back a few pages, not the body.
+    let (status, h, body) = c.ask("GET", &target, &[("range", "bytes=1000-1999")]).await;
+    assert_eq!((status, header(&h, "x-cache")), (206, Some("HIT")));
+    assert!(body == big[1000..2000]);
     let (status, h, body) = c.ask("GET", &target, &[]).await;
     assert_eq!((status, header(&h, "x-cache")), (200, Some("HIT")));
     assert!(body == big, "the body read from disk differs");
-    let (status, _, body) = c.ask("GET", &target, &[("range", "bytes=1000-1999")]).await;
-    assert_eq!(status, 206);
-    assert!(body == big[1000..2000]);
     assert_eq!(
         file_hits(&w.metrics().await),
         before,
@@ -267,4 +269,67 @@ async fn a_body_memory_may_hold_is_written_from_memory() {
     let m = w.metrics().await;
     assert_eq!(file_hits(&m), 0.0, "sent from a file");
     assert!(memory_hits(&m) >= 1.0, "never written from memory");
+}
+
+/// A range of a file hit (a player's `bytes=0-`, a seek, a suffix, an
+/// `If-Range` that holds or not, one past the end) is answered from the
+/// file as Pingora's path answers it: status, fields in order, bytes. A
+/// range of several parts goes to Pingora's path, which frames it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_of_a_file_hit_answers_as_pingoras_hit_path() {
+    if !kernel_tells_residency() {
+        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
+        return;
+    }
+    let big = bytes(1 << 20, 6);
+    let w = world(&big, "").start().await;
+    let target = w.target(BIG);
+    let (_, whole, _) = until_sent_from_file(&w, &target).await;
+    let etag = header(&whole, "etag").expect("an ETag").to_string();
+    let len = big.len();
+    // (Range, If-Range, status, the bytes sent, sent from the file)
+    type Case<'a> = (&'a str, Option<&'a str>, u16, std::ops::Range<usize>, bool);
+    let cases: &[Case] = &[
+        ("bytes=0-", None, 206, 0..len, true),
+        ("bytes=0-0", None, 206, 0..1, true),
+        ("bytes=100-199", None, 206, 100..200, true),
+        ("bytes=524288-", None, 206, 524_288..len, true),
+        ("bytes=-500", None, 206, len - 500..len, true),
+        ("bytes=1048000-2000000", None, 206, 1_048_000..len, true),
+        ("bytes=100-199", Some(etag.as_str()), 206, 100..200, true),
+        ("bytes=100-199", Some("\"another\""), 200, 0..len, true),
+        ("bytes=2000000-", None, 416, 0..0, false),
+        ("bytes=0-9,100-109", None, 206, 0..0, false),
+        ("items=0-9", None, 200, 0..len, true),
+    ];
+    let mut c = Conn::open(w.node.http).await;
+    for (range, if_range, status, span, from_file) in cases {
+        let mut fields = vec![("range", *range)];
+        if let Some(tag) = if_range {
+            fields.push(("if-range", tag));
+        }
+        let case = format!("{range} {if_range:?}");
+        let before = file_hits(&w.metrics().await);
+        let lane = c.ask("GET", &target, &fields).await;
+        let sent = file_hits(&w.metrics().await) - before;
+        fields.push(("content-length", "0"));
+        let path = c.ask("GET", &target, &fields).await;
+        assert_eq!((lane.0, path.0), (*status, *status), "{case}");
+        let expected = if *from_file { 1.0 } else { 0.0 };
+        assert_eq!(sent, expected, "{case}: sent from the file");
+        if range.contains(',') {
+            // Pingora's path both times; each answer has its own boundary.
+            let kind = header(&lane.1, "content-type").unwrap_or_default();
+            assert!(kind.starts_with("multipart/byteranges"), "{case}: {kind}");
+            continue;
+        }
+        assert_eq!(lasting(lane.1), lasting(path.1), "{case}");
+        assert!(lane.2 == path.2, "{case}: the bodies differ");
+        if !span.is_empty() {
+            assert!(
+                lane.2 == big[span.clone()],
+                "{case}: not the bytes asked for"
+            );
+        }
+    }
 }

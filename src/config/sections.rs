@@ -329,8 +329,8 @@ pub struct CacheSection {
     /// power loss (purges are fsynced whatever this says).
     #[serde(default)]
     pub durable_commits: bool,
-    /// Send whole disk hits over plain HTTP/1 from the page cache with
-    /// `sendfile` (nginx's `sendfile on`).
+    /// Send disk hits over plain HTTP/1 (whole, or one range) from the
+    /// page cache with `sendfile` (nginx's `sendfile on`).
     #[serde(default = "default_true")]
     pub sendfile: bool,
     /// Largest manifest (HLS, DASH) given the request's token; larger ones

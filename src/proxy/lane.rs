@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use http::header::ORIGIN;
+use http::header::{ORIGIN, RANGE};
 use pingora::prelude::*;
 use pingora_http::{RequestHeader, ResponseHeader};
 
@@ -40,7 +40,7 @@ use crate::auth::AuthOutcome;
 use crate::cache::engine::Engine;
 use crate::cache::key;
 use crate::cache::status::CacheStatus;
-use crate::cache::store::{FileBody, FileHit, Held, Wire, wire};
+use crate::cache::store::{FileBody, FileHit, Held, Source, Wire, wire};
 use crate::cluster::cdn_loop;
 use crate::cors::Cors;
 use crate::refusal::Refusal;
@@ -133,10 +133,15 @@ impl Edge {
         let Some(engine) = self.cache else {
             return Ok(None);
         };
-        if !memory_hit::plain(req) {
+        if !memory_hit::unconditional(req) {
             return Ok(None);
         }
         let files = files && engine.config.sendfile;
+        // A `Range` is answered here from a body file only.
+        let ranged = req.headers.contains_key(RANGE);
+        if ranged && !files {
+            return Ok(None);
+        }
         let Ok(target) = Target::read(req, &self.verifier, &self.origin.config) else {
             return Ok(None);
         };
@@ -154,13 +159,21 @@ impl Edge {
         // A manifest to give the token: the `Manifest` route's.
         let manifest = manifest::kind_of_path(&target.canonical).filter(|_| token_in_query);
         let key = key::object(&target.canonical, &target.query);
+        if ranged && (owner.is_some() || manifest.is_some()) {
+            return Ok(None);
+        }
+        let source = match (ranged, files) {
+            (true, _) => Source::File,
+            (false, true) => Source::MemoryOrFile,
+            (false, false) => Source::Memory,
+        };
         let found = match (owner, manifest) {
             // Another node's key: this node's copy of it, when it holds one
             // fresh (the route `forward_or_copy` chooses); else forwarded.
             (Some(_), None) => peer::held_copy(self, engine, req, &key),
             (Some(_), Some(_)) => None,
             (None, Some(_)) => manifest::held_copy(engine, &key)?,
-            (None, None) => match file_hit::held(engine, &key, files)? {
+            (None, None) => match file_hit::held(engine, &key, source)? {
                 Some(Held::Memory(hit)) => Some(hit),
                 Some(Held::File(hit)) => {
                     return self.file_answer(engine, hit, target, req, peer).await;
@@ -272,13 +285,14 @@ impl Edge {
     }
 
     /// The answer to `req` when the page cache holds its object's body
-    /// file: the token checked as for a memory hit; a playlist known by its
-    /// type alone and given a token in the query is left to Pingora's path,
-    /// which rewrites it.
+    /// file: the token checked as for a memory hit, the request's `Range`
+    /// answered from the file. A playlist known by its type alone and given
+    /// a token in the query is left to Pingora's path, which rewrites it;
+    /// so is a range of several parts, which it frames.
     async fn file_answer(
         &self,
         engine: &'static Engine,
-        hit: FileHit,
+        mut hit: FileHit,
         target: Target<'_>,
         req: &RequestHeader,
         peer: Option<IpAddr>,
@@ -286,6 +300,9 @@ impl Edge {
         if target.token_in_query(req, &self.verifier)
             && crate::manifest::is_manifest_answer(&hit.header)
         {
+            return Ok(None);
+        }
+        if !file_hit::cut_to_range(engine, req, &mut hit)? {
             return Ok(None);
         }
         let mut ctx = self.lane_ctx(req, peer);
@@ -298,7 +315,12 @@ impl Edge {
                     self.metrics.count_lookup(CacheStatus::Hit);
                     let (header, body) = file_hit::answer(engine, hit, admitted.renewal.as_ref())?;
                     ctx.admitted = Some(admitted);
-                    (header, Body::File(body))
+                    // A 416 sends nothing.
+                    let body = match body.len {
+                        0 => Body::Bytes(Bytes::new()),
+                        _ => Body::File(body),
+                    };
+                    (header, body)
                 }
                 Err(refusal) => {
                     let (header, body) = self.lane_refusal(&mut ctx, refusal);

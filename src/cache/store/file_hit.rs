@@ -21,6 +21,16 @@ use pingora_http::ResponseHeader;
 use std::fs::File;
 use std::time::Duration;
 
+/// Where [`DiskStore::fresh_hit`] may find an object's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Memory,
+    /// Memory, or the body file for an object too large for memory.
+    MemoryOrFile,
+    /// The body file only (an answer only a file can give: a range).
+    File,
+}
+
 /// A fresh hit found by [`DiskStore::fresh_hit`].
 pub enum Held {
     /// The body in memory.

@@ -11,7 +11,7 @@
 //! ([`super::file_hit`]).
 
 use super::DiskStore;
-use super::file_hit::{FileHit, Held};
+use super::file_hit::{FileHit, Held, Source};
 use super::hit::INLINE_MAX;
 use super::index::Found;
 use super::thread_copies::ThreadCopy;
@@ -60,29 +60,33 @@ impl DiskStore {
         send: impl Fn(&ResponseHeader) -> bool,
         prepare: impl FnOnce(&mut ResponseHeader) -> Result<()>,
     ) -> Result<Option<MemoryHit>> {
-        Ok(match self.fresh_hit(key, now, send, prepare, false)? {
-            Some(Held::Memory(hit)) => Some(hit),
-            Some(Held::File(_)) | None => None,
-        })
+        Ok(
+            match self.fresh_hit(key, now, send, prepare, Source::Memory)? {
+                Some(Held::Memory(hit)) => Some(hit),
+                Some(Held::File(_)) | None => None,
+            },
+        )
     }
 
-    /// As [`DiskStore::memory_hit`]; with `files`, an object too large
-    /// for memory (above `memory_object_max` and [`INLINE_MAX`]) whose
-    /// body file the page cache holds whole is handed out as that file
-    /// ([`Held::File`]): sent with `sendfile`, its bytes are never copied
-    /// by the process. The bodies an operator gave memory to are written
-    /// from memory, and small ones are written faster from there anyway (a
-    /// thread's copy, without the index).
+    /// As [`DiskStore::memory_hit`], from where `source` says. From a
+    /// file, an object too large for memory (above `memory_object_max` and
+    /// [`INLINE_MAX`]) whose body file the page cache holds whole is handed
+    /// out as that file ([`Held::File`]): sent with `sendfile`, its bytes
+    /// are never copied by the process. The bodies an operator gave memory
+    /// to are written from memory, and small ones are written faster from
+    /// there anyway (a thread's copy, without the index).
     pub fn fresh_hit(
         &self,
         key: &CacheKey,
         now: SystemTime,
         send: impl Fn(&ResponseHeader) -> bool,
         prepare: impl FnOnce(&mut ResponseHeader) -> Result<()>,
-        files: bool,
+        source: Source,
     ) -> Result<Option<Held>> {
         let hash = key.combined_bin();
-        if let Some(hit) = self.thread_copies.hit(&hash, now) {
+        if source != Source::File
+            && let Some(hit) = self.thread_copies.hit(&hash, now)
+        {
             self.counters.memory_hits.add(1);
             return Ok(Some(Held::Memory(hit)));
         }
@@ -91,8 +95,9 @@ impl DiskStore {
         };
         // What memory may hold is written from memory (or read, until it
         // is copied there); only larger bodies are sent from their files.
-        let from_file = files && c.body_len > self.config.memory_object_max.max(INLINE_MAX);
-        if c.body_len > self.config.memory_object_max && !from_file {
+        let from_file =
+            source != Source::Memory && c.body_len > self.config.memory_object_max.max(INLINE_MAX);
+        if !from_file && (source == Source::File || c.body_len > self.config.memory_object_max) {
             return Ok(None);
         }
         let Some(view) = c.meta.view() else {

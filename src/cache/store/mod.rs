@@ -46,7 +46,7 @@ pub mod wire;
 mod tests;
 
 pub use error::StoreError;
-pub use file_hit::{FileBody, FileHit, Held};
+pub use file_hit::{FileBody, FileHit, Held, Source};
 pub use memory_hit::{Accesses, MemoryHit};
 pub(crate) use stored_meta::StoredMeta;
 pub use wire::{Wire, put_status_line};
