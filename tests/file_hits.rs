@@ -61,6 +61,17 @@ fn kernel_tells_residency() -> bool {
     rc == 0
 }
 
+/// A node with the default cache holding `big` at [`BIG`]; `None`, said
+/// on stderr, when this kernel cannot tell what the page cache holds
+/// (then the node sends no file, and there is nothing to check).
+async fn sending_files(big: &[u8]) -> Option<World> {
+    if !kernel_tells_residency() {
+        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
+        return None;
+    }
+    Some(world(big, "").start().await)
+}
+
 /// GETs `target` until a hit is sent from its file; returns that answer.
 async fn until_sent_from_file(w: &World, target: &str) -> (u16, Headers, Vec<u8>) {
     let before = file_hits(&w.metrics().await);
@@ -107,12 +118,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// the head alone; a refused token is refused as on Pingora's path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_hit_answers_as_pingoras_hit_path() {
-    if !kernel_tells_residency() {
-        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
-        return;
-    }
     let big = bytes(1 << 20, 1);
-    let w = world(&big, "").start().await;
+    let Some(w) = sending_files(&big).await else {
+        return;
+    };
     let target = w.target(BIG);
     let (status, _, body) = until_sent_from_file(&w, &target).await;
     assert_eq!(status, 200);
@@ -169,12 +178,10 @@ async fn a_file_hit_answers_as_pingoras_hit_path() {
 /// small hit, the big one again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_many_times_the_socket_buffer_goes_out_whole_to_a_slow_reader() {
-    if !kernel_tells_residency() {
-        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
-        return;
-    }
     let big = bytes(8 << 20, 3);
-    let w = world(&big, "").start().await;
+    let Some(w) = sending_files(&big).await else {
+        return;
+    };
     let target = w.target(BIG);
     until_sent_from_file(&w, &target).await;
     let before = file_hits(&w.metrics().await);
@@ -203,12 +210,10 @@ async fn a_body_many_times_the_socket_buffer_goes_out_whole_to_a_slow_reader() {
 /// false`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_not_in_the_page_cache_and_sendfile_off_are_read() {
-    if !kernel_tells_residency() {
-        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
-        return;
-    }
     let big = bytes(4 << 20, 4);
-    let w = world(&big, "").start().await;
+    let Some(w) = sending_files(&big).await else {
+        return;
+    };
     let target = w.target(BIG);
     until_sent_from_file(&w, &target).await;
     let before = file_hits(&w.metrics().await);
@@ -277,12 +282,10 @@ async fn a_body_memory_may_hold_is_written_from_memory() {
 /// range of several parts goes to Pingora's path, which frames it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_of_a_file_hit_answers_as_pingoras_hit_path() {
-    if !kernel_tells_residency() {
-        eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
-        return;
-    }
     let big = bytes(1 << 20, 6);
-    let w = world(&big, "").start().await;
+    let Some(w) = sending_files(&big).await else {
+        return;
+    };
     let target = w.target(BIG);
     let (_, whole, _) = until_sent_from_file(&w, &target).await;
     let etag = header(&whole, "etag").expect("an ETag").to_string();
