@@ -46,8 +46,9 @@
 # slice module (a second server block of the nginx cache). The manifest
 # scenario is cdn-node's alone (nginx has no token propagation): hits on an
 # HLS master playlist (6 renditions) and on a 100-segment media playlist,
-# each given the request's token in every URI, against 1 KiB hits, in
-# rotating order (wrk -t2 -c50).
+# each given the request's token in every URI, against 1 KiB hits and hits
+# on a plain object as large as the media playlist's answer (the bytes'
+# cost without the rewrite), in rotating order (wrk -t2 -c50).
 #
 # Installs what is missing (wrk, nginx, Varnish, s3s-fs; as root or with sudo), builds
 # the release binary, works in target/load/ and stops every process it
@@ -458,15 +459,21 @@ if wants manifest; then
         ((uris == ${key#*:})) || die "cdn-node: $uris of the ${key#*:} URIs of ${key%:*} carry the token"
         say "cdn-node: ${key%:*} cached, its ${key#*:} URIs given the token ($(wc -c <"$SCRATCH/manifest.body") bytes)"
     done
+    # A plain object as large as the media playlist's answer: what the
+    # bytes alone cost, the rewrite left out.
+    SIZED=bench/sized.bin
+    head -c "$(wc -c <"$SCRATCH/manifest.body")" /dev/urandom >"$OBJECTS/$BUCKET/$SIZED"
     warm cdn-node "$(node_url "$SMALL")" X-Cache "$OBJECTS/$BUCKET/$SMALL"
+    warm cdn-node "$(node_url "$SIZED")" X-Cache "$OBJECTS/$BUCKET/$SIZED"
     say "manifest hits against 1 KiB hits: wrk ${SMALL_ARGS[*]} --latency, $ROUNDS round(s)"
-    order=(plain master media)
+    order=(plain master media sized)
     for ((round = 1; round <= ROUNDS; round++)); do
-        for ((i = 0; i < 3; i++)); do
-            which=${order[(round + i) % 3]}
+        for ((i = 0; i < 4; i++)); do
+            which=${order[(round + i) % 4]}
             case "$which" in
                 plain) key=$SMALL ;;
                 master) key=$MASTER ;;
+                sized) key=$SIZED ;;
                 *) key=$MANIFEST ;;
             esac
             measure "manifest-$which" node "$(node_url "$key")" "${SMALL_ARGS[@]}"

@@ -219,6 +219,13 @@ def manifest_lines(runs):
             continue
         r = ratio(req_rate(run), req_rate(plain))
         lines.append(f"  req/s {label} hit / 1 KiB hit {fmt_ratio(r)} (target >= 0.80x: {verdict(r >= 0.8)})")
+    # The bytes alone: a plain object as large as the media playlist's answer.
+    sized, media = runs.get(("manifest-sized", "node")), runs.get(("manifest-media", "node"))
+    if plain and sized and media:
+        lines.append(
+            f"  req/s plain hit of the media answer's size / 1 KiB hit {fmt_ratio(ratio(req_rate(sized), req_rate(plain)))}; "
+            f"media playlist hit / that hit {fmt_ratio(ratio(req_rate(media), req_rate(sized)))} (the rewrite's own cost)"
+        )
     return lines
 
 
