@@ -336,3 +336,51 @@ async fn a_range_of_a_file_hit_answers_as_pingoras_hit_path() {
         }
     }
 }
+
+/// Clients that go away in the middle of a body sent from its file cost
+/// nothing that lasts: the node keeps answering, and its open descriptors
+/// (the body files, the sockets and the duplicates that waited on them)
+/// come back to what they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_gone_mid_body_leave_nothing_open() {
+    let big = bytes(8 << 20, 7);
+    let Some(w) = sending_files(&big).await else {
+        return;
+    };
+    let target = w.target(BIG);
+    until_sent_from_file(&w, &target).await;
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", w.node.pid()))
+            .unwrap()
+            .count()
+    };
+    let open_before = fds();
+    let before = file_hits(&w.metrics().await);
+    for _ in 0..20 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut c = Conn::from_stream(socket.connect(w.node.http).await.unwrap());
+        let request = format!("GET {target} HTTP/1.1\r\nHost: cdn.example\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut c.stream, request.as_bytes())
+            .await
+            .unwrap();
+        let mut some = vec![0u8; 64 * 1024];
+        tokio::io::AsyncReadExt::read_exact(&mut c.stream, &mut some)
+            .await
+            .unwrap();
+        // Dropped with most of the body unread: the node's send fails.
+    }
+    eventually("every send begun", Duration::from_secs(10), || async {
+        (file_hits(&w.metrics().await) - before >= 20.0).then_some(())
+    })
+    .await;
+    let (status, _, body) = raw(w.node.http, "GET", &target, &[]).await;
+    assert_eq!(status, 200);
+    assert!(body == big, "the body after the dropped clients differs");
+    eventually(
+        "the descriptors of the dropped sends closed",
+        Duration::from_secs(10),
+        || async { (fds() <= open_before).then_some(()) },
+    )
+    .await;
+}
