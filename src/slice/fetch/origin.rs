@@ -257,11 +257,10 @@ pub async fn read_whole(
     len: u64,
 ) -> Result<Bytes, FetchError> {
     let mut body = Vec::with_capacity(len as usize);
-    while let Some(chunk) = next_chunk(&mut session, metrics).await? {
-        if (body.len() + chunk.len()) as u64 > len {
+    while append_chunk(&mut session, metrics, &mut body).await? {
+        if body.len() as u64 > len {
             return Err(failed("origin sent more than the probed span"));
         }
-        body.extend_from_slice(&chunk);
     }
     if body.len() as u64 != len {
         return Err(failed(format!(
@@ -354,14 +353,52 @@ pub(super) async fn next_chunk(
     session: &mut HttpSession,
     metrics: &Metrics,
 ) -> Result<Option<Bytes>, FetchError> {
-    let chunk = session.read_response_body().await.map_err(|e| {
-        metrics.count_origin_error(OriginError::of_proxy_error(&e));
-        transport("origin body", &e)
-    })?;
+    let chunk = session
+        .read_response_body()
+        .await
+        .map_err(|e| body_failed(metrics, &e))?;
     if let Some(c) = &chunk {
         metrics.origin_bytes.inc_by(c.len() as u64);
     }
     Ok(chunk)
+}
+
+/// Appends the answer's next body chunk to `body`; `false` at its end. Over
+/// HTTP/1 the chunk is copied once, from the session's buffer (not into a
+/// `Bytes` of its own first, as [`next_chunk`] takes it).
+async fn append_chunk(
+    session: &mut HttpSession,
+    metrics: &Metrics,
+    body: &mut Vec<u8>,
+) -> Result<bool, FetchError> {
+    let read = match session {
+        HttpSession::H1(h1) => match h1
+            .read_body_ref()
+            .await
+            .map_err(|e| body_failed(metrics, &e))?
+        {
+            Some(chunk) => {
+                body.extend_from_slice(chunk);
+                Some(chunk.len())
+            }
+            None => None,
+        },
+        _ => next_chunk(session, metrics).await?.map(|chunk| {
+            body.extend_from_slice(&chunk);
+            // Counted by `next_chunk`.
+            0
+        }),
+    };
+    if let Some(n) = read {
+        metrics.origin_bytes.inc_by(n as u64);
+    }
+    Ok(read.is_some())
+}
+
+/// A body read that failed, its origin error counted.
+fn body_failed(metrics: &Metrics, e: &pingora::Error) -> FetchError {
+    metrics.count_origin_error(OriginError::of_proxy_error(e));
+    transport("origin body", e)
 }
 
 /// Reads the second part of a split fetch on its own task, passing each
