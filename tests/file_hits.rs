@@ -12,6 +12,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
+use common::browser::files_under;
 use common::conn::Conn;
 use common::http::{Headers, header, lasting, metric, raw};
 use common::token::{good_claims, hs256};
@@ -36,40 +37,31 @@ fn file_hits(m: &str) -> f64 {
 }
 
 /// Whether this kernel tells what the page cache holds (`cachestat`,
-/// Linux 6.5): without it no hit is sent from its file, and the node
-/// reads every hit as before.
+/// Linux 6.5), asked as the node asks it of a file just written: without
+/// it no hit is sent from its file, and the node reads every hit as before.
 fn kernel_tells_residency() -> bool {
     let dir = tempfile::tempdir().unwrap();
-    let file = std::fs::File::create(dir.path().join("probe")).unwrap();
-    #[repr(C)]
-    struct Range(u64, u64);
-    let range = Range(0, 4096);
-    let mut stat = [0u64; 5];
-    #[allow(unsafe_code)]
-    // SAFETY: `range` and `stat` have the layouts of the kernel's
-    // `cachestat_range` and `cachestat`; the call reads one, writes the
-    // other.
-    let rc = unsafe {
-        libc::syscall(
-            451,
-            std::os::fd::AsRawFd::as_raw_fd(&file),
-            &range as *const Range,
-            stat.as_mut_ptr(),
-            0u32,
-        )
-    };
-    rc == 0
+    let path = dir.path().join("probe");
+    std::fs::write(&path, [0u8; 4096]).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    cdn_node::cache::store::resident::cached(&file, 0, 4096)
 }
 
-/// A node with the default cache holding `big` at [`BIG`]; `None`, said
-/// on stderr, when this kernel cannot tell what the page cache holds
-/// (then the node sends no file, and there is nothing to check).
-async fn sending_files(big: &[u8]) -> Option<World> {
+/// A node with the default cache holding `big` at [`BIG`], GET until a
+/// hit of it is sent from its file: the node, the target with the token,
+/// and that answer's fields. `None`, said on stderr, when this kernel
+/// cannot tell what the page cache holds (then the node sends no file, and
+/// there is nothing to check).
+async fn sending_files(big: &[u8]) -> Option<(World, String, Headers)> {
     if !kernel_tells_residency() {
         eprintln!("no cachestat on this kernel: the node sends no file; nothing to check");
         return None;
     }
-    Some(world(big, "").start().await)
+    let w = world(big, "").start().await;
+    let target = w.target(BIG);
+    let (_, fields, body) = until_sent_from_file(&w, &target).await;
+    assert!(body == big, "the first body sent from the file differs");
+    Some((w, target, fields))
 }
 
 /// GETs `target` until a hit is sent from its file; returns that answer.
@@ -87,9 +79,19 @@ async fn until_sent_from_file(w: &World, target: &str) -> (u16, Headers, Vec<u8>
     .await
 }
 
+/// A connection to `addr` whose receive buffer is 4 KiB: a large answer
+/// fills the node's send buffer again and again.
+async fn slow_conn(addr: std::net::SocketAddr) -> Conn {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    Conn::from_stream(socket.connect(addr).await.unwrap())
+}
+
 /// Drops every body file of the cache from the page cache.
 fn evict_bodies(dir: &Path) {
-    for entry in walk(dir) {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    for entry in files {
         if entry.extension().is_some_and(|e| e == "body") {
             let file = std::fs::File::open(&entry).unwrap();
             // Dirty pages stay: written back first.
@@ -99,19 +101,6 @@ fn evict_bodies(dir: &Path) {
     }
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
-}
-
 /// A file hit's answer is the one Pingora's hit path gives the same
 /// request (handed to it by a `Content-Length: 0`, which the lane never
 /// takes): status, fields but `Date` and `Age`, and body; a HEAD sends
@@ -119,13 +108,9 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_hit_answers_as_pingoras_hit_path() {
     let big = bytes(1 << 20, 1);
-    let Some(w) = sending_files(&big).await else {
+    let Some((w, target, _)) = sending_files(&big).await else {
         return;
     };
-    let target = w.target(BIG);
-    let (status, _, body) = until_sent_from_file(&w, &target).await;
-    assert_eq!(status, 200);
-    assert!(body == big, "the body differs");
 
     let before = w.metrics().await;
     let mut c = Conn::open(w.node.http).await;
@@ -179,16 +164,11 @@ async fn a_file_hit_answers_as_pingoras_hit_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_many_times_the_socket_buffer_goes_out_whole_to_a_slow_reader() {
     let big = bytes(8 << 20, 3);
-    let Some(w) = sending_files(&big).await else {
+    let Some((w, target, _)) = sending_files(&big).await else {
         return;
     };
-    let target = w.target(BIG);
-    until_sent_from_file(&w, &target).await;
     let before = file_hits(&w.metrics().await);
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = socket.connect(w.node.http).await.unwrap();
-    let mut c = Conn::from_stream(stream);
+    let mut c = slow_conn(w.node.http).await;
     c.read_chunk = 1024;
     let (status, h, body) = c.ask("GET", &target, &[]).await;
     assert_eq!(status, 200);
@@ -211,11 +191,9 @@ async fn a_body_many_times_the_socket_buffer_goes_out_whole_to_a_slow_reader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_not_in_the_page_cache_and_sendfile_off_are_read() {
     let big = bytes(4 << 20, 4);
-    let Some(w) = sending_files(&big).await else {
+    let Some((w, target, _)) = sending_files(&big).await else {
         return;
     };
-    let target = w.target(BIG);
-    until_sent_from_file(&w, &target).await;
     let before = file_hits(&w.metrics().await);
     evict_bodies(w.cache_dir());
     let mut c = Conn::open(w.node.http).await;
@@ -283,11 +261,9 @@ async fn a_body_memory_may_hold_is_written_from_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_of_a_file_hit_answers_as_pingoras_hit_path() {
     let big = bytes(1 << 20, 6);
-    let Some(w) = sending_files(&big).await else {
+    let Some((w, target, whole)) = sending_files(&big).await else {
         return;
     };
-    let target = w.target(BIG);
-    let (_, whole, _) = until_sent_from_file(&w, &target).await;
     let etag = header(&whole, "etag").expect("an ETag").to_string();
     let len = big.len();
     // (Range, If-Range, status, the bytes sent, sent from the file)
@@ -344,11 +320,9 @@ async fn a_range_of_a_file_hit_answers_as_pingoras_hit_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_gone_mid_body_leave_nothing_open() {
     let big = bytes(8 << 20, 7);
-    let Some(w) = sending_files(&big).await else {
+    let Some((w, target, _)) = sending_files(&big).await else {
         return;
     };
-    let target = w.target(BIG);
-    until_sent_from_file(&w, &target).await;
     let fds = || {
         std::fs::read_dir(format!("/proc/{}/fd", w.node.pid()))
             .unwrap()
@@ -357,9 +331,7 @@ async fn clients_gone_mid_body_leave_nothing_open() {
     let open_before = fds();
     let before = file_hits(&w.metrics().await);
     for _ in 0..20 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut c = Conn::from_stream(socket.connect(w.node.http).await.unwrap());
+        let mut c = slow_conn(w.node.http).await;
         let request = format!("GET {target} HTTP/1.1\r\nHost: cdn.example\r\n\r\n");
         tokio::io::AsyncWriteExt::write_all(&mut c.stream, request.as_bytes())
             .await

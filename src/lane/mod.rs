@@ -99,6 +99,8 @@ impl Lane {
             down: std::pin::pin!(shut_down(shutdown.clone())),
         };
         let mut first = true;
+        // Plain TCP: a body file can be sent into the socket.
+        let files = stream.socket().is_some();
         loop {
             let parsed = read_head(&mut stream, &mut buf, first, &mut idle).await?;
             first = false;
@@ -106,7 +108,6 @@ impl Lane {
                 Parsed::Lane(head) => Some(head),
                 Parsed::Pingora | Parsed::Partial => None,
             };
-            let files = stream.socket().is_some();
             let answer = match &head {
                 Some(head) => match self
                     .edge

@@ -14,7 +14,7 @@
 
 use std::time::SystemTime;
 
-use http::header::{AGE, RANGE};
+use http::header::RANGE;
 use pingora::prelude::*;
 use pingora_cache::CacheKey;
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -80,14 +80,8 @@ pub fn answer(
     hit: FileHit,
     renewal: Option<&Renewed>,
 ) -> Result<(ResponseHeader, FileBody)> {
-    let told = &hit.accesses;
-    engine
-        .eviction
-        .access_counted(&told.entry, told.weight, told.requests);
+    memory_hit::tell(engine, &hit.accesses);
     let mut header = hit.header;
-    header.insert_header(AGE, hit.age.as_secs())?;
-    if let Some(renewed) = renewal {
-        header.append_header(renewed.name.clone(), renewed.value.as_str())?;
-    }
+    memory_hit::stamp(&mut header, hit.age, renewal)?;
     Ok((header, hit.body))
 }

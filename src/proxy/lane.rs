@@ -175,6 +175,13 @@ impl Edge {
             (None, Some(_)) => manifest::held_copy(engine, &key)?,
             (None, None) => match file_hit::held(engine, &key, source)? {
                 Some(Held::Memory(hit)) => Some(hit),
+                // Known as a manifest by its type alone: Pingora's path
+                // gives it the token.
+                Some(Held::File(hit))
+                    if token_in_query && crate::manifest::is_manifest_answer(&hit.header) =>
+                {
+                    return Ok(None);
+                }
                 Some(Held::File(hit)) => {
                     return self.file_answer(engine, hit, target, req, peer).await;
                 }
@@ -286,9 +293,8 @@ impl Edge {
 
     /// The answer to `req` when the page cache holds its object's body
     /// file: the token checked as for a memory hit, the request's `Range`
-    /// answered from the file. A playlist known by its type alone and given
-    /// a token in the query is left to Pingora's path, which rewrites it;
-    /// so is a range of several parts, which it frames.
+    /// answered from the file. A range of several parts is left to
+    /// Pingora's path, which frames it.
     async fn file_answer(
         &self,
         engine: &'static Engine,
@@ -297,11 +303,6 @@ impl Edge {
         req: &RequestHeader,
         peer: Option<IpAddr>,
     ) -> Result<Option<Answer>> {
-        if target.token_in_query(req, &self.verifier)
-            && crate::manifest::is_manifest_answer(&hit.header)
-        {
-            return Ok(None);
-        }
         if !file_hit::cut_to_range(engine, req, &mut hit)? {
             return Ok(None);
         }

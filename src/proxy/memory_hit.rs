@@ -18,7 +18,7 @@
 //! in memory, not fresh, a fill in progress, variance).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{AGE, CONTENT_LENGTH, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
@@ -31,7 +31,7 @@ use crate::answer;
 use crate::auth::Renewed;
 use crate::cache::engine::Engine;
 use crate::cache::status::CacheStatus;
-use crate::cache::store::MemoryHit;
+use crate::cache::store::{Accesses, MemoryHit};
 
 /// Whether the request is one this path may answer: the whole object,
 /// unconditionally.
@@ -88,11 +88,30 @@ pub fn held(engine: &'static Engine, key: &CacheKey) -> Result<Option<MemoryHit>
 /// Tells the eviction manager of a memory hit's accesses, as Pingora's
 /// hit path does.
 pub fn told(engine: &'static Engine, hit: &MemoryHit) {
-    if let Some(told) = &hit.accesses {
-        engine
-            .eviction
-            .access_counted(&told.entry, told.weight, told.requests);
+    if let Some(accesses) = &hit.accesses {
+        tell(engine, accesses);
     }
+}
+
+/// Tells the eviction manager of `accesses` to a stored object.
+pub(super) fn tell(engine: &'static Engine, accesses: &Accesses) {
+    engine
+        .eviction
+        .access_counted(&accesses.entry, accesses.weight, accesses.requests);
+}
+
+/// What each hit of a prepared header sets: its `Age`, then a renewed
+/// token.
+pub(super) fn stamp(
+    header: &mut ResponseHeader,
+    age: Duration,
+    renewal: Option<&Renewed>,
+) -> Result<()> {
+    header.insert_header(AGE, age.as_secs())?;
+    if let Some(renewed) = renewal {
+        header.append_header(renewed.name.clone(), renewed.value.as_str())?;
+    }
+    Ok(())
 }
 
 /// Answers with `hit`, telling the eviction manager of the access; cut to
@@ -121,10 +140,7 @@ pub fn answer(
 ) -> Result<(ResponseHeader, Bytes)> {
     told(engine, &hit);
     let mut header = header_to_edit(hit.header, form);
-    header.insert_header(AGE, hit.age.as_secs())?;
-    if let Some(renewed) = renewal {
-        header.append_header(renewed.name.clone(), renewed.value.as_str())?;
-    }
+    stamp(&mut header, hit.age, renewal)?;
     Ok((header, hit.body))
 }
 

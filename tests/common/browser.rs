@@ -89,7 +89,8 @@ pub fn sample_objects() -> Vec<(String, Vec<u8>)> {
     objects
 }
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file under `dir`, in its subfolders too, appended to `out`.
+pub fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("directory entry").path();
         if path.is_dir() {

@@ -33,7 +33,7 @@ mod memory;
 mod memory_hit;
 mod meta_decode;
 mod miss;
-mod resident;
+pub mod resident;
 mod scan;
 pub mod space;
 mod storage;
