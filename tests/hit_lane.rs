@@ -343,10 +343,10 @@ async fn the_lanes_answers_are_pingoras_answers() {
     assert_eq!(answered, 3.0 * cases.len() as f64 + 1.0);
 }
 
-/// In a PoP the lane answers the keys the node owns and its copies of
-/// other nodes' answers, and leaves forwards to Pingora's path.
+/// In a PoP the lane answers the keys the node owns, its copies of other
+/// nodes' answers, and the forwards to the owner of the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_pop_the_lane_answers_own_keys_and_copies_never_forwards() {
+async fn in_a_pop_the_lane_answers_own_keys_copies_and_forwards() {
     use common::fleet::{Fleet, Plan};
     // Enough keys that each node owns some (the ring decides which).
     let objects: Vec<(String, Vec<u8>)> = (0..32)
@@ -357,6 +357,7 @@ async fn in_a_pop_the_lane_answers_own_keys_and_copies_never_forwards() {
         shields: 0,
         cache_extra: "  status_header: x-cache\n".into(),
         cluster_extra: "  health_check_interval_ms: 1000\n".into(),
+        ..Plan::default()
     };
     let fleet = Fleet::start(&objects, plan).await;
     let edge = &fleet.edges[0];
@@ -385,8 +386,8 @@ async fn in_a_pop_the_lane_answers_own_keys_and_copies_never_forwards() {
         assert!(got == *body);
         let forwarded = sample("cdn_node_peer_forwards_total", &[("to", "peer")]).await > forwards;
         if forwarded {
-            // Forwarded, until this node keeps a copy of the owner's answer:
-            // the lane answers from the copy only.
+            // Forwarded by the lane, until this node keeps a copy of the
+            // owner's answer, then answered from the copy: all in the lane.
             others += 1;
             let mut copies = 0.0;
             for _ in 0..5 {
@@ -396,9 +397,14 @@ async fn in_a_pop_the_lane_answers_own_keys_and_copies_never_forwards() {
                     copies += 1.0;
                 }
             }
-            assert!(copies > 0.0, "{key}: never answered from a copy");
+            assert!(
+                copies > 0.0 && copies < 5.0,
+                "{key}: {copies} answers from a copy"
+            );
             let answered = sample("cdn_node_lane_answers_total", &[]).await - lane;
-            assert_eq!(answered, copies, "{key}: a forward in the lane");
+            assert_eq!(answered, 6.0, "{key}: an answer not given by the lane");
+            let forwarded = sample("cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+            assert_eq!(forwarded - forwards, 6.0 - copies, "{key}");
         } else {
             own += 1;
             let target = &target;

@@ -23,6 +23,7 @@ fn plan() -> Plan {
         // Probes that wait up to a second: a loaded machine does not take
         // the other node out of the ring in the middle of a test.
         cluster_extra: "  health_check_interval_ms: 1000\n".into(),
+        ..Plan::default()
     }
 }
 

@@ -18,7 +18,7 @@ use pingora::protocols::http::v2::server::HttpSession;
 
 use super::Lane;
 use crate::proxy::Sent;
-use crate::proxy::lane::{Answer, Body, Form, Head};
+use crate::proxy::lane::{Answer, Body, Form, Head, Outcome};
 
 impl Lane {
     /// Answers an HTTP/2 stream's request when the lane can: `true` when it
@@ -43,8 +43,14 @@ impl Lane {
             .lane_answer(stream.req_header(), peer_ip, Form::Http2, false)
             .await
         {
-            Ok(Some(answer)) => answer,
-            Ok(None) => return false,
+            Ok(Outcome::Answer(answer)) => answer,
+            Ok(Outcome::Pass) => return false,
+            // Never made for HTTP/2 (the lane forwards on HTTP/1 only): the
+            // stream is reset rather than the token checked again.
+            Ok(Outcome::Handed(_)) => {
+                tracing::error!("the hit lane handed an HTTP/2 request on; stream reset");
+                return true;
+            }
             // Its token may have been checked: not handed on to be checked
             // again. Dropped unanswered, the stream is reset.
             Err(e) => {

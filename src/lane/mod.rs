@@ -22,6 +22,7 @@
 //! one between requests, and an answer given during the shutdown says
 //! `Connection: close`.
 
+pub mod forward;
 mod h2;
 mod head;
 mod sendfile;
@@ -44,7 +45,8 @@ use tokio::time::{Instant, Sleep};
 
 use crate::cache::store::put_status_line;
 use crate::limits::Guarded;
-use crate::proxy::lane::{Body, Form, Head};
+use crate::proxy::handed;
+use crate::proxy::lane::{Answer, Body, Form, Head, Outcome};
 use crate::proxy::{Edge, Sent};
 use head::Parsed;
 
@@ -108,13 +110,13 @@ impl Lane {
                 Parsed::Lane(head) => Some(head),
                 Parsed::Pingora | Parsed::Partial => None,
             };
-            let answer = match &head {
+            let outcome = match &head {
                 Some(head) => match self
                     .edge
                     .lane_answer(&head.req, peer_ip, Form::Http1, files)
                     .await
                 {
-                    Ok(answer) => answer,
+                    Ok(outcome) => outcome,
                     // An answer that could not be built (a header field
                     // refused): its token may have been checked, so the
                     // request is not handed on to be checked again.
@@ -123,33 +125,53 @@ impl Lane {
                         return None;
                     }
                 },
-                None => None,
+                None => Outcome::Pass,
             };
-            if let (Some(head), Some(answer)) = (head, answer) {
-                let keep = !head.close && !*shutdown.borrow();
-                let status = answer.head.status();
-                let bodiless = head.req.method == http::Method::HEAD;
-                let bytes = if bodiless { 0 } else { answer.body.len() };
-                // Counted before it is sent, as the cache lookup is.
-                self.edge.metrics.ops.lane_answers.inc();
-                if matches!(answer.body, Body::File(_)) && !bodiless {
-                    self.edge.metrics.ops.file_hits.inc();
+            let handed = match (head, outcome) {
+                (Some(head), Outcome::Answer(answer)) => {
+                    let keep = !head.close && !*shutdown.borrow();
+                    let Answer {
+                        head: out,
+                        body,
+                        mut ctx,
+                    } = answer;
+                    let status = out.status();
+                    let bodiless = head.req.method == http::Method::HEAD;
+                    let bytes = if bodiless { 0 } else { body.len() };
+                    // Counted before it is sent, as the cache lookup is.
+                    self.edge.metrics.ops.lane_answers.inc();
+                    if matches!(body, Body::File(_)) && !bodiless {
+                        self.edge.metrics.ops.file_hits.inc();
+                    }
+                    let written = match body {
+                        Body::Relay(relay) => match head_bytes(out, keep) {
+                            Ok(wire) => {
+                                let edge = &self.edge;
+                                let tap = &mut |chunk: Option<&bytes::Bytes>, end| {
+                                    edge.relayed(&mut ctx, chunk, end)
+                                };
+                                relay.send(&mut stream, &wire, bodiless, tap).await
+                            }
+                            Err(e) => Err(e),
+                        },
+                        body => write(&mut stream, out, &body, bodiless, keep).await,
+                    };
+                    let sent = Sent { status, bytes };
+                    self.edge.finish(&head.req, peer.as_ref(), sent, &ctx);
+                    buf.clear();
+                    if let Err(e) = written {
+                        tracing::debug!(error = %e, "a hit lane answer was not sent");
+                        return None;
+                    }
+                    if !keep {
+                        Shutdown::shutdown(&mut *stream).await;
+                        return None;
+                    }
+                    continue;
                 }
-                let written = write(&mut stream, answer.head, &answer.body, bodiless, keep).await;
-                let sent = Sent { status, bytes };
-                self.edge
-                    .finish(&head.req, peer.as_ref(), sent, &answer.ctx);
-                buf.clear();
-                if let Err(e) = written {
-                    tracing::debug!(error = %e, "a hit lane answer was not sent");
-                    return None;
-                }
-                if !keep {
-                    Shutdown::shutdown(&mut *stream).await;
-                    return None;
-                }
-                continue;
-            }
+                (_, Outcome::Handed(admitted)) => Some(admitted),
+                (_, Outcome::Pass | Outcome::Answer(_)) => None,
+            };
             // Pingora's session reads the head again, from the start.
             stream.hold(buf.split().freeze());
             let mut session = ServerSession::new_http1(stream);
@@ -160,7 +182,12 @@ impl Lane {
             if *shutdown.borrow() {
                 session.set_keepalive(None);
             }
-            let reused = app.process_new_http(session, shutdown).await?;
+            let reused = match handed {
+                Some(admitted) => {
+                    handed::with(admitted, app.process_new_http(session, shutdown)).await?
+                }
+                None => app.process_new_http(session, shutdown).await?,
+            };
             let (back, kept) = reused.consume();
             settings = kept;
             stream = match back.into_any().downcast::<Guarded>() {
@@ -245,6 +272,9 @@ async fn write(
         _ if bodiless => &[][..],
         Body::Bytes(bytes) => bytes,
         Body::File(file) => return sendfile::send(stream, &wire, file).await,
+        Body::Relay(_) => {
+            return Err(io::Error::other("a relayed body is sent by its relay"));
+        }
     };
     write_all_vectored(
         stream,

@@ -29,7 +29,7 @@ use pingora::prelude::*;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use super::Edge;
-use super::admit::{self, Target};
+use super::admit::{self, Admitted, Target};
 use super::ctx::RequestCtx;
 use super::file_hit;
 use super::manifest::{self, Propagation};
@@ -43,7 +43,20 @@ use crate::cache::status::CacheStatus;
 use crate::cache::store::{FileBody, FileHit, Held, Source, Wire, wire};
 use crate::cluster::cdn_loop;
 use crate::cors::Cors;
+use crate::lane::forward::Relay;
 use crate::refusal::Refusal;
+
+/// What the lane does with a request.
+#[allow(clippy::large_enum_variant)]
+pub enum Outcome {
+    /// It answers.
+    Answer(Answer),
+    /// Pingora's path serves it: nothing checked, counted or changed.
+    Pass,
+    /// Pingora's path serves it with the lane's admission: the token has
+    /// been checked ([`super::handed`]).
+    Handed(Admitted),
+}
 
 /// An answer the lane writes.
 pub struct Answer {
@@ -58,6 +71,9 @@ pub enum Body {
     Bytes(Bytes),
     /// A disk hit's body file, to send with `sendfile` ([`file_hit`]).
     File(FileBody),
+    /// The answer of the node that owns the key, relayed as it comes
+    /// ([`super::forward`]).
+    Relay(Relay),
 }
 
 impl Body {
@@ -65,6 +81,7 @@ impl Body {
         match self {
             Body::Bytes(bytes) => bytes.len() as u64,
             Body::File(file) => file.len,
+            Body::Relay(relay) => relay.len(),
         }
     }
 }
@@ -127,30 +144,26 @@ impl Edge {
         peer: Option<IpAddr>,
         form: Form,
         files: bool,
-    ) -> Result<Option<Answer>> {
+    ) -> Result<Outcome> {
         // Only a lane calls this, and `Lane::of` makes one only where
         // `lane_serves`.
         let Some(engine) = self.cache else {
-            return Ok(None);
+            return Ok(Outcome::Pass);
         };
         if !memory_hit::unconditional(req) {
-            return Ok(None);
+            return Ok(Outcome::Pass);
         }
         let files = files && engine.config.sendfile;
-        // A `Range` is answered here from a body file only.
         let ranged = req.headers.contains_key(RANGE);
-        if ranged && !files {
-            return Ok(None);
-        }
         let Ok(target) = Target::read(req, &self.verifier, &self.origin.config) else {
-            return Ok(None);
+            return Ok(Outcome::Pass);
         };
         // In a PoP: a loop is refused on Pingora's path.
         let owner = match &self.cluster {
             Some(cluster)
                 if cdn_loop::is_loop(&req.headers, &cluster.config.name, cluster.me()) =>
             {
-                return Ok(None);
+                return Ok(Outcome::Pass);
             }
             Some(_) => peer::owner_of(self, &target.canonical, &target.query, req),
             None => None,
@@ -159,8 +172,9 @@ impl Edge {
         // A manifest to give the token: the `Manifest` route's.
         let manifest = manifest::kind_of_path(&target.canonical).filter(|_| token_in_query);
         let key = key::object(&target.canonical, &target.query);
-        if ranged && (owner.is_some() || manifest.is_some()) {
-            return Ok(None);
+        // A `Range` is answered here from a body file, or forwarded.
+        if ranged && (manifest.is_some() || (owner.is_none() && !files)) {
+            return Ok(Outcome::Pass);
         }
         let source = match (ranged, files) {
             (true, _) => Source::File,
@@ -169,8 +183,19 @@ impl Edge {
         };
         let found = match (owner, manifest) {
             // Another node's key: this node's copy of it, when it holds one
-            // fresh (the route `forward_or_copy` chooses); else forwarded.
-            (Some(_), None) => peer::held_copy(self, engine, req, &key),
+            // fresh (the route `forward_or_copy` chooses); else forwarded,
+            // on HTTP/1.
+            (Some(owner), None) => match peer::held_copy(self, engine, req, &key) {
+                Some(hit) if !ranged => Some(hit),
+                // Pingora's path cuts the range from the copy.
+                Some(_) => return Ok(Outcome::Pass),
+                None if form == Form::Http1 => {
+                    return self
+                        .forward_answer(owner, target, key, req, peer, token_in_query)
+                        .await;
+                }
+                None => None,
+            },
             (Some(_), Some(_)) => None,
             (None, Some(_)) => manifest::held_copy(engine, &key)?,
             (None, None) => match file_hit::held(engine, &key, source)? {
@@ -180,7 +205,7 @@ impl Edge {
                 Some(Held::File(hit))
                     if token_in_query && crate::manifest::is_manifest_answer(&hit.header) =>
                 {
-                    return Ok(None);
+                    return Ok(Outcome::Pass);
                 }
                 Some(Held::File(hit)) => {
                     return self.file_answer(engine, hit, target, req, peer).await;
@@ -189,7 +214,7 @@ impl Edge {
             },
         };
         let Some(hit) = found else {
-            return Ok(None);
+            return Ok(Outcome::Pass);
         };
         // This node's own copy known as a manifest by its type alone:
         // Pingora's path gives it the token.
@@ -198,7 +223,7 @@ impl Edge {
             && token_in_query
             && crate::manifest::is_manifest_answer(&hit.header)
         {
-            return Ok(None);
+            return Ok(Outcome::Pass);
         }
         let mut ctx = self.lane_ctx(req, peer);
         let cors = self.lane_cors(req);
@@ -288,7 +313,7 @@ impl Edge {
             (head, _) => head,
         };
         let body = Body::Bytes(body);
-        Ok(Some(Answer { head, body, ctx }))
+        Ok(Outcome::Answer(Answer { head, body, ctx }))
     }
 
     /// The answer to `req` when the page cache holds its object's body
@@ -302,9 +327,9 @@ impl Edge {
         target: Target<'_>,
         req: &RequestHeader,
         peer: Option<IpAddr>,
-    ) -> Result<Option<Answer>> {
+    ) -> Result<Outcome> {
         if !file_hit::cut_to_range(engine, req, &mut hit)? {
-            return Ok(None);
+            return Ok(Outcome::Pass);
         }
         let mut ctx = self.lane_ctx(req, peer);
         let (mut header, body) =
@@ -332,18 +357,21 @@ impl Edge {
             cors.add_fields(&mut header, origin);
         }
         let head = Head::Fields(header);
-        Ok(Some(Answer { head, body, ctx }))
+        Ok(Outcome::Answer(Answer { head, body, ctx }))
     }
 
     /// A lane answer's context: the client's address learnt.
-    fn lane_ctx(&self, req: &RequestHeader, peer: Option<IpAddr>) -> RequestCtx {
+    pub(super) fn lane_ctx(&self, req: &RequestHeader, peer: Option<IpAddr>) -> RequestCtx {
         let mut ctx = RequestCtx::new();
         ctx.client = self.verifier.client_address(peer, &req.headers);
         ctx
     }
 
     /// The CORS policy and the request's `Origin`, when it is allowed.
-    fn lane_cors<'r>(&self, req: &'r RequestHeader) -> Option<(&'static Cors, &'r HeaderValue)> {
+    pub(super) fn lane_cors<'r>(
+        &self,
+        req: &'r RequestHeader,
+    ) -> Option<(&'static Cors, &'r HeaderValue)> {
         self.cors.and_then(|cors| {
             let origin = req.headers.get(ORIGIN).filter(|o| cors.allows(o))?;
             Some((cors, origin))
@@ -351,7 +379,11 @@ impl Edge {
     }
 
     /// The gate's refusal, counted, as Pingora's path answers it.
-    fn lane_refusal(&self, ctx: &mut RequestCtx, refusal: Refusal) -> (ResponseHeader, Bytes) {
+    pub(super) fn lane_refusal(
+        &self,
+        ctx: &mut RequestCtx,
+        refusal: Refusal,
+    ) -> (ResponseHeader, Bytes) {
         if let Some(reject) = refusal.reject() {
             ctx.auth = AuthOutcome::Rejected(reject);
         }

@@ -7,6 +7,8 @@ pub mod admit;
 mod caching;
 pub mod ctx;
 mod file_hit;
+mod forward;
+pub mod handed;
 pub mod lane;
 mod manifest;
 mod memory_hit;

@@ -165,7 +165,7 @@ pub fn forward_or_copy(
 }
 
 /// Whether copies of other nodes' answers are kept and may answer `req`.
-fn copies_wanted(edge: &Edge, req: &RequestHeader) -> bool {
+pub(super) fn copies_wanted(edge: &Edge, req: &RequestHeader) -> bool {
     let wanted = edge
         .cluster
         .as_ref()

@@ -23,6 +23,7 @@ use super::Edge;
 use super::admit;
 use super::caching;
 use super::ctx::RequestCtx;
+use super::handed;
 use super::manifest::{self, Pending, Propagation};
 use super::memory_hit;
 use super::peer::{self, Listener};
@@ -121,10 +122,15 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
     ctx.client = edge.verifier.client_address(peer, &req.headers);
     let gate = async {
         match edge.listener {
-            Listener::Client => {
-                let origin = &edge.origin.config;
-                admit::admit(req, ctx.client, &edge.verifier, origin, unix_now()).await
-            }
+            Listener::Client => match handed::take() {
+                // The hit lane admitted it and handed it on: not checked
+                // twice.
+                Some(admitted) => Ok(admitted),
+                None => {
+                    let origin = &edge.origin.config;
+                    admit::admit(req, ctx.client, &edge.verifier, origin, unix_now()).await
+                }
+            },
             Listener::Peer => admit::admit_hop(req, &edge.origin.config),
         }
     };

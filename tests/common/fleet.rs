@@ -38,6 +38,8 @@ pub struct Plan {
     pub cache_extra: String,
     /// Extra lines of every node's `cluster:` section.
     pub cluster_extra: String,
+    /// Extra lines of every node's `auth:` section.
+    pub auth_extra: String,
 }
 
 impl Default for Plan {
@@ -47,6 +49,7 @@ impl Default for Plan {
             shields: 1,
             cache_extra: String::new(),
             cluster_extra: "  health_check_interval_ms: 200\n".into(),
+            auth_extra: String::new(),
         }
     }
 }
@@ -122,13 +125,14 @@ impl Fleet {
         let mut shields = Vec::new();
         for me in &shield_addrs {
             let cache = tempfile::tempdir().expect("tempdir");
-            let opts = member_options(
+            let mut opts = member_options(
                 tap.port,
                 cache.path(),
                 &plan.cache_extra,
                 cluster_yaml(*me, &[], &plan.cluster_extra),
                 String::new(),
             );
+            opts.extra_auth = plan.auth_extra.clone();
             shields.push(Member {
                 node: Node::start(opts).await,
                 peer: *me,
@@ -138,7 +142,7 @@ impl Fleet {
         let mut edges = Vec::new();
         for me in &edge_addrs {
             let cache = tempfile::tempdir().expect("tempdir");
-            let opts = member_options(
+            let mut opts = member_options(
                 tap.port,
                 cache.path(),
                 &plan.cache_extra,
@@ -149,6 +153,7 @@ impl Fleet {
                     parents_yaml(&shield_addrs)
                 },
             );
+            opts.extra_auth = plan.auth_extra.clone();
             edges.push(Member {
                 node: Node::start(opts).await,
                 peer: *me,

@@ -1,0 +1,545 @@
+//! The hit lane's hop to the PoP member that owns a request's key: the
+//! request written on a kept-alive connection to the owner's peer
+//! listener, the owner's answer head read and parsed as Pingora's HTTP/1
+//! client parses it, and its body relayed to the client as it arrives.
+//!
+//! What Pingora's proxy path does for the same forward (a session per
+//! request, its phases, its upstream session and connection pool) costs
+//! the forwarding node about three times a memory hit; here the forward
+//! is one write and one read to the owner and one write to the client.
+//!
+//! The lane relays only what it can frame exactly: an answer with a
+//! `Content-Length` (or none to send: a HEAD, 204, 304). Anything else, or
+//! an owner that fails before its head arrived, is [`Failed`] and the
+//! request goes on on Pingora's path, which frames any answer and fails
+//! over to the next node ([`crate::proxy::handed`]).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use pingora_http::{IntoCaseHeaderName, ResponseHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::limits::Guarded;
+
+/// Fields an owner's answer head may have; more is left to Pingora.
+const MAX_FIELDS: usize = 128;
+
+/// The largest answer head read; a larger one is left to Pingora.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Room made in the read buffer before each read of the owner's answer.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Idle connections kept per owner.
+const IDLE_PER_OWNER: usize = 64;
+
+/// How long a connection stays in the pool unused: well within the 60 s an
+/// owner keeps an idle connection open ([`super::IDLE`]), so that the
+/// owner does not close one just as it is taken.
+const IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// How long a client may take no byte of a relayed body.
+const SEND_TIMEOUT: Duration = super::sendfile::SEND_TIMEOUT;
+
+/// The time limits of a hop.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For a new connection to the owner.
+    pub connect: Duration,
+    /// For each write to and read from the owner.
+    pub io: Duration,
+}
+
+impl Timeouts {
+    /// A new connection's limit when the hop names none.
+    pub const CONNECT: Duration = Duration::from_millis(500);
+}
+
+/// Why a forward gave no answer to relay. Nothing has been sent to the
+/// client.
+#[derive(Debug)]
+pub enum Failed {
+    /// No connection could be made to the owner.
+    Connect { timeout: bool },
+    /// The owner took the request and failed before its whole head came
+    /// back.
+    Exchange { timeout: bool },
+    /// The owner answered with what the lane does not frame (no length, a
+    /// 1xx, a head too large or not HTTP/1): Pingora's path asks again.
+    Unrelayable,
+}
+
+impl Failed {
+    /// The `kind` label of the peer error counted for it, if any.
+    pub fn error_kind(&self) -> Option<&'static str> {
+        match self {
+            Failed::Connect { timeout: true } | Failed::Exchange { timeout: true } => {
+                Some("timeout")
+            }
+            Failed::Connect { timeout: false } => Some("connect"),
+            Failed::Exchange { timeout: false } => Some("other"),
+            Failed::Unrelayable => None,
+        }
+    }
+}
+
+/// The owner's answer: its head, and the connection its body comes on.
+pub struct Reply {
+    pub header: ResponseHeader,
+    conn: Conn,
+}
+
+/// An answer's body on its way from the owner to the client.
+pub struct Relay {
+    conn: Conn,
+}
+
+/// A connection to an owner with what has been read of it.
+struct Conn {
+    owner: SocketAddr,
+    stream: TcpStream,
+    /// Bytes read past the answer head.
+    buf: BytesMut,
+    /// The body bytes still to come.
+    left: u64,
+    /// The owner keeps the connection open after the answer.
+    keep: bool,
+    io: Duration,
+}
+
+/// Idle connections to owners, shared by the node's threads.
+struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+}
+
+static POOL: LazyLock<Pool> = LazyLock::new(|| Pool {
+    idle: Mutex::new(HashMap::new()),
+});
+
+impl Pool {
+    /// An idle connection to `owner` that is still open.
+    fn take(&self, owner: SocketAddr) -> Option<TcpStream> {
+        let now = Instant::now();
+        loop {
+            let (stream, since) = {
+                let mut idle = self.idle.lock().ok()?;
+                idle.get_mut(&owner)?.pop()?
+            };
+            if now.duration_since(since) < IDLE_FOR && still_open(&stream) {
+                return Some(stream);
+            }
+        }
+    }
+
+    fn give_back(&self, owner: SocketAddr, stream: TcpStream) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        let kept = idle.entry(owner).or_default();
+        let now = Instant::now();
+        kept.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
+        if kept.len() < IDLE_PER_OWNER {
+            kept.push((stream, now));
+        }
+    }
+}
+
+/// Whether an idle connection has neither been closed by the owner nor
+/// sent anything unasked.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Sends `request` (a whole HTTP/1 head, no body) to `owner` and reads the
+/// answer's head. A kept connection that turns out closed before any byte
+/// of the answer came back is replaced by a new one, once (the request is
+/// a GET or HEAD).
+pub async fn exchange(
+    owner: SocketAddr,
+    request: &[u8],
+    head_only: bool,
+    timeouts: Timeouts,
+) -> Result<Reply, Failed> {
+    if let Some(stream) = POOL.take(owner) {
+        match ask(owner, stream, request, head_only, timeouts.io).await {
+            Ok(reply) => return Ok(reply),
+            Err(Asked::Nothing) => {}
+            Err(Asked::Failed(failed)) => return Err(failed),
+        }
+    }
+    let stream = match tokio::time::timeout(timeouts.connect, TcpStream::connect(owner)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) => return Err(Failed::Connect { timeout: false }),
+        Err(_) => return Err(Failed::Connect { timeout: true }),
+    };
+    // Heads and small answers go out at once, as Pingora's connections do.
+    let _ = stream.set_nodelay(true);
+    match ask(owner, stream, request, head_only, timeouts.io).await {
+        Ok(reply) => Ok(reply),
+        Err(Asked::Nothing) => Err(Failed::Exchange { timeout: false }),
+        Err(Asked::Failed(failed)) => Err(failed),
+    }
+}
+
+/// How an exchange on one connection failed.
+enum Asked {
+    /// The connection failed before a byte of the answer came back.
+    Nothing,
+    Failed(Failed),
+}
+
+async fn ask(
+    owner: SocketAddr,
+    mut stream: TcpStream,
+    request: &[u8],
+    head_only: bool,
+    io: Duration,
+) -> Result<Reply, Asked> {
+    match tokio::time::timeout(io, stream.write_all(request)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err(Asked::Nothing),
+        Err(_) => return Err(Asked::Failed(Failed::Exchange { timeout: true })),
+    }
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        if buf.len() > MAX_HEAD {
+            return Err(Asked::Failed(Failed::Unrelayable));
+        }
+        buf.reserve(4096);
+        let read = match tokio::time::timeout(io, stream.read_buf(&mut buf)).await {
+            Ok(read) => read,
+            Err(_) => return Err(Asked::Failed(Failed::Exchange { timeout: true })),
+        };
+        match read {
+            Ok(0) | Err(_) if buf.is_empty() => return Err(Asked::Nothing),
+            Ok(0) | Err(_) => return Err(Asked::Failed(Failed::Exchange { timeout: false })),
+            Ok(_) => {}
+        }
+        match parse_head(&mut buf, head_only) {
+            Head::Partial => continue,
+            Head::Unrelayable => return Err(Asked::Failed(Failed::Unrelayable)),
+            Head::Complete { header, body, keep } => {
+                let conn = Conn {
+                    owner,
+                    stream,
+                    buf,
+                    left: body,
+                    keep,
+                    io,
+                };
+                if conn.buf.len() as u64 > conn.left {
+                    // More than the answer: the connection is not reused.
+                    return Err(Asked::Failed(Failed::Unrelayable));
+                }
+                return Ok(Reply { header, conn });
+            }
+        }
+    }
+}
+
+/// An answer head as read so far. On the stack once per forward.
+#[allow(clippy::large_enum_variant)]
+enum Head {
+    Partial,
+    Unrelayable,
+    Complete {
+        header: ResponseHeader,
+        /// The body's length.
+        body: u64,
+        keep: bool,
+    },
+}
+
+/// Parses an owner's answer head as Pingora's HTTP/1 client does (the
+/// same parser, the fields appended in order with their case kept, the
+/// version and reason phrase set), and reads its framing. A whole head is
+/// split off `buf`.
+fn parse_head(buf: &mut BytesMut, head_only: bool) -> Head {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::Unrelayable,
+    };
+    let (Some(code), Some(1)) = (parsed.code, parsed.version) else {
+        return Head::Unrelayable;
+    };
+    if (100..200).contains(&code) {
+        return Head::Unrelayable;
+    }
+    let Ok(mut header) = ResponseHeader::build(code, Some(parsed.headers.len())) else {
+        return Head::Unrelayable;
+    };
+    header.set_version(http::Version::HTTP_11);
+    if let Some(reason) = parsed.reason
+        && header.set_reason_phrase(Some(reason)).is_err()
+    {
+        return Head::Unrelayable;
+    }
+    // Where each field is in the head, to take its bytes without a copy.
+    let base = buf.as_ptr() as usize;
+    let at = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        start..start + part.len()
+    };
+    let mut spans = Vec::with_capacity(parsed.headers.len());
+    for field in parsed.headers.iter() {
+        spans.push((at(field.name.as_bytes()), at(field.value)));
+    }
+    let head = buf.split_to(len).freeze();
+    for (name, value) in spans {
+        let name = head.slice(name).into_case_header_name();
+        let value = pingora_http::header_value_from_raw(head.slice(value));
+        if header.append_header(name, value).is_err() {
+            return Head::Unrelayable;
+        }
+    }
+    if header.headers.contains_key(TRANSFER_ENCODING) {
+        return Head::Unrelayable;
+    }
+    let keep = !header
+        .headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    let body = if head_only || matches!(code, 204 | 304) {
+        0
+    } else {
+        let mut lengths = header.headers.get_all(CONTENT_LENGTH).iter();
+        let length = lengths
+            .next()
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match (length, lengths.next()) {
+            (Some(length), None) => length,
+            _ => return Head::Unrelayable,
+        }
+    };
+    Head::Complete { header, body, keep }
+}
+
+impl Reply {
+    /// The body, to relay after `header` has been edited.
+    pub fn into_relay(self) -> (ResponseHeader, Relay) {
+        (self.header, Relay { conn: self.conn })
+    }
+}
+
+impl Relay {
+    /// The body bytes to relay.
+    pub fn len(&self) -> u64 {
+        self.conn.left
+    }
+
+    /// Writes `head` and the body to `client` as the owner sends it, each
+    /// chunk shown to `tap` first (a copy, the byte count); `bodiless`: the
+    /// client asked with HEAD, the head alone is written. The connection
+    /// to the owner goes back to the pool once the body has all come.
+    pub async fn send(
+        self,
+        client: &mut Guarded,
+        head: &[u8],
+        bodiless: bool,
+        tap: &mut (dyn FnMut(Option<&Bytes>, bool) + Send),
+    ) -> io::Result<()> {
+        let mut conn = self.conn;
+        let first = conn.buf.split().freeze();
+        conn.left -= first.len() as u64;
+        let done = conn.left == 0;
+        if !first.is_empty() || done {
+            tap(Some(&first).filter(|b| !b.is_empty()), done);
+        }
+        let body: &[u8] = if bodiless { &[] } else { &first };
+        let bufs = &mut [io::IoSlice::new(head), io::IoSlice::new(body)];
+        tokio::time::timeout(SEND_TIMEOUT, super::write_all_vectored(client, bufs))
+            .await
+            .map_err(|_| send_timeout())??;
+        while conn.left > 0 {
+            conn.buf
+                .reserve(READ_SIZE.min(usize::try_from(conn.left).unwrap_or(READ_SIZE)));
+            let read = tokio::time::timeout(conn.io, conn.stream.read_buf(&mut conn.buf))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "the owner sent nothing in time")
+                })??;
+            if read == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the owner closed the connection before the whole body",
+                ));
+            }
+            let mut chunk = conn.buf.split().freeze();
+            if chunk.len() as u64 > conn.left {
+                // More than the answer: the connection is not reused.
+                conn.keep = false;
+                chunk.truncate(usize::try_from(conn.left).unwrap_or(chunk.len()));
+            }
+            conn.left -= chunk.len() as u64;
+            tap(Some(&chunk), conn.left == 0);
+            if !bodiless {
+                tokio::time::timeout(SEND_TIMEOUT, client.write_all(&chunk))
+                    .await
+                    .map_err(|_| send_timeout())??;
+            }
+        }
+        client.flush().await?;
+        if conn.keep {
+            POOL.give_back(conn.owner, conn.stream);
+        }
+        Ok(())
+    }
+}
+
+fn send_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client took nothing within the send timeout",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (answer head, asked with HEAD, what it is: `None` partial, `Some(None)`
+    /// not relayed, `Some(Some((status, body length, kept)))`).
+    type Case = (&'static str, bool, Option<Option<(u16, u64, bool)>>);
+
+    #[test]
+    fn answer_heads_are_framed_or_left_to_pingora() {
+        let cases: [Case; 14] = [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Some(Some((200, 5, true))),
+            ),
+            (
+                "HTTP/1.1 206 Partial Content\r\ncontent-length: 10\r\n\r\n",
+                false,
+                Some(Some((206, 10, true))),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                true,
+                Some(Some((200, 0, true))),
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n",
+                false,
+                Some(Some((304, 0, true))),
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                Some(Some((204, 0, true))),
+            ),
+            (
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                false,
+                Some(Some((404, 0, false))),
+            ),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", false, None),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Some(None),
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", false, Some(None)),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                false,
+                Some(None),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                false,
+                Some(None),
+            ),
+            ("HTTP/1.1 100 Continue\r\n\r\n", false, Some(None)),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Some(None),
+            ),
+            ("NOT HTTP\r\n\r\n", false, Some(None)),
+        ];
+        for (head, head_only, want) in cases {
+            let mut buf = BytesMut::from(format!("{head}body!").as_bytes());
+            let got = match parse_head(&mut buf, head_only) {
+                Head::Partial => None,
+                Head::Unrelayable => Some(None),
+                Head::Complete { header, body, keep } => {
+                    // The head is taken off the buffer, the body left.
+                    assert_eq!(&buf[..], b"body!", "{head:?}");
+                    Some(Some((header.status.as_u16(), body, keep)))
+                }
+            };
+            assert_eq!(got, want, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn fields_keep_their_order_case_and_reason() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 Fine\r\nX-Cache: HIT\r\ncontent-length: 0\r\nETag: \"v1\"\r\n\r\n"[..],
+        );
+        let Head::Complete { header, .. } = parse_head(&mut buf, false) else {
+            panic!("not parsed");
+        };
+        let mut wire = BytesMut::new();
+        header.header_to_h1_wire(&mut wire);
+        assert_eq!(
+            &wire[..],
+            b"X-Cache: HIT\r\ncontent-length: 0\r\nETag: \"v1\"\r\n"
+        );
+        assert_eq!(header.get_reason_phrase(), Some("Fine"));
+    }
+
+    #[tokio::test]
+    async fn a_closed_kept_connection_is_replaced_and_a_dead_owner_named() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let owner = listener.local_addr().unwrap();
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(5),
+            io: Duration::from_secs(5),
+        };
+        // Each connection answers one request, then closes.
+        let serving = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (mut c, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf).await.unwrap();
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+            }
+        });
+        let ask = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for _ in 0..2 {
+            let reply = exchange(owner, ask, false, timeouts).await.unwrap();
+            assert_eq!(reply.header.status, 200);
+            assert_eq!(&reply.conn.buf[..], b"ok");
+            // As a whole relay leaves it: back in the pool.
+            POOL.give_back(owner, reply.conn.stream);
+        }
+        serving.await.unwrap();
+        // The owner is gone: its kept connection is closed, and a new one
+        // is refused.
+        match exchange(owner, ask, false, timeouts).await {
+            Err(failed @ Failed::Connect { .. }) => {
+                assert_eq!(failed.error_kind(), Some("connect"));
+            }
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("answered by a closed owner"),
+        }
+    }
+}

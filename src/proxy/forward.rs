@@ -1,0 +1,159 @@
+//! The `Peer` route on the hit lane: an HTTP/1 request for a key another
+//! node of the PoP owns, forwarded by the lane itself
+//! ([`crate::lane::forward`]) instead of through Pingora's proxy phases.
+//! The answer is the one Pingora's path gives, field for field: the same
+//! hop request ([`crate::cluster::hop`]), the owner's answer with what
+//! `response_filter` adds (the renewed token) and the CORS fields, `Date`
+//! and `Connection` as Pingora's session sets them; the same counting (a
+//! forward, the owner's status and time, a peer error) and log line (the
+//! owner's cache status); the same copy of a hot key's answer
+//! ([`crate::cluster::copies`]).
+//!
+//! The token is checked first, as on Pingora's path. A forward that gives
+//! nothing to relay (the owner unreachable or failing before its answer,
+//! which marks it down as Pingora's path does; or an answer the lane does
+//! not frame) is handed on to Pingora's path with its admission
+//! ([`super::handed`]): there it goes to the next node on the ring, or is
+//! served here.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Instant, SystemTime};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pingora::prelude::*;
+use pingora_cache::CacheKey;
+use pingora_http::RequestHeader;
+
+use super::Edge;
+use super::admit::{self, Target};
+use super::ctx::RequestCtx;
+use super::lane::{Answer, Body, Head, Outcome};
+use super::peer;
+use super::route::{RouteKind, unix_now};
+use crate::answer;
+use crate::cache::status::CacheStatus;
+use crate::cluster::copies;
+use crate::lane::forward::{self, Timeouts};
+use crate::origin::Upstream;
+
+impl Edge {
+    /// The lane's answer to `req`, whose key `owner` holds: the token
+    /// checked, the request forwarded, the owner's answer to relay.
+    pub(super) async fn forward_answer(
+        &self,
+        owner: SocketAddr,
+        target: Target<'_>,
+        key: CacheKey,
+        req: &RequestHeader,
+        peer: Option<IpAddr>,
+        token_in_query: bool,
+    ) -> Result<Outcome> {
+        let Some(engine) = self.cache else {
+            return Ok(Outcome::Pass);
+        };
+        let mut ctx = self.lane_ctx(req, peer);
+        let cors = self.lane_cors(req);
+        let admitted =
+            match admit::admit_target(target, req, ctx.client, &self.verifier, unix_now()).await {
+                Ok(admitted) => admitted,
+                Err(refusal) => {
+                    let (mut header, body) = self.lane_refusal(&mut ctx, refusal);
+                    if let Some((cors, origin)) = cors {
+                        cors.add_fields(&mut header, origin);
+                    }
+                    let (head, body) = (Head::Fields(header), Body::Bytes(body));
+                    return Ok(Outcome::Answer(Answer { head, body, ctx }));
+                }
+            };
+        ctx.auth = admitted.auth;
+        ctx.route = RouteKind::Peer;
+        let to = Upstream::Peer(owner);
+        let hop = self
+            .origin
+            .request_to(to, &admitted.path, &admitted.query, req, SystemTime::now())
+            .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
+        let wire = request_wire(&hop);
+        // A copy is made of whole answers of hot keys only, as
+        // `peer::forward_or_copy` decides on Pingora's path.
+        let copies = copies::of(engine);
+        let copy = (peer::copies_wanted(self, req)
+            && req.method == http::Method::GET
+            && !req.headers.contains_key(http::header::RANGE))
+        .then(|| copies.wanted(&key))
+        .flatten();
+        // The time limits Pingora's path gives the same hop.
+        let Some(options) = self.origin.peer_of(to).map(|p| p.options) else {
+            return Error::e_explain(ErrorType::InternalError, "a forward without a cluster");
+        };
+        let timeouts = Timeouts {
+            connect: options.connection_timeout.unwrap_or(Timeouts::CONNECT),
+            io: options
+                .read_timeout
+                .unwrap_or(self.origin.config.read_timeout),
+        };
+        ctx.origin.upstream = Some(to);
+        self.metrics.count_forward(to);
+        ctx.origin.sent = Some(Instant::now());
+        let head_only = req.method == http::Method::HEAD;
+        let reply = match forward::exchange(owner, &wire, head_only, timeouts).await {
+            Ok(reply) => reply,
+            Err(failed) => {
+                if let Some(kind) = failed.error_kind() {
+                    self.origin.mark_failed(to);
+                    self.metrics.count_peer_error(to, kind);
+                }
+                tracing::debug!(?failed, %owner, "forward handed on to the proxy path");
+                return Ok(Outcome::Handed(admitted));
+            }
+        };
+        // Known as a manifest by its type alone: Pingora's path gives it the
+        // token.
+        if token_in_query && crate::manifest::is_manifest_answer(&reply.header) {
+            return Ok(Outcome::Handed(admitted));
+        }
+        let status = reply.header.status.as_u16();
+        self.origin_answered(&mut ctx, status);
+        ctx.copy = copy;
+        peer::copy_header(self, &mut ctx, &reply.header);
+        // The owner's lookup, as its answer says (`settle_cache_status`).
+        let status_name = engine.config.status_header.as_deref();
+        ctx.cache_status = status_name
+            .and_then(|n| reply.header.headers.get(n))
+            .and_then(|v| CacheStatus::of_header_value(v.as_bytes()))
+            .unwrap_or(CacheStatus::None);
+        let (mut header, relay) = reply.into_relay();
+        let renewal = admitted.renewal.as_ref();
+        answer::add_cache_fields(&mut header, None, CacheStatus::None, renewal)?;
+        if let Some((cors, origin)) = cors {
+            cors.add_fields(&mut header, origin);
+        }
+        ctx.cache_key = Some(key);
+        ctx.admitted = Some(admitted);
+        let head = Head::Fields(header);
+        let body = Body::Relay(relay);
+        Ok(Outcome::Answer(Answer { head, body, ctx }))
+    }
+
+    /// What a relayed body's chunk does besides going to the client, as
+    /// `upstream_response_body_filter` does on Pingora's path: the bytes
+    /// counted as the upstream's, a copy filled.
+    pub fn relayed(&self, ctx: &mut RequestCtx, chunk: Option<&Bytes>, end: bool) {
+        if let Some(chunk) = chunk {
+            ctx.origin.bytes += chunk.len() as u64;
+            self.metrics.origin_bytes.inc_by(chunk.len() as u64);
+        }
+        peer::copy_body(self, ctx, chunk, end);
+    }
+}
+
+/// A request header as Pingora's HTTP/1 client writes it.
+fn request_wire(req: &RequestHeader) -> BytesMut {
+    let mut wire = BytesMut::with_capacity(512);
+    wire.put_slice(req.method.as_str().as_bytes());
+    wire.put_u8(b' ');
+    wire.put_slice(req.raw_path());
+    wire.put_slice(b" HTTP/1.1\r\n");
+    req.header_to_h1_wire(&mut wire);
+    wire.put_slice(b"\r\n");
+    wire
+}

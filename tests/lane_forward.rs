@@ -1,0 +1,228 @@
+//! A request for a key another node of the PoP owns is forwarded by the
+//! hit lane itself: its answer is the one Pingora's proxy path gives, field
+//! for field and byte for byte; an owner that cannot be reached costs no
+//! request (it is served by the next node on the ring, here the node
+//! itself) and the client's one-time token is checked once on the way.
+
+mod common;
+
+use std::time::Duration;
+
+use common::bytes;
+use common::fleet::{Fleet, Member, Plan};
+use common::http::{Headers, metric, raw};
+use common::token::{good_claims, hs256};
+use serde_json::json;
+
+const LEN: usize = 5000;
+
+fn objects() -> Vec<(String, Vec<u8>)> {
+    (0..16)
+        .map(|i| (format!("v/o-{i}.bin"), bytes(LEN, 70 + i as u64)))
+        .collect()
+}
+
+fn plan(auth_extra: &str) -> Plan {
+    Plan {
+        edges: 2,
+        shields: 0,
+        cache_extra: "  status_header: x-cache\n".into(),
+        // Every request forwarded (no copies of hot keys), and probes
+        // slow enough that a loaded machine keeps both nodes in the ring.
+        cluster_extra: "  health_check_interval_ms: 1000\n  memory_copies: false\n".into(),
+        auth_extra: auth_extra.into(),
+    }
+}
+
+async fn sample(m: &Member, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metric(&m.node.metrics().await, name, labels)
+}
+
+/// Of `objects`, the first whose request through edge 0 is forwarded to
+/// edge 1, asked with tokens from `token`.
+async fn owned_by_edge_1(
+    fleet: &Fleet,
+    objects: &[(String, Vec<u8>)],
+    mut token: impl FnMut() -> String,
+) -> String {
+    for (key, body) in objects {
+        let path = format!("/{key}");
+        let before = sample(
+            &fleet.edges[0],
+            "cdn_node_peer_forwards_total",
+            &[("to", "peer")],
+        )
+        .await;
+        let target = format!("{path}?jwt={}", token());
+        let (status, _, got) = raw(fleet.edges[0].node.http, "GET", &target, &[]).await;
+        assert!(status == 200 && got == *body, "{path}: {status}");
+        let after = sample(
+            &fleet.edges[0],
+            "cdn_node_peer_forwards_total",
+            &[("to", "peer")],
+        )
+        .await;
+        if after > before {
+            return path;
+        }
+    }
+    panic!("edge 0 owns every object");
+}
+
+/// The fields of an answer but `Date` (the second may change between two
+/// answers) and the owner's `Age` value.
+fn comparable(headers: &Headers) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
+        .map(|(n, v)| match n.eq_ignore_ascii_case("age") {
+            true => (n.clone(), "-".into()),
+            false => (n.clone(), v.clone()),
+        })
+        .collect()
+}
+
+/// (name, method, target, extra fields).
+type Case<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_in_the_lane_answers_as_the_proxy_path_does() {
+    let objects = objects();
+    let fleet = Fleet::start(&objects, plan("")).await;
+    let token = fleet.token.clone();
+    let path = owned_by_edge_1(&fleet, &objects, || token.clone()).await;
+    let edge = &fleet.edges[0];
+    let good = fleet.target(&path);
+    // A key edge 1 owns that S3 does not hold.
+    let mut missing = String::new();
+    for i in 0.. {
+        assert!(i < 64, "edge 0 owns every missing key");
+        let target = fleet.target(&format!("/v/none-{i}.bin"));
+        let before = sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+        let (status, _, _) = raw(edge.node.http, "GET", &target, &[]).await;
+        assert_eq!(status, 404);
+        if sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await > before {
+            missing = target;
+            break;
+        }
+    }
+    let cases: Vec<Case> = vec![
+        ("whole", "GET", &good, vec![]),
+        ("head", "HEAD", &good, vec![]),
+        ("range", "GET", &good, vec![("range", "bytes=10-19")]),
+        ("suffix", "GET", &good, vec![("range", "bytes=-100")]),
+        ("past the end", "GET", &good, vec![("range", "bytes=9000-")]),
+        ("missing", "GET", &missing, vec![]),
+    ];
+    for (name, method, target, extra) in &cases {
+        let lane_before = sample(edge, "cdn_node_lane_answers_total", &[]).await;
+        let forwards_before = sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+        let (status, headers, body) = raw(edge.node.http, method, target, extra).await;
+        let lane = sample(edge, "cdn_node_lane_answers_total", &[]).await - lane_before;
+        assert_eq!(lane, 1.0, "{name}: not answered by the lane");
+        // The same request on Pingora's path: a request with a body field
+        // is never the lane's.
+        let mut with_body = extra.clone();
+        with_body.push(("content-length", "0"));
+        let (p_status, p_headers, p_body) = raw(edge.node.http, method, target, &with_body).await;
+        let lane = sample(edge, "cdn_node_lane_answers_total", &[]).await - lane_before;
+        assert_eq!(
+            lane, 1.0,
+            "{name}: the proxy path's request went to the lane"
+        );
+        let forwards =
+            sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await - forwards_before;
+        assert_eq!(forwards, 2.0, "{name}: both forwarded to the owner");
+        assert_eq!(status, p_status, "{name}");
+        assert_eq!(comparable(&headers), comparable(&p_headers), "{name}");
+        assert!(body == p_body, "{name}: bodies differ");
+    }
+    // What each case got.
+    let statuses: Vec<u16> = {
+        let mut got = Vec::new();
+        for (_, method, target, extra) in &cases {
+            got.push(raw(edge.node.http, method, target, extra).await.0);
+        }
+        got
+    };
+    assert_eq!(statuses, [200, 200, 206, 206, 416, 404]);
+    // The owner answered the forwards from its cache.
+    let hits = sample(
+        &fleet.edges[1],
+        "cdn_node_cache_lookups_total",
+        &[("result", "hit")],
+    )
+    .await;
+    assert!(hits >= 10.0, "owner hits {hits}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_owner_costs_no_request_and_the_token_is_checked_once() {
+    let objects = objects();
+    let replay = "  replay_protection: true\n  replay_cache_entries: 1000\n";
+    let mut fleet = Fleet::start(&objects, plan(replay)).await;
+    let path = owned_by_edge_1(&fleet, &objects, once).await;
+    let body = objects
+        .iter()
+        .find(|(k, _)| format!("/{k}") == path)
+        .map(|(_, b)| b.clone())
+        .expect("object");
+    // A kept connection to the owner is in the lane's pool; the owner dies.
+    let (status, _, _) = raw(
+        fleet.edges[0].node.http,
+        "GET",
+        &format!("{path}?jwt={}", once()),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    fleet.edges[1].node.kill();
+    let edge = &fleet.edges[0];
+    let errors = |kind: &'static str| async move {
+        sample(
+            edge,
+            "cdn_node_peer_errors_total",
+            &[("to", "peer"), ("kind", kind)],
+        )
+        .await
+    };
+    let connect_errors = errors("connect").await;
+    // Before a health check notices: the lane's forward fails, the request
+    // goes on on Pingora's path with the token the lane checked.
+    let token = once();
+    let target = format!("{path}?jwt={token}");
+    let (status, _, got) = raw(edge.node.http, "GET", &target, &[]).await;
+    assert_eq!(status, 200, "a request was lost to the dead owner");
+    assert!(got == body);
+    assert_eq!(errors("connect").await, connect_errors + 1.0);
+    let replayed = sample(
+        edge,
+        "cdn_node_auth_rejections_total",
+        &[("reason", "replayed")],
+    )
+    .await;
+    assert_eq!(replayed, 0.0, "the one-time token was checked twice");
+    // The token was spent once, by that request.
+    let (status, _, _) = raw(edge.node.http, "GET", &target, &[]).await;
+    assert_eq!(status, 401);
+    // The owner stays passed over: the next requests are served here.
+    common::eventually(
+        "requests served without the dead owner",
+        Duration::from_secs(10),
+        || async {
+            let target = format!("{path}?jwt={}", once());
+            let (status, _, _) = raw(edge.node.http, "GET", &target, &[]).await;
+            (status == 200).then_some(())
+        },
+    )
+    .await;
+}
+
+/// A one-time token of its own for each call.
+fn once() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let mut claims = good_claims("alice");
+    claims["jti"] = json!(format!("view-{}", N.fetch_add(1, Ordering::Relaxed)));
+    hs256(&claims)
+}
