@@ -14,10 +14,10 @@
 //! request goes on on Pingora's path, which frames any answer and fails
 //! over to the next node ([`crate::proxy::handed`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -37,7 +37,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Room made in the read buffer before each read of the owner's answer.
 const READ_SIZE: usize = 64 * 1024;
 
-/// Idle connections kept per owner.
+/// Idle connections kept per owner, by each thread.
 const IDLE_PER_OWNER: usize = 64;
 
 /// How long a connection stays in the pool unused: well within the 60 s an
@@ -114,41 +114,36 @@ struct Conn {
     io: Duration,
 }
 
-/// Idle connections to owners, shared by the node's threads.
-struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+thread_local! {
+    /// Idle connections to owners, each thread its own: a connection is
+    /// registered with the reactor of the thread that opened it (each
+    /// worker thread runs its own runtime), and is used there again.
+    static IDLE: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>> =
+        RefCell::new(HashMap::new());
 }
 
-static POOL: LazyLock<Pool> = LazyLock::new(|| Pool {
-    idle: Mutex::new(HashMap::new()),
-});
-
-impl Pool {
-    /// An idle connection to `owner` that is still open.
-    fn take(&self, owner: SocketAddr) -> Option<TcpStream> {
-        let now = Instant::now();
-        loop {
-            let (stream, since) = {
-                let mut idle = self.idle.lock().ok()?;
-                idle.get_mut(&owner)?.pop()?
-            };
-            if now.duration_since(since) < IDLE_FOR && still_open(&stream) {
-                return Some(stream);
-            }
+/// An idle connection to `owner` that is still open.
+fn take(owner: SocketAddr) -> Option<TcpStream> {
+    let now = Instant::now();
+    loop {
+        let (stream, since) = IDLE.with_borrow_mut(|idle| idle.get_mut(&owner)?.pop())?;
+        if now.duration_since(since) < IDLE_FOR && still_open(&stream) {
+            return Some(stream);
         }
     }
+}
 
-    fn give_back(&self, owner: SocketAddr, stream: TcpStream) {
-        let Ok(mut idle) = self.idle.lock() else {
-            return;
-        };
+/// Keeps a connection whose answer has all been read, for the next
+/// request to `owner`.
+fn give_back(owner: SocketAddr, stream: TcpStream) {
+    IDLE.with_borrow_mut(|idle| {
         let kept = idle.entry(owner).or_default();
         let now = Instant::now();
         kept.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
         if kept.len() < IDLE_PER_OWNER {
             kept.push((stream, now));
         }
-    }
+    });
 }
 
 /// Whether an idle connection has neither been closed by the owner nor
@@ -168,7 +163,7 @@ pub async fn exchange(
     head_only: bool,
     timeouts: Timeouts,
 ) -> Result<Reply, Failed> {
-    if let Some(stream) = POOL.take(owner) {
+    if let Some(stream) = take(owner) {
         match ask(owner, stream, request, head_only, timeouts.io).await {
             Ok(reply) => return Ok(reply),
             Err(Asked::Nothing) => {}
@@ -393,7 +388,7 @@ impl Relay {
         }
         client.flush().await?;
         if conn.keep {
-            POOL.give_back(conn.owner, conn.stream);
+            give_back(conn.owner, conn.stream);
         }
         Ok(())
     }
@@ -529,7 +524,7 @@ mod tests {
             assert_eq!(reply.header.status, 200);
             assert_eq!(&reply.conn.buf[..], b"ok");
             // As a whole relay leaves it: back in the pool.
-            POOL.give_back(owner, reply.conn.stream);
+            give_back(owner, reply.conn.stream);
         }
         serving.await.unwrap();
         // The owner is gone: its kept connection is closed, and a new one

@@ -1,8 +1,8 @@
 //! The hit lane. On HTTP/2 ([`h2`]) each stream's request is offered to
 //! it before the proxy's phases. On HTTP/1 a client connection's requests
-//! are read here first, and the plainest ones that memory can answer (a GET or HEAD
-//! of a fresh small object, whole, not to be forwarded in a PoP) are answered
-//! here, without a Pingora session. Every other request is handed to
+//! are read here first, and the plainest ones (a GET or HEAD) are answered
+//! here, without a Pingora session, when memory or the page cache holds
+//! the object or, in a PoP, when another node owns it ([`forward`]). Every other request is handed to
 //! Pingora's HTTP/1 session with the bytes already read put back in front
 //! of the stream; the connection comes back after Pingora's answer, and
 //! the next request is read here again.

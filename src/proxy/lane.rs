@@ -2,7 +2,9 @@
 //! Pingora session: a fresh memory hit, whole and unconditional (the
 //! `MemoryHit` route: a key this node owns, or in a PoP this node's copy of
 //! another node's answer; and the `Manifest` route for a playlist held in
-//! memory), and the gate's refusal of such a request. The answer is the
+//! memory), a fresh disk hit the page cache holds ([`file_hit`]), in a PoP
+//! a forward of another node's key to its owner ([`super::forward`]), and
+//! the gate's refusal of such a request. The answer is the
 //! one `request_filter` gives on Pingora's path, field for field: the same
 //! route code builds it ([`memory_hit::answer`], [`manifest::answer_held`],
 //! `Refusal::header`), or a thread copy's kept header is written with the
@@ -11,13 +13,14 @@
 //!
 //! The lane looks before it commits: the target is read, the key built and
 //! memory asked without checking the token ([`admit::Target`]). Anything
-//! else (nothing fresh in memory, a `Range` or conditional request, another
-//! node's key to forward, a loop, a refusal of the target itself) is left
-//! to Pingora's path with nothing changed, which then admits the request
-//! as it admits every other. Once
-//! memory holds the object the token is checked here, and its refusal is
-//! answered here too: a token must not be checked twice (a replay-protected
-//! one would be refused the second time).
+//! else (nothing fresh in memory, a conditional request, a loop, a refusal
+//! of the target itself) is left to Pingora's path with nothing changed
+//! ([`Outcome::Pass`]), which then admits the request as it admits every
+//! other. Once the lane answers, the token is checked here, and its
+//! refusal is answered here too: a token must not be checked twice (a
+//! replay-protected one would be refused the second time). A forward that
+//! gives nothing to relay goes on to Pingora's path with the admission
+//! ([`Outcome::Handed`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
