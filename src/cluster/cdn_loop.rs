@@ -51,6 +51,10 @@ fn passed(headers: &HeaderMap, cdn_id: &str, node: std::net::SocketAddr) -> bool
 /// Whether a request has passed more of our nodes than a clean one does,
 /// or has passed `node` (this node) already.
 pub fn is_loop(headers: &HeaderMap, cdn_id: &str, node: std::net::SocketAddr) -> bool {
+    // A client's request has none: nothing to read or format.
+    if !headers.contains_key(HEADER) {
+        return false;
+    }
     count(headers, cdn_id) > MAX_OURS || passed(headers, cdn_id, node)
 }
 

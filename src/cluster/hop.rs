@@ -49,12 +49,11 @@ pub fn request(
         req.append_header(cdn_loop::HEADER, value.clone())
             .map_err(|e| format!("hop header cdn-loop: {e}"))?;
     }
-    let node = (!to_self).then(|| cluster.me());
-    put(
-        &mut req,
-        cdn_loop::HEADER,
-        &cdn_loop::entry(&cluster.config.name, node),
-    )?;
+    let entry = match to_self {
+        false => &cluster.loop_entry,
+        true => &cluster.config.name,
+    };
+    put(&mut req, cdn_loop::HEADER, entry)?;
     let signed = cluster
         .marker
         .sign(method, &target, marker::unix_seconds(now));

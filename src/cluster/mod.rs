@@ -42,6 +42,8 @@ pub struct Cluster {
     draining: AtomicBool,
     /// For the purges this node sends the others.
     pub connector: pingora::connectors::http::Connector,
+    /// The `CDN-Loop` entry this node appends to its hops, made once.
+    pub loop_entry: String,
 }
 
 impl Cluster {
@@ -54,6 +56,7 @@ impl Cluster {
         ));
         Cluster {
             marker: Marker::new(&config.secret, config.marker_ttl.as_secs()),
+            loop_entry: cdn_loop::entry(&config.name, Some(config.listen)),
             pop,
             config,
             draining: AtomicBool::new(false),
