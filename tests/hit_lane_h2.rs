@@ -5,77 +5,17 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::http::{Headers, lasting, metric, raw};
+use common::curl::curl;
+use common::http::{lasting, metric, raw};
 use common::token::{good_claims, hs256};
 use common::world::World;
-use common::{bytes, eventually, tools};
+use common::{bytes, eventually};
 use serde_json::json;
 
 const HOT: &str = "/v/hot.bin";
 const PLAYLIST: &str = "/v/index.m3u8";
-
-/// What curl got for one request.
-struct Got {
-    version: String,
-    status: u16,
-    headers: Headers,
-    body: Vec<u8>,
-}
-
-/// One request with `curl --http2` over HTTPS, trusting only `ca`: HEAD
-/// with `--head`, extra fields with `-H`.
-fn curl(ca: &Path, dir: &Path, method: &str, url: &str, fields: &[(&str, &str)]) -> Got {
-    let (head_file, body_file) = (dir.join("h2.head"), dir.join("h2.body"));
-    let _ = std::fs::remove_file(&head_file);
-    let _ = std::fs::remove_file(&body_file);
-    let mut cmd = Command::new(tools::require("curl"));
-    cmd.args(["--silent", "--show-error", "--http2", "--max-time", "20"])
-        .arg("--cacert")
-        .arg(ca)
-        .arg("--dump-header")
-        .arg(&head_file)
-        .arg("--output")
-        .arg(&body_file);
-    if method == "HEAD" {
-        cmd.arg("--head");
-    }
-    for (n, v) in fields {
-        cmd.arg("-H").arg(format!("{n}: {v}"));
-    }
-    let out = cmd.arg(url).output().expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl {method} {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let head = std::fs::read_to_string(&head_file).expect("the answer's head");
-    let mut lines = head.lines();
-    let mut status_line = lines.next().expect("a status line").split_whitespace();
-    let version = status_line.next().unwrap_or("").to_string();
-    let status = status_line.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = std::fs::read(&body_file).unwrap_or_default();
-    if method == "HEAD" {
-        // `--head` writes the head to the output too (its `Date` may be
-        // another second's): what follows it is the body.
-        if let Some(rest) = body.strip_prefix(head.as_bytes()) {
-            body = rest.to_vec();
-        }
-    }
-    Got {
-        version,
-        status,
-        headers,
-        body,
-    }
-}
 
 /// Memory hits, their HEADs, CORS, a refusal and a playlist given the
 /// token, each asked over HTTP/2 twice: as it is (the lane answers) and

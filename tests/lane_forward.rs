@@ -1,16 +1,18 @@
 //! A request for a key another node of the PoP owns is forwarded by the
-//! hit lane itself: its answer is the one Pingora's proxy path gives, field
-//! for field and byte for byte; an owner that cannot be reached costs no
-//! request (it is served by the next node on the ring, here the node
-//! itself) and the client's one-time token is checked once on the way.
+//! hit lane itself, over HTTP/1 and HTTP/2: its answer is the one
+//! Pingora's proxy path gives, field for field and byte for byte; an owner
+//! that cannot be reached costs no request (it is served by the next node
+//! on the ring, here the node itself) and the client's one-time token is
+//! checked once on the way.
 
 mod common;
 
 use std::time::Duration;
 
 use common::bytes;
+use common::curl::curl;
 use common::fleet::{Fleet, Member, Plan};
-use common::http::{Headers, metric, raw};
+use common::http::{Headers, lasting, metric, raw};
 use common::token::{good_claims, hs256};
 use serde_json::json;
 
@@ -31,6 +33,7 @@ fn plan(auth_extra: &str) -> Plan {
         // slow enough that a loaded machine keeps both nodes in the ring.
         cluster_extra: "  health_check_interval_ms: 1000\n  memory_copies: false\n".into(),
         auth_extra: auth_extra.into(),
+        ..Plan::default()
     }
 }
 
@@ -154,6 +157,71 @@ async fn a_forward_in_the_lane_answers_as_the_proxy_path_does() {
     )
     .await;
     assert!(hits >= 10.0, "owner hits {hits}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_forward_in_the_lane_answers_as_the_proxy_path_does() {
+    let objects = objects();
+    let plan = Plan {
+        https: true,
+        ..plan("")
+    };
+    let fleet = Fleet::start(&objects, plan).await;
+    let token = fleet.token.clone();
+    let path = owned_by_edge_1(&fleet, &objects, || token.clone()).await;
+    let edge = &fleet.edges[0];
+    let https = edge.node.https.expect("an HTTPS listener");
+    let tls = fleet.tls.as_ref().expect("the edges' certificate");
+    let (ca, dir) = (tls.served.cert.clone(), tls.certs.dir().to_path_buf());
+    let url = format!("https://localhost:{}{}", https.port(), fleet.target(&path));
+    type H2Case = (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+    );
+    let cases: Vec<H2Case> = vec![
+        ("whole", "GET", vec![]),
+        ("head", "HEAD", vec![]),
+        ("range", "GET", vec![("range", "bytes=10-19")]),
+        ("suffix", "GET", vec![("range", "bytes=-100")]),
+    ];
+    let count = cases.len() as f64;
+    let lane_before = sample(edge, "cdn_node_lane_answers_total", &[]).await;
+    let forwards_before = sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+    let answers = tokio::task::spawn_blocking(move || {
+        cases
+            .into_iter()
+            .map(|(name, method, extra)| {
+                let in_lane = curl(&ca, &dir, method, &url, &extra);
+                // A stream announcing a body is never the lane's.
+                let mut with_body = extra.clone();
+                with_body.push(("content-length", "0"));
+                let by_proxy = curl(&ca, &dir, method, &url, &with_body);
+                (name, in_lane, by_proxy)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (name, in_lane, by_proxy) in answers {
+        assert_eq!(
+            (in_lane.version.as_str(), by_proxy.version.as_str()),
+            ("HTTP/2", "HTTP/2"),
+            "{name}"
+        );
+        assert_eq!(in_lane.status, by_proxy.status, "{name}");
+        assert_eq!(
+            lasting(in_lane.headers),
+            lasting(by_proxy.headers),
+            "{name}"
+        );
+        assert!(in_lane.body == by_proxy.body, "{name}: bodies differ");
+    }
+    let lane = sample(edge, "cdn_node_lane_answers_total", &[]).await - lane_before;
+    assert_eq!(lane, count, "the lane answered one of each pair");
+    let forwards =
+        sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await - forwards_before;
+    assert_eq!(forwards, 2.0 * count, "every request forwarded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

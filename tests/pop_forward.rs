@@ -367,6 +367,7 @@ async fn a_fleet_purge_from_etcd_removes_the_copy() {
         shields: Vec::new(),
         edges,
         token: common::token::hs256(&common::token::good_claims("alice")),
+        tls: None,
     };
     let path = owned_by_the_other(&fleet, 0, &paths).await;
     let body = body_of(&objects, &path);

@@ -1,7 +1,9 @@
 //! The hit lane's hop to the PoP member that owns a request's key: the
 //! request written on a kept-alive connection to the owner's peer
 //! listener, the owner's answer head read and parsed as Pingora's HTTP/1
-//! client parses it, and its body relayed to the client as it arrives.
+//! client parses it, and its body relayed to the client as it arrives
+//! ([`Relay`]: written here to an HTTP/1 client, by [`super::h2`] to an
+//! HTTP/2 stream).
 //!
 //! What Pingora's proxy path does for the same forward (a session per
 //! request, its phases, its upstream session and connection pool) costs
@@ -104,7 +106,9 @@ pub struct Relay {
 /// A connection to an owner with what has been read of it.
 struct Conn {
     owner: SocketAddr,
-    stream: TcpStream,
+    /// `None` once the answer has all come and the connection went back
+    /// to the pool.
+    stream: Option<TcpStream>,
     /// Bytes read past the answer head.
     buf: BytesMut,
     /// The body bytes still to come.
@@ -114,19 +118,27 @@ struct Conn {
     io: Duration,
 }
 
+/// One thread's idle connections to owners.
+#[derive(Default)]
+struct Idle {
+    by_owner: HashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    /// When connections past [`IDLE_FOR`] were last dropped for every
+    /// owner (one no longer asked, a node gone from the ring, included).
+    swept: Option<Instant>,
+}
+
 thread_local! {
     /// Idle connections to owners, each thread its own: a connection is
     /// registered with the reactor of the thread that opened it (each
     /// worker thread runs its own runtime), and is used there again.
-    static IDLE: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>> =
-        RefCell::new(HashMap::new());
+    static IDLE: RefCell<Idle> = RefCell::new(Idle::default());
 }
 
 /// An idle connection to `owner` that is still open.
 fn take(owner: SocketAddr) -> Option<TcpStream> {
     let now = Instant::now();
     loop {
-        let (stream, since) = IDLE.with_borrow_mut(|idle| idle.get_mut(&owner)?.pop())?;
+        let (stream, since) = IDLE.with_borrow_mut(|idle| idle.by_owner.get_mut(&owner)?.pop())?;
         if now.duration_since(since) < IDLE_FOR && still_open(&stream) {
             return Some(stream);
         }
@@ -137,9 +149,22 @@ fn take(owner: SocketAddr) -> Option<TcpStream> {
 /// request to `owner`.
 fn give_back(owner: SocketAddr, stream: TcpStream) {
     IDLE.with_borrow_mut(|idle| {
-        let kept = idle.entry(owner).or_default();
         let now = Instant::now();
-        kept.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
+        let fresh = |kept: &mut Vec<(TcpStream, Instant)>| {
+            kept.retain(|(_, since)| now.duration_since(*since) < IDLE_FOR);
+        };
+        if idle
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= IDLE_FOR)
+        {
+            idle.by_owner.retain(|_, kept| {
+                fresh(kept);
+                !kept.is_empty()
+            });
+            idle.swept = Some(now);
+        }
+        let kept = idle.by_owner.entry(owner).or_default();
+        fresh(kept);
         if kept.len() < IDLE_PER_OWNER {
             kept.push((stream, now));
         }
@@ -222,6 +247,18 @@ async fn ask(
             Head::Partial => continue,
             Head::Unrelayable => return Err(Asked::Failed(Failed::Unrelayable)),
             Head::Complete { header, body, keep } => {
+                if buf.len() as u64 > body {
+                    // More than the answer: the connection is not reused.
+                    return Err(Asked::Failed(Failed::Unrelayable));
+                }
+                // An answer without a body is whole already.
+                let stream = match (body, keep) {
+                    (0, true) => {
+                        give_back(owner, stream);
+                        None
+                    }
+                    _ => Some(stream),
+                };
                 let conn = Conn {
                     owner,
                     stream,
@@ -230,10 +267,6 @@ async fn ask(
                     keep,
                     io,
                 };
-                if conn.buf.len() as u64 > conn.left {
-                    // More than the answer: the connection is not reused.
-                    return Err(Asked::Failed(Failed::Unrelayable));
-                }
                 return Ok(Reply { header, conn });
             }
         }
@@ -330,38 +363,26 @@ impl Reply {
 }
 
 impl Relay {
-    /// The body bytes to relay.
+    /// The body bytes still to come to the client.
     pub fn len(&self) -> u64 {
         self.conn.left
     }
 
-    /// Writes `head` and the body to `client` as the owner sends it, each
-    /// chunk shown to `tap` first (a copy, the byte count); `bodiless`: the
-    /// client asked with HEAD, the head alone is written. The connection
-    /// to the owner goes back to the pool once the body has all come.
-    pub async fn send(
-        self,
-        client: &mut Guarded,
-        head: &[u8],
-        bodiless: bool,
-        tap: &mut (dyn FnMut(Option<&Bytes>, bool) + Send),
-    ) -> io::Result<()> {
-        let mut conn = self.conn;
-        let first = conn.buf.split().freeze();
-        conn.left -= first.len() as u64;
-        let done = conn.left == 0;
-        if !first.is_empty() || done {
-            tap(Some(&first).filter(|b| !b.is_empty()), done);
+    /// The body's next bytes as they come from the owner; `None` once all
+    /// of it came. The connection to the owner goes back to the pool with
+    /// the last bytes.
+    pub async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        let conn = &mut self.conn;
+        if conn.left == 0 {
+            return Ok(None);
         }
-        let body: &[u8] = if bodiless { &[] } else { &first };
-        let bufs = &mut [io::IoSlice::new(head), io::IoSlice::new(body)];
-        tokio::time::timeout(SEND_TIMEOUT, super::write_all_vectored(client, bufs))
-            .await
-            .map_err(|_| send_timeout())??;
-        while conn.left > 0 {
+        if conn.buf.is_empty() {
             conn.buf
                 .reserve(READ_SIZE.min(usize::try_from(conn.left).unwrap_or(READ_SIZE)));
-            let read = tokio::time::timeout(conn.io, conn.stream.read_buf(&mut conn.buf))
+            let Some(stream) = conn.stream.as_mut() else {
+                return Err(io::Error::other("the owner's connection was given back"));
+            };
+            let read = tokio::time::timeout(conn.io, stream.read_buf(&mut conn.buf))
                 .await
                 .map_err(|_| {
                     io::Error::new(io::ErrorKind::TimedOut, "the owner sent nothing in time")
@@ -372,25 +393,53 @@ impl Relay {
                     "the owner closed the connection before the whole body",
                 ));
             }
-            let mut chunk = conn.buf.split().freeze();
-            if chunk.len() as u64 > conn.left {
-                // More than the answer: the connection is not reused.
-                conn.keep = false;
-                chunk.truncate(usize::try_from(conn.left).unwrap_or(chunk.len()));
-            }
-            conn.left -= chunk.len() as u64;
-            tap(Some(&chunk), conn.left == 0);
+        }
+        let mut chunk = conn.buf.split().freeze();
+        if chunk.len() as u64 > conn.left {
+            // More than the answer: the connection is not reused.
+            conn.keep = false;
+            chunk.truncate(usize::try_from(conn.left).unwrap_or(chunk.len()));
+        }
+        conn.left -= chunk.len() as u64;
+        if conn.left == 0
+            && conn.keep
+            && let Some(stream) = conn.stream.take()
+        {
+            give_back(conn.owner, stream);
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Writes `head` and the body to an HTTP/1 `client` as the owner sends
+    /// it, each chunk shown to `tap` first (a copy, the byte count);
+    /// `bodiless`: the client asked with HEAD, the head alone is written.
+    pub async fn send(
+        mut self,
+        client: &mut Guarded,
+        head: &[u8],
+        bodiless: bool,
+        tap: &mut (dyn FnMut(Option<&Bytes>, bool) + Send),
+    ) -> io::Result<()> {
+        let first = self.next().await?;
+        let end = self.len() == 0;
+        tap(first.as_ref(), end);
+        let body = match &first {
+            Some(first) if !bodiless => &first[..],
+            _ => &[],
+        };
+        let bufs = &mut [io::IoSlice::new(head), io::IoSlice::new(body)];
+        tokio::time::timeout(SEND_TIMEOUT, super::write_all_vectored(client, bufs))
+            .await
+            .map_err(|_| send_timeout())??;
+        while let Some(chunk) = self.next().await? {
+            tap(Some(&chunk), self.len() == 0);
             if !bodiless {
                 tokio::time::timeout(SEND_TIMEOUT, client.write_all(&chunk))
                     .await
                     .map_err(|_| send_timeout())??;
             }
         }
-        client.flush().await?;
-        if conn.keep {
-            give_back(conn.owner, conn.stream);
-        }
-        Ok(())
+        client.flush().await
     }
 }
 
@@ -522,9 +571,12 @@ mod tests {
         for _ in 0..2 {
             let reply = exchange(owner, ask, false, timeouts).await.unwrap();
             assert_eq!(reply.header.status, 200);
-            assert_eq!(&reply.conn.buf[..], b"ok");
-            // As a whole relay leaves it: back in the pool.
-            give_back(owner, reply.conn.stream);
+            let (_, mut relay) = reply.into_relay();
+            assert_eq!(relay.len(), 2);
+            assert_eq!(relay.next().await.unwrap().as_deref(), Some(&b"ok"[..]));
+            assert_eq!(relay.next().await.unwrap(), None);
+            // The whole answer came: the connection is back in the pool.
+            assert!(relay.conn.stream.is_none());
         }
         serving.await.unwrap();
         // The owner is gone: its kept connection is closed, and a new one

@@ -24,6 +24,8 @@
 
 pub mod forward;
 mod h2;
+
+pub use h2::Offered;
 mod head;
 mod sendfile;
 

@@ -25,7 +25,8 @@ use prometheus::IntCounterVec;
 use super::HeadLimits;
 use super::refuse;
 use super::watch::Over;
-use crate::lane::Lane;
+use crate::lane::{Lane, Offered};
+use crate::proxy::handed;
 
 /// `" HTTP/1.1"`, which an HTTP/1.1 request line adds after its target.
 const VERSION_LEN: usize = 9;
@@ -118,9 +119,15 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for HeaderLimited<A
         }
         if session.is_http2()
             && let Some(lane) = &self.lane
-            && lane.answer_stream(&mut session).await
         {
-            return None;
+            match lane.answer_stream(&mut session).await {
+                Offered::Answered => return None,
+                Offered::Pass => {}
+                Offered::Handed(admitted) => {
+                    let serve = self.inner.process_new_http(session, shutdown);
+                    return handed::with(admitted, serve).await;
+                }
+            }
         }
         self.inner.process_new_http(session, shutdown).await
     }

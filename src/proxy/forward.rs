@@ -1,5 +1,6 @@
-//! The `Peer` route on the hit lane: an HTTP/1 request for a key another
-//! node of the PoP owns, forwarded by the lane itself
+//! The `Peer` route on the hit lane: a request (HTTP/1, or an HTTP/2
+//! stream) for a key another node of the PoP owns, forwarded by the lane
+//! itself
 //! ([`crate::lane::forward`]) instead of through Pingora's proxy phases.
 //! The answer is the one Pingora's path gives, field for field: the same
 //! hop request ([`crate::cluster::hop`]), the owner's answer with what

@@ -186,18 +186,16 @@ impl Edge {
         };
         let found = match (owner, manifest) {
             // Another node's key: this node's copy of it, when it holds one
-            // fresh (the route `forward_or_copy` chooses); else forwarded,
-            // on HTTP/1.
+            // fresh (the route `forward_or_copy` chooses); else forwarded.
             (Some(owner), None) => match peer::held_copy(self, engine, req, &key) {
                 Some(hit) if !ranged => Some(hit),
                 // Pingora's path cuts the range from the copy.
                 Some(_) => return Ok(Outcome::Pass),
-                None if form == Form::Http1 => {
+                None => {
                     return self
                         .forward_answer(owner, target, key, req, peer, token_in_query)
                         .await;
                 }
-                None => None,
             },
             (Some(_), Some(_)) => None,
             (None, Some(_)) => manifest::held_copy(engine, &key)?,

@@ -10,7 +10,7 @@
 //! | `Slice` | [`crate::slice`] | here, from slices; or handed to `Cache` |
 //! | `Cache` | [`super::caching`] and Pingora's cache phases | by Pingora |
 //! | `Origin` | Pingora's proxy phases (no cache configured) | by Pingora |
-//! | `Peer` | Pingora's proxy phases, to the PoP member owning the key, uncached (on HTTP/1 the hit lane forwards it itself: [`super::forward`]) | by Pingora |
+//! | `Peer` | Pingora's proxy phases, to the PoP member owning the key, uncached (the hit lane forwards it itself: [`super::forward`]) | by Pingora |
 //! | `Health` | [`super::peer`]: the peer listener's health check | here: 200, or 503 draining |
 //! | `Purge` | [`super::peer`]: a purge another node sent | here: 200, or 502 |
 

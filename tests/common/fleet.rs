@@ -9,7 +9,9 @@ use std::time::Duration;
 use super::node::{Node, Options, cache_section};
 use super::s3::S3;
 use super::tap::Tap;
+use super::tls::Certs;
 use super::token::{good_claims, hs256};
+use super::world::Tls;
 
 /// The fleet's shared secret (written to each node's `cluster.key`).
 pub const SECRET: &str = "the-fleet-secret-0123456789abcdef0123456789";
@@ -40,6 +42,9 @@ pub struct Plan {
     pub cluster_extra: String,
     /// Extra lines of every node's `auth:` section.
     pub auth_extra: String,
+    /// Edges also listen for HTTPS (HTTP/2 and HTTP/1.1), with one
+    /// certificate for localhost and 127.0.0.1 ([`Fleet::tls`]).
+    pub https: bool,
 }
 
 impl Default for Plan {
@@ -50,6 +55,7 @@ impl Default for Plan {
             cache_extra: String::new(),
             cluster_extra: "  health_check_interval_ms: 200\n".into(),
             auth_extra: String::new(),
+            https: false,
         }
     }
 }
@@ -61,6 +67,8 @@ pub struct Fleet {
     pub edges: Vec<Member>,
     /// A good token for `alice`.
     pub token: String,
+    /// The edges' certificate, with `Plan::https`.
+    pub tls: Option<Tls>,
 }
 
 /// `cluster:` for a node whose peer listener is `me`, in a PoP of `peers`.
@@ -139,6 +147,11 @@ impl Fleet {
                 _cache: cache,
             });
         }
+        let tls = plan.https.then(|| {
+            let certs = Certs::new();
+            let served = certs.pair("tls");
+            Tls { certs, served }
+        });
         let mut edges = Vec::new();
         for me in &edge_addrs {
             let cache = tempfile::tempdir().expect("tempdir");
@@ -154,6 +167,13 @@ impl Fleet {
                 },
             );
             opts.extra_auth = plan.auth_extra.clone();
+            if let Some(tls) = &tls {
+                for (name, file) in [("tls.crt", &tls.served.cert), ("tls.key", &tls.served.key)] {
+                    let pem = std::fs::read(file).expect("the certificate pair");
+                    opts.files.push((name.into(), pem));
+                }
+                opts.https = Some(("tls.crt".into(), "tls.key".into()));
+            }
             edges.push(Member {
                 node: Node::start(opts).await,
                 peer: *me,
@@ -185,6 +205,7 @@ impl Fleet {
             shields,
             edges,
             token: hs256(&good_claims("alice")),
+            tls,
         }
     }
 

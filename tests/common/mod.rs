@@ -14,6 +14,7 @@ pub mod browser;
 pub mod cli;
 pub mod clock;
 pub mod conn;
+pub mod curl;
 pub mod etcd;
 pub mod etcd_fleet;
 pub mod fault_origin;
