@@ -331,3 +331,76 @@ fn once() -> String {
     claims["jti"] = json!(format!("view-{}", N.fetch_add(1, Ordering::Relaxed)));
     hs256(&claims)
 }
+
+/// An owner killed in the middle of a large answer: the client gets fewer
+/// bytes than its `Content-Length` and a closed connection, never an
+/// answer that looks whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_lost_mid_body_leaves_a_short_answer_and_a_closed_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BIG: usize = 32 << 20;
+    let objects = objects();
+    let mut fleet = Fleet::start(&objects, plan("")).await;
+    let edge = &fleet.edges[0];
+    // A key edge 1 owns (found as a 404), then made an object.
+    let mut path = String::new();
+    for i in 0.. {
+        assert!(i < 64, "edge 0 owns every key tried");
+        let candidate = format!("/v/big-{i}.bin");
+        let before = sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+        let (status, _, _) = raw(edge.node.http, "GET", &fleet.target(&candidate), &[]).await;
+        assert_eq!(status, 404);
+        if sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await > before {
+            path = candidate;
+            break;
+        }
+    }
+    fleet.s3.put(&path[1..], &bytes(BIG, 99));
+    let (status, answer) = edge.admin_post(&format!("/purge?path={path}")).await;
+    assert!((200..300).contains(&status), "{status} {answer}");
+    // A client that takes the head and a little of the body, then stops
+    // reading while the owner is killed.
+    let mut client = tokio::net::TcpStream::connect(edge.node.http)
+        .await
+        .unwrap();
+    let ask = format!(
+        "GET {} HTTP/1.1\r\nHost: cdn.example\r\n\r\n",
+        fleet.target(&path)
+    );
+    client.write_all(ask.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before the head");
+        got.extend_from_slice(&chunk[..n]);
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {BIG}\r\n")),
+        "{head}"
+    );
+    fleet.edges[1].node.kill();
+    let read_all = async {
+        loop {
+            match client.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read_all)
+        .await
+        .expect("the connection was left open");
+    let body = got.len() - head_end;
+    assert!(body < BIG, "a whole body from a dead owner: {body}");
+    let expected = bytes(BIG, 99);
+    assert!(
+        got[head_end..] == expected[..body],
+        "bytes changed on the way"
+    );
+}
