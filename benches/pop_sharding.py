@@ -42,6 +42,10 @@ Settings (environment):
   LAT_SECONDS=10 LAT_ROUNDS=3   part 3: seconds per run, rounds per key
   LOAD_CONNECTIONS=16     part 3: connections of the loaded runs (1: none)
   FORWARD_MEMORY=64MiB,0  part 3: the memory tiers (cache.memory_size) tried
+  FORWARD_PROTOCOL=h1     part 3: h1 (wrk, plain HTTP/1.1) or h2 (h2load over
+                          HTTPS and HTTP/2, one stream in flight per
+                          connection; a self-signed certificate; latency
+                          as h2load gives it, mean and max)
   PARTS=hit,origin,forward      which parts to run
   CDN_NODE=path           use this binary instead of building it
   KEEP=1                  keep the scratch folder (target/pop-bench)
@@ -52,7 +56,8 @@ once (s3s-fs's small answers on reused connections otherwise wait ~40 ms
 for a delayed ACK). One run at a time: the scratch folder is shared.
 
 Needs s3s-fs (deploy/setup.sh s3) and, for part 3, wrk (apt-get install
-wrk). Builds the release binary unless CDN_NODE is set. Stops every process
+wrk); with FORWARD_PROTOCOL=h2, h2load and openssl (installed with apt-get
+when missing). Builds the release binary unless CDN_NODE is set. Stops every process
 it started when it ends, fails or is interrupted.
 """
 
@@ -113,7 +118,7 @@ def env_float(name, default, low, high):
 SETTINGS = [
     "CATALOGUE", "MIN_KIB", "MAX_KIB", "CATALOGUE_PER_DISK", "REQUESTS", "WARMUP",
     "ZIPF", "WORKERS", "SEED", "NODE_THREADS", "LAT_SECONDS", "LAT_ROUNDS", "LOAD_CONNECTIONS", "FORWARD_MEMORY",
-    "PARTS",
+    "FORWARD_PROTOCOL", "PARTS",
 ]
 CATALOGUE = env_int("CATALOGUE", 20000, 10)
 MIN_KIB = env_int("MIN_KIB", 2)
@@ -134,6 +139,10 @@ LAT_SECONDS = env_int("LAT_SECONDS", 10)
 LAT_ROUNDS = env_int("LAT_ROUNDS", 3)
 LOAD_CONNECTIONS = env_int("LOAD_CONNECTIONS", 16)
 FORWARD_MEMORY = os.environ.get("FORWARD_MEMORY", "64MiB,0").split(",")
+FORWARD_PROTOCOL = os.environ.get("FORWARD_PROTOCOL", "h1")
+if FORWARD_PROTOCOL not in ("h1", "h2"):
+    die(f"FORWARD_PROTOCOL: {FORWARD_PROTOCOL!r} is not h1 or h2")
+H2 = FORWARD_PROTOCOL == "h2"
 PARTS = os.environ.get("PARTS", "hit,origin,forward").split(",")
 for p in PARTS:
     if p not in ("hit", "origin", "forward"):
@@ -371,6 +380,19 @@ class World:
                 f.write(self.secrets[name])
         self.nodes = []
         self.counter = itertools.count(1)
+        self.certificate = None
+
+    def cert(self):
+        """(certificate, key) files of a self-signed pair for localhost."""
+        if self.certificate is None:
+            crt = os.path.join(self.scratch, "tls.crt")
+            key = os.path.join(self.scratch, "tls.key")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                            "-subj", "/CN=localhost", "-keyout", key, "-out", crt],
+                           capture_output=True, check=True)
+            self.certificate = (crt, key)
+        return self.certificate
 
     def write_catalogue(self):
         rng = random.Random(SEED)
@@ -410,8 +432,9 @@ class World:
         return env
 
     def start_nodes(self, count, cache_bytes, memory="0", peers=False, parents=(), first_ip=1,
-                    copies=True):
-        """count nodes (a PoP when peers), each with max_size cache_bytes."""
+                    copies=True, https=False):
+        """count nodes (a PoP when peers), each with max_size cache_bytes;
+        with https, each also listens for HTTPS (node["https"])."""
         ips = [f"127.0.0.{first_ip + i}" for i in range(count)]
         peer_addrs = [f"{ip}:{free_port(ip)}" for ip in ips]
         started = []
@@ -421,6 +444,12 @@ class World:
             os.makedirs(d)
             node = {"dir": d, "http": free_port("127.0.0.1"), "admin": free_port("127.0.0.1"),
                     "peer": me}
+            tls_line = ""
+            if https:
+                node["https"] = free_port("127.0.0.1")
+                crt, key = self.cert()
+                tls_line = (f'  https:\n    - {{ listen: "127.0.0.1:{node["https"]}", '
+                            f'cert_file: "{crt}", key_file: "{key}" }}\n')
             cluster = ""
             if peers:
                 listed = ", ".join(f'"{a}"' for a in peer_addrs)
@@ -440,7 +469,7 @@ class World:
   upgrade_sock: "{self.sockdir}/{n}.sock"
 listeners:
   http: ["127.0.0.1:{node['http']}"]
-admin:
+{tls_line}admin:
   listen: "127.0.0.1:{node['admin']}"
 origin:
   endpoint: "http://127.0.0.1:{self.tap.port}"
@@ -697,6 +726,31 @@ def wrk_run(url, connections=1):
     return int(n.group(1)), ms(pct["50"]), ms(pct["99"])
 
 
+def h2load_run(url, connections=1):
+    """(requests, mean ms, max ms) of h2load -t1 -c<connections> -m1 on url
+    over HTTPS and HTTP/2."""
+    log = os.path.join(WORLD.scratch, "h2load.log")
+    p = start(["h2load", "-t1", f"-c{connections}", "-m1", "-D", str(LAT_SECONDS), url], log)
+    p.wait()
+    stop(p, signal.SIGTERM)
+    with open(log) as f:
+        out = f.read()
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored", out)
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    times = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    whole = (done and codes and times and "Application protocol: h2" in out
+             and done.group(1) == done.group(2) == codes.group(1)
+             and done.group(3) == done.group(4) == "0")
+    if not whole:
+        die(f"h2load output not understood or not all 200 over HTTP/2:\n{out}")
+
+    def ms(v):
+        m = re.match(r"([\d.]+)(us|ms|s)$", v)
+        return float(m.group(1)) * UNITS[m.group(2)]
+    return int(done.group(1)), ms(times.group(3)), ms(times.group(2))
+
+
 def python_run(port, target):
     c = Conn(port)
     times = []
@@ -713,12 +767,15 @@ def python_run(port, target):
 
 
 def part_forward(token, memory, copies):
-    tool = "wrk -t1 -c1 --latency" if shutil.which("wrk") else "python sequential client"
+    if H2:
+        tool = "h2load -t1 -c1 -m1 over HTTPS and HTTP/2"
+    else:
+        tool = "wrk -t1 -c1 --latency" if shutil.which("wrk") else "python sequential client"
     say(f"part 3: forwarding cost in a 2-node PoP, memory tier {memory}, memory copies "
         f"{'on' if copies else 'off'}, {tool}, {LAT_SECONDS} s per run, {LAT_ROUNDS} rounds "
         f"per key")
     nodes = WORLD.start_nodes(2, 4 * WORLD.catalogue_bytes, memory=memory, peers=True,
-                              copies=copies)
+                              copies=copies, https=H2)
     a, b = nodes
     conn = Conn(a["http"])
     keys = {}
@@ -745,7 +802,9 @@ def part_forward(token, memory, copies):
         for name in (["local", "owner B"] if r % 2 == 0 else ["owner B", "local"]):
             target = keys[name]
             ca, cb = cpu_seconds(a["proc"]), cpu_seconds(b["proc"])
-            if shutil.which("wrk"):
+            if H2:
+                n, p50, p99 = h2load_run(f"https://127.0.0.1:{a['https']}{target}")
+            elif shutil.which("wrk"):
                 n, p50, p99 = wrk_run(f"http://127.0.0.1:{a['http']}{target}")
             else:
                 n, p50, p99 = python_run(a["http"], target)
@@ -754,9 +813,14 @@ def part_forward(token, memory, copies):
             say(f"  round {r + 1} {name}: {n} requests, p50 {p50:.3f} ms, p99 {p99:.3f} ms, "
                 f"CPU per request A {cpu_a:.1f} us, B {cpu_b:.1f} us")
             n_load, cpu_load = 0, float("nan")
-            if LOAD_CONNECTIONS > 1 and shutil.which("wrk"):
+            if LOAD_CONNECTIONS > 1 and (H2 or shutil.which("wrk")):
                 ca = cpu_seconds(a["proc"])
-                n_load, _, _ = wrk_run(f"http://127.0.0.1:{a['http']}{target}", LOAD_CONNECTIONS)
+                if H2:
+                    url = f"https://127.0.0.1:{a['https']}{target}"
+                    n_load, _, _ = h2load_run(url, LOAD_CONNECTIONS)
+                else:
+                    url = f"http://127.0.0.1:{a['http']}{target}"
+                    n_load, _, _ = wrk_run(url, LOAD_CONNECTIONS)
                 cpu_load = (cpu_seconds(a["proc"]) - ca) / n_load * 1e6
                 say(f"  round {r + 1} {name}, {LOAD_CONNECTIONS} connections: {n_load} "
                     f"requests, CPU per request A {cpu_load:.1f} us")
@@ -784,6 +848,16 @@ def main():
     command = " ".join([f"{k}={os.environ[k]}" for k in SETTINGS if k in os.environ]
                        + ["benches/pop_sharding.py"])
     load_start = open("/proc/loadavg").read().split()[:3]
+    if H2 and "forward" in PARTS:
+        missing = [pkg for tool, pkg in (("h2load", "nghttp2-client"), ("openssl", "openssl"))
+                   if not shutil.which(tool)]
+        if missing:
+            say(f"installing {' '.join(missing)}")
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            install = ["apt-get", "-q", "install", "-y", "--no-install-recommends", *missing]
+            if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+                subprocess.run(["apt-get", "-q", "update"], env=env, capture_output=True)
+                subprocess.run(install, env=env, capture_output=True, check=True)
     if not shutil.which("s3s-fs"):
         subprocess.run(["bash", os.path.join(ROOT, "deploy", "setup.sh"), "s3"], check=True)
     if not os.environ.get("CDN_NODE"):
@@ -851,8 +925,9 @@ def main():
         print(f"Forwarding cost (2-node PoP, requests to node A, {forward[0][2]}, "
               f"{LAT_SECONDS} s x {LAT_ROUNDS} rounds, medians over rounds):")
         print()
-        loaded = LOAD_CONNECTIONS > 1 and forward[0][2].startswith("wrk")
-        print("| memory tier | memory copies | key | requests/run | p50 ms | p99 ms "
+        loaded = LOAD_CONNECTIONS > 1 and forward[0][2].startswith(("wrk", "h2load"))
+        low, high = ("mean", "max") if H2 else ("p50", "p99")
+        print(f"| memory tier | memory copies | key | requests/run | {low} ms | {high} ms "
               "| A CPU us/req | B CPU us/req |"
               + (f" requests/run, {LOAD_CONNECTIONS} conns | A CPU us/req, {LOAD_CONNECTIONS} "
                  "conns |" if loaded else ""))
@@ -870,7 +945,7 @@ def main():
             d50 = med["owner B"][1] - med["local"][1]
             cpu = med["owner B"][3] / med["local"][3] if med["local"][3] else float("inf")
             what = "copy hit of B's key" if copies else "forwarded request"
-            line = (f"- memory tier {memory}, copies {on}: p50 added {d50:+.3f} ms "
+            line = (f"- memory tier {memory}, copies {on}: {low} added {d50:+.3f} ms "
                     f"(target at most +0.3 ms); A's CPU per {what} / per local hit = "
                     f"{cpu:.2f}x with one connection")
             if loaded:
