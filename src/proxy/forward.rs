@@ -1,7 +1,7 @@
 //! The `Peer` route on the hit lane: a request (HTTP/1, or an HTTP/2
 //! stream) for a key another node of the PoP owns, forwarded by the lane
-//! itself
-//! ([`crate::lane::forward`]) instead of through Pingora's proxy phases.
+//! itself ([`crate::lane::forward`]) instead of through Pingora's proxy
+//! phases.
 //! The answer is the one Pingora's path gives, field for field: the same
 //! hop request ([`crate::cluster::hop`]), the owner's answer with what
 //! `response_filter` adds (the renewed token) and the CORS fields, `Date`
