@@ -589,4 +589,92 @@ mod tests {
             Ok(_) => panic!("answered by a closed owner"),
         }
     }
+
+    mod proptests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A field name and value an owner may send.
+        fn field() -> impl Strategy<Value = (String, String)> {
+            ("[A-Za-z][A-Za-z0-9-]{0,12}", "[ -~]{0,24}")
+                .prop_filter("not a framing field", |(n, _)| {
+                    let n = n.to_ascii_lowercase();
+                    n != "content-length" && n != "transfer-encoding" && n != "connection"
+                })
+                .prop_map(|(n, v)| (n, v.trim().to_owned()))
+        }
+
+        proptest! {
+            /// Any bytes from an owner (often starting as a head does) are
+            /// a head, part of one, or left to Pingora: never a panic; a
+            /// head is taken off the buffer, a part of one left in it.
+            #[test]
+            fn any_bytes_are_framed_or_refused(
+                start in prop_oneof![Just(""), Just("HTTP/1.1 200 OK\r\n"), Just("HTTP/1.1 206 \r\nContent-Length: 3\r\n")],
+                middle in proptest::collection::vec(any::<u8>(), 0..256),
+                end in prop_oneof![Just(""), Just("\r\n"), Just("\r\n\r\n")],
+                head_only in any::<bool>(),
+            ) {
+                let mut bytes = start.as_bytes().to_vec();
+                bytes.extend_from_slice(&middle);
+                bytes.extend_from_slice(end.as_bytes());
+                let mut buf = BytesMut::from(&bytes[..]);
+                match parse_head(&mut buf, head_only) {
+                    Head::Complete { .. } => prop_assert!(buf.len() < bytes.len()),
+                    Head::Partial => prop_assert_eq!(&buf[..], &bytes[..]),
+                    // The connection is dropped: the buffer goes with it.
+                    Head::Unrelayable => {}
+                }
+            }
+
+            /// A head an owner writes is read back field for field, in
+            /// order, with its length, and what follows it left as body.
+            #[test]
+            fn written_heads_read_back(
+                status in 200u16..600,
+                fields in proptest::collection::vec(field(), 0..12),
+                length in 0u64..1_000_000,
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                prop_assume!(status != 204 && status != 304);
+                let mut wire = format!("HTTP/1.1 {status} Whatever\r\n");
+                for (n, v) in &fields {
+                    wire.push_str(&format!("{n}: {v}\r\n"));
+                }
+                wire.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+                let mut buf = BytesMut::from(wire.as_bytes());
+                buf.extend_from_slice(&body);
+                let Head::Complete { header, body: got, keep } = parse_head(&mut buf, false) else {
+                    return Err(TestCaseError::fail(format!("not read: {wire:?}")));
+                };
+                prop_assert_eq!(header.status.as_u16(), status);
+                prop_assert_eq!(got, length);
+                prop_assert!(keep);
+                prop_assert_eq!(&buf[..], &body[..]);
+                let read: Vec<(String, String)> = header
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                let mut want: Vec<(String, String)> = fields
+                    .iter()
+                    .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+                    .collect();
+                want.push(("content-length".into(), length.to_string()));
+                // The map groups a repeated name's values at its first place.
+                let mut grouped: Vec<(String, String)> = Vec::new();
+                for (n, _) in &want {
+                    if grouped.iter().any(|(g, _)| g == n) {
+                        continue;
+                    }
+                    for (m, v) in &want {
+                        if m == n {
+                            grouped.push((m.clone(), v.clone()));
+                        }
+                    }
+                }
+                prop_assert_eq!(read, grouped);
+            }
+        }
+    }
 }
