@@ -1,12 +1,14 @@
 //! A request for a key another node of the PoP owns is forwarded by the
 //! hit lane itself, over HTTP/1 and HTTP/2: its answer is the one
-//! Pingora's proxy path gives, field for field and byte for byte; an owner
+//! Pingora's proxy path gives, field for field and byte for byte, and it is
+//! counted in the same series; an owner
 //! that cannot be reached costs no request (it is served by the next node
 //! on the ring, here the node itself) and the client's one-time token is
 //! checked once on the way.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::bytes;
@@ -72,6 +74,39 @@ async fn owned_by_edge_1(
     panic!("edge 0 owns every object");
 }
 
+/// `cdn_node_requests_total`'s series (status class, cache status) and
+/// their values.
+async fn requests(m: &Member) -> BTreeMap<String, f64> {
+    m.node
+        .metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("cdn_node_requests_total{"))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The one request counted since `before` (a request is counted once its
+/// answer is sent): its series.
+async fn counted_since(m: &Member, before: &BTreeMap<String, f64>) -> String {
+    common::eventually("the request counted", Duration::from_secs(10), || async {
+        let now = requests(m).await;
+        let moved: Vec<&String> = now
+            .iter()
+            .filter(|(series, v)| **v > before.get(*series).copied().unwrap_or(0.0))
+            .map(|(series, _)| series)
+            .collect();
+        match moved.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    })
+    .await
+}
+
 /// The fields of an answer but `Date` (the second may change between two
 /// answers) and the owner's `Age` value.
 fn comparable(headers: &Headers) -> Vec<(String, String)> {
@@ -120,14 +155,19 @@ async fn a_forward_in_the_lane_answers_as_the_proxy_path_does() {
     for (name, method, target, extra) in &cases {
         let lane_before = sample(edge, "cdn_node_lane_answers_total", &[]).await;
         let forwards_before = sample(edge, "cdn_node_peer_forwards_total", &[("to", "peer")]).await;
+        let counted = requests(edge).await;
         let (status, headers, body) = raw(edge.node.http, method, target, extra).await;
         let lane = sample(edge, "cdn_node_lane_answers_total", &[]).await - lane_before;
         assert_eq!(lane, 1.0, "{name}: not answered by the lane");
+        let by_lane = counted_since(edge, &counted).await;
         // The same request on Pingora's path: a request with a body field
         // is never the lane's.
         let mut with_body = extra.clone();
         with_body.push(("content-length", "0"));
+        let counted = requests(edge).await;
         let (p_status, p_headers, p_body) = raw(edge.node.http, method, target, &with_body).await;
+        let by_proxy = counted_since(edge, &counted).await;
+        assert_eq!(by_lane, by_proxy, "{name}: counted otherwise");
         let lane = sample(edge, "cdn_node_lane_answers_total", &[]).await - lane_before;
         assert_eq!(
             lane, 1.0,
