@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::curl::curl;
+use common::curl::in_lane_and_by_proxy;
 use common::http::{lasting, metric, raw};
 use common::token::{good_claims, hs256};
 use common::world::World;
@@ -73,10 +73,7 @@ async fn over_http2_the_lanes_answers_are_the_proxys_answers() {
         cases
             .into_iter()
             .map(|(method, url, extra)| {
-                let in_lane = curl(&ca, &dir, method, &url, &extra);
-                let mut handed = extra.clone();
-                handed.push(("content-length", "0"));
-                let by_proxy = curl(&ca, &dir, method, &url, &handed);
+                let (in_lane, by_proxy) = in_lane_and_by_proxy(&ca, &dir, method, &url, &extra);
                 (format!("{method} {url} {extra:?}"), in_lane, by_proxy)
             })
             .collect::<Vec<_>>()

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::bytes;
-use common::curl::curl;
+use common::curl::{curl, in_lane_and_by_proxy};
 use common::fleet::{Fleet, Member, Plan};
 use common::http::{Headers, lasting, metric, raw};
 use common::token::{good_claims, hs256};
@@ -232,11 +232,7 @@ async fn over_http2_a_forward_in_the_lane_answers_as_the_proxy_path_does() {
         cases
             .into_iter()
             .map(|(name, method, extra)| {
-                let in_lane = curl(&ca, &dir, method, &url, &extra);
-                // A stream announcing a body is never the lane's.
-                let mut with_body = extra.clone();
-                with_body.push(("content-length", "0"));
-                let by_proxy = curl(&ca, &dir, method, &url, &with_body);
+                let (in_lane, by_proxy) = in_lane_and_by_proxy(&ca, &dir, method, &url, &extra);
                 (name, in_lane, by_proxy)
             })
             .collect::<Vec<_>>()

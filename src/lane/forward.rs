@@ -2,8 +2,8 @@
 //! request written on a kept-alive connection to the owner's peer
 //! listener, the owner's answer head read and parsed as Pingora's HTTP/1
 //! client parses it, and its body relayed to the client as it arrives
-//! ([`Relay`]: written here to an HTTP/1 client, by [`super::h2`] to an
-//! HTTP/2 stream).
+//! ([`Relay`], written to an HTTP/1 client by [`super`], to an HTTP/2
+//! stream by [`super::h2`]).
 //!
 //! What Pingora's proxy path does for the same forward (a session per
 //! request, its phases, its upstream session and connection pool) costs
@@ -28,8 +28,6 @@ use pingora_http::{IntoCaseHeaderName, ResponseHeader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::limits::Guarded;
-
 /// Fields an owner's answer head may have; more is left to Pingora.
 const MAX_FIELDS: usize = 128;
 
@@ -46,9 +44,6 @@ const IDLE_PER_OWNER: usize = 64;
 /// owner keeps an idle connection open ([`super::IDLE`]), so that the
 /// owner does not close one just as it is taken.
 const IDLE_FOR: Duration = Duration::from_secs(30);
-
-/// How long a client may take no byte of a relayed body.
-const SEND_TIMEOUT: Duration = super::sendfile::SEND_TIMEOUT;
 
 /// The time limits of a hop.
 #[derive(Debug, Clone, Copy)]
@@ -409,45 +404,6 @@ impl Relay {
         }
         Ok(Some(chunk))
     }
-
-    /// Writes `head` and the body to an HTTP/1 `client` as the owner sends
-    /// it, each chunk shown to `tap` first (a copy, the byte count);
-    /// `bodiless`: the client asked with HEAD, the head alone is written.
-    pub async fn send(
-        mut self,
-        client: &mut Guarded,
-        head: &[u8],
-        bodiless: bool,
-        tap: &mut (dyn FnMut(Option<&Bytes>, bool) + Send),
-    ) -> io::Result<()> {
-        let first = self.next().await?;
-        let end = self.len() == 0;
-        tap(first.as_ref(), end);
-        let body = match &first {
-            Some(first) if !bodiless => &first[..],
-            _ => &[],
-        };
-        let bufs = &mut [io::IoSlice::new(head), io::IoSlice::new(body)];
-        tokio::time::timeout(SEND_TIMEOUT, super::write_all_vectored(client, bufs))
-            .await
-            .map_err(|_| send_timeout())??;
-        while let Some(chunk) = self.next().await? {
-            tap(Some(&chunk), self.len() == 0);
-            if !bodiless {
-                tokio::time::timeout(SEND_TIMEOUT, client.write_all(&chunk))
-                    .await
-                    .map_err(|_| send_timeout())??;
-            }
-        }
-        client.flush().await
-    }
-}
-
-fn send_timeout() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        "the client took nothing within the send timeout",
-    )
 }
 
 #[cfg(test)]

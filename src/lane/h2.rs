@@ -3,10 +3,10 @@
 //! run. A plain request that memory answers ([`crate::proxy::lane`]: a
 //! fresh memory hit, a playlist given the token, or the gate's refusal of
 //! such a request), or that another node of the PoP owns (forwarded, the
-//! owner's answer relayed: [`super::forward`]), is answered on its stream here, through the same HTTP/2
-//! session Pingora would write it with (which adds `Date` and drops the
-//! fields HTTP/2 has no place for, on either path); every other request
-//! goes on to the proxy unchanged.
+//! owner's answer relayed: [`super::forward`]), is answered on its stream
+//! here, through the same HTTP/2 session Pingora would write it with
+//! (which adds `Date` and drops the fields HTTP/2 has no place for, on
+//! either path); every other request goes on to the proxy unchanged.
 //!
 //! What the lane saves here is the proxy's per-request work around the
 //! answer (its session, phases and modules), not the HTTP/2 framing, which

@@ -2,9 +2,9 @@
 //! it before the proxy's phases. On HTTP/1 a client connection's requests
 //! are read here first, and the plainest ones (a GET or HEAD) are answered
 //! here, without a Pingora session, when memory or the page cache holds
-//! the object or, in a PoP, when another node owns it ([`forward`]). Every other request is handed to
-//! Pingora's HTTP/1 session with the bytes already read put back in front
-//! of the stream; the connection comes back after Pingora's answer, and
+//! the object or, in a PoP, when another node owns it ([`forward`]). Every
+//! other request is handed to Pingora's HTTP/1 session with the bytes
+//! already read put back in front of the stream; the connection comes back after Pingora's answer, and
 //! the next request is read here again.
 //!
 //! Why: a memory hit is the node's most frequent answer and its cheapest to
@@ -24,10 +24,10 @@
 
 pub mod forward;
 mod h2;
-
-pub use h2::Offered;
 mod head;
 mod sendfile;
+
+pub use h2::Offered;
 
 use std::future::Future;
 use std::io;
@@ -35,7 +35,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, DATE};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp};
 use pingora::protocols::http::ServerSession;
@@ -46,6 +46,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, Sleep};
 
 use crate::cache::store::put_status_line;
+use crate::lane::forward::Relay;
 use crate::limits::Guarded;
 use crate::proxy::handed;
 use crate::proxy::lane::{Answer, Body, Form, Head, Outcome};
@@ -145,19 +146,9 @@ impl Lane {
                     if matches!(body, Body::File(_)) && !bodiless {
                         self.edge.metrics.ops.file_hits.inc();
                     }
-                    let written = match body {
-                        Body::Relay(relay) => match head_bytes(out, keep) {
-                            Ok(wire) => {
-                                let edge = &self.edge;
-                                let tap = &mut |chunk: Option<&bytes::Bytes>, end| {
-                                    edge.relayed(&mut ctx, chunk, end)
-                                };
-                                relay.send(&mut stream, &wire, bodiless, tap).await
-                            }
-                            Err(e) => Err(e),
-                        },
-                        body => write(&mut stream, out, &body, bodiless, keep).await,
-                    };
+                    let edge = &self.edge;
+                    let tap = &mut |chunk: Option<&Bytes>, end| edge.relayed(&mut ctx, chunk, end);
+                    let written = write(&mut stream, out, body, bodiless, keep, tap).await;
                     let sent = Sent { status, bytes };
                     self.edge.finish(&head.req, peer.as_ref(), sent, &ctx);
                     buf.clear();
@@ -261,28 +252,61 @@ async fn read_head<D: Future<Output = ()>>(
 
 /// Writes an answer as Pingora's HTTP/1 session writes it: the header
 /// with its `Date` and `Connection` fields, then the body (none for a
-/// HEAD), sent together; a body file is sent with `sendfile`.
+/// HEAD), sent together; a body file is sent with `sendfile`, an owner's
+/// body relayed as it comes, each chunk shown to `tap` first.
 async fn write(
     stream: &mut Guarded,
     head: Head,
-    body: &Body,
+    body: Body,
     bodiless: bool,
     keep: bool,
+    tap: &mut (dyn FnMut(Option<&Bytes>, bool) + Send),
 ) -> io::Result<()> {
     let wire = head_bytes(head, keep)?;
     let body = match body {
-        _ if bodiless => &[][..],
-        Body::Bytes(bytes) => bytes,
-        Body::File(file) => return sendfile::send(stream, &wire, file).await,
-        Body::Relay(_) => {
-            return Err(io::Error::other("a relayed body is sent by its relay"));
-        }
+        Body::Relay(owner) => return relay(stream, &wire, owner, bodiless, tap).await,
+        Body::File(file) if !bodiless => return sendfile::send(stream, &wire, &file).await,
+        Body::Bytes(bytes) if !bodiless => bytes,
+        Body::Bytes(_) | Body::File(_) => Bytes::new(),
     };
     write_all_vectored(
         stream,
-        &mut [io::IoSlice::new(&wire), io::IoSlice::new(body)],
+        &mut [io::IoSlice::new(&wire), io::IoSlice::new(&body)],
     )
     .await?;
+    stream.flush().await
+}
+
+/// Writes `wire` (an answer's head) and the owner's body as it comes,
+/// each chunk shown to `tap` first (a copy, the byte count); `bodiless`:
+/// the client asked with HEAD, the head alone is written. A client that
+/// takes nothing for [`sendfile::SEND_TIMEOUT`] is dropped.
+async fn relay(
+    stream: &mut Guarded,
+    wire: &[u8],
+    mut owner: Relay,
+    bodiless: bool,
+    tap: &mut (dyn FnMut(Option<&Bytes>, bool) + Send),
+) -> io::Result<()> {
+    let timeout = sendfile::SEND_TIMEOUT;
+    let first = owner.next().await?;
+    tap(first.as_ref(), owner.len() == 0);
+    let body = match &first {
+        Some(first) if !bodiless => &first[..],
+        _ => &[],
+    };
+    let bufs = &mut [io::IoSlice::new(wire), io::IoSlice::new(body)];
+    tokio::time::timeout(timeout, write_all_vectored(stream, bufs))
+        .await
+        .map_err(|_| sendfile::timed_out())??;
+    while let Some(chunk) = owner.next().await? {
+        tap(Some(&chunk), owner.len() == 0);
+        if !bodiless {
+            tokio::time::timeout(timeout, stream.write_all(&chunk))
+                .await
+                .map_err(|_| sendfile::timed_out())??;
+        }
+    }
     stream.flush().await
 }
 

@@ -34,6 +34,14 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most one `sendfile` is asked to move (the kernel's own bound).
 const MAX_SEND: usize = 0x7fff_f000;
 
+/// The error of a send that waited [`SEND_TIMEOUT`] for the client.
+pub fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client took nothing within the send timeout",
+    )
+}
+
 /// Writes `head`, then the `body`'s bytes, into `stream`'s socket. The
 /// stream must have one ([`Guarded::socket`]).
 pub async fn send(stream: &mut Guarded, head: &[u8], body: &FileBody) -> io::Result<()> {
@@ -118,12 +126,7 @@ impl Writable {
         loop {
             let mut ready = tokio::time::timeout(SEND_TIMEOUT, fd.writable())
                 .await
-                .map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client took nothing within the send timeout",
-                    )
-                })??;
+                .map_err(|_| timed_out())??;
             // A send that finds the buffer full again clears the
             // readiness, and the wait goes on.
             match ready.try_io(|_| {

@@ -64,3 +64,20 @@ pub fn curl(ca: &Path, dir: &Path, method: &str, url: &str, fields: &[(&str, &st
         body,
     }
 }
+
+/// The same request asked twice: as it is (a plain stream, which the hit
+/// lane may answer) and announcing a body (`content-length: 0`), which the
+/// lane never takes and the proxy answers.
+pub fn in_lane_and_by_proxy(
+    ca: &Path,
+    dir: &Path,
+    method: &str,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> (Got, Got) {
+    let in_lane = curl(ca, dir, method, url, fields);
+    let mut with_body = fields.to_vec();
+    with_body.push(("content-length", "0"));
+    let by_proxy = curl(ca, dir, method, url, &with_body);
+    (in_lane, by_proxy)
+}

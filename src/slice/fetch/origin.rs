@@ -371,28 +371,22 @@ async fn append_chunk(
     metrics: &Metrics,
     body: &mut Vec<u8>,
 ) -> Result<bool, FetchError> {
-    let read = match session {
-        HttpSession::H1(h1) => match h1
-            .read_body_ref()
-            .await
-            .map_err(|e| body_failed(metrics, &e))?
-        {
-            Some(chunk) => {
-                body.extend_from_slice(chunk);
-                Some(chunk.len())
-            }
-            None => None,
-        },
-        _ => next_chunk(session, metrics).await?.map(|chunk| {
-            body.extend_from_slice(&chunk);
-            // Counted by `next_chunk`.
-            0
-        }),
+    let HttpSession::H1(h1) = session else {
+        let chunk = next_chunk(session, metrics).await?;
+        if let Some(chunk) = &chunk {
+            body.extend_from_slice(chunk);
+        }
+        return Ok(chunk.is_some());
     };
-    if let Some(n) = read {
-        metrics.origin_bytes.inc_by(n as u64);
+    let chunk = h1
+        .read_body_ref()
+        .await
+        .map_err(|e| body_failed(metrics, &e))?;
+    if let Some(chunk) = chunk {
+        metrics.origin_bytes.inc_by(chunk.len() as u64);
+        body.extend_from_slice(chunk);
     }
-    Ok(read.is_some())
+    Ok(chunk.is_some())
 }
 
 /// A body read that failed, its origin error counted.
