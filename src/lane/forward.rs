@@ -54,11 +54,6 @@ pub struct Timeouts {
     pub io: Duration,
 }
 
-impl Timeouts {
-    /// A new connection's limit when the hop names none.
-    pub const CONNECT: Duration = Duration::from_millis(500);
-}
-
 /// Why a forward gave no answer to relay. Nothing has been sent to the
 /// client.
 #[derive(Debug)]

@@ -120,17 +120,23 @@ impl Origin {
         match to {
             Upstream::Direct => self.peer(),
             Upstream::Parent(addr) | Upstream::Peer(addr) => {
-                let connect = self
-                    .cluster
-                    .as_ref()
-                    .map_or(Duration::from_millis(500), |c| c.config.connect_timeout);
+                let (connect, io) = self.hop_timeouts();
                 let mut peer = HttpPeer::new(addr, false, String::new());
                 peer.options.connection_timeout = Some(connect);
-                peer.options.read_timeout = Some(self.config.read_timeout);
-                peer.options.write_timeout = Some(self.config.read_timeout);
+                peer.options.read_timeout = Some(io);
+                peer.options.write_timeout = Some(io);
                 Some(peer)
             }
         }
+    }
+
+    /// A hop to another node's limits: (connect, each read and write).
+    pub fn hop_timeouts(&self) -> (Duration, Duration) {
+        let connect = self
+            .cluster
+            .as_ref()
+            .map_or(Duration::from_millis(500), |c| c.config.connect_timeout);
+        (connect, self.config.read_timeout)
     }
 
     /// The request for `to`: signed for S3, passed through for a plain HTTP

@@ -83,15 +83,8 @@ impl Edge {
         .then(|| copies.wanted(&key))
         .flatten();
         // The time limits Pingora's path gives the same hop.
-        let Some(options) = self.origin.peer_of(to).map(|p| p.options) else {
-            return Error::e_explain(ErrorType::InternalError, "a forward without a cluster");
-        };
-        let timeouts = Timeouts {
-            connect: options.connection_timeout.unwrap_or(Timeouts::CONNECT),
-            io: options
-                .read_timeout
-                .unwrap_or(self.origin.config.read_timeout),
-        };
+        let (connect, io) = self.origin.hop_timeouts();
+        let timeouts = Timeouts { connect, io };
         ctx.origin.upstream = Some(to);
         self.metrics.count_forward(to);
         ctx.origin.sent = Some(Instant::now());
