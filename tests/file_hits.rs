@@ -4,7 +4,7 @@
 //! out whole to a slow reader and the connection serves its next request;
 //! a body the page cache does not hold, a range of several parts, and
 //! `cache.sendfile: false` take the path that reads the file; a body memory may hold is
-//! written from memory.
+//! written from memory, whole to a slow reader too.
 
 mod common;
 
@@ -231,7 +231,9 @@ async fn a_body_not_in_the_page_cache_and_sendfile_off_are_read() {
 }
 
 /// A body memory may hold (`memory_object_max_size` above its size) is
-/// copied into memory and written from there, never sent from its file.
+/// copied into memory and written from there, never sent from its file;
+/// written straight into the socket, it too goes out whole to a slow
+/// reader, and the connection serves its next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_memory_may_hold_is_written_from_memory() {
     let big = bytes(1 << 20, 5);
@@ -252,6 +254,18 @@ async fn a_body_memory_may_hold_is_written_from_memory() {
     let m = w.metrics().await;
     assert_eq!(file_hits(&m), 0.0, "sent from a file");
     assert!(memory_hits(&m) >= 1.0, "never written from memory");
+
+    let before = memory_hits(&m);
+    let mut c = slow_conn(w.node.http).await;
+    c.read_chunk = 1024;
+    let (status, h, body) = c.ask("GET", &target, &[]).await;
+    assert_eq!((status, header(&h, "content-length")), (200, Some("1048576")));
+    assert!(body == big, "the body written to a slow reader differs");
+    let m = w.metrics().await;
+    assert_eq!(memory_hits(&m) - before, 1.0, "not written from memory");
+    assert_eq!(file_hits(&m), 0.0, "sent from a file");
+    let (status, _, body) = c.ask("GET", &w.target(SMALL), &[]).await;
+    assert_eq!((status, body), (200, bytes(1024, 2)));
 }
 
 /// A range of a file hit (a player's `bytes=0-`, a seek, a suffix, an

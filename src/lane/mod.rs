@@ -22,10 +22,10 @@
 //! one between requests, and an answer given during the shutdown says
 //! `Connection: close`.
 
+mod direct;
 pub mod forward;
 mod h2;
 mod head;
-mod sendfile;
 
 pub use h2::Offered;
 
@@ -265,22 +265,28 @@ async fn write(
     let wire = head_bytes(head, keep)?;
     let body = match body {
         Body::Relay(owner) => return relay(stream, &wire, owner, bodiless, tap).await,
-        Body::File(file) if !bodiless => return sendfile::send(stream, &wire, &file).await,
+        Body::File(file) if !bodiless => return direct::send_file(stream, &wire, &file).await,
         Body::Bytes(bytes) if !bodiless => bytes,
         Body::Bytes(_) | Body::File(_) => Bytes::new(),
     };
-    write_all_vectored(
-        stream,
-        &mut [io::IoSlice::new(&wire), io::IoSlice::new(&body)],
-    )
-    .await?;
+    let bufs = &mut [io::IoSlice::new(&wire), io::IoSlice::new(&body)];
+    write_bufs(stream, bufs).await
+}
+
+/// Writes `bufs` and flushes: into the socket directly on plain TCP (no
+/// copy into the stream's write buffer first), else through the stream.
+async fn write_bufs(stream: &mut Guarded, bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    if stream.socket().is_some() {
+        return direct::send_bytes(stream, bufs).await;
+    }
+    write_all_vectored(stream, bufs).await?;
     stream.flush().await
 }
 
 /// Writes `wire` (an answer's head) and the owner's body as it comes,
 /// each chunk shown to `tap` first (a copy, the byte count); `bodiless`:
 /// the client asked with HEAD, the head alone is written. A client that
-/// takes nothing for [`sendfile::SEND_TIMEOUT`] is dropped.
+/// takes nothing for [`direct::SEND_TIMEOUT`] is dropped.
 async fn relay(
     stream: &mut Guarded,
     wire: &[u8],
@@ -288,7 +294,7 @@ async fn relay(
     bodiless: bool,
     tap: &mut (dyn FnMut(Option<&Bytes>, bool) + Send),
 ) -> io::Result<()> {
-    let timeout = sendfile::SEND_TIMEOUT;
+    let timeout = direct::SEND_TIMEOUT;
     let first = owner.next().await?;
     tap(first.as_ref(), owner.len() == 0);
     let body = match &first {
@@ -296,16 +302,24 @@ async fn relay(
         _ => &[],
     };
     let bufs = &mut [io::IoSlice::new(wire), io::IoSlice::new(body)];
-    tokio::time::timeout(timeout, write_all_vectored(stream, bufs))
+    tokio::time::timeout(timeout, write_bufs(stream, bufs))
         .await
-        .map_err(|_| sendfile::timed_out())??;
+        .map_err(|_| direct::timed_out())??;
     while let Some(chunk) = owner.next().await? {
         tap(Some(&chunk), owner.len() == 0);
-        if !bodiless {
-            tokio::time::timeout(timeout, stream.write_all(&chunk))
-                .await
-                .map_err(|_| sendfile::timed_out())??;
+        if bodiless {
+            continue;
         }
+        let written = if stream.socket().is_some() {
+            tokio::time::timeout(
+                timeout,
+                direct::send_bytes(stream, &mut [io::IoSlice::new(&chunk)]),
+            )
+            .await
+        } else {
+            tokio::time::timeout(timeout, stream.write_all(&chunk)).await
+        };
+        written.map_err(|_| direct::timed_out())??;
     }
     stream.flush().await
 }

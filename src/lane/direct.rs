@@ -1,9 +1,16 @@
-//! A disk hit's answer written straight into the connection's TCP socket:
-//! the head with `send(MSG_MORE)` (held by the kernel to go out with the
-//! first body bytes), then the body with `sendfile` from the page cache.
-//! The process never reads the body: what Pingora's hit path does with a
-//! read into a buffer and a write out of it, the kernel does without either
-//! copy (nginx's `sendfile on`).
+//! Answers written straight into the connection's TCP socket, past
+//! Pingora's write buffer (plain HTTP/1 only; TLS writes records).
+//!
+//! - [`send_file`]: a disk hit's head with `send(MSG_MORE)` (held by the
+//!   kernel to go out with the first body bytes), then the body with
+//!   `sendfile` from the page cache. The process never reads the body:
+//!   what Pingora's hit path does with a read into a buffer and a write out
+//!   of it, the kernel does without either copy (nginx's `sendfile on`).
+//! - [`send_bytes`]: an answer held in memory, in as many pieces as it has
+//!   (head, body; a rewritten playlist's spans), with one `sendmsg` of all
+//!   of them. Through the stream, an answer smaller than its write buffer
+//!   (`listeners::workers::WRITE_BUFFER`) would be copied into that buffer
+//!   first and sent from there: one copy of every byte more.
 //!
 //! The socket is non-blocking and already registered with tokio by
 //! Pingora's stream, which does not lend its readiness out. A send that
@@ -15,12 +22,13 @@
 //! `send_timeout` drops it.
 
 use std::io;
+use std::io::IoSlice;
 use std::os::fd::BorrowedFd;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use rustix::io::Errno;
-use rustix::net::SendFlags;
+use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::AsyncWriteExt;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
@@ -34,6 +42,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most one `sendfile` is asked to move (the kernel's own bound).
 const MAX_SEND: usize = 0x7fff_f000;
 
+/// The most slices one `sendmsg` is given (Linux's `UIO_MAXIOV`).
+pub const MAX_SLICES: usize = 1024;
+
 /// The error of a send that waited [`SEND_TIMEOUT`] for the client.
 pub fn timed_out() -> io::Error {
     io::Error::new(
@@ -44,15 +55,8 @@ pub fn timed_out() -> io::Error {
 
 /// Writes `head`, then the `body`'s bytes, into `stream`'s socket. The
 /// stream must have one ([`Guarded::socket`]).
-pub async fn send(stream: &mut Guarded, head: &[u8], body: &FileBody) -> io::Result<()> {
-    // Whatever the stream holds goes first.
-    stream.flush().await?;
-    let socket = stream.socket().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::Unsupported,
-            "no socket to send a file into (TLS)",
-        )
-    })?;
+pub async fn send_file(stream: &mut Guarded, head: &[u8], body: &FileBody) -> io::Result<()> {
+    let socket = socket_of(stream).await?;
     let mut writable = Writable(None);
     let mut sent = 0;
     while sent < head.len() {
@@ -88,6 +92,45 @@ pub async fn send(stream: &mut Guarded, head: &[u8], body: &FileBody) -> io::Res
     }
     stream.wrote_directly();
     Ok(())
+}
+
+/// Writes every byte of `bufs`, in order, into `stream`'s socket: one
+/// `sendmsg` of all the slices (at most [`MAX_SLICES`] at a time), again
+/// from where the kernel stopped when the socket's buffer was full. The
+/// stream must have a socket ([`Guarded::socket`]).
+pub async fn send_bytes(stream: &mut Guarded, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    let socket = socket_of(stream).await?;
+    let mut writable = Writable(None);
+    while !bufs.is_empty() {
+        let now = &bufs[..bufs.len().min(MAX_SLICES)];
+        let n = writable
+            .retry(socket, || {
+                let mut control = SendAncillaryBuffer::default();
+                rustix::net::sendmsg(socket, now, &mut control, SendFlags::NOSIGNAL)
+            })
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+        if !bufs.is_empty() {
+            tokio::task::consume_budget().await;
+        }
+    }
+    stream.wrote_directly();
+    Ok(())
+}
+
+/// `stream`'s socket, once what the stream's own buffer holds has gone
+/// out first.
+async fn socket_of(stream: &mut Guarded) -> io::Result<BorrowedFd<'_>> {
+    stream.flush().await?;
+    stream.socket().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no socket to write into directly (TLS)",
+        )
+    })
 }
 
 /// The socket's writability, followed only once a send has found its
