@@ -22,12 +22,16 @@ use serde_json::json;
 
 const BIG: &str = "/v/seg-1.ts";
 const SMALL: &str = "/v/small.bin";
+/// Below the connection's 32 KiB write buffer with its head: written into
+/// the socket directly from memory.
+const MID: &str = "/v/mid.bin";
 
 /// A node with a cache section of `cache` lines.
 fn world(big: &[u8], cache: &str) -> Builder {
     World::builder()
         .object(&BIG[1..], big)
         .object(&SMALL[1..], &bytes(1024, 2))
+        .object(&MID[1..], &bytes(30_000, 6))
         .tap()
         .cache(cache)
 }
@@ -255,14 +259,39 @@ async fn a_body_memory_may_hold_is_written_from_memory() {
     assert_eq!(file_hits(&m), 0.0, "sent from a file");
     assert!(memory_hits(&m) >= 1.0, "never written from memory");
 
-    let before = memory_hits(&m);
+    // To a slow reader, one after the other on one connection: a body
+    // sent into the socket directly (below the write buffer) and one
+    // written through the stream, twice, then a small one.
+    let mid = bytes(30_000, 6);
+    let w = &w;
+    let mid = &mid;
+    eventually(
+        "the mid-sized body held in memory",
+        Duration::from_secs(10),
+        || async move {
+            let before = memory_hits(&w.metrics().await);
+            let (status, _, body) = raw(w.node.http, "GET", &w.target(MID), &[]).await;
+            assert_eq!((status, body == *mid), (200, true));
+            (memory_hits(&w.metrics().await) > before).then_some(())
+        },
+    )
+    .await;
+    let before = memory_hits(&w.metrics().await);
     let mut c = slow_conn(w.node.http).await;
     c.read_chunk = 1024;
-    let (status, h, body) = c.ask("GET", &target, &[]).await;
-    assert_eq!((status, header(&h, "content-length")), (200, Some("1048576")));
-    assert!(body == big, "the body written to a slow reader differs");
+    for _ in 0..2 {
+        let (status, h, body) = c.ask("GET", &w.target(MID), &[]).await;
+        assert_eq!((status, header(&h, "content-length")), (200, Some("30000")));
+        assert!(body == *mid, "the body sent to a slow reader differs");
+        let (status, h, body) = c.ask("GET", &target, &[]).await;
+        assert_eq!(
+            (status, header(&h, "content-length")),
+            (200, Some("1048576"))
+        );
+        assert!(body == big, "the body written to a slow reader differs");
+    }
     let m = w.metrics().await;
-    assert_eq!(memory_hits(&m) - before, 1.0, "not written from memory");
+    assert_eq!(memory_hits(&m) - before, 4.0, "not written from memory");
     assert_eq!(file_hits(&m), 0.0, "sent from a file");
     let (status, _, body) = c.ask("GET", &w.target(SMALL), &[]).await;
     assert_eq!((status, body), (200, bytes(1024, 2)));

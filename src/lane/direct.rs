@@ -9,7 +9,7 @@
 //! - [`send_bytes`]: an answer held in memory, in as many pieces as it has
 //!   (head, body; a rewritten playlist's spans), with one `sendmsg` of all
 //!   of them. Through the stream, an answer smaller than its write buffer
-//!   (`listeners::workers::WRITE_BUFFER`) would be copied into that buffer
+//!   ([`crate::listeners::WRITE_BUFFER`]) would be copied into that buffer
 //!   first and sent from there: one copy of every byte more.
 //!
 //! The socket is non-blocking and already registered with tokio by
@@ -98,9 +98,19 @@ pub async fn send_file(stream: &mut Guarded, head: &[u8], body: &FileBody) -> io
 /// `sendmsg` of all the slices (at most [`MAX_SLICES`] at a time), again
 /// from where the kernel stopped when the socket's buffer was full. The
 /// stream must have a socket ([`Guarded::socket`]).
-pub async fn send_bytes(stream: &mut Guarded, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+pub async fn send_bytes(stream: &mut Guarded, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
     let socket = socket_of(stream).await?;
-    let mut writable = Writable(None);
+    send_slices(socket, &mut Writable(None), bufs).await?;
+    stream.wrote_directly();
+    Ok(())
+}
+
+/// [`send_bytes`] into `socket`, waiting with `writable`.
+async fn send_slices(
+    socket: BorrowedFd<'_>,
+    writable: &mut Writable,
+    mut bufs: &mut [IoSlice<'_>],
+) -> io::Result<()> {
     while !bufs.is_empty() {
         let now = &bufs[..bufs.len().min(MAX_SLICES)];
         let n = writable
@@ -117,7 +127,6 @@ pub async fn send_bytes(stream: &mut Guarded, mut bufs: &mut [IoSlice<'_>]) -> i
             tokio::task::consume_budget().await;
         }
     }
-    stream.wrote_directly();
     Ok(())
 }
 
@@ -228,5 +237,34 @@ mod tests {
         drop(server);
         assert!(waited, "the socket never filled: nothing was waited on");
         assert_eq!(client.await.unwrap(), sent);
+    }
+
+    /// More slices than one `sendmsg` takes, of every size, into a socket
+    /// that fills many times: every byte arrives once, in order, after
+    /// partial sends that stop inside a slice.
+    #[tokio::test]
+    async fn slices_go_out_whole_and_in_order_through_a_full_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut all = Vec::new();
+            c.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        let (server, _) = listener.accept().await.unwrap();
+        rustix::net::sockopt::set_socket_send_buffer_size(server.as_fd(), 4096).unwrap();
+        let pieces: Vec<Vec<u8>> = (0..3 * MAX_SLICES)
+            .map(|i| (0..i % 1500).map(|j| (i * 7 + j) as u8).collect())
+            .collect();
+        let mut bufs: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+        let mut writable = Writable(None);
+        send_slices(server.as_fd(), &mut writable, &mut bufs)
+            .await
+            .unwrap();
+        assert!(writable.0.is_some(), "the socket never filled");
+        drop(writable);
+        drop(server);
+        assert!(client.await.unwrap() == pieces.concat(), "the bytes differ");
     }
 }

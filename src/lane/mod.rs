@@ -48,6 +48,7 @@ use tokio::time::{Instant, Sleep};
 use crate::cache::store::put_status_line;
 use crate::lane::forward::Relay;
 use crate::limits::Guarded;
+use crate::listeners::WRITE_BUFFER;
 use crate::proxy::handed;
 use crate::proxy::lane::{Answer, Body, Form, Head, Outcome};
 use crate::proxy::{Edge, Sent};
@@ -270,17 +271,21 @@ async fn write(
         Body::Bytes(_) | Body::File(_) => Bytes::new(),
     };
     let bufs = &mut [io::IoSlice::new(&wire), io::IoSlice::new(&body)];
-    write_bufs(stream, bufs).await
+    put(stream, bufs).await?;
+    stream.flush().await
 }
 
-/// Writes `bufs` and flushes: into the socket directly on plain TCP (no
-/// copy into the stream's write buffer first), else through the stream.
-async fn write_bufs(stream: &mut Guarded, bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
-    if stream.socket().is_some() {
+/// Writes `bufs`, in order after what the stream holds. What the stream
+/// would copy into its write buffer (less than [`WRITE_BUFFER`] in all)
+/// goes into the plain-TCP socket directly instead; the rest, and
+/// everything under TLS, through the stream (which writes a large answer
+/// past its buffer without copying it). The caller flushes.
+async fn put(stream: &mut Guarded, bufs: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    let len: usize = bufs.iter().map(|b| b.len()).sum();
+    if len < WRITE_BUFFER && stream.socket().is_some() {
         return direct::send_bytes(stream, bufs).await;
     }
-    write_all_vectored(stream, bufs).await?;
-    stream.flush().await
+    write_all_vectored(stream, bufs).await
 }
 
 /// Writes `wire` (an answer's head) and the owner's body as it comes,
@@ -301,25 +306,18 @@ async fn relay(
         Some(first) if !bodiless => &first[..],
         _ => &[],
     };
-    let bufs = &mut [io::IoSlice::new(wire), io::IoSlice::new(body)];
-    tokio::time::timeout(timeout, write_bufs(stream, bufs))
+    let mut bufs = [io::IoSlice::new(wire), io::IoSlice::new(body)];
+    tokio::time::timeout(timeout, put(stream, &mut bufs))
         .await
         .map_err(|_| direct::timed_out())??;
     while let Some(chunk) = owner.next().await? {
         tap(Some(&chunk), owner.len() == 0);
-        if bodiless {
-            continue;
+        if !bodiless {
+            let mut bufs = [io::IoSlice::new(&chunk)];
+            tokio::time::timeout(timeout, put(stream, &mut bufs))
+                .await
+                .map_err(|_| direct::timed_out())??;
         }
-        let written = if stream.socket().is_some() {
-            tokio::time::timeout(
-                timeout,
-                direct::send_bytes(stream, &mut [io::IoSlice::new(&chunk)]),
-            )
-            .await
-        } else {
-            tokio::time::timeout(timeout, stream.write_all(&chunk)).await
-        };
-        written.map_err(|_| direct::timed_out())??;
     }
     stream.flush().await
 }

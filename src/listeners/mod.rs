@@ -4,7 +4,7 @@
 
 mod workers;
 
-pub use workers::{HttpSockets, Kind, Worker};
+pub use workers::{HttpSockets, Kind, WRITE_BUFFER, Worker};
 
 use std::sync::Arc;
 
