@@ -187,12 +187,15 @@ async fn concurrent_cold_requests_during_slow_down_share_one_origin_request() {
         let url = url.clone();
         clients.push(tokio::spawn(async move { fetch(&url).await }));
     }
+    // The probe is held; the nine others wait for it.
     eventually(
-        "every client connected and the probe sent",
+        "the probe sent and nine requests waiting for it",
         Duration::from_secs(10),
         || async {
-            let open = w.metric("cdn_node_connections_open", &[]).await;
-            (open >= 10.0 && origin.requests() >= 1).then_some(())
+            let waiting = w
+                .metric("cdn_node_collapsed_requests_total", &[("on", "object")])
+                .await;
+            (waiting >= 9.0 && origin.requests() >= 1).then_some(())
         },
     )
     .await;
@@ -214,6 +217,51 @@ async fn concurrent_cold_requests_during_slow_down_share_one_origin_request() {
         ),
         10.0
     );
+    assert_eq!(
+        metric(&m, "cdn_node_collapsed_requests_total", &[("on", "object")]),
+        9.0
+    );
+}
+
+/// Without slices, concurrent misses for one key wait on the cache lock
+/// for the first one's fill: one origin request, every client served
+/// whole, the waits counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_requests_without_slices_wait_for_one_fill() {
+    let body = bytes(200_000, 6);
+    let origin = FaultOrigin::start().await;
+    origin.put(KEY, &body);
+    let w = world(&origin, "  slice_threshold: 0\n", 5_000).await;
+    origin.hold();
+    let url = w.url(PATH);
+    let clients: Vec<_> = (0..5)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { fetch(&url).await })
+        })
+        .collect();
+    eventually(
+        "the first fill under way and four requests waiting for it",
+        Duration::from_secs(10),
+        || async {
+            let waiting = w
+                .metric("cdn_node_collapsed_requests_total", &[("on", "fill")])
+                .await;
+            (waiting >= 4.0 && origin.requests() >= 1).then_some(())
+        },
+    )
+    .await;
+    origin.release();
+    for c in clients {
+        let (status, got) = c.await.unwrap().expect("a whole answer");
+        assert_eq!(status, 200);
+        assert!(got == body, "{} bytes", got.len());
+    }
+    assert_eq!(origin.requests_for(KEY), 1, "{:#?}", origin.heads());
+    let waited = w
+        .metric("cdn_node_collapsed_requests_total", &[("on", "fill")])
+        .await;
+    assert_eq!(waited, 4.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

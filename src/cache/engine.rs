@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora_cache::eviction::EvictionManager;
-use pingora_cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora_cache::lock::CacheLock;
 use pingora_cache::storage::{PurgeOutcome, PurgeTarget, PurgeType, Storage};
 use pingora_cache::trace::Span;
 
 use crate::cache::eviction::Manager;
 use crate::cache::key;
+use crate::cache::lock::CountingLock;
 use crate::cache::purge::{Matcher, TimedPurge};
 use crate::cache::settings::CacheConfig;
 use crate::cache::store::{DiskStore, StoreConfig};
@@ -22,7 +23,7 @@ use crate::metrics::CacheSnapshot;
 pub struct Engine {
     pub store: &'static DiskStore,
     pub eviction: &'static Manager,
-    pub lock: &'static CacheKeyLockImpl,
+    pub lock: &'static CountingLock,
     pub config: CacheConfig,
 }
 
@@ -43,7 +44,9 @@ impl Engine {
         let capacity = usize::try_from(config.max_size).unwrap_or(usize::MAX);
         let eviction: &'static Manager = Box::leak(Box::new(Manager::new(capacity)));
         store.on_unkept(move |entry| eviction.remove(entry.into()));
-        let lock: &'static CacheLock = Box::leak(CacheLock::new_boxed(config.lock_timeout));
+        let lock = Box::leak(Box::new(CountingLock::new(CacheLock::new_boxed(
+            config.lock_timeout,
+        ))));
         let engine = Engine {
             store,
             eviction,
@@ -163,6 +166,7 @@ impl Engine {
             memory_bytes: stats.memory_bytes,
             memory_hits: stats.memory_hits,
             thread_copy_bytes: stats.thread_copy_bytes,
+            lock_waits: self.lock.waits(),
             writable: self.store.writable(),
         }
     }

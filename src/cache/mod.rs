@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod eviction;
 pub mod key;
+pub mod lock;
 pub mod policy;
 pub mod purge;
 pub mod settings;

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub origin_errors: IntCounterVec,
     pub cache_lookups: IntCounterVec,
     pub cache_fill_wait: Histogram,
+    /// By `on`: `object`, `slice` ([`Collapsed`]); `fill` from the cache
+    /// snapshot.
+    pub collapsed: IntCounterVec,
     pub cache_purged: IntCounter,
     pub slices: SliceMetrics,
     cache: CacheFamilies,
@@ -57,6 +60,29 @@ pub struct SliceMetrics {
     pub fetches_in_progress: IntGauge,
 }
 
+/// What a request waited on instead of asking the origin itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collapsed {
+    /// The HEAD or probe GET that learns an object's length and version.
+    Object,
+    /// A slice's fetch.
+    Slice,
+    /// An ordinary fill, through the cache lock.
+    Fill,
+}
+
+impl Collapsed {
+    pub const ALL: [Collapsed; 3] = [Collapsed::Object, Collapsed::Slice, Collapsed::Fill];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collapsed::Object => "object",
+            Collapsed::Slice => "slice",
+            Collapsed::Fill => "fill",
+        }
+    }
+}
+
 /// What the disk cache reports at scrape time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheSnapshot {
@@ -72,6 +98,8 @@ pub struct CacheSnapshot {
     pub memory_bytes: u64,
     pub memory_hits: u64,
     pub thread_copy_bytes: u64,
+    /// Misses that waited for another request's fill (the cache lock).
+    pub lock_waits: u64,
     /// A file could be created in the cache folder.
     pub writable: bool,
 }
@@ -244,6 +272,14 @@ impl Metrics {
         registry
             .register(Box::new(cache_fill_wait.clone()))
             .expect("unique metric");
+        let collapsed = counter_vec(
+            names::COLLAPSED_REQUESTS_TOTAL,
+            "Requests that waited for another request's origin fetch of the same object or slice instead of making their own, by what they waited on.",
+            &["on"],
+        );
+        for on in Collapsed::ALL {
+            collapsed.with_label_values(&[on.as_str()]);
+        }
         let cache_purged = counter(
             names::CACHE_PURGED_TOTAL,
             "Objects removed through the admin purge endpoint.",
@@ -388,6 +424,7 @@ impl Metrics {
             origin_errors,
             cache_lookups,
             cache_fill_wait,
+            collapsed,
             cache_purged,
             slices,
             cache,
@@ -423,6 +460,9 @@ impl Metrics {
                 .inc_by(snap.refused_fills.saturating_sub(last.refused_fills));
             c.memory_hits
                 .inc_by(snap.memory_hits.saturating_sub(last.memory_hits));
+            self.collapsed
+                .with_label_values(&[Collapsed::Fill.as_str()])
+                .inc_by(snap.lock_waits.saturating_sub(last.lock_waits));
             *last = *snap;
         }
     }
@@ -492,6 +532,11 @@ impl Metrics {
                 .with_label_values(&[to.as_str()])
                 .inc();
         }
+    }
+
+    /// One request that waits for another's origin fetch (`on`).
+    pub fn count_collapsed(&self, on: Collapsed) {
+        self.collapsed.with_label_values(&[on.as_str()]).inc();
     }
 
     /// One cache lookup in `cache_lookups`; `None` (no lookup) counts nothing.

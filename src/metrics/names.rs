@@ -67,6 +67,11 @@ pub const CACHE_ABORTED_FILLS_TOTAL: &str = "cdn_node_cache_aborted_fills_total"
 pub const CACHE_REFUSED_FILLS_TOTAL: &str = "cdn_node_cache_refused_fills_total";
 /// Time a request waited for another request's fill (cache lock).
 pub const CACHE_FILL_WAIT_SECONDS: &str = "cdn_node_cache_fill_wait_seconds";
+/// Requests that waited for another request's origin fetch of the same
+/// object or slice instead of making their own, by `on`: `object` (the
+/// HEAD or probe GET that learns an object), `slice` (a slice's fetch),
+/// `fill` (an ordinary fill, through the cache lock).
+pub const COLLAPSED_REQUESTS_TOTAL: &str = "cdn_node_collapsed_requests_total";
 /// Free space of the cache's filesystem.
 pub const DISK_FREE_BYTES: &str = "cdn_node_disk_free_bytes";
 /// 1 when a file can be created in the cache folder (checked at scrape

@@ -11,6 +11,7 @@ use super::fetch::{self, Chunks, FetchError, Split};
 use super::info::ObjectInfo;
 use super::{Request, Slicer, key_text, lock};
 use crate::cache::key::slice as keys;
+use crate::metrics::Collapsed;
 
 #[derive(Debug, Clone)]
 pub(super) enum FetchState {
@@ -30,8 +31,12 @@ enum Source {
 
 /// Who fetches a slice.
 enum Claim {
-    /// A fetch under way, or the slice already stored: follow this.
-    Joined(watch::Receiver<FetchState>),
+    /// A fetch under way (`under_way`), or the slice already stored:
+    /// follow this.
+    Joined {
+        rx: watch::Receiver<FetchState>,
+        under_way: bool,
+    },
     /// Nobody: the caller runs the fetch, announcing through `tx`.
     Mine {
         tx: watch::Sender<FetchState>,
@@ -55,7 +60,12 @@ impl Slicer {
         split: Option<u64>,
     ) -> (watch::Receiver<FetchState>, Option<Chunks>) {
         let (tx, rx, text) = match self.claim(req, &key) {
-            Claim::Joined(rx) => return (rx, None),
+            Claim::Joined { rx, under_way } => {
+                if under_way && trigger == "request" {
+                    req.metrics.count_collapsed(Collapsed::Slice);
+                }
+                return (rx, None);
+            }
             Claim::Mine { tx, rx, text } => (tx, rx, text),
         };
         let (split, chunks) = match split {
@@ -93,14 +103,20 @@ impl Slicer {
         let text = key_text(key).to_string();
         let mut inflight = lock(&self.inflight);
         if let Some(rx) = inflight.get(&text) {
-            return Claim::Joined(rx.clone());
+            return Claim::Joined {
+                rx: rx.clone(),
+                under_way: true,
+            };
         }
         let (tx, rx) = watch::channel(FetchState::Pending);
         // Under the map lock: a fetch that finished between the caller's
         // lookup and now left its slice in the store.
         if req.engine.store.contains(key) {
             let _ = tx.send(FetchState::Started);
-            return Claim::Joined(rx);
+            return Claim::Joined {
+                rx,
+                under_way: false,
+            };
         }
         inflight.insert(text.clone(), rx.clone());
         Claim::Mine { tx, rx, text }

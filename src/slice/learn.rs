@@ -21,6 +21,7 @@ use super::{OriginRefused, Request, lock};
 use crate::cache::key::hashed as hashed_key;
 use crate::cache::key::slice as keys;
 use crate::cache::policy::Decision;
+use crate::metrics::Collapsed;
 use crate::origin::response::{self, Verdict, passes_header};
 
 /// Headers of a probe's answer that are not the whole object's (its span,
@@ -122,7 +123,10 @@ impl Request {
         let mut rx = {
             let mut learning = lock(&self.slicer.learning);
             match learning.get(&self.primary) {
-                Some(rx) => rx.clone(),
+                Some(rx) => {
+                    self.metrics.count_collapsed(Collapsed::Object);
+                    rx.clone()
+                }
                 // A probe stored the whole object since this request
                 // looked: it is a hit on the ordinary path.
                 None if self.engine.store.contains(&self.whole_key()) => {
