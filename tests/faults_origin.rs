@@ -37,6 +37,39 @@ async fn world(origin: &FaultOrigin, cache: &str, read_timeout_ms: u64) -> World
         .await
 }
 
+/// Starts `clients` GETs of [`PATH`] while `origin` holds its answers,
+/// lets it answer once the first request reached it and every other one
+/// waits for that fetch (`cdn_node_collapsed_requests_total{on}`), and
+/// returns the clients.
+async fn released_once_waiting(
+    w: &World,
+    origin: &FaultOrigin,
+    clients: usize,
+    on: &str,
+) -> Vec<tokio::task::JoinHandle<Result<(u16, Vec<u8>), String>>> {
+    let url = w.url(PATH);
+    let started = (0..clients)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { fetch(&url).await })
+        })
+        .collect();
+    let others = (clients - 1) as f64;
+    eventually(
+        "the first fetch under way and every other request waiting for it",
+        Duration::from_secs(10),
+        || async {
+            let waiting = w
+                .metric("cdn_node_collapsed_requests_total", &[("on", on)])
+                .await;
+            (waiting >= others && origin.requests() >= 1).then_some(())
+        },
+    )
+    .await;
+    origin.release();
+    started
+}
+
 /// After a failed fill: the next request is a miss served whole from the
 /// origin (nothing was kept), and the one after it a hit.
 async fn nothing_was_kept(w: &World, origin: &FaultOrigin, body: &[u8]) {
@@ -179,28 +212,9 @@ async fn concurrent_cold_requests_during_slow_down_share_one_origin_request() {
     origin.put(KEY, &body);
     let w = world(&origin, "", 5_000).await;
     origin.set_fault(Fault::SlowDown);
-    // The origin's answer is held until every client is connected.
+    // The probe's answer is held until the nine others wait for it.
     origin.hold();
-    let url = w.url(PATH);
-    let mut clients = Vec::new();
-    for _ in 0..10 {
-        let url = url.clone();
-        clients.push(tokio::spawn(async move { fetch(&url).await }));
-    }
-    // The probe is held; the nine others wait for it.
-    eventually(
-        "the probe sent and nine requests waiting for it",
-        Duration::from_secs(10),
-        || async {
-            let waiting = w
-                .metric("cdn_node_collapsed_requests_total", &[("on", "object")])
-                .await;
-            (waiting >= 9.0 && origin.requests() >= 1).then_some(())
-        },
-    )
-    .await;
-    origin.release();
-    for c in clients {
+    for c in released_once_waiting(&w, &origin, 10, "object").await {
         let (status, got) = c.await.unwrap().expect("a whole answer");
         assert_eq!(status, 502);
         assert_eq!(got, b"bad gateway\n");
@@ -233,26 +247,7 @@ async fn concurrent_cold_requests_without_slices_wait_for_one_fill() {
     origin.put(KEY, &body);
     let w = world(&origin, "  slice_threshold: 0\n", 5_000).await;
     origin.hold();
-    let url = w.url(PATH);
-    let clients: Vec<_> = (0..5)
-        .map(|_| {
-            let url = url.clone();
-            tokio::spawn(async move { fetch(&url).await })
-        })
-        .collect();
-    eventually(
-        "the first fill under way and four requests waiting for it",
-        Duration::from_secs(10),
-        || async {
-            let waiting = w
-                .metric("cdn_node_collapsed_requests_total", &[("on", "fill")])
-                .await;
-            (waiting >= 4.0 && origin.requests() >= 1).then_some(())
-        },
-    )
-    .await;
-    origin.release();
-    for c in clients {
+    for c in released_once_waiting(&w, &origin, 5, "fill").await {
         let (status, got) = c.await.unwrap().expect("a whole answer");
         assert_eq!(status, 200);
         assert!(got == body, "{} bytes", got.len());

@@ -198,25 +198,32 @@ impl Writable {
 
 #[cfg(test)]
 mod tests {
-    //! The sends over a real loopback connection are in
-    //! `tests/file_hits.rs`; here, the wait on a full socket.
+    //! The answers through the real node are in `tests/file_hits.rs`;
+    //! here, the sends into a socket that fills.
     use super::*;
     use std::os::fd::AsFd;
     use tokio::io::AsyncReadExt;
 
-    #[tokio::test]
-    async fn a_full_socket_is_waited_on_until_the_reader_drains_it() {
+    /// A loopback connection: the server's end, with a 4 KiB send buffer
+    /// that the sends fill many times over, and the client reading every
+    /// byte until the server closes.
+    async fn small_buffered() -> (tokio::net::TcpStream, tokio::task::JoinHandle<Vec<u8>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let client = tokio::spawn(async move {
             let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
             let mut all = Vec::new();
             c.read_to_end(&mut all).await.unwrap();
-            all.len()
+            all
         });
         let (server, _) = listener.accept().await.unwrap();
-        // Small buffers: the sends below fill them many times over.
         rustix::net::sockopt::set_socket_send_buffer_size(server.as_fd(), 4096).unwrap();
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_is_waited_on_until_the_reader_drains_it() {
+        let (server, client) = small_buffered().await;
         let total = 4 << 20;
         let chunk = vec![1u8; 64 * 1024];
         let mut writable = Writable(None);
@@ -236,7 +243,7 @@ mod tests {
         drop(writable);
         drop(server);
         assert!(waited, "the socket never filled: nothing was waited on");
-        assert_eq!(client.await.unwrap(), sent);
+        assert_eq!(client.await.unwrap().len(), sent);
     }
 
     /// More slices than one `sendmsg` takes, of every size, into a socket
@@ -244,16 +251,7 @@ mod tests {
     /// partial sends that stop inside a slice.
     #[tokio::test]
     async fn slices_go_out_whole_and_in_order_through_a_full_socket() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move {
-            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let mut all = Vec::new();
-            c.read_to_end(&mut all).await.unwrap();
-            all
-        });
-        let (server, _) = listener.accept().await.unwrap();
-        rustix::net::sockopt::set_socket_send_buffer_size(server.as_fd(), 4096).unwrap();
+        let (server, client) = small_buffered().await;
         let pieces: Vec<Vec<u8>> = (0..3 * MAX_SLICES)
             .map(|i| (0..i % 1500).map(|j| (i * 7 + j) as u8).collect())
             .collect();
