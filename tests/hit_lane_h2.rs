@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::curl::in_lane_and_by_proxy;
-use common::http::{lasting, metric, raw};
+use common::curl::{assert_same_answer, in_lane_and_by_proxy};
+use common::http::{metric, raw};
 use common::token::{good_claims, hs256};
 use common::world::World;
 use common::{bytes, eventually};
@@ -82,18 +82,7 @@ async fn over_http2_the_lanes_answers_are_the_proxys_answers() {
     .unwrap();
     let pairs = answers.len();
     for (case, in_lane, by_proxy) in answers {
-        assert_eq!(
-            (in_lane.version.as_str(), by_proxy.version.as_str()),
-            ("HTTP/2", "HTTP/2"),
-            "{case}"
-        );
-        assert_eq!(in_lane.status, by_proxy.status, "{case}");
-        assert_eq!(
-            lasting(in_lane.headers),
-            lasting(by_proxy.headers),
-            "{case}"
-        );
-        assert_eq!(in_lane.body, by_proxy.body, "{case}");
+        assert_same_answer(&case, &in_lane, &by_proxy);
         if case.starts_with("GET") && case.contains(PLAYLIST) {
             let text = String::from_utf8(in_lane.body).unwrap();
             assert!(text.contains(&format!("seg-1.ts?jwt={token}")), "{text}");

@@ -20,8 +20,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::prelude::*;
+use pingora::protocols::http::v1::client::http_req_header_to_wire;
 use pingora_cache::CacheKey;
 use pingora_http::RequestHeader;
 
@@ -73,7 +74,14 @@ impl Edge {
             .origin
             .request_to(to, &admitted.path, &admitted.query, req, SystemTime::now())
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
-        let wire = request_wire(&hop);
+        // Written as Pingora's HTTP/1 client writes it (a target with a
+        // byte no request line may carry is refused there too).
+        let wire = http_req_header_to_wire(&hop).ok_or_else(|| {
+            Error::explain(
+                ErrorType::InternalError,
+                "a hop request not writable as HTTP/1",
+            )
+        })?;
         // A copy is made of whole answers of hot keys only, as
         // `peer::forward_or_copy` decides on Pingora's path.
         let copies = copies::of(engine);
@@ -138,16 +146,4 @@ impl Edge {
         }
         peer::copy_body(self, ctx, chunk, end);
     }
-}
-
-/// A request header as Pingora's HTTP/1 client writes it.
-fn request_wire(req: &RequestHeader) -> BytesMut {
-    let mut wire = BytesMut::with_capacity(512);
-    wire.put_slice(req.method.as_str().as_bytes());
-    wire.put_u8(b' ');
-    wire.put_slice(req.raw_path());
-    wire.put_slice(b" HTTP/1.1\r\n");
-    req.header_to_h1_wire(&mut wire);
-    wire.put_slice(b"\r\n");
-    wire
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::http::Headers;
+use super::http::{Headers, lasting};
 use super::tools;
 
 /// What curl got for one request.
@@ -80,4 +80,22 @@ pub fn in_lane_and_by_proxy(
     with_body.push(("content-length", "0"));
     let by_proxy = curl(ca, dir, method, url, &with_body);
     (in_lane, by_proxy)
+}
+
+/// Asserts that the lane's answer to `case` is the proxy's: both over
+/// HTTP/2, the same status, the same fields but `Date` and `Age`, the same
+/// body.
+pub fn assert_same_answer(case: &str, in_lane: &Got, by_proxy: &Got) {
+    assert_eq!(
+        (in_lane.version.as_str(), by_proxy.version.as_str()),
+        ("HTTP/2", "HTTP/2"),
+        "{case}"
+    );
+    assert_eq!(in_lane.status, by_proxy.status, "{case}");
+    assert_eq!(
+        lasting(in_lane.headers.clone()),
+        lasting(by_proxy.headers.clone()),
+        "{case}"
+    );
+    assert!(in_lane.body == by_proxy.body, "{case}: bodies differ");
 }
