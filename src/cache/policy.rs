@@ -16,6 +16,10 @@ pub struct Policy {
     pub not_found_ttl: Duration,
     pub stale_while_revalidate: Duration,
     pub stale_if_error: Duration,
+    /// A 404's own `Cache-Control` and `Expires` count (a plain HTTP
+    /// origin's); else it is kept for `not_found_ttl` whatever it says (S3
+    /// sends none, and the node answers S3's 404 with its own).
+    pub not_found_follows_origin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +39,24 @@ fn http_date(resp: &ResponseHeader, name: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(value).ok()
 }
 
+/// The final status codes whose meaning RFC 9110 defines.
+fn understood(status: u16) -> bool {
+    matches!(
+        status,
+        200..=206 | 300..=305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
+    )
+}
+
+/// The time an answer spent in caches before this node (its `Age`; none
+/// when it has none or a bad one).
+pub fn upstream_age(resp: &ResponseHeader) -> Duration {
+    resp.headers
+        .get("age")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs)
+}
+
 fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
 }
@@ -42,7 +64,11 @@ fn secs(d: Duration) -> u32 {
 impl Policy {
     pub fn decide(&self, resp: &ResponseHeader, now: SystemTime) -> Decision {
         let status = resp.status.as_u16();
-        if status != 200 && status != 404 {
+        // 200 and 404 are stored whatever the origin says; any other final
+        // answer only for as long as it says (RFC 9111 3), but a partial
+        // one and a 304, which are not whole answers.
+        let assumed_storable = matches!(status, 200 | 404);
+        if !assumed_storable && (status < 200 || status == 206 || status == 304) {
             return Decision::Skip("status");
         }
         if resp.headers.contains_key("set-cookie") {
@@ -61,21 +87,36 @@ impl Policy {
         }
         // Time the answer already spent in caches upstream (a shield's, a
         // web server's) counts against its freshness (RFC 9111 4.2.3).
-        let age = resp
-            .headers
-            .get("age")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(Duration::ZERO, Duration::from_secs);
+        let age = upstream_age(resp);
         let cc = CacheControl::from_resp_headers(resp);
-        let stale = |d: Option<u32>, default: Duration| d.unwrap_or(secs(default));
+        // must-understand: stored only by a cache that knows what the status
+        // means, which then disregards no-store (RFC 9111 5.2.2.3).
+        let must_understand = cc.as_ref().is_some_and(|cc| cc.has_key("must-understand"));
+        if must_understand && !understood(status) {
+            return Decision::Skip("must_understand");
+        }
+        // The configured stale windows stand in for directives the origin
+        // did not send, unless it forbids serving stale without validation
+        // (RFC 9111 4.2.4: no-cache, must-revalidate, proxy-revalidate, or
+        // s-maxage, which applies to a shared cache). Its own
+        // stale-while-revalidate and stale-if-error always count.
+        let forbids_stale = cc.as_ref().is_some_and(|cc| {
+            cc.no_cache()
+                || cc.must_revalidate()
+                || cc.proxy_revalidate()
+                || cc.s_maxage().ok().flatten().is_some()
+        });
+        let default_window = |d: Duration| if forbids_stale { 0 } else { secs(d) };
         let (swr, sie) = match &cc {
             Some(cc) => (
-                stale(
-                    cc.stale_while_revalidate().ok().flatten(),
-                    self.stale_while_revalidate,
-                ),
-                stale(cc.stale_if_error().ok().flatten(), self.stale_if_error),
+                cc.stale_while_revalidate()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| default_window(self.stale_while_revalidate)),
+                cc.stale_if_error()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| default_window(self.stale_if_error)),
             ),
             None => (secs(self.stale_while_revalidate), secs(self.stale_if_error)),
         };
@@ -89,14 +130,21 @@ impl Policy {
                 stale_if_error_sec: sie,
             }
         };
-        if status == 404 {
+        // What the node assumes when the origin says nothing: a 404 is kept
+        // briefly, anything else for the default lifetime.
+        let assumed = match status {
+            200 => Some(self.default_ttl),
+            404 => Some(self.not_found_ttl),
+            _ => None,
+        };
+        if status == 404 && !self.not_found_follows_origin {
             return store(self.not_found_ttl);
         }
-        if let Some(ttl) = self.override_ttl {
-            return store(ttl);
+        if let (Some(ttl), Some(assumed)) = (self.override_ttl, assumed) {
+            return store(if status == 404 { assumed } else { ttl });
         }
         if let Some(cc) = &cc {
-            if cc.no_store() {
+            if cc.no_store() && !must_understand {
                 return Decision::Skip("no_store");
             }
             if cc.private() {
@@ -126,7 +174,7 @@ impl Policy {
                 .unwrap_or(Duration::ZERO);
             return store(ttl);
         }
-        store(self.default_ttl)
+        assumed.map_or(Decision::Skip("status"), store)
     }
 }
 
@@ -142,6 +190,7 @@ mod tests {
             not_found_ttl: Duration::from_secs(10),
             stale_while_revalidate: Duration::from_secs(60),
             stale_if_error: Duration::from_secs(300),
+            not_found_follows_origin: true,
         }
     }
 
@@ -183,12 +232,39 @@ mod tests {
         (200, &[("vary", "*")], Err("vary"), 0, 0),
         (200, &[("vary", "Accept-Language, *")], Err("vary"), 0, 0),
         (200, &[("vary", "Origin")], Ok(3600), 60, 300),
+        // s-maxage applies to a shared cache and forbids serving stale
+        // without validation, as must-revalidate and proxy-revalidate do:
+        // no default stale windows, the origin's own ones still count.
         (
             200,
             &[("cache-control", "max-age=120, s-maxage=30")],
             Ok(30),
-            60,
-            300,
+            0,
+            0,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=120, must-revalidate")],
+            Ok(120),
+            0,
+            0,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=120, proxy-revalidate")],
+            Ok(120),
+            0,
+            0,
+        ),
+        (
+            200,
+            &[(
+                "cache-control",
+                "max-age=120, must-revalidate, stale-if-error=30",
+            )],
+            Ok(120),
+            0,
+            30,
         ),
         (
             200,
@@ -200,7 +276,7 @@ mod tests {
             7,
             9,
         ),
-        (200, &[("cache-control", "no-cache")], Ok(0), 60, 300),
+        (200, &[("cache-control", "no-cache")], Ok(0), 0, 0),
         (200, &[("cache-control", "no-store")], Err("no_store"), 0, 0),
         (
             200,
@@ -250,13 +326,68 @@ mod tests {
         ),
         (200, &[("set-cookie", "a=b")], Err("set_cookie"), 0, 0),
         (404, &[], Ok(10), 60, 300),
-        (404, &[("cache-control", "max-age=9999")], Ok(10), 60, 300),
+        // A 404 follows the origin's freshness when it gives one; the short
+        // default stands in when it does not.
+        (404, &[("cache-control", "max-age=9999")], Ok(9999), 60, 300),
+        (
+            404,
+            &[("cache-control", "max-age=0")],
+            Err("not_found_ttl_zero"),
+            60,
+            300,
+        ),
+        (404, &[("cache-control", "no-store")], Err("no_store"), 0, 0),
+        (
+            404,
+            &[
+                ("date", "Thu, 01 Jan 1970 00:10:00 GMT"),
+                ("expires", "Thu, 01 Jan 1970 00:10:30 GMT"),
+            ],
+            Ok(30),
+            60,
+            300,
+        ),
+        // Any other final answer: for as long as the origin says, never
+        // on the node's defaults.
         (206, &[], Err("status"), 0, 0),
+        (206, &[("cache-control", "max-age=60")], Err("status"), 0, 0),
+        (304, &[("cache-control", "max-age=60")], Err("status"), 0, 0),
         (301, &[], Err("status"), 0, 0),
+        (301, &[("cache-control", "max-age=60")], Ok(60), 60, 300),
         (401, &[], Err("status"), 0, 0),
         (403, &[], Err("status"), 0, 0),
-        (500, &[("cache-control", "max-age=60")], Err("status"), 0, 0),
+        (
+            410,
+            &[("expires", "Thu, 01 Jan 1970 00:20:00 GMT")],
+            Ok(200),
+            60,
+            300,
+        ),
+        (500, &[("cache-control", "max-age=60")], Ok(60), 60, 300),
+        (
+            500,
+            &[("cache-control", "max-age=60, no-store")],
+            Err("no_store"),
+            0,
+            0,
+        ),
         (503, &[], Err("status"), 0, 0),
+        // must-understand: only a status this node knows, and then no-store
+        // gives way to it.
+        (
+            599,
+            &[("cache-control", "max-age=60, must-understand")],
+            Err("must_understand"),
+            0,
+            0,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=60, must-understand, no-store")],
+            Ok(60),
+            60,
+            300,
+        ),
     ];
 
     #[test]
@@ -277,6 +408,23 @@ mod tests {
                 Err(reason) => Decision::Skip(reason),
             };
             assert_eq!(got, want, "{status} {headers:?}");
+        }
+    }
+
+    #[test]
+    fn before_s3_a_404_is_kept_for_its_own_time_whatever_it_says() {
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let p = Policy {
+            not_found_follows_origin: false,
+            ..policy()
+        };
+        for cc in ["max-age=9999", "no-store", "max-age=0"] {
+            let mut resp = ResponseHeader::build(404, None).unwrap();
+            resp.insert_header("cache-control", cc).unwrap();
+            assert!(
+                matches!(p.decide(&resp, now), Decision::Store { fresh_until, .. } if fresh_until == now + Duration::from_secs(10)),
+                "{cc}"
+            );
         }
     }
 

@@ -16,8 +16,8 @@ use serde_yaml::Value;
 
 pub use problem::Problem;
 use sections::{
-    AdminSection, CacheSection, LimitsSection, ListenersSection, LogSection, OriginSection,
-    ServerSection,
+    AdminSection, CacheSection, LimitsSection, ListenersSection, LogSection, OriginKind,
+    OriginSection, ServerSection,
 };
 
 use crate::auth::Verifier;
@@ -241,8 +241,10 @@ impl Config {
                 ),
             ));
         }
-        let cache =
-            cache.map(|c| c.and_then(|c| CacheConfig::from_section(&c, base_dir, &mut problems)));
+        let origin_kind = origin.as_ref().map_or(OriginKind::S3, |o| o.kind);
+        let cache = cache.map(|c| {
+            c.and_then(|c| CacheConfig::from_section(&c, origin_kind, base_dir, &mut problems))
+        });
         let cors = cors.map(|c| {
             CorsConfig::from_section(&c, &mut problems).map(|mut config| {
                 // What the node adds that a page may want to read.

@@ -220,9 +220,11 @@ pub struct OriginSection {
     pub read_timeout_ms: u64,
     #[serde(default = "default_resolve_interval_seconds")]
     pub resolve_interval_seconds: u64,
-    /// Client query parameters passed to the origin and kept in the cache key.
+    /// Client query parameters passed to the origin and kept in the cache
+    /// key; `"*"` names them all. Default: none before S3, all before a
+    /// plain HTTP origin.
     #[serde(default)]
-    pub forward_query: Vec<String>,
+    pub forward_query: Option<Vec<String>>,
     /// The shield tier: the peer listeners (`IP:PORT`) of the cdn-node
     /// shields this node's misses go to, chosen by the cache key.
     #[serde(default)]
@@ -313,8 +315,9 @@ pub struct CacheSection {
     pub dir: String,
     #[serde(default = "default_cache_max_size")]
     pub max_size: ByteSize,
-    #[serde(default = "default_max_object_size")]
-    pub max_object_size: ByteSize,
+    /// Default: `DEFAULT_MAX_OBJECT_SIZE`, or `max_size` when that is less.
+    #[serde(default)]
+    pub max_object_size: Option<ByteSize>,
     #[serde(default = "default_min_free_space")]
     pub min_free_space: ByteSize,
     /// Memory for copies of small hot bodies; 0 keeps none.
@@ -343,17 +346,21 @@ pub struct CacheSection {
     pub override_ttl_seconds: Option<u64>,
     #[serde(default = "default_not_found_ttl_seconds")]
     pub not_found_ttl_seconds: u64,
-    #[serde(default = "default_swr_seconds")]
-    pub stale_while_revalidate_seconds: u64,
+    /// Default: `DEFAULT_STALE_WHILE_REVALIDATE_SECONDS` before S3, 0
+    /// before a plain HTTP origin (whose own `stale-while-revalidate` says).
+    #[serde(default)]
+    pub stale_while_revalidate_seconds: Option<u64>,
     #[serde(default = "default_sie_seconds")]
     pub stale_if_error_seconds: u64,
     #[serde(default = "default_lock_timeout_seconds")]
     pub lock_timeout_seconds: u64,
     #[serde(default = "default_cache_status_header")]
     pub status_header: String,
-    /// Objects larger than this are fetched and stored in slices; 0 never slices.
-    #[serde(default = "default_slice_threshold")]
-    pub slice_threshold: ByteSize,
+    /// Objects larger than this are fetched and stored in slices; 0 never
+    /// slices. Default: `DEFAULT_SLICE_THRESHOLD` before S3, 0 before a
+    /// plain HTTP origin.
+    #[serde(default)]
+    pub slice_threshold: Option<ByteSize>,
     #[serde(default = "default_slice_size")]
     pub slice_size: ByteSize,
     /// Slices fetched ahead of a range request, in the background.
@@ -371,9 +378,6 @@ pub const DEFAULT_MANIFEST_MAX_SIZE: &str = "4MiB";
 fn default_manifest_max_size() -> ByteSize {
     ByteSize::parse(DEFAULT_MANIFEST_MAX_SIZE).unwrap_or(ByteSize(0))
 }
-fn default_max_object_size() -> ByteSize {
-    ByteSize::parse(DEFAULT_MAX_OBJECT_SIZE).unwrap_or(ByteSize(0))
-}
 fn default_min_free_space() -> ByteSize {
     ByteSize::parse(DEFAULT_MIN_FREE_SPACE).unwrap_or(ByteSize(0))
 }
@@ -386,17 +390,11 @@ fn default_ttl_seconds() -> u64 {
 fn default_not_found_ttl_seconds() -> u64 {
     DEFAULT_NOT_FOUND_TTL_SECONDS
 }
-fn default_swr_seconds() -> u64 {
-    DEFAULT_STALE_WHILE_REVALIDATE_SECONDS
-}
 fn default_sie_seconds() -> u64 {
     DEFAULT_STALE_IF_ERROR_SECONDS
 }
 fn default_lock_timeout_seconds() -> u64 {
     DEFAULT_LOCK_TIMEOUT_SECONDS
-}
-fn default_slice_threshold() -> ByteSize {
-    ByteSize::parse(DEFAULT_SLICE_THRESHOLD).unwrap_or(ByteSize(0))
 }
 fn default_slice_size() -> ByteSize {
     ByteSize::parse(DEFAULT_SLICE_SIZE).unwrap_or(ByteSize(0))

@@ -20,7 +20,7 @@ use crate::cluster::Cluster;
 use crate::cluster::ring::{Members, Ring};
 use crate::config::sections::OriginKind;
 pub use error::OriginError;
-pub use passthrough::TokenCarriers;
+pub use passthrough::{TokenCarriers, strip_response};
 use resolve::Resolver;
 use settings::OriginConfig;
 pub use upstream::Upstream;

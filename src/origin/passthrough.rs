@@ -62,10 +62,37 @@ impl TokenCarriers {
     }
 }
 
+/// Fields of the origin's answer that belong to its connection to this
+/// node (RFC 9110 7.6.1); Pingora frames the answer to the client itself.
+const RESPONSE_HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authentication-info",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// An answer from a plain HTTP origin or a node of the fleet without the
+/// fields of that connection: the hop-by-hop ones and those its
+/// `Connection` names (`Connection` itself is Pingora's to write).
+pub fn strip_response(resp: &mut pingora_http::ResponseHeader) {
+    let named = named_by_connection(&resp.headers);
+    for name in RESPONSE_HOP_BY_HOP {
+        resp.remove_header(*name);
+    }
+    for name in &named {
+        // The framing fields stay Pingora's to read and write.
+        if name != "content-length" && name != "transfer-encoding" {
+            resp.remove_header(name.as_str());
+        }
+    }
+}
+
 /// The fields named in `Connection` are hop-by-hop too.
-fn named_by_connection(prepared: &RequestHeader) -> Vec<String> {
-    prepared
-        .headers
+fn named_by_connection(headers: &http::HeaderMap) -> Vec<String> {
+    headers
         .get_all(http::header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -93,7 +120,7 @@ pub fn request(
         .map_err(|e| format!("origin request: {e}"))?;
     req.insert_header("host", config.host_header())
         .map_err(|e| format!("origin host header: {e}"))?;
-    let connection = named_by_connection(prepared);
+    let connection = named_by_connection(&prepared.headers);
     for (name, value) in prepared.headers.iter() {
         let lower = name.as_str();
         if HOP_BY_HOP.contains(&lower)
@@ -118,6 +145,30 @@ pub fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_loses_the_fields_of_its_connection() {
+        let mut resp = pingora_http::ResponseHeader::build(200, None).unwrap();
+        for (name, value) in [
+            ("connection", "a, close"),
+            ("connection", "content-length, B"),
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("keep-alive", "timeout=5"),
+            ("upgrade", "h2c"),
+            ("proxy-authenticate", "Basic"),
+            ("content-length", "10"),
+            ("cache-control", "max-age=60"),
+        ] {
+            resp.append_header(name, value).unwrap();
+        }
+        strip_response(&mut resp);
+        let mut left: Vec<&str> = resp.headers.keys().map(|n| n.as_str()).collect();
+        left.sort_unstable();
+        // Connection itself is Pingora's to write; the framing stays.
+        assert_eq!(left, ["c", "cache-control", "connection", "content-length"]);
+    }
 
     fn carriers() -> TokenCarriers {
         TokenCarriers::of(&[

@@ -37,7 +37,18 @@ pub struct OriginConfig {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub resolve_interval: Duration,
+    /// The client query parameters passed on and kept in the cache key.
     pub forward_query: BTreeSet<String>,
+    /// Every parameter is passed on (`"*"` in `forward_query`), but for
+    /// S3's reserved ones.
+    pub forward_all_query: bool,
+}
+
+/// Parameters S3 reads as response overrides (`response-content-type`)
+/// or as a presigned request's signature (`X-Amz-*`): never passed on.
+fn s3_reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("response-") || lower.starts_with("x-amz-")
 }
 
 impl OriginConfig {
@@ -79,7 +90,11 @@ impl OriginConfig {
     }
 
     pub fn forwards_query(&self, name: &str) -> bool {
-        self.forward_query.contains(name)
+        if self.forward_all_query {
+            !(self.kind == OriginKind::S3 && s3_reserved(name))
+        } else {
+            self.forward_query.contains(name)
+        }
     }
 
     pub fn from_section(
@@ -174,9 +189,15 @@ impl OriginConfig {
                 ));
             }
         }
-        for (i, name) in section.forward_query.iter().enumerate() {
-            let lower = name.to_ascii_lowercase();
-            if name.is_empty() || lower.starts_with("response-") || lower.starts_with("x-amz-") {
+        let forward_query = section
+            .forward_query
+            .clone()
+            .unwrap_or_else(|| match section.kind {
+                OriginKind::S3 => Vec::new(),
+                OriginKind::Http => vec!["*".to_owned()],
+            });
+        for (i, name) in forward_query.iter().enumerate() {
+            if name.is_empty() || s3_reserved(name) {
                 problems.push(Problem::new(
                     format!("origin.forward_query[{i}]"),
                     format!(
@@ -215,7 +236,8 @@ impl OriginConfig {
             connect_timeout: Duration::from_millis(section.connect_timeout_ms),
             read_timeout: Duration::from_millis(section.read_timeout_ms),
             resolve_interval: Duration::from_secs(section.resolve_interval_seconds),
-            forward_query: section.forward_query.iter().cloned().collect(),
+            forward_all_query: forward_query.iter().any(|n| n == "*"),
+            forward_query: forward_query.into_iter().filter(|n| n != "*").collect(),
         })
     }
 }
@@ -430,6 +452,56 @@ mod tests {
         }
     }
 
+    /// (origin section, query parameter names, whether each is passed on)
+    const QUERY: &[(&str, &[(&str, bool)])] = &[
+        // Before S3: only what is named.
+        (
+            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}",
+            &[("v", false), ("lang", false)],
+        ),
+        (
+            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}\nforward_query: [v]",
+            &[("v", true), ("V", false), ("lang", false)],
+        ),
+        // All of them, but S3's overrides and signature parameters.
+        (
+            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}\nforward_query: [\"*\"]",
+            &[
+                ("v", true),
+                ("lang", true),
+                ("response-content-type", false),
+                ("X-Amz-Signature", false),
+            ],
+        ),
+        // Before a web server: all of them unless told otherwise.
+        (
+            "kind: http\nendpoint: http://web:8080",
+            &[("v", true), ("lang", true), ("response-content-type", true)],
+        ),
+        (
+            "kind: http\nendpoint: http://web:8080\nforward_query: [v]",
+            &[("v", true), ("lang", false)],
+        ),
+        (
+            "kind: http\nendpoint: http://web:8080\nforward_query: []",
+            &[("v", false)],
+        ),
+    ];
+
+    #[test]
+    fn query_parameters_passed_on() {
+        for (yaml, names) in QUERY {
+            let section: OriginSection = serde_yaml::from_str(yaml).expect(yaml);
+            let mut problems = Vec::new();
+            let origin =
+                OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems)
+                    .unwrap_or_else(|| panic!("{yaml}: {problems:?}"));
+            for (name, want) in *names {
+                assert_eq!(origin.forwards_query(name), *want, "{yaml}: {name}");
+            }
+        }
+    }
+
     #[test]
     fn buckets() {
         for (name, ok) in BUCKETS {
@@ -454,6 +526,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             resolve_interval: Duration::from_secs(1),
             forward_query: BTreeSet::new(),
+            forward_all_query: false,
         };
         assert_eq!(o.host_header(), "127.0.0.1:9000");
         assert_eq!(o.object_uri("/a/b.mp4"), "/videos/a/b.mp4");
@@ -487,6 +560,7 @@ pub mod tests_support {
             read_timeout: Duration::from_secs(1),
             resolve_interval: Duration::from_secs(30),
             forward_query: BTreeSet::new(),
+            forward_all_query: false,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use pingora_cache::CacheKey;
+use pingora_http::ResponseHeader;
 
 use super::admit::Admitted;
 use super::manifest::Pending;
@@ -59,6 +60,12 @@ pub struct OriginFacts {
     pub s3_code: Option<String>,
     /// While the origin's error body is replaced by ours.
     pub error_body: Option<ErrorBody>,
+    /// The request sent carried the client's `Authorization` (a plain
+    /// HTTP origin's own credentials, not the node's token).
+    pub authorized: bool,
+    /// The origin's `304` to a revalidation, whose fields update the
+    /// stored answer's.
+    pub not_modified: Option<Box<ResponseHeader>>,
 }
 
 impl RequestCtx {

@@ -258,14 +258,30 @@ impl ProxyHttp for Edge {
 
     fn response_cache_filter(
         &self,
-        _session: &Session,
+        session: &Session,
         resp: &ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<RespCacheable> {
-        Ok(match self.cache {
-            Some(engine) => caching::cacheable(engine, resp),
-            None => RespCacheable::Uncacheable(NoCacheReason::NeverEnabled),
-        })
+        let Some(engine) = self.cache else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::NeverEnabled));
+        };
+        // A revalidation's 304: Pingora merged a few of its fields into the
+        // stored header; every field it sends updates the stored answer.
+        let updated = ctx.origin.not_modified.take().and_then(|not_modified| {
+            let stored = session.cache.maybe_cache_meta()?.response_header();
+            Some(caching::updated(stored, &not_modified))
+        });
+        let resp = updated.as_ref().unwrap_or(resp);
+        Ok(caching::cacheable(engine, resp, ctx.origin.authorized))
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut RequestCtx,
+        req: &RequestHeader,
+    ) -> Option<pingora_cache::key::HashBinary> {
+        caching::variance(meta.headers(), req)
     }
 
     fn range_header_filter(
@@ -422,6 +438,11 @@ impl ProxyHttp for Edge {
                 SystemTime::now(),
             )
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
+        // The client's own credentials, passed to a plain HTTP origin (a
+        // request to S3 carries the node's signature there instead).
+        ctx.origin.authorized = !self.origin_speaks_s3(ctx)
+            && to == Upstream::Direct
+            && req.headers.contains_key(http::header::AUTHORIZATION);
         *upstream_request = req;
         ctx.origin.sent = Some(Instant::now());
         Ok(())
@@ -437,10 +458,10 @@ impl ProxyHttp for Edge {
         self.origin_answered(ctx, status);
         peer::copy_header(self, ctx, upstream_response);
         if !self.origin_speaks_s3(ctx) {
-            // A node of the fleet or a plain HTTP origin: answers pass as is.
-            if session.cache.enabled() && status == 200 {
-                crate::range::advertise(upstream_response);
-            }
+            // A node of the fleet or a plain HTTP origin: answers pass as
+            // they are, but for the fields of its connection to this node.
+            crate::origin::strip_response(upstream_response);
+            caching::received_unsigned(session, upstream_response, ctx);
             return Ok(());
         }
         match response::verdict(status) {
