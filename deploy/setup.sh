@@ -20,6 +20,11 @@
 #             chromium-driver), for the browser tests (tests/browser.rs)
 #   fleet     etcd and etcdctl (packages etcd-server, etcd-client), for the
 #             fleet tests (tests/fleet_*.rs) and a local fleet
+#   conformance
+#             Node.js and npm (packages nodejs, npm) and the HTTP cache
+#             conformance suite http-cache-tests (npm, pinned), installed
+#             into CDN_NODE_TOOLS (default ~/.local/share/cdn-node), for
+#             tests/http_cache_conformance.rs
 #   all       all of the above (the default when no group is given)
 #
 # The groups can also be given as CDN_NODE_SETUP="build s3".
@@ -27,9 +32,11 @@
 set -euo pipefail
 
 S3S_FS_VERSION=0.14.1
+HTTP_CACHE_TESTS_VERSION=0.4.5
+TOOLS_DIR=${CDN_NODE_TOOLS:-$HOME/.local/share/cdn-node}
 
 usage() {
-    sed -n '2,22s/^# \{0,1\}//p' "$0"
+    sed -n '2,31s/^# \{0,1\}//p' "$0"
 }
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -47,6 +54,7 @@ case ":$PATH:" in
 esac
 
 want_build=0 want_s3=0 want_promtool=0 want_test_tools=0 want_browser=0 want_fleet=0
+want_conformance=0
 groups=("$@")
 if [[ ${#groups[@]} -eq 0 && -n "${CDN_NODE_SETUP:-}" ]]; then
     read -r -a groups <<<"$CDN_NODE_SETUP"
@@ -60,14 +68,18 @@ for g in "${groups[@]}"; do
         test-tools) want_test_tools=1 ;;
         browser) want_browser=1 ;;
         fleet) want_fleet=1 ;;
-        all) want_build=1 want_s3=1 want_promtool=1 want_test_tools=1 want_browser=1 want_fleet=1 ;;
+        conformance) want_conformance=1 ;;
+        all)
+            want_build=1 want_s3=1 want_promtool=1 want_test_tools=1 want_browser=1 want_fleet=1
+            want_conformance=1
+            ;;
         -h | --help | help)
             usage
             exit 0
             ;;
         *)
             usage >&2
-            die "unknown group '$g' (expected build, s3, promtool, test-tools, browser, fleet or all)"
+            die "unknown group '$g' (expected build, s3, promtool, test-tools, browser, fleet, conformance or all)"
             ;;
     esac
 done
@@ -149,6 +161,11 @@ if [[ $want_fleet -eq 1 ]]; then
     command -v etcdctl >/dev/null 2>&1 || need_pkg etcd-client "etcdctl, to inspect and write the fleet's keys"
 fi
 
+if [[ $want_conformance -eq 1 ]]; then
+    command -v node >/dev/null 2>&1 || need_pkg nodejs "runs the HTTP cache conformance suite"
+    command -v npm >/dev/null 2>&1 || need_pkg npm "installs the HTTP cache conformance suite"
+fi
+
 if [[ ${#apt_missing[@]} -gt 0 ]]; then
     command -v apt-get >/dev/null 2>&1 ||
         die "apt-get not found: install ${apt_missing[*]} with this system's package manager"
@@ -203,12 +220,25 @@ if [[ $want_browser -eq 1 ]]; then
     chromedriver --version >/dev/null 2>&1 || die "chromedriver was installed but does not run"
 fi
 
+if [[ $want_conformance -eq 1 ]]; then
+    suite="$TOOLS_DIR/http-cache-tests-$HTTP_CACHE_TESTS_VERSION"
+    if [[ ! -f "$suite/node_modules/http-cache-tests/cli.mjs" ]]; then
+        say "installing http-cache-tests $HTTP_CACHE_TESTS_VERSION with npm into $suite"
+        mkdir -p "$suite"
+        quietly npm install --prefix "$suite" --no-audit --no-fund --no-save \
+            "http-cache-tests@$HTTP_CACHE_TESTS_VERSION" ||
+            die "npm install http-cache-tests@$HTTP_CACHE_TESTS_VERSION failed"
+    fi
+    node --version >/dev/null 2>&1 || die "node was installed but does not run"
+fi
+
 done_list=()
 [[ $want_build -eq 1 ]] && done_list+=("build: cmake $(cmake --version | sed -n '1s/^cmake version //p'), $(cargo --version | cut -d' ' -f1-2)")
 [[ $want_s3 -eq 1 ]] && done_list+=("s3: $(command -v s3s-fs)")
 [[ $want_promtool -eq 1 ]] && done_list+=("promtool: $(command -v promtool)")
 [[ $want_test_tools -eq 1 ]] && done_list+=("test-tools: shellcheck $(shellcheck --version | sed -n 's/^version: //p'), systemd-analyze $(systemd-analyze --version | sed -n '1p' | cut -d' ' -f2), $(openssl version | cut -d' ' -f1-2)")
 [[ $want_fleet -eq 1 ]] && done_list+=("fleet: $(etcd --version | sed -n '1p')")
+[[ $want_conformance -eq 1 ]] && done_list+=("conformance: node $(node --version), http-cache-tests $HTTP_CACHE_TESTS_VERSION")
 [[ $want_browser -eq 1 ]] && done_list+=("browser: $(/usr/bin/chromium --version 2>/dev/null | cut -d' ' -f1-2), $(chromedriver --version | cut -d' ' -f1-2)")
 summary=$(printf '%s; ' "${done_list[@]}")
 say "ready: ${summary%; }"

@@ -53,7 +53,7 @@ step() {
     steps_done+=("$current")
 }
 
-step setup bash deploy/setup.sh build s3 promtool test-tools browser fleet
+step setup bash deploy/setup.sh build s3 promtool test-tools browser fleet conformance
 
 step fmt cargo fmt --check "${fmt_args[@]+"${fmt_args[@]}"}"
 step clippy cargo clippy --all-targets --locked -- -D warnings

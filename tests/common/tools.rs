@@ -16,6 +16,7 @@ const TOOLS: &[(&str, &str)] = &[
     ("faketime", "test-tools"),
     ("etcd", "fleet"),
     ("etcdctl", "fleet"),
+    ("node", "conformance"),
 ];
 
 fn setup_group(name: &str) -> &'static str {
