@@ -1,7 +1,8 @@
-//! What the node stores and for how long: the origin's `Cache-Control` and
-//! `Expires` when it sends them, configured defaults when it does not (S3
-//! rarely sends any), an optional override, a short life for 404s, and
-//! never anything personal or failed.
+//! What the node stores and for how long (RFC 9111): the origin's
+//! `Cache-Control` and `Expires` when it sends them, configured defaults
+//! when it does not (S3 rarely sends any), an optional override, a short
+//! life for 404s, other statuses only as long as the origin says or a
+//! heuristic allows, and never anything personal.
 
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +38,12 @@ pub enum Decision {
 fn http_date(resp: &ResponseHeader, name: &str) -> Option<SystemTime> {
     let value = resp.headers.get(name)?.to_str().ok()?;
     httpdate::parse_http_date(value).ok()
+}
+
+/// The status codes RFC 9110 (15.1) lets a cache keep on a heuristic
+/// lifetime, besides 200 and 404, which the node keeps on its defaults.
+fn heuristically_cacheable(status: u16) -> bool {
+    matches!(status, 203 | 204 | 300 | 301 | 308 | 405 | 410 | 414 | 501)
 }
 
 /// The final status codes whose meaning RFC 9110 defines.
@@ -130,11 +137,21 @@ impl Policy {
                 stale_if_error_sec: sie,
             }
         };
-        // What the node assumes when the origin says nothing: a 404 is kept
-        // briefly, anything else for the default lifetime.
+        // What the node assumes when the origin says nothing: a 200 is kept
+        // for the default lifetime, a 404 briefly; another status RFC 9110
+        // calls heuristically cacheable (or any marked `public`) for a
+        // tenth of the time since its Last-Modified, at most the default
+        // lifetime (RFC 9111 4.2.2), and without one not at all.
         let assumed = match status {
             200 => Some(self.default_ttl),
             404 => Some(self.not_found_ttl),
+            _ if heuristically_cacheable(status) || cc.as_ref().is_some_and(|cc| cc.public()) => {
+                let date = http_date(resp, "date").unwrap_or(now);
+                http_date(resp, "last-modified")
+                    .and_then(|modified| date.duration_since(modified).ok())
+                    .map(|since| (since / 10).min(self.default_ttl))
+                    .filter(|ttl| !ttl.is_zero())
+            }
             _ => None,
         };
         if status == 404 && !self.not_found_follows_origin {
@@ -372,6 +389,60 @@ mod tests {
             0,
         ),
         (503, &[], Err("status"), 0, 0),
+        // A heuristically cacheable status, or one marked public, with a
+        // Last-Modified: a tenth of its age, at most the default lifetime.
+        (
+            410,
+            &[
+                ("date", "Thu, 01 Jan 1970 02:00:00 GMT"),
+                ("last-modified", "Thu, 01 Jan 1970 01:00:00 GMT"),
+            ],
+            Ok(360),
+            60,
+            300,
+        ),
+        (
+            301,
+            &[("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT")],
+            Ok(100),
+            60,
+            300,
+        ),
+        (
+            501,
+            &[
+                ("date", "Fri, 02 Jan 1970 00:00:00 GMT"),
+                ("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT"),
+            ],
+            Ok(3600),
+            60,
+            300,
+        ),
+        (
+            599,
+            &[
+                ("cache-control", "public"),
+                ("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT"),
+            ],
+            Ok(100),
+            60,
+            300,
+        ),
+        (
+            599,
+            &[("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT")],
+            Err("status"),
+            0,
+            0,
+        ),
+        (
+            403,
+            &[("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT")],
+            Err("status"),
+            0,
+            0,
+        ),
+        (410, &[], Err("status"), 0, 0),
         // must-understand: only a status this node knows, and then no-store
         // gives way to it.
         (
