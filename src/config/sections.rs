@@ -225,6 +225,11 @@ pub struct OriginSection {
     /// plain HTTP origin.
     #[serde(default)]
     pub forward_query: Option<Vec<String>>,
+    /// Request methods besides GET and HEAD passed to the origin, uncached;
+    /// `"*"` names them all but CONNECT and TRACE. Default: none before S3,
+    /// all before a plain HTTP origin.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
     /// The shield tier: the peer listeners (`IP:PORT`) of the cdn-node
     /// shields this node's misses go to, chosen by the cache key.
     #[serde(default)]

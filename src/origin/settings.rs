@@ -42,7 +42,25 @@ pub struct OriginConfig {
     /// Every parameter is passed on (`"*"` in `forward_query`), but for
     /// S3's reserved ones.
     pub forward_all_query: bool,
+    /// The methods besides GET and HEAD passed to the origin (`methods`).
+    pub methods: PassedMethods,
 }
+
+/// Which request methods besides GET and HEAD go to the origin, uncached.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PassedMethods {
+    /// None: answered 405 (before S3, which the node signs for).
+    #[default]
+    None,
+    /// Every method but CONNECT and TRACE (a tunnel, and a request echoed
+    /// back with whatever carried the token).
+    All,
+    /// These, by name (case-sensitive, as methods are).
+    Listed(BTreeSet<String>),
+}
+
+/// Methods never passed on, whatever `methods` says.
+const NEVER_PASSED: [&str; 2] = ["CONNECT", "TRACE"];
 
 /// Parameters S3 reads as response overrides (`response-content-type`)
 /// or as a presigned request's signature (`X-Amz-*`): never passed on.
@@ -86,6 +104,22 @@ impl OriginConfig {
         match self.addressing {
             Addressing::Path => format!("/{}{}", self.bucket, canonical_path),
             Addressing::Virtual => canonical_path.to_string(),
+        }
+    }
+
+    /// Whether a request with `method` goes on: GET and HEAD always, the
+    /// others as `methods` says.
+    pub fn passes_method(&self, method: &str) -> bool {
+        if matches!(method, "GET" | "HEAD") {
+            return true;
+        }
+        if NEVER_PASSED.contains(&method) {
+            return false;
+        }
+        match &self.methods {
+            PassedMethods::None => false,
+            PassedMethods::All => true,
+            PassedMethods::Listed(names) => names.contains(method),
         }
     }
 
@@ -206,6 +240,33 @@ impl OriginConfig {
                 ));
             }
         }
+        let methods = match (&section.methods, section.kind) {
+            (None, OriginKind::S3) => PassedMethods::None,
+            (None, OriginKind::Http) => PassedMethods::All,
+            (Some(names), OriginKind::S3) if !names.is_empty() => {
+                problems.push(Problem::new(
+                    "origin.methods",
+                    "S3 is sent GET and HEAD only, signed by the node: remove it, or use kind: http",
+                ));
+                PassedMethods::None
+            }
+            (Some(names), _) if names.iter().any(|n| n == "*") => PassedMethods::All,
+            (Some(names), _) => {
+                for (i, name) in names.iter().enumerate() {
+                    if http::Method::from_bytes(name.as_bytes()).is_err()
+                        || NEVER_PASSED.contains(&name.as_str())
+                    {
+                        problems.push(Problem::new(
+                            format!("origin.methods[{i}]"),
+                            format!(
+                                "{name:?} is not a method that can be passed on: name one such as POST, PUT, PATCH, DELETE, OPTIONS (not CONNECT or TRACE), or \"*\""
+                            ),
+                        ));
+                    }
+                }
+                PassedMethods::Listed(names.iter().cloned().collect())
+            }
+        };
         let credentials = match &section.credentials {
             Some(c) if section.kind == OriginKind::S3 => {
                 load_credentials(c, base_dir, env, problems)
@@ -237,6 +298,7 @@ impl OriginConfig {
             read_timeout: Duration::from_millis(section.read_timeout_ms),
             resolve_interval: Duration::from_secs(section.resolve_interval_seconds),
             forward_all_query: forward_query.iter().any(|n| n == "*"),
+            methods,
             forward_query: forward_query.into_iter().filter(|n| n != "*").collect(),
         })
     }
@@ -359,185 +421,7 @@ fn valid_bucket(name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    type Endpoint = (bool, &'static str, u16);
-    const ENDPOINTS: &[(&str, Option<Endpoint>)] = &[
-        ("http://127.0.0.1:9000", Some((false, "127.0.0.1", 9000))),
-        (
-            "https://s3.eu-west-1.amazonaws.com",
-            Some((true, "s3.eu-west-1.amazonaws.com", 443)),
-        ),
-        (
-            "https://s3.example.org/",
-            Some((true, "s3.example.org", 443)),
-        ),
-        ("http://minio", Some((false, "minio", 80))),
-        ("http://[::1]:9000", Some((false, "::1", 9000))),
-        ("http://[::1]", Some((false, "::1", 80))),
-        ("ftp://host", None),
-        ("127.0.0.1:9000", None),
-        ("http://host:0", None),
-        ("http://host:99999", None),
-        ("http://host/bucket", None),
-        ("http://user@host", None),
-        ("http://", None),
-        ("http://host:abc", None),
-        ("http://ho st", None),
-    ];
-
-    #[test]
-    fn endpoints() {
-        for (input, want) in ENDPOINTS {
-            let got = parse_endpoint(input).ok();
-            let want = want.map(|(t, h, p)| (t, h.to_string(), p));
-            assert_eq!(got, want, "endpoint {input}");
-        }
-    }
-
-    const BUCKETS: &[(&str, bool)] = &[
-        ("videos", true),
-        ("my.videos-2", true),
-        ("ab", false),
-        ("Videos", false),
-        ("-videos", false),
-        ("videos.", false),
-        ("vid_eos", false),
-    ];
-
-    /// (origin section, the keys of the problems it has)
-    const SECTIONS: &[(&str, &[&str])] = &[
-        (
-            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}",
-            &[],
-        ),
-        ("kind: http\nendpoint: http://web:8080", &[]),
-        ("parents: [\"10.0.0.9:8090\"]", &[]),
-        (
-            "kind: http\nparents: [\"10.0.0.9:8090\", \"10.0.0.10:8090\"]",
-            &[],
-        ),
-        ("bucket: videos", &["origin.endpoint"]),
-        (
-            "endpoint: http://s3:9000",
-            &["origin.bucket", "origin.credentials"],
-        ),
-        (
-            "kind: http\nendpoint: http://web:8080\nbucket: videos\ncredentials: {from: none}",
-            &["origin.bucket", "origin.credentials"],
-        ),
-        ("parents: [\"10.0.0.9\"]", &["origin.parents[0]"]),
-        ("parents: [\"h:1\"]\nkind: s3", &["origin.parents[0]"]),
-        ("kind: ftp\nendpoint: http://s3", &["(yaml)"]),
-    ];
-
-    #[test]
-    fn sections_by_kind() {
-        for (yaml, want) in SECTIONS {
-            let section: Result<OriginSection, _> = serde_yaml::from_str(yaml);
-            let Ok(section) = section else {
-                assert_eq!(*want, &["(yaml)"], "{yaml}");
-                continue;
-            };
-            let mut problems = Vec::new();
-            let got =
-                OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems);
-            let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-            assert_eq!(keys, *want, "{yaml}");
-            assert_eq!(got.is_some(), want.is_empty(), "{yaml}");
-            for p in &problems {
-                assert!(p.message.contains(':'), "{yaml}: {p} names no fix");
-            }
-        }
-    }
-
-    /// (origin section, query parameter names, whether each is passed on)
-    const QUERY: &[(&str, &[(&str, bool)])] = &[
-        // Before S3: only what is named.
-        (
-            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}",
-            &[("v", false), ("lang", false)],
-        ),
-        (
-            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}\nforward_query: [v]",
-            &[("v", true), ("V", false), ("lang", false)],
-        ),
-        // All of them, but S3's overrides and signature parameters.
-        (
-            "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}\nforward_query: [\"*\"]",
-            &[
-                ("v", true),
-                ("lang", true),
-                ("response-content-type", false),
-                ("X-Amz-Signature", false),
-            ],
-        ),
-        // Before a web server: all of them unless told otherwise.
-        (
-            "kind: http\nendpoint: http://web:8080",
-            &[("v", true), ("lang", true), ("response-content-type", true)],
-        ),
-        (
-            "kind: http\nendpoint: http://web:8080\nforward_query: [v]",
-            &[("v", true), ("lang", false)],
-        ),
-        (
-            "kind: http\nendpoint: http://web:8080\nforward_query: []",
-            &[("v", false)],
-        ),
-    ];
-
-    #[test]
-    fn query_parameters_passed_on() {
-        for (yaml, names) in QUERY {
-            let section: OriginSection = serde_yaml::from_str(yaml).expect(yaml);
-            let mut problems = Vec::new();
-            let origin =
-                OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems)
-                    .unwrap_or_else(|| panic!("{yaml}: {problems:?}"));
-            for (name, want) in *names {
-                assert_eq!(origin.forwards_query(name), *want, "{yaml}: {name}");
-            }
-        }
-    }
-
-    #[test]
-    fn buckets() {
-        for (name, ok) in BUCKETS {
-            assert_eq!(valid_bucket(name), *ok, "bucket {name}");
-        }
-    }
-
-    #[test]
-    fn host_header_and_uri() {
-        let mut o = OriginConfig {
-            kind: OriginKind::S3,
-            direct: true,
-            parents: Vec::new(),
-            tls: false,
-            endpoint_host: "127.0.0.1".into(),
-            port: 9000,
-            bucket: "videos".into(),
-            region: "us-east-1".into(),
-            addressing: Addressing::Path,
-            credentials: None,
-            connect_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(1),
-            resolve_interval: Duration::from_secs(1),
-            forward_query: BTreeSet::new(),
-            forward_all_query: false,
-        };
-        assert_eq!(o.host_header(), "127.0.0.1:9000");
-        assert_eq!(o.object_uri("/a/b.mp4"), "/videos/a/b.mp4");
-        o.addressing = Addressing::Virtual;
-        o.endpoint_host = "s3.example.org".into();
-        o.tls = true;
-        o.port = 443;
-        assert_eq!(o.host_header(), "videos.s3.example.org");
-        assert_eq!(o.object_uri("/a/b.mp4"), "/a/b.mp4");
-    }
-}
+mod tests;
 
 #[cfg(test)]
 pub mod tests_support {
@@ -561,6 +445,7 @@ pub mod tests_support {
             resolve_interval: Duration::from_secs(30),
             forward_query: BTreeSet::new(),
             forward_all_query: false,
+            methods: PassedMethods::None,
         }
     }
 }

@@ -87,7 +87,7 @@ impl<'r> Target<'r> {
         verifier: &Verifier,
         origin: &OriginConfig,
     ) -> Result<Target<'r>, Refusal> {
-        let (canonical, pairs) = read_target(req)?;
+        let (canonical, pairs) = read_target(req, |m| origin.passes_method(m))?;
         let sources = verifier.token_sources();
         let query = query::canonical(&pairs, |name| {
             !extract::is_token_param(sources, name) && origin.forwards_query(name)
@@ -108,9 +108,13 @@ impl<'r> Target<'r> {
 }
 
 /// The checks every request's target passes first, on either listener: a
-/// GET or HEAD, a UTF-8 path, then the canonical path and the query's pairs.
-fn read_target(req: &RequestHeader) -> Result<(String, Vec<query::Pair<'_>>), Refusal> {
-    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+/// method `passes` (GET or HEAD, or one the origin is sent), a UTF-8 path,
+/// then the canonical path and the query's pairs.
+fn read_target(
+    req: &RequestHeader,
+    passes: impl Fn(&str) -> bool,
+) -> Result<(String, Vec<query::Pair<'_>>), Refusal> {
+    if !passes(req.method.as_str()) {
         return Err(Refusal::MethodNotAllowed);
     }
     if !req.raw_path_is_utf8() {
@@ -127,7 +131,9 @@ fn read_target(req: &RequestHeader) -> Result<(String, Vec<query::Pair<'_>>), Re
 /// checked the client's token and signed the hop (the caller checked the
 /// marker); the target arrives canonical, without a token.
 pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted, Refusal> {
-    let (canonical, pairs) = read_target(req)?;
+    // Hops carry GET and HEAD only: other methods go to the origin from
+    // the node the client reached.
+    let (canonical, pairs) = read_target(req, |m| matches!(m, "GET" | "HEAD"))?;
     let query = query::canonical(&pairs, |name| origin.forwards_query(name));
     if canonical.ends_with('/') {
         return Err(Refusal::NotFound);

@@ -9,6 +9,7 @@ pub mod ctx;
 mod file_hit;
 mod forward;
 pub mod handed;
+mod invalidate;
 pub mod lane;
 mod manifest;
 mod memory_hit;
@@ -313,6 +314,9 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.manifest_answer(session, resp, ctx);
+        if let (RouteKind::Pass, Some(admitted)) = (ctx.route, &ctx.admitted) {
+            invalidate::after(self, session.req_header(), resp, admitted).await;
+        }
         // Forwarded in the PoP: the owner's cache status is the answer's.
         let name = match ctx.route {
             RouteKind::Peer => None,

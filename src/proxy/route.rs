@@ -10,6 +10,7 @@
 //! | `Slice` | [`crate::slice`] | here, from slices; or handed to `Cache` |
 //! | `Cache` | [`super::caching`] and Pingora's cache phases | by Pingora |
 //! | `Origin` | Pingora's proxy phases (no cache configured) | by Pingora |
+//! | `Pass` | Pingora's proxy phases, to the origin, uncached; an unsafe method's answer invalidates ([`super::invalidate`]) | by Pingora |
 //! | `Peer` | Pingora's proxy phases, to the PoP member owning the key, uncached (the hit lane forwards it itself: [`super::forward`]) | by Pingora |
 //! | `Health` | [`super::peer`]: the peer listener's health check | here: 200, or 503 draining |
 //! | `Purge` | [`super::peer`]: a purge another node sent | here: 200, or 502 |
@@ -55,6 +56,9 @@ pub enum Route {
     Cache,
     /// No cache configured: proxied to the origin.
     Origin,
+    /// Another method than GET or HEAD (`origin.methods`): proxied to the
+    /// origin itself, never stored.
+    Pass,
     /// Another node of the PoP owns the key: proxied there, not stored here.
     Peer(SocketAddr, Option<Propagation>),
     /// The health check of the other nodes, on the peer listener.
@@ -73,6 +77,7 @@ pub enum RouteKind {
     Slice,
     Cache,
     Origin,
+    Pass,
     Peer,
     Health,
     Purge,
@@ -88,6 +93,7 @@ impl Route {
             Route::Slice => RouteKind::Slice,
             Route::Cache => RouteKind::Cache,
             Route::Origin => RouteKind::Origin,
+            Route::Pass => RouteKind::Pass,
             Route::Peer(..) => RouteKind::Peer,
             Route::Health => RouteKind::Health,
             Route::Purge(_) => RouteKind::Purge,
@@ -145,6 +151,15 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
     };
     ctx.auth = admitted.auth;
     ctx.cache_status = CacheStatus::Bypass;
+    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        // A method the gate let through for the origin: sent there from
+        // here (hops and shields carry GET and HEAD only).
+        if !edge.origin.config.direct {
+            return Ok(Route::Refuse(Refusal::MethodNotAllowed));
+        }
+        ctx.admitted = Some(admitted);
+        return Ok(Route::Pass);
+    }
     let route = match edge.cache {
         None => Route::Origin,
         Some(engine) => {
@@ -289,6 +304,10 @@ pub async fn serve(
             Error::e_explain(ErrorType::InternalError, "cache route without a cache")
         }
         (Route::Cache | Route::Origin, _) => Ok(false),
+        (Route::Pass, _) => {
+            ctx.origin.upstream = Some(crate::origin::Upstream::Direct);
+            Ok(false)
+        }
     }
 }
 
