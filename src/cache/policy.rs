@@ -17,10 +17,14 @@ pub struct Policy {
     pub not_found_ttl: Duration,
     pub stale_while_revalidate: Duration,
     pub stale_if_error: Duration,
-    /// A 404's own `Cache-Control` and `Expires` count (a plain HTTP
-    /// origin's); else it is kept for `not_found_ttl` whatever it says (S3
-    /// sends none, and the node answers S3's 404 with its own).
-    pub not_found_follows_origin: bool,
+    /// The origin is a web server that says how long its answers keep (a
+    /// plain HTTP origin): a 404's own `Cache-Control` and `Expires` count,
+    /// and a 200 that gives no freshness is kept only on the heuristic of
+    /// its `Last-Modified` (revalidated on every use when it has just an
+    /// `ETag`; not kept with neither). Before S3, which sends no caching
+    /// fields, a 404 is kept for `not_found_ttl` whatever it says (the node
+    /// answers S3's 404 with its own) and a 200 for `default_ttl`.
+    pub plain_origin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +61,41 @@ fn understood(status: u16) -> bool {
 /// The time an answer spent in caches before this node (its `Age`; none
 /// when it has none or a bad one).
 pub fn upstream_age(resp: &ResponseHeader) -> Duration {
-    resp.headers
-        .get("age")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs)
+    match age_field(resp) {
+        Age::Valid(age) => age,
+        Age::Absent | Age::Invalid => Duration::ZERO,
+    }
+}
+
+/// What an answer's `Age` says.
+enum Age {
+    Absent,
+    /// One field line of digits (RFC 9111 5.1: delta-seconds).
+    Valid(Duration),
+    /// Anything else (several lines, a list, a sign, a fraction, a
+    /// parameter): nobody can tell how old the answer is.
+    Invalid,
+}
+
+fn age_field(resp: &ResponseHeader) -> Age {
+    let mut lines = resp.headers.get_all("age").iter();
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return if resp.headers.contains_key("age") {
+            Age::Invalid
+        } else {
+            Age::Absent
+        };
+    };
+    let text = line.as_bytes().trim_ascii();
+    if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
+        return Age::Invalid;
+    }
+    // More seconds than a u64 holds: older than anything.
+    let seconds = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    Age::Valid(Duration::from_secs(seconds))
 }
 
 fn secs(d: Duration) -> u32 {
@@ -93,8 +127,13 @@ impl Policy {
             return Decision::Skip("vary");
         }
         // Time the answer already spent in caches upstream (a shield's, a
-        // web server's) counts against its freshness (RFC 9111 4.2.3).
-        let age = upstream_age(resp);
+        // web server's) counts against its freshness (RFC 9111 4.2.3); an
+        // `Age` that does not read leaves it stale on arrival.
+        let age = match age_field(resp) {
+            Age::Absent => Duration::ZERO,
+            Age::Valid(age) => age,
+            Age::Invalid => Duration::MAX,
+        };
         let cc = CacheControl::from_resp_headers(resp);
         // must-understand: stored only by a cache that knows what the status
         // means, which then disregards no-store (RFC 9111 5.2.2.3).
@@ -142,23 +181,35 @@ impl Policy {
         // calls heuristically cacheable (or any marked `public`) for a
         // tenth of the time since its Last-Modified, at most the default
         // lifetime (RFC 9111 4.2.2), and without one not at all.
+        let heuristic = || {
+            let date = http_date(resp, "date").unwrap_or(now);
+            http_date(resp, "last-modified")
+                .and_then(|modified| date.duration_since(modified).ok())
+                .map(|since| (since / 10).min(self.default_ttl))
+                .filter(|ttl| !ttl.is_zero())
+        };
         let assumed = match status {
+            200 if self.plain_origin => {
+                heuristic().or_else(|| resp.headers.contains_key("etag").then_some(Duration::ZERO))
+            }
             200 => Some(self.default_ttl),
             404 => Some(self.not_found_ttl),
             _ if heuristically_cacheable(status) || cc.as_ref().is_some_and(|cc| cc.public()) => {
-                let date = http_date(resp, "date").unwrap_or(now);
-                http_date(resp, "last-modified")
-                    .and_then(|modified| date.duration_since(modified).ok())
-                    .map(|since| (since / 10).min(self.default_ttl))
-                    .filter(|ttl| !ttl.is_zero())
+                heuristic()
             }
             _ => None,
         };
-        if status == 404 && !self.not_found_follows_origin {
+        if status == 404 && !self.plain_origin {
             return store(self.not_found_ttl);
         }
-        if let (Some(ttl), Some(assumed)) = (self.override_ttl, assumed) {
-            return store(if status == 404 { assumed } else { ttl });
+        if let Some(ttl) = self.override_ttl
+            && matches!(status, 200 | 404)
+        {
+            return store(if status == 404 {
+                self.not_found_ttl
+            } else {
+                ttl
+            });
         }
         if let Some(cc) = &cc {
             if cc.no_store() && !must_understand {
@@ -191,7 +242,11 @@ impl Policy {
                 .unwrap_or(Duration::ZERO);
             return store(ttl);
         }
-        assumed.map_or(Decision::Skip("status"), store)
+        match assumed {
+            Some(ttl) => store(ttl),
+            None if status == 200 => Decision::Skip("no_freshness"),
+            None => Decision::Skip("status"),
+        }
     }
 }
 
@@ -207,7 +262,7 @@ mod tests {
             not_found_ttl: Duration::from_secs(10),
             stale_while_revalidate: Duration::from_secs(60),
             stale_if_error: Duration::from_secs(300),
-            not_found_follows_origin: true,
+            plain_origin: true,
         }
     }
 
@@ -221,9 +276,20 @@ mod tests {
     );
 
     const CASES: &[Case] = &[
-        (200, &[], Ok(3600), 60, 300),
+        // Before a web server: a 200 that says nothing of its freshness is
+        // kept on its Last-Modified, revalidated each time on an ETag alone,
+        // not kept with neither (before S3: the default, further below).
+        (200, &[], Err("no_freshness"), 0, 0),
+        (200, &[("etag", "\"a\"")], Ok(0), 60, 300),
+        (
+            200,
+            &[("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT")],
+            Ok(100),
+            60,
+            300,
+        ),
         (200, &[("cache-control", "max-age=120")], Ok(120), 60, 300),
-        // Time spent upstream counts; a bad Age counts as none.
+        // Time spent upstream counts.
         (
             200,
             &[("cache-control", "max-age=120"), ("age", "100")],
@@ -238,17 +304,58 @@ mod tests {
             60,
             300,
         ),
+        // An Age that does not read: stale on arrival, revalidated.
         (
             200,
             &[("cache-control", "max-age=120"), ("age", "x")],
-            Ok(120),
+            Ok(0),
             60,
             300,
         ),
-        (200, &[("age", "600")], Ok(3000), 60, 300),
+        (
+            200,
+            &[("cache-control", "max-age=120"), ("age", "0, 0")],
+            Ok(0),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=120"), ("age", "-1")],
+            Ok(0),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=120"), ("age", "1.5")],
+            Ok(0),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=120"), ("age", " 20 ")],
+            Ok(100),
+            60,
+            300,
+        ),
+        (
+            200,
+            &[("cache-control", "max-age=3600"), ("age", "600")],
+            Ok(3000),
+            60,
+            300,
+        ),
         (200, &[("vary", "*")], Err("vary"), 0, 0),
         (200, &[("vary", "Accept-Language, *")], Err("vary"), 0, 0),
-        (200, &[("vary", "Origin")], Ok(3600), 60, 300),
+        (
+            200,
+            &[("vary", "Origin"), ("cache-control", "max-age=3600")],
+            Ok(3600),
+            60,
+            300,
+        ),
         // s-maxage applies to a shared cache and forbids serving stale
         // without validation, as must-revalidate and proxy-revalidate do:
         // no default stale windows, the origin's own ones still count.
@@ -483,10 +590,10 @@ mod tests {
     }
 
     #[test]
-    fn before_s3_a_404_is_kept_for_its_own_time_whatever_it_says() {
+    fn before_s3_a_404_keeps_its_own_time_and_a_silent_200_the_default() {
         let now = UNIX_EPOCH + Duration::from_secs(1000);
         let p = Policy {
-            not_found_follows_origin: false,
+            plain_origin: false,
             ..policy()
         };
         for cc in ["max-age=9999", "no-store", "max-age=0"] {
@@ -497,6 +604,11 @@ mod tests {
                 "{cc}"
             );
         }
+        // And a 200 that says nothing is kept for the default lifetime.
+        let resp = ResponseHeader::build(200, None).unwrap();
+        assert!(
+            matches!(p.decide(&resp, now), Decision::Store { fresh_until, .. } if fresh_until == now + Duration::from_secs(3600))
+        );
     }
 
     #[test]
@@ -545,7 +657,11 @@ mod tests {
                 ("right", origin_now),
                 ("ahead", origin_now + hour),
             ] {
-                match policy().decide(&resp, now) {
+                let s3 = Policy {
+                    plain_origin: false,
+                    ..policy()
+                };
+                match s3.decide(&resp, now) {
                     Decision::Store { fresh_until, .. } => assert_eq!(
                         fresh_until.duration_since(now).unwrap(),
                         Duration::from_secs(lifetime),

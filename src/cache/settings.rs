@@ -231,7 +231,7 @@ impl CacheConfig {
                 not_found_ttl: Duration::from_secs(section.not_found_ttl_seconds),
                 stale_while_revalidate: Duration::from_secs(stale_while_revalidate_seconds),
                 stale_if_error: Duration::from_secs(section.stale_if_error_seconds),
-                not_found_follows_origin: plain_origin,
+                plain_origin,
             },
             lock_timeout: Duration::from_secs(section.lock_timeout_seconds),
             status_header: (!header.is_empty()).then(|| header.to_string()),
@@ -312,10 +312,7 @@ mod tests {
                 *threshold,
                 "{yaml} {kind:?}"
             );
-            assert_eq!(
-                config.policy.not_found_follows_origin,
-                *kind == OriginKind::Http
-            );
+            assert_eq!(config.policy.plain_origin, *kind == OriginKind::Http);
         }
     }
 

@@ -423,7 +423,7 @@ mod tests {
             not_found_ttl: Duration::from_secs(10),
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::ZERO,
-            not_found_follows_origin: false,
+            plain_origin: false,
         }
     }
 
