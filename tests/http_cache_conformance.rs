@@ -46,6 +46,13 @@ const KNOWN: &[(&str, &str)] = &[
          which never comes, and stores nothing",
     ),
     (
+        "age-parse-prefix",
+        "`Age: 0,7200` is no delta-seconds (RFC 9111 5.1): the node takes an \
+         Age it cannot read as stale, as the suite's other eleven Age tests \
+         ask (`0, 0` and two lines of `0` among them), and this one alone \
+         wants the first number",
+    ),
+    (
         "stale-close-must-revalidate",
         "the node answers 502 and serves nothing stale, as it must; the \
          suite counts any answer its server did not write as from cache",
@@ -61,11 +68,15 @@ const KNOWN: &[(&str, &str)] = &[
         "Surrogate-Control is not read (it is not part of RFC 9111)",
     ),
     ("surrogate-no-store", "as surrogate-fresh-cc-nostore"),
+    (
+        "surrogate-no-store-cc-fresh",
+        "as surrogate-fresh-cc-nostore",
+    ),
 ];
 
 /// Fewer passing tests than this (optional ones included) is a regression
 /// the required ones alone may not show.
-const MIN_PASSING: usize = 165;
+const MIN_PASSING: usize = 210;
 
 /// The suite's folder, as deploy/setup.sh installs it.
 fn suite_dir() -> Option<PathBuf> {
