@@ -5,7 +5,6 @@
 use std::time::SystemTime;
 
 use pingora::prelude::*;
-use pingora_cache::cache_control::CacheControl;
 use pingora_cache::key::HashBinary;
 use pingora_cache::{CacheKey, CacheMeta, NoCacheReason, RespCacheable, VarianceBuilder};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -14,7 +13,7 @@ use super::admit::Admitted;
 use super::ctx::RequestCtx;
 use crate::cache::engine::Engine;
 use crate::cache::key;
-use crate::cache::policy::{self, Decision};
+use crate::cache::policy::Decision;
 
 /// Turns the cache on for an admitted request.
 pub fn enable(session: &mut Session, engine: &Engine) {
@@ -34,19 +33,19 @@ pub fn key(admitted: &Admitted) -> CacheKey {
 }
 
 /// Whether an origin answer is stored, and its freshness. `authorized`:
-/// the request carried the client's own `Authorization` to the origin,
-/// whose answer a shared cache stores only when the origin says it may
-/// (RFC 9111 3.5).
+/// the request carried the client's own `Authorization` to the origin.
 pub fn cacheable(engine: &Engine, resp: &ResponseHeader, authorized: bool) -> RespCacheable {
-    if authorized && !shareable_when_authorized(resp) {
-        return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
-    }
     let now = SystemTime::now();
-    match engine.config.policy.decide(resp, now) {
+    match engine
+        .config
+        .policy
+        .decide_authorized(resp, authorized, now)
+    {
         Decision::Store {
             fresh_until,
             stale_while_revalidate_sec,
             stale_if_error_sec,
+            upstream_age,
         } => {
             let mut meta = CacheMeta::new(
                 fresh_until,
@@ -55,10 +54,11 @@ pub fn cacheable(engine: &Engine, resp: &ResponseHeader, authorized: bool) -> Re
                 stale_if_error_sec,
                 resp.clone(),
             );
-            // The `Age` a hit sends counts the time the answer spent in
-            // caches upstream too (RFC 9111 4.2.3, 5.1).
-            let upstream = policy::upstream_age(resp);
-            if let Some(epoch) = now.checked_sub(upstream).filter(|_| !upstream.is_zero()) {
+            // A hit's `Age` counts the time spent in caches upstream too.
+            if let Some(epoch) = now
+                .checked_sub(upstream_age)
+                .filter(|_| !upstream_age.is_zero())
+            {
                 meta.set_epoch_override(epoch);
             }
             RespCacheable::Cacheable(meta)
@@ -116,14 +116,6 @@ pub fn updated(stored: &ResponseHeader, not_modified: &ResponseHeader) -> Respon
         let _ = header.append_header(name.clone(), value.clone());
     }
     header
-}
-
-/// Whether an answer to a request with `Authorization` may be stored:
-/// `public`, `s-maxage` or `must-revalidate` (RFC 9111 3.5).
-fn shareable_when_authorized(resp: &ResponseHeader) -> bool {
-    CacheControl::from_resp_headers(resp).is_some_and(|cc| {
-        cc.public() || cc.must_revalidate() || cc.s_maxage().ok().flatten().is_some()
-    })
 }
 
 /// Fields a stored answer may vary on that do not select a variant here:
@@ -333,20 +325,5 @@ mod tests {
             assert_eq!(values(name), *want, "{name}");
         }
         assert_eq!(got.status, 200);
-    }
-
-    #[test]
-    fn an_authorized_request_shares_only_what_the_origin_allows() {
-        let cases: &[(&str, bool)] = &[
-            ("max-age=60", false),
-            ("max-age=60, public", true),
-            ("s-maxage=60", true),
-            ("max-age=60, must-revalidate", true),
-            ("", false),
-        ];
-        for (cc, shared) in cases {
-            let resp = answer(200, &[("cache-control", cc)]);
-            assert_eq!(shareable_when_authorized(&resp), *shared, "{cc}");
-        }
     }
 }

@@ -226,6 +226,7 @@ impl Request {
             fresh_until,
             stale_while_revalidate_sec: swr,
             stale_if_error_sec: sie,
+            ..
         } = decision
         else {
             // Not to be kept: a small object is still answered from the
@@ -370,6 +371,7 @@ impl Request {
             fresh_until,
             stale_while_revalidate_sec,
             stale_if_error_sec,
+            ..
         } = self.engine.config.policy.decide(&resp, now)
         else {
             return Learned::Pass;
