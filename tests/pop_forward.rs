@@ -408,7 +408,9 @@ async fn a_node_stopped_mid_forward_finishes_the_answer_then_exits() {
     // the way (about 14 MiB on loopback): the owner is still sending when
     // it is stopped. Not sliced (64 MiB and under).
     const LEN: usize = 24 << 20;
-    let (objects, paths) = catalogue(8, LEN);
+    // Enough objects that edge 0 owns them all only once in 65,536 rings
+    // (with 8, once in 256: the ring follows the nodes' random ports).
+    let (objects, paths) = catalogue(16, LEN);
     let mut fleet = start(&objects).await;
     drop(objects);
     let mut found = None;
@@ -421,7 +423,7 @@ async fn a_node_stopped_mid_forward_finishes_the_answer_then_exits() {
             break;
         }
     }
-    let path = found.expect("edge 0 owns none of 8 objects");
+    let path = found.expect("edge 0 owns all 16 objects: none is forwarded");
     let seed = 40 + paths.iter().position(|p| *p == path).unwrap() as u64;
 
     // A client that reads the head and a little of the body, then stops
