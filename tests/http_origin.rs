@@ -5,8 +5,13 @@
 
 mod common;
 
+use std::net::SocketAddr;
+
 use common::fault_origin::FaultOrigin;
+use common::fleet::{Member, cluster_yaml, free_port_on, member_options};
 use common::http::{header, raw};
+use common::node::Node;
+use common::token::{good_claims, hs256};
 use common::world::World;
 
 const VIDEO: &[u8] = b"a plain web server's video bytes";
@@ -91,4 +96,81 @@ async fn what_the_plain_origin_forbids_is_not_stored() {
         }
     }
     assert_eq!(origin.requests(), 5);
+}
+
+/// A PoP of two nodes before one plain origin whose answer varies on
+/// `Accept-Language`: whichever node a client reaches, it gets the variant
+/// its own fields select, and the PoP fetches each variant once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pop_before_a_plain_origin_serves_the_variant_each_client_asks_for() {
+    let origin = FaultOrigin::start().await;
+    let (fr, de) = (&b"bonjour"[..], &b"hallo"[..]);
+    let bodies = [("fr", fr), ("de", de)];
+    origin.put_varying(
+        "v/a.mp4",
+        VIDEO,
+        "accept-language",
+        &bodies,
+        Some("max-age=60"),
+    );
+    let peers: Vec<SocketAddr> = (1..=2u8)
+        .map(|i| SocketAddr::from(([127, 0, 0, i], free_port_on([127, 0, 0, i]))))
+        .collect();
+    let mut nodes = Vec::new();
+    for me in &peers {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let cluster = cluster_yaml(*me, &peers, "  health_check_interval_ms: 200\n");
+        let extra = "  status_header: x-cache\n  slice_threshold: 0\n";
+        let mut opts = member_options(origin.port, cache.path(), extra, cluster, String::new());
+        opts.http_origin = true;
+        nodes.push(Member {
+            node: Node::start(opts).await,
+            peer: *me,
+            _cache: cache,
+        });
+    }
+    for member in &nodes {
+        member.node.wait_rings(peers.len(), 0).await;
+    }
+    let token = hs256(&good_claims("alice"));
+    // The token in a cookie beside one of the site's own, to see which of
+    // them the hop and the origin get.
+    let cookie = format!("theme=dark; jwt={token}");
+    for round in ["MISS", "HIT"] {
+        for (lang, want) in [("fr", fr), ("de", de), ("", VIDEO)] {
+            for member in &nodes {
+                let mut fields = vec![("cookie", cookie.as_str())];
+                if !lang.is_empty() {
+                    fields.push(("accept-language", lang));
+                }
+                let (status, headers, body) =
+                    raw(member.node.http, "GET", "/v/a.mp4", &fields).await;
+                assert_eq!(status, 200, "{lang:?} through {}", member.peer);
+                assert_eq!(body, want, "{lang:?} through {}", member.peer);
+                // The owner's cache status, whichever node answered.
+                let status = header(&headers, "x-cache");
+                if round == "HIT" {
+                    assert_eq!(status, Some("HIT"), "{lang:?} through {}", member.peer);
+                }
+            }
+        }
+    }
+    // One origin request per variant in the whole PoP, with the client's
+    // field, the site's cookie, and neither the token nor the hop marker.
+    let heads = origin.heads();
+    assert_eq!(heads.len(), 3, "{heads:?}");
+    for head in &heads {
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("cookie: theme=dark\r\n"), "{head}");
+        for absent in [token.to_ascii_lowercase().as_str(), "cdn-node-hop", "jwt="] {
+            assert!(!head.contains(absent), "{absent} in {head}");
+        }
+    }
+    for lang in ["fr", "de"] {
+        let with = |h: &&String| {
+            h.to_ascii_lowercase()
+                .contains(&format!("accept-language: {lang}\r\n"))
+        };
+        assert_eq!(heads.iter().filter(with).count(), 1, "{lang}: {heads:?}");
+    }
 }

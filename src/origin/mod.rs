@@ -17,10 +17,11 @@ use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::cluster::Cluster;
+use crate::cluster::hop::Carried;
 use crate::cluster::ring::{Members, Ring};
 use crate::config::sections::OriginKind;
 pub use error::OriginError;
-pub use passthrough::{TokenCarriers, strip_response};
+pub use passthrough::{TokenCarriers, copy_end_to_end, strip_response};
 use resolve::Resolver;
 use settings::OriginConfig;
 pub use upstream::Upstream;
@@ -156,7 +157,11 @@ impl Origin {
                 };
                 let to_self = to == Upstream::Peer(cluster.me());
                 let (path, query) = (canonical_path, canonical_query);
-                crate::cluster::hop::request(cluster, to_self, path, query, prepared, now)
+                let carried = match self.config.kind {
+                    OriginKind::Http => Carried::EndToEnd(&self.token_carriers),
+                    OriginKind::S3 => Carried::CacheFields,
+                };
+                crate::cluster::hop::request(cluster, to_self, carried, path, query, prepared, now)
             }
             Upstream::Direct if self.config.kind == OriginKind::Http => passthrough::request(
                 &self.config,

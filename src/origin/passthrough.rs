@@ -120,10 +120,25 @@ pub fn request(
         .map_err(|e| format!("origin request: {e}"))?;
     req.insert_header("host", config.host_header())
         .map_err(|e| format!("origin host header: {e}"))?;
+    copy_end_to_end(carriers, prepared, &mut req, &[])?;
+    Ok(req)
+}
+
+/// Copies `prepared`'s end-to-end fields onto `req`: not the hop-by-hop
+/// ones, those its `Connection` names, whatever carried the client's token
+/// (a token cookie leaves the `Cookie` field, the site's cookies stay), nor
+/// the fields named in `skip`.
+pub fn copy_end_to_end(
+    carriers: &TokenCarriers,
+    prepared: &RequestHeader,
+    req: &mut RequestHeader,
+    skip: &[&str],
+) -> Result<(), String> {
     let connection = named_by_connection(&prepared.headers);
     for (name, value) in prepared.headers.iter() {
         let lower = name.as_str();
         if HOP_BY_HOP.contains(&lower)
+            || skip.contains(&lower)
             || connection.iter().any(|c| c == lower)
             || carriers.headers.iter().any(|h| h == lower)
         {
@@ -132,14 +147,14 @@ pub fn request(
         if name == http::header::COOKIE && !carriers.cookies.is_empty() {
             if let Some(kept) = value.to_str().ok().and_then(|v| carriers.strip_cookies(v)) {
                 req.append_header(HeaderName::clone(name), kept)
-                    .map_err(|e| format!("origin header {name}: {e}"))?;
+                    .map_err(|e| format!("header {name}: {e}"))?;
             }
             continue;
         }
         req.append_header(HeaderName::clone(name), value.clone())
-            .map_err(|e| format!("origin header {name}: {e}"))?;
+            .map_err(|e| format!("header {name}: {e}"))?;
     }
-    Ok(req)
+    Ok(())
 }
 
 #[cfg(test)]

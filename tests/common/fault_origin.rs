@@ -1,6 +1,6 @@
 //! An origin that misbehaves on purpose: a small HTTP/1.1 server speaking
 //! enough of S3's GET and HEAD for the node (path-style keys, `Range`,
-//! `If-Match`, `If-None-Match`, `ETag`, `Last-Modified`), which answers
+//! `If-Match`, `If-None-Match`, `ETag`, `Last-Modified`, `Vary`), which answers
 //! normally until a test sets a fault: a body shorter than its
 //! `Content-Length`, a reset mid-body, silence, or S3's `503 SlowDown`.
 //! It does not check signatures (s3s-fs does that in the other tests); it
@@ -43,6 +43,29 @@ struct Object {
     body: Arc<Vec<u8>>,
     etag: String,
     cache_control: Option<String>,
+    /// Bodies chosen by one request field, named in `Vary`.
+    vary: Option<Arc<Variants>>,
+}
+
+/// The request field an object varies on, and the body for each of its
+/// values; a request without one of them gets the object's own body.
+struct Variants {
+    field: String,
+    bodies: Vec<(String, Arc<Vec<u8>>)>,
+}
+
+impl Object {
+    /// The body this request selects.
+    fn chosen(mut self, req: &Request) -> Object {
+        if let Some(vary) = &self.vary {
+            let value = req.header(&vary.field);
+            if let Some((_, body)) = vary.bodies.iter().find(|(v, _)| Some(v.as_str()) == value) {
+                self.etag = etag_of(body);
+                self.body = body.clone();
+            }
+        }
+        self
+    }
 }
 
 #[derive(Default)]
@@ -112,8 +135,32 @@ impl FaultOrigin {
             body: Arc::new(body.to_vec()),
             etag: etag_of(body),
             cache_control: cache_control.map(str::to_string),
+            vary: None,
         };
         self.lock().objects.insert(key.to_string(), object);
+    }
+
+    /// Puts an object whose body depends on the request's `field` (named
+    /// in `Vary`): `bodies` by the field's value, `body` without a listed one.
+    pub fn put_varying(
+        &self,
+        key: &str,
+        body: &[u8],
+        field: &str,
+        bodies: &[(&str, &[u8])],
+        cache_control: Option<&str>,
+    ) {
+        let vary = Variants {
+            field: field.to_string(),
+            bodies: bodies
+                .iter()
+                .map(|(v, b)| (v.to_string(), Arc::new(b.to_vec())))
+                .collect(),
+        };
+        self.put_with(key, body, cache_control);
+        if let Some(object) = self.lock().objects.get_mut(key) {
+            object.vary = Some(Arc::new(vary));
+        }
     }
 
     /// The fault every request gets from now on (`Fault::None`: none).
@@ -243,6 +290,9 @@ fn answer(req: &Request, object: Option<&Object>) -> (String, Vec<u8>) {
     if let Some(cc) = &object.cache_control {
         common.push_str(&format!("Cache-Control: {cc}\r\n"));
     }
+    if let Some(vary) = &object.vary {
+        common.push_str(&format!("Vary: {}\r\n", vary.field));
+    }
     if req
         .header("if-match")
         .is_some_and(|m| m != object.etag && m != "*")
@@ -340,6 +390,7 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>, mut held: watch::R
             }
             continue;
         }
+        let object = object.map(|o| o.chosen(&req));
         let (head, body) = answer(&req, object.as_ref());
         let head = format!("{head}Date: {HTTP_DATE}\r\n\r\n");
         if conn.write_all(head.as_bytes()).await.is_err() {

@@ -104,6 +104,30 @@ pub fn member_options(
     o
 }
 
+impl Node {
+    /// Waits until this node sees `pop` healthy members of its PoP and
+    /// `parents` healthy shields. Nodes started one after the other must
+    /// see all the others up before their views agree (no test wants the
+    /// start-up churn).
+    pub async fn wait_rings(&self, pop: usize, parents: usize) {
+        let want = [("pop", pop), ("parents", parents)];
+        super::eventually("every node healthy", Duration::from_secs(15), || async {
+            let text = self.metrics().await;
+            want.iter()
+                .all(|(ring, n)| {
+                    *n == 0
+                        || super::http::metric(
+                            &text,
+                            "cdn_node_ring_healthy_members",
+                            &[("ring", ring)],
+                        ) == *n as f64
+                })
+                .then_some(())
+        })
+        .await;
+    }
+}
+
 impl Member {
     /// `POST` to an admin route with the admin token.
     pub async fn admin_post(&self, target: &str) -> (u16, String) {
@@ -180,24 +204,10 @@ impl Fleet {
                 _cache: cache,
             });
         }
-        // Nodes started one after the other: each must see all the others
-        // up before the views agree (no test wants the start-up churn).
         for edge in &edges {
-            let want = [("pop", edge_addrs.len()), ("parents", shield_addrs.len())];
-            super::eventually("every node healthy", Duration::from_secs(15), || async {
-                let text = edge.node.metrics().await;
-                want.iter()
-                    .all(|(ring, n)| {
-                        *n == 0
-                            || super::http::metric(
-                                &text,
-                                "cdn_node_ring_healthy_members",
-                                &[("ring", ring)],
-                            ) == *n as f64
-                    })
-                    .then_some(())
-            })
-            .await;
+            edge.node
+                .wait_rings(edge_addrs.len(), shield_addrs.len())
+                .await;
         }
         Fleet {
             s3,
