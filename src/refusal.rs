@@ -7,13 +7,14 @@ use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::auth::Reject;
 use crate::origin::OriginError;
+use crate::request::method::MethodSet;
 use crate::request::path::PathError;
 
 /// Why a request is answered with an error instead of the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Only GET and HEAD are served.
-    MethodNotAllowed,
+    /// A method neither served nor passed on: `Allow` names those that are.
+    MethodNotAllowed(MethodSet),
     /// The request is not acceptable as sent.
     BadRequest(BadRequest),
     /// No valid token.
@@ -82,7 +83,7 @@ impl From<Reject> for Refusal {
 impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
-            Refusal::MethodNotAllowed => 405,
+            Refusal::MethodNotAllowed(_) => 405,
             Refusal::BadRequest(_) => 400,
             Refusal::Unauthorized(_) => 401,
             Refusal::Forbidden(_) | Refusal::PreflightRefused | Refusal::HopForbidden(_) => 403,
@@ -96,7 +97,7 @@ impl Refusal {
 
     pub fn body(&self) -> &'static str {
         match self {
-            Refusal::MethodNotAllowed => "method not allowed\n",
+            Refusal::MethodNotAllowed(_) => "method not allowed\n",
             Refusal::BadRequest(_) => "bad request\n",
             Refusal::Unauthorized(_) => "a valid token is required\n",
             Refusal::Forbidden(_) | Refusal::PreflightRefused | Refusal::HopForbidden(_) => {
@@ -123,8 +124,8 @@ impl Refusal {
             Refusal::Unauthorized(_) => {
                 let _ = h.insert_header("www-authenticate", "Bearer error=\"invalid_token\"");
             }
-            Refusal::MethodNotAllowed => {
-                let _ = h.insert_header("allow", "GET, HEAD");
+            Refusal::MethodNotAllowed(allowed) => {
+                let _ = h.insert_header("allow", allowed.to_string());
             }
             _ => {}
         }
@@ -185,7 +186,7 @@ mod tests {
     #[test]
     fn every_refusal_has_a_plain_body_and_no_store() {
         let all = [
-            Refusal::MethodNotAllowed,
+            Refusal::MethodNotAllowed(MethodSet::READ),
             Refusal::BadRequest(BadRequest::Path(PathError::DotSegment)),
             Refusal::Unauthorized(Reject::Expired),
             Refusal::Forbidden(Reject::OutOfScope),
@@ -214,14 +215,16 @@ mod tests {
                 .unwrap(),
             "Bearer error=\"invalid_token\""
         );
-        assert_eq!(
-            Refusal::MethodNotAllowed
-                .header()
-                .headers
-                .get("allow")
-                .unwrap(),
-            "GET, HEAD"
-        );
+        for (allowed, want) in [
+            (MethodSet::READ, "GET, HEAD"),
+            (
+                MethodSet::GENERAL,
+                "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+            ),
+        ] {
+            let h = Refusal::MethodNotAllowed(allowed).header();
+            assert_eq!(h.headers.get("allow").unwrap(), want);
+        }
     }
 
     const ERRORS: &[(ErrorType, ErrorSource, Option<u16>)] = &[

@@ -98,6 +98,56 @@ async fn what_the_plain_origin_forbids_is_not_stored() {
     assert_eq!(origin.requests(), 5);
 }
 
+/// `origin.methods` names what besides GET and HEAD reaches the origin:
+/// those methods pass uncached, a non-error answer to an unsafe one drops
+/// what is stored for its target, and any other method is answered 405
+/// with an `Allow` that names what would have been served or passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_methods_pass_invalidate_and_others_get_an_allow_naming_them() {
+    let origin = FaultOrigin::start().await;
+    origin.put_with("v/a.mp4", VIDEO, Some("max-age=60"));
+    let w = World::builder()
+        .origin(origin.port)
+        .cache("  status_header: x-cache\n  slice_threshold: 0\n")
+        .configure(|o| {
+            o.http_origin = true;
+            o.origin_extra = "  methods: [PROPFIND, POST]\n".into();
+        })
+        .start()
+        .await;
+    let target = w.target("/v/a.mp4");
+    let get = || raw(w.node.http, "GET", &target, &[]);
+    for want in ["MISS", "HIT"] {
+        let (status, headers, _) = get().await;
+        assert_eq!((status, header(&headers, "x-cache")), (200, Some(want)));
+    }
+    let empty = [("content-length", "0")];
+    let (status, _, _) = raw(w.node.http, "POST", &target, &empty).await;
+    assert_eq!(status, 200);
+    let last = origin.heads().last().cloned().unwrap_or_default();
+    assert!(last.starts_with("POST /v/a.mp4 "), "{last}");
+    let (status, headers, _) = get().await;
+    assert_eq!(
+        (status, header(&headers, "x-cache")),
+        (200, Some("MISS")),
+        "after the POST"
+    );
+    let before = origin.requests();
+    // (CONNECT Pingora refuses itself, with a bare 405, before any hook.)
+    for method in ["PUT", "DELETE", "TRACE"] {
+        let (status, headers, body) = raw(w.node.http, method, &target, &empty).await;
+        assert_eq!(status, 405, "{method}");
+        let allow = header(&headers, "allow");
+        assert_eq!(allow, Some("GET, HEAD, POST, PROPFIND"), "{method}");
+        assert_eq!(body, b"method not allowed\n", "{method}");
+    }
+    assert_eq!(
+        origin.requests(),
+        before,
+        "no refused method reaches the origin"
+    );
+}
+
 /// A PoP of two nodes before one plain origin whose answer varies on
 /// `Accept-Language`: whichever node a client reaches, it gets the variant
 /// its own fields select, and the PoP fetches each variant once.

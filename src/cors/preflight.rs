@@ -3,10 +3,11 @@
 //! The node answers it itself, without a token: never sent to the origin,
 //! never cached.
 
-use http::{HeaderValue, Method};
+use http::Method;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use super::Cors;
+use crate::request::method::MethodSet;
 
 /// Request fields every browser may send without asking; a page's
 /// preflight may still list them.
@@ -47,17 +48,21 @@ impl Refused {
 
 impl Cors {
     /// The answer to a preflight (204 with the CORS fields), or why it is
-    /// refused.
-    pub fn preflight(&self, req: &RequestHeader) -> Result<ResponseHeader, Refused> {
+    /// refused: `methods` are those the node serves or passes on.
+    pub fn preflight(
+        &self,
+        req: &RequestHeader,
+        methods: MethodSet,
+    ) -> Result<ResponseHeader, Refused> {
         let field = |name| req.headers.get(name);
         let origin = field(http::header::ORIGIN).ok_or(Refused::Origin)?;
         if !self.allows(origin) {
             return Err(Refused::Origin);
         }
         let method = field(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-            .map(HeaderValue::as_bytes)
+            .and_then(|m| m.to_str().ok())
             .unwrap_or_default();
-        if method != b"GET" && method != b"HEAD" {
+        if !methods.contains(method) {
             return Err(Refused::Method);
         }
         let mut asked = Vec::new();
@@ -81,7 +86,10 @@ impl Cors {
         let mut h = ResponseHeader::build(204, Some(8)).map_err(|_| Refused::Origin)?;
         // Values from the request were checked above; the rest are static.
         let _ = h.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        let _ = h.insert_header(http::header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD");
+        let _ = h.insert_header(
+            http::header::ACCESS_CONTROL_ALLOW_METHODS,
+            methods.to_string(),
+        );
         if !asked.is_empty() {
             let _ = h.insert_header(http::header::ACCESS_CONTROL_ALLOW_HEADERS, asked.join(", "));
         }
@@ -168,7 +176,7 @@ mod tests {
         for (fields, want) in cases {
             let mut all = vec![("origin", PAGE)];
             all.extend_from_slice(fields);
-            let got = c.preflight(&request("OPTIONS", &all));
+            let got = c.preflight(&request("OPTIONS", &all), MethodSet::READ);
             match (got, want) {
                 (Ok(h), Ok(allowed)) => {
                     assert_eq!(h.status.as_u16(), 204);
@@ -190,6 +198,35 @@ mod tests {
                 ("access-control-request-method", "GET"),
             ],
         );
-        assert_eq!(c.preflight(&other).err(), Some(Refused::Origin));
+        assert_eq!(
+            c.preflight(&other, MethodSet::READ).err(),
+            Some(Refused::Origin)
+        );
+    }
+
+    #[test]
+    fn a_preflight_allows_the_methods_passed_to_the_origin() {
+        let c = cors(&[PAGE], false);
+        let passed = MethodSet::READ.union(MethodSet::of("POST").unwrap());
+        for (method, allowed) in [
+            ("POST", true),
+            ("GET", true),
+            ("PUT", false),
+            ("post", false),
+        ] {
+            let fields = [("origin", PAGE), ("access-control-request-method", method)];
+            let got = c.preflight(&request("OPTIONS", &fields), passed);
+            match got {
+                Ok(h) => {
+                    assert!(allowed, "{method}");
+                    let methods = h.headers.get("access-control-allow-methods").unwrap();
+                    assert_eq!(methods, "GET, HEAD, POST");
+                }
+                Err(refused) => {
+                    assert!(!allowed, "{method}");
+                    assert_eq!(refused, Refused::Method);
+                }
+            }
+        }
     }
 }

@@ -503,7 +503,7 @@ impl Metrics {
                 return;
             }
             Refusal::BadRequest(bad) => bad.as_str(),
-            Refusal::MethodNotAllowed => "method",
+            Refusal::MethodNotAllowed(_) => "method",
             _ => return,
         };
         self.request_rejections.with_label_values(&[reason]).inc();
@@ -570,6 +570,7 @@ mod tests {
     use super::*;
     use crate::auth::Reject;
     use crate::refusal::BadRequest;
+    use crate::request::method::MethodSet;
 
     #[test]
     fn refusals_are_counted_by_reason() {
@@ -578,7 +579,7 @@ mod tests {
         m.count_refusal(Refusal::from(Reject::OutOfScope));
         m.count_refusal(Refusal::from(Reject::Conflict));
         m.count_refusal(Refusal::BadRequest(BadRequest::Query));
-        m.count_refusal(Refusal::MethodNotAllowed);
+        m.count_refusal(Refusal::MethodNotAllowed(MethodSet::READ));
         m.count_refusal(Refusal::NotFound);
         m.count_refusal(Refusal::BadGateway(OriginError::S3Denied));
         // Only the reasons counted have series: 404 and 502 are not the

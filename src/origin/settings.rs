@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use crate::config::sections::{Addressing, CredentialSource, OriginKind, OriginSection};
 use crate::config::{Problem, secret, socket_addr};
 use crate::origin::sigv4::Credentials;
+use crate::request::method::MethodSet;
 
 /// Environment variables read when `origin.credentials.from` is `env`.
 pub const ENV_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
@@ -55,8 +56,8 @@ pub enum PassedMethods {
     /// Every method but CONNECT and TRACE (a tunnel, and a request echoed
     /// back with whatever carried the token).
     All,
-    /// These, by name (case-sensitive, as methods are).
-    Listed(BTreeSet<String>),
+    /// These registered methods.
+    Listed(MethodSet),
 }
 
 /// Methods never passed on, whatever `methods` says.
@@ -121,6 +122,19 @@ impl OriginConfig {
             PassedMethods::All => true,
             PassedMethods::Listed(names) => names.contains(method),
         }
+    }
+
+    /// The methods a 405 and a CORS preflight name: GET and HEAD, and those
+    /// passed to a direct origin (for every method, RFC 9110's but CONNECT
+    /// and TRACE, and PATCH).
+    pub fn allowed(&self) -> MethodSet {
+        let passed = match &self.methods {
+            _ if !self.direct => MethodSet::default(),
+            PassedMethods::None => MethodSet::default(),
+            PassedMethods::All => MethodSet::GENERAL,
+            PassedMethods::Listed(names) => *names,
+        };
+        MethodSet::READ.union(passed)
     }
 
     pub fn forwards_query(&self, name: &str) -> bool {
@@ -252,19 +266,21 @@ impl OriginConfig {
             }
             (Some(names), _) if names.iter().any(|n| n == "*") => PassedMethods::All,
             (Some(names), _) => {
+                let mut set = MethodSet::default();
                 for (i, name) in names.iter().enumerate() {
-                    if http::Method::from_bytes(name.as_bytes()).is_err()
-                        || NEVER_PASSED.contains(&name.as_str())
-                    {
-                        problems.push(Problem::new(
+                    match MethodSet::of(name) {
+                        Some(method) if !NEVER_PASSED.contains(&name.as_str()) => {
+                            set = set.union(method);
+                        }
+                        _ => problems.push(Problem::new(
                             format!("origin.methods[{i}]"),
                             format!(
-                                "{name:?} is not a method that can be passed on: name one such as POST, PUT, PATCH, DELETE, OPTIONS (not CONNECT or TRACE), or \"*\""
+                                "{name:?} is not a method that can be passed on: name registered ones, in capitals, such as POST, PUT, PATCH, DELETE, OPTIONS, PROPFIND (not CONNECT or TRACE), or \"*\" for all"
                             ),
-                        ));
+                        )),
                     }
                 }
-                PassedMethods::Listed(names.iter().cloned().collect())
+                PassedMethods::Listed(set)
             }
         };
         let credentials = match &section.credentials {

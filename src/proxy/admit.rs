@@ -9,6 +9,7 @@ use pingora::http::RequestHeader;
 use crate::auth::{AuthOutcome, Reject, Renewed, RequestFacts, SourceKind, Verifier, extract};
 use crate::origin::settings::OriginConfig;
 use crate::refusal::{BadRequest, Refusal};
+use crate::request::method::MethodSet;
 use crate::request::{path, query};
 
 /// A request let through the gate.
@@ -87,7 +88,7 @@ impl<'r> Target<'r> {
         verifier: &Verifier,
         origin: &OriginConfig,
     ) -> Result<Target<'r>, Refusal> {
-        let (canonical, pairs) = read_target(req, |m| origin.passes_method(m))?;
+        let (canonical, pairs) = read_target(req, |m| origin.passes_method(m), origin.allowed())?;
         let sources = verifier.token_sources();
         let query = query::canonical(&pairs, |name| {
             !extract::is_token_param(sources, name) && origin.forwards_query(name)
@@ -108,14 +109,15 @@ impl<'r> Target<'r> {
 }
 
 /// The checks every request's target passes first, on either listener: a
-/// method `passes` (GET or HEAD, or one the origin is sent), a UTF-8 path,
-/// then the canonical path and the query's pairs.
+/// method `passes` (GET or HEAD, or one the origin is sent; else 405 with
+/// `allowed`), a UTF-8 path, then the canonical path and the query's pairs.
 fn read_target(
     req: &RequestHeader,
     passes: impl Fn(&str) -> bool,
+    allowed: MethodSet,
 ) -> Result<(String, Vec<query::Pair<'_>>), Refusal> {
     if !passes(req.method.as_str()) {
-        return Err(Refusal::MethodNotAllowed);
+        return Err(Refusal::MethodNotAllowed(allowed));
     }
     if !req.raw_path_is_utf8() {
         return Err(Refusal::BadRequest(BadRequest::PathEncoding));
@@ -133,7 +135,7 @@ fn read_target(
 pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted, Refusal> {
     // Hops carry GET and HEAD only: other methods go to the origin from
     // the node the client reached.
-    let (canonical, pairs) = read_target(req, |m| matches!(m, "GET" | "HEAD"))?;
+    let (canonical, pairs) = read_target(req, |m| MethodSet::READ.contains(m), MethodSet::READ)?;
     let query = query::canonical(&pairs, |name| origin.forwards_query(name));
     if canonical.ends_with('/') {
         return Err(Refusal::NotFound);

@@ -35,6 +35,7 @@ use crate::cache::store::MemoryHit;
 use crate::cors::preflight;
 use crate::manifest::Kind;
 use crate::refusal::Refusal;
+use crate::request::method::MethodSet;
 use crate::slice;
 
 /// How a request is served. Lives on the stack for one call: the memory
@@ -155,7 +156,7 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
         // A method the gate let through for the origin: sent there from
         // here (hops and shields carry GET and HEAD only).
         if !edge.origin.config.direct {
-            return Ok(Route::Refuse(Refusal::MethodNotAllowed));
+            return Ok(Route::Refuse(Refusal::MethodNotAllowed(MethodSet::READ)));
         }
         ctx.admitted = Some(admitted);
         return Ok(Route::Pass);
@@ -317,7 +318,7 @@ async fn serve_preflight(edge: &Edge, session: &mut Session) -> Result<()> {
         return Error::e_explain(ErrorType::InternalError, "preflight route without CORS");
     };
     let counted = &edge.metrics.playback.cors_preflights;
-    match cors.preflight(session.req_header()) {
+    match cors.preflight(session.req_header(), edge.origin.config.allowed()) {
         Ok(header) => {
             counted.with_label_values(&["answered"]).inc();
             session

@@ -4,6 +4,7 @@
 //! not an RFC 3986 unreserved character (`ALPHA DIGIT - . _ ~`) is written as
 //! `%XX` with uppercase hex. The path keeps its `/` separators raw.
 
+pub mod method;
 pub mod path;
 pub mod query;
 

@@ -185,7 +185,50 @@ const METHODS: &[MethodCase] = &[
         &[],
         Some("origin.methods[0]"),
     ),
+    (
+        "kind: http\nendpoint: http://web:8080\nmethods: [PROPFIND, PURGE]",
+        &[],
+        Some("origin.methods[1]"),
+    ),
+    (
+        "kind: http\nendpoint: http://web:8080\nmethods: [post]",
+        &[],
+        Some("origin.methods[0]"),
+    ),
 ];
+
+/// (origin section, what a 405's `Allow` and a preflight name)
+const ALLOWED: &[(&str, &str)] = &[
+    (
+        "endpoint: http://s3:9000\nbucket: videos\ncredentials: {from: none}",
+        "GET, HEAD",
+    ),
+    (
+        "kind: http\nendpoint: http://web:8080",
+        "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+    ),
+    (
+        "kind: http\nendpoint: http://web:8080\nmethods: [PROPFIND, DELETE, POST]",
+        "GET, HEAD, POST, DELETE, PROPFIND",
+    ),
+    (
+        "kind: http\nendpoint: http://web:8080\nmethods: []",
+        "GET, HEAD",
+    ),
+    // Without a direct origin nothing but GET and HEAD is served.
+    ("kind: http\nparents: [\"10.0.0.1:8081\"]", "GET, HEAD"),
+];
+
+#[test]
+fn allowed_methods() {
+    for (yaml, want) in ALLOWED {
+        let section: OriginSection = serde_yaml::from_str(yaml).expect(yaml);
+        let mut problems = Vec::new();
+        let origin = OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems)
+            .unwrap_or_else(|| panic!("{yaml}: {problems:?}"));
+        assert_eq!(origin.allowed().to_string(), *want, "{yaml}");
+    }
+}
 
 #[test]
 fn methods_passed_on() {
