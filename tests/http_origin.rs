@@ -148,6 +148,38 @@ async fn listed_methods_pass_invalidate_and_others_get_an_allow_naming_them() {
     );
 }
 
+/// A PoP of two nodes on 127.0.0.1 and 127.0.0.2 before the plain origin,
+/// `/pub/` public, with `extra` lines after their `cluster:` section.
+async fn pop(origin: &FaultOrigin, extra: &str) -> Vec<Member> {
+    let peers: Vec<SocketAddr> = (1..=2u8)
+        .map(|i| SocketAddr::from(([127, 0, 0, i], free_port_on([127, 0, 0, i]))))
+        .collect();
+    let mut nodes = Vec::new();
+    for me in &peers {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let cluster = cluster_yaml(*me, &peers, "  health_check_interval_ms: 200\n") + extra;
+        let cache_extra = "  status_header: x-cache\n  slice_threshold: 0\n";
+        let mut opts = member_options(
+            origin.port,
+            cache.path(),
+            cache_extra,
+            cluster,
+            String::new(),
+        );
+        opts.http_origin = true;
+        opts.public_prefixes = vec!["/pub/".into()];
+        nodes.push(Member {
+            node: Node::start(opts).await,
+            peer: *me,
+            _cache: cache,
+        });
+    }
+    for member in &nodes {
+        member.node.wait_rings(peers.len(), 0).await;
+    }
+    nodes
+}
+
 /// A PoP of two nodes before one plain origin whose answer varies on
 /// `Accept-Language`: whichever node a client reaches, it gets the variant
 /// its own fields select, and the PoP fetches each variant once.
@@ -163,25 +195,7 @@ async fn a_pop_before_a_plain_origin_serves_the_variant_each_client_asks_for() {
         &bodies,
         Some("max-age=60"),
     );
-    let peers: Vec<SocketAddr> = (1..=2u8)
-        .map(|i| SocketAddr::from(([127, 0, 0, i], free_port_on([127, 0, 0, i]))))
-        .collect();
-    let mut nodes = Vec::new();
-    for me in &peers {
-        let cache = tempfile::tempdir().expect("tempdir");
-        let cluster = cluster_yaml(*me, &peers, "  health_check_interval_ms: 200\n");
-        let extra = "  status_header: x-cache\n  slice_threshold: 0\n";
-        let mut opts = member_options(origin.port, cache.path(), extra, cluster, String::new());
-        opts.http_origin = true;
-        nodes.push(Member {
-            node: Node::start(opts).await,
-            peer: *me,
-            _cache: cache,
-        });
-    }
-    for member in &nodes {
-        member.node.wait_rings(peers.len(), 0).await;
-    }
+    let nodes = pop(&origin, "").await;
     let token = hs256(&good_claims("alice"));
     // The token in a cookie beside one of the site's own, to see which of
     // them the hop and the origin get.
@@ -223,4 +237,69 @@ async fn a_pop_before_a_plain_origin_serves_the_variant_each_client_asks_for() {
         };
         assert_eq!(heads.iter().filter(with).count(), 1, "{lang}: {heads:?}");
     }
+}
+
+/// A request head the node a client reached lets in is not refused by the
+/// key's owner for what the hop adds: the marker and `CDN-Loop`, and a
+/// target written in canonical form (`!` becomes `%21`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_takes_every_head_the_edge_let_in() {
+    const TOTAL: usize = 2048;
+    const LINE: usize = 1024;
+    let origin = FaultOrigin::start().await;
+    let limits =
+        format!("limits:\n  max_header_bytes: {TOTAL}\n  max_header_field_bytes: {LINE}\n");
+    let nodes = pop(&origin, &limits).await;
+    // A request line of exactly LINE bytes whose target triples in length.
+    let bangs = "!".repeat(LINE - "GET /pub/ HTTP/1.1".len());
+    origin.put_with(
+        &format!("pub/{}", "%21".repeat(bangs.len())),
+        VIDEO,
+        Some("max-age=60"),
+    );
+    origin.put_with("pub/a.mp4", VIDEO, Some("max-age=60"));
+    // A whole head of TOTAL bytes: what `raw` writes (request line, `Host`,
+    // `Connection`, the blank line) and one filler field.
+    let head_without_filler = |addr: SocketAddr| {
+        let written =
+            format!("GET /pub/a.mp4 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        written.len()
+    };
+    for member in &nodes {
+        let (status, _, body) = raw(member.node.http, "GET", &format!("/pub/{bangs}"), &[]).await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, VIDEO),
+            "long target through {}",
+            member.peer
+        );
+    }
+    for member in &nodes {
+        let addr = member.node.http;
+        for (extra, want) in [(0, 200), (1, 431)] {
+            let fields = fillers(TOTAL - head_without_filler(addr) + extra);
+            let fields: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let (status, _, _) = raw(addr, "GET", "/pub/a.mp4", &fields).await;
+            // The whole head at the limit passes; a byte more is the
+            // edge's to refuse.
+            assert_eq!(status, want, "{extra} byte(s) over through {}", member.peer);
+        }
+    }
+}
+
+/// Three fields whose lines (line ends included) take exactly `room` bytes.
+fn fillers(room: usize) -> Vec<(String, String)> {
+    let lines = [room / 3, room / 3, room - 2 * (room / 3)];
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, len)| {
+            let name = format!("x-filler-{i}");
+            let value = "x".repeat(len - name.len() - ": \r\n".len());
+            (name, value)
+        })
+        .collect()
 }

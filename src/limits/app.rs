@@ -59,40 +59,42 @@ impl<A> LimitedApp<A> {
             limits.max_connections_per_client,
             metrics.ops.connections_open.clone(),
         );
-        Self::with_table(inner, table, limits, metrics, lane)
+        Self::with_table(inner, table, limits, limits.head, metrics, lane)
     }
 
     /// The application of the peer listener: a table of its own, up to
     /// `limits.max_connections` with no limit per address (a PoP's few
     /// nodes each hold many connections to it), counted in
-    /// `cdn_node_peer_connections_open`; the head limits and the header
-    /// timeout as for clients.
+    /// `cdn_node_peer_connections_open`; head limits with room for what a
+    /// hop adds to a client's request ([`HeadLimits::for_hops`]), the
+    /// header timeout as for clients.
     pub fn for_peers(inner: A, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         let table = ConnectionTable::new(
             limits.max_connections,
             None,
             metrics.cluster.connections_open.clone(),
         );
-        Self::with_table(inner, table, limits, metrics, None)
+        Self::with_table(inner, table, limits, limits.head.for_hops(), metrics, None)
     }
 
     fn with_table(
         inner: A,
         table: ConnectionTable,
         limits: &Limits,
+        head: HeadLimits,
         metrics: Arc<Metrics>,
         lane: Option<Lane>,
     ) -> Self {
         LimitedApp {
             inner: Arc::new(HeaderLimited::new(
                 inner,
-                limits.head,
+                head,
                 metrics.ops.request_header_refusals.clone(),
                 lane.map(Arc::new),
             )),
             table: Arc::new(table),
             header_timeout: limits.header_timeout,
-            head: limits.head,
+            head,
             tls_handshake_timeout: limits.tls_handshake_timeout,
             tls: Vec::new(),
             metrics,

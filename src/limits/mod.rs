@@ -41,3 +41,21 @@ pub struct HeadLimits {
     pub total: usize,
     pub line: usize,
 }
+
+/// Room for the fields a hop adds to the client's: the marker, the fleet's
+/// `CDN-Loop` entry, `Host`.
+const HOP_FIELDS: usize = 1024;
+
+impl HeadLimits {
+    /// The limits of the peer listener. A hop carries what the edge let in
+    /// under these limits, with its target in canonical form (any byte but
+    /// the unreserved ones written `%XX`: up to three times as long) and
+    /// the hop's own fields: a request one node accepted is never refused
+    /// by the node that owns its key.
+    pub fn for_hops(self) -> HeadLimits {
+        HeadLimits {
+            total: self.total + 2 * self.line + HOP_FIELDS,
+            line: 3 * self.line,
+        }
+    }
+}
