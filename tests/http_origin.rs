@@ -149,8 +149,9 @@ async fn listed_methods_pass_invalidate_and_others_get_an_allow_naming_them() {
 }
 
 /// A PoP of two nodes on 127.0.0.1 and 127.0.0.2 before the plain origin,
-/// `/pub/` public, with `extra` lines after their `cluster:` section.
-async fn pop(origin: &FaultOrigin, extra: &str) -> Vec<Member> {
+/// `/pub/` public, with `extra` lines after their `cluster:` section and
+/// `auth` lines in their `auth:` section.
+async fn pop(origin: &FaultOrigin, extra: &str, auth: &str) -> Vec<Member> {
     let peers: Vec<SocketAddr> = (1..=2u8)
         .map(|i| SocketAddr::from(([127, 0, 0, i], free_port_on([127, 0, 0, i]))))
         .collect();
@@ -168,6 +169,7 @@ async fn pop(origin: &FaultOrigin, extra: &str) -> Vec<Member> {
         );
         opts.http_origin = true;
         opts.public_prefixes = vec!["/pub/".into()];
+        opts.extra_auth = auth.into();
         nodes.push(Member {
             node: Node::start(opts).await,
             peer: *me,
@@ -195,7 +197,7 @@ async fn a_pop_before_a_plain_origin_serves_the_variant_each_client_asks_for() {
         &bodies,
         Some("max-age=60"),
     );
-    let nodes = pop(&origin, "").await;
+    let nodes = pop(&origin, "", "").await;
     let token = hs256(&good_claims("alice"));
     // The token in a cookie beside one of the site's own, to see which of
     // them the hop and the origin get.
@@ -249,7 +251,7 @@ async fn the_owner_takes_every_head_the_edge_let_in() {
     let origin = FaultOrigin::start().await;
     let limits =
         format!("limits:\n  max_header_bytes: {TOTAL}\n  max_header_field_bytes: {LINE}\n");
-    let nodes = pop(&origin, &limits).await;
+    let nodes = pop(&origin, &limits, "").await;
     // A request line of exactly LINE bytes whose target triples in length.
     let bangs = "!".repeat(LINE - "GET /pub/ HTTP/1.1".len());
     origin.put_with(
@@ -302,4 +304,52 @@ fn fillers(room: usize) -> Vec<(String, String)> {
             (name, value)
         })
         .collect()
+}
+
+/// A hop before a plain origin carries the client's own `Authorization`
+/// (where tokens do not come from): the answer is kept neither by the owner
+/// nor, as a copy of a hot key, by the node that forwarded it, unless the
+/// origin says a shared cache may keep it (RFC 9111 3.5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_a_clients_credentials_is_kept_in_the_pop_only_when_public() {
+    let origin = FaultOrigin::start().await;
+    origin.put_with("pub/mine.mp4", VIDEO, Some("max-age=60"));
+    origin.put_with("pub/shared.mp4", VIDEO, Some("public, max-age=60"));
+    let nodes = pop(&origin, "", "  token_sources:\n    - query: jwt\n").await;
+    let basic = [("authorization", "Basic c3R1ZGVudDpwdw==")];
+    // Enough forwards of one key for the forwarding node to copy it.
+    for path in ["/pub/mine.mp4", "/pub/shared.mp4"] {
+        for member in &nodes {
+            for _ in 0..4 {
+                let (status, _, body) = raw(member.node.http, "GET", path, &basic).await;
+                assert_eq!(
+                    (status, body.as_slice()),
+                    (200, VIDEO),
+                    "{path} through {}",
+                    member.peer
+                );
+            }
+        }
+    }
+    let heads = origin.heads();
+    let asked = |path: &str| {
+        heads
+            .iter()
+            .filter(|h| h.starts_with(&format!("GET {path} ")))
+            .count()
+    };
+    assert_eq!(
+        asked("/pub/mine.mp4"),
+        8,
+        "every request for the private answer: {heads:?}"
+    );
+    assert_eq!(
+        asked("/pub/shared.mp4"),
+        1,
+        "the public one once in the PoP: {heads:?}"
+    );
+    for head in &heads {
+        let credentials = "\r\nauthorization: Basic c3R1ZGVudDpwdw==\r\n";
+        assert!(head.contains(credentials), "{head}");
+    }
 }

@@ -8,7 +8,9 @@
 //! - What is kept: a 200 with `Content-Length` at most the memory tier's
 //!   object limit, no `Vary`, not a manifest (its URIs get each client's
 //!   token), and stored by the cache policy (no `no-store`, `private`,
-//!   `Set-Cookie`). Its freshness is the policy's lifetime less the owner's
+//!   `Set-Cookie`; the answer to a hop that carried the client's
+//!   `Authorization` only with `public`, `s-maxage` or `must-revalidate`).
+//!   Its freshness is the policy's lifetime less the owner's
 //!   `Age`: what the owner has left.
 //! - Purges: every purge this node applies (its admin API, a `PURGE` hop,
 //!   the fleet's rules) removes the matching copies too, and for a minute
@@ -244,8 +246,15 @@ impl Copies {
     }
 
     /// The owner's answer header: whether it qualifies for a copy.
-    pub fn start(&self, policy: &Policy, resp: &ResponseHeader, now: SystemTime) -> Capture {
-        match self.qualifies(policy, resp, now) {
+    /// `authorized`: the hop carried the client's `Authorization`.
+    pub fn start(
+        &self,
+        policy: &Policy,
+        resp: &ResponseHeader,
+        authorized: bool,
+        now: SystemTime,
+    ) -> Capture {
+        match self.qualifies(policy, resp, authorized, now) {
             Some(filling) => Capture::Filling(Box::new(filling)),
             None => Capture::Wanted,
         }
@@ -255,6 +264,7 @@ impl Copies {
         &self,
         policy: &Policy,
         resp: &ResponseHeader,
+        authorized: bool,
         now: SystemTime,
     ) -> Option<Filling> {
         if resp.status != http::StatusCode::OK
@@ -274,7 +284,8 @@ impl Copies {
         if expected as u64 > self.max_object {
             return None;
         }
-        let Decision::Store { fresh_until, .. } = policy.decide(resp, now) else {
+        let Decision::Store { fresh_until, .. } = policy.decide_authorized(resp, authorized, now)
+        else {
             return None;
         };
         if fresh_until <= now {
@@ -445,7 +456,7 @@ mod tests {
 
     /// Copies `body` as the answer `resp` to a forward of `path`.
     fn copy(c: &Copies, path: &str, resp: &ResponseHeader, body: &'static [u8], now: SystemTime) {
-        let mut capture = c.start(&policy(), resp, now);
+        let mut capture = c.start(&policy(), resp, false, now);
         let f = match capture {
             Capture::Filling(ref mut f) => f,
             Capture::Wanted => panic!("{path}: not copied"),
@@ -518,10 +529,22 @@ mod tests {
         let c = copies();
         for (status, fields, want) in cases {
             let got = matches!(
-                c.start(&policy(), &answer(*status, fields), now),
+                c.start(&policy(), &answer(*status, fields), false, now),
                 Capture::Filling(_)
             );
             assert_eq!(got, *want, "{status} {fields:?}");
+        }
+        // The answer to a hop that carried the client's Authorization.
+        let authorized: &[(&str, bool)] = &[
+            ("max-age=9", false),
+            ("public, max-age=9", true),
+            ("s-maxage=9", true),
+            ("must-revalidate, max-age=9", true),
+        ];
+        for (cc, want) in authorized {
+            let resp = answer(200, &[("content-length", "5"), ("cache-control", cc)]);
+            let got = matches!(c.start(&policy(), &resp, true, now), Capture::Filling(_));
+            assert_eq!(got, *want, "authorized, {cc}");
         }
     }
 
@@ -547,21 +570,21 @@ mod tests {
         let now = SystemTime::now();
         let c = copies();
         let resp = answer(200, &[("content-length", "5")]);
-        let mut short = c.start(&policy(), &resp, now);
+        let mut short = c.start(&policy(), &resp, false, now);
         c.fill(
             &mut short,
             &key("/a"),
             Some(&Bytes::from_static(b"hel")),
             true,
         );
-        let mut long = c.start(&policy(), &resp, now);
+        let mut long = c.start(&policy(), &resp, false, now);
         c.fill(
             &mut long,
             &key("/b"),
             Some(&Bytes::from_static(b"hello!")),
             true,
         );
-        let mut whole = c.start(&policy(), &resp, now);
+        let mut whole = c.start(&policy(), &resp, false, now);
         c.fill(
             &mut whole,
             &key("/c"),

@@ -174,6 +174,16 @@ impl Origin {
         }
     }
 
+    /// Whether `sent`, a request this node built for a miss, carries the
+    /// client's own `Authorization` (passed on before a plain HTTP origin,
+    /// to it or on a hop; a request to S3 carries the node's signature
+    /// there instead): then a shared cache stores the answer only when the
+    /// origin says it may (RFC 9111 3.5).
+    pub fn passes_credentials(&self, sent: &RequestHeader) -> bool {
+        self.config.kind == OriginKind::Http
+            && sent.headers.contains_key(http::header::AUTHORIZATION)
+    }
+
     /// A connection to a node failed: pass it over for a while.
     pub fn mark_failed(&self, to: Upstream) {
         match (to, &self.parents, &self.cluster) {

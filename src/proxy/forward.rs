@@ -94,6 +94,7 @@ impl Edge {
         let (connect, io) = self.origin.hop_timeouts();
         let timeouts = Timeouts { connect, io };
         ctx.origin.upstream = Some(to);
+        ctx.origin.authorized = self.origin.passes_credentials(&hop);
         self.metrics.count_forward(to);
         ctx.origin.sent = Some(Instant::now());
         let head_only = req.method == http::Method::HEAD;

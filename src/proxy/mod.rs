@@ -442,11 +442,7 @@ impl ProxyHttp for Edge {
                 SystemTime::now(),
             )
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
-        // The client's own credentials, passed to a plain HTTP origin (a
-        // request to S3 carries the node's signature there instead).
-        ctx.origin.authorized = !self.origin_speaks_s3(ctx)
-            && to == Upstream::Direct
-            && req.headers.contains_key(http::header::AUTHORIZATION);
+        ctx.origin.authorized = self.origin.passes_credentials(&req);
         *upstream_request = req;
         ctx.origin.sent = Some(Instant::now());
         Ok(())

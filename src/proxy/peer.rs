@@ -198,7 +198,9 @@ pub fn copy_header(edge: &Edge, ctx: &mut RequestCtx, resp: &ResponseHeader) {
         return;
     };
     let now = SystemTime::now();
-    ctx.copy = Some(copies::of(engine).start(&engine.config.policy, resp, now));
+    let policy = &engine.config.policy;
+    let authorized = ctx.origin.authorized;
+    ctx.copy = Some(copies::of(engine).start(policy, resp, authorized, now));
 }
 
 /// A chunk of the owner's body, for a copy being filled.
