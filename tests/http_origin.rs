@@ -98,6 +98,28 @@ async fn what_the_plain_origin_forbids_is_not_stored() {
     assert_eq!(origin.requests(), 5);
 }
 
+/// An origin gives browsers one lifetime and the CDN another: the node
+/// stores for `CDN-Cache-Control` (RFC 9213) and passes `Cache-Control` on
+/// to the browser as the origin wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdn_cache_control_governs_the_node_and_cache_control_the_browser() {
+    let origin = FaultOrigin::start().await;
+    let fields = [
+        ("Cache-Control", "no-store"),
+        ("CDN-Cache-Control", "max-age=600"),
+    ];
+    origin.put_with_fields("v/a.mp4", VIDEO, &fields);
+    let w = world(&origin).await;
+    for want in ["MISS", "HIT"] {
+        let (status, headers, body) = raw(w.node.http, "GET", &w.target("/v/a.mp4"), &[]).await;
+        assert_eq!((status, body.as_slice()), (200, VIDEO));
+        assert_eq!(header(&headers, "x-cache"), Some(want));
+        assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+        assert_eq!(header(&headers, "cdn-cache-control"), Some("max-age=600"));
+    }
+    assert_eq!(origin.requests(), 1);
+}
+
 /// `origin.methods` names what besides GET and HEAD reaches the origin:
 /// those methods pass uncached, a non-error answer to an unsafe one drops
 /// what is stored for its target, and any other method is answered 405

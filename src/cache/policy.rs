@@ -1,8 +1,11 @@
 //! What the node stores and for how long (RFC 9111): the origin's
-//! `Cache-Control` and `Expires` when it sends them, configured defaults
+//! `Cache-Control` and `Expires` when it sends them (or the fields it
+//! addresses to CDNs, [`targeted`], in their place), configured defaults
 //! when it does not (S3 rarely sends any), an optional override, a short
 //! life for 404s, other statuses only as long as the origin says or a
 //! heuristic allows, and never anything personal.
+
+pub mod targeted;
 
 use std::time::{Duration, SystemTime};
 
@@ -149,7 +152,11 @@ impl Policy {
             Age::Valid(age) => (age, age),
             Age::Invalid => (Duration::MAX, Duration::ZERO),
         };
-        let cc = CacheControl::from_resp_headers(resp);
+        // A CDN-Cache-Control governs in place of Cache-Control and Expires
+        // (RFC 9213 2.2).
+        let cdn_targeted = targeted::cdn_cache_control(resp);
+        let expires_counts = cdn_targeted.is_none();
+        let cc = cdn_targeted.or_else(|| CacheControl::from_resp_headers(resp));
         // must-understand: stored only by a cache that knows what the status
         // means, which then disregards no-store (RFC 9111 5.2.2.3).
         let must_understand = cc.as_ref().is_some_and(|cc| cc.has_key("must-understand"));
@@ -227,6 +234,15 @@ impl Policy {
                 ttl
             });
         }
+        // Surrogate-Control addressed to this node comes before either.
+        if let Some(surrogate) = targeted::surrogate_control(resp) {
+            if surrogate.no_store {
+                return Decision::Skip("no_store");
+            }
+            if let Some(secs) = surrogate.max_age {
+                return store(Duration::from_secs(u64::from(secs)));
+            }
+        }
         if let Some(cc) = &cc {
             if cc.no_store() && !must_understand {
                 return Decision::Skip("no_store");
@@ -247,7 +263,7 @@ impl Policy {
                 return store(Duration::from_secs(u64::from(age)));
             }
         }
-        if resp.headers.contains_key("expires") {
+        if expires_counts && resp.headers.contains_key("expires") {
             // The lifetime is Expires minus the origin's Date (RFC 9111
             // 4.2.1), whatever the node's own clock says; the node's clock
             // stands in for a missing Date. An invalid Expires means

@@ -8,6 +8,7 @@ use pingora::http::RequestHeader;
 
 use super::settings::OriginConfig;
 use crate::auth::settings::TokenSource;
+use crate::cache::policy::targeted::SURROGATE_CAPABILITY;
 
 /// Fields that belong to one connection (RFC 9110 7.6.1), or to the hop
 /// between this node and the client.
@@ -121,6 +122,11 @@ pub fn request(
     req.insert_header("host", config.host_header())
         .map_err(|e| format!("origin host header: {e}"))?;
     copy_end_to_end(carriers, prepared, &mut req, &[])?;
+    // This node reads Surrogate-Control addressed to it (Edge Architecture
+    // Specification 1.0): said the way surrogates say it, after any
+    // surrogate before it.
+    req.append_header("surrogate-capability", SURROGATE_CAPABILITY)
+        .map_err(|e| format!("origin header surrogate-capability: {e}"))?;
     Ok(req)
 }
 
@@ -223,6 +229,18 @@ mod tests {
             let got = req.headers.get(*name).map(|v| v.to_str().unwrap());
             assert_eq!(got, *want, "{name}");
         }
+        // A surrogate before this node said what it reads; this node adds its own.
+        prepared
+            .append_header("surrogate-capability", "abc=\"ESI/1.0\"")
+            .unwrap();
+        let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared).unwrap();
+        let said: Vec<&str> = req
+            .headers
+            .get_all("surrogate-capability")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(said, ["abc=\"ESI/1.0\"", "cdn-node=\"Surrogate/1.0\""]);
     }
 
     #[test]

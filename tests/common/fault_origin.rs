@@ -45,6 +45,8 @@ struct Object {
     cache_control: Option<String>,
     /// Bodies chosen by one request field, named in `Vary`.
     vary: Option<Arc<Variants>>,
+    /// Other fields of its answers.
+    fields: Vec<(String, String)>,
 }
 
 /// The request field an object varies on, and the body for each of its
@@ -136,8 +138,20 @@ impl FaultOrigin {
             etag: etag_of(body),
             cache_control: cache_control.map(str::to_string),
             vary: None,
+            fields: Vec::new(),
         };
         self.lock().objects.insert(key.to_string(), object);
+    }
+
+    /// Puts an object answered with these fields too.
+    pub fn put_with_fields(&self, key: &str, body: &[u8], fields: &[(&str, &str)]) {
+        self.put(key, body);
+        if let Some(object) = self.lock().objects.get_mut(key) {
+            object.fields = fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+        }
     }
 
     /// Puts an object whose body depends on the request's `field` (named
@@ -292,6 +306,9 @@ fn answer(req: &Request, object: Option<&Object>) -> (String, Vec<u8>) {
     }
     if let Some(vary) = &object.vary {
         common.push_str(&format!("Vary: {}\r\n", vary.field));
+    }
+    for (name, value) in &object.fields {
+        common.push_str(&format!("{name}: {value}\r\n"));
     }
     if req
         .header("if-match")

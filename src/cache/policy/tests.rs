@@ -312,6 +312,122 @@ const CASES: &[Case] = &[
         60,
         300,
     ),
+    // CDN-Cache-Control (RFC 9213) governs in place of Cache-Control and
+    // Expires; an empty one does not count.
+    (
+        200,
+        &[
+            ("cache-control", "max-age=60"),
+            ("cdn-cache-control", "max-age=600"),
+        ],
+        Ok(600),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[
+            ("cache-control", "max-age=600"),
+            ("cdn-cache-control", "no-store"),
+        ],
+        Err("no_store"),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[
+            ("cache-control", "no-store"),
+            ("cdn-cache-control", "max-age=600, stale-while-revalidate=5"),
+        ],
+        Ok(600),
+        5,
+        300,
+    ),
+    (
+        200,
+        &[("cdn-cache-control", "max-age=60, must-revalidate")],
+        Ok(60),
+        0,
+        0,
+    ),
+    (
+        200,
+        &[
+            ("cdn-cache-control", "public"),
+            ("date", "Thu, 01 Jan 1970 00:16:40 GMT"),
+            ("expires", "Thu, 01 Jan 1970 01:00:00 GMT"),
+        ],
+        Err("no_freshness"),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[("cache-control", "max-age=120"), ("cdn-cache-control", "")],
+        Ok(120),
+        60,
+        300,
+    ),
+    // Surrogate-Control addressed to every surrogate or to this node comes
+    // before both; its max-age counts from the Age the answer came with.
+    (
+        200,
+        &[
+            ("cache-control", "no-store"),
+            ("surrogate-control", "max-age=600;cdn-node"),
+        ],
+        Ok(600),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[
+            ("cache-control", "max-age=600"),
+            ("surrogate-control", "no-store"),
+        ],
+        Err("no_store"),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[
+            ("cache-control", "max-age=3600"),
+            ("surrogate-control", "max-age=1"),
+        ],
+        Ok(1),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[
+            ("cache-control", "max-age=3600"),
+            ("surrogate-control", "max-age=1;elsewhere"),
+        ],
+        Ok(3600),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[
+            ("cdn-cache-control", "max-age=60"),
+            ("surrogate-control", "max-age=600"),
+        ],
+        Ok(600),
+        60,
+        300,
+    ),
+    (
+        200,
+        &[("surrogate-control", "max-age=600"), ("age", "100")],
+        Ok(500),
+        60,
+        300,
+    ),
 ];
 
 #[test]
