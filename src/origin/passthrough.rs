@@ -49,7 +49,8 @@ impl TokenCarriers {
         carriers
     }
 
-    /// A `Cookie` field without the token cookies; `None` when nothing is left.
+    /// A `Cookie` field's pairs without the token cookies; `None` when
+    /// nothing is left.
     fn strip_cookies(&self, value: &str) -> Option<String> {
         let kept: Vec<&str> = value
             .split(';')
@@ -141,6 +142,9 @@ pub fn copy_end_to_end(
     skip: &[&str],
 ) -> Result<(), String> {
     let connection = named_by_connection(&prepared.headers);
+    // HTTP/2 may carry the cookies in several fields; HTTP/1 takes them in
+    // one, joined by "; " (RFC 9113 8.2.3).
+    let mut cookies: Vec<u8> = Vec::new();
     for (name, value) in prepared.headers.iter() {
         let lower = name.as_str();
         if HOP_BY_HOP.contains(&lower)
@@ -150,15 +154,29 @@ pub fn copy_end_to_end(
         {
             continue;
         }
-        if name == http::header::COOKIE && !carriers.cookies.is_empty() {
-            if let Some(kept) = value.to_str().ok().and_then(|v| carriers.strip_cookies(v)) {
-                req.append_header(HeaderName::clone(name), kept)
-                    .map_err(|e| format!("header {name}: {e}"))?;
+        if name == http::header::COOKIE {
+            let kept = match value.to_str() {
+                Ok(text) => carriers.strip_cookies(text).map(String::into_bytes),
+                // Not text: passed as it is, unless a token may hide in it.
+                Err(_) if carriers.cookies.is_empty() => Some(value.as_bytes().to_vec()),
+                Err(_) => None,
+            };
+            if let Some(kept) = kept {
+                if !cookies.is_empty() {
+                    cookies.extend_from_slice(b"; ");
+                }
+                cookies.extend_from_slice(&kept);
             }
             continue;
         }
         req.append_header(HeaderName::clone(name), value.clone())
             .map_err(|e| format!("header {name}: {e}"))?;
+    }
+    if !cookies.is_empty() {
+        let value =
+            http::HeaderValue::from_bytes(&cookies).map_err(|e| format!("header cookie: {e}"))?;
+        req.append_header(http::header::COOKIE, value)
+            .map_err(|e| format!("header cookie: {e}"))?;
     }
     Ok(())
 }
@@ -241,6 +259,23 @@ mod tests {
             .map(|v| v.to_str().unwrap())
             .collect();
         assert_eq!(said, ["abc=\"ESI/1.0\"", "cdn-node=\"Surrogate/1.0\""]);
+    }
+
+    #[test]
+    fn cookies_in_several_fields_go_on_in_one() {
+        let mut prepared = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+        for value in ["a=1", "session=x.y.z", "b=2;  c=3"] {
+            prepared.append_header("cookie", value).unwrap();
+        }
+        let config = crate::origin::settings::tests_support::http_origin();
+        for (carriers, want) in [
+            (carriers(), "a=1; b=2; c=3"),
+            (TokenCarriers::default(), "a=1; session=x.y.z; b=2; c=3"),
+        ] {
+            let req = request(&config, &carriers, "/v/a.mp4", "", &prepared).unwrap();
+            let got: Vec<_> = req.headers.get_all("cookie").iter().collect();
+            assert_eq!(got, [want], "{carriers:?}");
+        }
     }
 
     #[test]
