@@ -125,7 +125,8 @@ const NOT_VARYING: &[&str] = &["accept-encoding"];
 
 /// The variant of a stored answer that `req` selects (RFC 9111 4.1): the
 /// request's values of the fields the answer's `Vary` names, each name's
-/// lines joined in order, a missing field told apart from an empty one.
+/// lines joined in order and [`normalised`], a missing field told apart
+/// from an empty one.
 /// `None` when the answer varies on nothing here (an answer with
 /// `Vary: *` is never stored).
 pub fn variance(resp: &http::HeaderMap, req: &RequestHeader) -> Option<HashBinary> {
@@ -146,14 +147,36 @@ pub fn variance(resp: &http::HeaderMap, req: &RequestHeader) -> Option<HashBinar
             // Not a byte string any field line can hold.
             b"\n".to_vec()
         } else {
-            lines
-                .map(|v| v.as_bytes())
-                .collect::<Vec<_>>()
-                .join(&b", "[..])
+            normalised(&name, lines.map(|v| v.as_bytes()))
         };
         variance.add_owned_name_value(name, value);
     }
     variance.finalize()
+}
+
+/// A selecting field's lines as one list (RFC 9110 5.3) with the
+/// whitespace around its commas and its empty elements dropped (5.6.1),
+/// which change nothing a server may read; `Accept-Language`'s tags in
+/// lower case, as they compare (RFC 4647 2). The order of the elements
+/// stays: it can break a tie between equal preferences.
+fn normalised<'a>(name: &str, lines: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in lines {
+        for element in line.split(|b| *b == b',') {
+            let element = element.trim_ascii();
+            if element.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(element);
+        }
+    }
+    if name == "accept-language" {
+        out.make_ascii_lowercase();
+    }
+    out
 }
 
 /// Stale is served while revalidating in the background (within the
@@ -240,6 +263,25 @@ mod tests {
             &[("foo", "2"), ("foo", "1")],
             false,
         ),
+        // Whitespace around commas and empty elements change nothing; the
+        // order does.
+        (&["Foo"], &[("foo", "a, b")], &[("foo", " a ,\tb,, ")], true),
+        (&["Foo"], &[("foo", "a b")], &[("foo", "a  b")], false),
+        (&["Foo"], &[("foo", "")], &[("foo", " , ")], true),
+        // Language tags compare in any case; other values as they are.
+        (
+            &["Accept-Language"],
+            &[("accept-language", "en-GB, de;q=0.5")],
+            &[("accept-language", "EN-gb,DE;Q=0.5")],
+            true,
+        ),
+        (
+            &["Accept-Language"],
+            &[("accept-language", "en, de")],
+            &[("accept-language", "de, en")],
+            false,
+        ),
+        (&["Foo"], &[("foo", "a")], &[("foo", "A")], false),
         // Fields the answer does not name do not count.
         (
             &["Foo"],
