@@ -58,6 +58,7 @@ async fn end_to_end_fields_reach_a_plain_origin_and_the_token_does_not() {
         "accept-language: fr",
         "user-agent: hls.js",
         "cookie: theme=dark\r\n",
+        "x-forwarded-for: 127.0.0.1\r\n",
     ] {
         assert!(head.contains(present), "{present} missing in {head}");
     }
@@ -250,6 +251,8 @@ async fn a_pop_before_a_plain_origin_serves_the_variant_each_client_asks_for() {
     for head in &heads {
         let head = head.to_ascii_lowercase();
         assert!(head.contains("cookie: theme=dark\r\n"), "{head}");
+        // The client first in the chain, whichever node it reached.
+        assert!(head.contains("x-forwarded-for: 127.0.0.1"), "{head}");
         for absent in [token.to_ascii_lowercase().as_str(), "cdn-node-hop", "jwt="] {
             assert!(!head.contains(absent), "{absent} in {head}");
         }

@@ -4,6 +4,7 @@
 //! entry appended, and the signed marker that opens the target on the other
 //! node's peer listener.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use pingora::http::RequestHeader;
@@ -20,8 +21,13 @@ pub enum Carried<'a> {
     CacheFields,
     /// Every end-to-end field but the token's carriers, as the node
     /// passes them to a plain HTTP origin: its answers may vary (`Vary`)
-    /// on any of them, and the owner keys its variants by them.
-    EndToEnd(&'a TokenCarriers),
+    /// on any of them, and the owner keys its variants by them. `client`:
+    /// the address this node was asked from, appended to
+    /// `X-Forwarded-For`.
+    EndToEnd {
+        carriers: &'a TokenCarriers,
+        client: Option<IpAddr>,
+    },
 }
 
 /// Fields of a client's request a hop never carries: the hop is a GET or
@@ -63,8 +69,10 @@ pub fn request(
     }
     match carried {
         Carried::CacheFields => copy_forwarded(prepared, &mut req)?,
-        Carried::EndToEnd(carriers) => copy_end_to_end(carriers, prepared, &mut req, NOT_CARRIED)
-            .map_err(|e| format!("hop {e}"))?,
+        Carried::EndToEnd { carriers, client } => {
+            copy_end_to_end(carriers, prepared, &mut req, NOT_CARRIED, client)
+                .map_err(|e| format!("hop {e}"))?
+        }
     }
     for value in prepared.headers.get_all(cdn_loop::HEADER) {
         req.append_header(cdn_loop::HEADER, value.clone())
@@ -148,7 +156,10 @@ mod tests {
                 ],
             ),
             (
-                Carried::EndToEnd(&carriers),
+                Carried::EndToEnd {
+                    carriers: &carriers,
+                    client: Some("192.0.2.7".parse().unwrap()),
+                },
                 &[
                     ("host", "cdn.example"),
                     ("range", "bytes=0-9"),
@@ -156,11 +167,14 @@ mod tests {
                     ("accept-language", "fr"),
                     ("user-agent", "hls.js"),
                     ("cookie", "theme=dark"),
+                    ("x-forwarded-for", "192.0.2.7"),
                 ],
             ),
         ];
         for (carried, want) in cases {
-            let req = request(&cluster, false, *carried, "/v/a.mp4", "", &prepared(), now).unwrap();
+            let (path, query) = ("/v/a.mp4", "");
+            let req = request(&cluster, false, *carried, path, query, &prepared(), now);
+            let req = req.unwrap();
             assert_eq!(req.uri, "/v/a.mp4", "{carried:?}");
             let mut got: Vec<(&str, &str)> = req
                 .headers

@@ -9,7 +9,7 @@ pub mod settings;
 pub mod sigv4;
 pub mod upstream;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -141,13 +141,16 @@ impl Origin {
     }
 
     /// The request for `to`: signed for S3, passed through for a plain HTTP
-    /// origin, marked for another node.
+    /// origin, marked for another node. `client`: the address this node
+    /// was asked from (`X-Forwarded-For` before a plain origin), `None` for
+    /// a fetch made for every client alike.
     pub fn request_to(
         &self,
         to: Upstream,
         canonical_path: &str,
         canonical_query: &str,
         prepared: &RequestHeader,
+        client: Option<IpAddr>,
         now: SystemTime,
     ) -> Result<RequestHeader, String> {
         match to {
@@ -158,7 +161,10 @@ impl Origin {
                 let to_self = to == Upstream::Peer(cluster.me());
                 let (path, query) = (canonical_path, canonical_query);
                 let carried = match self.config.kind {
-                    OriginKind::Http => Carried::EndToEnd(&self.token_carriers),
+                    OriginKind::Http => Carried::EndToEnd {
+                        carriers: &self.token_carriers,
+                        client,
+                    },
                     OriginKind::S3 => Carried::CacheFields,
                 };
                 crate::cluster::hop::request(cluster, to_self, carried, path, query, prepared, now)
@@ -169,6 +175,7 @@ impl Origin {
                 canonical_path,
                 canonical_query,
                 prepared,
+                client,
             ),
             Upstream::Direct => self.request(canonical_path, canonical_query, prepared, now),
         }

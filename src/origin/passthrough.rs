@@ -3,6 +3,8 @@
 //! 7.6.1), without the hop-by-hop ones and without whatever carried the
 //! client's token.
 
+use std::net::IpAddr;
+
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
@@ -110,6 +112,7 @@ pub fn request(
     canonical_path: &str,
     canonical_query: &str,
     prepared: &RequestHeader,
+    client: Option<IpAddr>,
 ) -> Result<RequestHeader, String> {
     let uri = config.object_uri(canonical_path);
     let target = if canonical_query.is_empty() {
@@ -122,7 +125,7 @@ pub fn request(
         .map_err(|e| format!("origin request: {e}"))?;
     req.insert_header("host", config.host_header())
         .map_err(|e| format!("origin host header: {e}"))?;
-    copy_end_to_end(carriers, prepared, &mut req, &[])?;
+    copy_end_to_end(carriers, prepared, &mut req, &[], client)?;
     // This node reads Surrogate-Control addressed to it (Edge Architecture
     // Specification 1.0): said the way surrogates say it, after any
     // surrogate before it.
@@ -134,17 +137,21 @@ pub fn request(
 /// Copies `prepared`'s end-to-end fields onto `req`: not the hop-by-hop
 /// ones, those its `Connection` names, whatever carried the client's token
 /// (a token cookie leaves the `Cookie` field, the site's cookies stay), nor
-/// the fields named in `skip`.
+/// the fields named in `skip`; `X-Forwarded-For` with `client` (the
+/// address this node was asked from) appended, as Varnish and CloudFront
+/// append it.
 pub fn copy_end_to_end(
     carriers: &TokenCarriers,
     prepared: &RequestHeader,
     req: &mut RequestHeader,
     skip: &[&str],
+    client: Option<IpAddr>,
 ) -> Result<(), String> {
     let connection = named_by_connection(&prepared.headers);
     // HTTP/2 may carry the cookies in several fields; HTTP/1 takes them in
     // one, joined by "; " (RFC 9113 8.2.3).
     let mut cookies: Vec<u8> = Vec::new();
+    let mut forwarded_for: Vec<u8> = Vec::new();
     for (name, value) in prepared.headers.iter() {
         let lower = name.as_str();
         if HOP_BY_HOP.contains(&lower)
@@ -152,6 +159,10 @@ pub fn copy_end_to_end(
             || connection.iter().any(|c| c == lower)
             || carriers.headers.iter().any(|h| h == lower)
         {
+            continue;
+        }
+        if name.as_str() == FORWARDED_FOR {
+            join_element(&mut forwarded_for, value.as_bytes());
             continue;
         }
         if name == http::header::COOKIE {
@@ -172,13 +183,36 @@ pub fn copy_end_to_end(
         req.append_header(HeaderName::clone(name), value.clone())
             .map_err(|e| format!("header {name}: {e}"))?;
     }
-    if !cookies.is_empty() {
+    if let Some(client) = client {
+        join_element(
+            &mut forwarded_for,
+            client.to_canonical().to_string().as_bytes(),
+        );
+    }
+    for (name, value) in [("cookie", cookies), (FORWARDED_FOR, forwarded_for)] {
+        if value.is_empty() {
+            continue;
+        }
         let value =
-            http::HeaderValue::from_bytes(&cookies).map_err(|e| format!("header cookie: {e}"))?;
-        req.append_header(http::header::COOKIE, value)
-            .map_err(|e| format!("header cookie: {e}"))?;
+            http::HeaderValue::from_bytes(&value).map_err(|e| format!("header {name}: {e}"))?;
+        req.append_header(name, value)
+            .map_err(|e| format!("header {name}: {e}"))?;
     }
     Ok(())
+}
+
+/// The proxy chain: the client, then each proxy it passed, on one line.
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Appends a list element (or a line of them) to a list, ", " between.
+fn join_element(list: &mut Vec<u8>, element: &[u8]) {
+    if element.is_empty() {
+        return;
+    }
+    if !list.is_empty() {
+        list.extend_from_slice(b", ");
+    }
+    list.extend_from_slice(element);
 }
 
 #[cfg(test)]
@@ -240,7 +274,7 @@ mod tests {
             prepared.append_header(*name, *value).unwrap();
         }
         let config = crate::origin::settings::tests_support::http_origin();
-        let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared).unwrap();
+        let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared, None).unwrap();
         assert_eq!(req.uri.to_string(), "/v/a.mp4");
         assert_eq!(req.headers.get("host").unwrap(), "web.example:8081");
         for (name, _, want) in cases {
@@ -251,7 +285,7 @@ mod tests {
         prepared
             .append_header("surrogate-capability", "abc=\"ESI/1.0\"")
             .unwrap();
-        let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared).unwrap();
+        let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared, None).unwrap();
         let said: Vec<&str> = req
             .headers
             .get_all("surrogate-capability")
@@ -259,6 +293,45 @@ mod tests {
             .map(|v| v.to_str().unwrap())
             .collect();
         assert_eq!(said, ["abc=\"ESI/1.0\"", "cdn-node=\"Surrogate/1.0\""]);
+    }
+
+    #[test]
+    fn the_client_is_appended_to_the_proxy_chain_on_one_line() {
+        let config = crate::origin::settings::tests_support::http_origin();
+        let client: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let cases: &[(&[&str], Option<IpAddr>, Option<&str>)] = &[
+            (&[], None, None),
+            (&[], Some(client), Some("192.0.2.7")),
+            (
+                &["203.0.113.1"],
+                Some(client),
+                Some("203.0.113.1, 192.0.2.7"),
+            ),
+            (
+                &["203.0.113.1, 10.0.0.1", "10.0.0.2"],
+                Some("2001:db8::1".parse().unwrap()),
+                Some("203.0.113.1, 10.0.0.1, 10.0.0.2, 2001:db8::1"),
+            ),
+            (&["a", "b"], None, Some("a, b")),
+        ];
+        for (lines, client, want) in cases {
+            let mut prepared = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+            for line in *lines {
+                prepared.append_header("x-forwarded-for", *line).unwrap();
+            }
+            let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared, *client).unwrap();
+            let got: Vec<&str> = req
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                want.iter().copied().collect::<Vec<_>>(),
+                "{lines:?} {client:?}"
+            );
+        }
     }
 
     #[test]
@@ -272,7 +345,7 @@ mod tests {
             (carriers(), "a=1; b=2; c=3"),
             (TokenCarriers::default(), "a=1; session=x.y.z; b=2; c=3"),
         ] {
-            let req = request(&config, &carriers, "/v/a.mp4", "", &prepared).unwrap();
+            let req = request(&config, &carriers, "/v/a.mp4", "", &prepared, None).unwrap();
             let got: Vec<_> = req.headers.get_all("cookie").iter().collect();
             assert_eq!(got, [want], "{carriers:?}");
         }

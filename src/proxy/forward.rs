@@ -72,7 +72,14 @@ impl Edge {
         let to = Upstream::Peer(owner);
         let hop = self
             .origin
-            .request_to(to, &admitted.path, &admitted.query, req, SystemTime::now())
+            .request_to(
+                to,
+                &admitted.path,
+                &admitted.query,
+                req,
+                peer,
+                SystemTime::now(),
+            )
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
         // Written as Pingora's HTTP/1 client writes it (a target with a
         // byte no request line may carry is refused there too).

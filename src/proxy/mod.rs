@@ -418,7 +418,7 @@ impl ProxyHttp for Edge {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -439,6 +439,10 @@ impl ProxyHttp for Edge {
                 &admitted.path,
                 &admitted.query,
                 upstream_request,
+                session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
                 SystemTime::now(),
             )
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;

@@ -42,7 +42,7 @@ async fn exchange(
         match connector.get_http_session(&peer).await {
             Ok((session, _reused)) => {
                 let req = origin
-                    .request_to(to, path, query, prepared, SystemTime::now())
+                    .request_to(to, path, query, prepared, None, SystemTime::now())
                     .map_err(failed)?;
                 break (session, req, peer, to);
             }
