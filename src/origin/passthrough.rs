@@ -162,7 +162,7 @@ pub fn copy_end_to_end(
             continue;
         }
         if name.as_str() == FORWARDED_FOR {
-            join_element(&mut forwarded_for, value.as_bytes());
+            join(&mut forwarded_for, value.as_bytes(), b", ");
             continue;
         }
         if name == http::header::COOKIE {
@@ -173,10 +173,7 @@ pub fn copy_end_to_end(
                 Err(_) => None,
             };
             if let Some(kept) = kept {
-                if !cookies.is_empty() {
-                    cookies.extend_from_slice(b"; ");
-                }
-                cookies.extend_from_slice(&kept);
+                join(&mut cookies, &kept, b"; ");
             }
             continue;
         }
@@ -184,10 +181,8 @@ pub fn copy_end_to_end(
             .map_err(|e| format!("header {name}: {e}"))?;
     }
     if let Some(client) = client {
-        join_element(
-            &mut forwarded_for,
-            client.to_canonical().to_string().as_bytes(),
-        );
+        let client = client.to_canonical().to_string();
+        join(&mut forwarded_for, client.as_bytes(), b", ");
     }
     for (name, value) in [("cookie", cookies), (FORWARDED_FOR, forwarded_for)] {
         if value.is_empty() {
@@ -204,13 +199,13 @@ pub fn copy_end_to_end(
 /// The proxy chain: the client, then each proxy it passed, on one line.
 const FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// Appends a list element (or a line of them) to a list, ", " between.
-fn join_element(list: &mut Vec<u8>, element: &[u8]) {
+/// Appends an element (or a line of them) to a list, `separator` between.
+fn join(list: &mut Vec<u8>, element: &[u8], separator: &[u8]) {
     if element.is_empty() {
         return;
     }
     if !list.is_empty() {
-        list.extend_from_slice(b", ");
+        list.extend_from_slice(separator);
     }
     list.extend_from_slice(element);
 }
