@@ -19,10 +19,18 @@ const VIDEO: &[u8] = b"a plain web server's video bytes";
 /// Whole objects: slice fetches are shared by every client and carry none
 /// of one client's fields (docs/cluster.md).
 async fn world(origin: &FaultOrigin) -> World {
+    world_with(origin, "").await
+}
+
+/// The same, with `origin_extra` lines in the `origin:` section.
+async fn world_with(origin: &FaultOrigin, origin_extra: &str) -> World {
     World::builder()
         .origin(origin.port)
         .cache("  status_header: x-cache\n  slice_threshold: 0\n")
-        .configure(|o| o.http_origin = true)
+        .configure(|o| {
+            o.http_origin = true;
+            o.origin_extra = origin_extra.into();
+        })
         .start()
         .await
 }
@@ -129,15 +137,7 @@ async fn cdn_cache_control_governs_the_node_and_cache_control_the_browser() {
 async fn listed_methods_pass_invalidate_and_others_get_an_allow_naming_them() {
     let origin = FaultOrigin::start().await;
     origin.put_with("v/a.mp4", VIDEO, Some("max-age=60"));
-    let w = World::builder()
-        .origin(origin.port)
-        .cache("  status_header: x-cache\n  slice_threshold: 0\n")
-        .configure(|o| {
-            o.http_origin = true;
-            o.origin_extra = "  methods: [PROPFIND, POST]\n".into();
-        })
-        .start()
-        .await;
+    let w = world_with(&origin, "  methods: [PROPFIND, POST]\n").await;
     let target = w.target("/v/a.mp4");
     let get = || raw(w.node.http, "GET", &target, &[]);
     for want in ["MISS", "HIT"] {

@@ -281,13 +281,14 @@ mod tests {
             .append_header("surrogate-capability", "abc=\"ESI/1.0\"")
             .unwrap();
         let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared, None).unwrap();
-        let said: Vec<&str> = req
-            .headers
-            .get_all("surrogate-capability")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect();
+        let said = values_of(&req, "surrogate-capability");
         assert_eq!(said, ["abc=\"ESI/1.0\"", "cdn-node=\"Surrogate/1.0\""]);
+    }
+
+    /// The values of `name`'s lines in `req`, in order.
+    fn values_of<'a>(req: &'a RequestHeader, name: &str) -> Vec<&'a str> {
+        let values = req.headers.get_all(name).iter();
+        values.map(|v| v.to_str().unwrap()).collect()
     }
 
     #[test]
@@ -315,12 +316,7 @@ mod tests {
                 prepared.append_header("x-forwarded-for", *line).unwrap();
             }
             let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared, *client).unwrap();
-            let got: Vec<&str> = req
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .map(|v| v.to_str().unwrap())
-                .collect();
+            let got = values_of(&req, "x-forwarded-for");
             assert_eq!(
                 got,
                 want.iter().copied().collect::<Vec<_>>(),
@@ -341,8 +337,7 @@ mod tests {
             (TokenCarriers::default(), "a=1; session=x.y.z; b=2; c=3"),
         ] {
             let req = request(&config, &carriers, "/v/a.mp4", "", &prepared, None).unwrap();
-            let got: Vec<_> = req.headers.get_all("cookie").iter().collect();
-            assert_eq!(got, [want], "{carriers:?}");
+            assert_eq!(values_of(&req, "cookie"), [want], "{carriers:?}");
         }
     }
 

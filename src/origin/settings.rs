@@ -111,7 +111,7 @@ impl OriginConfig {
     /// Whether a request with `method` goes on: GET and HEAD always, the
     /// others as `methods` says.
     pub fn passes_method(&self, method: &str) -> bool {
-        if matches!(method, "GET" | "HEAD") {
+        if MethodSet::READ.contains(method) {
             return true;
         }
         if NEVER_PASSED.contains(&method) {

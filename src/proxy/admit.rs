@@ -88,7 +88,7 @@ impl<'r> Target<'r> {
         verifier: &Verifier,
         origin: &OriginConfig,
     ) -> Result<Target<'r>, Refusal> {
-        let (canonical, pairs) = read_target(req, |m| origin.passes_method(m), origin.allowed())?;
+        let (canonical, pairs) = read_target(req, Some(origin))?;
         let sources = verifier.token_sources();
         let query = query::canonical(&pairs, |name| {
             !extract::is_token_param(sources, name) && origin.forwards_query(name)
@@ -109,14 +109,19 @@ impl<'r> Target<'r> {
 }
 
 /// The checks every request's target passes first, on either listener: a
-/// method `passes` (GET or HEAD, or one the origin is sent; else 405 with
-/// `allowed`), a UTF-8 path, then the canonical path and the query's pairs.
-fn read_target(
-    req: &RequestHeader,
-    passes: impl Fn(&str) -> bool,
-    allowed: MethodSet,
-) -> Result<(String, Vec<query::Pair<'_>>), Refusal> {
-    if !passes(req.method.as_str()) {
+/// method served (GET or HEAD, or on the client listener one `origin` is
+/// passed; else 405 naming those), a UTF-8 path, then the canonical path
+/// and the query's pairs.
+fn read_target<'r>(
+    req: &'r RequestHeader,
+    origin: Option<&OriginConfig>,
+) -> Result<(String, Vec<query::Pair<'r>>), Refusal> {
+    let method = req.method.as_str();
+    let served = origin.map_or(MethodSet::READ.contains(method), |o| {
+        o.passes_method(method)
+    });
+    if !served {
+        let allowed = origin.map_or(MethodSet::READ, OriginConfig::allowed);
         return Err(Refusal::MethodNotAllowed(allowed));
     }
     if !req.raw_path_is_utf8() {
@@ -135,7 +140,7 @@ fn read_target(
 pub fn admit_hop(req: &RequestHeader, origin: &OriginConfig) -> Result<Admitted, Refusal> {
     // Hops carry GET and HEAD only: other methods go to the origin from
     // the node the client reached.
-    let (canonical, pairs) = read_target(req, |m| MethodSet::READ.contains(m), MethodSet::READ)?;
+    let (canonical, pairs) = read_target(req, None)?;
     let query = query::canonical(&pairs, |name| origin.forwards_query(name));
     if canonical.ends_with('/') {
         return Err(Refusal::NotFound);

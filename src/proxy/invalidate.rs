@@ -13,12 +13,8 @@ use super::Edge;
 use super::admit::Admitted;
 use crate::auth::extract;
 use crate::cluster::purge::{Purge, spread};
+use crate::request::method::MethodSet;
 use crate::request::{path, query};
-
-/// RFC 9110 9.2.1: the methods that change nothing at the origin.
-fn safe(method: &str) -> bool {
-    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
-}
 
 /// The canonical path and query of a `Location` or `Content-Location`
 /// value that stays on this host (`/path`, or `scheme://host/path` with the
@@ -53,7 +49,8 @@ pub async fn after(edge: &Edge, req: &RequestHeader, resp: &ResponseHeader, admi
     let Some(engine) = edge.cache else {
         return;
     };
-    if safe(req.method.as_str()) || !(200..400).contains(&resp.status.as_u16()) {
+    if MethodSet::SAFE.contains(req.method.as_str()) || !(200..400).contains(&resp.status.as_u16())
+    {
         return;
     }
     let this_host = req.headers.get(HOST).and_then(|h| h.to_str().ok());
@@ -93,23 +90,6 @@ pub async fn after(edge: &Edge, req: &RequestHeader, resp: &ResponseHeader, admi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_safe_methods() {
-        for (method, want) in [
-            ("GET", true),
-            ("HEAD", true),
-            ("OPTIONS", true),
-            ("TRACE", true),
-            ("POST", false),
-            ("PUT", false),
-            ("DELETE", false),
-            ("PATCH", false),
-            ("M-SEARCH", false),
-        ] {
-            assert_eq!(safe(method), want, "{method}");
-        }
-    }
 
     #[test]
     fn a_location_on_this_host_names_a_stored_object() {

@@ -16,6 +16,7 @@ mod memory_hit;
 pub mod peer;
 pub mod route;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -179,6 +180,15 @@ impl Edge {
 }
 
 /// The `kind` label of a failed hop to another node: `timeout`, else `other`.
+/// The address the session's request came from (the socket's peer, or
+/// the one a PROXY header gave).
+fn peer_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
 fn peer_error_kind(e: &Error, other: &'static str) -> &'static str {
     match e.etype() {
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
@@ -439,10 +449,7 @@ impl ProxyHttp for Edge {
                 &admitted.path,
                 &admitted.query,
                 upstream_request,
-                session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip()),
+                peer_ip(session),
                 SystemTime::now(),
             )
             .map_err(|e| Error::explain(ErrorType::InternalError, e))?;

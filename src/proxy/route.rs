@@ -122,10 +122,7 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
     if edge.cors.is_some() && preflight::is_preflight(req) {
         return Ok(Route::Preflight);
     }
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
+    let peer = super::peer_ip(session);
     ctx.client = edge.verifier.client_address(peer, &req.headers);
     let gate = async {
         match edge.listener {
@@ -152,7 +149,7 @@ pub async fn decide(edge: &Edge, session: &Session, ctx: &mut RequestCtx) -> Res
     };
     ctx.auth = admitted.auth;
     ctx.cache_status = CacheStatus::Bypass;
-    if !matches!(req.method.as_str(), "GET" | "HEAD") {
+    if !MethodSet::READ.contains(req.method.as_str()) {
         // A method the gate let through for the origin: sent there from
         // here (hops and shields carry GET and HEAD only).
         if !edge.origin.config.direct {

@@ -1,5 +1,6 @@
 //! Request methods as a set: what a 405's `Allow` and a CORS preflight's
-//! `Access-Control-Allow-Methods` name, and what `origin.methods` may list.
+//! `Access-Control-Allow-Methods` name, what `origin.methods` may list, and
+//! which methods are safe.
 //! The names are those of the IANA HTTP Method Registry; a set is a bit
 //! mask over them, so it is `Copy` and costs nothing to carry in a refusal.
 
@@ -56,6 +57,9 @@ pub struct MethodSet(u64);
 impl MethodSet {
     /// What the node serves itself: GET and HEAD.
     pub const READ: MethodSet = MethodSet(0b11);
+
+    /// RFC 9110 9.2.1's safe methods: GET, HEAD, OPTIONS, TRACE.
+    pub const SAFE: MethodSet = MethodSet(0b1_0100_0011);
 
     /// What `Allow` names for an origin that is passed every method but
     /// CONNECT and TRACE: RFC 9110's others and PATCH (a 405 then answers
@@ -134,6 +138,24 @@ mod tests {
             assert_eq!(MethodSet::of(name), None, "{name:?}");
         }
         assert!(!MethodSet::READ.contains("POST"));
+        assert_eq!(MethodSet::SAFE.to_string(), "GET, HEAD, OPTIONS, TRACE");
         assert!(!MethodSet::GENERAL.contains("TRACE"));
+    }
+
+    #[test]
+    fn the_safe_methods() {
+        for (method, want) in [
+            ("GET", true),
+            ("HEAD", true),
+            ("OPTIONS", true),
+            ("TRACE", true),
+            ("POST", false),
+            ("PUT", false),
+            ("DELETE", false),
+            ("PATCH", false),
+            ("M-SEARCH", false),
+        ] {
+            assert_eq!(MethodSet::SAFE.contains(method), want, "{method}");
+        }
     }
 }

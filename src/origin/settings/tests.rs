@@ -1,5 +1,19 @@
 use super::*;
 
+/// The origin a YAML section gives, and the problems found in it.
+fn parse(yaml: &str) -> (Option<OriginConfig>, Vec<Problem>) {
+    let section: OriginSection = serde_yaml::from_str(yaml).expect(yaml);
+    let mut problems = Vec::new();
+    let origin = OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems);
+    (origin, problems)
+}
+
+/// The origin of a section that has no problem.
+fn valid(yaml: &str) -> OriginConfig {
+    let (origin, problems) = parse(yaml);
+    origin.unwrap_or_else(|| panic!("{yaml}: {problems:?}"))
+}
+
 type Endpoint = (bool, &'static str, u16);
 const ENDPOINTS: &[(&str, Option<Endpoint>)] = &[
     ("http://127.0.0.1:9000", Some((false, "127.0.0.1", 9000))),
@@ -222,20 +236,14 @@ const ALLOWED: &[(&str, &str)] = &[
 #[test]
 fn allowed_methods() {
     for (yaml, want) in ALLOWED {
-        let section: OriginSection = serde_yaml::from_str(yaml).expect(yaml);
-        let mut problems = Vec::new();
-        let origin = OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems)
-            .unwrap_or_else(|| panic!("{yaml}: {problems:?}"));
-        assert_eq!(origin.allowed().to_string(), *want, "{yaml}");
+        assert_eq!(valid(yaml).allowed().to_string(), *want, "{yaml}");
     }
 }
 
 #[test]
 fn methods_passed_on() {
     for (yaml, methods, problem) in METHODS {
-        let section: OriginSection = serde_yaml::from_str(yaml).expect(yaml);
-        let mut problems = Vec::new();
-        let origin = OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems);
+        let (origin, problems) = parse(yaml);
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, problem.iter().copied().collect::<Vec<_>>(), "{yaml}");
         let Some(origin) = origin else { continue };
@@ -248,10 +256,7 @@ fn methods_passed_on() {
 #[test]
 fn query_parameters_passed_on() {
     for (yaml, names) in QUERY {
-        let section: OriginSection = serde_yaml::from_str(yaml).expect(yaml);
-        let mut problems = Vec::new();
-        let origin = OriginConfig::from_section(&section, Path::new("."), &|_| None, &mut problems)
-            .unwrap_or_else(|| panic!("{yaml}: {problems:?}"));
+        let origin = valid(yaml);
         for (name, want) in *names {
             assert_eq!(origin.forwards_query(name), *want, "{yaml}: {name}");
         }
