@@ -331,8 +331,9 @@ fn fillers(room: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A hop before a plain origin carries the client's own `Authorization`
-/// (where tokens do not come from): the answer is kept neither by the owner
+/// A hop before a plain origin carries the client's own `Authorization` in
+/// a scheme tokens do not come in (the node reads `Bearer` tokens from it,
+/// by default; `Basic` is the origin's): the answer is kept neither by the owner
 /// nor, as a copy of a hot key, by the node that forwarded it, unless the
 /// origin says a shared cache may keep it (RFC 9111 3.5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +341,7 @@ async fn an_answer_to_a_clients_credentials_is_kept_in_the_pop_only_when_public(
     let origin = FaultOrigin::start().await;
     origin.put_with("pub/mine.mp4", VIDEO, Some("max-age=60"));
     origin.put_with("pub/shared.mp4", VIDEO, Some("public, max-age=60"));
-    let nodes = pop(&origin, "", "  token_sources:\n    - query: jwt\n").await;
+    let nodes = pop(&origin, "", "").await;
     let basic = [("authorization", "Basic c3R1ZGVudDpwdw==")];
     // Enough forwards of one key for the forwarding node to copy it.
     for path in ["/pub/mine.mp4", "/pub/shared.mp4"] {

@@ -86,7 +86,7 @@ pub fn find_token<'a>(
 }
 
 /// The token of `Bearer <token>` (scheme in any casing); `None` for other schemes.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let value = value.trim();
     let (scheme, rest) = value.split_once([' ', '\t'])?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())

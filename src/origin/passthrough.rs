@@ -9,6 +9,7 @@ use http::HeaderName;
 use pingora::http::RequestHeader;
 
 use super::settings::OriginConfig;
+use crate::auth::extract::bearer_token;
 use crate::auth::settings::TokenSource;
 use crate::cache::policy::targeted::SURROGATE_CAPABILITY;
 
@@ -49,6 +50,23 @@ impl TokenCarriers {
             }
         }
         carriers
+    }
+
+    /// Whether a request field may carry the client's token. `Authorization`
+    /// carries one only in the `Bearer` scheme the node reads it from: other
+    /// schemes (`Basic`, ...) are the origin's credentials and pass, as a
+    /// shared cache passes them (RFC 9111 3.5 then decides what is stored).
+    fn carries(&self, name: &HeaderName, value: &http::HeaderValue) -> bool {
+        if !self.headers.iter().any(|h| h == name.as_str()) {
+            return false;
+        }
+        if name != http::header::AUTHORIZATION {
+            return true;
+        }
+        // Not text: the node could not tell, so it is not passed.
+        value
+            .to_str()
+            .map_or(true, |text| bearer_token(text).is_some())
     }
 
     /// A `Cookie` field's pairs without the token cookies; `None` when
@@ -157,7 +175,7 @@ pub fn copy_end_to_end(
         if HOP_BY_HOP.contains(&lower)
             || skip.contains(&lower)
             || connection.iter().any(|c| c == lower)
-            || carriers.headers.iter().any(|h| h == lower)
+            || carriers.carries(name, value)
         {
             continue;
         }
@@ -283,6 +301,44 @@ mod tests {
         let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared, None).unwrap();
         let said = values_of(&req, "surrogate-capability");
         assert_eq!(said, ["abc=\"ESI/1.0\"", "cdn-node=\"Surrogate/1.0\""]);
+    }
+
+    #[test]
+    fn authorization_passes_unless_it_is_the_bearer_token() {
+        let config = crate::origin::settings::tests_support::http_origin();
+        let cases: &[(&[u8], bool)] = &[
+            (b"Bearer x.y.z", false),
+            (b"bearer x.y.z", false),
+            (b"BEARER\tx.y.z", false),
+            (b"Basic QWxhZGRpbjpvcGVu", true),
+            (b"FOO", true),
+            (b"Digest username=\"a\", realm=\"b\"", true),
+            // A scheme named like the token's, without a token, is not one.
+            (b"Bearer", true),
+            (b"caf\xe9 x", false),
+        ];
+        for (value, passes) in cases {
+            let mut prepared = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+            let value = http::HeaderValue::from_bytes(value).unwrap();
+            prepared
+                .append_header("authorization", value.clone())
+                .unwrap();
+            let req = request(&config, &carriers(), "/v/a.mp4", "", &prepared, None).unwrap();
+            let sent = req.headers.get("authorization");
+            assert_eq!(sent == Some(&value), *passes, "{value:?}");
+            assert_eq!(sent.is_some(), *passes, "{value:?}");
+        }
+        // A header named as a token's source carries it whatever it holds.
+        let only_custom = TokenCarriers::of(&[TokenSource::Header("x-token".into())]);
+        let mut prepared = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+        prepared.append_header("x-token", "Basic x").unwrap();
+        prepared
+            .append_header("authorization", "Bearer x.y.z")
+            .unwrap();
+        let req = request(&config, &only_custom, "/v/a.mp4", "", &prepared, None).unwrap();
+        assert!(req.headers.get("x-token").is_none());
+        // Authorization is no source here: the origin's, whatever its scheme.
+        assert_eq!(values_of(&req, "authorization"), ["Bearer x.y.z"]);
     }
 
     /// The values of `name`'s lines in `req`, in order.
