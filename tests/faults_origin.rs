@@ -10,8 +10,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::conn::Conn;
 use common::fault_origin::{Fault, FaultOrigin};
-use common::http::{header, metric};
+use common::http::{Headers, header, metric};
 use common::world::World;
 use common::{bytes, eventually};
 
@@ -25,6 +26,20 @@ async fn fetch(url: &str) -> Result<(u16, Vec<u8>), String> {
     let status = resp.status().as_u16();
     let body = resp.bytes().await.map_err(|e| format!("{e:?}"))?;
     Ok((status, body.to_vec()))
+}
+
+/// The same node before `origin` as a plain HTTP origin (whole objects, on
+/// Pingora's proxy path).
+async fn plain_world(origin: &FaultOrigin, cache: &str, read_timeout_ms: u64) -> World {
+    World::builder()
+        .origin(origin.port)
+        .cache(&format!("  slice_threshold: 0\n{cache}"))
+        .configure(|o| {
+            o.http_origin = true;
+            o.read_timeout_ms = read_timeout_ms;
+        })
+        .start()
+        .await
 }
 
 /// A node with a disk cache in front of `origin`.
@@ -336,5 +351,79 @@ async fn slow_down_on_an_expired_object_without_stale_if_error_is_a_502() {
             &[("status_class", "5xx"), ("cache_status", "expired")]
         ),
         1.0
+    );
+}
+
+/// The answer to a failed fetch (a 502, a 504, a stale copy) tells the
+/// truth about the client's connection: `Connection: close` and the node
+/// closes it, or kept alive and the next request on it is answered. A
+/// client that takes a kept-alive answer at its word sends its next
+/// request on the connection; were it closed under that request, the
+/// request would be lost (a `POST` is never retried by a client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_to_a_failed_fetch_says_whether_the_connection_stays() {
+    let stale = "  default_ttl_seconds: 1\n  stale_while_revalidate_seconds: 0\n  stale_if_error_seconds: 600\n";
+    for plain in [false, true] {
+        for (fault, cache, want) in [
+            (Fault::CloseBeforeHeader, "", "502"),
+            (Fault::StallHeader, "", "504"),
+            (Fault::CloseBeforeHeader, stale, "STALE"),
+            (Fault::SlowDown, stale, "STALE"),
+        ] {
+            let case = format!("plain origin: {plain}, {fault:?}, {want}");
+            let body = bytes(20_000, 9);
+            let origin = FaultOrigin::start().await;
+            origin.put(KEY, &body);
+            let w = match plain {
+                false => world(&origin, cache, 500).await,
+                true => plain_world(&origin, cache, 500).await,
+            };
+            let mut conn = Conn::open(w.node.http).await;
+            let target = w.target(PATH);
+            if want == "STALE" {
+                let (status, ..) = conn.ask("GET", &target, &[]).await;
+                assert_eq!(status, 200, "{case}");
+            }
+            origin.set_fault(fault);
+            let (status, headers) = if want == "STALE" {
+                // Once the second of freshness is over.
+                let shared = tokio::sync::Mutex::new(conn);
+                let answer = eventually("a stale answer", Duration::from_secs(10), || async {
+                    let (status, headers, got) = shared.lock().await.ask("GET", &target, &[]).await;
+                    if header(&headers, "x-cache") == Some("HIT") {
+                        return None;
+                    }
+                    assert!(got == body, "{status} {headers:?}");
+                    Some((status, headers))
+                })
+                .await;
+                conn = shared.into_inner();
+                answer
+            } else {
+                let (status, headers, _) = conn.ask("GET", &target, &[]).await;
+                (status, headers)
+            };
+            match want {
+                "STALE" => assert_eq!(header(&headers, "x-cache"), Some("STALE"), "{case}"),
+                code => assert_eq!(status.to_string(), code, "{case}"),
+            }
+            origin.set_fault(Fault::None);
+            next_on_the_same_connection(&w, &mut conn, &headers, &case).await;
+        }
+    }
+}
+
+/// After an answer with `headers`: the connection is closed if the answer
+/// said so, else it answers the next request.
+async fn next_on_the_same_connection(w: &World, conn: &mut Conn, headers: &Headers, case: &str) {
+    let says_close = header(headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    if says_close {
+        assert!(conn.closed().await, "{case}: said close, kept open");
+        return;
+    }
+    let (status, ..) = conn.ask("GET", &w.target(PATH), &[]).await;
+    assert_eq!(
+        status, 200,
+        "{case}: the next request on the kept connection"
     );
 }

@@ -310,11 +310,20 @@ impl ProxyHttp for Edge {
 
     fn should_serve_stale(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _ctx: &mut RequestCtx,
         error: Option<&Error>,
     ) -> bool {
-        caching::serve_stale(error)
+        let serve = caching::serve_stale(error);
+        // Stale in place of a fetch that failed or of an origin's 5xx:
+        // Pingora may end the request with the error and then does not keep
+        // the client's connection, so the answer says it is closed (its
+        // HTTP/1 writer would say keep-alive, and a client's next request
+        // on the connection would be lost).
+        if serve && error.is_some() {
+            session.set_keepalive(None);
+        }
+        serve
     }
 
     async fn response_filter(
@@ -528,6 +537,12 @@ impl ProxyHttp for Edge {
         if e.esource() == &ErrorSource::Upstream && ctx.origin.error.is_none() {
             self.origin_failed(ctx, OriginError::of_proxy_error(e));
         }
+        // Pingora does not keep the client's connection after a failed
+        // proxy (it takes it back only when the request's phases end
+        // without error): the answer says so. Its HTTP/1 writer would say
+        // keep-alive, and a client sending its next request on the
+        // connection would find it closed.
+        session.set_keepalive(None);
         let code = match Refusal::from_proxy_error(e) {
             Some(refusal) => {
                 if let Err(err) = answer::send_refusal(session, refusal).await {

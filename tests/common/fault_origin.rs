@@ -33,6 +33,8 @@ pub enum Fault {
     StallAfter(u64),
     /// Reads the request and never answers.
     StallHeader,
+    /// Reads the request and closes the connection without a byte.
+    CloseBeforeHeader,
     /// `503 Slow Down` with S3's `SlowDown` error document.
     SlowDown,
 }
@@ -392,6 +394,9 @@ async fn serve(mut conn: TcpStream, state: Arc<Mutex<State>>, mut held: watch::R
         let fault = fault.unwrap_or(Fault::None);
         if fault == Fault::StallHeader {
             hold(&mut conn).await;
+            return;
+        }
+        if fault == Fault::CloseBeforeHeader {
             return;
         }
         if fault == Fault::SlowDown {
