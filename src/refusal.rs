@@ -49,6 +49,9 @@ pub enum BadRequest {
     PathEncoding,
     /// The query does not parse.
     Query,
+    /// An HTTP/1.1 request without its `Host`, or a `Host` that is not
+    /// `host[:port]` (RFC 9112 3.2).
+    Host,
     /// The token gate refused the request as malformed (several tokens
     /// that disagree).
     Token(Reject),
@@ -63,6 +66,7 @@ impl BadRequest {
             BadRequest::Path(e) => e.reason(),
             BadRequest::PathEncoding => "path_encoding",
             BadRequest::Query => "query",
+            BadRequest::Host => "host",
             BadRequest::Token(reject) => reject.reason(),
             BadRequest::Protocol => "protocol",
         }

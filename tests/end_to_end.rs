@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{header, metric, raw};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::http::{header, metric, parse_answer, raw};
 use common::node::Options;
 use common::tap::Mode;
 use common::token::{good_claims, hs256, sign, unsigned, with_raw_header};
@@ -313,6 +315,53 @@ async fn bad_paths_and_methods_never_reach_the_origin() {
         assert_eq!(status, 404, "{path}");
     }
     assert_eq!(w.tap().requests(), 0);
+}
+
+/// RFC 9112 3.2: an HTTP/1.1 request without its `Host`, or with one that
+/// is not `host[:port]`, is 400 (as nginx and Varnish answer it), whichever
+/// path the node would have taken; HTTP/1.0 may go without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_its_host_is_refused() {
+    let w = world(|_| {}).await;
+    let token = hs256(&good_claims("alice"));
+    let target = video_target(&token);
+    let cases: &[(&str, &str, u16)] = &[
+        ("HTTP/1.1", "", 400),
+        // A body framing the hit lane leaves to Pingora's path.
+        ("HTTP/1.1", "Content-Length: 0\r\n", 400),
+        ("HTTP/1.1", "Host: a b\r\n", 400),
+        ("HTTP/1.1", "Host: cdn.example/v\r\n", 400),
+        ("HTTP/1.1", "Host:\r\n", 400),
+        ("HTTP/1.0", "", 200),
+        ("HTTP/1.1", "Host: cdn.example:8080\r\n", 200),
+    ];
+    for (version, fields, want) in cases {
+        let head = format!("GET {target} {version}\r\n{fields}Connection: close\r\n\r\n");
+        let mut s = tokio::net::TcpStream::connect(w.node.http).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut answer))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let (status, _, body) = parse_answer(&answer, false).unwrap();
+        assert_eq!(status, *want, "{version} {fields:?}");
+        if *want == 400 {
+            assert_eq!(body, b"bad request\n", "{version} {fields:?}");
+            // Refused before anything reached the origin (the answered
+            // ones come last).
+            assert_eq!(w.tap().requests(), 0, "{version} {fields:?}");
+        }
+    }
+    let m = w.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "cdn_node_request_rejections_total",
+            &[("reason", "host")]
+        ),
+        5.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
