@@ -6,7 +6,7 @@
 //! here and, in a PoP, on the other members and the shields (a `PURGE`
 //! hop, as an admin purge without a fleet sends).
 
-use http::header::{CONTENT_LOCATION, HOST, LOCATION};
+use http::header::{CONTENT_LOCATION, LOCATION};
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use super::Edge;
@@ -14,7 +14,7 @@ use super::admit::Admitted;
 use crate::auth::extract;
 use crate::cluster::purge::{Purge, spread};
 use crate::request::method::MethodSet;
-use crate::request::{path, query};
+use crate::request::{host, path, query};
 
 /// The canonical path and query of a `Location` or `Content-Location`
 /// value that stays on this host (`/path`, or `scheme://host/path` with the
@@ -53,7 +53,7 @@ pub async fn after(edge: &Edge, req: &RequestHeader, resp: &ResponseHeader, admi
     {
         return;
     }
-    let this_host = req.headers.get(HOST).and_then(|h| h.to_str().ok());
+    let this_host = host::of(req);
     let sources = edge.verifier.token_sources();
     let keep = |name: &str| {
         !extract::is_token_param(sources, name) && edge.origin.config.forwards_query(name)

@@ -24,7 +24,7 @@ mod plans;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST};
+use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use pingora::prelude::*;
 use pingora_cache::CacheKey;
 use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
@@ -46,7 +46,7 @@ use crate::cache::store::{MemoryHit, wire};
 use crate::manifest::{self, Kind, Token};
 use crate::metrics::Metrics;
 use crate::range::multipart;
-use crate::request::query;
+use crate::request::{host, query};
 
 /// What a rewrite of one request's manifest needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +83,7 @@ impl Propagation {
                 value.into_owned()
             }
         };
-        let host = req
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.authority().map(|a| a.as_str()))
-            .map(str::to_owned);
+        let host = host::of(req).map(str::to_owned);
         let known = sources
             .iter()
             .filter_map(|s| match s {

@@ -1,9 +1,11 @@
-//! Pure request normalisation: the canonical path and the canonical query.
+//! Pure request reading: the canonical path and query, methods as a set,
+//! and the host a request names.
 //!
 //! Both share one encoding rule, the one SigV4 uses for S3: every byte that is
 //! not an RFC 3986 unreserved character (`ALPHA DIGIT - . _ ~`) is written as
 //! `%XX` with uppercase hex. The path keeps its `/` separators raw.
 
+pub mod host;
 pub mod method;
 pub mod path;
 pub mod query;
