@@ -21,13 +21,48 @@ pub fn is_sound(req: &RequestHeader) -> bool {
     let mut hosts = req.headers.get_all(http::header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (None, _) => req.version != http::Version::HTTP_11,
-        (Some(host), None) => {
-            http::uri::Authority::try_from(host.as_bytes()).is_ok_and(|authority| {
-                !authority.host().is_empty() && !authority.as_str().contains('@')
-            })
-        }
+        (Some(host), None) => reads_as_host_and_port(host.as_bytes()),
         (Some(_), Some(_)) => false,
     }
+}
+
+/// `uri-host [ ":" port ]` (RFC 3986 3.2.2, 3.2.3): a non-empty reg-name
+/// (unreserved, sub-delims and `%` escapes) or an IP-literal in brackets,
+/// then digits after a colon. Read in place: this runs on every hit.
+fn reads_as_host_and_port(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let inside = &value[1..end];
+                let literal = !inside.is_empty()
+                    && inside
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !literal {
+                    return false;
+                }
+                value.split_at(end + 1)
+            }
+            None => return false,
+        },
+        _ => {
+            let colon = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            let (host, port) = value.split_at(colon);
+            let reg_name = host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
+            if host.is_empty() || !reg_name {
+                return false;
+            }
+            (host, port)
+        }
+    };
+    !host.is_empty()
+        && match port.split_first() {
+            None => true,
+            Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        }
 }
 
 #[cfg(test)]
@@ -62,6 +97,16 @@ mod tests {
             (HTTP_11, &[b"user@cdn.example"], false),
             (HTTP_11, &[b"a", b"a"], false),
             (HTTP_11, &[b"caf\xe9"], false),
+            (HTTP_11, &[b"cdn.example:"], true),
+            (HTTP_11, &[b"cdn.example:80:80"], false),
+            (HTTP_11, &[b"cdn.example:8a"], false),
+            (HTTP_11, &[b"[::1]"], true),
+            (HTTP_11, &[b"[::1"], false),
+            (HTTP_11, &[b"[]:80"], false),
+            (HTTP_11, &[b"[::1]x"], false),
+            (HTTP_11, &[b"[g::1]"], false),
+            (HTTP_11, &[b"xn--caf-dma.example"], true),
+            (HTTP_11, &[b"a%2Eb"], true),
             (HTTP_10, &[], true),
             (HTTP_10, &[b"a b"], false),
             (HTTP_2, &[], true),
