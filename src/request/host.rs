@@ -30,7 +30,7 @@ pub fn is_sound(req: &RequestHeader) -> bool {
 /// (unreserved, sub-delims and `%` escapes) or an IP-literal in brackets,
 /// then digits after a colon. Read in place: this runs on every hit.
 fn reads_as_host_and_port(value: &[u8]) -> bool {
-    let (host, port) = match value.first() {
+    let port = match value.first() {
         Some(b'[') => match value.iter().position(|&b| b == b']') {
             Some(end) => {
                 let inside = &value[1..end];
@@ -41,7 +41,7 @@ fn reads_as_host_and_port(value: &[u8]) -> bool {
                 if !literal {
                     return false;
                 }
-                value.split_at(end + 1)
+                &value[end + 1..]
             }
             None => return false,
         },
@@ -54,15 +54,14 @@ fn reads_as_host_and_port(value: &[u8]) -> bool {
             if host.is_empty() || !reg_name {
                 return false;
             }
-            (host, port)
+            port
         }
     };
-    !host.is_empty()
-        && match port.split_first() {
-            None => true,
-            Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
-            Some(_) => false,
-        }
+    match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! Pure request reading: the canonical path and query, methods as a set,
 //! and the host a request names.
 //!
-//! The path and the query share one encoding rule, the one SigV4 uses for S3: every byte that is
-//! not an RFC 3986 unreserved character (`ALPHA DIGIT - . _ ~`) is written as
-//! `%XX` with uppercase hex. The path keeps its `/` separators raw.
+//! The path and the query share one encoding rule, the one SigV4 uses for
+//! S3: every byte that is not an RFC 3986 unreserved character
+//! (`ALPHA DIGIT - . _ ~`) is written as `%XX` with uppercase hex. The path
+//! keeps its `/` separators raw.
 
 pub mod host;
 pub mod method;
