@@ -12,6 +12,7 @@ use pingora::http::RequestHeader;
 use super::Cluster;
 use super::{cdn_loop, marker};
 use crate::origin::{TokenCarriers, copy_end_to_end, copy_forwarded};
+use crate::request::host;
 
 /// Which of the client's fields a hop carries: what the origin behind the
 /// fleet may answer differently for.
@@ -63,8 +64,10 @@ pub fn request(
             .map(|_| ())
             .map_err(|e| format!("hop header {name}: {e}"))
     };
-    if let Some(host) = prepared.headers.get(http::header::HOST) {
-        req.insert_header(http::header::HOST, host.clone())
+    // An HTTP/1.1 request names its host: an HTTP/2 client's is its
+    // `:authority`.
+    if let Some(host) = host::of(prepared) {
+        req.insert_header(http::header::HOST, host)
             .map_err(|e| format!("hop host: {e}"))?;
     }
     match carried {
@@ -111,6 +114,18 @@ mod tests {
             connect_timeout: Duration::from_millis(500),
             memory_copies: false,
         })
+    }
+
+    #[test]
+    fn a_hop_names_the_host_an_http_2_client_asked() {
+        let mut h2 = RequestHeader::build("GET", b"/v/a.mp4", None).unwrap();
+        h2.set_version(http::Version::HTTP_2);
+        h2.set_uri("https://cdn.example:8443/v/a.mp4".parse().unwrap());
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let carried = Carried::CacheFields;
+        let req = request(&cluster(), false, carried, "/v/a.mp4", "", &h2, now).unwrap();
+        assert_eq!(req.headers.get("host").unwrap(), "cdn.example:8443");
+        assert_eq!(req.uri, "/v/a.mp4");
     }
 
     /// The client's request as the proxy prepared it.
