@@ -177,15 +177,10 @@ fn check(
         let Some(found) = found else {
             return Err(Refusal::from(Reject::Missing));
         };
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.authority().map(|a| a.as_str()));
         let facts = RequestFacts {
             path: canonical,
             client,
-            host,
+            host: host::of(req),
             query,
         };
         let grant = verifier
