@@ -315,11 +315,14 @@ impl ProxyHttp for Edge {
         error: Option<&Error>,
     ) -> bool {
         let serve = caching::serve_stale(error);
-        // Stale in place of a fetch that failed or of an origin's 5xx:
-        // Pingora may end the request with the error and then does not keep
-        // the client's connection, so the answer says it is closed (its
-        // HTTP/1 writer would say keep-alive, and a client's next request
-        // on the connection would be lost).
+        // Stale in place of a fetch that failed: Pingora ends the request
+        // with the error and does not keep the client's connection. In
+        // place of an origin's 5xx: Pingora still reads the origin's error
+        // body after the stale answer is written, and a client's next
+        // request arriving meanwhile is taken as bytes after the end of the
+        // request (pipelining is off), so the connection is dropped. Either
+        // way the answer says the connection closes: its HTTP/1 writer would
+        // say keep-alive, and the client's next request would be lost.
         if serve && error.is_some() {
             session.set_keepalive(None);
         }
