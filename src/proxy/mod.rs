@@ -179,7 +179,6 @@ impl Edge {
     }
 }
 
-/// The `kind` label of a failed hop to another node: `timeout`, else `other`.
 /// The address the session's request came from (the socket's peer, or
 /// the one a PROXY header gave).
 fn peer_ip(session: &Session) -> Option<IpAddr> {
@@ -189,6 +188,7 @@ fn peer_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+/// The `kind` label of a failed hop to another node: `timeout`, else `other`.
 fn peer_error_kind(e: &Error, other: &'static str) -> &'static str {
     match e.etype() {
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
