@@ -19,10 +19,7 @@ pub const SECRET: &str = "the-fleet-secret-0123456789abcdef0123456789";
 pub const NAME: &str = "test-fleet";
 
 /// A free port on a loopback address other than 127.0.0.1.
-pub fn free_port_on(ip: [u8; 4]) -> u16 {
-    let l = std::net::TcpListener::bind(SocketAddr::from((ip, 0))).expect("bind port 0");
-    l.local_addr().expect("local addr").port()
-}
+pub use super::free_port_on;
 
 /// One node of the fleet.
 pub struct Member {

@@ -55,11 +55,59 @@ where
 }
 
 /// A port that was free a moment ago, for servers that cannot report the
-/// port they bound (s3s-fs, the node's listeners). Callers retry start-up
-/// when the port was taken in between.
+/// port they bound (s3s-fs, etcd, the node's listeners). Callers retry
+/// start-up when the port was taken in between.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+    free_port_on([127, 0, 0, 1])
+}
+
+/// A free port on `ip`, chosen below the kernel's ephemeral range. Every
+/// server a test binds to port 0 (taps, fault origins) and every client
+/// socket takes its port from that range: a port picked there and released
+/// could be handed to another test's tap before this one's server binds
+/// it, and this test's readiness probes would then land on that tap and be
+/// counted as origin requests. Below the range only the picks of other test
+/// processes compete, from some twenty thousand ports.
+pub fn free_port_on(ip: [u8; 4]) -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PICKS: AtomicU64 = AtomicU64::new(0);
+    let (low, high) = (10_000u64, u64::from(ephemeral_low()));
+    if high < low + 2_000 {
+        // An unusual range that leaves no room below it: the kernel's pick.
+        let l = std::net::TcpListener::bind(std::net::SocketAddr::from((ip, 0))).expect("bind");
+        return l.local_addr().expect("local addr").port();
+    }
+    let seed = u64::from(std::process::id()) << 32
+        ^ unix_nanos()
+        ^ PICKS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut x = seed | 1;
+    for _ in 0..1000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = (low + x % (high - low)) as u16;
+        if std::net::TcpListener::bind(std::net::SocketAddr::from((ip, port))).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range on {ip:?}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 by default).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), for test objects.

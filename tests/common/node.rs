@@ -353,7 +353,9 @@ origin:
             }
         })
         .await;
-        ready && !exited
+        // A process that lost a port to another test exits at once; the
+        // probe that found it ready may have reached that other server.
+        ready && !exited && self.child.try_wait().ok().flatten().is_none()
     }
 
     /// Sends a signal (`HUP`, `USR1`, ...) to the node.
