@@ -40,20 +40,14 @@ impl Lane {
         }
         let peer = stream.client_addr().cloned();
         let peer_ip = peer.as_ref().and_then(|a| a.as_inet()).map(|a| a.ip());
-        let answer = match self
+        let outcome = self
             .edge
             .lane_answer(stream.req_header(), peer_ip, Form::Http2, false)
-            .await
-        {
-            Ok(Outcome::Answer(answer)) => answer,
-            Ok(Outcome::Pass) => return Offered::Pass,
-            Ok(Outcome::Handed(admitted)) => return Offered::Handed(admitted),
-            // Its token may have been checked: not handed on to be checked
-            // again. Dropped unanswered, the stream is reset.
-            Err(e) => {
-                tracing::error!(error = %e, "the hit lane could not answer; HTTP/2 stream reset");
-                return Offered::Answered;
-            }
+            .await;
+        let answer = match outcome {
+            Outcome::Answer(answer) => answer,
+            Outcome::Pass => return Offered::Pass,
+            Outcome::Handed(admitted) => return Offered::Handed(admitted),
         };
         let Answer {
             head,

@@ -115,20 +115,11 @@ impl Lane {
                 Parsed::Pingora | Parsed::Partial => None,
             };
             let outcome = match &head {
-                Some(head) => match self
-                    .edge
-                    .lane_answer(&head.req, peer_ip, Form::Http1, files)
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    // An answer that could not be built (a header field
-                    // refused): its token may have been checked, so the
-                    // request is not handed on to be checked again.
-                    Err(e) => {
-                        tracing::error!(error = %e, "the hit lane could not answer; connection closed");
-                        return None;
-                    }
-                },
+                Some(head) => {
+                    self.edge
+                        .lane_answer(&head.req, peer_ip, Form::Http1, files)
+                        .await
+                }
                 None => Outcome::Pass,
             };
             let handed = match (head, outcome) {

@@ -21,7 +21,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use pingora::prelude::*;
 use pingora::protocols::http::v1::client::http_req_header_to_wire;
 use pingora_cache::CacheKey;
 use pingora_http::RequestHeader;
@@ -37,6 +36,7 @@ use crate::cache::status::CacheStatus;
 use crate::cluster::copies;
 use crate::lane::forward::{self, Timeouts};
 use crate::origin::Upstream;
+use crate::refusal::Refusal;
 
 impl Edge {
     /// The lane's answer to `req`, whose key `owner` holds: the token
@@ -49,9 +49,9 @@ impl Edge {
         req: &RequestHeader,
         peer: Option<IpAddr>,
         token_in_query: bool,
-    ) -> Result<Outcome> {
+    ) -> Outcome {
         let Some(engine) = self.cache else {
-            return Ok(Outcome::Pass);
+            return Outcome::Pass;
         };
         let mut ctx = self.lane_ctx(req, peer);
         let cors = self.lane_cors(req);
@@ -64,31 +64,30 @@ impl Edge {
                         cors.add_fields(&mut header, origin);
                     }
                     let (head, body) = (Head::Fields(header), Body::Bytes(body));
-                    return Ok(Outcome::Answer(Answer { head, body, ctx }));
+                    return Outcome::Answer(Answer { head, body, ctx });
                 }
             };
         ctx.auth = admitted.auth;
         ctx.route = RouteKind::Peer;
         let to = Upstream::Peer(owner);
-        let hop = self
+        let now = SystemTime::now();
+        let hop = match self
             .origin
-            .request_to(
-                to,
-                &admitted.path,
-                &admitted.query,
-                req,
-                peer,
-                SystemTime::now(),
-            )
-            .map_err(|e| Error::explain(ErrorType::InternalError, e))?;
+            .request_to(to, &admitted.path, &admitted.query, req, peer, now)
+        {
+            Ok(hop) => hop,
+            Err(e) => {
+                tracing::error!(error = %e, "the hit lane could not build a hop; handed to the proxy");
+                return Outcome::Handed(admitted);
+            }
+        };
         // Written as Pingora's HTTP/1 client writes it (a target with a
-        // byte no request line may carry is refused there too).
-        let wire = http_req_header_to_wire(&hop).ok_or_else(|| {
-            Error::explain(
-                ErrorType::InternalError,
-                "a hop request not writable as HTTP/1",
-            )
-        })?;
+        // byte no request line may carry is refused there too, and
+        // answered).
+        let Some(wire) = http_req_header_to_wire(&hop) else {
+            tracing::debug!("a hop request not writable as HTTP/1; handed to the proxy");
+            return Outcome::Handed(admitted);
+        };
         // A copy is made of whole answers of hot keys only, as
         // `peer::forward_or_copy` decides on Pingora's path.
         let copies = copies::of(engine);
@@ -113,13 +112,13 @@ impl Edge {
                     self.metrics.count_peer_error(to, kind);
                 }
                 tracing::debug!(?failed, %owner, "forward handed on to the proxy path");
-                return Ok(Outcome::Handed(admitted));
+                return Outcome::Handed(admitted);
             }
         };
         // Known as a manifest by its type alone: Pingora's path gives it the
         // token.
         if token_in_query && crate::manifest::is_manifest_answer(&reply.header) {
-            return Ok(Outcome::Handed(admitted));
+            return Outcome::Handed(admitted);
         }
         let status = reply.header.status.as_u16();
         self.origin_answered(&mut ctx, status);
@@ -133,7 +132,14 @@ impl Edge {
             .unwrap_or(CacheStatus::None);
         let (mut header, relay) = reply.into_relay();
         let renewal = admitted.renewal.as_ref();
-        answer::add_cache_fields(&mut header, None, CacheStatus::None, renewal)?;
+        if let Err(e) = answer::add_cache_fields(&mut header, None, CacheStatus::None, renewal) {
+            // The owner's answer is being read: too late to hand the
+            // request on.
+            tracing::error!(error = %e, "the hit lane could not build a relayed answer");
+            let (header, body) = self.lane_refusal(&mut ctx, Refusal::Internal);
+            let (head, body) = (Head::Fields(header), Body::Bytes(body));
+            return Outcome::Answer(Answer { head, body, ctx });
+        }
         if let Some((cors, origin)) = cors {
             cors.add_fields(&mut header, origin);
         }
@@ -141,7 +147,7 @@ impl Edge {
         ctx.admitted = Some(admitted);
         let head = Head::Fields(header);
         let body = Body::Relay(relay);
-        Ok(Outcome::Answer(Answer { head, body, ctx }))
+        Outcome::Answer(Answer { head, body, ctx })
     }
 
     /// What a relayed body's chunk does besides going to the client, as

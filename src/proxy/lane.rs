@@ -135,9 +135,12 @@ impl Edge {
 
     /// The answer to `req` from a client at `peer` when memory holds the
     /// object (or, with `files`, the page cache holds its body file);
-    /// `None` (nothing checked, counted or changed) when Pingora's path
-    /// serves it. An error is an answer that could not be built (a header
-    /// field refused), the token perhaps checked already. `form` is how the
+    /// [`Outcome::Pass`] (nothing checked, counted or changed) when
+    /// Pingora's path serves it. What fails before the token is checked (a
+    /// stored copy that cannot be read) passes it too; what fails after
+    /// (an answer that cannot be built) hands it to Pingora's path with
+    /// the token's admission ([`Outcome::Handed`]), so that the client is
+    /// answered and its token is not checked twice. `form` is how the
     /// answer is sent: only an HTTP/1 answer may be a kept header
     /// ([`Head::Kept`]). `files`: whether the connection can be sent a
     /// file ([`Body::File`]): plain TCP, HTTP/1.
@@ -147,26 +150,26 @@ impl Edge {
         peer: Option<IpAddr>,
         form: Form,
         files: bool,
-    ) -> Result<Outcome> {
+    ) -> Outcome {
         // Only a lane calls this, and `Lane::of` makes one only where
         // `lane_serves`.
         let Some(engine) = self.cache else {
-            return Ok(Outcome::Pass);
+            return Outcome::Pass;
         };
         if !memory_hit::unconditional(req) {
-            return Ok(Outcome::Pass);
+            return Outcome::Pass;
         }
         let files = files && engine.config.sendfile;
         let ranged = req.headers.contains_key(RANGE);
         let Ok(target) = Target::read(req, &self.verifier, &self.origin.config) else {
-            return Ok(Outcome::Pass);
+            return Outcome::Pass;
         };
         // In a PoP: a loop is refused on Pingora's path.
         let owner = match &self.cluster {
             Some(cluster)
                 if cdn_loop::is_loop(&req.headers, &cluster.config.name, cluster.me()) =>
             {
-                return Ok(Outcome::Pass);
+                return Outcome::Pass;
             }
             Some(_) => peer::owner_of(self, &target.canonical, &target.query, req),
             None => None,
@@ -177,7 +180,7 @@ impl Edge {
         let key = key::object(&target.canonical, &target.query);
         // A `Range` is answered here from a body file, or forwarded.
         if ranged && (manifest.is_some() || (owner.is_none() && !files)) {
-            return Ok(Outcome::Pass);
+            return Outcome::Pass;
         }
         let source = match (ranged, files) {
             (true, _) => Source::File,
@@ -190,7 +193,7 @@ impl Edge {
             (Some(owner), None) => match peer::held_copy(self, engine, req, &key) {
                 Some(hit) if !ranged => Some(hit),
                 // Pingora's path cuts the range from the copy.
-                Some(_) => return Ok(Outcome::Pass),
+                Some(_) => return Outcome::Pass,
                 None => {
                     return self
                         .forward_answer(owner, target, key, req, peer, token_in_query)
@@ -198,24 +201,28 @@ impl Edge {
                 }
             },
             (Some(_), Some(_)) => None,
-            (None, Some(_)) => manifest::held_copy(engine, &key)?,
-            (None, None) => match file_hit::held(engine, &key, source)? {
-                Some(Held::Memory(hit)) => Some(hit),
+            (None, Some(_)) => match manifest::held_copy(engine, &key) {
+                Ok(found) => found,
+                Err(e) => return unread(&e),
+            },
+            (None, None) => match file_hit::held(engine, &key, source) {
+                Err(e) => return unread(&e),
+                Ok(Some(Held::Memory(hit))) => Some(hit),
                 // Known as a manifest by its type alone: Pingora's path
                 // gives it the token.
-                Some(Held::File(hit))
+                Ok(Some(Held::File(hit)))
                     if token_in_query && crate::manifest::is_manifest_answer(&hit.header) =>
                 {
-                    return Ok(Outcome::Pass);
+                    return Outcome::Pass;
                 }
-                Some(Held::File(hit)) => {
+                Ok(Some(Held::File(hit))) => {
                     return self.file_answer(engine, hit, target, req, peer).await;
                 }
-                None => None,
+                Ok(None) => None,
             },
         };
         let Some(hit) = found else {
-            return Ok(Outcome::Pass);
+            return Outcome::Pass;
         };
         // This node's own copy known as a manifest by its type alone:
         // Pingora's path gives it the token.
@@ -224,7 +231,7 @@ impl Edge {
             && token_in_query
             && crate::manifest::is_manifest_answer(&hit.header)
         {
-            return Ok(Outcome::Pass);
+            return Outcome::Pass;
         }
         let mut ctx = self.lane_ctx(req, peer);
         let cors = self.lane_cors(req);
@@ -248,10 +255,8 @@ impl Edge {
                         // The token came in the query: it has a value
                         // to pass on.
                         let Some(propagation) = Propagation::of(req, &admitted, verifier) else {
-                            return Error::e_explain(
-                                ErrorType::InternalError,
-                                "an admitted manifest request without its token",
-                            );
+                            tracing::error!("an admitted manifest request without its token");
+                            return Outcome::Handed(admitted);
                         };
                         let metrics = &self.metrics;
                         match kept {
@@ -268,7 +273,7 @@ impl Edge {
                                 (head, body)
                             }
                             None => {
-                                let (header, body) = manifest::answer_held(
+                                let held = manifest::answer_held(
                                     engine,
                                     metrics,
                                     hit,
@@ -276,8 +281,11 @@ impl Edge {
                                     &propagation,
                                     renewal,
                                     form,
-                                )?;
-                                (Head::Fields(header), body)
+                                );
+                                match held {
+                                    Ok((header, body)) => (Head::Fields(header), body),
+                                    Err(e) => return unbuilt(&e, admitted),
+                                }
                             }
                         }
                     }
@@ -294,8 +302,10 @@ impl Edge {
                     }
                     (None, None) => {
                         ctx.route = RouteKind::MemoryHit;
-                        let (header, body) = memory_hit::answer(engine, hit, renewal, form)?;
-                        (Head::Fields(header), body)
+                        match memory_hit::answer(engine, hit, renewal, form) {
+                            Ok((header, body)) => (Head::Fields(header), body),
+                            Err(e) => return unbuilt(&e, admitted),
+                        }
                     }
                 };
                 ctx.admitted = Some(admitted);
@@ -314,7 +324,7 @@ impl Edge {
             (head, _) => head,
         };
         let body = Body::Bytes(body);
-        Ok(Outcome::Answer(Answer { head, body, ctx }))
+        Outcome::Answer(Answer { head, body, ctx })
     }
 
     /// The answer to `req` when the page cache holds its object's body
@@ -328,9 +338,11 @@ impl Edge {
         target: Target<'_>,
         req: &RequestHeader,
         peer: Option<IpAddr>,
-    ) -> Result<Outcome> {
-        if !file_hit::cut_to_range(engine, req, &mut hit)? {
-            return Ok(Outcome::Pass);
+    ) -> Outcome {
+        match file_hit::cut_to_range(engine, req, &mut hit) {
+            Ok(true) => {}
+            Ok(false) => return Outcome::Pass,
+            Err(e) => return unread(&e),
         }
         let mut ctx = self.lane_ctx(req, peer);
         let (mut header, body) =
@@ -340,7 +352,11 @@ impl Edge {
                     ctx.served_status = Some(CacheStatus::Hit);
                     ctx.cache_status = CacheStatus::Hit;
                     self.metrics.count_lookup(CacheStatus::Hit);
-                    let (header, body) = file_hit::answer(engine, hit, admitted.renewal.as_ref())?;
+                    let (header, body) =
+                        match file_hit::answer(engine, hit, admitted.renewal.as_ref()) {
+                            Ok(answer) => answer,
+                            Err(e) => return unbuilt(&e, admitted),
+                        };
                     ctx.admitted = Some(admitted);
                     // A 416 sends nothing.
                     let body = match body.len {
@@ -358,7 +374,7 @@ impl Edge {
             cors.add_fields(&mut header, origin);
         }
         let head = Head::Fields(header);
-        Ok(Outcome::Answer(Answer { head, body, ctx }))
+        Outcome::Answer(Answer { head, body, ctx })
     }
 
     /// A lane answer's context: the client's address learnt.
@@ -393,4 +409,18 @@ impl Edge {
         let body = Bytes::from_static(refusal.body().as_bytes());
         (refusal.header(), body)
     }
+}
+
+/// What the lane does when a stored copy cannot be read before the token is
+/// checked: Pingora's path serves the request from the start.
+fn unread(e: &Error) -> Outcome {
+    tracing::warn!(error = %e, "the hit lane could not read a stored copy; passed to the proxy");
+    Outcome::Pass
+}
+
+/// What the lane does when an answer cannot be built after the token was
+/// checked: Pingora's path serves the request with the token's admission.
+fn unbuilt(e: &Error, admitted: Admitted) -> Outcome {
+    tracing::error!(error = %e, "the hit lane could not build an answer; handed to the proxy");
+    Outcome::Handed(admitted)
 }
