@@ -102,6 +102,17 @@ fn resolve(base: &str, uri: &str) -> String {
     format!("{dir}{uri}")
 }
 
+/// `cdn_node_manifests_as_stored_total` by `reason`, in `metrics`.
+fn as_stored(metrics: &str) -> impl Fn(&str) -> f64 + '_ {
+    move |reason| {
+        metric(
+            metrics,
+            "cdn_node_manifests_as_stored_total",
+            &[("reason", reason)],
+        )
+    }
+}
+
 async fn get(
     w: &World,
     target: &str,
@@ -274,13 +285,7 @@ async fn manifests_too_large_or_unparsable_are_sent_as_stored_and_counted() {
     .await;
     assert_eq!((status, body.as_str()), (200, "<html>oops</html>"));
     let metrics = w.metrics().await;
-    let counted = |reason| {
-        metric(
-            &metrics,
-            "cdn_node_manifests_as_stored_total",
-            &[("reason", reason)],
-        )
-    };
+    let counted = as_stored(&metrics);
     assert!(counted("too_large") >= 1.0);
     assert_eq!(counted("unparsable"), 1.0);
 }
@@ -299,4 +304,116 @@ async fn a_course_scoped_token_opens_the_segments_of_its_course() {
     }
     let (status, _, _) = get(&w, &format!("/courses/202/hls/x.m3u8?jwt={token}"), &[]).await;
     assert_eq!(status, 403, "another course stays closed");
+}
+
+/// `body` as one gzip member.
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn gunzip(body: &[u8]) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    text
+}
+
+/// A playlist an origin keeps gzip-compressed (S3 metadata, a web server
+/// that always compresses) gets the token as a plain one does, on the
+/// miss, from disk and from memory, and goes out compressed under the
+/// same `Content-Encoding`; one in another coding, or inflating past
+/// `manifest_max_size`, is sent as stored and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_playlist_gets_the_token_and_stays_gzip() {
+    let origin = common::fault_origin::FaultOrigin::start().await;
+    let coded = |coding: &'static str| {
+        [
+            ("Content-Type", "application/vnd.apple.mpegurl"),
+            ("Content-Encoding", coding),
+            ("Cache-Control", "max-age=600"),
+        ]
+    };
+    origin.put_with_fields(
+        "gz/index.m3u8",
+        &gzip(MEDIA_BODY.as_bytes()),
+        &coded("gzip"),
+    );
+    origin.put_with_fields("br/index.m3u8", b"\x1b\x03\x00brotli", &coded("br"));
+    // 16 KiB of text in a few hundred bytes: past the 4 KiB limit.
+    let padded = format!("#EXTM3U\n{}a.ts\n", "#EXT-X-COMMENT\n".repeat(1100));
+    origin.put_with_fields("bomb/index.m3u8", &gzip(padded.as_bytes()), &coded("gzip"));
+    let w = World::builder()
+        .origin(origin.port)
+        .cache("  status_header: x-cache\n  manifest_max_size: 4KiB\n")
+        .configure(|o| o.http_origin = true)
+        .start()
+        .await;
+
+    let bob = hs256(&good_claims("bob"));
+    // The miss (gathered on Pingora's path), the disk hit, memory hits (the
+    // hit lane), a second student.
+    for (attempt, token) in [
+        ("miss", &w.token),
+        ("disk", &w.token),
+        ("memory", &w.token),
+        ("memory again", &w.token),
+        ("second student", &bob),
+    ] {
+        let (status, h, body) = raw(
+            w.node.http,
+            "GET",
+            &format!("/gz/index.m3u8?jwt={token}"),
+            &[],
+        )
+        .await;
+        assert_eq!(status, 200, "{attempt}");
+        assert_eq!(header(&h, "content-encoding"), Some("gzip"), "{attempt}");
+        if let Some(len) = header(&h, "content-length") {
+            assert_eq!(len.parse::<usize>().unwrap(), body.len(), "{attempt}");
+        }
+        let etag = header(&h, "etag").unwrap_or_default();
+        assert!(etag.starts_with("W/\""), "{attempt}: {etag}");
+        let text = gunzip(&body);
+        let uris = hls_uris(&text);
+        assert_eq!(uris.len(), 4, "{attempt}: {text}");
+        for uri in &uris {
+            assert!(uri.contains(&format!("jwt={token}")), "{attempt}: {uri}");
+        }
+        let untokened = text
+            .replace(&format!("?jwt={token}"), "")
+            .replace(&format!("&jwt={token}"), "");
+        assert_eq!(untokened, MEDIA_BODY, "{attempt}");
+    }
+    assert_eq!(origin.requests(), 1);
+
+    let coding = |path: &str| {
+        if path.starts_with("/br") {
+            "br"
+        } else {
+            "gzip"
+        }
+    };
+    for path in ["/br/index.m3u8", "/bomb/index.m3u8"] {
+        for attempt in ["miss", "hit"] {
+            let (status, h, body) = raw(w.node.http, "GET", &w.target(path), &[]).await;
+            assert_eq!(status, 200, "{path} {attempt}");
+            let stored = if path.starts_with("/br") {
+                b"\x1b\x03\x00brotli".to_vec()
+            } else {
+                gzip(padded.as_bytes())
+            };
+            assert_eq!(body, stored, "{path} {attempt}");
+            assert_eq!(header(&h, "content-encoding"), Some(coding(path)));
+        }
+    }
+    let metrics = w.metrics().await;
+    let counted = as_stored(&metrics);
+    assert_eq!(counted("encoded"), 2.0);
+    assert_eq!(counted("too_large"), 2.0);
+    assert_eq!(counted("unparsable"), 0.0);
 }

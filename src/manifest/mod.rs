@@ -14,6 +14,7 @@
 //! The rewriter is pure and bounded: one pass over the body, linear in its
 //! length (the caller applies a size limit), no panics on any input.
 
+mod coding;
 mod dash;
 mod hls;
 mod plan;
@@ -25,6 +26,7 @@ mod tests;
 
 use thiserror::Error;
 
+pub use coding::Coding;
 pub use plan::Plan;
 
 /// The two manifest formats the node rewrites.
@@ -77,6 +79,16 @@ pub enum Unchanged {
     /// outside the root element, a `<` in an attribute value, ...
     #[error("MPD is not well-formed XML")]
     BadXml,
+    /// A `Content-Encoding` other than gzip (or gzip twice, or with
+    /// another coding).
+    #[error("manifest in a content coding other than gzip")]
+    Coding,
+    /// A body said to be gzip that does not inflate.
+    #[error("manifest said to be gzip does not inflate")]
+    BadCoding,
+    /// A gzip body whose text is larger than `cache.manifest_max_size`.
+    #[error("inflated manifest larger than manifest_max_size")]
+    TooLargeDecoded,
 }
 
 impl Unchanged {
@@ -90,6 +102,21 @@ impl Unchanged {
             Unchanged::Doctype => "doctype",
             Unchanged::UnknownEntity => "unknown_entity",
             Unchanged::BadXml => "bad_xml",
+            Unchanged::Coding => "coding",
+            Unchanged::BadCoding => "bad_coding",
+            Unchanged::TooLargeDecoded => "too_large_decoded",
+        }
+    }
+
+    /// The `reason` label of `cdn_node_manifests_as_stored_total` it
+    /// counts under: `encoded` (a coding the node does not read, or a
+    /// gzip body that does not inflate), `too_large` (inflated past the
+    /// limit, as a body over it unread), else `unparsable`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unchanged::Coding | Unchanged::BadCoding => "encoded",
+            Unchanged::TooLargeDecoded => "too_large",
+            _ => "unparsable",
         }
     }
 }
@@ -143,6 +170,27 @@ pub fn is_manifest_answer(header: &pingora_http::ResponseHeader) -> bool {
 fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
     text.len() >= suffix.len()
         && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+}
+
+/// [`rewrite`] of a stored body in a content `coding`: its text (at most
+/// `limit` bytes inflated) rewritten and coded again, so that the answer
+/// keeps the stored `Content-Encoding`.
+pub fn rewrite_coded(
+    kind: Kind,
+    coding: Coding,
+    limit: usize,
+    body: &[u8],
+    token: &Token<'_>,
+    this_host: Option<&str>,
+) -> Result<Vec<u8>, Unchanged> {
+    if coding == Coding::Identity {
+        return rewrite(kind, body, token, this_host);
+    }
+    if token.param.is_empty() || token.value.is_empty() {
+        return Err(Unchanged::NoToken);
+    }
+    let text = coding.decode(body, limit)?;
+    coding.encode(rewrite(kind, &text, token, this_host)?)
 }
 
 /// Rewrites a whole manifest body so that every URI staying on this host

@@ -25,7 +25,7 @@ pub const CORS_PREFLIGHTS_TOTAL: &str = "cdn_node_cors_preflights_total";
 /// Manifests (HLS, DASH) sent with the request's token added to their URIs.
 pub const MANIFESTS_REWRITTEN_TOTAL: &str = "cdn_node_manifests_rewritten_total";
 /// Manifests that needed the token added but were sent as stored, by
-/// `reason` (too_large, unparsable).
+/// `reason` (too_large, unparsable, encoded).
 pub const MANIFESTS_AS_STORED_TOTAL: &str = "cdn_node_manifests_as_stored_total";
 /// Constant 1, labelled with the node's `version`.
 pub const BUILD_INFO: &str = "cdn_node_build_info";

@@ -16,7 +16,7 @@ pub struct PlaybackMetrics {
 pub const PREFLIGHT_OUTCOMES: &[&str] = &["answered", "origin", "method", "headers"];
 
 /// The `reason` values of [`names::MANIFESTS_AS_STORED_TOTAL`].
-pub const AS_STORED_REASONS: &[&str] = &["too_large", "unparsable"];
+pub const AS_STORED_REASONS: &[&str] = &["too_large", "unparsable", "encoded"];
 
 impl PlaybackMetrics {
     pub fn register(registry: &Registry) -> PlaybackMetrics {

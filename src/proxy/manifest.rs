@@ -17,14 +17,16 @@
 //!
 //! A rewritten answer carries no strong `ETag` of the stored one: its bytes
 //! differ per student. A manifest over `cache.manifest_max_size`, or one
-//! that does not parse, is sent as stored, and counted.
+//! that does not parse, is sent as stored, and counted. A gzip-coded one
+//! ([`Coding`]) is inflated for the rewrite and sent coded again, under
+//! the stored `Content-Encoding`.
 
 mod plans;
 
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{AGE, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use http::header::{AGE, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use pingora::prelude::*;
 use pingora_cache::CacheKey;
 use pingora_cache::eviction::{CacheEntryKey, EvictionManager};
@@ -43,7 +45,7 @@ use crate::auth::settings::TokenSource;
 use crate::cache::engine::Engine;
 use crate::cache::status::CacheStatus;
 use crate::cache::store::{MemoryHit, wire};
-use crate::manifest::{self, Kind, Token};
+use crate::manifest::{self, Coding, Kind, Token};
 use crate::metrics::Metrics;
 use crate::range::multipart;
 use crate::request::{host, query};
@@ -99,16 +101,30 @@ impl Propagation {
         })
     }
 
-    fn rewrite(&self, kind: Kind, body: &[u8]) -> Result<Vec<u8>, manifest::Unchanged> {
-        self.with_token(|token, host| manifest::rewrite(kind, body, token, host))
+    fn rewrite(
+        &self,
+        kind: Kind,
+        coded: Coded,
+        body: &[u8],
+    ) -> Result<Vec<u8>, manifest::Unchanged> {
+        self.with_token(|token, host| {
+            manifest::rewrite_coded(kind, coded.coding, coded.limit, body, token, host)
+        })
     }
 
     /// A stored copy held in memory, rewritten: an HLS playlist from its
     /// kept plan ([`plans`]).
-    fn rewrite_held(&self, kind: Kind, body: &Bytes) -> Result<Vec<u8>, manifest::Unchanged> {
+    fn rewrite_held(
+        &self,
+        kind: Kind,
+        coded: Coded,
+        body: &Bytes,
+    ) -> Result<Vec<u8>, manifest::Unchanged> {
         match kind {
-            Kind::Hls => self.with_token(|token, host| plans::rewrite_hls(body, token, host)),
-            Kind::Dash => self.rewrite(kind, body),
+            Kind::Hls => self.with_token(|token, host| {
+                plans::rewrite_hls(body, coded.coding, coded.limit, token, host)
+            }),
+            Kind::Dash => self.rewrite(kind, coded, body),
         }
     }
 
@@ -123,6 +139,28 @@ impl Propagation {
     }
 }
 
+/// How a stored manifest's body is coded, and the most its text may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Coded {
+    coding: Coding,
+    /// `cache.manifest_max_size`.
+    limit: usize,
+}
+
+impl Coded {
+    fn of(header: &ResponseHeader, limit: u64) -> Coded {
+        let values = header.headers.get_all(CONTENT_ENCODING);
+        Coded {
+            coding: Coding::of(values.iter().map(|v| v.as_bytes())),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn stored(engine: &Engine, header: &ResponseHeader) -> Coded {
+        Coded::of(header, engine.config.manifest_max_size)
+    }
+}
+
 /// A manifest answer on Pingora's path.
 pub enum Pending {
     /// The path names a manifest; its answer has not been seen yet.
@@ -130,6 +168,7 @@ pub enum Pending {
     /// A manifest answer whose body is gathered for the rewrite.
     Gathering {
         kind: Kind,
+        coded: Coded,
         propagation: Propagation,
         body: Vec<u8>,
         /// The stored body's length: a miss streamed from its fill ends
@@ -180,9 +219,11 @@ pub async fn serve_stored(
         if !fits(engine, &hit.header) {
             return Ok(false);
         }
+        let coded = Coded::stored(engine, &hit.header);
         let (header, stored) = told_hit(engine, hit, Form::Http1)?;
         let answer = Rewritten {
             kind,
+            coded,
             propagation,
             renewal,
         };
@@ -214,6 +255,7 @@ pub async fn serve_stored(
     answer::add_cache_fields(&mut header, name, CacheStatus::Hit, None)?;
     let answer = Rewritten {
         kind,
+        coded: Coded::stored(engine, &header),
         propagation,
         renewal,
     };
@@ -261,9 +303,11 @@ pub fn answer_held(
     renewal: Option<&crate::auth::Renewed>,
     form: Form,
 ) -> Result<(ResponseHeader, Bytes)> {
+    let coded = Coded::stored(engine, &hit.header);
     let (header, stored) = told_hit(engine, hit, form)?;
     let answer = Rewritten {
         kind,
+        coded,
         propagation,
         renewal,
     };
@@ -283,6 +327,7 @@ pub fn kept_answer(
     memory_hit::told(engine, &hit);
     let answer = Rewritten {
         kind,
+        coded: Coded::stored(engine, &hit.header),
         propagation,
         renewal: None,
     };
@@ -306,6 +351,7 @@ enum Stored {
 /// A stored manifest's answer, given the token.
 struct Rewritten<'a> {
     kind: Kind,
+    coded: Coded,
     propagation: &'a Propagation,
     renewal: Option<&'a crate::auth::Renewed>,
 }
@@ -349,8 +395,11 @@ impl Rewritten<'_> {
     /// does not parse (counted either way); `true` when rewritten.
     fn body(&self, stored: Stored, metrics: &Metrics) -> (Bytes, bool) {
         let (rewritten, stored) = match stored {
-            Stored::Held(body) => (self.propagation.rewrite_held(self.kind, &body), body),
-            Stored::Read(body) => (self.propagation.rewrite(self.kind, &body), body),
+            Stored::Held(body) => (
+                self.propagation.rewrite_held(self.kind, self.coded, &body),
+                body,
+            ),
+            Stored::Read(body) => (self.propagation.rewrite(self.kind, self.coded, &body), body),
         };
         match rewritten {
             Ok(rewritten) => {
@@ -359,7 +408,7 @@ impl Rewritten<'_> {
             }
             Err(unchanged) => {
                 tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
-                count_as_stored(metrics, "unparsable");
+                count_as_stored(metrics, unchanged.reason());
                 (stored, false)
             }
         }
@@ -457,9 +506,9 @@ pub fn on_header(
         ctx.manifest = Some(Pending::Passing);
         return false;
     };
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let coded = Coded::of(resp, limit);
     let len = match content_length(resp) {
-        Some(len) if len <= limit => len,
+        Some(len) if len <= coded.limit => len,
         // S3 always sends the length of an object.
         too_large_or_unknown => {
             if too_large_or_unknown.is_some() {
@@ -478,6 +527,7 @@ pub fn on_header(
     weaken_etag(resp);
     ctx.manifest = Some(Pending::Gathering {
         kind,
+        coded,
         propagation,
         body: Vec::with_capacity(len),
         len,
@@ -495,6 +545,7 @@ pub fn on_body(
 ) {
     let Some(Pending::Gathering {
         kind,
+        coded,
         propagation,
         body: gathered,
         len,
@@ -509,16 +560,18 @@ pub fn on_body(
         return;
     }
     let stored = std::mem::take(gathered);
-    *body = Some(Bytes::from(match propagation.rewrite(*kind, &stored) {
-        Ok(rewritten) => {
-            metrics.playback.manifests_rewritten.inc();
-            rewritten
-        }
-        Err(unchanged) => {
-            tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
-            count_as_stored(metrics, "unparsable");
-            stored
-        }
-    }));
+    *body = Some(Bytes::from(
+        match propagation.rewrite(*kind, *coded, &stored) {
+            Ok(rewritten) => {
+                metrics.playback.manifests_rewritten.inc();
+                rewritten
+            }
+            Err(unchanged) => {
+                tracing::debug!(reason = unchanged.as_str(), "manifest sent as stored");
+                count_as_stored(metrics, unchanged.reason());
+                stored
+            }
+        },
+    ));
     ctx.manifest = Some(Pending::Passing);
 }

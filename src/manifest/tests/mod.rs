@@ -97,9 +97,64 @@ fn unchanged_labels() {
         (Unchanged::Doctype, "doctype"),
         (Unchanged::UnknownEntity, "unknown_entity"),
         (Unchanged::BadXml, "bad_xml"),
+        (Unchanged::Coding, "coding"),
+        (Unchanged::BadCoding, "bad_coding"),
+        (Unchanged::TooLargeDecoded, "too_large_decoded"),
     ];
     for (reason, label) in all {
         assert_eq!(reason.as_str(), label);
+    }
+    let metric = [
+        (Unchanged::NotUtf8, "unparsable"),
+        (Unchanged::BadXml, "unparsable"),
+        (Unchanged::Coding, "encoded"),
+        (Unchanged::BadCoding, "encoded"),
+        (Unchanged::TooLargeDecoded, "too_large"),
+    ];
+    for (reason, label) in metric {
+        assert_eq!(reason.reason(), label, "{reason:?}");
+    }
+}
+
+#[test]
+fn a_gzip_body_is_rewritten_as_its_text_and_coded_again() {
+    let hls = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\nseg-1.m4s\n";
+    let mpd = "<MPD><Period><BaseURL>v/</BaseURL></Period></MPD>";
+    for (kind, text) in [(Kind::Hls, hls), (Kind::Dash, mpd)] {
+        let want = rewrite(kind, text.as_bytes(), &token(JWT), Some(HOST)).unwrap();
+        let coded = Coding::Gzip.encode(text.as_bytes().to_vec()).unwrap();
+        let got = rewrite_coded(kind, Coding::Gzip, 1 << 20, &coded, &token(JWT), Some(HOST));
+        let got = Coding::Gzip
+            .decode(&got.unwrap(), 1 << 20)
+            .unwrap()
+            .into_owned();
+        assert_eq!(got, want, "{kind:?}");
+        let plain = rewrite_coded(
+            kind,
+            Coding::Identity,
+            0,
+            text.as_bytes(),
+            &token(JWT),
+            None,
+        );
+        assert_eq!(plain, rewrite(kind, text.as_bytes(), &token(JWT), None));
+        let cases = [
+            (Coding::Other, 1 << 20, &coded[..], Unchanged::Coding),
+            (
+                Coding::Gzip,
+                text.len() - 1,
+                &coded[..],
+                Unchanged::TooLargeDecoded,
+            ),
+            (Coding::Gzip, 1 << 20, text.as_bytes(), Unchanged::BadCoding),
+        ];
+        for (coding, limit, body, want) in cases {
+            let got = rewrite_coded(kind, coding, limit, body, &token(JWT), Some(HOST));
+            assert_eq!(got, Err(want), "{kind:?} {coding:?} within {limit}");
+        }
+        // Nothing is inflated for a request without a token.
+        let none = rewrite_coded(kind, Coding::Gzip, 1 << 20, b"", &token(""), None);
+        assert_eq!(none, Err(Unchanged::NoToken));
     }
 }
 

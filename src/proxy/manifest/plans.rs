@@ -9,19 +9,23 @@
 //! plan is made anew, and the old one leaves the table as new ones come
 //! in. Each worker thread has its own small table: no lock on a hit. The
 //! memory tier holds bodies of at most 64 KiB, so the table holds at most
-//! `SLOTS` of them per thread.
+//! `SLOTS` of them per thread. A gzip-coded copy's plan is kept with its
+//! inflated text (at most `cache.manifest_max_size`): a hit codes the
+//! rewritten text again, without inflating the copy.
 
 use std::cell::RefCell;
 
 use bytes::Bytes;
 
-use crate::manifest::{Plan, Token, Unchanged};
+use crate::manifest::{Coding, Plan, Token, Unchanged};
 
 /// Plans kept per worker thread.
 const SLOTS: usize = 32;
 
 struct Kept {
     body: Bytes,
+    /// The body's text: the body itself, or inflated.
+    text: Bytes,
     plan: Plan,
 }
 
@@ -36,11 +40,13 @@ thread_local! {
     static TABLE: RefCell<Table> = RefCell::new(Table::default());
 }
 
-/// The HLS playlist `body` (a stored copy held in memory) rewritten with
-/// `token` for a request through `this_host`, from its kept plan or a new
-/// one.
+/// The HLS playlist `body` (a stored copy held in memory, in `coding`,
+/// inflated to at most `limit` bytes) rewritten with `token` for a request
+/// through `this_host`, from its kept plan or a new one.
 pub fn rewrite_hls(
     body: &Bytes,
+    coding: Coding,
+    limit: usize,
     token: &Token<'_>,
     this_host: Option<&str>,
 ) -> Result<Vec<u8>, Unchanged> {
@@ -50,16 +56,22 @@ pub fn rewrite_hls(
     TABLE.with_borrow_mut(|table| {
         let found = table.kept.iter().find(|k| {
             k.body.as_ptr() == body.as_ptr()
+                && k.body.len() == body.len()
                 && k.plan
-                    .fits(body.len(), token.param, token.known_params, this_host)
+                    .fits(k.text.len(), token.param, token.known_params, this_host)
         });
         if let Some(kept) = found {
-            return kept.plan.apply(body, token);
+            return coding.encode(kept.plan.apply(&kept.text, token)?);
         }
-        let plan = Plan::hls(body, token.param, token.known_params, this_host)?;
-        let rewritten = plan.apply(body, token);
+        let text = match coding {
+            Coding::Identity => body.clone(),
+            _ => Bytes::from(coding.decode(body, limit)?.into_owned()),
+        };
+        let plan = Plan::hls(&text, token.param, token.known_params, this_host)?;
+        let rewritten = plan.apply(&text, token).and_then(|r| coding.encode(r));
         let kept = Kept {
             body: body.clone(),
+            text,
             plan,
         };
         if table.kept.len() < SLOTS {
@@ -118,23 +130,61 @@ mod tests {
             ),
         ];
         for (body, value, host, want) in cases {
-            let got = rewrite_hls(body, &token(value), *host).unwrap();
+            let got = rewrite_hls(body, Coding::Identity, 1 << 20, &token(value), *host).unwrap();
             assert_eq!(String::from_utf8(got).unwrap(), *want, "{value}");
         }
         // A new copy of the same length at another address.
         let second = Bytes::from(b"#EXTM3U\nc.ts\nhttps://h.example/d.ts\n".to_vec());
-        let got = rewrite_hls(&second, &token("t5"), Some("h.example")).unwrap();
+        let got = rewrite_hls(
+            &second,
+            Coding::Identity,
+            1 << 20,
+            &token("t5"),
+            Some("h.example"),
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(got).unwrap(),
             "#EXTM3U\nc.ts?jwt=t5\nhttps://h.example/d.ts?jwt=t5\n"
         );
         assert_eq!(
-            rewrite_hls(&Bytes::from_static(b"not a playlist"), &token("t"), None),
+            rewrite_hls(
+                &Bytes::from_static(b"not a playlist"),
+                Coding::Identity,
+                1 << 20,
+                &token("t"),
+                None
+            ),
             Err(Unchanged::NotAPlaylist)
         );
         assert_eq!(
-            rewrite_hls(&first, &token(""), None),
+            rewrite_hls(&first, Coding::Identity, 1 << 20, &token(""), None),
             Err(Unchanged::NoToken)
+        );
+    }
+
+    #[test]
+    fn a_gzip_copy_is_inflated_once_and_each_answer_coded_again() {
+        let text = b"#EXTM3U\na.ts\n";
+        let body = Bytes::from(Coding::Gzip.encode(text.to_vec()).unwrap());
+        for value in ["t1", "t2"] {
+            let got = rewrite_hls(&body, Coding::Gzip, 1 << 20, &token(value), None).unwrap();
+            let got = Coding::Gzip.decode(&got, 1 << 20).unwrap();
+            assert_eq!(got, format!("#EXTM3U\na.ts?jwt={value}\n").as_bytes());
+        }
+        TABLE.with_borrow(|table| {
+            let kept = table.kept.iter().find(|k| k.body.as_ptr() == body.as_ptr());
+            assert_eq!(kept.map(|k| &k.text[..]), Some(&text[..]));
+        });
+        let limited = rewrite_hls(&body, Coding::Gzip, 4, &token("t"), None);
+        assert!(
+            limited.is_ok(),
+            "a kept plan serves, whatever the limit now"
+        );
+        let other = Bytes::from(Coding::Gzip.encode(text.to_vec()).unwrap());
+        assert_eq!(
+            rewrite_hls(&other, Coding::Gzip, 4, &token("t"), None),
+            Err(Unchanged::TooLargeDecoded)
         );
     }
 
@@ -144,7 +194,7 @@ mod tests {
             .map(|i| Bytes::from(format!("#EXTM3U\ns{i}.ts\n")))
             .collect();
         for body in &bodies {
-            rewrite_hls(body, &token("t"), None).unwrap();
+            rewrite_hls(body, Coding::Identity, 1 << 20, &token("t"), None).unwrap();
         }
         TABLE.with_borrow(|table| assert_eq!(table.kept.len(), SLOTS));
     }
