@@ -4,15 +4,17 @@
 //! token came in, so that players fetch segments and renditions with it.
 //!
 //! [`kind`] tells which responses are manifests, [`rewrite`] rewrites one
-//! body; a [`Plan`] does an HLS playlist's rewrite in two steps, so that a
-//! stored copy is walked once for many requests. `uri` decides, for one URI, whether it gets the token and where it
-//! goes; `hls` walks playlist lines and attribute lists; `dash` walks the
-//! MPD's elements over `xml`, a small scanner that refuses DTDs and never
-//! expands an entity beyond the five predefined ones and character
-//! references.
+//! body, [`rewrite_coded`] one stored gzip-coded ([`Coding`]); a [`Plan`]
+//! does an HLS playlist's rewrite in two steps, so that a stored copy is
+//! walked once for many requests. `uri` decides, for one URI, whether it
+//! gets the token and where it goes; `hls` walks playlist lines and
+//! attribute lists; `dash` walks the MPD's elements over `xml`, a small
+//! scanner that refuses DTDs and never expands an entity beyond the five
+//! predefined ones and character references.
 //!
 //! The rewriter is pure and bounded: one pass over the body, linear in its
-//! length (the caller applies a size limit), no panics on any input.
+//! length (the caller applies a size limit, which also bounds what a gzip
+//! body may inflate to), no panics on any input.
 
 mod coding;
 mod dash;
