@@ -10,8 +10,10 @@
 //! in. Each worker thread has its own small table: no lock on a hit. The
 //! memory tier holds bodies of at most 64 KiB, so the table holds at most
 //! `SLOTS` of them per thread. A gzip-coded copy's plan is kept with its
-//! inflated text (at most `cache.manifest_max_size`): a hit codes the
-//! rewritten text again, without inflating the copy.
+//! inflated text: a hit codes the rewritten text again, without inflating
+//! the copy. Inflated texts (each up to `cache.manifest_max_size`) are kept
+//! within [`INFLATED_BUDGET`] per thread; one that does not fit is inflated
+//! again on each hit.
 
 use std::cell::RefCell;
 
@@ -22,6 +24,9 @@ use crate::manifest::{Coding, Plan, Token, Unchanged};
 /// Plans kept per worker thread.
 const SLOTS: usize = 32;
 
+/// The most bytes of inflated text a worker thread keeps with its plans.
+const INFLATED_BUDGET: usize = 2 << 20;
+
 struct Kept {
     body: Bytes,
     /// The body's text: the body itself, or inflated.
@@ -29,11 +34,45 @@ struct Kept {
     plan: Plan,
 }
 
+impl Kept {
+    /// The bytes its text holds besides the body's.
+    fn inflated(&self) -> usize {
+        if self.text.as_ptr() == self.body.as_ptr() {
+            0
+        } else {
+            self.text.len()
+        }
+    }
+}
+
 #[derive(Default)]
 struct Table {
     kept: Vec<Kept>,
     /// The slot the next new plan takes once the table is full.
     next: usize,
+    /// The sum of the kept plans' [`Kept::inflated`].
+    inflated: usize,
+}
+
+impl Table {
+    /// Keeps `kept` in the next slot, unless its inflated text would take
+    /// the table past [`INFLATED_BUDGET`].
+    fn keep(&mut self, kept: Kept) {
+        let slot = (self.kept.len() == SLOTS).then_some(self.next);
+        let freed = slot.map_or(0, |s| self.kept[s].inflated());
+        let inflated = self.inflated - freed + kept.inflated();
+        if inflated > INFLATED_BUDGET {
+            return;
+        }
+        self.inflated = inflated;
+        match slot {
+            None => self.kept.push(kept),
+            Some(s) => {
+                self.kept[s] = kept;
+                self.next = (s + 1) % SLOTS;
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -69,18 +108,11 @@ pub fn rewrite_hls(
         };
         let plan = Plan::hls(&text, token.param, token.known_params, this_host)?;
         let rewritten = plan.apply(&text, token).and_then(|r| coding.encode(r));
-        let kept = Kept {
+        table.keep(Kept {
             body: body.clone(),
             text,
             plan,
-        };
-        if table.kept.len() < SLOTS {
-            table.kept.push(kept);
-        } else {
-            let slot = table.next;
-            table.kept[slot] = kept;
-            table.next = (slot + 1) % SLOTS;
-        }
+        });
         rewritten
     })
 }
@@ -186,6 +218,38 @@ mod tests {
             rewrite_hls(&other, Coding::Gzip, 4, &token("t"), None),
             Err(Unchanged::TooLargeDecoded)
         );
+    }
+
+    #[test]
+    fn inflated_texts_stay_within_their_budget() {
+        TABLE.with_borrow_mut(|table| *table = Table::default());
+        // Each inflates to 300 KiB: six fit the 2 MiB, the seventh does not.
+        let text = |i: usize| format!("#EXTM3U\n{}s{i}.ts\n", "#EXT-X-C\n".repeat(300 << 10 >> 3));
+        let bodies: Vec<Bytes> = (0..8)
+            .map(|i| Bytes::from(Coding::Gzip.encode(text(i).into_bytes()).unwrap()))
+            .collect();
+        for (i, body) in bodies.iter().enumerate() {
+            let got = rewrite_hls(body, Coding::Gzip, 1 << 20, &token("t"), None).unwrap();
+            let got = Coding::Gzip.decode(&got, 1 << 20).unwrap();
+            assert!(got.ends_with(format!("s{i}.ts?jwt=t\n").as_bytes()), "{i}");
+        }
+        let plain: Vec<Bytes> = (0..SLOTS)
+            .map(|i| Bytes::from(format!("#EXTM3U\np{i}.ts\n")))
+            .collect();
+        TABLE.with_borrow(|table| {
+            let sum: usize = table.kept.iter().map(Kept::inflated).sum();
+            assert_eq!(
+                (table.kept.len(), table.inflated, sum <= INFLATED_BUDGET),
+                (6, sum, true)
+            );
+        });
+        // Plain copies take the slots of coded ones and give their bytes back.
+        for body in &plain {
+            rewrite_hls(body, Coding::Identity, 1 << 20, &token("t"), None).unwrap();
+        }
+        TABLE.with_borrow(|table| {
+            assert_eq!((table.kept.len(), table.inflated), (SLOTS, 0));
+        });
     }
 
     #[test]
