@@ -76,10 +76,7 @@ impl Edge {
             .request_to(to, &admitted.path, &admitted.query, req, peer, now)
         {
             Ok(hop) => hop,
-            Err(e) => {
-                tracing::error!(error = %e, "the hit lane could not build a hop; handed to the proxy");
-                return Outcome::Handed(admitted);
-            }
+            Err(e) => return super::lane::unbuilt(&e, admitted),
         };
         // Written as Pingora's HTTP/1 client writes it (a target with a
         // byte no request line may carry is refused there too, and

@@ -418,9 +418,10 @@ fn unread(e: &Error) -> Outcome {
     Outcome::Pass
 }
 
-/// What the lane does when an answer cannot be built after the token was
-/// checked: Pingora's path serves the request with the token's admission.
-fn unbuilt(e: &Error, admitted: Admitted) -> Outcome {
+/// What the lane does when an answer (or a hop request) cannot be built
+/// after the token was checked: Pingora's path serves the request with the
+/// token's admission.
+pub(super) fn unbuilt(e: &dyn std::fmt::Display, admitted: Admitted) -> Outcome {
     tracing::error!(error = %e, "the hit lane could not build an answer; handed to the proxy");
     Outcome::Handed(admitted)
 }
