@@ -230,3 +230,119 @@ async fn a_session_ticket_resumes_and_resumes_again() {
         assert!(again.contains("Reused, TLSv1.3"), "{again}");
     }
 }
+
+/// `curl` over HTTPS with new connections, trusting only `ca`: each of
+/// `urls` in turn on one connection kept alive, over `protocol`
+/// (`--http1.1` or `--http2`). Per URL: the status and how many
+/// connections curl opened for it.
+fn curl_kept(ca: &Path, protocol: &str, urls: &[&str]) -> Vec<(String, String)> {
+    let mut curl = Command::new(tools::require("curl"));
+    curl.args(["--silent", "--show-error", protocol, "--max-time", "20"])
+        .arg("--cacert")
+        .arg(ca)
+        .args(["--write-out", "%{http_code} %{num_connects}\\n"]);
+    for url in urls {
+        curl.args(["--output", "/dev/null", url]);
+    }
+    let out = curl.output().expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (status, connects) = l.split_once(' ').unwrap_or((l, ""));
+            (status.to_string(), connects.to_string())
+        })
+        .collect()
+}
+
+/// The node's two worker threads each accept on their own socket, and the
+/// kernel picks the socket by the connection's addresses. A handshake held
+/// open on one thread (a client that connected and sent nothing) makes it
+/// the busier: a connection arriving there afterwards is handed to the
+/// other thread before its handshake, and served there like any other,
+/// over HTTP/1.1 kept alive and over HTTP/2. Every connection is counted
+/// out of the connection table when it ends, moved or not.
+#[tokio::test]
+async fn a_connection_arriving_on_a_thread_busy_with_a_handshake_is_served_by_the_other() {
+    let w = World::builder()
+        .object("courses/101/intro.mp4", &bytes(4096, 5))
+        .tls()
+        .start()
+        .await;
+    let node = &w.node;
+    let https = node.https.expect("https listener");
+    let ca = w.tls().served.cert.clone();
+    let url = format!(
+        "https://localhost:{}{}",
+        https.port(),
+        w.target("/courses/101/intro.mp4")
+    );
+    let open = || async {
+        let text = node.metrics().await;
+        metric(&text, "cdn_node_connections_open", &[])
+    };
+    let moved = || async {
+        let text = node.metrics().await;
+        metric(&text, "cdn_node_tls_handshakes_moved_total", &[])
+    };
+
+    let stalled = tokio::net::TcpStream::connect(https).await.unwrap();
+    eventually(
+        "the silent connection to be admitted",
+        Duration::from_secs(5),
+        || async { (open().await == 1.0).then_some(()) },
+    )
+    .await;
+
+    // Each connection reaches one of the two threads at random: over 24,
+    // some reach the stalled one's thread after the other has joined.
+    for round in 0..24 {
+        let protocol = if round % 3 == 2 {
+            "--http2"
+        } else {
+            "--http1.1"
+        };
+        let got = tokio::task::spawn_blocking({
+            let (ca, url) = (ca.clone(), url.clone());
+            move || curl_kept(&ca, protocol, &[&url, &url])
+        })
+        .await
+        .unwrap();
+        let statuses: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(statuses, ["200", "200"], "round {round} ({protocol})");
+        // The second request rode the first one's connection.
+        assert_eq!(got[1].1, "0", "round {round} ({protocol}): {got:?}");
+    }
+    assert!(
+        moved().await >= 1.0,
+        "no connection was moved off the busy thread"
+    );
+    // Moved or not, every finished connection left the table; the stalled
+    // one is still in it.
+    eventually(
+        "the finished connections to be counted out",
+        Duration::from_secs(10),
+        || async { (open().await == 1.0).then_some(()) },
+    )
+    .await;
+    drop(stalled);
+    eventually(
+        "the stalled connection to be counted out",
+        Duration::from_secs(10),
+        || async { (open().await == 0.0).then_some(()) },
+    )
+    .await;
+    let text = node.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "cdn_node_tls_handshake_failures_total",
+            &[("reason", "timeout")]
+        ),
+        0.0
+    );
+}

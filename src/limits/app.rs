@@ -1,10 +1,12 @@
 //! Pingora's `ServerApp` for the client listeners: admits each connection
 //! against the limits (closing it at once when one is reached), completes
 //! the TLS handshake of an HTTPS connection within its deadline (the
-//! connection holds its place meanwhile), and hands it on, wrapped, to the
-//! HTTP proxy application.
+//! connection holds its place meanwhile; on a thread busier with
+//! handshakes than another, the connection is handed to that one first,
+//! see [`super::spread`]), and hands it on, wrapped, to the HTTP proxy
+//! application.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +16,12 @@ use pingora::listeners::tls::Acceptor;
 use pingora::protocols::Stream;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::server::ShutdownWatch;
+use tokio::runtime::Handle;
 
 use super::h2::HeaderLimited;
+use super::spread::{self, Handshake, Place, Spread};
 use super::stream::{Counters, Guarded};
-use super::table::ConnectionTable;
+use super::table::{ConnectionTable, Permit};
 use super::{HeadLimits, Limits};
 use crate::lane::Lane;
 use crate::metrics::Metrics;
@@ -31,6 +35,8 @@ pub struct LimitedApp<A> {
     /// The HTTPS endpoints this copy serves: the address each listens on,
     /// and its TLS acceptor. Empty for plain HTTP.
     tls: Vec<(SocketAddr, Arc<Acceptor>)>,
+    /// The worker threads' TLS handshakes under way.
+    spread: Arc<Spread>,
     metrics: Arc<Metrics>,
 }
 
@@ -45,6 +51,7 @@ impl<A> Clone for LimitedApp<A> {
             head: self.head,
             tls_handshake_timeout: self.tls_handshake_timeout,
             tls: self.tls.clone(),
+            spread: self.spread.clone(),
             metrics: self.metrics.clone(),
         }
     }
@@ -97,6 +104,7 @@ impl<A> LimitedApp<A> {
             head,
             tls_handshake_timeout: limits.tls_handshake_timeout,
             tls: Vec::new(),
+            spread: Spread::new(),
             metrics,
         }
     }
@@ -173,6 +181,87 @@ impl<A> LimitedApp<A> {
     }
 }
 
+impl<A: HttpServerApp + Send + Sync + 'static> LimitedApp<A> {
+    fn counters(&self) -> Counters {
+        Counters {
+            timeouts: self.metrics.ops.header_timeouts.clone(),
+            refusals: self.metrics.ops.request_header_refusals.clone(),
+        }
+    }
+
+    /// Serves an admitted connection, its handshake done, to its end: to
+    /// the hit lane or Pingora's session. What comes back is a connection
+    /// kept alive for Pingora's accept loop to offer again.
+    async fn serve(
+        self: &Arc<Self>,
+        mut guarded: Guarded,
+        client: Option<IpAddr>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        // Pingora drops a connection still waiting for its first request
+        // when the service shuts down (as it drops idle keep-alive ones),
+        // so a connection accepted just before a graceful upgrade or stop
+        // would be closed unanswered. Its first bytes are awaited here,
+        // where the shutdown does not reach (peeked, or read and held on a
+        // TLS stream): once they are in, Pingora reads the request before
+        // it looks at the shutdown.
+        if let Err(e) = guarded.first_bytes().await {
+            tracing::debug!(?client, error = %e, "no request on the connection");
+            return None;
+        }
+        let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
+        if let Some(lane) = self.inner.lane()
+            && !h2c
+            && Lane::takes(&guarded)
+        {
+            return lane.serve(&self.inner, guarded, shutdown).await;
+        }
+        self.inner.process_new(Box::new(guarded), shutdown).await
+    }
+
+    /// Hands an admitted HTTPS connection, before its handshake, to another
+    /// worker thread's `runtime`, which does the handshake and serves it
+    /// there to its end, offering a connection kept alive again as
+    /// Pingora's accept loop would here.
+    fn move_to(
+        self: &Arc<Self>,
+        runtime: Handle,
+        handshake: Handshake,
+        stream: Stream,
+        permit: Permit,
+        client: Option<IpAddr>,
+        shutdown: &ShutdownWatch,
+    ) {
+        let socket = match spread::detach(stream) {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::debug!(?client, error = %e, "a connection could not be moved");
+                return;
+            }
+        };
+        self.metrics.ops.tls_handshakes_moved.inc();
+        let app = self.clone();
+        let shutdown = shutdown.clone();
+        runtime.spawn(async move {
+            let stream = match spread::attach(socket) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(?client, error = %e, "a moved connection could not be taken up");
+                    return;
+                }
+            };
+            let tls = app.handshake(stream).await;
+            drop(handshake);
+            let Some(tls) = tls else { return };
+            let guarded = Guarded::new(tls, permit, app.header_timeout, app.head, app.counters());
+            let mut next = app.serve(guarded, client, &shutdown).await;
+            while let Some(stream) = next {
+                next = app.process_new(stream, &shutdown).await;
+            }
+        });
+    }
+}
+
 #[async_trait]
 impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
     async fn process_new(
@@ -198,13 +287,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
         };
         // The connection holds its place during the handshake: a client
         // that never finishes one holds it until the deadline only.
-        let counters = Counters {
-            timeouts: self.metrics.ops.header_timeouts.clone(),
-            refusals: self.metrics.ops.request_header_refusals.clone(),
-        };
         let (timeout, head) = (self.header_timeout, self.head);
-        let mut guarded = if self.tls.is_empty() {
-            let Some(plain) = Guarded::plain(stream, permit, timeout, head, counters) else {
+        let guarded = if self.tls.is_empty() {
+            let Some(plain) = Guarded::plain(stream, permit, timeout, head, self.counters()) else {
                 tracing::error!(
                     ?client,
                     "a TCP connection came from Pingora as another stream"
@@ -213,28 +298,18 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for LimitedApp<A> {
             };
             plain
         } else {
-            let stream = self.handshake(stream).await?;
-            Guarded::new(stream, permit, timeout, head, counters)
+            let handshake = match self.spread.begin() {
+                Place::Here(handshake) => handshake,
+                Place::There(runtime, handshake) => {
+                    self.move_to(runtime, handshake, stream, permit, client, shutdown);
+                    return None;
+                }
+            };
+            let stream = self.handshake(stream).await;
+            drop(handshake);
+            Guarded::new(stream?, permit, timeout, head, self.counters())
         };
-        // Pingora drops a connection still waiting for its first request
-        // when the service shuts down (as it drops idle keep-alive ones),
-        // so a connection accepted just before a graceful upgrade or stop
-        // would be closed unanswered. Its first bytes are awaited here,
-        // where the shutdown does not reach (peeked, or read and held on a
-        // TLS stream): once they are in, Pingora reads the request before
-        // it looks at the shutdown.
-        if let Err(e) = guarded.first_bytes().await {
-            tracing::debug!(?client, error = %e, "no request on the connection");
-            return None;
-        }
-        let h2c = self.inner.server_options().is_some_and(|o| o.h2c);
-        if let Some(lane) = self.inner.lane()
-            && !h2c
-            && Lane::takes(&guarded)
-        {
-            return lane.serve(&self.inner, guarded, shutdown).await;
-        }
-        self.inner.process_new(Box::new(guarded), shutdown).await
+        self.serve(guarded, client, shutdown).await
     }
 
     async fn cleanup(&self) {

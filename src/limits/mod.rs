@@ -10,6 +10,7 @@ mod app;
 mod h2;
 mod lingering;
 mod refuse;
+mod spread;
 mod stream;
 mod table;
 mod watch;

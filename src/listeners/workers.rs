@@ -12,7 +12,9 @@
 //! `listen ... reuseport`. The kernel spreads new connections over the
 //! workers' sockets by their addresses; workers racing on one shared socket
 //! split 50 connections as unevenly as 13 to 38, leaving one thread idle
-//! while the other queues.
+//! while the other queues. The hash is blind to a thread held by TLS
+//! handshakes; an HTTPS connection arriving on one busier with them than
+//! another is handed over before its handshake (`limits::spread`).
 //!
 //! Pingora finds inherited listening sockets by their address string (the key
 //! of its table of sockets handed over in a graceful upgrade). Worker 0 uses

@@ -133,6 +133,9 @@ pub const REQUEST_HEADER_REFUSALS_TOTAL: &str = "cdn_node_request_header_refusal
 /// TLS handshakes that did not complete, by `reason` (timeout: not within
 /// `limits.tls_handshake_timeout_ms`; error: failed or abandoned).
 pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "cdn_node_tls_handshake_failures_total";
+/// New TLS connections handed to another worker thread before their
+/// handshake, the thread they arrived on being busier with handshakes.
+pub const TLS_HANDSHAKES_MOVED_TOTAL: &str = "cdn_node_tls_handshakes_moved_total";
 /// TLS certificate reloads, by `result` (ok, error).
 pub const TLS_CERT_RELOADS_TOTAL: &str = "cdn_node_tls_cert_reloads_total";
 /// Access log file reopenings (SIGUSR1), by `result` (ok, error).

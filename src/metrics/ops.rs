@@ -12,6 +12,7 @@ pub struct OpsMetrics {
     pub header_timeouts: IntCounter,
     pub request_header_refusals: IntCounterVec,
     pub tls_handshake_failures: IntCounterVec,
+    pub tls_handshakes_moved: IntCounter,
     pub tls_reloads: IntCounterVec,
     pub access_log_reopens: IntCounterVec,
     pub lane_answers: IntCounter,
@@ -67,6 +68,14 @@ impl OpsMetrics {
                 "TLS handshakes that did not complete, by reason (timeout, error).",
                 "reason",
                 HANDSHAKE_FAILURE_REASONS,
+            ),
+            tls_handshakes_moved: add(
+                registry,
+                IntCounter::new(
+                    names::TLS_HANDSHAKES_MOVED_TOTAL,
+                    "New TLS connections handed to another worker thread before their handshake.",
+                )
+                .expect("valid metric"),
             ),
             tls_reloads: counter_vec(
                 names::TLS_CERT_RELOADS_TOTAL,
