@@ -154,11 +154,15 @@ impl Config {
         );
 
         if let Some(s) = &server
-            && (s.threads == 0 || s.threads > 256)
+            && (s.threads == 0 || s.threads > sections::MAX_THREADS)
         {
             problems.push(Problem::new(
                 "server.threads",
-                format!("{} is out of range: use 1 to 256 worker threads", s.threads),
+                format!(
+                    "{} is out of range: use 1 to {} worker threads",
+                    s.threads,
+                    sections::MAX_THREADS
+                ),
             ));
         }
         let http_listeners = listeners.as_ref().map(|l| {

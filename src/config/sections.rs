@@ -5,6 +5,8 @@
 use serde::Deserialize;
 
 pub const DEFAULT_THREADS: usize = 2;
+/// The most worker threads `server.threads` allows.
+pub const MAX_THREADS: usize = 256;
 pub const DEFAULT_PID_FILE: &str = "/tmp/cdn-node.pid";
 pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/cdn-node-upgrade.sock";
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;

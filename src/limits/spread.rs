@@ -27,8 +27,7 @@ use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use tokio::runtime::Handle;
 
-/// The most threads that take part (the most `server.threads` allows).
-pub const MAX_THREADS: usize = 256;
+use crate::config::sections::MAX_THREADS;
 
 /// The worker threads of one listener kind and their handshakes under way.
 pub struct Spread {

@@ -422,6 +422,6 @@ fn unread(e: &Error) -> Outcome {
 /// after the token was checked: Pingora's path serves the request with the
 /// token's admission.
 pub(super) fn unbuilt(e: &dyn std::fmt::Display, admitted: Admitted) -> Outcome {
-    tracing::error!(error = %e, "the hit lane could not build an answer; handed to the proxy");
+    tracing::error!(error = %e, "the hit lane could not build an answer or a hop request; handed to the proxy");
     Outcome::Handed(admitted)
 }
