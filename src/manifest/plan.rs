@@ -3,7 +3,9 @@
 //! goes (the walk over every line, the decision for every URI), and
 //! [`Plan::apply`] writes one student's body from it: the stored bytes in
 //! spans with the token pair between them, into one allocation of the
-//! exact size.
+//! exact size. (Sending those spans and pairs as they are, one `sendmsg`
+//! of two slices per URI, was tried: on a 100-segment playlist the kernel's
+//! copy of 200 small slices cost more than this copy and the send of one.)
 //!
 //! Where the token goes depends on the body, the request's host and the
 //! token's parameter names, never on the token's value: a plan holds for
