@@ -349,8 +349,11 @@ measure() {
     if [[ -n "${WRK_SCRIPT_ARGS:-}" ]]; then read -r -a script_args <<<"-- $WRK_SCRIPT_ARGS"; fi
     # shellcheck disable=SC2086
     cpu_before=$(cpu_seconds $pids)
-    wrk "$@" --latency -s "${WRK_SCRIPT:-$HERE/wrk-result.lua}" "$url" "${script_args[@]}" >"$log" 2>&1 ||
-        { cat "$log" >&2; die "wrk failed against $server"; }
+    # The client's own CPU time too: on loopback what a server leaves the
+    # client to do (its receive) is paid on the same cores.
+    local TIMEFORMAT='%U %S' client_cpu
+    client_cpu=$({ time wrk "$@" --latency -s "${WRK_SCRIPT:-$HERE/wrk-result.lua}" "$url" "${script_args[@]}" \
+        >"$log" 2>&1; } 2>&1) || { cat "$log" >&2; die "wrk failed against $server"; }
     # shellcheck disable=SC2086
     cpu_after=$(cpu_seconds $pids)
     if [[ -n "$sampler" ]]; then
@@ -361,7 +364,8 @@ measure() {
     local line
     line=$(grep '^wrk-result ' "$log") || { cat "$log" >&2; die "wrk printed no result against $server"; }
     echo "scenario=$scenario server=$server ${line#wrk-result } $extra" \
-        "cpu_s=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.2f", b - a }')" >>"$RESULTS"
+        "cpu_s=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.2f", b - a }')" \
+        "client_cpu_s=$(awk -v t="$client_cpu" 'BEGIN { split(t, f, " "); printf "%.2f", f[1] + f[2] }')" >>"$RESULTS"
     # shellcheck disable=SC2086
     kill -0 $pids 2>/dev/null || die "$server exited during the run (see ${SCRATCH#"$ROOT"/}/)"
     printf '  %-18s %s\n' "$(server_label "$server")" \

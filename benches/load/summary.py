@@ -34,7 +34,7 @@ SLICE_TARGET = 2.0
 RANGE_TARGET = 1.0
 
 
-SUMMED = ("requests", "bytes", "duration_us", "cpu_s", "err_connect", "err_read", "err_write", "err_status", "range_gets",
+SUMMED = ("requests", "bytes", "duration_us", "cpu_s", "client_cpu_s", "err_connect", "err_read", "err_write", "err_status", "range_gets",
           "errors", "dropped", "not_ok")
 MEDIAN = ("p50_us", "p90_us", "p99_us")
 
@@ -55,7 +55,7 @@ def merge(runs):
     for key in SUMMED:
         if any(key in r for r in runs):
             total = sum(float(r.get(key, "0") or 0) for r in runs)
-            merged[key] = f"{total:.6f}" if key == "cpu_s" else str(int(round(total)))
+            merged[key] = f"{total:.6f}" if key.endswith("cpu_s") else str(int(round(total)))
     for key in MEDIAN:
         values = [float(r[key]) for r in runs if r.get(key)]
         if values:
@@ -197,6 +197,8 @@ def describe_run(run):
         # Every download outlasts the run: only the bytes tell.
         text = f"{fmt_bytes_rate(byte_rate(run))} (no download completed within the run), "
     text += f"server CPU {cpu_share(run) * 100:.0f}%"
+    if "client_cpu_s" in run:
+        text += f", client CPU {num(run, 'client_cpu_s') / seconds(run) * 100:.0f}%"
     if "peak_kib" in run:
         text += f", peak RSS {fmt_mib(num(run, 'peak_kib'))} (idle {fmt_mib(num(run, 'idle_kib'))})"
     bad = errors(run)
