@@ -48,7 +48,10 @@
 # HLS master playlist (6 renditions) and on a 100-segment media playlist,
 # each given the request's token in every URI, against 1 KiB hits and hits
 # on a plain object as large as the media playlist's answer (the bytes'
-# cost without the rewrite), in rotating order (wrk -t2 -c50).
+# cost without the rewrite), in rotating order (wrk -t2 -c50). Each run
+# prints the server's CPU and wrk's own: on loopback the client shares the
+# cores, and what a server leaves it to do (a receive from page-cache
+# fragments after `sendfile`) shows there.
 #
 # Installs what is missing (wrk, nginx, Varnish, s3s-fs; as root or with sudo), builds
 # the release binary, works in target/load/ and stops every process it
