@@ -48,7 +48,10 @@ struct Thread {
 
 thread_local! {
     /// This thread's place in a [`Spread`]: the spread's id and the
-    /// thread's index in it (`usize::MAX`: it could not join).
+    /// thread's index in it (`usize::MAX`: it could not join). One place
+    /// per thread: a worker thread serves one listener kind, so it asks
+    /// one spread (a thread asking two in turn would join again at each
+    /// change and use up the places).
     static PLACE: Cell<(usize, usize)> = const { Cell::new((0, usize::MAX)) };
 }
 
