@@ -6,11 +6,11 @@
 //!   `sendfile` from the page cache. The process never reads the body:
 //!   what Pingora's hit path does with a read into a buffer and a write out
 //!   of it, the kernel does without either copy (nginx's `sendfile on`).
-//! - [`send_bytes`]: an answer held in memory, in as many pieces as it has
-//!   (head, body; a rewritten playlist's spans), with one `sendmsg` of all
-//!   of them. Through the stream, an answer smaller than its write buffer
-//!   ([`crate::listeners::WRITE_BUFFER`]) would be copied into that buffer
-//!   first and sent from there: one copy of every byte more.
+//! - [`send_bytes`]: an answer held in memory, head and body, with one
+//!   `sendmsg` of both. Through the stream, an answer smaller than its
+//!   write buffer ([`crate::listeners::WRITE_BUFFER`]) would be copied
+//!   into that buffer first and sent from there: one copy of every byte
+//!   more.
 //!
 //! The socket is non-blocking and already registered with tokio by
 //! Pingora's stream, which does not lend its readiness out. A send that
