@@ -46,7 +46,9 @@
 # The scratch folder (target/pop/) keeps the catalogue, the traces and the
 # origin's logs afterwards: benches/pop/origin_log.py breaks a log down
 # per object class and request kind, benches/pop/bounds.py gives the byte
-# hit ratios an exact LRU and the best static choice reach on a trace.
+# hit ratios an exact LRU, an exact LFU and the best static choice reach on
+# a trace, and `cargo bench --bench policy_replay` the one cdn-node's own
+# eviction policy reaches on it (offline, without a server).
 #
 # Installs what is missing (nginx, curl, python3; as root or with sudo),
 # builds the release binary and the client, works in target/pop/ and stops

@@ -13,12 +13,18 @@ CAPACITY_MIB:
   better on such a trace;
 - LRU: an exact byte-bounded LRU played over the trace, the share of bytes
   of requests FIRST to LAST (0-based, LAST excluded; the warm-up of 5,000
-  to the end by default) it served without the origin.
+  to the end by default) it served without the origin;
+- exact LFU: a cache that knows every key's request count since the
+  trace's start exactly (no sketch, no ageing) and keeps the most requested
+  keys: a missed key enters only if the keys it pushes out were all asked
+  less often. What an admission policy that learns online can hope for on
+  this trace (`cargo bench --bench policy_replay` plays the node's own).
 
 MP4 ranges count as the 4 MiB slices they touch, as both caches store them.
 """
 
 import collections
+import heapq
 import os
 import random
 import sys
@@ -53,34 +59,79 @@ def static_best(rows, zipf, capacity):
     return served / total
 
 
+def requests(folder, zipf, sizes, last):
+    """The trace's requests up to LAST: (keys with their sizes, bytes the client asked)."""
+    with open(os.path.join(folder, f"trace-{zipf}.txt")) as f:
+        for i, line in enumerate(f):
+            if last is not None and i >= last:
+                return
+            words = line.split()
+            if len(words) == 1:
+                yield [(words[0], sizes[words[0]])], sizes[words[0]]
+            else:
+                a, b = map(int, words[1].split("-"))
+                keys = [(f"{words[0]}#{n}", SLICE) for n in range(a // SLICE, b // SLICE + 1)]
+                yield keys, b - a + 1
+
+
 def lru(folder, rows, zipf, capacity, first, last):
     sizes = dict(rows)
     cache = collections.OrderedDict()
     used = fetched = asked = 0
-    with open(os.path.join(folder, f"trace-{zipf}.txt")) as f:
-        for i, line in enumerate(f):
-            if last is not None and i >= last:
-                break
-            words = line.split()
-            if len(words) == 1:
-                keys, client = [(words[0], sizes[words[0]])], sizes[words[0]]
-            else:
-                a, b = map(int, words[1].split("-"))
-                keys = [(f"{words[0]}#{n}", SLICE) for n in range(a // SLICE, b // SLICE + 1)]
-                client = b - a + 1
-            missed = 0
-            for key, size in keys:
-                if key in cache:
-                    cache.move_to_end(key)
+    for i, (keys, client) in enumerate(requests(folder, zipf, sizes, last)):
+        missed = 0
+        for key, size in keys:
+            if key in cache:
+                cache.move_to_end(key)
+                continue
+            missed += size
+            cache[key] = size
+            used += size
+            while used > capacity:
+                used -= cache.popitem(last=False)[1]
+        if i >= first:
+            fetched += missed
+            asked += client
+    return 1 - fetched / asked
+
+
+def exact_lfu(folder, rows, zipf, capacity, first, last):
+    sizes = dict(rows)
+    counts = collections.Counter()
+    cache = {}
+    # (count when pushed, key); an entry whose count moved on is stale.
+    heap = []
+    used = fetched = asked = 0
+    for i, (keys, client) in enumerate(requests(folder, zipf, sizes, last)):
+        missed = 0
+        for key, size in keys:
+            counts[key] += 1
+            if key in cache:
+                heapq.heappush(heap, (counts[key], key))
+                continue
+            missed += size
+            victims, freed = [], 0
+            while used - freed + size > capacity and heap:
+                count, victim = heapq.heappop(heap)
+                if victim not in cache or count != counts[victim] or victim in victims:
                     continue
-                missed += size
-                cache[key] = size
-                used += size
-                while used > capacity:
-                    used -= cache.popitem(last=False)[1]
-            if i >= first:
-                fetched += missed
-                asked += client
+                if count >= counts[key]:
+                    heapq.heappush(heap, (count, victim))
+                    break
+                victims.append(victim)
+                freed += cache[victim]
+            if used - freed + size > capacity:
+                for victim in victims:
+                    heapq.heappush(heap, (counts[victim], victim))
+                continue
+            for victim in victims:
+                used -= cache.pop(victim)
+            cache[key] = size
+            used += size
+            heapq.heappush(heap, (counts[key], key))
+        if i >= first:
+            fetched += missed
+            asked += client
     return 1 - fetched / asked
 
 
@@ -91,6 +142,7 @@ def main():
     rows = catalogue(folder)
     print(f"static best: {static_best(rows, float(zipf), capacity):.1%}")
     print(f"LRU: {lru(folder, rows, zipf, capacity, first, last):.1%}")
+    print(f"exact LFU: {exact_lfu(folder, rows, zipf, capacity, first, last):.1%}")
 
 
 if __name__ == "__main__":
