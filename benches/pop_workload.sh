@@ -238,7 +238,9 @@ play() {
     RESULT="$RESULT $(awk '{ s += $1; n++; if ($1 > m) m = $1 } END { printf "disk_samples=%d disk_mean_mib=%.0f disk_peak_mib=%.0f", n, n ? s / n / 1024 : 0, m / 1024 }' "$disk")"
     echo "$RESULT" >>"$RESULTS"
     say "  $name $phase: $(rate_of "$RESULT") req/s, p50 $(ms "$(field "$RESULT" p50_us)") ms," \
-        "p99 $(ms "$(field "$RESULT" p99_us)") ms, errors $(field "$RESULT" errors)," \
+        "p99 $(ms "$(field "$RESULT" p99_us)") ms (hits $(ms "$(field "$RESULT" p99_hit_us)")," \
+        "misses $(ms "$(field "$RESULT" p99_miss_us)"): $(field "$RESULT" misses) of them)," \
+        "errors $(field "$RESULT" errors)," \
         "not 200/206 $(field "$RESULT" not_ok), dropped $(field "$RESULT" dropped), cpu $(field "$RESULT" cpu_s) s," \
         "disk $(field "$RESULT" disk_mean_mib) MiB mean, $(field "$RESULT" disk_peak_mib) peak"
 }

@@ -5,6 +5,7 @@
 
 RESULTS holds one client run per line as `key=value` words (zipf, server,
 phase: warm, saturation or rate-R; requests, bytes, duration_us, p99_us,
+hits, p99_hit_us, misses, p99_miss_us (as the server's cache fields say),
 errors, dropped, not_ok, origin_bytes, cpu_s: the server's CPU seconds;
 disk_samples, disk_mean_mib, disk_peak_mib: its cache folder's size). The
 byte figures and the disk used count the saturation and fixed-rate runs
@@ -47,7 +48,12 @@ def main():
             if paced:
                 rate = paced["phase"].removeprefix("rate-")
                 achieved = int(paced["requests"]) * 1e6 / int(paced["duration_us"])
-                p99 = f"{int(paced['p99_us']) / 1000:.1f} ms ({rate} req/s asked, {achieved:.0f} done)"
+                p99 = f"{int(paced['p99_us']) / 1000:.1f} ms ({rate} req/s asked, {achieved:.0f} done"
+                if "p99_hit_us" in paced:
+                    p99 += (f"; hits {int(paced['p99_hit_us']) / 1000:.1f} ms, "
+                            f"misses {int(paced['p99_miss_us']) / 1000:.1f} ms, "
+                            f"{int(paced['misses']) / max(1, int(paced['requests'])):.0%} of the answers")
+                p99 += ")"
             else:
                 p99 = "-"
             per = origin / client if client else 0

@@ -10,9 +10,12 @@
 //!   server that falls behind shows it.
 //!
 //! Prints one line: `pop-result requests=.. taken=.. bytes=.. duration_us=..
-//! p50_us=.. p90_us=.. p99_us=.. errors=.. dropped=.. not_ok=..`
+//! p50_us=.. p90_us=.. p99_us=.. errors=.. dropped=.. not_ok=.. hits=..
+//! p99_hit_us=.. misses=.. p99_miss_us=..`
 //! (`taken`: trace lines used, the next run's `--skip` adds them; `dropped`: due requests not sent because `--max-connections` were busy;
-//! `not_ok`: answers other than 200 and 206).
+//! `not_ok`: answers other than 200 and 206; `hits` and `misses`: answers
+//! whose `X-Cache` or `X-Cache-Status` field, as each server reports its
+//! cache's outcome, begins with `HIT` or does not, with their own p99).
 //!
 //! `cargo run --release -- --addr 127.0.0.1:8080
 //!  --trace trace.txt --query jwt=TOKEN --skip 0 --duration 20 --rate 500`
@@ -104,6 +107,10 @@ fn load_trace(args: &Args) -> Result<Vec<Vec<u8>>, String> {
 #[derive(Default)]
 struct Stats {
     latencies_us: Vec<u64>,
+    /// Of those, the answers the server says came from its cache, and the
+    /// others it says something of.
+    hit_us: Vec<u64>,
+    miss_us: Vec<u64>,
     bytes: u64,
     errors: u64,
     dropped: u64,
@@ -112,8 +119,18 @@ struct Stats {
 
 type Conn = BufReader<TcpStream>;
 
-/// Sends one request and reads its answer; the body's length and status.
-async fn exchange(conn: &mut Conn, request: &[u8]) -> std::io::Result<(u16, u64, bool)> {
+/// What one exchange gave.
+struct Answer {
+    status: u16,
+    body: u64,
+    close: bool,
+    /// The server's word on its cache (`X-Cache`, `X-Cache-Status`): a
+    /// hit or not; `None` when it says nothing.
+    hit: Option<bool>,
+}
+
+/// Sends one request and reads its answer.
+async fn exchange(conn: &mut Conn, request: &[u8]) -> std::io::Result<Answer> {
     conn.get_mut().write_all(request).await?;
     let mut line = Vec::with_capacity(256);
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
@@ -123,7 +140,7 @@ async fn exchange(conn: &mut Conn, request: &[u8]) -> std::io::Result<(u16, u64,
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("no status line"))?;
-    let (mut length, mut chunked, mut close) = (None, false, false);
+    let (mut length, mut chunked, mut close, mut hit) = (None, false, false, None);
     loop {
         line.clear();
         if conn.read_until(b'\n', &mut line).await? == 0 {
@@ -140,6 +157,11 @@ async fn exchange(conn: &mut Conn, request: &[u8]) -> std::io::Result<(u16, u64,
             chunked = true;
         } else if text.starts_with("connection:") && text.ends_with("close") {
             close = true;
+        } else if let Some(v) = text
+            .strip_prefix("x-cache:")
+            .or_else(|| text.strip_prefix("x-cache-status:"))
+        {
+            hit = Some(v.trim().starts_with("hit"));
         }
     }
     let body = if chunked {
@@ -163,7 +185,12 @@ async fn exchange(conn: &mut Conn, request: &[u8]) -> std::io::Result<(u16, u64,
         discard(conn, length).await?;
         length
     };
-    Ok((status, body, close))
+    Ok(Answer {
+        status,
+        body,
+        close,
+        hit,
+    })
 }
 
 async fn discard(conn: &mut Conn, mut left: u64) -> std::io::Result<()> {
@@ -206,13 +233,19 @@ async fn one(
     let result = exchange(&mut conn, request).await;
     let mut stats = stats.borrow_mut();
     match result {
-        Ok((status, bytes, close)) => {
-            stats.latencies_us.push(due.elapsed().as_micros() as u64);
-            stats.bytes += bytes;
-            if status != 200 && status != 206 {
+        Ok(answer) => {
+            let us = due.elapsed().as_micros() as u64;
+            stats.latencies_us.push(us);
+            match answer.hit {
+                Some(true) => stats.hit_us.push(us),
+                Some(false) => stats.miss_us.push(us),
+                None => {}
+            }
+            stats.bytes += answer.body;
+            if answer.status != 200 && answer.status != 206 {
                 stats.not_ok += 1;
             }
-            (!close).then_some(conn)
+            (!answer.close).then_some(conn)
         }
         Err(e) => {
             if stats.errors == 0 {
@@ -328,9 +361,11 @@ fn main() {
     let local = tokio::task::LocalSet::new();
     let (mut stats, elapsed, taken) = local.block_on(&runtime, run(args, trace));
     stats.latencies_us.sort_unstable();
+    stats.hit_us.sort_unstable();
+    stats.miss_us.sort_unstable();
     let l = &stats.latencies_us;
     println!(
-        "pop-result requests={} taken={} bytes={} duration_us={} p50_us={} p90_us={} p99_us={} errors={} dropped={} not_ok={}",
+        "pop-result requests={} taken={} bytes={} duration_us={} p50_us={} p90_us={} p99_us={} errors={} dropped={} not_ok={} hits={} p99_hit_us={} misses={} p99_miss_us={}",
         l.len(),
         taken,
         stats.bytes,
@@ -340,6 +375,10 @@ fn main() {
         percentile(l, 99.0),
         stats.errors,
         stats.dropped,
-        stats.not_ok
+        stats.not_ok,
+        stats.hit_us.len(),
+        percentile(&stats.hit_us, 99.0),
+        stats.miss_us.len(),
+        percentile(&stats.miss_us, 99.0)
     );
 }
