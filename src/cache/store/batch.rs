@@ -9,7 +9,9 @@
 //! written with one `pwritev` per batch.
 //!
 //! Readers do not wait for the batch: a chunk is readable from memory as
-//! soon as it is accepted ([`super::fill::Fill::read_at`]).
+//! soon as it is accepted ([`super::fill::Fill::read_at`]). Nor does the
+//! request, but when the next batch is full before the last one is written
+//! ([`super::miss`]).
 
 use bytes::Bytes;
 use std::fs::File;
@@ -23,8 +25,8 @@ pub const LARGE_BATCH: u64 = 1 << 20;
 /// Bytes pending before a write while many are.
 pub const BATCH: u64 = 256 << 10;
 
-/// Fills under way up to which each writes [`LARGE_BATCH`]es: 32 MiB
-/// pending at most.
+/// Fills under way up to which each writes [`LARGE_BATCH`]es: 64 MiB held
+/// at most (each fill's batch being written and the next one gathering).
 const LARGE_FILLS: usize = 32;
 
 /// Fills under way now.

@@ -99,3 +99,75 @@ async fn a_store_reopened_in_the_process_takes_over_its_temp_folder() {
     assert!(files_under(&tmp).is_empty());
     assert!(second.writable());
 }
+
+/// Makes every write to the one fill's temp file fail from now on: its
+/// descriptor in this process is replaced by one of `/dev/null` opened
+/// for reading (a write through it fails with `EBADF`).
+fn spoil_temp_file_writes(store: &crate::cache::store::DiskStore) {
+    use std::os::fd::AsRawFd;
+    let tmp = store.layout.own_tmp();
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|target| {
+                target.starts_with(&tmp) && target.extension().is_some_and(|x| x == "body")
+            })
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    assert_eq!(fds.len(), 1, "one open temp body file: {fds:?}");
+    let null = std::fs::File::open("/dev/null").unwrap();
+    // SAFETY: `dup2` onto a descriptor the store owns and keeps open: it
+    // stays a valid descriptor (now of `/dev/null`), closed once by its
+    // owner; `null` is closed by its own drop.
+    #[allow(unsafe_code)]
+    let done = unsafe { libc::dup2(null.as_raw_fd(), fds[0]) };
+    assert_eq!(done, fds[0], "dup2: {}", std::io::Error::last_os_error());
+}
+
+#[tokio::test]
+async fn a_batch_that_cannot_be_written_keeps_nothing() {
+    use bytes::Bytes;
+    // Within one batch: its write starts when the body ends and fails
+    // after the request is done; the commit waits for it and keeps
+    // nothing. Over several: the next batch finds the failure and the
+    // fill stops there.
+    for len in [300_000, 2_500_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let data = body(len);
+        let mut miss = store
+            .get_miss_handler(&key("/w"), &meta(Some(len as u64)), &span())
+            .await
+            .unwrap();
+        spoil_temp_file_writes(store);
+        let mut failed = false;
+        for chunk in data.chunks(10_000) {
+            if miss
+                .write_body(Bytes::copy_from_slice(chunk), false)
+                .await
+                .is_err()
+            {
+                failed = true;
+                break;
+            }
+        }
+        if !failed {
+            failed = miss.write_body(Bytes::new(), true).await.is_err();
+        }
+        if !failed {
+            // The request's own part went well: the body was whole.
+            miss.finish().await.unwrap();
+        }
+        assert_eq!(failed, len > 1_000_000, "{len} bytes");
+        committed(store).await;
+        let stats = store.stats();
+        assert_eq!(stats.write_errors, 1, "{len} bytes");
+        assert_eq!(stats.aborted_fills, 1, "{len} bytes");
+        assert_eq!(stats.objects_stored, 0, "{len} bytes");
+        assert_eq!(stats.fills_in_progress, 0, "{len} bytes");
+        assert!(files_under(&dir.path().join("tmp")).is_empty());
+        assert!(store.lookup(&key("/w"), &span()).await.unwrap().is_none());
+    }
+}

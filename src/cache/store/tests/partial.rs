@@ -294,7 +294,8 @@ async fn a_fill_is_written_in_batches_and_read_as_it_comes() {
         assert_pending(&mut early).await;
         assert!(in_temp_file(store, 1000 * (i + 1)).iter().all(|b| *b == 0));
     }
-    // The batch fills up: written at once, and read from the file after.
+    // The batch fills up: its write starts, without the request waiting
+    // for it, and it is read from the file after.
     // One fill under way in this process: large batches.
     assert_eq!(batch::limit(), batch::LARGE_BATCH);
     let full = (batch::LARGE_BATCH as usize).div_ceil(1000);
@@ -304,7 +305,7 @@ async fn a_fill_is_written_in_batches_and_read_as_it_comes() {
             .await
             .unwrap();
     }
-    assert_eq!(in_temp_file(store, 1000 * full), &data[..1000 * full]);
+    in_temp_file_soon(store, &data[..1000 * full]).await;
     for chunk in &chunks[full..full + 10] {
         miss.write_body(Bytes::copy_from_slice(chunk), false)
             .await
@@ -352,6 +353,20 @@ async fn a_fill_is_written_in_batches_and_read_as_it_comes() {
     miss.finish().await.unwrap();
     committed(store).await;
     assert_eq!(fetch(store, "/v/c.mp4").await.unwrap(), data);
+}
+
+/// Waits (10 s at most) until the one fill's temp file begins with `want`:
+/// a batch is written on the blocking pool, not by the request.
+async fn in_temp_file_soon(store: &crate::cache::store::DiskStore, want: &[u8]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while in_temp_file(store, want.len()) != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch's {} bytes never reached the temp file",
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// The first `len` body bytes of the one fill's temp file, as the file
