@@ -306,9 +306,8 @@ pub struct DiskMiss {
     /// Of those, the bytes not in the file yet ([`batch`]).
     pending: u64,
     _filling: Filling,
-    /// The batch being written, and the body length the file will hold
-    /// then. One at a time, in order: the next batch is taken once it is
-    /// done.
+    /// The batch being written. One at a time, in order: the next batch is
+    /// taken once it is done.
     writing: Option<Writing>,
     /// The last body byte has been written.
     body_ended: bool,
