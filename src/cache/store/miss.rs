@@ -7,7 +7,10 @@
 //! which the commit waits for. Readers read what is not in the file yet
 //! from memory. Under a saturating load a batch's hand-off and write took
 //! 2 ms at the median and 38 ms at the 99th percentile, each of them
-//! between the origin's bytes and the client when the request waited.
+//! between the origin's bytes and the client when the request waited. On
+//! a machine whose page cache took every write at once the PoP workload's
+//! saturation did not move; a write that waits for the disk (dirty pages
+//! over the kernel's limits) now holds up the file, not the client.
 //!
 //! The commit (fsyncs, renames, the index) runs on a task of its own that
 //! the request does not wait for: once the body is complete the fill is
