@@ -29,9 +29,8 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
-/// The tracked key of `name`: its hash as the primary key, one entry id per fill.
-fn entry(name: &str, fill: u64) -> CacheEntryKey {
-    let hash = name_hash(name.as_bytes());
+/// The tracked key of a name hashed to `hash`, one entry id per fill.
+fn entry(hash: [u8; 16], fill: u64) -> CacheEntryKey {
     let key = CompactCacheKey {
         primary: hash,
         variance: None,
@@ -120,7 +119,7 @@ fn main() {
             }
             missed += size;
             fills += 1;
-            let e = entry(&name, fills);
+            let e = entry(id, fills);
             stored.insert(id, e.clone());
             for gone in manager.admit(e, size as usize, never) {
                 if stored.get(&gone.key().primary) == Some(&gone) {

@@ -144,6 +144,19 @@ impl DiskStore {
         tracing::debug!(id = fill.id, reason, "cache store: fill aborted");
     }
 
+    /// Counts a batch's failed write and aborts its fill: the error to
+    /// return.
+    fn write_failed(&self, fill: &Fill, failed: WriteFailed) -> Box<pingora_error::Error> {
+        if failed.counted {
+            self.count_write_error();
+        }
+        self.abort_fill(fill, failed.reason);
+        match failed.error {
+            Some(e) => pingora_io("cache store: body write failed", e),
+            None => pingora_err(format!("cache store: fill aborted: {}", failed.reason)),
+        }
+    }
+
     /// The meta file of a fill whose body is complete, and the object's
     /// weight; a header that cannot be encoded aborts the fill.
     fn encode(&self, fill: &Fill, body_len: u64) -> Result<(ObjectHeader, Vec<u8>, u64)> {
@@ -186,15 +199,9 @@ impl DiskStore {
         if let Some(writing) = writing
             && let Err(failed) = writing.done().await
         {
-            if failed.counted {
-                self.count_write_error();
-            }
-            self.abort_fill(&fill, failed.reason);
+            let e = self.write_failed(&fill, failed);
             self.unkept(&entry);
-            return Err(match failed.error {
-                Some(e) => pingora_io("cache store: body write failed", e),
-                None => pingora_err(format!("cache store: {}", failed.reason)),
-            });
+            return Err(e);
         }
         if fill.is_doomed() {
             // Purged while filling: readers got their body, nothing is kept.
@@ -337,17 +344,8 @@ impl DiskMiss {
         if let Some(writing) = self.writing.take()
             && let Err(failed) = writing.done().await
         {
-            if failed.counted {
-                self.store.count_write_error();
-            }
-            let reason = failed.reason;
-            return Err(match failed.error {
-                Some(e) => {
-                    self.abort(reason);
-                    pingora_io("cache store: body write failed", e)
-                }
-                None => self.abort(reason),
-            });
+            self.ended = true;
+            return Err(self.store.write_failed(&self.fill, failed));
         }
         // Nothing is being written: every chunk not in the file is pending.
         let (in_file, chunks) = self.fill.unwritten();
